@@ -1,0 +1,412 @@
+"""Stage B: turn a folder of labelled videos into cropped training windows and sequence_manifest.json.
+
+Usage:
+    python prepare_sequences_from_yolo.py --dataset_root data/clips --output_root prepared \
+        --yolo_weights tests/fixtures/tiny_yolo_pose.pt
+    python prepare_sequences_from_yolo.py --dataset_root data/arena --output_root prepared --detector background
+    python prepare_sequences_from_yolo.py --config my_lab.yaml --skip_existing
+
+Dataset layouts (docs/formats.md):
+    class_folders    dataset_root/<behaviour>/**/<video>; every window of a video takes its folder's class
+    labelled_videos  dataset_root/**/<video> with <stem>.csv (`frame,behavior`) or a BORIS export beside it;
+                     a window takes the label of its centre frame; windows over unlabelled frames are skipped
+"""
+import argparse
+import hashlib
+import json
+import logging
+import re
+import sys
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from cropping import (STATUS_MISSED, BoxTracker, build_detector, crop_frame, draw_keypoints, list_detectors,
+                      map_keypoints_to_crop, square_crop_box)
+from utils.config import add_config_arguments, dump_config, resolve_config
+from utils.errors import UserError, run_cli
+from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json
+from utils.labels import find_label_file, load_frame_labels
+from utils.logging_utils import progress, setup_logging
+from utils.manifest import SCHEMA_VERSION, write_manifest
+from utils.splits import SPLITS, read_split_file, split_by_video, stratified_assign, validate_ratios
+from utils.video_io import is_video_file, iter_frame_batches, open_video
+
+log = logging.getLogger("prepare")
+SECTIONS = ("preprocessing",)
+REQUIRED = ("dataset_root", "output_root")
+# settings that change what a finished video's windows contain; --skip_existing reuses a video only if they match
+FINGERPRINT_KEYS = ("dataset_layout", "background_label", "keep_last_box", "max_reuse_frames", "crop_size",
+                    "pad_ratio", "window_size", "window_stride", "save_sequence_npz", "save_frame_crops")
+
+
+@dataclass
+class VideoItem:
+    path: Path
+    rel: str  # path relative to dataset_root, posix
+    video_id: str  # unique, file-name safe
+    class_name: str = None  # class_folders layout
+    label_file: Path = None  # labelled_videos layout
+
+
+@dataclass
+class VideoResult:
+    windows: list = field(default_factory=list)  # manifest entries without split
+    dropped: Counter = field(default_factory=Counter)
+    frames: int = 0
+    status_counts: Counter = field(default_factory=Counter)
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    add_config_arguments(parser, SECTIONS, required=REQUIRED)
+    return parser
+
+
+def video_id_for(rel: str) -> str:
+    """Readable and unique: the relative path flattened, plus a short hash of it (same names never collide)."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(Path(rel).with_suffix("")).replace("/", "__"))
+    return f"{stem}-{hashlib.sha1(rel.encode()).hexdigest()[:6]}"
+
+
+def discover_videos(root: Path, layout: str) -> tuple:
+    """(layout used, [VideoItem], [skip messages]) for the dataset folder."""
+    if not root.is_dir():
+        raise UserError(f"dataset_root {root} is not a folder; pass --dataset_root with your videos")
+    videos = sorted(p for p in root.rglob("*") if p.is_file() and is_video_file(p))
+    if layout == "auto":
+        layout = "labelled_videos" if any(find_label_file(v) for v in videos) else "class_folders"
+    skipped = []
+    if layout == "class_folders":
+        items = [VideoItem(v, v.relative_to(root).as_posix(), video_id_for(v.relative_to(root).as_posix()),
+                           class_name=v.relative_to(root).parts[0]) for v in videos if v.parent != root]
+        skipped += [f"{v.name}: at the top of dataset_root, not in a class folder" for v in videos if v.parent == root]
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            if not any(i.class_name == folder.name for i in items):
+                skipped.append(f"class folder '{folder.name}' holds no video (mp4, avi, mov, mkv); class left out")
+    else:
+        items = []
+        for v in videos:
+            rel = v.relative_to(root).as_posix()
+            label_file = find_label_file(v)
+            if label_file is None:
+                skipped.append(f"{rel}: no label file beside it (<stem>.csv or BORIS export)")
+                continue
+            items.append(VideoItem(v, rel, video_id_for(rel), label_file=label_file))
+    if not items:
+        raise UserError(f"no usable videos under {root} (layout {layout}); expected "
+                        + ("<root>/<behaviour>/<video>.mp4" if layout == "class_folders"
+                           else "<video>.mp4 with <video>.csv `frame,behavior` beside it"))
+    return layout, items, skipped
+
+
+class WindowWriter:
+    """Receives processed frames in order and writes each complete window as soon as its last frame arrives."""
+
+    def __init__(self, item: VideoItem, cfg, out_root: Path, manifest_dir: Path, labels, fps: float, num_kp: int):
+        self.item, self.cfg, self.out_root, self.manifest_dir = item, cfg, out_root, manifest_dir
+        self.labels, self.fps, self.num_kp = labels, fps, num_kp
+        self.buffer = deque(maxlen=cfg.window_size)
+        self.result = VideoResult()
+
+    def add(self, record: dict) -> None:
+        self.buffer.append(record)
+        start = record["frame"] - self.cfg.window_size + 1
+        if start >= 0 and start % self.cfg.window_stride == 0:
+            self._emit(start)
+
+    def _window_label(self, start: int):
+        if self.item.class_name is not None:
+            return self.item.class_name
+        return self.labels.label_at(start + self.cfg.window_size // 2, self.cfg.background_label)
+
+    def _emit(self, start: int) -> None:
+        frames = list(self.buffer)
+        if any(f["status"] == STATUS_MISSED for f in frames):
+            self.result.dropped["missed_detection"] += 1
+            return
+        label = self._window_label(start)
+        if label is None:
+            self.result.dropped["unlabelled_centre_frame"] += 1
+            return
+        window_id = f"{self.item.video_id}_f{start:07d}"
+        npz_path = self.out_root / "sequence_npz" / _safe(label) / f"{window_id}.npz"
+        has_kp = self.num_kp > 0 and all(f["keypoints"] is not None for f in frames)
+        if self.cfg.save_sequence_npz:
+            atomic_save_npz(npz_path, **self._arrays(frames, has_kp))
+        if self.cfg.save_frame_crops:
+            self._write_qa(frames[len(frames) // 2], label, window_id)
+        end = start + self.cfg.window_size - 1
+        self.result.windows.append({
+            "id": window_id, "class_name": label,
+            "npz": Path(npz_path).relative_to(self.manifest_dir).as_posix() if self.cfg.save_sequence_npz else None,
+            "start_frame": start, "end_frame": end, "fps": self.fps, "source_video": self.item.rel,
+            "has_keypoints": has_kp})
+
+    def _arrays(self, frames, has_kp: bool) -> dict:
+        kp_raw = np.full((len(frames), self.num_kp, 3), np.nan, np.float32)
+        for t, f in enumerate(frames):
+            if f["keypoints"] is not None:
+                kp_raw[t] = f["keypoints"]
+        arrays = dict(frames=np.stack([f["crop"] for f in frames]),
+                      bbox_xyxy=np.stack([f["box"] for f in frames]).astype(np.float32),
+                      crop_xyxy=np.stack([f["crop_box"] for f in frames]).astype(np.float32),
+                      frame_index=np.array([f["frame"] for f in frames], np.int64),
+                      detection_status=np.array([f["status"] for f in frames]),
+                      detection_conf=np.array([f["confidence"] for f in frames], np.float32),
+                      keypoints_xy_raw=kp_raw[..., :2], keypoints_conf_raw=kp_raw[..., 2])
+        if has_kp:
+            arrays["keypoints"] = np.stack([np.concatenate(
+                [map_keypoints_to_crop(f["keypoints"][:, :2], f["crop_box"], self.cfg.crop_size),
+                 f["keypoints"][:, 2:]], 1) for f in frames]).astype(np.float32)
+        return arrays
+
+    def _write_qa(self, frame: dict, label: str, window_id: str) -> None:
+        image = frame["crop"]
+        if frame["keypoints"] is not None:
+            kp = map_keypoints_to_crop(frame["keypoints"][:, :2], frame["crop_box"], self.cfg.crop_size)
+            image = draw_keypoints(image, np.concatenate([kp, frame["keypoints"][:, 2:]], 1))
+        with atomic_path(self.out_root / "qa_crops" / _safe(label) / f"{window_id}.jpg") as tmp:
+            cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: Path, bar) -> VideoResult:
+    """Detect, track, crop and window one video, streaming; writes its npz files and its tracking table."""
+    cap, info = open_video(item.path)
+    cap.release()
+    labels = None
+    if item.label_file is not None:
+        labels = load_frame_labels(item.label_file, max(info.frame_count, 1), info.fps)
+    detector.prepare(item.path)
+    writer = WindowWriter(item, cfg, out_root, manifest_dir, labels, info.fps, detector.num_keypoints)
+    tracker = BoxTracker(cfg.keep_last_box, cfg.max_reuse_frames)
+    rows = []
+    for first, batch in iter_frame_batches(item.path, cfg.yolo_batch):
+        for offset, (frame, detection) in enumerate(zip(batch, detector.detect(batch))):
+            detection = tracker.update(detection)
+            record = frame_record(first + offset, frame, detection, cfg)
+            rows.append(tracking_row(record, detector.num_keypoints))
+            writer.add(record)
+        bar.update(len(batch))
+    result = writer.result
+    result.frames = len(rows)
+    result.status_counts = Counter(r["status"] for r in rows)
+    if result.status_counts.get("detected", 0) == 0:
+        raise UserError(f"no animal detected in any of the {len(rows)} frames of {item.rel}: {detector.miss_hint}")
+    if len(rows) < cfg.window_size:
+        result.dropped["video_shorter_than_window"] += 1
+    if labels is not None and labels.ambiguous:
+        result.dropped["ambiguous_frames(overlapping events)"] += len(labels.ambiguous)
+    atomic_write_csv(out_root / "tracking" / f"{item.video_id}.csv", pd.DataFrame(rows))
+    return result
+
+
+def frame_record(index: int, frame: np.ndarray, detection, cfg) -> dict:
+    """Everything the window writer needs about one frame (the crop is RGB)."""
+    if detection.box is None:
+        return dict(frame=index, status=detection.status, confidence=0.0, box=np.full(4, np.nan, np.float32),
+                    crop_box=np.full(4, np.nan, np.float32), crop=None, keypoints=None)
+    crop_box = square_crop_box(detection.box, cfg.pad_ratio)
+    crop = cv2.cvtColor(crop_frame(frame, crop_box, cfg.crop_size), cv2.COLOR_BGR2RGB)
+    return dict(frame=index, status=detection.status, confidence=detection.confidence, box=detection.box,
+                crop_box=crop_box, crop=crop, keypoints=detection.keypoints)
+
+
+def tracking_row(record: dict, num_kp: int) -> dict:
+    row = {"frame": record["frame"], "status": record["status"], "confidence": round(record["confidence"], 4)}
+    row.update({f"box_{k}": v for k, v in zip(("x1", "y1", "x2", "y2"), record["box"])})
+    row.update({f"crop_{k}": v for k, v in zip(("x1", "y1", "x2", "y2"), record["crop_box"])})
+    kps = record["keypoints"]
+    for k in range(num_kp):
+        for j, axis in enumerate(("x", "y", "conf")):
+            row[f"kp{k}_{axis}"] = float(kps[k, j]) if kps is not None else np.nan
+    return row
+
+
+def fingerprint(cfg, detector, item: VideoItem) -> dict:
+    stat = item.path.stat()
+    label_stat = item.label_file.stat().st_mtime if item.label_file else None
+    return {"settings": {k: getattr(cfg, k) for k in FINGERPRINT_KEYS}, "detector": detector.describe(),
+            "video_size": stat.st_size, "video_mtime": stat.st_mtime, "label_mtime": label_stat,
+            "class_name": item.class_name}
+
+
+def load_finished(record_path: Path, expected: dict, manifest_dir: Path):
+    """The VideoResult of an earlier run of this video, if its settings match and its files all exist."""
+    if not record_path.is_file():
+        return None
+    record = json.loads(record_path.read_text())
+    if record.get("fingerprint") != expected:
+        return None
+    if any(w["npz"] and not (manifest_dir / w["npz"]).is_file() for w in record["windows"]):
+        return None
+    return VideoResult(record["windows"], Counter(record["dropped"]), record["frames"], Counter(record["status_counts"]))
+
+
+def assign_splits(results: dict, cfg) -> dict:
+    """{split: [entries]} following split_strategy."""
+    ratios = (cfg.train_ratio, cfg.val_ratio, cfg.test_ratio)
+    windows = [w for r in results.values() for w in r.windows]
+    if cfg.split_strategy == "video":
+        by_video = split_by_video({v: [w["class_name"] for w in r.windows] for v, r in results.items() if r.windows},
+                                  ratios, cfg.seed)
+        split_of = lambda w: by_video[w["source_video"]]  # noqa: E731
+    elif cfg.split_strategy == "window":
+        groups = defaultdict(list)
+        for w in windows:
+            groups[w["class_name"]].append(w["id"])
+        by_window = stratified_assign(groups, ratios, cfg.seed)
+        split_of = lambda w: by_window[w["id"]]  # noqa: E731
+    else:
+        if not cfg.split_file:
+            raise UserError("--split_strategy file needs --split_file PATH (CSV video,split)")
+        by_file = read_split_file(cfg.split_file, sorted(results))
+        split_of = lambda w: by_file[w["source_video"]]  # noqa: E731
+    splits = {s: [] for s in SPLITS}
+    for w in windows:
+        splits[split_of(w)].append(w)
+    return splits
+
+
+def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_values, kp_names, flip_idx) -> dict:
+    classes = sorted({w["class_name"] for entries in splits.values() for w in entries})
+    class_to_idx = {c: i for i, c in enumerate(classes)}
+    for entries in splits.values():
+        for w in entries:
+            w["label"] = class_to_idx[w["class_name"]]
+    fps = sorted(set(fps_values))
+    meta = {k: getattr(cfg, k) for k in ("window_size", "window_stride", "crop_size", "pad_ratio", "keep_last_box",
+                                         "max_reuse_frames", "split_strategy", "train_ratio", "val_ratio",
+                                         "test_ratio", "seed", "background_label", "device")}
+    meta.update(detector.describe())
+    meta.update({"dataset_layout": layout, "dataset_root": str(Path(cfg.dataset_root).resolve()),
+                 "num_keypoints": detector.num_keypoints, "keypoint_names": kp_names, "flip_idx": flip_idx,
+                 "fps": fps[0] if len(fps) == 1 else None, "frame_format": "RGB uint8 [T,H,W,3]",
+                 "keypoint_format": "float32 [T,K,3] crop pixels (x, y, conf)"})
+    return {"schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "class_to_idx": class_to_idx, "idx_to_class": {str(i): c for c, i in class_to_idx.items()},
+            "meta": meta, "splits": splits,
+            "videos": {v: {"tracking": f"tracking/{video_id}.csv", "frames": r.frames,
+                           "status_counts": dict(r.status_counts), "windows": len(r.windows),
+                           "dropped": dict(r.dropped)} for v, (video_id, r) in results.items()}}
+
+
+def flip_idx_from_names(names) -> list:
+    """Keypoint index each keypoint becomes under a horizontal flip, pairing names by left/right; [] if unnamed."""
+    if not names:
+        return []
+    index = {n: i for i, n in enumerate(names)}
+    swap = {"left": "right", "right": "left", "Left": "Right", "Right": "Left", "l_": "r_", "r_": "l_"}
+    flip = []
+    for name in names:
+        partner = name
+        for a, b in swap.items():
+            if a in name and name.replace(a, b) in index:
+                partner = name.replace(a, b)
+                break
+        flip.append(index[partner])
+    return flip
+
+
+def summary_lines(results: dict, splits: dict, skipped: list) -> list:
+    lines = [f"videos processed: {len(results)}, skipped: {len(skipped)}"]
+    lines += [f"  skipped {s}" for s in skipped]
+    classes = sorted({w["class_name"] for e in splits.values() for w in e})
+    lines.append("windows per class and split:")
+    lines.append(f"  {'class':<20}" + "".join(f"{s:>8}" for s in SPLITS))
+    for c in classes:
+        lines.append(f"  {c:<20}" + "".join(f"{sum(w['class_name'] == c for w in splits[s]):>8}" for s in SPLITS))
+    lines.append(f"  {'total':<20}" + "".join(f"{len(splits[s]):>8}" for s in SPLITS))
+    for s in ("val", "test"):
+        missing = [c for c in classes if not any(w["class_name"] == c for w in splits[s])]
+        if missing and splits[s]:
+            lines.append(f"  WARNING: no {s} windows for class(es) {', '.join(missing)}")
+    dropped = sum((r.dropped for _, r in results.values()), Counter())
+    lines.append("dropped: " + (", ".join(f"{k}={v}" for k, v in sorted(dropped.items())) or "none"))
+    return lines
+
+
+def main(args):
+    cfg = resolve_config(args, SECTIONS, required=REQUIRED)
+    validate_ratios(cfg.train_ratio, cfg.val_ratio, cfg.test_ratio)
+    if cfg.detector not in list_detectors():
+        raise UserError(f"unknown detector {cfg.detector}; valid: {', '.join(list_detectors())}")
+    out_root = Path(cfg.output_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    manifest_path = Path(cfg.manifest_path) if cfg.manifest_path else out_root / "sequence_manifest.json"
+    manifest_dir = manifest_path.parent.resolve()
+    out_root = out_root.resolve()
+    setup_logging(out_root / "prepare.log")
+    log.info("command: %s", " ".join(sys.argv))
+    dump_config(cfg, SECTIONS, out_root / "config.yaml")
+    # a stale manifest would point at windows this run is about to rewrite: remove it until the run completes
+    manifest_path.unlink(missing_ok=True)
+    layout, items, skipped = discover_videos(Path(cfg.dataset_root), cfg.dataset_layout)
+    log.info("layout %s: %d videos", layout, len(items))
+    detector = build_detector(cfg.detector, cfg)
+    results, fps_values = process_all(items, detector, cfg, out_root, manifest_dir, skipped)
+    if not any(r.windows for _, r in results.values()):
+        raise UserError(f"no windows were produced from {len(items)} video(s); see {out_root / 'prepare.log'}")
+    splits = assign_splits({v: r for v, (_, r) in results.items()}, cfg)
+    kp_names = detector.keypoint_names or [f"kp{k}" for k in range(detector.num_keypoints)]
+    manifest = build_manifest(cfg, layout, detector, results, splits, fps_values, kp_names,
+                              flip_idx_from_names(detector.keypoint_names))
+    manifest["summary"] = summary_lines(results, splits, skipped)
+    write_manifest(manifest_path, manifest)
+    for line in manifest["summary"]:
+        log.info(line)
+    log.info("manifest written: %s", manifest_path)
+    return manifest
+
+
+def _reported_frame_count(path) -> int:
+    """The container's frame count for the progress bar; 0 for a video that will be skipped as unreadable."""
+    try:
+        cap, info = open_video(path)
+    except UserError:
+        return 0
+    cap.release()
+    return max(info.frame_count, 0)
+
+
+def process_all(items, detector, cfg, out_root: Path, manifest_dir: Path, skipped: list) -> tuple:
+    """{source_video: (video_id, VideoResult)} and the fps of each processed video; bad videos are skipped."""
+    results, fps_values = {}, []
+    total = sum(_reported_frame_count(i.path) for i in items)
+    with progress(total=total, desc="frames") as bar:
+        for item in items:
+            record_path = out_root / "videos" / f"{item.video_id}.json"
+            try:
+                expected = fingerprint(cfg, detector, item)
+                result = load_finished(record_path, expected, manifest_dir) if cfg.skip_existing else None
+                if result is not None:
+                    log.info("%s: finished in an earlier run, reused (--skip_existing)", item.rel)
+                    bar.update(result.frames)
+                else:
+                    result = process_video(item, detector, cfg, out_root, manifest_dir, bar)
+                    atomic_write_json(record_path, {"fingerprint": expected, "windows": result.windows,
+                                                    "dropped": result.dropped, "frames": result.frames,
+                                                    "status_counts": result.status_counts})
+            except UserError as exc:
+                log.warning("skipped %s", exc)
+                skipped.append(str(exc))
+                continue
+            log.info("%s: %d frames, %d windows, dropped %s", item.rel, result.frames, len(result.windows),
+                     dict(result.dropped) or "none")
+            results[item.rel] = (item.video_id, result)
+            fps_values.extend(w["fps"] for w in result.windows[:1])
+    return results, fps_values
+
+
+if __name__ == "__main__":
+    run_cli(main, get_args_parser())

@@ -1,0 +1,22 @@
+"""UserError: a problem the user can fix, printed as one line with a non-zero exit (no traceback)."""
+import logging
+import sys
+
+
+class UserError(Exception):
+    """Bad input or settings. The message names the bad value, what was expected and the fix."""
+
+
+def run_cli(main, parser) -> None:
+    """Parse argv, run main(args); a UserError becomes one line on stderr and exit 2, Ctrl-C exit 130."""
+    args = parser.parse_args()
+    try:
+        main(args)
+    except UserError as exc:
+        logging.getLogger(__name__).debug("user error", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: outputs written so far are complete; rerun with --skip_existing to resume",
+              file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,85 @@
+"""Train/val/test assignment: by source video (no leakage, stratified by class), by window (leaky), or a file."""
+import csv
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from utils.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+def validate_ratios(train: float, val: float, test: float) -> None:
+    ratios = (train, val, test)
+    if any(r < 0 or r > 1 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise UserError(f"split ratios train={train} val={val} test={test} must each lie in 0..1 and sum to 1; "
+                        f"fix --train_ratio/--val_ratio/--test_ratio")
+    if train <= 0:
+        raise UserError("--train_ratio must be > 0: training needs samples")
+
+
+def split_counts(n: int, ratios) -> list:
+    """Items per split for n items: largest remainder; with n >= 3 every split with a ratio > 0 gets one."""
+    raw = [n * r for r in ratios]
+    counts = [int(np.floor(x)) for x in raw]
+    for i in np.argsort([c - x for c, x in zip(counts, raw)])[: n - sum(counts)]:
+        counts[i] += 1
+    if n >= 3:
+        for i in (1, 2):
+            if ratios[i] > 0 and counts[i] == 0:
+                donor = int(np.argmax(counts))
+                counts[donor] -= 1
+                counts[i] += 1
+    return counts
+
+
+def stratified_assign(groups: dict, ratios, seed: int) -> dict:
+    """{item: split} where groups = {class_name: [items]}; each class is split by the ratios on its own."""
+    rng = np.random.default_rng(seed)
+    assignment = {}
+    for class_name in sorted(groups):
+        items = sorted(groups[class_name])
+        rng.shuffle(items)
+        start = 0
+        for split, count in zip(SPLITS, split_counts(len(items), ratios)):
+            for item in items[start:start + count]:
+                assignment[item] = split
+            start += count
+    return assignment
+
+
+def split_by_video(video_windows: dict, ratios, seed: int) -> dict:
+    """{video: split}; video_windows = {video: [class names of its windows]}, stratified by majority class."""
+    groups = defaultdict(list)
+    for video, classes in video_windows.items():
+        groups[Counter(classes).most_common(1)[0][0]].append(video)
+    return stratified_assign(groups, ratios, seed)
+
+
+def read_split_file(path, videos) -> dict:
+    """{video: split} from a CSV `video,split`; video = path relative to dataset_root or a unique file name."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"split file not found: {path}; give a CSV with columns video,split")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"video", "split"} <= set(rows[0]):
+        raise UserError(f"{path}: expected a CSV header `video,split`")
+    by_name = defaultdict(list)
+    for v in videos:
+        by_name[Path(v).name].append(v)
+    assignment = {}
+    for row in rows:
+        key, split = row["video"].strip().replace("\\", "/"), row["split"].strip().lower()
+        if split not in SPLITS:
+            raise UserError(f"{path}: split {split!r} for {key} is not one of {', '.join(SPLITS)}")
+        matches = [key] if key in videos else by_name.get(key, [])
+        if len(matches) > 1:
+            raise UserError(f"{path}: file name {key} matches several videos {matches}; use the relative path")
+        for video in matches:
+            assignment[video] = split
+    missing = [v for v in videos if v not in assignment]
+    if missing:
+        raise UserError(f"{path} gives no split for {len(missing)} video(s), e.g. {missing[0]}; add rows for them")
+    return assignment
