@@ -12,7 +12,7 @@ SPLITS = ("train", "val", "test")
 
 def validate_ratios(train: float, val: float, test: float) -> None:
     ratios = (train, val, test)
-    if any(r < 0 or r > 1 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+    if not all(0 <= r <= 1 for r in ratios) or not abs(sum(ratios) - 1.0) <= 1e-6:  # NaN fails both
         raise UserError(f"split ratios train={train} val={val} test={test} must each lie in 0..1 and sum to 1; "
                         f"fix --train_ratio/--val_ratio/--test_ratio")
     if train <= 0:

@@ -143,7 +143,7 @@ def simulate_states(labels, style: VideoStyle, rng: np.random.Generator, fps: fl
         if behavior != previous:  # new bout: draw its own parameters
             turn_sign = float(rng.choice([-1.0, 1.0]))
             walk_speed = float(rng.uniform(70, 130)) * style.body_length / 60
-            turn_rate = float(rng.uniform(2.5, 4.5))  # rad/s
+            turn_rate = float(rng.uniform(3.5, 6.0))  # rad/s
             previous = behavior
         phase += dt
         target = dict(length_scale=1.0, head_scale=1.0, head_angle=0.0, head_extension=1.0, width_scale=1.0)
@@ -176,14 +176,15 @@ def simulate_states(labels, style: VideoStyle, rng: np.random.Generator, fps: fl
 
 def _wall_avoidance(state: AnimalState, style: VideoStyle) -> float:
     """Turn rate (rad/s) steering a walking animal away from walls it is heading into."""
-    m = style.arena_margin * 2 + 1.5 * style.body_length
-    ahead_x = state.x + m * math.cos(state.heading)
-    ahead_y = state.y + m * math.sin(state.heading)
+    m = style.arena_margin * 2 + style.body_length  # the walls, as _clamp_inside_arena sees them
+    look = 2.0 * style.body_length
+    ahead_x = state.x + look * math.cos(state.heading)
+    ahead_y = state.y + look * math.sin(state.heading)
     if m < ahead_x < FRAME_W - m and m < ahead_y < FRAME_H - m:
         return 0.0
     to_centre = math.atan2(FRAME_H / 2 - state.y, FRAME_W / 2 - state.x)
     diff = (to_centre - state.heading + math.pi) % (2 * math.pi) - math.pi
-    return 4.0 * float(np.sign(diff))
+    return 2.0 * float(np.sign(diff))
 
 
 def _clamp_inside_arena(state: AnimalState, style: VideoStyle) -> None:

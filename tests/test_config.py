@@ -1,0 +1,125 @@
+"""Config precedence (defaults < --config YAML < CLI), validation and its errors."""
+import argparse
+
+import pytest
+import yaml
+
+from utils.config import add_config_arguments, dump_config, load_schema, resolve_config
+from utils.errors import UserError
+
+SECTIONS = ("preprocessing",)
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, SECTIONS)
+    return resolve_config(parser.parse_args(list(argv)), SECTIONS)
+
+
+def write_yaml(tmp_path, data):
+    path = tmp_path / "user.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_every_key_is_documented_with_a_type():
+    schema = load_schema()
+    assert set(schema) == {"preprocessing", "augmentation", "model", "training", "inference"}
+    for section in schema.values():
+        for opt in section.values():
+            assert opt.help and opt.type
+
+
+def test_defaults_match_the_documented_users_defaults():
+    cfg = parse()
+    assert (cfg.window_size, cfg.window_stride, cfg.crop_size, cfg.pad_ratio) == (30, 15, 224, 0.2)
+    assert (cfg.yolo_conf, cfg.yolo_iou, cfg.yolo_imgsz, cfg.device) == (0.25, 0.45, 640, "auto")
+
+
+@pytest.mark.parametrize("flag_style", ["--config", "--config="])
+def test_precedence_defaults_yaml_cli(tmp_path, flag_style):
+    path = write_yaml(tmp_path, {"preprocessing": {"window_size": 12, "crop_size": 96}})
+    args = [f"--config={path}"] if flag_style.endswith("=") else ["--config", str(path)]
+    cfg = parse(*args, "--crop_size", "64")
+    assert cfg.window_size == 12  # from the YAML
+    assert cfg.crop_size == 64  # the CLI beats the YAML
+    assert cfg.window_stride == 15  # untouched default
+
+
+def test_yaml_true_can_be_switched_off_on_the_cli(tmp_path):
+    path = write_yaml(tmp_path, {"preprocessing": {"keep_last_box": True}})
+    assert parse("--config", str(path)).keep_last_box is True
+    assert parse("--config", str(path), "--no-keep_last_box").keep_last_box is False
+
+
+def test_unknown_key_suggests_the_close_match(tmp_path):
+    path = write_yaml(tmp_path, {"preprocessing": {"windw_size": 12}})
+    with pytest.raises(UserError, match=r"unknown key 'windw_size'.*did you mean 'window_size'.*valid keys"):
+        parse("--config", str(path))
+
+
+def test_unknown_section_is_an_error(tmp_path):
+    path = write_yaml(tmp_path, {"prepocessing": {"window_size": 12}})
+    with pytest.raises(UserError, match="did you mean 'preprocessing'"):
+        parse("--config", str(path))
+
+
+def test_other_stages_sections_are_validated_but_not_applied(tmp_path):
+    path = write_yaml(tmp_path, {"training": {"epochs": 3}, "preprocessing": {"seed": 7}})
+    cfg = parse("--config", str(path))
+    assert cfg.seed == 7 and not hasattr(cfg, "epochs")
+    bad = write_yaml(tmp_path, {"training": {"epochs": "many"}})
+    with pytest.raises(UserError, match="epochs='many' is not a valid int"):
+        parse("--config", str(bad))
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("yolo_conf", 1.5, "yolo_conf=1.5 is not a valid float in 0..1"),
+    ("window_size", 0, "window_size=0 is not a valid int"),
+    ("window_size", 2.5, "window_size=2.5 is not a valid int"),
+    ("keep_last_box", "yes", "keep_last_box='yes' is not a valid bool"),
+    ("detector", "yollo", "did you mean 'yolo'"),
+])
+def test_bad_values_name_key_and_range(tmp_path, key, value, message):
+    path = write_yaml(tmp_path, {"preprocessing": {key: value}})
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        parse("--config", str(path))
+
+
+def test_cli_range_is_checked_too():
+    with pytest.raises(UserError, match="pad_ratio=-1.0"):
+        parse("--pad_ratio", "-1")
+
+
+def test_missing_and_invalid_yaml_files(tmp_path):
+    with pytest.raises(UserError, match="config file not found"):
+        parse("--config", str(tmp_path / "nope.yaml"))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("preprocessing: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        parse("--config", str(broken))
+
+
+def test_required_keys(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, SECTIONS, required=("dataset_root",))
+    with pytest.raises(UserError, match="--dataset_root is required"):
+        resolve_config(parser.parse_args([]), SECTIONS, required=("dataset_root",))
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = parse("--window_size", "8", "--no-save_sequence_npz")
+    dump_config(cfg, SECTIONS, tmp_path / "config.yaml")
+    again = parse("--config", str(tmp_path / "config.yaml"))
+    assert again.window_size == 8 and again.save_sequence_npz is False
+    assert vars(again) == {**vars(cfg), "config": str(tmp_path / "config.yaml")}
+
+
+def test_help_lists_every_flag_with_its_default(capsys):
+    from prepare_sequences_from_yolo import get_args_parser
+    with pytest.raises(SystemExit):
+        get_args_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    for key in load_schema()["preprocessing"]:
+        assert f"--{key}" in out
+    assert "default: 30" in out

@@ -1,0 +1,52 @@
+"""Split assignment: video splits never leak, classes are stratified, ratios and split files validated."""
+import pytest
+
+from utils.errors import UserError
+from utils.splits import read_split_file, split_by_video, split_counts, stratified_assign, validate_ratios
+
+
+@pytest.mark.parametrize("n,expected", [(1, [1, 0, 0]), (2, [2, 0, 0]), (3, [1, 1, 1]), (10, [7, 2, 1]),
+                                        (20, [14, 3, 3])])
+def test_split_counts(n, expected):
+    counts = split_counts(n, (0.7, 0.15, 0.15))
+    assert sum(counts) == n
+    assert counts == expected or (n == 10 and sorted(counts[1:]) == [1, 2] and counts[0] == 7)
+
+
+@pytest.mark.parametrize("ratios", [(0.7, 0.2, 0.2), (1.2, -0.1, -0.1), (0.0, 0.5, 0.5), (0.5, 0.5, float("nan"))])
+def test_bad_ratios(ratios):
+    with pytest.raises(UserError, match="ratio"):
+        validate_ratios(*ratios)
+
+
+def test_video_split_is_stratified_and_deterministic():
+    videos = {f"{c}/v{i}.mp4": [c] * 5 for c in ("walk", "rest", "groom") for i in range(6)}
+    a = split_by_video(videos, (0.5, 0.25, 0.25), seed=1)
+    assert a == split_by_video(videos, (0.5, 0.25, 0.25), seed=1)
+    assert a != split_by_video(videos, (0.5, 0.25, 0.25), seed=2)
+    for c in ("walk", "rest", "groom"):
+        got = sorted(a[v] for v in videos if v.startswith(c))
+        assert got.count("train") == 3 and got.count("val") >= 1 and got.count("test") >= 1
+
+
+def test_window_assignment_is_per_class():
+    groups = {"a": [f"a{i}" for i in range(10)], "b": [f"b{i}" for i in range(10)]}
+    a = stratified_assign(groups, (0.6, 0.2, 0.2), seed=0)
+    for c in "ab":
+        assert sorted(a[f"{c}{i}"] for i in range(10)).count("train") == 6
+
+
+def test_split_file(tmp_path):
+    videos = ["walk/a.mp4", "rest/a.mp4", "rest/b.mp4"]
+    path = tmp_path / "splits.csv"
+    path.write_text("video,split\nwalk/a.mp4,train\nrest/a.mp4,val\nb.mp4,test\n")
+    assert read_split_file(path, videos) == {"walk/a.mp4": "train", "rest/a.mp4": "val", "rest/b.mp4": "test"}
+    path.write_text("video,split\na.mp4,train\n")
+    with pytest.raises(UserError, match="matches several videos"):
+        read_split_file(path, videos)
+    path.write_text("video,split\nwalk/a.mp4,train\n")
+    with pytest.raises(UserError, match="no split for 2 video"):
+        read_split_file(path, videos)
+    path.write_text("video,split\nwalk/a.mp4,holdout\n")
+    with pytest.raises(UserError, match="not one of train, val, test"):
+        read_split_file(path, videos)
