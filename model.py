@@ -1,0 +1,411 @@
+"""Stage D/E models: one registry of frame/video backbones, temporal heads and pose-fusion modules, and
+BehaviorSequenceClassifier, which combines them.
+
+    frames [B,T,3,H,W] -> backbone -> V [B,T,Dv] -+-> fusion(V, pose') -> [B,T,Df] -> temporal head -> [B,Dh]
+    pose   [B,T,Dp]   -> proj      -> P' [B,T,F] -+                                     -> dropout -> linear
+
+The classifier exposes `encode_frames` (backbone only) and `forward_from_features` (everything after it),
+so a frozen backbone's features can be cached in training and reused across overlapping inference windows.
+A video backbone encodes a whole clip to one embedding; pose is then pooled over time and fused once.
+"""
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torchvision.models as tvm
+import torchvision.models.video as tvvm
+
+from utils.errors import UserError
+
+
+class Registry:
+    """Name -> builder. Duplicate names are refused; unknown names list the valid ones."""
+
+    def __init__(self, kind: str):
+        self.kind, self._items = kind, {}
+
+    def register(self, name: str):
+        def wrap(fn):
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._items[name] = fn
+            return fn
+        return wrap
+
+    def get(self, name: str):
+        if name not in self._items:
+            raise UserError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
+        return self._items[name]
+
+    def names(self) -> list:
+        return sorted(self._items)
+
+
+BACKBONES = Registry("backbone")
+TEMPORAL_HEADS = Registry("sequence_model")
+FUSIONS = Registry("pose_fusion_strategy")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the model; stored in checkpoints as a plain dict (asdict)."""
+    num_classes: int
+    backbone: str = "mobilenet_v3_small"
+    pretrained_backbone: bool = True
+    backbone_weights: str = None
+    train_backbone: bool = False
+    sequence_model: str = "lstm"
+    bidirectional: bool = False
+    attention_pool: bool = False
+    temporal_attention_layers: int = 0
+    attention_heads: int = 4
+    positional_encoding: str = "none"
+    hidden_dim: int = 256
+    num_layers: int = 1
+    dropout: float = 0.5
+    use_pose: bool = False
+    pose_dim: int = 0
+    pose_fusion_strategy: str = "gated_attention"
+    pose_fusion_dim: int = 128
+    slowfast_alpha: int = 4
+    crop_size: int = 224
+    window_size: int = 30
+
+
+# ------------------------------------------------------------------------------------------------ backbones
+@dataclass
+class BackboneSpec:
+    module: nn.Module
+    dim: int
+    is_video: bool
+    min_crop: int = 32
+    fixed_crop: int = None
+
+
+def _torchvision(builder, cfg: ModelConfig) -> nn.Module:
+    """A torchvision model, randomly initialised or with ImageNet weights (local file first; never silent)."""
+    if not cfg.pretrained_backbone:
+        return builder(weights=None)
+    if cfg.backbone_weights:
+        path = Path(cfg.backbone_weights)
+        if not path.is_file():
+            raise UserError(f"backbone_weights file not found: {path}; give a local state-dict file of "
+                            f"{cfg.backbone}'s ImageNet weights or use --no_pretrained_backbone")
+        model = builder(weights=None)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+        except RuntimeError as exc:
+            raise UserError(f"{path} does not match {cfg.backbone}: {str(exc).splitlines()[0]}") from None
+        return model
+    try:
+        return builder(weights="DEFAULT")
+    except Exception as exc:  # offline: urllib/http errors of several kinds
+        raise UserError(f"ImageNet weights for {cfg.backbone} could not be downloaded ({type(exc).__name__}); "
+                        f"either go online once so torchvision caches them, or pass --backbone_weights PATH to a "
+                        f"local state-dict file, or train from scratch with --no_pretrained_backbone") from None
+
+
+def _pooled_cnn(model) -> nn.Module:
+    return nn.Sequential(model.features, model.avgpool, nn.Flatten(1))
+
+
+@BACKBONES.register("mobilenet_v3_small")
+def _mobilenet_v3_small(cfg):
+    return BackboneSpec(_pooled_cnn(_torchvision(tvm.mobilenet_v3_small, cfg)), 576, False)
+
+
+@BACKBONES.register("mobilenet_v3_large")
+def _mobilenet_v3_large(cfg):
+    return BackboneSpec(_pooled_cnn(_torchvision(tvm.mobilenet_v3_large, cfg)), 960, False)
+
+
+@BACKBONES.register("efficientnet_b0")
+def _efficientnet_b0(cfg):
+    return BackboneSpec(_pooled_cnn(_torchvision(tvm.efficientnet_b0, cfg)), 1280, False)
+
+
+@BACKBONES.register("resnet18")
+def _resnet18(cfg):
+    model = _torchvision(tvm.resnet18, cfg)
+    model.fc = nn.Identity()
+    return BackboneSpec(model, 512, False)
+
+
+@BACKBONES.register("vit_b_16")
+def _vit_b_16(cfg):
+    model = _torchvision(tvm.vit_b_16, cfg)
+    model.heads = nn.Identity()
+    return BackboneSpec(model, 768, False, fixed_crop=224)
+
+
+def _video_resnet(builder, cfg):
+    model = _torchvision(builder, cfg)
+    model.fc = nn.Identity()
+    return BackboneSpec(model, 512, True, min_crop=32)
+
+
+@BACKBONES.register("r3d_18")
+def _r3d_18(cfg):
+    return _video_resnet(tvvm.r3d_18, cfg)
+
+
+@BACKBONES.register("r2plus1d_18")
+def _r2plus1d_18(cfg):
+    return _video_resnet(tvvm.r2plus1d_18, cfg)
+
+
+def check_crop_size(name: str, spec: BackboneSpec, crop_size: int) -> None:
+    if spec.fixed_crop and crop_size != spec.fixed_crop:
+        raise UserError(f"backbone {name} takes {spec.fixed_crop}x{spec.fixed_crop} crops, the data has "
+                        f"{crop_size}; re-run preprocessing with --crop_size {spec.fixed_crop} or pick another backbone")
+    if crop_size < spec.min_crop:
+        raise UserError(f"backbone {name} needs crops of at least {spec.min_crop} px, the data has {crop_size}; "
+                        f"re-run preprocessing with a larger --crop_size")
+
+
+# ------------------------------------------------------------------------------------------- temporal parts
+def check_heads_divide(module: str, dim: int, heads: int) -> None:
+    if dim % heads:
+        raise UserError(f"{module}: embedding dimension {dim} is not divisible by --attention_heads {heads}; "
+                        f"pick heads that divide {dim} (or change --hidden_dim / --pose_fusion_dim)")
+
+
+class PositionalEncoding(nn.Module):
+    def __init__(self, kind: str, dim: int, max_len: int = 1024):
+        super().__init__()
+        self.kind = kind
+        if kind == "learned":
+            self.table = nn.Parameter(torch.zeros(1, max_len, dim))
+            nn.init.normal_(self.table, std=0.02)
+        elif kind == "sinusoidal":
+            pos = torch.arange(max_len).float()[:, None]
+            freq = torch.exp(torch.arange(0, dim, 2).float() * (-math.log(10000.0) / dim))
+            table = torch.zeros(1, max_len, dim)
+            table[0, :, 0::2] = torch.sin(pos * freq)
+            table[0, :, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
+            self.register_buffer("table", table, persistent=False)
+
+    def forward(self, x):  # (B, T, D)
+        return x if self.kind == "none" else x + self.table[:, : x.shape[1]]
+
+
+class AttentionPool(nn.Module):
+    """A learned query attends over all time steps: (B, T, D) -> (B, D)."""
+
+    def __init__(self, dim: int, heads: int, module_name: str):
+        super().__init__()
+        check_heads_divide(module_name, dim, heads)
+        self.query = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x):  # (B, T, D)
+        out, _ = self.attn(self.query.expand(x.shape[0], -1, -1), x, x, need_weights=False)
+        return out[:, 0]
+
+
+class LSTMHead(nn.Module):
+    def __init__(self, in_dim: int, cfg: ModelConfig):
+        super().__init__()
+        self.lstm = nn.LSTM(in_dim, cfg.hidden_dim, cfg.num_layers, batch_first=True, bidirectional=cfg.bidirectional,
+                            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        self.out_dim = cfg.hidden_dim * (2 if cfg.bidirectional else 1)
+        self.pool = AttentionPool(self.out_dim, cfg.attention_heads, "LSTM attention pool") if cfg.attention_pool else None
+
+    def forward(self, x):  # (B, T, D)
+        steps, (h, _) = self.lstm(x)  # steps (B, T, H*dirs); h (layers*dirs, B, H)
+        if self.pool is not None:
+            return self.pool(steps)
+        if self.lstm.bidirectional:
+            return torch.cat([h[-2], h[-1]], -1)  # last layer, forward and backward final states
+        return h[-1]
+
+
+class AttentionHead(nn.Module):
+    def __init__(self, in_dim: int, cfg: ModelConfig):
+        super().__init__()
+        self.pool = AttentionPool(in_dim, cfg.attention_heads, "attention head")
+        self.out_dim = in_dim
+
+    def forward(self, x):
+        return self.pool(x)
+
+
+class TCNHead(nn.Module):
+    """Residual dilated 1-D convolutions (dilation 1, 2, 4, ...), then the mean over time."""
+
+    def __init__(self, in_dim: int, cfg: ModelConfig):
+        super().__init__()
+        self.inp = nn.Conv1d(in_dim, cfg.hidden_dim, 1)
+        self.blocks = nn.ModuleList(nn.Sequential(
+            nn.Conv1d(cfg.hidden_dim, cfg.hidden_dim, 3, padding=2 ** i, dilation=2 ** i),
+            nn.BatchNorm1d(cfg.hidden_dim), nn.ReLU()) for i in range(max(cfg.num_layers, 1) + 1))
+        self.out_dim = cfg.hidden_dim
+
+    def forward(self, x):  # (B, T, D)
+        y = self.inp(x.transpose(1, 2))  # (B, H, T)
+        for block in self.blocks:
+            y = y + block(y)
+        return y.mean(-1)
+
+
+TEMPORAL_HEADS.register("lstm")(LSTMHead)
+TEMPORAL_HEADS.register("attention")(AttentionHead)
+TEMPORAL_HEADS.register("tcn")(TCNHead)
+
+
+# ----------------------------------------------------------------------------------------------- pose fusion
+class GatedAttentionFusion(nn.Module):
+    """g = sigmoid(MLP([V, P'])) gates V; output concat(V * g, P'). Without pose: gates open, P' = 0."""
+
+    def __init__(self, v_dim: int, p_dim: int, heads: int):
+        super().__init__()
+        self.gate = nn.Sequential(nn.Linear(v_dim + p_dim, v_dim), nn.ReLU(), nn.Linear(v_dim, v_dim))
+        self.out_dim = v_dim + p_dim
+
+    def forward(self, v, p, present):  # v (B,T,Dv), p (B,T,F), present (B,)
+        g = torch.sigmoid(self.gate(torch.cat([v, p], -1)))
+        keep = present[:, None, None]
+        g = torch.where(keep, g, torch.ones_like(g))
+        return torch.cat([v * g, p * keep], -1)
+
+
+class CrossModalFusion(nn.Module):
+    """Tokens [V_t, proj(P'_t)] in d_model = Dv through one Transformer encoder layer per time step; outputs
+    concatenated. Without pose the pose token is masked out and its output zeroed."""
+
+    def __init__(self, v_dim: int, p_dim: int, heads: int):
+        super().__init__()
+        check_heads_divide("cross_modal_transformer fusion", v_dim, heads)
+        self.proj = nn.Linear(p_dim, v_dim)
+        self.layer = nn.TransformerEncoderLayer(v_dim, heads, dim_feedforward=2 * v_dim, batch_first=True,
+                                                dropout=0.1)
+        self.out_dim = 2 * v_dim
+
+    def forward(self, v, p, present):
+        b, t, d = v.shape
+        tokens = torch.stack([v, self.proj(p)], 2).reshape(b * t, 2, d)  # (B*T, 2, Dv)
+        pad = torch.zeros(b * t, 2, dtype=torch.bool, device=v.device)
+        pad[:, 1] = ~present.repeat_interleave(t)
+        out = self.layer(tokens, src_key_padding_mask=pad).reshape(b, t, 2, d)
+        out = torch.cat([out[:, :, 0], out[:, :, 1] * present[:, None, None]], -1)
+        return out
+
+
+class ConcatFusion(nn.Module):
+    def __init__(self, v_dim: int, p_dim: int, heads: int):
+        super().__init__()
+        self.out_dim = v_dim + p_dim
+
+    def forward(self, v, p, present):
+        return torch.cat([v, p * present[:, None, None]], -1)
+
+
+FUSIONS.register("gated_attention")(GatedAttentionFusion)
+FUSIONS.register("cross_modal_transformer")(CrossModalFusion)
+FUSIONS.register("concat")(ConcatFusion)
+
+
+# ------------------------------------------------------------------------------------------------ classifier
+class BehaviorSequenceClassifier(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone, v_dim, self.is_video = None, 0, False
+        if cfg.backbone != "none":
+            spec = BACKBONES.get(cfg.backbone)(cfg)
+            check_crop_size(cfg.backbone, spec, cfg.crop_size)
+            self.backbone, v_dim, self.is_video = spec.module, spec.dim, spec.is_video
+            self.backbone.requires_grad_(cfg.train_backbone)
+        elif not cfg.use_pose:
+            raise UserError("--backbone none needs --use_pose (a pose-only model); otherwise pick a backbone")
+        if cfg.use_pose and cfg.pose_dim <= 0:
+            raise UserError("--use_pose needs pose features, but the data has no keypoints (pose_dim 0); "
+                            "prepare the data with YOLO pose weights or drop --use_pose")
+        self.pose_proj = (nn.Sequential(nn.Linear(cfg.pose_dim, cfg.pose_fusion_dim), nn.ReLU())
+                          if cfg.use_pose else None)
+        self.fusion, seq_dim = None, v_dim
+        if cfg.use_pose and self.backbone is not None:
+            self.fusion = FUSIONS.get(cfg.pose_fusion_strategy)(v_dim, cfg.pose_fusion_dim, cfg.attention_heads)
+            seq_dim = self.fusion.out_dim
+        elif self.backbone is None:
+            seq_dim = cfg.pose_fusion_dim
+        self.feature_dim = seq_dim
+        if self.is_video:  # one embedding per clip: temporal settings do not apply
+            self.temporal, self.head, out_dim = nn.Identity(), None, seq_dim
+        else:
+            self.temporal = self._temporal_encoder(seq_dim)
+            self.head = TEMPORAL_HEADS.get(cfg.sequence_model)(seq_dim, cfg)
+            out_dim = self.head.out_dim
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(out_dim, cfg.num_classes)
+
+    def _temporal_encoder(self, dim: int) -> nn.Module:
+        layers = [PositionalEncoding(self.cfg.positional_encoding, dim)]
+        if self.cfg.temporal_attention_layers:
+            check_heads_divide("temporal self-attention", dim, self.cfg.attention_heads)
+            layers += [nn.TransformerEncoderLayer(dim, self.cfg.attention_heads, dim_feedforward=2 * dim,
+                                                  dropout=0.1, batch_first=True)
+                       for _ in range(self.cfg.temporal_attention_layers)]
+        return nn.Sequential(*layers)
+
+    def train(self, mode: bool = True):
+        """A frozen backbone stays in eval mode: its BatchNorm statistics and dropout must not change."""
+        super().train(mode)
+        if self.backbone is not None and not self.cfg.train_backbone:
+            self.backbone.eval()
+        return self
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frame backbone: (B, T, 3, H, W) -> (B, T, Dv). Video backbone: (B, T, 3, H, W) -> (B, 1, Dv)."""
+        b, t = frames.shape[:2]
+        with torch.set_grad_enabled(self.cfg.train_backbone and torch.is_grad_enabled()):
+            if self.is_video:
+                return self.backbone(frames.transpose(1, 2))[:, None]  # backbone takes (B, 3, T, H, W)
+            return self.backbone(frames.flatten(0, 1)).reshape(b, t, -1)
+
+    def forward_from_features(self, visual=None, pose=None, pose_present=None) -> torch.Tensor:
+        """Everything after the backbone, up to the clip representation (B, D_head)."""
+        p = None
+        if self.pose_proj is not None:
+            p = self.pose_proj(pose)  # (B, T, F)
+            if pose_present is None:
+                pose_present = torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
+            if self.is_video:  # pose pooled over time, fused once with the clip embedding
+                p = p.mean(1, keepdim=True)
+        if self.backbone is None:
+            x = p
+        elif self.fusion is not None:
+            x = self.fusion(visual, p, pose_present)
+        else:
+            x = visual
+        if self.is_video:
+            return x[:, 0]
+        return self.head(self.temporal(x))
+
+    def forward_features(self, frames=None, pose=None, pose_present=None) -> torch.Tensor:
+        visual = self.encode_frames(frames) if self.backbone is not None else None
+        return self.forward_from_features(visual, pose, pose_present)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(features))
+
+    def forward(self, frames=None, pose=None, pose_present=None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(frames, pose, pose_present))
+
+
+def build_model(cfg: ModelConfig) -> BehaviorSequenceClassifier:
+    """The classifier for a config; every name is checked against the registries first."""
+    if cfg.backbone != "none":
+        BACKBONES.get(cfg.backbone)
+    TEMPORAL_HEADS.get(cfg.sequence_model)
+    if cfg.use_pose:
+        FUSIONS.get(cfg.pose_fusion_strategy)
+    return BehaviorSequenceClassifier(cfg)
+
+
+def model_args(cfg: ModelConfig) -> dict:
+    """Plain-type dict for checkpoints; ModelConfig(**model_args(cfg)) rebuilds the same model."""
+    return asdict(cfg)

@@ -1,0 +1,122 @@
+"""Shape contract over every registered backbone, head and fusion; frozen backbones; pose-missing paths."""
+import pytest
+import torch
+
+from model import BACKBONES, FUSIONS, TEMPORAL_HEADS, ModelConfig, build_model, model_args
+from utils.errors import UserError
+
+FAST_BACKBONES = [b for b in BACKBONES.names() if b != "vit_b_16"]
+
+
+def config(**kw):
+    base = dict(num_classes=3, pretrained_backbone=False, crop_size=32, hidden_dim=16, pose_dim=10,
+                pose_fusion_dim=8, attention_heads=2, dropout=0.0)
+    return ModelConfig(**{**base, **kw})
+
+
+def clip(b=2, t=4, size=32):
+    torch.manual_seed(0)
+    return torch.randn(b, t, 3, size, size), torch.randn(b, t, 10)
+
+
+@pytest.mark.parametrize("backbone", FAST_BACKBONES)
+@pytest.mark.parametrize("use_pose", [False, True])
+def test_every_backbone_gives_logits(backbone, use_pose):
+    model = build_model(config(backbone=backbone, use_pose=use_pose)).eval()
+    frames, pose = clip()
+    assert model(frames, pose if use_pose else None).shape == (2, 3)
+
+
+@pytest.mark.slow
+def test_vit_b_16_at_its_size():
+    model = build_model(config(backbone="vit_b_16", crop_size=224, attention_heads=4)).eval()
+    frames, _ = clip(b=1, t=2, size=224)
+    assert model(frames).shape == (1, 3)
+    with pytest.raises(UserError, match="takes 224x224 crops, the data has 96"):
+        build_model(config(backbone="vit_b_16", crop_size=96))
+
+
+@pytest.mark.parametrize("head,extra", [("lstm", {}), ("lstm", {"bidirectional": True}),
+                                        ("lstm", {"attention_pool": True, "bidirectional": True}),
+                                        ("attention", {}), ("tcn", {"num_layers": 2}),
+                                        ("lstm", {"temporal_attention_layers": 2, "positional_encoding": "sinusoidal"}),
+                                        ("attention", {"temporal_attention_layers": 1, "positional_encoding": "learned"})])
+@pytest.mark.parametrize("backbone,fusion", [("mobilenet_v3_small", f) for f in [None] + FUSIONS.names()]
+                         + [("none", None)])  # none = pose only
+def test_every_head_and_fusion(head, extra, fusion, backbone):
+    cfg = config(backbone=backbone, sequence_model=head, use_pose=fusion is not None or backbone == "none",
+                 pose_fusion_strategy=fusion or "gated_attention", **extra)
+    model = build_model(cfg).eval()
+    frames, pose = clip()
+    logits = model(frames if backbone != "none" else None, pose if cfg.use_pose else None)
+    assert logits.shape == (2, 3) and torch.isfinite(logits).all()
+    assert build_model(ModelConfig(**model_args(cfg))).state_dict().keys() == model.state_dict().keys()
+
+
+@pytest.mark.parametrize("fusion", FUSIONS.names())
+def test_clip_without_pose_does_not_depend_on_pose_values(fusion):
+    model = build_model(config(use_pose=True, pose_fusion_strategy=fusion)).eval()
+    frames, pose = clip()
+    present = torch.tensor([True, False])
+    a = model(frames, pose, present)
+    b = model(frames, pose * 100 + 5, present)
+    assert torch.allclose(a[1], b[1], atol=1e-5)  # the pose-less clip ignores its (garbage) pose
+    assert not torch.allclose(a[0], b[0], atol=1e-3)  # the clip with pose uses it
+
+
+def test_frozen_backbone_keeps_eval_mode_and_weights():
+    model = build_model(config(use_pose=False))
+    model.train()
+    assert not model.backbone.training and model.classifier.training
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    frames, _ = clip()
+    for _ in range(2):
+        opt.zero_grad()
+        model(frames).sum().backward()
+        opt.step()
+    after = model.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # incl. BatchNorm running stats
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def test_encode_once_then_classify_from_features_matches_full_forward():
+    model = build_model(config(use_pose=True)).eval()
+    frames, pose = clip()
+    feats = model.encode_frames(frames)
+    assert feats.shape == (2, 4, 576)
+    torch.testing.assert_close(model.forward_head(model.forward_from_features(feats, pose)), model(frames, pose))
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(sequence_model="attention", hidden_dim=16, attention_heads=5), "attention head: embedding dimension 576"),
+    (dict(attention_pool=True, hidden_dim=15, attention_heads=2), "LSTM attention pool: embedding dimension 15"),
+    (dict(use_pose=True, pose_fusion_strategy="cross_modal_transformer", attention_heads=5),
+     "cross_modal_transformer fusion: embedding dimension 576"),
+    (dict(backbone="none"), "needs --use_pose"),
+    (dict(use_pose=True, pose_dim=0), "data has no keypoints"),
+    (dict(backbone="resnet50"), "unknown backbone 'resnet50'; valid: "),
+    (dict(sequence_model="gru"), "unknown sequence_model 'gru'"),
+])
+def test_config_errors_name_module_and_fix(kw, message):
+    with pytest.raises(UserError, match=message):
+        build_model(config(**kw))
+
+
+def test_pretrained_offline_or_bad_file_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="backbone_weights file not found"):
+        build_model(config(pretrained_backbone=True, backbone_weights=str(tmp_path / "none.pth")))
+    import torchvision
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(UserError, match="does not match mobilenet_v3_small"):
+        build_model(config(pretrained_backbone=True, backbone_weights=str(tmp_path / "r18.pth")))
+    model = build_model(config(backbone="resnet18", pretrained_backbone=True, backbone_weights=str(tmp_path / "r18.pth")))
+    assert model(clip()[0]).shape == (2, 3)
+
+
+def test_registry_names_feed_choices():
+    assert BACKBONES.names() == sorted(["mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "resnet18",
+                                        "vit_b_16", "r3d_18", "r2plus1d_18"])
+    assert TEMPORAL_HEADS.names() == ["attention", "lstm", "tcn"]
+    with pytest.raises(ValueError, match="already registered"):
+        BACKBONES.register("resnet18")(lambda cfg: None)
