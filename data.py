@@ -1,0 +1,176 @@
+"""Reading prepared windows: the Dataset over sequence_manifest.json, clip augmentation, class balancing.
+
+A sample is a dict:
+    frames        float32 [T, 3, S, S]  normalised with ImageNet mean/std (S = the manifest's crop_size)
+    pose          float32 [T, D]        pose features (utils.pose_features); zeros when the clip has no keypoints
+    pose_present  bool                  False for a clip without keypoints (the model then ignores `pose`)
+    label         int64
+Augmentation is sampled once per clip and applied identically to every frame and to the keypoints
+(torchvision.transforms.v2 transforms a Video and its KeyPoints together); a horizontal or vertical flip
+also swaps left/right keypoints (flip_idx).
+"""
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, WeightedRandomSampler
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from utils.errors import UserError
+from utils.manifest import load_manifest
+from utils.pose_features import pose_feature_dim, pose_features
+
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+@dataclass
+class AugmentConfig:
+    hflip_prob: float = 0.5
+    vflip_prob: float = 0.5
+    rotation_deg: float = 15.0
+    scale_range: float = 0.1
+    translate_frac: float = 0.05
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.1
+    blur_prob: float = 0.1
+    noise_std: float = 0.02
+    temporal_jitter: int = 2
+    frame_dropout: float = 0.0
+    flip_idx: list = None
+
+
+class ClipAugment:
+    """One random draw per clip, applied to all T frames [T,3,S,S] uint8 and keypoints [T,K,3] (crop px)."""
+
+    def __init__(self, cfg: AugmentConfig, rng: random.Random = None):
+        self.cfg, self.rng = cfg, rng or random.Random()
+        self.affine = v2.RandomAffine(degrees=cfg.rotation_deg, translate=(cfg.translate_frac,) * 2,
+                                      scale=(1 - cfg.scale_range, 1 + cfg.scale_range))
+        self.colour = v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation)
+
+    def __call__(self, frames: torch.Tensor, keypoints: np.ndarray = None):
+        frames, keypoints = self._temporal(frames, keypoints)
+        size = frames.shape[-1]
+        video = tv_tensors.Video(frames)
+        kp = None
+        if keypoints is not None:  # continuous px -> torchvision's pixel-index convention (centre of px i = i)
+            kp = tv_tensors.KeyPoints(torch.as_tensor(keypoints[..., :2] - 0.5), canvas_size=(size, size))
+        flips = [(self.rng.random() < self.cfg.hflip_prob, F.horizontal_flip),
+                 (self.rng.random() < self.cfg.vflip_prob, F.vertical_flip)]
+        n_flips = 0
+        for do, flip in flips:
+            if do:
+                video, kp = flip(video), flip(kp) if kp is not None else None
+                n_flips += 1
+        torch.manual_seed(self.rng.getrandbits(62))  # v2 draws its parameters from torch's RNG
+        video, kp = self.affine(video, kp) if kp is not None else (self.affine(video), None)
+        video = self.colour(video)
+        if self.rng.random() < self.cfg.blur_prob:
+            video = F.gaussian_blur(video, kernel_size=[5, 5], sigma=[self.rng.uniform(0.3, 1.5)] * 2)
+        if kp is not None:
+            keypoints = self._keypoints_back(kp, keypoints, size, n_flips % 2 == 1)
+        return torch.as_tensor(video), keypoints
+
+    def _temporal(self, frames, keypoints):
+        """Start jitter (shift, edge frames repeated) and frame dropout (a frame replaced by its predecessor)."""
+        t = frames.shape[0]
+        index = np.arange(t)
+        if self.cfg.temporal_jitter:
+            shift = self.rng.randint(-self.cfg.temporal_jitter, self.cfg.temporal_jitter)
+            index = np.clip(index + shift, 0, t - 1)
+        for i in range(1, t):
+            if self.rng.random() < self.cfg.frame_dropout:
+                index[i] = index[i - 1]
+        return frames[index], (keypoints[index] if keypoints is not None else None)
+
+    def _keypoints_back(self, kp, keypoints, size, mirrored: bool) -> np.ndarray:
+        xy = np.asarray(kp, np.float32) + 0.5
+        conf = keypoints[..., 2].copy()
+        outside = (xy < 0).any(-1) | (xy >= size).any(-1)
+        conf[outside] = 0.0  # pushed out of the crop by the affine: treat as missing
+        out = np.concatenate([xy, conf[..., None]], -1)
+        if mirrored and self.cfg.flip_idx:
+            out = out[:, self.cfg.flip_idx]  # the left ear is now where a right ear would be
+        return out
+
+
+class WindowDataset(Dataset):
+    """Windows of one split of a manifest. With `augment` (training) each clip gets a fresh ClipAugment draw."""
+
+    def __init__(self, manifest_path, split: str, augment: AugmentConfig = None, use_pose: bool = False,
+                 min_keypoint_conf: float = 0.0, seed: int = 0):
+        self.manifest_path = Path(manifest_path)
+        self.manifest = load_manifest(self.manifest_path)
+        self.entries = self.manifest["splits"].get(split, [])
+        meta = self.manifest["meta"]
+        self.crop_size, self.num_keypoints = meta["crop_size"], meta.get("num_keypoints", 0)
+        self.use_pose, self.min_conf = use_pose, min_keypoint_conf
+        if use_pose and self.num_keypoints == 0:
+            raise UserError(f"--use_pose asked for, but {self.manifest_path} has no keypoints (detector "
+                            f"{meta.get('detector')}, task {meta.get('yolo_task')}); prepare with YOLO pose weights")
+        self.pose_dim = pose_feature_dim(self.num_keypoints) if self.num_keypoints else 0
+        if augment is not None and augment.flip_idx is None:
+            augment.flip_idx = meta.get("flip_idx") or None
+        self.augment = ClipAugment(augment, random.Random(seed)) if augment is not None else None
+        self.noise_std = augment.noise_std if augment is not None else 0.0
+
+    def __len__(self):
+        return len(self.entries)
+
+    @property
+    def labels(self) -> list:
+        return [e["label"] for e in self.entries]
+
+    def load(self, index: int) -> tuple:
+        """Raw (frames uint8 [T,3,S,S] tensor, keypoints [T,K,3] or None) of one window."""
+        entry = self.entries[index]
+        path = self.manifest_path.parent / entry["npz"]
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                frames = torch.from_numpy(data["frames"]).permute(0, 3, 1, 2).contiguous()
+                keypoints = data["keypoints"] if "keypoints" in data.files else None
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"cannot read window {path}: {exc}; re-run preprocessing") from None
+        return frames, keypoints
+
+    def __getitem__(self, index: int) -> dict:
+        frames, keypoints = self.load(index)
+        if self.augment is not None:
+            frames, keypoints = self.augment(frames, keypoints)
+        x = frames.float().div_(255)
+        if self.noise_std:
+            x = (x + torch.randn_like(x) * self.noise_std).clamp_(0, 1)
+        x = (x - IMAGENET_MEAN) / IMAGENET_STD
+        t = x.shape[0]
+        present = self.use_pose and keypoints is not None
+        pose = (torch.from_numpy(pose_features(keypoints, self.crop_size, self.entries[index]["fps"], self.min_conf))
+                if present else torch.zeros(t, self.pose_dim))
+        return {"frames": x, "pose": pose, "pose_present": torch.tensor(present),
+                "label": torch.tensor(self.entries[index]["label"], dtype=torch.long)}
+
+
+def class_weights(labels, num_classes: int, mode: str, clamp: float = 10.0) -> torch.Tensor:
+    """Loss weights from training counts: none (ones), inverse or sqrt_inverse frequency; mean 1; the ratio
+    between the largest and smallest weight is at most `clamp`. A class with no sample gets the largest."""
+    counts = torch.bincount(torch.as_tensor(labels, dtype=torch.long), minlength=num_classes).float()
+    if mode == "none":
+        return torch.ones(num_classes)
+    w = 1.0 / counts.clamp(min=1)
+    if mode == "sqrt_inverse":
+        w = w.sqrt()
+    w = w.clamp(max=float(w.min()) * clamp)
+    return w / w.mean()
+
+
+def balanced_sampler(labels, seed: int = 0) -> WeightedRandomSampler:
+    """Draws each class equally often on average (weight 1 / class count per sample)."""
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    per_sample = 1.0 / torch.bincount(labels).float()[labels]
+    return WeightedRandomSampler(per_sample.double(), num_samples=len(labels), replacement=True,
+                                 generator=torch.Generator().manual_seed(seed))
