@@ -48,13 +48,14 @@ class AugmentConfig:
 class ClipAugment:
     """One random draw per clip, applied to all T frames [T,3,S,S] uint8 and keypoints [T,K,3] (crop px)."""
 
-    def __init__(self, cfg: AugmentConfig, rng: random.Random = None):
-        self.cfg, self.rng = cfg, rng or random.Random()
+    def __init__(self, cfg: AugmentConfig):
+        self.cfg = cfg
         self.affine = v2.RandomAffine(degrees=cfg.rotation_deg, translate=(cfg.translate_frac,) * 2,
                                       scale=(1 - cfg.scale_range, 1 + cfg.scale_range))
         self.colour = v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation)
 
-    def __call__(self, frames: torch.Tensor, keypoints: np.ndarray = None):
+    def __call__(self, frames: torch.Tensor, keypoints: np.ndarray = None, rng: random.Random = None):
+        self.rng = rng or random.Random()
         frames, keypoints = self._temporal(frames, keypoints)
         size = frames.shape[-1]
         video = tv_tensors.Video(frames)
@@ -68,9 +69,10 @@ class ClipAugment:
             if do:
                 video, kp = flip(video), flip(kp) if kp is not None else None
                 n_flips += 1
-        torch.manual_seed(self.rng.getrandbits(62))  # v2 draws its parameters from torch's RNG
-        video, kp = self.affine(video, kp) if kp is not None else (self.affine(video), None)
-        video = self.colour(video)
+        with torch.random.fork_rng(devices=[]):  # v2 draws from torch's global RNG: seed it, then restore it
+            torch.manual_seed(self.rng.getrandbits(62))
+            video, kp = self.affine(video, kp) if kp is not None else (self.affine(video), None)
+            video = self.colour(video)
         if self.rng.random() < self.cfg.blur_prob:
             video = F.gaussian_blur(video, kernel_size=[5, 5], sigma=[self.rng.uniform(0.3, 1.5)] * 2)
         if kp is not None:
@@ -105,6 +107,7 @@ class WindowDataset(Dataset):
 
     def __init__(self, manifest_path, split: str, augment: AugmentConfig = None, use_pose: bool = False,
                  min_keypoint_conf: float = 0.0, seed: int = 0):
+        self.seed, self.epoch = seed, 0
         self.manifest_path = Path(manifest_path)
         self.manifest = load_manifest(self.manifest_path)
         self.entries = self.manifest["splits"].get(split, [])
@@ -117,8 +120,13 @@ class WindowDataset(Dataset):
         self.pose_dim = pose_feature_dim(self.num_keypoints) if self.num_keypoints else 0
         if augment is not None and augment.flip_idx is None:
             augment.flip_idx = meta.get("flip_idx") or None
-        self.augment = ClipAugment(augment, random.Random(seed)) if augment is not None else None
+        self.augment = ClipAugment(augment) if augment is not None else None
         self.noise_std = augment.noise_std if augment is not None else 0.0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation draws depend on (seed, epoch, index) only: the same with any number of workers, and
+        a resumed run repeats them exactly."""
+        self.epoch = epoch
 
     def __len__(self):
         return len(self.entries)
@@ -140,19 +148,28 @@ class WindowDataset(Dataset):
         return frames, keypoints
 
     def __getitem__(self, index: int) -> dict:
+        return self.item(index)[0]
+
+    def item(self, index: int) -> tuple:
+        """(sample dict, keypoints [T,K,3] after augmentation or None): the keypoints are for previews."""
         frames, keypoints = self.load(index)
+        x_noise = None
         if self.augment is not None:
-            frames, keypoints = self.augment(frames, keypoints)
+            rng = random.Random(hash((self.seed, self.epoch, index)))
+            frames, keypoints = self.augment(frames, keypoints, rng)
+            gen = torch.Generator().manual_seed(rng.getrandbits(62))
+            x_noise = torch.randn(frames.shape, generator=gen) * self.noise_std if self.noise_std else None
         x = frames.float().div_(255)
-        if self.noise_std:
-            x = (x + torch.randn_like(x) * self.noise_std).clamp_(0, 1)
+        if x_noise is not None:
+            x = (x + x_noise).clamp_(0, 1)
         x = (x - IMAGENET_MEAN) / IMAGENET_STD
         t = x.shape[0]
         present = self.use_pose and keypoints is not None
         pose = (torch.from_numpy(pose_features(keypoints, self.crop_size, self.entries[index]["fps"], self.min_conf))
                 if present else torch.zeros(t, self.pose_dim))
-        return {"frames": x, "pose": pose, "pose_present": torch.tensor(present),
-                "label": torch.tensor(self.entries[index]["label"], dtype=torch.long)}
+        sample = {"frames": x, "pose": pose, "pose_present": torch.tensor(present),
+                  "label": torch.tensor(self.entries[index]["label"], dtype=torch.long)}
+        return sample, keypoints
 
 
 def class_weights(labels, num_classes: int, mode: str, clamp: float = 10.0) -> torch.Tensor:

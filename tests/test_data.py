@@ -24,7 +24,7 @@ def test_keypoints_follow_pixels(seed):
     frames, kp = dotted_clip(points)
     cfg = AugmentConfig(rotation_deg=30, scale_range=0.15, translate_frac=0.1, brightness=0, contrast=0,
                         saturation=0, blur_prob=0, temporal_jitter=0, flip_idx=None)
-    out, out_kp = ClipAugment(cfg, random.Random(seed))(frames, kp)
+    out, out_kp = ClipAugment(cfg)(frames, kp, random.Random(seed))
     for t in range(out.shape[0]):
         for k in range(len(points)):
             x, y, conf = out_kp[t, k]
@@ -44,7 +44,7 @@ def test_flip_swaps_left_and_right_keypoints():
     frames, kp = dotted_clip([(10.5, 10.5), (50.5, 12.5)])
     cfg = AugmentConfig(hflip_prob=1.0, vflip_prob=0.0, rotation_deg=0, scale_range=0, translate_frac=0,
                         brightness=0, contrast=0, saturation=0, blur_prob=0, temporal_jitter=0, flip_idx=[1, 0])
-    out, out_kp = ClipAugment(cfg, random.Random(0))(frames, kp)
+    out, out_kp = ClipAugment(cfg)(frames, kp, random.Random(0))
     # point 0 (x 10.5) mirrors to x 53.5, point 1 (x 50.5) to 13.5; swapped, slot 0 now holds the mirrored point 1
     np.testing.assert_allclose(out_kp[0, :, :2], [[13.5, 12.5], [53.5, 10.5]], atol=1e-4)
     assert out[0, 0, 12, 13] == 255 and out[0, 0, 10, 53] == 255
@@ -55,7 +55,8 @@ def test_temporal_jitter_and_dropout_touch_frames_and_keypoints_alike():
     frames = torch.arange(t, dtype=torch.uint8).view(t, 1, 1, 1).expand(t, 3, 8, 8).contiguous()
     kp = np.arange(t, dtype=np.float32).reshape(t, 1, 1).repeat(3, -1) + 1
     cfg = AugmentConfig(temporal_jitter=3, frame_dropout=0.5)
-    aug = ClipAugment(cfg, random.Random(3))
+    aug = ClipAugment(cfg)
+    aug.rng = random.Random(3)
     f2, k2 = aug._temporal(frames, kp)
     assert [int(f) for f in f2[:, 0, 0, 0]] == [int(k) - 1 for k in k2[:, 0, 2]]
     assert not torch.equal(f2, frames)
@@ -74,3 +75,27 @@ def test_balanced_sampler_draws_classes_evenly():
     labels = [0] * 90 + [1] * 10
     drawn = Counter(labels[i] for _ in range(20) for i in balanced_sampler(labels, seed=1))
     assert 0.4 < drawn[1] / sum(drawn.values()) < 0.6
+
+
+def test_dataset_over_a_prepared_manifest(class_folder_dataset, tiny_yolo, tmp_path):
+    from conftest import prepare_args
+    from data import WindowDataset
+    from prepare_sequences_from_yolo import main as prepare
+    prepare(prepare_args("--dataset_root", class_folder_dataset, "--output_root", tmp_path, "--yolo_weights",
+                         tiny_yolo, "--yolo_imgsz", "320", "--device", "cpu", "--crop_size", "64",
+                         "--window_size", "8", "--window_stride", "8", "--split_strategy", "window"))
+    manifest = tmp_path / "sequence_manifest.json"
+    val = WindowDataset(manifest, "val", use_pose=True)
+    sample = val[0]
+    assert sample["frames"].shape == (8, 3, 64, 64) and sample["frames"].dtype == torch.float32
+    assert -2.2 < float(sample["frames"].min()) and float(sample["frames"].max()) < 2.7  # ImageNet-normalised
+    assert sample["pose"].shape == (8, 39) and bool(sample["pose_present"]) and sample["label"] == val.labels[0]
+    assert torch.equal(val[0]["frames"], val[0]["frames"])  # validation: no randomness
+    train = WindowDataset(manifest, "train", augment=AugmentConfig(), use_pose=True, seed=1)
+    assert train.augment.cfg.flip_idx == [0, 2, 1, 3, 4, 5]  # taken from the manifest
+    first = train[0]["frames"]
+    assert torch.equal(first, train[0]["frames"])  # draws depend on (seed, epoch, index) only
+    train.set_epoch(1)
+    assert not torch.equal(first, train[0]["frames"])  # a fresh draw each epoch
+    no_pose = WindowDataset(manifest, "val", use_pose=False)[0]
+    assert not bool(no_pose["pose_present"]) and float(no_pose["pose"].abs().sum()) == 0

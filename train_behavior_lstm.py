@@ -1,0 +1,387 @@
+"""Stage C-E training: a frame backbone + temporal head (optionally fused with pose) on prepared windows.
+
+Usage:
+    python train_behavior_lstm.py --manifest_path prepared/sequence_manifest.json --run_name mobilenet_lstm
+    python train_behavior_lstm.py --manifest_path prepared/sequence_manifest.json --backbone none --use_pose
+    python train_behavior_lstm.py --config my_lab.yaml --resume runs/mobilenet_lstm/last_checkpoint.pt
+
+Outputs in <output_dir>/<run_name>/: config.yaml, best_model.pt (best validation accuracy),
+best_model_macro_f1.pt, last_checkpoint.pt, metrics.csv, training_curves.png, train.log, per best checkpoint
+the confusion matrix (counts and normalised) and per-class precision/recall/F1 as CSV, and start-up previews
+(startup_crops_preview.png; with keypoints startup_pose_preview_{train,val}.png, startup_pose_aug_preview_train.png). Ctrl-C, SIGTERM or a file named
+STOP in the run folder ends training after the current batch and still writes every output.
+"""
+import argparse
+import copy
+import logging
+import math
+import random
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from torch.utils.data import DataLoader
+
+from data import AugmentConfig, WindowDataset, balanced_sampler, class_weights
+from model import BACKBONES, ModelConfig, build_model, model_args
+from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.config import add_config_arguments, dump_config, load_schema, resolve_config
+from utils.device import resolve_device, set_cpu_threads
+from utils.errors import UserError, run_cli
+from utils.io import atomic_write_csv
+from utils.logging_utils import progress, setup_logging
+from utils.plots import plot_training_curves, save_crops_preview, save_pose_preview
+
+log = logging.getLogger("train")
+SECTIONS = ("augmentation", "model", "training")
+REQUIRED = ("manifest_path",)
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help, epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, SECTIONS, required=REQUIRED)
+    parser.add_argument("--no_pretrained_backbone", dest="pretrained_backbone", action="store_false",
+                        default=argparse.SUPPRESS, help="train the backbone from random weights (no ImageNet)")
+    parser.add_argument("--resume", default=None, metavar="PATH",
+                        help="continue from a last_checkpoint.pt (same run folder, same settings)")
+    return parser
+
+
+class StopFlag:
+    """Set by SIGINT, SIGTERM or a stop file; checked between batches so every output is still written."""
+
+    def __init__(self, stop_file: Path):
+        self.stop_file, self.reason = stop_file, None
+        self._old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handler(self, signum, frame):
+        self.reason = signal.Signals(signum).name
+
+    def __bool__(self):
+        if self.reason is None and self.stop_file.exists():
+            self.reason = f"stop file {self.stop_file}"
+        return self.reason is not None
+
+    def restore(self):
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_datasets(cfg) -> dict:
+    aug = AugmentConfig(**{k: getattr(cfg, k) for k in load_schema()["augmentation"]})
+    datasets = {"train": WindowDataset(cfg.manifest_path, "train", aug, cfg.use_pose, cfg.min_keypoint_conf, cfg.seed)}
+    for split in ("val", "test"):
+        datasets[split] = WindowDataset(cfg.manifest_path, split, None, cfg.use_pose, cfg.min_keypoint_conf)
+    train = datasets["train"]
+    if len(train) == 0:
+        raise UserError(f"{cfg.manifest_path} has no training windows; re-run preprocessing with a train_ratio > 0")
+    counts = np.bincount(train.labels, minlength=len(train.manifest["class_to_idx"]))
+    empty = [c for c, i in train.manifest["class_to_idx"].items() if counts[i] == 0]
+    if empty:
+        raise UserError(f"class(es) {', '.join(empty)} have no training windows in {cfg.manifest_path}; add videos "
+                        f"of them or re-split (e.g. --split_strategy window for a quick test)")
+    return datasets
+
+
+def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
+    """Loaders for one epoch; the shuffle order depends on (seed, epoch) only, so resume repeats it."""
+    train = datasets["train"]
+    train.set_epoch(epoch)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+    sampler = balanced_sampler(train.labels, cfg.seed * 1000 + epoch) if cfg.train_sampler == "weighted" else None
+    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=False)
+    loaders = {"train": DataLoader(train, shuffle=sampler is None, sampler=sampler, generator=gen, drop_last=False, **kw)}
+    for split in ("val", "test"):
+        if len(datasets[split]):
+            loaders[split] = DataLoader(datasets[split], shuffle=False, **kw)
+    return loaders
+
+
+def build_model_config(cfg, datasets) -> ModelConfig:
+    meta = datasets["train"].manifest["meta"]
+    fields = {k: getattr(cfg, k) for k in ModelConfig.__dataclass_fields__ if hasattr(cfg, k)}
+    fields.update(num_classes=len(datasets["train"].manifest["class_to_idx"]), pose_dim=datasets["train"].pose_dim,
+                  crop_size=meta["crop_size"], window_size=meta["window_size"])
+    return ModelConfig(**fields)
+
+
+def build_optimizer(model, cfg):
+    backbone = [p for p in (model.backbone.parameters() if model.backbone is not None else []) if p.requires_grad]
+    ids = {id(p) for p in backbone}
+    head = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    groups = [{"params": head, "lr": cfg.lr}] + ([{"params": backbone, "lr": cfg.backbone_lr}] if backbone else [])
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    if cfg.scheduler == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(cfg.patience // 5, 2))
+    elif cfg.scheduler == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    else:
+        scheduler = None
+    return optimizer, scheduler
+
+
+def loss_fn(logits, target, weights, cfg):
+    """Cross-entropy (label smoothing) or focal loss; target is class indices or mixup soft labels."""
+    if cfg.loss == "focal":
+        logp = F.log_softmax(logits, -1)
+        soft = target if target.dim() == 2 else F.one_hot(target, logits.shape[-1]).float()
+        focal = (1 - logp.exp()) ** cfg.focal_gamma
+        w = weights if weights is not None else torch.ones(logits.shape[-1], device=logits.device)
+        return -(soft * focal * logp * w).sum(-1).mean()
+    return F.cross_entropy(logits, target, weight=weights, label_smoothing=cfg.label_smoothing)
+
+
+def to_device(batch, device):
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def model_inputs(model, batch):
+    frames = batch["frames"] if model.backbone is not None else None
+    pose = batch["pose"] if model.pose_proj is not None else None
+    return frames, pose, batch["pose_present"]
+
+
+def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop, epoch) -> float:
+    model.train()
+    total, count = 0.0, 0
+    amp = device.startswith("cuda") and cfg.amp
+    with progress(total=len(loader), desc=f"epoch {epoch}") as bar:
+        for batch in loader:
+            if stop:
+                break
+            batch = to_device(batch, device)
+            target = batch["label"]
+            frames, pose, present = model_inputs(model, batch)
+            if cfg.mixup_alpha > 0:
+                frames, pose, present, target = mixup(frames, pose, present, target, cfg, model.classifier.out_features)
+            with torch.autocast("cuda", enabled=amp):
+                loss = loss_fn(model(frames, pose, present), target, weights, cfg)
+            if not torch.isfinite(loss):
+                raise UserError(f"loss became {loss.item()} at epoch {epoch}; lower --lr or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            total += loss.item() * len(target)
+            count += len(target)
+            bar.update(1)
+    return total / max(count, 1)
+
+
+def mixup(frames, pose, present, target, cfg, num_classes):
+    lam = float(np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha))
+    perm = torch.randperm(target.shape[0], device=target.device)
+    soft = F.one_hot(target, num_classes).float()
+    mix = lambda x: None if x is None else lam * x + (1 - lam) * x[perm]  # noqa: E731
+    return mix(frames), mix(pose), present & present[perm], lam * soft + (1 - lam) * soft[perm]
+
+
+@torch.no_grad()
+def evaluate(model, loader, weights, cfg, device) -> dict:
+    """Loss, accuracy, macro-F1 (a class never predicted has F1 0) and predictions over a split."""
+    model.eval()
+    losses, preds, targets = [], [], []
+    for batch in loader:
+        batch = to_device(batch, device)
+        logits = model(*model_inputs(model, batch))
+        losses.append(F.cross_entropy(logits, batch["label"], weight=weights, reduction="sum").item())
+        preds.append(logits.argmax(-1).cpu())
+        targets.append(batch["label"].cpu())
+    y_pred, y_true = torch.cat(preds).numpy(), torch.cat(targets).numpy()
+    labels = list(range(model.classifier.out_features))
+    _, _, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {"loss": sum(losses) / len(y_true), "acc": float((y_pred == y_true).mean()), "macro_f1": float(f1.mean()),
+            "y_true": y_true, "y_pred": y_pred}
+
+
+def write_evaluation(run_dir: Path, tag: str, result: dict, class_names: list) -> None:
+    """Confusion matrix (counts and row-normalised) and per-class precision/recall/F1, as CSV."""
+    labels = list(range(len(class_names)))
+    cm = confusion_matrix(result["y_true"], result["y_pred"], labels=labels)
+    atomic_write_csv(run_dir / f"confusion_matrix_{tag}.csv", pd.DataFrame(cm, index=class_names, columns=class_names)
+                     .rename_axis("true").reset_index())
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    atomic_write_csv(run_dir / f"confusion_matrix_{tag}_normalized.csv",
+                     pd.DataFrame(norm.round(4), index=class_names, columns=class_names).rename_axis("true").reset_index())
+    p, r, f1, support = precision_recall_fscore_support(result["y_true"], result["y_pred"], labels=labels, zero_division=0)
+    atomic_write_csv(run_dir / f"per_class_metrics_{tag}.csv", pd.DataFrame(
+        {"class": class_names, "precision": p, "recall": r, "f1": f1, "support": support}))
+
+
+def one_per_class(dataset, limit: int = 8) -> list:
+    """Indices of the first window of each class (then more), at most `limit`."""
+    seen, picks = set(), []
+    for i, label in enumerate(dataset.labels):
+        if label not in seen:
+            seen.add(label)
+            picks.append(i)
+    return picks[:limit]
+
+
+def write_startup_previews(datasets: dict, cfg, run_dir: Path) -> None:
+    """What the model will see: augmented training crops, and keypoints before and after augmentation."""
+    train, class_names = datasets["train"], class_names_of(datasets["train"].manifest)
+    picks = one_per_class(train)
+    save_crops_preview([train[i] for i in picks], class_names, run_dir / "startup_crops_preview.png")
+    if train.num_keypoints == 0:
+        return
+    plain_train = WindowDataset(cfg.manifest_path, "train", None, True, cfg.min_keypoint_conf)
+    for name, ds, idx in (("startup_pose_preview_train.png", plain_train, picks),
+                          ("startup_pose_preview_val.png", datasets["val"], one_per_class(datasets["val"])),
+                          ("startup_pose_aug_preview_train.png", train, picks)):
+        if len(ds):
+            items = [ds.item(i) for i in idx]
+            save_pose_preview([s for s, _ in items], [k for _, k in items], class_names, run_dir / name)
+
+
+def make_run_dir(cfg) -> Path:
+    name = cfg.run_name or datetime.now().strftime("behavior_%Y%m%d_%H%M%S")
+    run_dir = Path(cfg.output_dir) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def checkpoint_fields(model, optimizer, scheduler, scaler, epoch, best, cfg, mcfg, datasets) -> dict:
+    manifest = datasets["train"].manifest
+    config = {k: v for k, v in vars(cfg).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
+    return dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict() if scheduler is not None else None, scaler=scaler.state_dict(),
+                epoch=epoch, best_metric=dict(best), model_args=model_args(mcfg), config=config,
+                class_names=class_names_of(manifest),
+                preprocessing=manifest["meta"], rng={"torch": torch.get_rng_state(), "python": list(random.getstate()[1])})
+
+
+def main(args):
+    cfg = resolve_config(args, SECTIONS, required=REQUIRED)
+    if cfg.backbone != "none":
+        BACKBONES.get(cfg.backbone)
+    run_dir = make_run_dir(cfg)
+    setup_logging(run_dir / "train.log")
+    log.info("command: %s", " ".join(sys.argv))
+    dump_config(cfg, SECTIONS, run_dir / "config.yaml")
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    set_cpu_threads(0)
+    datasets = build_datasets(cfg)
+    write_startup_previews(datasets, cfg, run_dir)
+    if cfg.backbone != "none" and not cfg.pretrained_backbone and not cfg.train_backbone:
+        log.warning("the backbone is random (--no_pretrained_backbone) and frozen: its features are noise; "
+                    "add --train_backbone, give --backbone_weights, or use --backbone none --use_pose")
+    mcfg = build_model_config(cfg, datasets)
+    model = build_model(mcfg).to(device)
+    optimizer, scheduler = build_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and cfg.amp)
+    counts_labels = datasets["train"].labels
+    weights = class_weights(counts_labels, mcfg.num_classes, cfg.class_weighting, cfg.class_weight_clamp).to(device)
+    weights = None if cfg.class_weighting == "none" else weights
+    has_val = len(datasets["val"]) > 0
+    if not has_val:
+        log.warning("NO VALIDATION SPLIT: nothing is selected on validation; best_model*.pt are the last epoch's "
+                    "weights, and early stopping is off. Re-run preprocessing with --val_ratio > 0.")
+    state = {"start": 0, "best": {"acc": -1.0, "macro_f1": -1.0}, "since_best": 0}
+    if args.resume:
+        state = resume(args.resume, model, optimizer, scheduler, scaler)
+    stop = StopFlag(run_dir / cfg.stop_file)
+    try:
+        history = fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, has_val)
+    finally:
+        stop.restore()
+    return {"run_dir": str(run_dir), "history": history, "stopped": stop.reason}
+
+
+def resume(path, model, optimizer, scheduler, scaler) -> dict:
+    ckpt = load_checkpoint(path)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if scheduler is not None and ckpt["scheduler"] is not None:
+        scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    random.setstate((3, tuple(ckpt["rng"]["python"]), None))
+    log.info("resumed from %s at epoch %d", path, ckpt["epoch"] + 1)
+    return {"start": ckpt["epoch"] + 1, "best": ckpt["best_metric"], "since_best": ckpt.get("since_best", 0)}
+
+
+def fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, has_val):
+    history_path = run_dir / "metrics.csv"
+    history = pd.read_csv(history_path).to_dict("records") if state["start"] and history_path.exists() else []
+    history = [h for h in history if h["epoch"] < state["start"]]
+    best, since_best = state["best"], state["since_best"]
+    for epoch in range(state["start"], cfg.epochs):
+        start = time.time()
+        loaders = build_loaders(datasets, cfg, epoch)
+        train_loss = train_one_epoch(model, loaders["train"], optimizer, scaler, weights, cfg, device, stop, epoch)
+        if stop:
+            log.warning("stopping (%s) during epoch %d: that epoch is not counted", stop.reason, epoch)
+            break
+        row = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"]}
+        result = evaluate(model, loaders["val"], weights, cfg, device) if has_val else None
+        if result:
+            row.update(val_loss=result["loss"], val_acc=result["acc"], val_macro_f1=result["macro_f1"])
+        row["seconds"] = round(time.time() - start, 2)
+        history.append(row)
+        atomic_write_csv(history_path, pd.DataFrame(history))
+        plot_training_curves(history, run_dir / "training_curves.png")
+        improved = save_bests(model, result, best, run_dir, epoch, optimizer, scheduler, scaler, cfg, mcfg, datasets)
+        since_best = 0 if improved or not has_val else since_best + 1
+        step_scheduler(scheduler, result["loss"] if result else None)
+        fields = checkpoint_fields(model, optimizer, scheduler, scaler, epoch, best, cfg, mcfg, datasets)
+        save_checkpoint(run_dir / "last_checkpoint.pt", since_best=since_best, **fields)
+        log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        if has_val and cfg.patience and since_best >= cfg.patience:
+            log.info("early stop: no validation improvement for %d epochs", cfg.patience)
+            break
+    if not has_val and history:
+        last = checkpoint_fields(model, optimizer, scheduler, scaler, history[-1]["epoch"], best, cfg, mcfg, datasets)
+        for name in ("best_model.pt", "best_model_macro_f1.pt"):
+            save_checkpoint(run_dir / name, **last)
+    return history
+
+
+def step_scheduler(scheduler, val_loss) -> None:
+    """Plateau watches the validation loss (no validation: it never steps); cosine steps every epoch."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if val_loss is not None:
+            scheduler.step(val_loss)
+    elif scheduler is not None:
+        scheduler.step()
+
+
+def class_names_of(manifest) -> list:
+    return [manifest["idx_to_class"][str(i)] for i in range(len(manifest["idx_to_class"]))]
+
+
+def save_bests(model, result, best, run_dir, epoch, optimizer, scheduler, scaler, cfg, mcfg, datasets) -> bool:
+    """Save best_model.pt / best_model_macro_f1.pt from a copy of the weights, with their evaluations."""
+    if result is None:
+        return False
+    improved = False
+    class_names = class_names_of(datasets["train"].manifest)
+    for metric, name in (("acc", "best_model.pt"), ("macro_f1", "best_model_macro_f1.pt")):
+        if result[metric] > best[metric]:
+            best[metric] = result[metric]
+            improved = True
+            fields = checkpoint_fields(model, optimizer, scheduler, scaler, epoch, best, cfg, mcfg, datasets)
+            fields["model"] = copy.deepcopy(model.state_dict())  # a copy, not an alias of the live parameters
+            save_checkpoint(run_dir / name, **fields)
+            write_evaluation(run_dir, f"best_{metric}", result, class_names)
+    return improved
+
+
+if __name__ == "__main__":
+    run_cli(main, get_args_parser())

@@ -1,0 +1,71 @@
+"""Figures written by training: curves and start-up previews (what the model will actually see)."""
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from utils.io import atomic_path  # noqa: E402
+
+MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+
+def _save(fig, path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def plot_training_curves(history: list, path) -> None:
+    """Loss (train, val) and validation accuracy / macro-F1 per epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train loss")
+    if history and "val_loss" in history[0]:
+        ax_loss.plot(epochs, [h["val_loss"] for h in history], label="val loss")
+        ax_metric.plot(epochs, [h["val_acc"] for h in history], label="val accuracy")
+        ax_metric.plot(epochs, [h["val_macro_f1"] for h in history], label="val macro-F1")
+        ax_metric.set_ylim(0, 1)
+    else:
+        ax_metric.text(0.5, 0.5, "no validation split", ha="center", va="center", transform=ax_metric.transAxes)
+    for ax, title in ((ax_loss, "loss"), (ax_metric, "validation")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.legend(loc="best") if ax.lines else None
+    _save(fig, path)
+
+
+def _image(frames_chw) -> np.ndarray:
+    """A normalised [3,H,W] tensor back to displayable RGB in 0..1."""
+    img = frames_chw.permute(1, 2, 0).numpy() * STD + MEAN
+    return np.clip(img, 0, 1)
+
+
+def save_crops_preview(samples: list, class_names: list, path, frames_per_clip: int = 4) -> None:
+    """A grid: one row per clip, a few frames across, titled with the class."""
+    rows = max(len(samples), 1)
+    fig, axes = plt.subplots(rows, frames_per_clip, figsize=(2 * frames_per_clip, 2 * rows), squeeze=False)
+    for r, sample in enumerate(samples):
+        t = sample["frames"].shape[0]
+        for c, i in enumerate(np.linspace(0, t - 1, frames_per_clip).astype(int)):
+            axes[r, c].imshow(_image(sample["frames"][i]))
+            axes[r, c].set_title(f"{class_names[int(sample['label'])]} t={i}", fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    _save(fig, path)
+
+
+def save_pose_preview(samples: list, keypoints: list, class_names: list, path) -> None:
+    """Centre frame of each clip with its keypoints (crop pixels) drawn on top."""
+    cols = max(len(samples), 1)
+    fig, axes = plt.subplots(1, cols, figsize=(2.5 * cols, 2.8), squeeze=False)
+    for ax, sample, kp in zip(axes[0], samples, keypoints):
+        mid = sample["frames"].shape[0] // 2
+        ax.imshow(_image(sample["frames"][mid]))
+        if kp is not None:
+            visible = kp[mid, :, 2] > 0
+            ax.scatter(kp[mid, visible, 0] - 0.5, kp[mid, visible, 1] - 0.5, s=14, c=np.arange(visible.sum()),
+                       cmap="tab10", edgecolors="white", linewidths=0.5)
+        ax.set_title(class_names[int(sample["label"])], fontsize=8)
+        ax.axis("off")
+    _save(fig, path)
