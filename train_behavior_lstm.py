@@ -156,9 +156,10 @@ def model_inputs(model, batch):
     return frames, pose, batch["pose_present"]
 
 
-def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop, epoch) -> float:
+def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop, epoch) -> tuple:
+    """(mean loss, completed): completed is False when a stop request cut the epoch short."""
     model.train()
-    total, count = 0.0, 0
+    total, count, batches = 0.0, 0, 0
     amp = device.startswith("cuda") and cfg.amp
     with progress(total=len(loader), desc=f"epoch {epoch}") as bar:
         for batch in loader:
@@ -179,8 +180,9 @@ def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop
             scaler.update()
             total += loss.item() * len(target)
             count += len(target)
+            batches += 1
             bar.update(1)
-    return total / max(count, 1)
+    return total / max(count, 1), batches == len(loader)
 
 
 def mixup(frames, pose, present, target, cfg, num_classes):
@@ -325,8 +327,9 @@ def fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, devic
     for epoch in range(state["start"], cfg.epochs):
         start = time.time()
         loaders = build_loaders(datasets, cfg, epoch)
-        train_loss = train_one_epoch(model, loaders["train"], optimizer, scaler, weights, cfg, device, stop, epoch)
-        if stop:
+        train_loss, completed = train_one_epoch(model, loaders["train"], optimizer, scaler, weights, cfg, device,
+                                                stop, epoch)
+        if not completed:  # its weights are half-updated: resume restarts it from the last checkpoint
             log.warning("stopping (%s) during epoch %d: that epoch is not counted", stop.reason, epoch)
             break
         row = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"]}
@@ -345,6 +348,9 @@ def fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, devic
         log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
         if has_val and cfg.patience and since_best >= cfg.patience:
             log.info("early stop: no validation improvement for %d epochs", cfg.patience)
+            break
+        if stop:
+            log.warning("stopping (%s) after epoch %d", stop.reason, epoch)
             break
     if not has_val and history:
         last = checkpoint_fields(model, optimizer, scheduler, scaler, history[-1]["epoch"], best, cfg, mcfg, datasets)

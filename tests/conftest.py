@@ -47,3 +47,28 @@ def prepare_args(*argv):
     """Parsed arguments for prepare_sequences_from_yolo.main, as the CLI would give them."""
     from prepare_sequences_from_yolo import get_args_parser
     return get_args_parser().parse_args([str(a) for a in argv])
+
+
+@pytest.fixture(scope="session")
+def pose_manifest(tmp_path_factory, tiny_yolo) -> Path:
+    """4 behaviours x 3 clips x 64 frames prepared with the tiny YOLO-pose: window 16, stride 8, crop 48,
+    split by video (2 clips per class train, 1 val)."""
+    from prepare_sequences_from_yolo import main as prepare
+    from utils.synthetic import make_class_folder_dataset
+    root = tmp_path_factory.mktemp("pose_data")
+    make_class_folder_dataset(root / "clips", videos_per_class=3, num_frames=64, seed=11,
+                              behaviors=("walk", "rest", "groom", "turn"))
+    prepare(prepare_args("--dataset_root", root / "clips", "--output_root", root / "prepared", "--yolo_weights",
+                         tiny_yolo, "--yolo_imgsz", "320", "--device", "cpu", "--crop_size", "48", "--window_size",
+                         "16", "--window_stride", "8", "--train_ratio", "0.67", "--val_ratio", "0.33",
+                         "--test_ratio", "0"))
+    return root / "prepared" / "sequence_manifest.json"
+
+
+def train_args(manifest, out, *argv):
+    """Parsed arguments for train_behavior_lstm.main: a small, fast pose-only model by default."""
+    from train_behavior_lstm import get_args_parser
+    base = ["--manifest_path", manifest, "--output_dir", out, "--backbone", "none", "--use_pose",
+            "--hidden_dim", "32", "--pose_fusion_dim", "32", "--lr", "3e-3", "--batch_size", "8",
+            "--num_workers", "0", "--device", "cpu", "--dropout", "0.2"]
+    return get_args_parser().parse_args([str(a) for a in base + list(argv)])

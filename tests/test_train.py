@@ -1,0 +1,120 @@
+"""train_behavior_lstm.py: it learns, resumes exactly, stops cleanly, and writes safe checkpoints."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import train_behavior_lstm as train
+from conftest import train_args
+from model import ModelConfig, build_model
+from utils.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def learned(pose_manifest, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    result = train.main(train_args(pose_manifest, out, "--run_name", "learn", "--epochs", "25", "--patience", "0"))
+    return out / "learn", result
+
+
+def test_pose_model_learns_well_above_chance(learned):
+    run_dir, result = learned
+    history = pd.read_csv(run_dir / "metrics.csv")
+    assert len(history) == 25
+    best = history["val_acc"].max()
+    assert best >= 0.6, f"best validation accuracy {best:.2f} with 4 classes (chance 0.25)"
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0] * 0.7
+
+
+def test_outputs_and_checkpoint_round_trip(learned, pose_manifest):
+    run_dir, _ = learned
+    for name in ("config.yaml", "best_model.pt", "best_model_macro_f1.pt", "last_checkpoint.pt", "metrics.csv",
+                 "training_curves.png", "startup_crops_preview.png", "startup_pose_preview_train.png",
+                 "startup_pose_preview_val.png", "startup_pose_aug_preview_train.png",
+                 "confusion_matrix_best_acc.csv", "confusion_matrix_best_macro_f1_normalized.csv",
+                 "per_class_metrics_best_macro_f1.csv"):
+        assert (run_dir / name).is_file(), name
+    ckpt = torch.load(run_dir / "best_model.pt", map_location="cpu", weights_only=True)
+    manifest = json.loads(pose_manifest.read_text())
+    assert ckpt["class_names"] == [manifest["idx_to_class"][str(i)] for i in range(4)]
+    assert ckpt["preprocessing"]["crop_size"] == 48 and ckpt["preprocessing"]["num_keypoints"] == 6
+    json.dumps({k: ckpt[k] for k in ("model_args", "config", "class_names", "preprocessing", "best_metric")})
+    model = build_model(ModelConfig(**ckpt["model_args"]))
+    model.load_state_dict(ckpt["model"])  # strict: the metadata alone rebuilds the architecture
+    history = pd.read_csv(run_dir / "metrics.csv")
+    assert ckpt["best_metric"]["acc"] == pytest.approx(history["val_acc"].max())
+    best_epoch = int(history["val_acc"].idxmax())
+    assert ckpt["epoch"] == history["epoch"][best_epoch]
+    cm = pd.read_csv(run_dir / "confusion_matrix_best_acc.csv").set_index("true")
+    assert np.trace(cm.values) / cm.values.sum() == pytest.approx(ckpt["best_metric"]["acc"])
+
+
+def test_resume_reaches_the_same_weights(pose_manifest, tmp_path):
+    common = ["--seed", "3", "--scheduler", "plateau", "--patience", "0"]
+    train.main(train_args(pose_manifest, tmp_path, "--run_name", "full", "--epochs", "4", *common))
+    train.main(train_args(pose_manifest, tmp_path, "--run_name", "split", "--epochs", "2", *common))
+    train.main(train_args(pose_manifest, tmp_path, "--run_name", "split", "--epochs", "4", *common,
+                          "--resume", tmp_path / "split" / "last_checkpoint.pt"))
+    full = torch.load(tmp_path / "full" / "last_checkpoint.pt", weights_only=True)
+    split = torch.load(tmp_path / "split" / "last_checkpoint.pt", weights_only=True)
+    assert full["epoch"] == split["epoch"] == 3
+    for key, value in full["model"].items():
+        assert torch.equal(value, split["model"][key]), key
+    a, b = pd.read_csv(tmp_path / "full" / "metrics.csv"), pd.read_csv(tmp_path / "split" / "metrics.csv")
+    np.testing.assert_allclose(a["val_loss"], b["val_loss"], rtol=1e-6)
+
+
+def test_stop_file_ends_cleanly_with_outputs(pose_manifest, tmp_path, monkeypatch):
+    real = train.train_one_epoch
+
+    def epoch_then_stop_file(model, loader, optimizer, scaler, weights, cfg, device, stop, epoch):
+        result = real(model, loader, optimizer, scaler, weights, cfg, device, stop, epoch)
+        if epoch == 1:
+            (tmp_path / "stopper" / "STOP").touch()  # appears after epoch 1's last batch: epoch 1 still counts
+        return result
+
+    monkeypatch.setattr(train, "train_one_epoch", epoch_then_stop_file)
+    result = train.main(train_args(pose_manifest, tmp_path, "--run_name", "stopper", "--epochs", "50"))
+    assert result["stopped"].startswith("stop file")
+    assert len(pd.read_csv(tmp_path / "stopper" / "metrics.csv")) == 2
+    assert torch.load(tmp_path / "stopper" / "last_checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert (tmp_path / "stopper" / "training_curves.png").is_file()
+    assert not list((tmp_path / "stopper").glob("*.tmp*"))
+
+
+def test_frozen_backbone_is_unchanged_by_training(pose_manifest, tmp_path):
+    train.main(train_args(pose_manifest, tmp_path, "--run_name", "frozen", "--epochs", "1", "--backbone",
+                          "mobilenet_v3_small", "--no_pretrained_backbone", "--seed", "5"))
+    ckpt = torch.load(tmp_path / "frozen" / "last_checkpoint.pt", weights_only=True)
+    train.seed_everything(5)
+    fresh = build_model(ModelConfig(**ckpt["model_args"])).state_dict()
+    backbone_keys = [k for k in fresh if k.startswith("backbone.")]
+    assert backbone_keys and any("running_mean" in k for k in backbone_keys)
+    for key in backbone_keys:
+        assert torch.equal(fresh[key], ckpt["model"][key]), key
+    assert not torch.equal(fresh["classifier.weight"], ckpt["model"]["classifier.weight"])
+
+
+def test_clear_errors(pose_manifest, tmp_path):
+    with pytest.raises(UserError, match="manifest not found"):
+        train.main(train_args(tmp_path / "missing.json", tmp_path))
+    manifest = json.loads(pose_manifest.read_text())
+    manifest["splits"]["train"] = [e for e in manifest["splits"]["train"] if e["class_name"] != "rest"]
+    bad = pose_manifest.parent / "no_rest.json"
+    bad.write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="class\\(es\\) rest have no training windows"):
+        train.main(train_args(bad, tmp_path, "--epochs", "1"))
+    manifest["splits"]["train"] = []
+    bad.write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="no training windows"):
+        train.main(train_args(bad, tmp_path, "--epochs", "1"))
+    manifest = json.loads(pose_manifest.read_text())
+    manifest["meta"]["num_keypoints"] = 0
+    bad.write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="--use_pose asked for, but .* has no keypoints"):
+        train.main(train_args(bad, tmp_path, "--epochs", "1"))
+    with pytest.raises(UserError, match="takes 224x224 crops, the data has 48"):
+        train.main(train_args(pose_manifest, tmp_path, "--epochs", "1", "--backbone", "vit_b_16",
+                              "--no_pretrained_backbone"))
