@@ -150,11 +150,19 @@ class WindowDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         return self.item(index)[0]
 
+    def plain_item(self, index: int) -> dict:
+        """The window without augmentation (as validation sees it), whatever this dataset's augment is."""
+        augment, self.augment = self.augment, None
+        try:
+            return self.item(index)[0]
+        finally:
+            self.augment = augment
+
     def item(self, index: int) -> tuple:
         """(sample dict, keypoints [T,K,3] after augmentation or None): the keypoints are for previews."""
         frames, keypoints = self.load(index)
         x_noise = None
-        if self.augment is not None:
+        if self.augment is not None:  # noise too is part of augmentation
             rng = random.Random(hash((self.seed, self.epoch, index)))
             frames, keypoints = self.augment(frames, keypoints, rng)
             gen = torch.Generator().manual_seed(rng.getrandbits(62))
@@ -191,3 +199,70 @@ def balanced_sampler(labels, seed: int = 0) -> WeightedRandomSampler:
     per_sample = 1.0 / torch.bincount(labels).float()[labels]
     return WeightedRandomSampler(per_sample.double(), num_samples=len(labels), replacement=True,
                                  generator=torch.Generator().manual_seed(seed))
+
+
+class CachedFeatureDataset(Dataset):
+    """Windows as cached backbone features: `visual` [T, Dv] replaces `frames`. Views: 0 = the clean clip,
+    1.. = augmented clips; each access draws one view from (seed, epoch, index), like the augmentation."""
+
+    def __init__(self, bank: torch.Tensor, frame_index: torch.Tensor, poses: list, source: WindowDataset):
+        self.bank, self.frame_index, self.poses = bank, frame_index, poses  # frame_index: (N, V, T) rows of bank
+        self.labels_, self.manifest, self.seed, self.epoch = source.labels, source.manifest, source.seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.labels_)
+
+    @property
+    def labels(self) -> list:
+        return self.labels_
+
+    def __getitem__(self, index: int) -> dict:
+        views = self.frame_index.shape[1]
+        view = random.Random(hash((self.seed, self.epoch, index))).randrange(views) if views > 1 else 0
+        pose, present = self.poses[index][view]
+        return {"visual": self.bank[self.frame_index[index, view]].float(), "pose": pose,
+                "pose_present": torch.tensor(present), "label": torch.tensor(self.labels_[index], dtype=torch.long)}
+
+
+@torch.no_grad()
+def build_feature_cache(encode, dataset: WindowDataset, device, augmented_views: int = 0, batch_frames: int = 64,
+                        bank_dtype=torch.float16) -> CachedFeatureDataset:
+    """Encode every unique source frame of `dataset` once (overlapping windows share frames) with `encode`
+    ((1, N, 3, H, W) -> (1, N, D)), plus `augmented_views` augmented copies of each clip."""
+    slot_of, pending, rows = {}, [], []  # unique (video, frame) -> bank row
+    chunks, poses, index = [], [], []
+
+    def flush():
+        if pending:
+            chunks.append(encode(torch.stack(pending)[None].to(device))[0].to("cpu", bank_dtype))
+            pending.clear()
+
+    def add_frames(x):  # (T, 3, H, W) normalised -> new bank rows
+        start = sum(len(c) for c in chunks) + len(pending)
+        for i, frame in enumerate(x):
+            pending.append(frame)
+            if len(pending) >= batch_frames:
+                flush()
+        return list(range(start, start + len(x)))
+
+    for i, entry in enumerate(dataset.entries):
+        with np.load(dataset.manifest_path.parent / entry["npz"], allow_pickle=False) as data:
+            frame_ids = [(entry["source_video"], int(f)) for f in data["frame_index"]]
+        sample = dataset.plain_item(i)
+        new = [j for j, fid in enumerate(frame_ids) if fid not in slot_of]
+        for j, row in zip(new, add_frames(sample["frames"][new])):
+            slot_of[frame_ids[j]] = row
+        view_rows, view_poses = [[slot_of[f] for f in frame_ids]], [(sample["pose"], bool(sample["pose_present"]))]
+        for v in range(augmented_views):
+            dataset.set_epoch(10_000 + v)  # augmented draws that no training epoch repeats
+            aug = dataset[i]
+            view_rows.append(add_frames(aug["frames"]))
+            view_poses.append((aug["pose"], bool(aug["pose_present"])))
+        index.append(view_rows)
+        poses.append(view_poses)
+    flush()
+    bank = torch.cat(chunks) if chunks else torch.zeros(0, 0, dtype=bank_dtype)
+    return CachedFeatureDataset(bank, torch.tensor(index, dtype=torch.long), poses, dataset)

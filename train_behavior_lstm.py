@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch.utils.data import DataLoader
 
-from data import AugmentConfig, WindowDataset, balanced_sampler, class_weights
+from data import (AugmentConfig, CachedFeatureDataset, WindowDataset, balanced_sampler, build_feature_cache,
+                  class_weights)
 from model import BACKBONES, ModelConfig, build_model, model_args
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.config import add_config_arguments, dump_config, load_schema, resolve_config
@@ -104,7 +105,8 @@ def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
     train.set_epoch(epoch)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
     sampler = balanced_sampler(train.labels, cfg.seed * 1000 + epoch) if cfg.train_sampler == "weighted" else None
-    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, persistent_workers=False)
+    workers = 0 if isinstance(train, CachedFeatureDataset) else cfg.num_workers  # cached features are in memory
+    kw = dict(batch_size=cfg.batch_size, num_workers=workers, persistent_workers=False)
     loaders = {"train": DataLoader(train, shuffle=sampler is None, sampler=sampler, generator=gen, drop_last=False, **kw)}
     for split in ("val", "test"):
         if len(datasets[split]):
@@ -151,9 +153,17 @@ def to_device(batch, device):
 
 
 def model_inputs(model, batch):
-    frames = batch["frames"] if model.backbone is not None else None
+    """(frames or cached visual features, pose, pose_present) as the model takes them."""
+    visual = batch.get("visual", batch.get("frames")) if model.backbone is not None else None
     pose = batch["pose"] if model.pose_proj is not None else None
-    return frames, pose, batch["pose_present"]
+    return visual, pose, batch["pose_present"]
+
+
+def forward_batch(model, batch, visual, pose, present):
+    """Logits from frames, or from cached backbone features when the batch carries them."""
+    if "visual" in batch:
+        return model.forward_head(model.forward_from_features(visual, pose, present))
+    return model(visual, pose, present)
 
 
 def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop, epoch) -> tuple:
@@ -171,7 +181,7 @@ def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop
             if cfg.mixup_alpha > 0:
                 frames, pose, present, target = mixup(frames, pose, present, target, cfg, model.classifier.out_features)
             with torch.autocast("cuda", enabled=amp):
-                loss = loss_fn(model(frames, pose, present), target, weights, cfg)
+                loss = loss_fn(forward_batch(model, batch, frames, pose, present), target, weights, cfg)
             if not torch.isfinite(loss):
                 raise UserError(f"loss became {loss.item()} at epoch {epoch}; lower --lr or check the data")
             optimizer.zero_grad(set_to_none=True)
@@ -200,7 +210,7 @@ def evaluate(model, loader, weights, cfg, device) -> dict:
     losses, preds, targets = [], [], []
     for batch in loader:
         batch = to_device(batch, device)
-        logits = model(*model_inputs(model, batch))
+        logits = forward_batch(model, batch, *model_inputs(model, batch))
         losses.append(F.cross_entropy(logits, batch["label"], weight=weights, reduction="sum").item())
         preds.append(logits.argmax(-1).cpu())
         targets.append(batch["label"].cpu())
@@ -286,6 +296,8 @@ def main(args):
                     "add --train_backbone, give --backbone_weights, or use --backbone none --use_pose")
     mcfg = build_model_config(cfg, datasets)
     model = build_model(mcfg).to(device)
+    if uses_feature_cache(cfg, model):
+        datasets = cache_features(model, datasets, cfg, device)
     optimizer, scheduler = build_optimizer(model, cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and cfg.amp)
     counts_labels = datasets["train"].labels
@@ -304,6 +316,25 @@ def main(args):
     finally:
         stop.restore()
     return {"run_dir": str(run_dir), "history": history, "stopped": stop.reason}
+
+
+def uses_feature_cache(cfg, model) -> bool:
+    return bool(cfg.feature_cache and model.backbone is not None and not cfg.train_backbone and not model.is_video)
+
+
+def cache_features(model, datasets: dict, cfg, device) -> dict:
+    """Replace each split by its cached backbone features (the frozen backbone never changes)."""
+    model.eval()
+    start, cached = time.time(), {}
+    for split, ds in datasets.items():
+        views = cfg.cache_augmented_views if split == "train" else 0
+        cached[split] = build_feature_cache(model.encode_frames, ds, device, views) if len(ds) else ds
+    frames = sum(len(ds) * (1 + (cfg.cache_augmented_views if s == "train" else 0)) * ds.frame_index.shape[-1]
+                 for s, ds in cached.items() if len(ds))
+    encoded = sum(len(ds.bank) for ds in cached.values() if len(ds))
+    log.info("feature cache: %d frames encoded for %d window frames (%.1fx fewer) in %.1f s", encoded, frames,
+             frames / max(encoded, 1), time.time() - start)
+    return cached
 
 
 def resume(path, model, optimizer, scheduler, scaler) -> dict:

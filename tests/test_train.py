@@ -118,3 +118,31 @@ def test_clear_errors(pose_manifest, tmp_path):
     with pytest.raises(UserError, match="takes 224x224 crops, the data has 48"):
         train.main(train_args(pose_manifest, tmp_path, "--epochs", "1", "--backbone", "vit_b_16",
                               "--no_pretrained_backbone"))
+
+
+def test_feature_cache_encodes_each_frame_once_and_matches_the_backbone(pose_manifest):
+    from data import WindowDataset, build_feature_cache
+    # resnet18: a random MobileNetV3 in eval mode outputs ~1e-8 everywhere (BatchNorm on untrained statistics)
+    model = build_model(ModelConfig(num_classes=4, backbone="resnet18", pretrained_backbone=False, crop_size=48)).eval()
+    dataset = WindowDataset(pose_manifest, "train")
+    encoded = []
+
+    def counting_encode(x):
+        encoded.append(x.shape[1])
+        return model.encode_frames(x)
+    cache = build_feature_cache(counting_encode, dataset, "cpu", batch_frames=40)
+    unique = {(e["source_video"], f) for e in dataset.entries for f in range(e["start_frame"], e["end_frame"] + 1)}
+    window_frames = sum(e["end_frame"] - e["start_frame"] + 1 for e in dataset.entries)
+    assert sum(encoded) == len(unique) < window_frames  # stride 8, window 16: frames shared by 2 windows
+    for i in (0, len(dataset) - 1):
+        direct = model.encode_frames(dataset[i]["frames"][None])[0]
+        torch.testing.assert_close(cache[i]["visual"], direct, atol=2e-2, rtol=1e-2)  # float16 bank
+        assert cache[i]["label"] == dataset.labels[i]
+    with_views = build_feature_cache(model.encode_frames, WindowDataset(pose_manifest, "train",
+                                     augment=__import__("data").AugmentConfig()), "cpu", augmented_views=2)
+    assert with_views.frame_index.shape[1] == 3  # clean + 2 augmented views
+    drawn = set()
+    for epoch in range(6):
+        with_views.set_epoch(epoch)
+        drawn.add(float(with_views[0]["visual"].sum()))
+    assert len(drawn) > 1  # different epochs see different views
