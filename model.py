@@ -157,6 +157,143 @@ def _r2plus1d_18(cfg):
     return _video_resnet(tvvm.r2plus1d_18, cfg)
 
 
+class _Stem(nn.Module):
+    """conv-BN-ReLU-maxpool; attribute names follow pytorchvideo's ResNetBasicStem."""
+
+    def __init__(self, dim_out: int, kernel_t: int):
+        super().__init__()
+        self.conv = nn.Conv3d(3, dim_out, (kernel_t, 7, 7), (1, 2, 2), (kernel_t // 2, 3, 3), bias=False)
+        self.norm = nn.BatchNorm3d(dim_out)
+        self.pool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+
+    def forward(self, x):
+        return self.pool(torch.relu(self.norm(self.conv(x))))
+
+
+class _Bottleneck(nn.Module):
+    def __init__(self, dim_in: int, dim_inner: int, dim_out: int, kernel_t: int, stride: int):
+        super().__init__()
+        self.conv_a = nn.Conv3d(dim_in, dim_inner, (kernel_t, 1, 1), padding=(kernel_t // 2, 0, 0), bias=False)
+        self.norm_a = nn.BatchNorm3d(dim_inner)
+        self.conv_b = nn.Conv3d(dim_inner, dim_inner, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False)
+        self.norm_b = nn.BatchNorm3d(dim_inner)
+        self.conv_c = nn.Conv3d(dim_inner, dim_out, 1, bias=False)
+        self.norm_c = nn.BatchNorm3d(dim_out)
+
+    def forward(self, x):
+        x = torch.relu(self.norm_a(self.conv_a(x)))
+        x = torch.relu(self.norm_b(self.conv_b(x)))
+        return self.norm_c(self.conv_c(x))
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, dim_in: int, dim_inner: int, dim_out: int, kernel_t: int, stride: int):
+        super().__init__()
+        if dim_in != dim_out or stride != 1:
+            self.branch1_conv = nn.Conv3d(dim_in, dim_out, 1, (1, stride, stride), bias=False)
+            self.branch1_norm = nn.BatchNorm3d(dim_out)
+        self.branch2 = _Bottleneck(dim_in, dim_inner, dim_out, kernel_t, stride)
+
+    def forward(self, x):
+        shortcut = self.branch1_norm(self.branch1_conv(x)) if hasattr(self, "branch1_conv") else x
+        return torch.relu(shortcut + self.branch2(x))
+
+
+class _ResStage(nn.Module):
+    def __init__(self, depth: int, dim_in: int, dim_inner: int, dim_out: int, kernel_t: int, stride: int):
+        super().__init__()
+        self.res_blocks = nn.ModuleList(
+            _ResBlock(dim_in if i == 0 else dim_out, dim_inner, dim_out, kernel_t, stride if i == 0 else 1)
+            for i in range(depth))
+
+    def forward(self, x):
+        for block in self.res_blocks:
+            x = block(x)
+        return x
+
+
+class _FuseFastToSlow(nn.Module):
+    """Lateral connection: the fast pathway, strided in time by alpha, concatenated to the slow one."""
+
+    def __init__(self, fast_dim: int, alpha: int):
+        super().__init__()
+        self.conv_fast_to_slow = nn.Conv3d(fast_dim, 2 * fast_dim, (7, 1, 1), (alpha, 1, 1), (3, 0, 0), bias=False)
+        self.norm = nn.BatchNorm3d(2 * fast_dim)
+
+    def forward(self, slow, fast):
+        return torch.cat([slow, torch.relu(self.norm(self.conv_fast_to_slow(fast)))], 1), fast
+
+
+class _MultiPathway(nn.Module):
+    def __init__(self, slow: nn.Module, fast: nn.Module, fusion: nn.Module = None):
+        super().__init__()
+        self.multipathway_blocks = nn.ModuleList([slow, fast])
+        self.multipathway_fusion = fusion
+
+    def forward(self, slow, fast):
+        slow, fast = self.multipathway_blocks[0](slow), self.multipathway_blocks[1](fast)
+        return self.multipathway_fusion(slow, fast) if self.multipathway_fusion is not None else (slow, fast)
+
+
+class SlowFastR50(nn.Module):
+    """SlowFast-R50 (Feichtenhofer et al. 2019) in the project's own code. Parameter names and shapes equal
+    the published Kinetics-400 checkpoint's (pytorchvideo slowfast_r50, blocks.0-4), so its backbone loads
+    from a local file. (B, 3, T, H, W) -> (B, 2304): the pooled slow (2048) and fast (256) pathways."""
+    DEPTHS, SLOW_INNER, REDUCTION = (3, 4, 6, 3), (64, 128, 256, 512), 8
+    SLOW_KERNEL_T, FAST_KERNEL_T = (1, 1, 3, 3), (3, 3, 3, 3)
+
+    def __init__(self, alpha: int = 4):
+        super().__init__()
+        self.alpha = alpha
+        blocks = [_MultiPathway(_Stem(64, 1), _Stem(8, 5), _FuseFastToSlow(8, alpha))]
+        slow_in, fast_in = 64 + 2 * 8, 8
+        for i, depth in enumerate(self.DEPTHS):
+            inner, stride = self.SLOW_INNER[i], 1 if i == 0 else 2
+            slow_out, fast_out = inner * 4, inner * 4 // self.REDUCTION
+            slow = _ResStage(depth, slow_in, inner, slow_out, self.SLOW_KERNEL_T[i], stride)
+            fast = _ResStage(depth, fast_in, inner // self.REDUCTION, fast_out, self.FAST_KERNEL_T[i], stride)
+            last = i == len(self.DEPTHS) - 1
+            blocks.append(_MultiPathway(slow, fast, None if last else _FuseFastToSlow(fast_out, alpha)))
+            slow_in, fast_in = slow_out + (0 if last else 2 * fast_out), fast_out
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x):  # (B, 3, T, H, W)
+        slow, fast = x[:, :, :: self.alpha], x  # slow pathway: every alpha-th frame
+        for block in self.blocks:
+            slow, fast = block(slow, fast)
+        return torch.cat([slow.mean((2, 3, 4)), fast.mean((2, 3, 4))], 1)
+
+
+def load_slowfast_weights(model: SlowFastR50, path) -> None:
+    """Backbone weights from a published SlowFast-R50 checkpoint (a `model_state` dict or a plain state
+    dict); its Kinetics classifier (blocks.6) is left out."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"backbone_weights file not found: {path}; give the Kinetics-400 SlowFast-R50 checkpoint "
+                        f"(SLOWFAST_8x8_R50.pyth) or use --no_pretrained_backbone")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("model_state", state.get("model", state))
+    state = {k: v for k, v in state.items() if not k.startswith(("blocks.5.", "blocks.6."))}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"{path} is not a SlowFast-R50 checkpoint: {str(exc).splitlines()[0]}") from None
+
+
+@BACKBONES.register("slowfast_r50")
+def _slowfast_r50(cfg):
+    if cfg.window_size < cfg.slowfast_alpha:
+        raise UserError(f"slowfast_r50 needs clips of at least slowfast_alpha={cfg.slowfast_alpha} frames, the "
+                        f"windows have {cfg.window_size}; prepare longer windows or lower --slowfast_alpha")
+    model = SlowFastR50(cfg.slowfast_alpha)
+    if cfg.pretrained_backbone:
+        if not cfg.backbone_weights:
+            raise UserError("slowfast_r50 has no weights that can be fetched: pass --backbone_weights PATH to the "
+                            "Kinetics-400 SlowFast-R50 checkpoint (SLOWFAST_8x8_R50.pyth), or --no_pretrained_backbone")
+        load_slowfast_weights(model, cfg.backbone_weights)
+    return BackboneSpec(model, 2304, True)
+
+
 def check_crop_size(name: str, spec: BackboneSpec, crop_size: int) -> None:
     if spec.fixed_crop and crop_size != spec.fixed_crop:
         raise UserError(f"backbone {name} takes {spec.fixed_crop}x{spec.fixed_crop} crops, the data has "

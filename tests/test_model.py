@@ -116,7 +116,44 @@ def test_pretrained_offline_or_bad_file_is_a_clear_error(tmp_path):
 
 def test_registry_names_feed_choices():
     assert BACKBONES.names() == sorted(["mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "resnet18",
-                                        "vit_b_16", "r3d_18", "r2plus1d_18"])
+                                        "vit_b_16", "r3d_18", "r2plus1d_18", "slowfast_r50"])
     assert TEMPORAL_HEADS.names() == ["attention", "lstm", "tcn"]
     with pytest.raises(ValueError, match="already registered"):
         BACKBONES.register("resnet18")(lambda cfg: None)
+
+
+def published_slowfast_state():
+    """{name: shape} of the published Kinetics-400 SlowFast-R50 (tools/dump_slowfast_keys.py made the list)."""
+    import json
+    from conftest import ROOT
+    entries = json.loads((ROOT / "tests" / "fixtures" / "slowfast_r50_keys.json").read_text())["state_dict"]
+    return {k: tuple(shape) for k, shape in entries}
+
+
+def test_slowfast_r50_matches_the_published_checkpoint_layout():
+    from model import SlowFastR50
+    published = published_slowfast_state()
+    ours = {k: tuple(v.shape) for k, v in SlowFastR50(alpha=4).state_dict().items()}
+    backbone = {k: v for k, v in published.items() if not k.startswith("blocks.6.")}  # classifier left out
+    assert ours == backbone and len(ours) == 660
+
+
+def test_slowfast_r50_loads_a_published_style_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    state = {k: (torch.randn(shape) if shape else torch.tensor(7)) for k, shape in published_slowfast_state().items()}
+    torch.save({"model_state": state}, tmp_path / "SLOWFAST_8x8_R50.pyth")
+    model = build_model(config(backbone="slowfast_r50", pretrained_backbone=True, window_size=8,
+                               backbone_weights=str(tmp_path / "SLOWFAST_8x8_R50.pyth")))
+    key = "blocks.3.multipathway_blocks.0.res_blocks.2.branch2.conv_b.weight"
+    assert torch.equal(model.backbone.state_dict()[key], state[key])
+    with pytest.raises(UserError, match="no weights that can be fetched"):
+        build_model(config(backbone="slowfast_r50", pretrained_backbone=True))
+    with pytest.raises(UserError, match="at least slowfast_alpha=4 frames, the windows have 3"):
+        build_model(config(backbone="slowfast_r50", window_size=3))
+
+
+def test_slowfast_at_its_minimum_clip_length_with_pose():
+    model = build_model(config(backbone="slowfast_r50", window_size=4, use_pose=True,
+                               pose_fusion_strategy="cross_modal_transformer")).eval()
+    frames, pose = clip(b=2, t=4)
+    assert model(frames, pose, torch.tensor([True, False])).shape == (2, 3)
