@@ -273,7 +273,7 @@ def checkpoint_fields(model, optimizer, scheduler, scaler, epoch, best, cfg, mcf
     config = {k: v for k, v in vars(cfg).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
     return dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict() if scheduler is not None else None, scaler=scaler.state_dict(),
-                epoch=epoch, best_metric=dict(best), model_args=model_args(mcfg), config=config,
+                epoch=epoch, best_metric=dict(best) if best else None, model_args=model_args(mcfg), config=config,
                 class_names=class_names_of(manifest),
                 preprocessing=manifest["meta"], rng={"torch": torch.get_rng_state(), "python": list(random.getstate()[1])})
 
@@ -383,10 +383,10 @@ def fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, devic
         if stop:
             log.warning("stopping (%s) after epoch %d", stop.reason, epoch)
             break
-    if not has_val and history:
-        last = checkpoint_fields(model, optimizer, scheduler, scaler, history[-1]["epoch"], best, cfg, mcfg, datasets)
+    if not has_val and history:  # nothing was selected on validation: say so in the files themselves
+        last = checkpoint_fields(model, optimizer, scheduler, scaler, history[-1]["epoch"], None, cfg, mcfg, datasets)
         for name in ("best_model.pt", "best_model_macro_f1.pt"):
-            save_checkpoint(run_dir / name, **last)
+            save_checkpoint(run_dir / name, selection="last epoch: NO validation split, nothing selected", **last)
     return history
 
 
@@ -415,7 +415,7 @@ def save_bests(model, result, best, run_dir, epoch, optimizer, scheduler, scaler
             improved = True
             fields = checkpoint_fields(model, optimizer, scheduler, scaler, epoch, best, cfg, mcfg, datasets)
             fields["model"] = copy.deepcopy(model.state_dict())  # a copy, not an alias of the live parameters
-            save_checkpoint(run_dir / name, **fields)
+            save_checkpoint(run_dir / name, selection=f"best validation {metric} (epoch {epoch})", **fields)
             write_evaluation(run_dir, f"best_{metric}", result, class_names)
     return improved
 

@@ -146,3 +146,16 @@ def test_feature_cache_encodes_each_frame_once_and_matches_the_backbone(pose_man
         with_views.set_epoch(epoch)
         drawn.add(float(with_views[0]["visual"].sum()))
     assert len(drawn) > 1  # different epochs see different views
+
+
+def test_no_validation_split_is_said_loudly_and_nothing_called_best(pose_manifest, tmp_path, caplog):
+    manifest = json.loads(pose_manifest.read_text())
+    manifest["splits"]["val"] = []
+    no_val = pose_manifest.parent / "no_val.json"
+    no_val.write_text(json.dumps(manifest))
+    train.main(train_args(no_val, tmp_path, "--run_name", "noval", "--epochs", "2"))
+    assert "NO VALIDATION SPLIT" in caplog.text
+    ckpt = torch.load(tmp_path / "noval" / "best_model.pt", weights_only=True)
+    assert ckpt["selection"].startswith("last epoch: NO validation split") and ckpt["best_metric"] is None
+    assert ckpt["epoch"] == 1
+    assert "val_acc" not in pd.read_csv(tmp_path / "noval" / "metrics.csv").columns

@@ -2,7 +2,9 @@
 
 Keys: format_version, model (state_dict), optimizer, scheduler, scaler, epoch, best_metric, model_args
 (dict: rebuilds the model), config (dict of the resolved settings), class_names, preprocessing (the
-manifest's meta: crop_size, pad_ratio, window, detector settings, keypoint layout), rng (for exact resume).
+manifest's meta: crop_size, pad_ratio, window, detector settings, keypoint layout), selection (how the
+weights were chosen: best validation accuracy / macro-F1 at an epoch, or the last epoch when there is no
+validation split), rng (for exact resume).
 """
 import json
 from pathlib import Path
@@ -17,7 +19,7 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(path, **fields) -> None:
     """Save atomically; metadata fields must be JSON-serialisable (checked, so no pickled objects creep in)."""
-    meta = {k: v for k, v in fields.items() if k in ("model_args", "config", "class_names", "preprocessing")}
+    meta = {k: v for k, v in fields.items() if k in ("model_args", "config", "class_names", "preprocessing", "selection")}
     json.dumps(meta)  # raises TypeError on anything that is not plain data
     with atomic_path(path) as tmp:
         torch.save({"format_version": FORMAT_VERSION, **fields}, tmp)
