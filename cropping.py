@@ -73,8 +73,9 @@ class YoloDetector:
         self.task = "pose" if self.use_keypoints else "detect"
         kpt_shape = getattr(self.model.model, "kpt_shape", None) if self.use_keypoints else None
         self.num_keypoints = int(kpt_shape[0]) if kpt_shape else 0
-        names = getattr(self.model.model, "kpt_names", None) or {}
-        self.keypoint_names = list(names.get(0, [])) if isinstance(names, dict) else []
+        names = getattr(self.model.model, "kpt_names", None) or {}  # {class: [names]}; class as int or str
+        names = names.get(0, names.get("0", [])) if isinstance(names, dict) else []
+        self.keypoint_names = list(names) if len(names) == self.num_keypoints else []
 
     def prepare(self, video_path) -> None:
         """Nothing per video: the weights are loaded once."""

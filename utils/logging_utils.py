@@ -11,17 +11,19 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 def setup_logging(log_file=None, level=logging.INFO) -> logging.Logger:
     """Root logger to stderr and, when given, to log_file (replacing handlers of an earlier run in-process)."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
+    for handler in [h for h in root.handlers if getattr(h, "_behaviorscope", False)]:  # ours, from an earlier run
         root.removeHandler(handler)
         handler.close()
     root.setLevel(level)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    root.addHandler(console)
+    handlers = [console]
     if log_file is not None:
-        file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
-        file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        root.addHandler(file_handler)
+        handlers.append(logging.FileHandler(log_file, mode="a", encoding="utf-8"))
+        handlers[-1].setFormatter(logging.Formatter(LOG_FORMAT))
+    for handler in handlers:
+        handler._behaviorscope = True
+        root.addHandler(handler)
     for noisy in ("ultralytics", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return root
