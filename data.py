@@ -20,6 +20,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from utils.config import section_defaults
 from utils.errors import UserError
 from utils.manifest import load_manifest
 from utils.pose_features import pose_feature_dim, pose_features
@@ -30,19 +31,24 @@ IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 @dataclass
 class AugmentConfig:
-    hflip_prob: float = 0.5
-    vflip_prob: float = 0.5
-    rotation_deg: float = 15.0
-    scale_range: float = 0.1
-    translate_frac: float = 0.05
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.1
-    blur_prob: float = 0.1
-    noise_std: float = 0.02
-    temporal_jitter: int = 2
-    frame_dropout: float = 0.0
-    flip_idx: list = None
+    """The `augmentation` section of default_config.yaml (defaults live there only: use from_config)."""
+    hflip_prob: float
+    vflip_prob: float
+    rotation_deg: float
+    scale_range: float
+    translate_frac: float
+    brightness: float
+    contrast: float
+    saturation: float
+    blur_prob: float
+    noise_std: float
+    temporal_jitter: int
+    frame_dropout: float
+    flip_idx: list
+
+    @classmethod
+    def from_config(cls, **overrides) -> "AugmentConfig":
+        return cls(**{**section_defaults("augmentation"), **overrides})
 
 
 class ClipAugment:

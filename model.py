@@ -17,6 +17,7 @@ import torch.nn as nn
 import torchvision.models as tvm
 import torchvision.models.video as tvvm
 
+from utils.config import section_defaults
 from utils.errors import UserError
 
 
@@ -50,28 +51,33 @@ FUSIONS = Registry("pose_fusion_strategy")
 
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild the model; stored in checkpoints as a plain dict (asdict)."""
+    """Everything needed to rebuild the model; stored in checkpoints as a plain dict (asdict). The `model`
+    section of default_config.yaml holds the defaults (from_config); the rest comes from the data."""
     num_classes: int
-    backbone: str = "mobilenet_v3_small"
-    pretrained_backbone: bool = True
-    backbone_weights: str = None
-    train_backbone: bool = False
-    sequence_model: str = "lstm"
-    bidirectional: bool = False
-    attention_pool: bool = False
-    temporal_attention_layers: int = 0
-    attention_heads: int = 4
-    positional_encoding: str = "none"
-    hidden_dim: int = 256
-    num_layers: int = 1
-    dropout: float = 0.5
-    use_pose: bool = False
-    pose_dim: int = 0
-    pose_fusion_strategy: str = "gated_attention"
-    pose_fusion_dim: int = 128
-    slowfast_alpha: int = 4
-    crop_size: int = 224
-    window_size: int = 30
+    backbone: str
+    pretrained_backbone: bool
+    backbone_weights: str
+    train_backbone: bool
+    sequence_model: str
+    bidirectional: bool
+    attention_pool: bool
+    temporal_attention_layers: int
+    attention_heads: int
+    positional_encoding: str
+    hidden_dim: int
+    num_layers: int
+    dropout: float
+    use_pose: bool
+    pose_fusion_strategy: str
+    pose_fusion_dim: int
+    slowfast_alpha: int
+    pose_dim: int = 0  # from the data: pose feature size (0 = no keypoints)
+    crop_size: int = 224  # from the data: the manifest's crop_size
+    window_size: int = 30  # from the data: the manifest's window_size
+
+    @classmethod
+    def from_config(cls, **overrides) -> "ModelConfig":
+        return cls(**{**section_defaults("model"), **overrides})
 
 
 # ------------------------------------------------------------------------------------------------ backbones

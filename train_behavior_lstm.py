@@ -34,7 +34,7 @@ from data import (AugmentConfig, CachedFeatureDataset, WindowDataset, balanced_s
                   class_weights)
 from model import BACKBONES, ModelConfig, build_model, model_args
 from utils.checkpoint import load_checkpoint, save_checkpoint
-from utils.config import add_config_arguments, dump_config, load_schema, resolve_config
+from utils.config import add_config_arguments, dump_config, resolve_config
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv
@@ -84,7 +84,7 @@ def seed_everything(seed: int) -> None:
 
 
 def build_datasets(cfg) -> dict:
-    aug = AugmentConfig(**{k: getattr(cfg, k) for k in load_schema()["augmentation"]})
+    aug = AugmentConfig(**{k: getattr(cfg, k) for k in AugmentConfig.__dataclass_fields__})
     datasets = {"train": WindowDataset(cfg.manifest_path, "train", aug, cfg.use_pose, cfg.min_keypoint_conf, cfg.seed)}
     for split in ("val", "test"):
         datasets[split] = WindowDataset(cfg.manifest_path, split, None, cfg.use_pose, cfg.min_keypoint_conf)

@@ -11,7 +11,7 @@ FAST_BACKBONES = [b for b in BACKBONES.names() if b != "vit_b_16"]
 def config(**kw):
     base = dict(num_classes=3, pretrained_backbone=False, crop_size=32, hidden_dim=16, pose_dim=10,
                 pose_fusion_dim=8, attention_heads=2, dropout=0.0)
-    return ModelConfig(**{**base, **kw})
+    return ModelConfig.from_config(**{**base, **kw})
 
 
 def clip(b=2, t=4, size=32):
@@ -157,3 +157,19 @@ def test_slowfast_at_its_minimum_clip_length_with_pose():
                                pose_fusion_strategy="cross_modal_transformer")).eval()
     frames, pose = clip(b=2, t=4)
     assert model(frames, pose, torch.tensor([True, False])).shape == (2, 3)
+
+
+def test_offline_imagenet_download_says_both_ways(monkeypatch):
+    import urllib.error
+
+    import model as model_module
+
+    def offline(weights=None):
+        if weights is not None:
+            raise urllib.error.URLError("no network")
+        return model_module.tvm.resnet18(weights=None)
+    monkeypatch.setitem(model_module.BACKBONES._items, "resnet18",
+                        lambda cfg: model_module.BackboneSpec(model_module._torchvision(offline, cfg), 512, False))
+    with pytest.raises(UserError, match=r"could not be downloaded \(URLError\).*--backbone_weights PATH.*"
+                                        r"--no_pretrained_backbone"):
+        build_model(config(backbone="resnet18", pretrained_backbone=True))

@@ -59,6 +59,11 @@ def load_schema(path=DEFAULT_CONFIG_PATH) -> dict:
     return schema
 
 
+def section_defaults(section: str) -> dict:
+    """{key: default} of one section of default_config.yaml."""
+    return {name: opt.default for name, opt in load_schema()[section].items()}
+
+
 def section_options(sections) -> dict:
     """{key: Option} over the given sections; a key may appear in only one of them."""
     options = {}
