@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import re
 import sys
 from collections import Counter, defaultdict, deque
@@ -145,7 +146,7 @@ class WindowWriter:
         end = start + self.cfg.window_size - 1
         self.result.windows.append({
             "id": window_id, "class_name": label,
-            "npz": Path(npz_path).relative_to(self.manifest_dir).as_posix() if self.cfg.save_sequence_npz else None,
+            "npz": relative_to_manifest(npz_path, self.manifest_dir) if self.cfg.save_sequence_npz else None,
             "start_frame": start, "end_frame": end, "fps": self.fps, "source_video": self.item.rel,
             "has_keypoints": has_kp})
 
@@ -174,6 +175,11 @@ class WindowWriter:
             image = draw_keypoints(image, np.concatenate([kp, frame["keypoints"][:, 2:]], 1))
         with atomic_path(self.out_root / "qa_crops" / _safe(label) / f"{window_id}.jpg") as tmp:
             cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
+def relative_to_manifest(path, manifest_dir: Path) -> str:
+    """Posix path of `path` relative to the manifest's folder (which may lie outside output_root)."""
+    return Path(os.path.relpath(path, manifest_dir)).as_posix()
 
 
 def _safe(name: str) -> str:
@@ -278,7 +284,8 @@ def assign_splits(results: dict, cfg) -> dict:
     return splits
 
 
-def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_values, kp_names, flip_idx) -> dict:
+def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_values, kp_names, flip_idx,
+                   out_root: Path, manifest_dir: Path) -> dict:
     classes = sorted({w["class_name"] for entries in splits.values() for w in entries})
     class_to_idx = {c: i for i, c in enumerate(classes)}
     for entries in splits.values():
@@ -296,7 +303,8 @@ def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_value
     return {"schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "class_to_idx": class_to_idx, "idx_to_class": {str(i): c for c, i in class_to_idx.items()},
             "meta": meta, "splits": splits,
-            "videos": {v: {"tracking": f"tracking/{video_id}.csv", "frames": r.frames,
+            "videos": {v: {"tracking": relative_to_manifest(out_root / "tracking" / f"{video_id}.csv", manifest_dir),
+                           "frames": r.frames,
                            "status_counts": dict(r.status_counts), "windows": len(r.windows),
                            "dropped": dict(r.dropped)} for v, (video_id, r) in results.items()}}
 
@@ -360,7 +368,7 @@ def main(args):
     splits = assign_splits({v: r for v, (_, r) in results.items()}, cfg)
     kp_names = detector.keypoint_names or [f"kp{k}" for k in range(detector.num_keypoints)]
     manifest = build_manifest(cfg, layout, detector, results, splits, fps_values, kp_names,
-                              flip_idx_from_names(detector.keypoint_names))
+                              flip_idx_from_names(detector.keypoint_names), out_root, manifest_dir)
     manifest["summary"] = summary_lines(results, splits, skipped)
     write_manifest(manifest_path, manifest)
     for line in manifest["summary"]:

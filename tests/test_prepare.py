@@ -91,7 +91,7 @@ def test_npz_keypoints_land_on_the_animal(prepared, class_folder_dataset):
 def test_tracking_tables_and_qa_crops(prepared):
     out, manifest = prepared
     for video, info in manifest["videos"].items():
-        table = pd.read_csv(out / info["tracking"])
+        table = pd.read_csv(out / info["tracking"])  # relative to the manifest's folder (= out here)
         assert len(table) == info["frames"] == 45
         assert list(table["frame"]) == list(range(45))
         assert set(table["status"]) <= {"detected", "reused", "missed"}
@@ -222,3 +222,14 @@ def test_interrupted_run_leaves_no_manifest_and_resumes(tmp_path, tiny_yolo, cla
     assert len(unchanged) == len(npz_times) - 2 * 3  # only the 2 videos redone at crop 64 were rewritten
     for e in all_entries(resumed):
         assert np.load(out / e["npz"])["frames"].shape[1] == 96
+
+
+def test_manifest_elsewhere_points_at_the_files(tmp_path, tiny_yolo, class_folder_dataset):
+    manifest_path = tmp_path / "manifests" / "run1.json"
+    manifest = run_prepare(class_folder_dataset, tmp_path / "out", tiny_yolo, "--manifest_path", manifest_path,
+                           "--split_strategy", "window")
+    assert manifest_path.is_file() and not (tmp_path / "out" / "sequence_manifest.json").exists()
+    for e in all_entries(manifest):
+        assert e["npz"].startswith("../out/sequence_npz/") and (manifest_path.parent / e["npz"]).is_file()
+    for info in manifest["videos"].values():
+        assert (manifest_path.parent / info["tracking"]).is_file()
