@@ -1,0 +1,50 @@
+"""Post-processing of per-frame probabilities: threshold, smoothing, minimum bout length, bouts."""
+import numpy as np
+
+from utils.timeline import NO_WINDOW, UNKNOWN, frame_labels, merge_short_bouts, smooth_probabilities, to_bouts
+
+NAMES = ["rest", "walk"]
+
+
+def probs_for(sequence):
+    """One-hot-ish probabilities (0.9 on the named class) for a list of class names."""
+    p = np.full((len(sequence), 2), 0.1)
+    for i, name in enumerate(sequence):
+        p[i, NAMES.index(name)] = 0.9
+    return p
+
+
+def test_threshold_and_uncovered_frames():
+    probs = np.array([[0.9, 0.1], [0.55, 0.45], [0.2, 0.8], [0.5, 0.5]])
+    covered = np.array([True, True, True, False])
+    labels, conf = frame_labels(probs, covered, NAMES, prob_threshold=0.6)
+    assert list(labels) == ["rest", UNKNOWN, "walk", NO_WINDOW]
+    np.testing.assert_allclose(conf, [0.9, 0.55, 0.8, 0.0])
+
+
+def test_median_smoothing_removes_a_one_frame_flicker():
+    probs = probs_for(["rest"] * 5 + ["walk"] + ["rest"] * 5)
+    labels, _ = frame_labels(probs, np.ones(11, bool), NAMES, smoothing="median", smoothing_window=3)
+    assert set(labels) == {"rest"}
+    np.testing.assert_allclose(smooth_probabilities(probs, 1), probs)
+
+
+def test_majority_smoothing():
+    probs = probs_for(["rest", "rest", "walk", "rest", "walk", "walk", "walk"])
+    labels, _ = frame_labels(probs, np.ones(7, bool), NAMES, smoothing="majority", smoothing_window=3)
+    assert list(labels) == ["rest", "rest", "rest", "walk", "walk", "walk", "walk"]
+
+
+def test_bouts_cover_every_frame_without_overlap():
+    labels = np.array(["rest"] * 4 + ["walk"] * 3 + ["rest"] * 2, dtype=object)
+    bouts = to_bouts(labels, np.linspace(0, 1, 9))
+    assert [(b.start_frame, b.end_frame, b.behavior) for b in bouts] == [(0, 3, "rest"), (4, 6, "walk"), (7, 8, "rest")]
+    assert bouts[1].mean_confidence == np.mean(np.linspace(0, 1, 9)[4:7])
+
+
+def test_short_bouts_merge_into_the_longer_neighbour():
+    labels = np.array(["rest"] * 6 + ["walk"] * 1 + ["groom"] * 4 + ["walk"] * 2 + ["groom"] * 3, dtype=object)
+    merged = merge_short_bouts(labels, min_frames=3)
+    assert [(b.start_frame, b.end_frame, b.behavior) for b in to_bouts(merged, np.zeros(16))] == \
+        [(0, 6, "rest"), (7, 15, "groom")]
+    assert list(merge_short_bouts(labels, 1)) == list(labels)
