@@ -220,3 +220,11 @@ def draw_keypoints(crop_rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         if np.isfinite(x) and np.isfinite(y) and c > 0:
             cv2.circle(out, (int(round(x)), int(round(y))), 3, colours[k % len(colours)], -1, cv2.LINE_AA)
     return out
+
+
+def crop_detection(frame_bgr: np.ndarray, detection: Detection, crop_size: int, pad_ratio: float) -> tuple:
+    """(RGB crop or None, crop_box [4] or NaNs) for one frame's detection; None when the frame was missed."""
+    if detection.box is None:
+        return None, np.full(4, np.nan, np.float32)
+    crop_box = square_crop_box(detection.box, pad_ratio)
+    return cv2.cvtColor(crop_frame(frame_bgr, crop_box, crop_size), cv2.COLOR_BGR2RGB), crop_box

@@ -108,6 +108,12 @@ class ClipAugment:
         return out
 
 
+def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 [T,3,H,W] (or float in 0..1) -> float ImageNet-normalised, as every backbone here expects."""
+    x = frames.float().div_(255) if frames.dtype == torch.uint8 else frames
+    return (x - IMAGENET_MEAN) / IMAGENET_STD
+
+
 class WindowDataset(Dataset):
     """Windows of one split of a manifest. With `augment` (training) each clip gets a fresh ClipAugment draw."""
 
@@ -176,7 +182,7 @@ class WindowDataset(Dataset):
         x = frames.float().div_(255)
         if x_noise is not None:
             x = (x + x_noise).clamp_(0, 1)
-        x = (x - IMAGENET_MEAN) / IMAGENET_STD
+        x = normalise_frames(x)
         t = x.shape[0]
         present = self.use_pose and keypoints is not None
         pose = (torch.from_numpy(pose_features(keypoints, self.crop_size, self.entries[index]["fps"], self.min_conf))

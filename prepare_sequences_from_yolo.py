@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cropping import (STATUS_MISSED, BoxTracker, build_detector, crop_frame, draw_keypoints, list_detectors,
-                      map_keypoints_to_crop, square_crop_box)
+from cropping import (STATUS_MISSED, BoxTracker, build_detector, crop_detection, draw_keypoints, list_detectors,
+                      map_keypoints_to_crop)
 from utils.config import add_config_arguments, dump_config, resolve_config
 from utils.errors import UserError, run_cli
 from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json
@@ -219,12 +219,9 @@ def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: 
 
 def frame_record(index: int, frame: np.ndarray, detection, cfg) -> dict:
     """Everything the window writer needs about one frame (the crop is RGB)."""
-    if detection.box is None:
-        return dict(frame=index, status=detection.status, confidence=0.0, box=np.full(4, np.nan, np.float32),
-                    crop_box=np.full(4, np.nan, np.float32), crop=None, keypoints=None)
-    crop_box = square_crop_box(detection.box, cfg.pad_ratio)
-    crop = cv2.cvtColor(crop_frame(frame, crop_box, cfg.crop_size), cv2.COLOR_BGR2RGB)
-    return dict(frame=index, status=detection.status, confidence=detection.confidence, box=detection.box,
+    crop, crop_box = crop_detection(frame, detection, cfg.crop_size, cfg.pad_ratio)
+    box = detection.box if detection.box is not None else np.full(4, np.nan, np.float32)
+    return dict(frame=index, status=detection.status, confidence=detection.confidence, box=box,
                 crop_box=crop_box, crop=crop, keypoints=detection.keypoints)
 
 
