@@ -326,12 +326,12 @@ def make_class_folder_dataset(root, videos_per_class: int = 3, num_frames: int =
 
 
 def make_long_video_dataset(root, num_videos: int = 2, num_frames: int = 900, seed: int = 0,
-                            truth: bool = True, min_bout: int = 20, max_bout: int = 75) -> list:
+                            truth: bool = True, min_bout: int = 20, max_bout: int = 75, behaviors=BEHAVIORS) -> list:
     """Layout 2: root/session_XX.mp4 with root/session_XX.csv (frame,behavior). Returns the video paths."""
     paths = []
     for vi in range(num_videos):
         rng = np.random.default_rng(seed * 7919 + vi)
-        labels = sample_label_sequence(num_frames, rng, min_bout, max_bout)
+        labels = sample_label_sequence(num_frames, rng, min_bout, max_bout, behaviors)
         video = render_video(labels, seed=seed * 7919 + vi + 500_000)
         path = Path(root) / f"session_{vi:02d}.mp4"
         write_video(path, video.frames, video.fps)

@@ -1,0 +1,267 @@
+"""Classify a long video with a trained checkpoint: per-frame behaviour timeline and bouts.
+
+Usage:
+    python infer_behavior_lstm.py --model_path runs/mnv3_lstm/best_model_macro_f1.pt --video_path session.mp4
+    python infer_behavior_lstm.py --model_path best.pt --video_path session.mp4 --yolo_mode bbox --output_dir out
+
+The video is streamed: memory does not grow with its length beyond a few numbers per frame. Crop, window
+and detector settings come from the checkpoint; a different value given here is used with a warning. With a
+frame backbone every frame is encoded once and overlapping windows are classified from buffered features.
+Outputs (written atomically): <video>.behavior.csv (bouts) and <video>.frames.csv (per frame).
+"""
+import argparse
+import logging
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cropping import BoxTracker, build_detector, crop_detection, map_keypoints_to_crop
+from data import normalise_frames
+from model import ModelConfig, build_model
+from utils.checkpoint import load_checkpoint
+from utils.config import add_config_arguments, resolve_config
+from utils.device import resolve_device, set_cpu_threads
+from utils.errors import UserError, run_cli
+from utils.io import atomic_write_csv
+from utils.logging_utils import progress, setup_logging
+from utils.pose_features import pose_features
+from utils.timeline import frame_labels, merge_short_bouts, to_bouts
+from utils.video_io import iter_frame_batches, open_video
+
+log = logging.getLogger("infer")
+SECTIONS = ("inference",)
+REQUIRED = ("model_path", "video_path")
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help, epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, SECTIONS, required=REQUIRED)
+    return parser
+
+
+def settings_from_checkpoint(cfg, meta: dict) -> argparse.Namespace:
+    """Crop/window/detector settings: the checkpoint's, or the CLI's with a warning naming both values."""
+    chosen = {}
+    for key, cli_value in (("window_size", cfg.window_size), ("keep_last_box", cfg.keep_last_box),
+                           ("yolo_weights", cfg.yolo_weights)):
+        trained = meta.get(key)
+        if cli_value is not None and trained is not None and cli_value != trained:
+            log.warning("%s: using %s given here, the model was trained with %s", key, cli_value, trained)
+        chosen[key] = cli_value if cli_value is not None else trained
+    stride = cfg.window_stride or max(chosen["window_size"] // 2, 1)
+    detector = meta.get("detector", "yolo")
+    if cfg.yolo_mode == "bbox":
+        yolo_task = "detect"
+    elif cfg.yolo_mode == "pose":
+        yolo_task = "pose"
+    else:
+        yolo_task = "auto"
+    return argparse.Namespace(
+        crop_size=meta["crop_size"], pad_ratio=meta["pad_ratio"], window_size=chosen["window_size"],
+        window_stride=stride, keep_last_box=bool(chosen["keep_last_box"]), max_reuse_frames=meta.get("max_reuse_frames", 0),
+        detector=detector, yolo_weights=chosen["yolo_weights"], yolo_task=yolo_task,
+        yolo_conf=meta.get("yolo_conf", 0.25), yolo_iou=meta.get("yolo_iou", 0.45), yolo_imgsz=meta.get("yolo_imgsz", 640),
+        device=cfg.device, num_threads=0, bg_num_samples=meta.get("bg_num_samples", 25),
+        bg_threshold=meta.get("bg_threshold", 25), bg_min_area=meta.get("bg_min_area", 80),
+        yolo_batch=16, min_keypoint_conf=0.0)
+
+
+@dataclass
+class Accumulator:
+    """Per-frame sums of window probabilities (growing with the video: a few numbers per frame)."""
+    num_classes: int
+    prob_sum: list = field(default_factory=list)
+    count: list = field(default_factory=list)
+    status: list = field(default_factory=list)
+    boxes: list = field(default_factory=list)
+
+    def add_frame(self, status: str, box) -> None:
+        self.prob_sum.append(np.zeros(self.num_classes, np.float64))
+        self.count.append(0)
+        self.status.append(status)
+        self.boxes.append(box)
+
+    def add_window(self, start: int, probs: np.ndarray, length: int) -> None:
+        for f in range(start, start + length):
+            self.prob_sum[f] += probs
+            self.count[f] += 1
+
+    def mean_probs(self) -> tuple:
+        count = np.array(self.count)
+        probs = np.stack(self.prob_sum) / np.maximum(count, 1)[:, None] if self.prob_sum else np.zeros((0, self.num_classes))
+        return probs, count > 0
+
+
+class WindowClassifier:
+    """Buffers per-frame inputs and classifies each complete window, in batches."""
+
+    def __init__(self, model, settings, cfg, device, fps: float, acc: Accumulator):
+        self.model, self.s, self.cfg, self.device, self.fps, self.acc = model, settings, cfg, device, fps, acc
+        self.buffer = deque(maxlen=settings.window_size)
+        self.pending = []
+        self.windows = self.with_pose = self.skipped = 0
+        self.backbone_frames = 0  # frames through the backbone (each frame once with a frame backbone)
+
+    def add(self, index: int, feature, keypoints, missed: bool) -> None:
+        self.buffer.append((index, feature, keypoints, missed))
+        start = index - self.s.window_size + 1
+        if start >= 0 and start % self.s.window_stride == 0:
+            self._queue(start)
+        if len(self.pending) >= self.cfg.batch_size:
+            self.flush()
+
+    def _queue(self, start: int) -> None:
+        items = list(self.buffer)
+        if any(missed for *_, missed in items):
+            self.skipped += 1  # the detector missed a frame: no contiguous crop sequence
+            return
+        has_pose = all(kp is not None for _, _, kp, _ in items) and self.cfg.yolo_mode != "bbox"
+        if self.cfg.require_pose and not has_pose:
+            raise UserError(f"--require_pose: the window starting at frame {start} has no keypoints on every frame; "
+                            f"use pose weights, --keep_last_box, or drop --require_pose")
+        if self.model.backbone is None and not has_pose:
+            self.skipped += 1  # a pose-only model cannot classify a window without pose
+            return
+        pose = None
+        if has_pose and self.model.pose_proj is not None:
+            pose = torch.from_numpy(pose_features(np.stack([kp for _, _, kp, _ in items]), self.s.crop_size, self.fps))
+        self.pending.append((start, torch.stack([f for _, f, _, _ in items]) if self.model.backbone is not None else None,
+                             pose))
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        t = self.s.window_size
+        visual = None
+        if self.model.backbone is not None:
+            visual = torch.stack([v for _, v, _ in self.pending]).to(self.device)  # (B, T, ...) features or crops
+            if self.model.is_video:
+                self.backbone_frames += visual.shape[0] * t
+                visual = self.model.encode_frames(visual)
+        present = torch.tensor([p is not None for _, _, p in self.pending], device=self.device)
+        pose = None
+        if self.model.pose_proj is not None:
+            dim = self.model.cfg.pose_dim
+            pose = torch.stack([p if p is not None else torch.zeros(t, dim) for _, _, p in self.pending]).to(self.device)
+        probs = torch.softmax(self.model.forward_head(self.model.forward_from_features(visual, pose, present)), -1)
+        for (start, _, p), row in zip(self.pending, probs.cpu().numpy()):
+            self.acc.add_window(start, row, t)
+            self.windows += 1
+            self.with_pose += p is not None
+        self.pending.clear()
+
+
+def load_model(path, device):
+    ckpt = load_checkpoint(path)
+    model = build_model(ModelConfig(**{**ckpt["model_args"], "pretrained_backbone": False}))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), ckpt
+
+
+def run_video(cfg, model, ckpt, settings, device, detector) -> tuple:
+    """Stream the video once; returns (Accumulator, WindowClassifier, fps)."""
+    _, info = open_video(cfg.video_path)
+    acc = Accumulator(len(ckpt["class_names"]))
+    classifier = WindowClassifier(model, settings, cfg, device, info.fps, acc)
+    detector.prepare(cfg.video_path)
+    tracker = BoxTracker(settings.keep_last_box, settings.max_reuse_frames)
+    with progress(total=max(info.frame_count, 0), desc="frames") as bar:
+        for first, batch in iter_frame_batches(cfg.video_path, settings.yolo_batch):
+            detections = [tracker.update(d) for d in detector.detect(batch)]
+            crops, keypoints = [], []
+            for frame, det in zip(batch, detections):
+                crop, crop_box = crop_detection(frame, det, settings.crop_size, settings.pad_ratio)
+                crops.append(crop)
+                keypoints.append(None if det.keypoints is None or crop is None else np.concatenate(
+                    [map_keypoints_to_crop(det.keypoints[:, :2], crop_box, settings.crop_size), det.keypoints[:, 2:]], 1))
+                acc.add_frame(det.status, det.box)
+            features = encode_crops(model, crops, device, classifier)
+            for offset, (feature, kp, crop) in enumerate(zip(features, keypoints, crops)):
+                classifier.add(first + offset, feature, kp, crop is None)
+            bar.update(len(batch))
+    classifier.flush()
+    return acc, classifier, info.fps
+
+
+@torch.no_grad()
+def encode_crops(model, crops, device, classifier) -> list:
+    """Per-frame backbone features (frame backbone: each frame encoded exactly once, here) or the normalised
+    crops themselves (video backbone: encoded per window). None for missed frames and pose-only models."""
+    present = [i for i, c in enumerate(crops) if c is not None]
+    out = [None] * len(crops)
+    if model.backbone is None or not present:
+        return out
+    x = normalise_frames(torch.from_numpy(np.stack([crops[i] for i in present])).permute(0, 3, 1, 2))
+    if model.is_video:
+        for i, frame in zip(present, x):
+            out[i] = frame
+        return out
+    feats = model.encode_frames(x[None].to(device))[0].cpu()  # (n, Dv)
+    classifier.backbone_frames += len(present)
+    for i, f in zip(present, feats):
+        out[i] = f
+    return out
+
+
+def write_outputs(cfg, acc: Accumulator, class_names: list, fps: float) -> dict:
+    probs, covered = acc.mean_probs()
+    labels, conf = frame_labels(probs, covered, class_names, cfg.prob_threshold, cfg.smoothing, cfg.smoothing_window)
+    labels = merge_short_bouts(labels, cfg.min_bout_frames)
+    bouts = to_bouts(labels, conf)
+    video = Path(cfg.video_path)
+    out_dir = Path(cfg.output_dir) if cfg.output_dir else video.parent
+    bouts_df = pd.DataFrame([{"start_frame": b.start_frame, "end_frame": b.end_frame,
+                              "start_time_s": round(b.start_frame / fps, 4), "end_time_s": round((b.end_frame + 1) / fps, 4),
+                              "behavior": b.behavior, "duration_s": round((b.end_frame - b.start_frame + 1) / fps, 4),
+                              "mean_confidence": round(b.mean_confidence, 4)} for b in bouts])
+    top = np.argsort(-probs, axis=1)[:, : cfg.top_k]
+    frames_df = pd.DataFrame({"frame": np.arange(len(labels)), "time_s": np.round(np.arange(len(labels)) / fps, 4),
+                              "label": labels, "confidence": np.round(conf, 4), "detection_status": acc.status})
+    for k in range(top.shape[1]):
+        frames_df[f"top{k + 1}_label"] = np.array(class_names, dtype=object)[top[:, k]]
+        frames_df[f"top{k + 1}_prob"] = np.where(covered, np.round(probs[np.arange(len(probs)), top[:, k]], 4), np.nan)
+    boxes = np.stack([b if b is not None else np.full(4, np.nan) for b in acc.boxes]) if acc.boxes else np.zeros((0, 4))
+    for j, name in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
+        frames_df[name] = np.round(boxes[:, j], 2)
+    paths = {"bouts": out_dir / f"{video.stem}.behavior.csv", "frames": out_dir / f"{video.stem}.frames.csv"}
+    atomic_write_csv(paths["bouts"], bouts_df)
+    atomic_write_csv(paths["frames"], frames_df)
+    return {"paths": paths, "bouts": bouts_df, "frames": frames_df}
+
+
+def main(args):
+    cfg = resolve_config(args, SECTIONS, required=REQUIRED)
+    out_dir = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.video_path).parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(out_dir / f"{Path(cfg.video_path).stem}.infer.log")
+    log.info("command: %s", " ".join(sys.argv))
+    device = resolve_device(cfg.device)
+    model, ckpt = load_model(cfg.model_path, device)
+    settings = settings_from_checkpoint(cfg, ckpt["preprocessing"])
+    if model.is_video is False and model.backbone is not None and settings.window_size != ckpt["model_args"]["window_size"]:
+        log.warning("window_size %d differs from training (%d)", settings.window_size, ckpt["model_args"]["window_size"])
+    detector = build_detector(settings.detector, settings)
+    set_cpu_threads(0)
+    acc, classifier, fps = run_video(cfg, model, ckpt, settings, device, detector)
+    if classifier.windows == 0:
+        raise UserError(f"no window of {cfg.video_path} could be classified ({classifier.skipped} skipped: the animal "
+                        f"was not detected on every frame of any window); check the detector or use --keep_last_box")
+    log.info("Pose features used in %d/%d windows", classifier.with_pose, classifier.windows)
+    result = write_outputs(cfg, acc, ckpt["class_names"], fps)
+    result.update(windows=classifier.windows, windows_with_pose=classifier.with_pose, skipped=classifier.skipped,
+                  backbone_frames=classifier.backbone_frames, frames=len(acc.status))
+    log.info("%d frames, %d windows (%d skipped), backbone encoded %d frames; wrote %s", len(acc.status),
+             classifier.windows, classifier.skipped, classifier.backbone_frames,
+             ", ".join(str(p) for p in result["paths"].values()))
+    return result
+
+
+if __name__ == "__main__":
+    run_cli(main, get_args_parser())

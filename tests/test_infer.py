@@ -1,0 +1,76 @@
+"""infer_behavior_lstm.py on generated long videos with known labels."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+import infer_behavior_lstm as infer
+import train_behavior_lstm as train
+from conftest import train_args
+from utils.errors import UserError
+from utils.synthetic import make_long_video_dataset
+
+BEHAVIORS = ("walk", "rest", "groom", "turn")  # those of pose_manifest
+
+
+@pytest.fixture(scope="module")
+def models(pose_manifest, tmp_path_factory):
+    out = tmp_path_factory.mktemp("infer_runs")
+    train.main(train_args(pose_manifest, out, "--run_name", "pose", "--epochs", "25", "--patience", "0"))
+    train.main(train_args(pose_manifest, out, "--run_name", "fused", "--epochs", "1", "--backbone", "resnet18",
+                          "--no_pretrained_backbone"))
+    return {"pose": out / "pose" / "best_model.pt", "fused": out / "fused" / "best_model.pt"}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("long_videos")
+    long_video, = make_long_video_dataset(root / "a", 1, 450, seed=21, min_bout=40, max_bout=90, behaviors=BEHAVIORS)
+    short, = make_long_video_dataset(root / "b", 1, 64, seed=22, behaviors=BEHAVIORS)
+    return {"long": long_video, "short": short}
+
+
+def run(model, video, out, *extra):
+    return infer.main(infer.get_args_parser().parse_args(
+        ["--model_path", str(model), "--video_path", str(video), "--output_dir", str(out), "--device", "cpu",
+         *[str(e) for e in extra]]))
+
+
+def test_timeline_covers_the_video_and_beats_chance(models, videos, tmp_path):
+    result = run(models["pose"], videos["long"], tmp_path, "--min_bout_frames", "5")
+    bouts = pd.read_csv(tmp_path / "session_00.behavior.csv")
+    assert bouts["start_frame"].iloc[0] == 0 and bouts["end_frame"].iloc[-1] == 449
+    assert (bouts["start_frame"].iloc[1:].values == bouts["end_frame"].iloc[:-1].values + 1).all()
+    np.testing.assert_allclose(bouts["duration_s"], (bouts["end_frame"] - bouts["start_frame"] + 1) / 30, atol=1e-3)
+    frames = pd.read_csv(tmp_path / "session_00.frames.csv")
+    assert len(frames) == 450 and result["windows_with_pose"] == result["windows"]
+    truth = pd.read_csv(videos["long"].with_suffix(".csv"))["behavior"]
+    f1 = f1_score(truth, frames["label"], labels=list(BEHAVIORS), average="macro", zero_division=0)
+    assert f1 > 0.5, f"per-frame macro-F1 {f1:.2f} (chance about 0.25)"
+
+
+def test_each_frame_goes_through_the_backbone_once(models, videos, tmp_path):
+    result = run(models["fused"], videos["short"], tmp_path, "--window_stride", "4")
+    assert result["frames"] == 64 and result["windows"] == (64 - 16) // 4 + 1
+    assert result["backbone_frames"] == 64  # 13 overlapping windows of 16, yet every frame encoded once
+
+
+def test_bbox_mode_never_uses_pose_and_require_pose_stops(models, videos, tmp_path):
+    assert run(models["fused"], videos["short"], tmp_path, "--yolo_mode", "bbox")["windows_with_pose"] == 0
+    assert run(models["fused"], videos["short"], tmp_path, "--yolo_mode", "auto")["windows_with_pose"] > 0
+    with pytest.raises(UserError, match="--require_pose: the window starting at frame 0 has no keypoints"):
+        run(models["fused"], videos["short"], tmp_path, "--yolo_mode", "bbox", "--require_pose")
+    with pytest.raises(UserError, match="no window .* could be classified"):
+        run(models["pose"], videos["short"], tmp_path, "--yolo_mode", "bbox")  # pose-only model without pose
+
+
+def test_cli_value_differing_from_the_checkpoint_warns(models, videos, tmp_path, caplog):
+    run(models["fused"], videos["short"], tmp_path, "--window_size", "8")
+    assert "window_size: using 8 given here, the model was trained with 16" in caplog.text
+
+
+def test_corrupt_video_is_a_clear_error(models, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 50)
+    with pytest.raises(UserError, match="cannot open video .*bad.mp4"):
+        run(models["fused"], bad, tmp_path)
