@@ -7,7 +7,8 @@ Usage:
 The video is streamed: memory does not grow with its length beyond a few numbers per frame. Crop, window
 and detector settings come from the checkpoint; a different value given here is used with a warning. With a
 frame backbone every frame is encoded once and overlapping windows are classified from buffered features.
-Outputs (written atomically): <video>.behavior.csv (bouts) and <video>.frames.csv (per frame).
+Outputs (written atomically): <video>.behavior.csv (bouts), <video>.frames.csv (per frame),
+<video>.metrics.xlsx (per_frame kinematics, bouts, summary, windows, metadata), <video>.ethogram.png.
 """
 import argparse
 import logging
@@ -27,7 +28,9 @@ from utils.checkpoint import load_checkpoint
 from utils.config import add_config_arguments, resolve_config
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, run_cli
-from utils.io import atomic_write_csv
+from utils.io import atomic_path, atomic_write_csv
+from utils.kinematics import box_centres, point_kinematics
+from utils.plots import plot_ethogram
 from utils.logging_utils import progress, setup_logging
 from utils.pose_features import pose_features
 from utils.timeline import frame_labels, merge_short_bouts, to_bouts
@@ -80,12 +83,16 @@ class Accumulator:
     count: list = field(default_factory=list)
     status: list = field(default_factory=list)
     boxes: list = field(default_factory=list)
+    kp_centres: list = field(default_factory=list)  # mean of the confident keypoints, frame px
+    windows: list = field(default_factory=list)  # (start, probs, pose used)
 
-    def add_frame(self, status: str, box) -> None:
+    def add_frame(self, status: str, box, keypoints) -> None:
         self.prob_sum.append(np.zeros(self.num_classes, np.float64))
         self.count.append(0)
         self.status.append(status)
         self.boxes.append(box)
+        visible = keypoints[keypoints[:, 2] > 0, :2] if keypoints is not None else np.zeros((0, 2))
+        self.kp_centres.append(visible.mean(0) if len(visible) else np.full(2, np.nan))
 
     def add_window(self, start: int, probs: np.ndarray, length: int) -> None:
         for f in range(start, start + length):
@@ -153,6 +160,7 @@ class WindowClassifier:
         probs = torch.softmax(self.model.forward_head(self.model.forward_from_features(visual, pose, present)), -1)
         for (start, _, p), row in zip(self.pending, probs.cpu().numpy()):
             self.acc.add_window(start, row, t)
+            self.acc.windows.append((start, row, p is not None))
             self.windows += 1
             self.with_pose += p is not None
         self.pending.clear()
@@ -181,7 +189,7 @@ def run_video(cfg, model, ckpt, settings, device, detector) -> tuple:
                 crops.append(crop)
                 keypoints.append(None if det.keypoints is None or crop is None else np.concatenate(
                     [map_keypoints_to_crop(det.keypoints[:, :2], crop_box, settings.crop_size), det.keypoints[:, 2:]], 1))
-                acc.add_frame(det.status, det.box)
+                acc.add_frame(det.status, det.box, det.keypoints)
             features = encode_crops(model, crops, device, classifier)
             for offset, (feature, kp, crop) in enumerate(zip(features, keypoints, crops)):
                 classifier.add(first + offset, feature, kp, crop is None)
@@ -210,7 +218,7 @@ def encode_crops(model, crops, device, classifier) -> list:
     return out
 
 
-def write_outputs(cfg, acc: Accumulator, class_names: list, fps: float) -> dict:
+def write_outputs(cfg, acc: Accumulator, class_names: list, fps: float, meta_rows: dict) -> dict:
     probs, covered = acc.mean_probs()
     labels, conf = frame_labels(probs, covered, class_names, cfg.prob_threshold, cfg.smoothing, cfg.smoothing_window)
     labels = merge_short_bouts(labels, cfg.min_bout_frames)
@@ -230,10 +238,65 @@ def write_outputs(cfg, acc: Accumulator, class_names: list, fps: float) -> dict:
     boxes = np.stack([b if b is not None else np.full(4, np.nan) for b in acc.boxes]) if acc.boxes else np.zeros((0, 4))
     for j, name in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
         frames_df[name] = np.round(boxes[:, j], 2)
-    paths = {"bouts": out_dir / f"{video.stem}.behavior.csv", "frames": out_dir / f"{video.stem}.frames.csv"}
+    paths = {"bouts": out_dir / f"{video.stem}.behavior.csv", "frames": out_dir / f"{video.stem}.frames.csv",
+             "metrics": out_dir / f"{video.stem}.metrics.xlsx", "ethogram": out_dir / f"{video.stem}.ethogram.png"}
     atomic_write_csv(paths["bouts"], bouts_df)
     atomic_write_csv(paths["frames"], frames_df)
-    return {"paths": paths, "bouts": bouts_df, "frames": frames_df}
+    per_frame = kinematics_table(labels, boxes, np.stack(acc.kp_centres) if acc.kp_centres else np.zeros((0, 2)), fps)
+    sheets = {"per_frame": per_frame, "bouts": bouts_df, "summary": summary_table(bouts_df, per_frame, class_names, fps),
+              "windows": windows_table(acc.windows, class_names, fps), "metadata": metadata_table(cfg, meta_rows)}
+    with atomic_path(paths["metrics"]) as tmp:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+            for name, sheet in sheets.items():
+                sheet.to_excel(writer, sheet_name=name, index=False)
+    plot_ethogram(labels, conf, class_names, fps, paths["ethogram"])
+    return {"paths": paths, "bouts": bouts_df, "frames": frames_df, "sheets": sheets}
+
+
+def kinematics_table(labels, boxes: np.ndarray, kp_centres: np.ndarray, fps: float) -> pd.DataFrame:
+    """Per frame: box-centre kinematics (px), keypoint-centre kinematics when pose exists, label."""
+    table = {"frame": np.arange(len(labels)), "time_s": np.arange(len(labels)) / fps}
+    centres = box_centres(boxes)
+    table.update(centre_x_px=centres[:, 0], centre_y_px=centres[:, 1])
+    table.update({f"box_{k}": v for k, v in point_kinematics(centres, fps).items()})
+    if np.isfinite(kp_centres).any():
+        table.update(kp_centre_x_px=kp_centres[:, 0], kp_centre_y_px=kp_centres[:, 1])
+        table.update({f"kp_{k}": v for k, v in point_kinematics(kp_centres, fps).items()})
+    table["label"] = labels
+    return pd.DataFrame(table).round(4)
+
+
+def summary_table(bouts: pd.DataFrame, per_frame: pd.DataFrame, class_names: list, fps: float) -> pd.DataFrame:
+    """Per behaviour: bouts, total and mean duration, % of time, latency to the first bout, distance travelled."""
+    total_s = len(per_frame) / fps
+    rows = []
+    for name in list(class_names) + [x for x in ("unknown", "no_window") if (bouts["behavior"] == x).any()]:
+        own = bouts[bouts["behavior"] == name]
+        in_it = per_frame["label"] == name
+        rows.append({"behavior": name, "bout_count": len(own), "total_duration_s": own["duration_s"].sum(),
+                     "mean_bout_duration_s": own["duration_s"].mean() if len(own) else 0.0,
+                     "percent_of_time": 100 * own["duration_s"].sum() / total_s if total_s else 0.0,
+                     "latency_to_first_bout_s": own["start_time_s"].min() if len(own) else np.nan,
+                     "distance_travelled_px": per_frame.loc[in_it, "box_step_px"].sum()})
+    return pd.DataFrame(rows).round(4)
+
+
+def windows_table(windows: list, class_names: list, fps: float) -> pd.DataFrame:
+    rows = [{"start_frame": s, "start_time_s": round(s / fps, 4), "top_label": class_names[int(np.argmax(p))],
+             "pose_used": used, **{f"p_{c}": round(float(v), 4) for c, v in zip(class_names, p)}}
+            for s, p, used in windows]
+    return pd.DataFrame(rows)
+
+
+def metadata_table(cfg, extra: dict) -> pd.DataFrame:
+    import platform
+
+    import torchvision
+    import ultralytics
+    rows = {**{k: v for k, v in vars(cfg).items() if k != "config"}, **extra,
+            "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "ultralytics": ultralytics.__version__, "numpy": np.__version__, "pandas": pd.__version__}
+    return pd.DataFrame({"key": list(rows), "value": [str(v) for v in rows.values()]})
 
 
 def main(args):
@@ -254,7 +317,10 @@ def main(args):
         raise UserError(f"no window of {cfg.video_path} could be classified ({classifier.skipped} skipped: the animal "
                         f"was not detected on every frame of any window); check the detector or use --keep_last_box")
     log.info("Pose features used in %d/%d windows", classifier.with_pose, classifier.windows)
-    result = write_outputs(cfg, acc, ckpt["class_names"], fps)
+    meta_rows = {"class_names": ckpt["class_names"], "model_selection": ckpt.get("selection"), "fps": fps,
+                 "windows": classifier.windows, "windows_with_pose": classifier.with_pose,
+                 **{f"setting_{k}": v for k, v in vars(settings).items()}}
+    result = write_outputs(cfg, acc, ckpt["class_names"], fps, meta_rows)
     result.update(windows=classifier.windows, windows_with_pose=classifier.with_pose, skipped=classifier.skipped,
                   backbone_frames=classifier.backbone_frames, frames=len(acc.status))
     log.info("%d frames, %d windows (%d skipped), backbone encoded %d frames; wrote %s", len(acc.status),

@@ -74,3 +74,24 @@ def test_corrupt_video_is_a_clear_error(models, tmp_path):
     bad.write_bytes(b"not a video at all" * 50)
     with pytest.raises(UserError, match="cannot open video .*bad.mp4"):
         run(models["fused"], bad, tmp_path)
+
+
+def test_metrics_workbook_and_ethogram(models, videos, tmp_path):
+    run(models["pose"], videos["short"], tmp_path)
+    sheets = pd.read_excel(tmp_path / "session_00.metrics.xlsx", sheet_name=None)
+    assert list(sheets) == ["per_frame", "bouts", "summary", "windows", "metadata"]
+    per_frame, summary = sheets["per_frame"], sheets["summary"]
+    assert {"box_speed_px_s", "box_accel_px_s2", "box_cumulative_px", "kp_speed_px_s", "label"} <= set(per_frame.columns)
+    frames = pd.read_csv(tmp_path / "session_00.frames.csv")
+    np.testing.assert_allclose(per_frame["centre_x_px"], (frames["box_x1"] + frames["box_x2"]) / 2, atol=0.01)  # CSV: 2 decimals
+    np.testing.assert_allclose(per_frame["box_speed_px_s"].iloc[1:],
+                               np.hypot(np.diff(per_frame["centre_x_px"]), np.diff(per_frame["centre_y_px"])) * 30,
+                               rtol=1e-3, atol=1e-2)
+    assert summary["percent_of_time"].sum() == pytest.approx(100, abs=0.01)
+    assert summary["total_duration_s"].sum() == pytest.approx(64 / 30, abs=1e-3)
+    assert summary.set_index("behavior").loc[:, "bout_count"].sum() == len(sheets["bouts"])
+    assert set(summary["behavior"]) >= set(BEHAVIORS)
+    assert len(sheets["windows"]) == (64 - 16) // 8 + 1
+    meta = dict(zip(sheets["metadata"]["key"], sheets["metadata"]["value"]))
+    assert meta["setting_crop_size"] == "48" and "torch" in meta
+    assert (tmp_path / "session_00.ethogram.png").stat().st_size > 5000
