@@ -8,7 +8,8 @@ The video is streamed: memory does not grow with its length beyond a few numbers
 and detector settings come from the checkpoint; a different value given here is used with a warning. With a
 frame backbone every frame is encoded once and overlapping windows are classified from buffered features.
 Outputs (written atomically): <video>.behavior.csv (bouts), <video>.frames.csv (per frame),
-<video>.metrics.xlsx (per_frame kinematics, bouts, summary, windows, metadata), <video>.ethogram.png.
+<video>.metrics.xlsx (per_frame kinematics, bouts, summary, windows, metadata), <video>.ethogram.png, and
+with --output_review_video <video>.review.mp4.
 """
 import argparse
 import logging
@@ -17,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -84,6 +86,7 @@ class Accumulator:
     status: list = field(default_factory=list)
     boxes: list = field(default_factory=list)
     kp_centres: list = field(default_factory=list)  # mean of the confident keypoints, frame px
+    keypoints: list = field(default_factory=list)  # [K,3] frame px or None, for the review video
     windows: list = field(default_factory=list)  # (start, probs, pose used)
 
     def add_frame(self, status: str, box, keypoints) -> None:
@@ -93,6 +96,7 @@ class Accumulator:
         self.boxes.append(box)
         visible = keypoints[keypoints[:, 2] > 0, :2] if keypoints is not None else np.zeros((0, 2))
         self.kp_centres.append(visible.mean(0) if len(visible) else np.full(2, np.nan))
+        self.keypoints.append(keypoints)
 
     def add_window(self, start: int, probs: np.ndarray, length: int) -> None:
         for f in range(start, start + length):
@@ -250,7 +254,37 @@ def write_outputs(cfg, acc: Accumulator, class_names: list, fps: float, meta_row
             for name, sheet in sheets.items():
                 sheet.to_excel(writer, sheet_name=name, index=False)
     plot_ethogram(labels, conf, class_names, fps, paths["ethogram"])
+    if cfg.output_review_video:
+        paths["review"] = out_dir / f"{video.stem}.review.mp4"
+        write_review_video(video, paths["review"], labels, conf, acc, fps)
     return {"paths": paths, "bouts": bouts_df, "frames": frames_df, "sheets": sheets}
+
+
+def write_review_video(video: Path, path: Path, labels, confidence, acc: Accumulator, fps: float) -> None:
+    """Second pass over the video (labels are final only after every window is seen): box, keypoints, label."""
+    _, info = open_video(video)
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (info.width, info.height))
+        try:
+            for first, batch in iter_frame_batches(video, 64):
+                for i, frame in enumerate(batch, start=first):
+                    if i < len(labels):
+                        draw_review(frame, acc.boxes[i], acc.keypoints[i], f"{labels[i]} {confidence[i]:.2f}")
+                    writer.write(frame)
+        finally:
+            writer.release()
+
+
+def draw_review(frame, box, keypoints, text: str) -> None:
+    if box is not None:
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(frame, (x1, y1), (x2, y2), (0, 220, 0), 2)
+    if keypoints is not None:
+        for x, y, c in keypoints:
+            if c > 0:
+                cv2.circle(frame, (int(round(x)), int(round(y))), 3, (0, 0, 255), -1, cv2.LINE_AA)
+    cv2.putText(frame, text, (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 0), 4, cv2.LINE_AA)
+    cv2.putText(frame, text, (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
 
 
 def kinematics_table(labels, boxes: np.ndarray, kp_centres: np.ndarray, fps: float) -> pd.DataFrame:

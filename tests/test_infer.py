@@ -95,3 +95,15 @@ def test_metrics_workbook_and_ethogram(models, videos, tmp_path):
     meta = dict(zip(sheets["metadata"]["key"], sheets["metadata"]["value"]))
     assert meta["setting_crop_size"] == "48" and "torch" in meta
     assert (tmp_path / "session_00.ethogram.png").stat().st_size > 5000
+
+
+def test_review_video_has_every_frame_annotated(models, videos, tmp_path):
+    import cv2
+    result = run(models["fused"], videos["short"], tmp_path, "--output_review_video")
+    review = cv2.VideoCapture(str(result["paths"]["review"]))
+    source = cv2.VideoCapture(str(videos["short"]))
+    assert int(review.get(cv2.CAP_PROP_FRAME_COUNT)) == 64
+    ok_a, a = review.read()
+    ok_b, b = source.read()
+    assert ok_a and ok_b and a.shape == b.shape
+    assert np.abs(a[5:40, 5:200].astype(int) - b[5:40, 5:200].astype(int)).max() > 100  # the label text
