@@ -107,3 +107,32 @@ def test_review_video_has_every_frame_annotated(models, videos, tmp_path):
     ok_b, b = source.read()
     assert ok_a and ok_b and a.shape == b.shape
     assert np.abs(a[5:40, 5:200].astype(int) - b[5:40, 5:200].astype(int)).max() > 100  # the label text
+
+
+def test_batch_isolates_failures_shards_and_skips(models, videos, tmp_path):
+    import shutil
+
+    import batch_process_videos as batch
+    data = tmp_path / "in"
+    for sub in ("day1", "day2/cage3"):
+        (data / sub).mkdir(parents=True)
+        shutil.copy(videos["short"], data / sub / "mouse.mp4")
+    (data / "day1" / "broken.mp4").write_bytes(b"garbage" * 100)
+
+    def run_batch(*extra):
+        return batch.main(batch.get_args_parser().parse_args(
+            ["--input_dir", str(data), "--output_root", str(tmp_path / "out"), "--model_path", str(models["fused"]),
+             "--device", "cpu", *extra]))
+    with pytest.raises(SystemExit) as exit_info:
+        run_batch()
+    assert exit_info.value.code == 1  # a video failed, the others were still done
+    summary = pd.read_csv(tmp_path / "out" / "batch_summary_1of1.csv").set_index("video")
+    assert summary.loc["day1/broken.mp4", "status"] == "failed" and "cannot open video" in summary.loc["day1/broken.mp4", "error"]
+    assert summary.loc["day1/mouse.mp4", "status"] == summary.loc["day2/cage3/mouse.mp4", "status"] == "ok"
+    assert (tmp_path / "out" / "day2" / "cage3" / "mouse.behavior.csv").is_file()  # layout mirrored
+    videos_all = sorted(p for p in data.rglob("*.mp4"))
+    shards = [batch.shard_videos(videos_all, (i, 2)) for i in (1, 2)]
+    assert sorted(shards[0] + shards[1]) == videos_all and not set(shards[0]) & set(shards[1])
+    (data / "day1" / "broken.mp4").unlink()
+    again = run_batch("--skip_existing")
+    assert set(again["status"]) == {"skipped (exists)"}
