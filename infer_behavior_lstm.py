@@ -14,6 +14,7 @@ with --output_review_video <video>.review.mp4.
 import argparse
 import logging
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from utils.plots import plot_ethogram
 from utils.logging_utils import progress, setup_logging
 from utils.pose_features import pose_features
 from utils.timeline import frame_labels, merge_short_bouts, to_bouts
+from utils.timing import StageTimer
 from utils.video_io import iter_frame_batches, open_video
 
 log = logging.getLogger("infer")
@@ -177,7 +179,7 @@ def load_model(path, device):
     return model.to(device).eval(), ckpt
 
 
-def run_video(cfg, model, ckpt, settings, device, detector) -> tuple:
+def run_video(cfg, model, ckpt, settings, device, detector, timer: StageTimer) -> tuple:
     """Stream the video once; returns (Accumulator, WindowClassifier, fps)."""
     _, info = open_video(cfg.video_path)
     acc = Accumulator(len(ckpt["class_names"]))
@@ -185,20 +187,26 @@ def run_video(cfg, model, ckpt, settings, device, detector) -> tuple:
     detector.prepare(cfg.video_path)
     tracker = BoxTracker(settings.keep_last_box, settings.max_reuse_frames)
     with progress(total=max(info.frame_count, 0), desc="frames") as bar:
-        for first, batch in iter_frame_batches(cfg.video_path, settings.yolo_batch):
-            detections = [tracker.update(d) for d in detector.detect(batch)]
+        for first, batch in timer.timed_iter("decode", iter_frame_batches(cfg.video_path, settings.yolo_batch)):
+            with timer.stage("detect"):
+                detections = [tracker.update(d) for d in detector.detect(batch)]
             crops, keypoints = [], []
-            for frame, det in zip(batch, detections):
-                crop, crop_box = crop_detection(frame, det, settings.crop_size, settings.pad_ratio)
-                crops.append(crop)
-                keypoints.append(None if det.keypoints is None or crop is None else np.concatenate(
-                    [map_keypoints_to_crop(det.keypoints[:, :2], crop_box, settings.crop_size), det.keypoints[:, 2:]], 1))
-                acc.add_frame(det.status, det.box, det.keypoints)
-            features = encode_crops(model, crops, device, classifier)
-            for offset, (feature, kp, crop) in enumerate(zip(features, keypoints, crops)):
-                classifier.add(first + offset, feature, kp, crop is None)
+            with timer.stage("crop"):
+                for frame, det in zip(batch, detections):
+                    crop, crop_box = crop_detection(frame, det, settings.crop_size, settings.pad_ratio)
+                    crops.append(crop)
+                    keypoints.append(None if det.keypoints is None or crop is None else np.concatenate(
+                        [map_keypoints_to_crop(det.keypoints[:, :2], crop_box, settings.crop_size),
+                         det.keypoints[:, 2:]], 1))
+                    acc.add_frame(det.status, det.box, det.keypoints)
+            with timer.stage("backbone"):
+                features = encode_crops(model, crops, device, classifier)
+            with timer.stage("head"):  # includes the video backbone, which encodes whole windows
+                for offset, (feature, kp, crop) in enumerate(zip(features, keypoints, crops)):
+                    classifier.add(first + offset, feature, kp, crop is None)
             bar.update(len(batch))
-    classifier.flush()
+    with timer.stage("head"):
+        classifier.flush()
     return acc, classifier, info.fps
 
 
@@ -346,7 +354,9 @@ def main(args):
         log.warning("window_size %d differs from training (%d)", settings.window_size, ckpt["model_args"]["window_size"])
     detector = build_detector(settings.detector, settings)
     set_cpu_threads(0)
-    acc, classifier, fps = run_video(cfg, model, ckpt, settings, device, detector)
+    timer = StageTimer()
+    start = time.perf_counter()
+    acc, classifier, fps = run_video(cfg, model, ckpt, settings, device, detector, timer)
     if classifier.windows == 0:
         raise UserError(f"no window of {cfg.video_path} could be classified ({classifier.skipped} skipped: the animal "
                         f"was not detected on every frame of any window); check the detector or use --keep_last_box")
@@ -354,8 +364,10 @@ def main(args):
     meta_rows = {"class_names": ckpt["class_names"], "model_selection": ckpt.get("selection"), "fps": fps,
                  "windows": classifier.windows, "windows_with_pose": classifier.with_pose,
                  **{f"setting_{k}": v for k, v in vars(settings).items()}}
-    result = write_outputs(cfg, acc, ckpt["class_names"], fps, meta_rows)
-    result.update(windows=classifier.windows, windows_with_pose=classifier.with_pose, skipped=classifier.skipped,
+    with timer.stage("write"):
+        result = write_outputs(cfg, acc, ckpt["class_names"], fps, meta_rows)
+    result.update(seconds=dict(timer.seconds), total_seconds=time.perf_counter() - start, fps=fps,
+                  labels=result["frames"]["label"].to_numpy(), windows=classifier.windows, windows_with_pose=classifier.with_pose, skipped=classifier.skipped,
                   backbone_frames=classifier.backbone_frames, frames=len(acc.status))
     log.info("%d frames, %d windows (%d skipped), backbone encoded %d frames; wrote %s", len(acc.status),
              classifier.windows, classifier.skipped, classifier.backbone_frames,
