@@ -28,7 +28,7 @@ from cropping import BoxTracker, build_detector, crop_detection, map_keypoints_t
 from data import normalise_frames
 from model import ModelConfig, build_model
 from utils.checkpoint import load_checkpoint
-from utils.config import add_config_arguments, resolve_config
+from utils.config import add_config_arguments, dump_config, resolve_config
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, run_cli
 from utils.io import atomic_path, atomic_write_csv
@@ -347,6 +347,7 @@ def main(args):
     out_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(out_dir / f"{Path(cfg.video_path).stem}.infer.log")
     log.info("command: %s", " ".join(sys.argv))
+    dump_config(cfg, SECTIONS, out_dir / f"{Path(cfg.video_path).stem}.config.yaml")
     device = resolve_device(cfg.device)
     model, ckpt = load_model(cfg.model_path, device)
     settings = settings_from_checkpoint(cfg, ckpt["preprocessing"])

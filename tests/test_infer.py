@@ -43,6 +43,7 @@ def test_timeline_covers_the_video_and_beats_chance(models, videos, tmp_path):
     assert (bouts["start_frame"].iloc[1:].values == bouts["end_frame"].iloc[:-1].values + 1).all()
     np.testing.assert_allclose(bouts["duration_s"], (bouts["end_frame"] - bouts["start_frame"] + 1) / 30, atol=1e-3)
     frames = pd.read_csv(tmp_path / "session_00.frames.csv")
+    assert "min_bout_frames: 5" in (tmp_path / "session_00.config.yaml").read_text()  # the resolved settings
     assert len(frames) == 450 and result["windows_with_pose"] == result["windows"]
     truth = pd.read_csv(videos["long"].with_suffix(".csv"))["behavior"]
     f1 = f1_score(truth, frames["label"], labels=list(BEHAVIORS), average="macro", zero_division=0)
