@@ -196,7 +196,8 @@ def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop
 
 
 def mixup(frames, pose, present, target, cfg, num_classes):
-    lam = float(np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha))
+    # torch's RNG (saved in checkpoints), so a resumed run mixes exactly as an uninterrupted one
+    lam = float(torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample())
     perm = torch.randperm(target.shape[0], device=target.device)
     soft = F.one_hot(target, num_classes).float()
     mix = lambda x: None if x is None else lam * x + (1 - lam) * x[perm]  # noqa: E731

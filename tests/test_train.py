@@ -52,7 +52,7 @@ def test_outputs_and_checkpoint_round_trip(learned, pose_manifest):
 
 
 def test_resume_reaches_the_same_weights(pose_manifest, tmp_path):
-    common = ["--seed", "3", "--scheduler", "plateau", "--patience", "0"]
+    common = ["--seed", "3", "--scheduler", "plateau", "--patience", "0", "--mixup_alpha", "0.4"]
     train.main(train_args(pose_manifest, tmp_path, "--run_name", "full", "--epochs", "4", *common))
     train.main(train_args(pose_manifest, tmp_path, "--run_name", "split", "--epochs", "2", *common))
     train.main(train_args(pose_manifest, tmp_path, "--run_name", "split", "--epochs", "4", *common,
