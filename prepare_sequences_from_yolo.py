@@ -66,7 +66,7 @@ class VideoResult:
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    add_config_arguments(parser, SECTIONS, required=REQUIRED)
+    add_config_arguments(parser, SECTIONS, required=REQUIRED, choices={"detector": list_detectors()})
     return parser
 
 
@@ -344,8 +344,6 @@ def summary_lines(results: dict, splits: dict, skipped: list) -> list:
 def main(args):
     cfg = resolve_config(args, SECTIONS, required=REQUIRED)
     validate_ratios(cfg.train_ratio, cfg.val_ratio, cfg.test_ratio)
-    if cfg.detector not in list_detectors():
-        raise UserError(f"unknown detector {cfg.detector}; valid: {', '.join(list_detectors())}")
     out_root = Path(cfg.output_root)
     out_root.mkdir(parents=True, exist_ok=True)
     manifest_path = Path(cfg.manifest_path) if cfg.manifest_path else out_root / "sequence_manifest.json"
@@ -354,11 +352,11 @@ def main(args):
     setup_logging(out_root / "prepare.log")
     log.info("command: %s", " ".join(sys.argv))
     dump_config(cfg, SECTIONS, out_root / "config.yaml")
-    # a stale manifest would point at windows this run is about to rewrite: remove it until the run completes
-    manifest_path.unlink(missing_ok=True)
     layout, items, skipped = discover_videos(Path(cfg.dataset_root), cfg.dataset_layout)
     log.info("layout %s: %d videos", layout, len(items))
-    detector = build_detector(cfg.detector, cfg)
+    detector = build_detector(cfg.detector, cfg)  # bad names and weights fail here, before anything is removed
+    # a stale manifest would point at windows this run is about to rewrite: remove it until the run completes
+    manifest_path.unlink(missing_ok=True)
     results, fps_values = process_all(items, detector, cfg, out_root, manifest_dir, skipped)
     if not any(r.windows for _, r in results.values()):
         raise UserError(f"no windows were produced from {len(items)} video(s); see {out_root / 'prepare.log'}")

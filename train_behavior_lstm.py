@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 
 from data import (AugmentConfig, CachedFeatureDataset, WindowDataset, balanced_sampler, build_feature_cache,
                   class_weights)
-from model import BACKBONES, ModelConfig, build_model, model_args
+from model import BACKBONES, FUSIONS, TEMPORAL_HEADS, ModelConfig, build_model, model_args
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.config import add_config_arguments, dump_config, resolve_config
 from utils.device import resolve_device, set_cpu_threads
@@ -49,7 +49,9 @@ REQUIRED = ("manifest_path",)
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help, epilog=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser, SECTIONS, required=REQUIRED)
+    add_config_arguments(parser, SECTIONS, required=REQUIRED, choices={
+        "backbone": ["none"] + BACKBONES.names(), "sequence_model": TEMPORAL_HEADS.names(),
+        "pose_fusion_strategy": FUSIONS.names()})
     parser.add_argument("--no_pretrained_backbone", dest="pretrained_backbone", action="store_false",
                         default=argparse.SUPPRESS, help="train the backbone from random weights (no ImageNet)")
     parser.add_argument("--resume", default=None, metavar="PATH",

@@ -78,7 +78,7 @@ def test_other_stages_sections_are_validated_but_not_applied(tmp_path):
     ("window_size", 0, "window_size=0 is not a valid int"),
     ("window_size", 2.5, "window_size=2.5 is not a valid int"),
     ("keep_last_box", "yes", "keep_last_box='yes' is not a valid bool"),
-    ("detector", "yollo", "did you mean 'yolo'"),
+    ("split_strategy", "vidoe", "did you mean 'video'"),
 ])
 def test_bad_values_name_key_and_range(tmp_path, key, value, message):
     path = write_yaml(tmp_path, {"preprocessing": {key: value}})

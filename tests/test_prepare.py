@@ -233,3 +233,20 @@ def test_manifest_elsewhere_points_at_the_files(tmp_path, tiny_yolo, class_folde
         assert e["npz"].startswith("../out/sequence_npz/") and (manifest_path.parent / e["npz"]).is_file()
     for info in manifest["videos"].values():
         assert (manifest_path.parent / info["tracking"]).is_file()
+
+
+def test_bad_settings_fail_before_the_previous_manifest_is_touched(tmp_path, class_folder_dataset):
+    (tmp_path / "sequence_manifest.json").write_text("{}")  # an earlier run's manifest
+    with pytest.raises(UserError, match="unknown detector 'yollo'; valid detectors: background, yolo"):
+        prep.main(prepare_args("--dataset_root", class_folder_dataset, "--output_root", tmp_path,
+                               "--config", write_detector_yaml(tmp_path, "yollo")))
+    with pytest.raises(UserError, match="YOLO weights not found"):
+        prep.main(prepare_args("--dataset_root", class_folder_dataset, "--output_root", tmp_path,
+                               "--yolo_weights", tmp_path / "missing.pt"))
+    assert (tmp_path / "sequence_manifest.json").read_text() == "{}"
+
+
+def write_detector_yaml(tmp_path, name):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(f"preprocessing:\n  detector: {name}\n")
+    return path

@@ -76,8 +76,10 @@ def section_options(sections) -> dict:
     return options
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, sections, required=()) -> None:
-    """One --flag per config key of the sections, help and type from the defaults file, plus --config."""
+def add_config_arguments(parser: argparse.ArgumentParser, sections, required=(), choices=None) -> None:
+    """One --flag per config key of the sections, help and type from the defaults file, plus --config.
+    `choices` ({key: names}) gives keys whose valid values live in a registry, not in the YAML."""
+    choices = choices or {}
     parser.add_argument("--config", default=None, metavar="PATH",
                         help="user YAML overriding default_config.yaml (same sections); CLI flags override both")
     for name, opt in section_options(sections).items():
@@ -88,13 +90,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, sections, required=())
         if opt.type == "bool":
             parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, **kwargs)
             continue
-        if opt.type == "choice":
-            kwargs["choices"] = opt.choices
+        if name in choices or opt.type == "choice":
+            kwargs["choices"] = choices.get(name, opt.choices)
         elif opt.type == "list":
             kwargs.update(nargs="+", type=_scalar)
         else:
             kwargs["type"] = {"int": int, "float": float}.get(opt.type, str)
-        parser.add_argument(f"--{name}", metavar=name.upper() if opt.type != "choice" else None, **kwargs)
+        parser.add_argument(f"--{name}", metavar=None if "choices" in kwargs else name.upper(), **kwargs)
 
 
 def _scalar(text: str):
