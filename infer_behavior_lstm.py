@@ -367,7 +367,7 @@ def main(args):
                  **{f"setting_{k}": v for k, v in vars(settings).items()}}
     with timer.stage("write"):
         result = write_outputs(cfg, acc, ckpt["class_names"], fps, meta_rows)
-    result.update(seconds=dict(timer.seconds), total_seconds=time.perf_counter() - start, fps=fps,
+    result.update(class_names=ckpt["class_names"], seconds=dict(timer.seconds), total_seconds=time.perf_counter() - start, fps=fps,
                   labels=result["frames"]["label"].to_numpy(), windows=classifier.windows, windows_with_pose=classifier.with_pose, skipped=classifier.skipped,
                   backbone_frames=classifier.backbone_frames, frames=len(acc.status))
     log.info("%d frames, %d windows (%d skipped), backbone encoded %d frames; wrote %s", len(acc.status),

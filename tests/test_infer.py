@@ -137,3 +137,32 @@ def test_batch_isolates_failures_shards_and_skips(models, videos, tmp_path):
     (data / "day1" / "broken.mp4").unlink()
     again = run_batch("--skip_existing")
     assert set(again["status"]) == {"skipped (exists)"}
+
+
+def test_benchmark_pipeline_scores_and_times(models, videos, tmp_path):
+    import json
+    import shutil
+
+    import benchmark_pipeline as bench
+    data = tmp_path / "labelled"
+    data.mkdir()
+    for suffix in (".mp4", ".csv"):
+        shutil.copy(videos["short"].with_suffix(suffix), data / f"s{suffix}")
+    (data / "unlabelled.mp4").write_bytes(videos["short"].read_bytes())  # no label file: not evaluated
+    out = bench.main(bench.get_args_parser().parse_args(
+        ["--model_path", str(models["pose"]), "--input_dir", str(data), "--output_root", str(tmp_path / "eval"),
+         "--device", "cpu"]))
+    scores = out["scores"]
+    assert scores["frames_evaluated"] == 64
+    frames = pd.read_csv(tmp_path / "eval" / "s.frames.csv")
+    truth = pd.read_csv(data / "s.csv")["behavior"]
+    assert scores["accuracy"] == pytest.approx(float((frames["label"] == truth).mean()))
+    present = [c for c in BEHAVIORS if (truth == c).any() or (frames["label"] == c).any()]
+    assert scores["macro_f1"] == pytest.approx(np.mean([scores["per_class"][c]["f1"] for c in present]))
+    cm = pd.read_csv(tmp_path / "eval" / "confusion_matrix.csv").set_index("true")
+    assert cm.values.sum() == 64 and (tmp_path / "eval" / "confusion_matrix.png").is_file()
+    assert 0 <= scores["segment"]["macro_f1"] <= 1
+    saved = json.loads((tmp_path / "eval" / "eval_results.json").read_text())
+    assert saved["timing"]["frames"] == 64 and set(saved["timing"]["stage_seconds"]) == {
+        "decode", "detect", "crop", "backbone", "head", "write"}
+    assert "per-frame macro-F1" in (tmp_path / "eval" / "eval_report.txt").read_text()

@@ -48,3 +48,18 @@ def test_short_bouts_merge_into_the_longer_neighbour():
     assert [(b.start_frame, b.end_frame, b.behavior) for b in to_bouts(merged, np.zeros(16))] == \
         [(0, 6, "rest"), (7, 15, "groom")]
     assert list(merge_short_bouts(labels, 1)) == list(labels)
+
+
+def test_segment_f1_matches_bouts_at_iou_half():
+    from utils.timeline import segment_f1
+    true = ["rest"] * 10 + ["walk"] * 10 + ["rest"] * 10
+    pred = ["rest"] * 12 + ["walk"] * 4 + ["rest"] * 14  # walk bout IoU 4/10 < 0.5: missed
+    scores = segment_f1(true, pred, NAMES)
+    assert scores["walk"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "true_bouts": 1, "pred_bouts": 1}
+    # true rest bouts 0-9 and 20-29; predicted 0-11 (IoU 10/12) and 16-29 (IoU 10/14): both matched
+    assert scores["rest"]["f1"] == 1.0
+    assert scores["macro_f1"] == 0.5
+    perfect = segment_f1(true, true, NAMES)
+    assert perfect["macro_f1"] == 1.0
+    unlabelled = segment_f1([None] * 5 + ["walk"] * 5, ["rest"] * 5 + ["walk"] * 5, NAMES)
+    assert unlabelled["walk"]["f1"] == 1.0 and unlabelled["rest"]["pred_bouts"] == 1

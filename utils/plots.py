@@ -94,3 +94,19 @@ def plot_ethogram(labels, confidence, class_names: list, fps: float, path) -> No
     ax_p.set_ylabel("confidence")
     ax_p.set_xlabel("time (s)")
     _save(fig, path)
+
+
+def plot_confusion_matrix(counts: np.ndarray, rows: list, columns: list, path) -> None:
+    """Counts with row-normalised shading (rows = true classes, columns = predicted labels)."""
+    norm = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(columns), 1.0 + 0.7 * len(rows)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(rows)):
+        for j in range(len(columns)):
+            ax.text(j, i, f"{counts[i, j]}\n{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    _save(fig, path)

@@ -80,3 +80,35 @@ def merge_short_bouts(labels: np.ndarray, min_frames: int) -> np.ndarray:
         target = max(neighbours, key=lambda b: b.end_frame - b.start_frame)
         labels[bouts[i].start_frame: bouts[i].end_frame + 1] = target.behavior
     return labels
+
+
+def segment_f1(true_labels, pred_labels, class_names: list, iou_threshold: float = 0.5) -> dict:
+    """Bout-level F1 per class: a predicted bout matches an unmatched true bout of the same class when their
+    frame IoU >= iou_threshold (one-to-one, best IoU first). Frames whose true label is None are ignored
+    for true bouts. Returns {class: {"precision", "recall", "f1", "true_bouts", "pred_bouts"}} and "macro_f1"."""
+    true_bouts = [b for b in to_bouts(np.asarray(true_labels, dtype=object), np.zeros(len(true_labels)))
+                  if b.behavior != "None"]
+    pred_bouts = to_bouts(np.asarray(pred_labels, dtype=object), np.zeros(len(pred_labels)))
+    result = {}
+    for name in class_names:
+        t = [(b.start_frame, b.end_frame) for b in true_bouts if b.behavior == name]
+        p = [(b.start_frame, b.end_frame) for b in pred_bouts if b.behavior == name]
+        pairs = sorted(((_iou(a, b), i, j) for i, a in enumerate(t) for j, b in enumerate(p)), reverse=True)
+        used_t, used_p, matched = set(), set(), 0
+        for iou, i, j in pairs:
+            if iou >= iou_threshold and i not in used_t and j not in used_p:
+                used_t.add(i)
+                used_p.add(j)
+                matched += 1
+        precision = matched / len(p) if p else 0.0
+        recall = matched / len(t) if t else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        result[name] = {"precision": precision, "recall": recall, "f1": f1, "true_bouts": len(t), "pred_bouts": len(p)}
+    present = [c for c in class_names if result[c]["true_bouts"] or result[c]["pred_bouts"]]
+    result["macro_f1"] = float(np.mean([result[c]["f1"] for c in present])) if present else 0.0
+    return result
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    return max(inter, 0) / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - max(inter, 0))

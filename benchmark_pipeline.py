@@ -1,0 +1,122 @@
+"""Evaluate a trained model end to end on videos with ground-truth labels, and time the pipeline.
+
+Usage:
+    python benchmark_pipeline.py --model_path best.pt --input_dir labelled_videos/ --output_root eval/
+
+Every video under --input_dir that has a label file beside it (<stem>.csv `frame,behavior`, or a BORIS
+export, as in preprocessing) is classified with infer_behavior_lstm.py's settings. Reported over all frames
+whose true label is known: per-frame accuracy, per-class precision/recall/F1, macro-F1, confusion matrix
+(CSV and PNG), segment F1 (bouts matched one-to-one at IoU >= 0.5), and timing: frames/s end to end and
+seconds per stage (decode, detect, crop, backbone, head, write). Written to eval_results.json and
+eval_report.txt in --output_root.
+"""
+import argparse
+import copy
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+import infer_behavior_lstm as infer
+from utils.errors import UserError, run_cli
+from utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
+from utils.labels import find_label_file, load_frame_labels
+from utils.plots import plot_confusion_matrix
+from utils.timeline import segment_f1
+from utils.video_io import is_video_file
+
+log = logging.getLogger("benchmark")
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help, epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     parents=[infer.get_args_parser(add_help=False)], conflict_handler="resolve")
+    parser.add_argument("--input_dir", required=True, help="folder searched recursively for labelled videos")
+    parser.add_argument("--output_root", required=True, help="folder for predictions and the evaluation report")
+    parser.add_argument("--video_path", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # set per video
+    return parser
+
+
+def labelled_videos(root: Path) -> list:
+    videos = sorted(p for p in root.rglob("*") if p.is_file() and is_video_file(p) and find_label_file(p))
+    if not videos:
+        raise UserError(f"no video with a label file beside it under {root}; expected <video> + <video stem>.csv")
+    return videos
+
+
+def evaluate(true: list, pred: list, class_names: list) -> dict:
+    """Per-frame and bout-level scores over frames with a known true label."""
+    known = [i for i, t in enumerate(true) if t is not None]
+    y_true, y_pred = [true[i] for i in known], [pred[i] for i in known]
+    columns = class_names + sorted({p for p in y_pred if p not in class_names})  # e.g. unknown, no_window
+    p, r, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=class_names, zero_division=0)
+    return {"frames_evaluated": len(known), "accuracy": float(np.mean(np.array(y_true) == np.array(y_pred))),
+            # over classes that occur in the truth or the predictions (one that does neither says nothing)
+            "macro_f1": float(np.mean([f1[i] for i, c in enumerate(class_names) if support[i] or c in y_pred])),
+            "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]),
+                              "support": int(support[i])} for i, c in enumerate(class_names)},
+            "confusion": {"rows": class_names, "columns": columns,
+                          "counts": confusion_matrix(y_true, y_pred, labels=columns)[: len(class_names)].tolist()},
+            "segment": segment_f1(true, pred, class_names)}
+
+
+def timing(results: list) -> dict:
+    frames = sum(r["frames"] for r in results)
+    seconds = sum(r["total_seconds"] for r in results)
+    stages = {}
+    for r in results:
+        for k, v in r["seconds"].items():
+            stages[k] = stages.get(k, 0.0) + v
+    return {"frames": frames, "seconds": seconds, "frames_per_second": frames / seconds if seconds else 0.0,
+            "stage_seconds": stages}
+
+
+def report_text(scores: dict, times: dict, class_names: list) -> str:
+    lines = [f"frames evaluated: {scores['frames_evaluated']}", f"per-frame accuracy: {scores['accuracy']:.3f}",
+             f"per-frame macro-F1: {scores['macro_f1']:.3f}", f"segment macro-F1 (IoU >= 0.5): "
+             f"{scores['segment']['macro_f1']:.3f}", "",
+             f"{'class':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}{'segment f1':>12}"]
+    for c in class_names:
+        s = scores["per_class"][c]
+        lines.append(f"{c:<16}{s['precision']:>10.3f}{s['recall']:>10.3f}{s['f1']:>10.3f}{s['support']:>10}"
+                     f"{scores['segment'][c]['f1']:>12.3f}")
+    lines += ["", f"end to end: {times['frames_per_second']:.1f} frames/s ({times['frames']} frames, "
+                  f"{times['seconds']:.1f} s)"]
+    lines += [f"  {k:<10}{v:>8.2f} s ({100 * v / times['seconds']:.0f}%)" for k, v in times["stage_seconds"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(args) -> dict:
+    root, out_root = Path(args.input_dir), Path(args.output_root)
+    true_all, pred_all, results, class_names = [], [], [], None
+    for video in labelled_videos(root):
+        video_args = copy.copy(args)
+        video_args.video_path, video_args.output_dir = str(video), str(out_root / video.relative_to(root).parent)
+        result = infer.main(video_args)
+        class_names = result["class_names"]
+        labels = load_frame_labels(find_label_file(video), result["frames"], result["fps"])
+        true_all += [labels.label_at(f) for f in range(result["frames"])]
+        pred_all += list(result["labels"])
+        true_all.append(None)  # a separator frame, so bouts never run across two videos
+        pred_all.append("no_window")
+        results.append(result)
+    scores, times = evaluate(true_all, pred_all, class_names), timing(results)
+    out_root.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_root / "eval_results.json", {"scores": scores, "timing": times,
+                                                       "videos": [str(r["paths"]["bouts"]) for r in results]})
+    cm = scores["confusion"]
+    atomic_write_csv(out_root / "confusion_matrix.csv",
+                     pd.DataFrame(cm["counts"], index=cm["rows"], columns=cm["columns"]).rename_axis("true").reset_index())
+    plot_confusion_matrix(np.array(cm["counts"]), cm["rows"], cm["columns"], out_root / "confusion_matrix.png")
+    text = report_text(scores, times, class_names)
+    atomic_write_text(out_root / "eval_report.txt", text)
+    print(text)
+    return {"scores": scores, "timing": times}
+
+
+if __name__ == "__main__":
+    run_cli(main, get_args_parser())
