@@ -358,6 +358,9 @@ def main(args):
     timer = StageTimer()
     start = time.perf_counter()
     acc, classifier, fps = run_video(cfg, model, ckpt, settings, device, detector, timer)
+    if "detected" not in acc.status:
+        raise UserError(f"no animal detected in any of the {len(acc.status)} frames of {cfg.video_path}: "
+                        f"{detector.miss_hint}")
     if classifier.windows == 0:
         raise UserError(f"no window of {cfg.video_path} could be classified ({classifier.skipped} skipped: the animal "
                         f"was not detected on every frame of any window); check the detector or use --keep_last_box")

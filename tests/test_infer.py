@@ -166,3 +166,11 @@ def test_benchmark_pipeline_scores_and_times(models, videos, tmp_path):
     assert saved["timing"]["frames"] == 64 and set(saved["timing"]["stage_seconds"]) == {
         "decode", "detect", "crop", "backbone", "head", "write"}
     assert "per-frame macro-F1" in (tmp_path / "eval" / "eval_report.txt").read_text()
+
+
+def test_video_without_any_detection_is_a_clear_error(models, tmp_path):
+    from utils.synthetic import write_video
+    empty_arena = [np.full((480, 640, 3), 128, np.uint8)] * 40
+    write_video(tmp_path / "empty.mp4", empty_arena)
+    with pytest.raises(UserError, match=r"no animal detected in any of the 40 frames of .*empty.mp4: check --yolo_weights"):
+        run(models["fused"], tmp_path / "empty.mp4", tmp_path)
