@@ -10,9 +10,7 @@ exit status is 1 when any video failed. With --skip_existing, videos whose bouts
 Every inference setting of infer_behavior_lstm.py (and --config) applies to all videos.
 """
 import argparse
-import copy
 import logging
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -20,20 +18,15 @@ import pandas as pd
 import infer_behavior_lstm as infer
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv
-from utils.video_io import is_video_file
+from utils.video_io import find_videos
 
 log = logging.getLogger("batch")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help, epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     parents=[infer.get_args_parser(add_help=False)], conflict_handler="resolve")
-    parser.add_argument("--input_dir", required=True, help="folder searched recursively for videos")
-    parser.add_argument("--output_root", required=True, help="outputs go to output_root/<same relative folder>/")
+    parser = infer.get_folder_args_parser(__doc__, "folder searched recursively for videos", add_help)
     parser.add_argument("--skip_existing", action="store_true", help="skip videos whose <video>.behavior.csv exists")
     parser.add_argument("--shard", default="1/1", metavar="I/N", help="process shard I of N (1-based), e.g. 3/8")
-    parser.add_argument("--video_path", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # set per video
     return parser
 
 
@@ -58,7 +51,7 @@ def main(args) -> pd.DataFrame:
     root, out_root = Path(args.input_dir), Path(args.output_root)
     if not root.is_dir():
         raise UserError(f"--input_dir {root} is not a folder")
-    videos = shard_videos(sorted(p for p in root.rglob("*") if p.is_file() and is_video_file(p)), shard)
+    videos = shard_videos(find_videos(root), shard)
     rows = []
     for video in videos:
         rel = video.relative_to(root)
@@ -66,10 +59,8 @@ def main(args) -> pd.DataFrame:
         if args.skip_existing and (out_dir / f"{video.stem}.behavior.csv").is_file():
             rows.append({"video": rel.as_posix(), "status": "skipped (exists)", "frames": None, "bouts": None, "error": ""})
             continue
-        video_args = copy.copy(args)
-        video_args.video_path, video_args.output_dir = str(video), str(out_dir)
         try:
-            result = infer.main(video_args)
+            result = infer.run_in_tree(args, video)
             rows.append({"video": rel.as_posix(), "status": "ok", "frames": result["frames"],
                          "bouts": len(result["bouts"]), "error": ""})
         except (UserError, OSError, RuntimeError, ValueError) as exc:  # one bad video must not stop the batch

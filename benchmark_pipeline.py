@@ -11,8 +11,6 @@ seconds per stage (decode, detect, crop, backbone, head, write). Written to eval
 eval_report.txt in --output_root.
 """
 import argparse
-import copy
-import json
 import logging
 from pathlib import Path
 
@@ -26,23 +24,17 @@ from utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from utils.labels import find_label_file, load_frame_labels
 from utils.plots import plot_confusion_matrix
 from utils.timeline import segment_f1
-from utils.video_io import is_video_file
+from utils.video_io import find_videos
 
 log = logging.getLogger("benchmark")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help, epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     parents=[infer.get_args_parser(add_help=False)], conflict_handler="resolve")
-    parser.add_argument("--input_dir", required=True, help="folder searched recursively for labelled videos")
-    parser.add_argument("--output_root", required=True, help="folder for predictions and the evaluation report")
-    parser.add_argument("--video_path", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # set per video
-    return parser
+    return infer.get_folder_args_parser(__doc__, "folder searched recursively for labelled videos", add_help)
 
 
 def labelled_videos(root: Path) -> list:
-    videos = sorted(p for p in root.rglob("*") if p.is_file() and is_video_file(p) and find_label_file(p))
+    videos = [p for p in find_videos(root) if find_label_file(p)]
     if not videos:
         raise UserError(f"no video with a label file beside it under {root}; expected <video> + <video stem>.csv")
     return videos
@@ -94,9 +86,7 @@ def main(args) -> dict:
     root, out_root = Path(args.input_dir), Path(args.output_root)
     true_all, pred_all, results, class_names = [], [], [], None
     for video in labelled_videos(root):
-        video_args = copy.copy(args)
-        video_args.video_path, video_args.output_dir = str(video), str(out_root / video.relative_to(root).parent)
-        result = infer.main(video_args)
+        result = infer.run_in_tree(args, video)
         class_names = result["class_names"]
         labels = load_frame_labels(find_label_file(video), result["frames"], result["fps"])
         true_all += [labels.label_at(f) for f in range(result["frames"])]

@@ -271,7 +271,7 @@ def build_feature_cache(encode, dataset: WindowDataset, device, augmented_views:
                         bank_dtype=torch.float16) -> CachedFeatureDataset:
     """Encode every unique source frame of `dataset` once (overlapping windows share frames) with `encode`
     ((1, N, 3, H, W) -> (1, N, D)), plus `augmented_views` augmented copies of each clip."""
-    slot_of, pending, rows = {}, [], []  # unique (video, frame) -> bank row
+    slot_of, pending = {}, []  # slot_of: unique (video, frame) -> bank row
     chunks, poses, index = [], [], []
 
     def flush():
@@ -281,7 +281,7 @@ def build_feature_cache(encode, dataset: WindowDataset, device, augmented_views:
 
     def add_frames(x):  # (T, 3, H, W) normalised -> new bank rows
         start = sum(len(c) for c in chunks) + len(pending)
-        for i, frame in enumerate(x):
+        for frame in x:
             pending.append(frame)
             if len(pending) >= batch_frames:
                 flush()

@@ -12,6 +12,7 @@ Outputs (written atomically): <video>.behavior.csv (bouts), <video>.frames.csv (
 with --output_review_video <video>.review.mp4.
 """
 import argparse
+import copy
 import logging
 import sys
 import time
@@ -50,6 +51,26 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, SECTIONS, required=REQUIRED)
     return parser
+
+
+def get_folder_args_parser(doc: str, input_help: str, add_help: bool = True) -> argparse.ArgumentParser:
+    """Parser of the scripts that run inference over a folder: every inference flag, plus --input_dir and
+    --output_root; --video_path and --output_dir are set per video (run_in_tree)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0], add_help=add_help, epilog=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     parents=[get_args_parser(add_help=False)], conflict_handler="resolve")
+    parser.add_argument("--input_dir", required=True, help=input_help)
+    parser.add_argument("--output_root", required=True, help="outputs go to output_root/<same relative folder>/")
+    parser.add_argument("--video_path", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def run_in_tree(args, video: Path) -> dict:
+    """main() on one video of args.input_dir, its outputs in the mirrored folder under args.output_root."""
+    video_args = copy.copy(args)
+    video_args.video_path = str(video)
+    video_args.output_dir = str(Path(args.output_root) / video.relative_to(args.input_dir).parent)
+    return main(video_args)
 
 
 def settings_from_checkpoint(cfg, meta: dict) -> argparse.Namespace:
@@ -351,8 +372,6 @@ def main(args):
     device = resolve_device(cfg.device)
     model, ckpt = load_model(cfg.model_path, device)
     settings = settings_from_checkpoint(cfg, ckpt["preprocessing"])
-    if model.is_video is False and model.backbone is not None and settings.window_size != ckpt["model_args"]["window_size"]:
-        log.warning("window_size %d differs from training (%d)", settings.window_size, ckpt["model_args"]["window_size"])
     detector = build_detector(settings.detector, settings)
     set_cpu_threads(0)
     timer = StageTimer()

@@ -36,7 +36,7 @@ from utils.labels import find_label_file, load_frame_labels
 from utils.logging_utils import progress, setup_logging
 from utils.manifest import SCHEMA_VERSION, write_manifest
 from utils.splits import SPLITS, read_split_file, split_by_video, stratified_assign, validate_ratios
-from utils.video_io import is_video_file, iter_frame_batches, open_video
+from utils.video_io import find_videos, iter_frame_batches, open_video
 
 log = logging.getLogger("prepare")
 SECTIONS = ("preprocessing",)
@@ -80,7 +80,7 @@ def discover_videos(root: Path, layout: str) -> tuple:
     """(layout used, [VideoItem], [skip messages]) for the dataset folder."""
     if not root.is_dir():
         raise UserError(f"dataset_root {root} is not a folder; pass --dataset_root with your videos")
-    videos = sorted(p for p in root.rglob("*") if p.is_file() and is_video_file(p))
+    videos = find_videos(root)
     if layout == "auto":
         layout = "labelled_videos" if any(find_label_file(v) for v in videos) else "class_folders"
     skipped = []

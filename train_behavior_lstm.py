@@ -14,7 +14,6 @@ STOP in the run folder ends training after the current batch and still writes ev
 import argparse
 import copy
 import logging
-import math
 import random
 import signal
 import sys
@@ -25,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch.utils.data import DataLoader
@@ -303,9 +301,8 @@ def main(args):
         datasets = cache_features(model, datasets, cfg, device)
     optimizer, scheduler = build_optimizer(model, cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and cfg.amp)
-    counts_labels = datasets["train"].labels
-    weights = class_weights(counts_labels, mcfg.num_classes, cfg.class_weighting, cfg.class_weight_clamp).to(device)
-    weights = None if cfg.class_weighting == "none" else weights
+    weights = None if cfg.class_weighting == "none" else class_weights(
+        datasets["train"].labels, mcfg.num_classes, cfg.class_weighting, cfg.class_weight_clamp).to(device)
     has_val = len(datasets["val"]) > 0
     if not has_val:
         log.warning("NO VALIDATION SPLIT: nothing is selected on validation; best_model*.pt are the last epoch's "

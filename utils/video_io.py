@@ -13,6 +13,11 @@ def is_video_file(path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS and not Path(path).name.startswith(".")
 
 
+def find_videos(root) -> list:
+    """Every video file under root (recursive), sorted by path."""
+    return sorted(p for p in Path(root).rglob("*") if p.is_file() and is_video_file(p))
+
+
 @dataclass
 class VideoInfo:
     path: str
