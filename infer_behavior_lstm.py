@@ -17,7 +17,6 @@ import logging
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -25,14 +24,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cropping import BoxTracker, build_detector, crop_detection, map_keypoints_to_crop
+from cropping import (STATUS_DETECTED, STATUS_MISSED, STATUS_REUSED, BoxTracker, build_detector, crop_detection,
+                      map_keypoints_to_crop)
 from data import normalise_frames
 from model import ModelConfig, build_model
 from utils.checkpoint import load_checkpoint
 from utils.config import add_config_arguments, dump_config, resolve_config
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, run_cli
-from utils.io import atomic_path, atomic_write_csv
+from utils.io import atomic_path, atomic_write_csv, atomic_write_xlsx
 from utils.kinematics import box_centres, point_kinematics
 from utils.plots import plot_ethogram
 from utils.logging_utils import progress, setup_logging
@@ -100,36 +100,72 @@ def settings_from_checkpoint(cfg, meta: dict) -> argparse.Namespace:
         yolo_batch=16, min_keypoint_conf=0.0)
 
 
-@dataclass
+class GrowingArray:
+    """Rows appended into one numpy buffer that doubles when full: per-frame state costs a few bytes per frame
+    and no Python object per frame, so memory stays flat however long the video is."""
+
+    def __init__(self, row_shape: tuple, dtype, fill=0):
+        self.fill = fill
+        self.data = np.full((1024, *row_shape), fill, dtype)
+        self.size = 0
+
+    def append(self, row) -> None:
+        if self.size == len(self.data):
+            grown = np.full((2 * len(self.data), *self.data.shape[1:]), self.fill, self.data.dtype)
+            grown[: self.size] = self.data
+            self.data = grown
+        self.data[self.size] = row
+        self.size += 1
+
+    def __len__(self) -> int:
+        return self.size
+
+    def values(self) -> np.ndarray:
+        return self.data[: self.size]
+
+
+STATUSES = (STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED)
+
+
 class Accumulator:
-    """Per-frame sums of window probabilities (growing with the video: a few numbers per frame)."""
-    num_classes: int
-    prob_sum: list = field(default_factory=list)
-    count: list = field(default_factory=list)
-    status: list = field(default_factory=list)
-    boxes: list = field(default_factory=list)
-    kp_centres: list = field(default_factory=list)  # mean of the confident keypoints, frame px
-    keypoints: list = field(default_factory=list)  # [K,3] frame px or None, for the review video
-    windows: list = field(default_factory=list)  # (start, probs, pose used)
+    """Per-frame sums of window probabilities and per-frame detection results, in numpy buffers."""
+
+    def __init__(self, num_classes: int, num_keypoints: int):
+        self.num_classes = num_classes
+        self.prob_sum = GrowingArray((num_classes,), np.float64)
+        self.count = GrowingArray((), np.int32)
+        self.status_code = GrowingArray((), np.int8)  # index into STATUSES
+        self.boxes = GrowingArray((4,), np.float32, np.nan)  # xyxy frame px, NaN when missed
+        self.kp_centres = GrowingArray((2,), np.float64, np.nan)  # mean of the confident keypoints, frame px
+        self.keypoints = GrowingArray((num_keypoints, 3), np.float32, np.nan)  # for the review video
+        self.windows = []  # (start, probs, pose used): one per window, not per frame
+
+    def __len__(self) -> int:
+        return len(self.count)
 
     def add_frame(self, status: str, box, keypoints) -> None:
-        self.prob_sum.append(np.zeros(self.num_classes, np.float64))
+        self.prob_sum.append(0.0)
         self.count.append(0)
-        self.status.append(status)
-        self.boxes.append(box)
+        self.status_code.append(STATUSES.index(status))
+        self.boxes.append(np.nan if box is None else box)
         visible = keypoints[keypoints[:, 2] > 0, :2] if keypoints is not None else np.zeros((0, 2))
-        self.kp_centres.append(visible.mean(0) if len(visible) else np.full(2, np.nan))
-        self.keypoints.append(keypoints)
+        self.kp_centres.append(visible.mean(0) if len(visible) else np.nan)
+        self.keypoints.append(np.nan if keypoints is None or keypoints.shape[0] != self.keypoints.data.shape[1]
+                              else keypoints)
 
     def add_window(self, start: int, probs: np.ndarray, length: int) -> None:
-        for f in range(start, start + length):
-            self.prob_sum[f] += probs
-            self.count[f] += 1
+        self.prob_sum.data[start:start + length] += probs
+        self.count.data[start:start + length] += 1
+
+    def statuses(self) -> np.ndarray:
+        return np.array(STATUSES, dtype=object)[self.status_code.values()]
+
+    def any_detected(self) -> bool:
+        return bool((self.status_code.values() == STATUSES.index(STATUS_DETECTED)).any())
 
     def mean_probs(self) -> tuple:
-        count = np.array(self.count)
-        probs = np.stack(self.prob_sum) / np.maximum(count, 1)[:, None] if self.prob_sum else np.zeros((0, self.num_classes))
-        return probs, count > 0
+        count = self.count.values()
+        return self.prob_sum.values() / np.maximum(count, 1)[:, None], count > 0
 
 
 class WindowClassifier:
@@ -203,7 +239,7 @@ def load_model(path, device):
 def run_video(cfg, model, ckpt, settings, device, detector, timer: StageTimer) -> tuple:
     """Stream the video once; returns (Accumulator, WindowClassifier, fps)."""
     _, info = open_video(cfg.video_path)
-    acc = Accumulator(len(ckpt["class_names"]))
+    acc = Accumulator(len(ckpt["class_names"]), detector.num_keypoints)
     classifier = WindowClassifier(model, settings, cfg, device, info.fps, acc)
     detector.prepare(cfg.video_path)
     tracker = BoxTracker(settings.keep_last_box, settings.max_reuse_frames)
@@ -264,24 +300,21 @@ def write_outputs(cfg, acc: Accumulator, class_names: list, fps: float, meta_row
                               "mean_confidence": round(b.mean_confidence, 4)} for b in bouts])
     top = np.argsort(-probs, axis=1)[:, : cfg.top_k]
     frames_df = pd.DataFrame({"frame": np.arange(len(labels)), "time_s": np.round(np.arange(len(labels)) / fps, 4),
-                              "label": labels, "confidence": np.round(conf, 4), "detection_status": acc.status})
+                              "label": labels, "confidence": np.round(conf, 4), "detection_status": acc.statuses()})
     for k in range(top.shape[1]):
         frames_df[f"top{k + 1}_label"] = np.array(class_names, dtype=object)[top[:, k]]
         frames_df[f"top{k + 1}_prob"] = np.where(covered, np.round(probs[np.arange(len(probs)), top[:, k]], 4), np.nan)
-    boxes = np.stack([b if b is not None else np.full(4, np.nan) for b in acc.boxes]) if acc.boxes else np.zeros((0, 4))
+    boxes = acc.boxes.values().astype(np.float64)
     for j, name in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
         frames_df[name] = np.round(boxes[:, j], 2)
     paths = {"bouts": out_dir / f"{video.stem}.behavior.csv", "frames": out_dir / f"{video.stem}.frames.csv",
              "metrics": out_dir / f"{video.stem}.metrics.xlsx", "ethogram": out_dir / f"{video.stem}.ethogram.png"}
     atomic_write_csv(paths["bouts"], bouts_df)
     atomic_write_csv(paths["frames"], frames_df)
-    per_frame = kinematics_table(labels, boxes, np.stack(acc.kp_centres) if acc.kp_centres else np.zeros((0, 2)), fps)
+    per_frame = kinematics_table(labels, boxes, acc.kp_centres.values(), fps)
     sheets = {"per_frame": per_frame, "bouts": bouts_df, "summary": summary_table(bouts_df, per_frame, class_names, fps),
               "windows": windows_table(acc.windows, class_names, fps), "metadata": metadata_table(cfg, meta_rows)}
-    with atomic_path(paths["metrics"]) as tmp:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-            for name, sheet in sheets.items():
-                sheet.to_excel(writer, sheet_name=name, index=False)
+    atomic_write_xlsx(paths["metrics"], sheets)
     plot_ethogram(labels, conf, class_names, fps, paths["ethogram"])
     if cfg.output_review_video:
         paths["review"] = out_dir / f"{video.stem}.review.mp4"
@@ -298,20 +331,20 @@ def write_review_video(video: Path, path: Path, labels, confidence, acc: Accumul
             for first, batch in iter_frame_batches(video, 64):
                 for i, frame in enumerate(batch, start=first):
                     if i < len(labels):
-                        draw_review(frame, acc.boxes[i], acc.keypoints[i], f"{labels[i]} {confidence[i]:.2f}")
+                        draw_review(frame, acc.boxes.data[i], acc.keypoints.data[i], f"{labels[i]} {confidence[i]:.2f}")
                     writer.write(frame)
         finally:
             writer.release()
 
 
 def draw_review(frame, box, keypoints, text: str) -> None:
-    if box is not None:
+    """box [4] and keypoints [K,3] in frame px; NaN where the detector gave none."""
+    if np.isfinite(box).all():
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(frame, (x1, y1), (x2, y2), (0, 220, 0), 2)
-    if keypoints is not None:
-        for x, y, c in keypoints:
-            if c > 0:
-                cv2.circle(frame, (int(round(x)), int(round(y))), 3, (0, 0, 255), -1, cv2.LINE_AA)
+    for x, y, c in keypoints:
+        if c > 0:  # NaN compares False
+            cv2.circle(frame, (int(round(x)), int(round(y))), 3, (0, 0, 255), -1, cv2.LINE_AA)
     cv2.putText(frame, text, (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 0), 4, cv2.LINE_AA)
     cv2.putText(frame, text, (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
 
@@ -377,8 +410,8 @@ def main(args):
     timer = StageTimer()
     start = time.perf_counter()
     acc, classifier, fps = run_video(cfg, model, ckpt, settings, device, detector, timer)
-    if "detected" not in acc.status:
-        raise UserError(f"no animal detected in any of the {len(acc.status)} frames of {cfg.video_path}: "
+    if not acc.any_detected():
+        raise UserError(f"no animal detected in any of the {len(acc)} frames of {cfg.video_path}: "
                         f"{detector.miss_hint}")
     if classifier.windows == 0:
         raise UserError(f"no window of {cfg.video_path} could be classified ({classifier.skipped} skipped: the animal "
@@ -391,8 +424,8 @@ def main(args):
         result = write_outputs(cfg, acc, ckpt["class_names"], fps, meta_rows)
     result.update(class_names=ckpt["class_names"], seconds=dict(timer.seconds), total_seconds=time.perf_counter() - start, fps=fps,
                   labels=result["frames"]["label"].to_numpy(), windows=classifier.windows, windows_with_pose=classifier.with_pose, skipped=classifier.skipped,
-                  backbone_frames=classifier.backbone_frames, frames=len(acc.status))
-    log.info("%d frames, %d windows (%d skipped), backbone encoded %d frames; wrote %s", len(acc.status),
+                  backbone_frames=classifier.backbone_frames, frames=len(acc))
+    log.info("%d frames, %d windows (%d skipped), backbone encoded %d frames; wrote %s", len(acc),
              classifier.windows, classifier.skipped, classifier.backbone_frames,
              ", ".join(str(p) for p in result["paths"].values()))
     return result

@@ -43,3 +43,24 @@ def atomic_write_csv(path, frame) -> None:
     """A pandas DataFrame as CSV, atomically."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+EXCEL_MAX_ROWS = 1_048_576  # rows per worksheet, header included
+
+
+def atomic_write_xlsx(path, sheets: dict, chunk_rows: int = 20_000) -> None:
+    """DataFrames as worksheets, streamed (openpyxl write-only: memory does not grow with the rows), atomically.
+    NaN becomes an empty cell. A table longer than a worksheet continues on `<name>_2`, `<name>_3`, ..."""
+    from openpyxl import Workbook
+    with atomic_path(path) as tmp:
+        book = Workbook(write_only=True)
+        for name, frame in sheets.items():
+            per_sheet = EXCEL_MAX_ROWS - 1
+            for part, first in enumerate(range(0, max(len(frame), 1), per_sheet)):
+                sheet = book.create_sheet(name if part == 0 else f"{name}_{part + 1}")
+                sheet.append([str(c) for c in frame.columns])
+                for chunk_start in range(first, min(first + per_sheet, len(frame)), chunk_rows):
+                    chunk = frame.iloc[chunk_start:min(chunk_start + chunk_rows, first + per_sheet, len(frame))]
+                    for row in chunk.astype(object).where(chunk.notna(), None).itertuples(index=False, name=None):
+                        sheet.append(row)
+        book.save(tmp)

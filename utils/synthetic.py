@@ -250,30 +250,45 @@ def draw_animal(img: np.ndarray, geometry: dict, style: VideoStyle) -> None:
 
 @dataclass
 class SyntheticVideo:
-    frames: list  # BGR uint8 frames
+    frames: list  # BGR uint8 frames (empty when rendered straight to a file)
     labels: list  # behaviour name per frame
     keypoints: np.ndarray  # [N,K,2] frame pixels
     bboxes: np.ndarray  # [N,4] xyxy frame pixels
     fps: float = FPS
 
 
-def render_video(labels, seed: int, fps: float = FPS) -> SyntheticVideo:
-    """Render one video for the given per-frame labels; the look and motion follow from the seed."""
+def iter_rendered_frames(labels, seed: int, fps: float = FPS):
+    """Yield (BGR frame, keypoints [K,2], bbox xyxy) per label, one frame at a time (long videos stay small)."""
     rng = np.random.default_rng(seed)
     style = sample_style(rng)
     floor = render_floor(style, rng)
     noise = [_noise_frame(rng, style.noise_sigma) for _ in range(_NOISE_BANK)]
-    frames, kps, boxes = [], [], []
     for i, state in enumerate(simulate_states(labels, style, rng, fps)):
         geometry = animal_geometry(state, style)
         img = floor.copy()
         draw_animal(img, geometry, style)
         img = cv2.GaussianBlur(img, (3, 3), 0)
         img = cv2.subtract(cv2.add(img, noise[i % _NOISE_BANK]), 8)  # noise is centred on +8
-        frames.append(img)
-        kps.append(geometry["keypoints"])
-        boxes.append(geometry["bbox"])
-    return SyntheticVideo(frames, list(labels), np.stack(kps), np.stack(boxes), fps)
+        yield img, geometry["keypoints"], geometry["bbox"]
+
+
+def render_video(labels, seed: int, fps: float = FPS) -> SyntheticVideo:
+    """Render one video in memory for the given per-frame labels; the look and motion follow from the seed."""
+    frames, kps, boxes = zip(*iter_rendered_frames(labels, seed, fps))
+    return SyntheticVideo(list(frames), list(labels), np.stack(kps), np.stack(boxes), fps)
+
+
+def render_video_file(path, labels, seed: int, fps: float = FPS) -> SyntheticVideo:
+    """Render straight into a video file, frame by frame; the returned truth has no frames (frames=[])."""
+    kps, boxes = [], []
+
+    def frames():
+        for img, kp, box in iter_rendered_frames(labels, seed, fps):
+            kps.append(kp)
+            boxes.append(box)
+            yield img
+    write_video(path, frames(), fps)
+    return SyntheticVideo([], list(labels), np.stack(kps), np.stack(boxes), fps)
 
 
 def _noise_frame(rng: np.random.Generator, sigma: float) -> np.ndarray:
@@ -332,9 +347,8 @@ def make_long_video_dataset(root, num_videos: int = 2, num_frames: int = 900, se
     for vi in range(num_videos):
         rng = np.random.default_rng(seed * 7919 + vi)
         labels = sample_label_sequence(num_frames, rng, min_bout, max_bout, behaviors)
-        video = render_video(labels, seed=seed * 7919 + vi + 500_000)
         path = Path(root) / f"session_{vi:02d}.mp4"
-        write_video(path, video.frames, video.fps)
+        video = render_video_file(path, labels, seed=seed * 7919 + vi + 500_000)
         write_label_csv(path.with_suffix(".csv"), labels)
         if truth:
             write_truth(path.with_suffix(".truth.npz"), video)
