@@ -174,3 +174,23 @@ def test_video_without_any_detection_is_a_clear_error(models, tmp_path):
     write_video(tmp_path / "empty.mp4", empty_arena)
     with pytest.raises(UserError, match=r"no animal detected in any of the 40 frames of .*empty.mp4: check --yolo_weights"):
         run(models["fused"], tmp_path / "empty.mp4", tmp_path)
+
+
+def test_per_frame_buffers_grow_past_their_first_block_and_average_windows():
+    acc = infer.Accumulator(num_classes=2, num_keypoints=3)
+    n = 2500  # more than the first 1024-row block, so the buffers double twice
+    kp = np.array([[10, 20, 0.9], [30, 40, 0.8], [0, 0, 0.0]], np.float32)
+    for i in range(n):
+        acc.add_frame("missed" if i == 7 else "detected", None if i == 7 else np.array([i, 0, i + 10, 5.0]),
+                      None if i == 7 else kp)
+    acc.add_window(0, np.array([1.0, 0.0]), 10)
+    acc.add_window(5, np.array([0.0, 1.0]), 10)
+    acc.add_window(n - 10, np.array([0.25, 0.75]), 10)
+    probs, covered = acc.mean_probs()
+    assert len(acc) == n and probs.shape == (n, 2)
+    np.testing.assert_allclose(probs[[0, 5, 9, 14, n - 1]], [[1, 0], [0.5, 0.5], [0.5, 0.5], [0, 1], [0.25, 0.75]])
+    assert covered.sum() == 25 and not covered[15]
+    assert acc.statuses()[7] == "missed" and acc.statuses()[n - 1] == "detected" and acc.any_detected()
+    assert np.isnan(acc.boxes.values()[7]).all() and acc.boxes.values()[n - 1, 2] == n - 1 + 10
+    np.testing.assert_allclose(acc.kp_centres.values()[[0, n - 1]], [[20, 30], [20, 30]])  # confident ones only
+    assert np.isnan(acc.keypoints.values()[7]).all() and acc.keypoints.values()[n - 1, 1, 0] == 30

@@ -1,7 +1,8 @@
 """The synthetic generator: seeded, consistent ground truth, motion that distinguishes behaviours."""
 import numpy as np
 
-from utils.synthetic import (BEHAVIORS, make_long_video_dataset, render_video, sample_label_sequence)
+from utils.synthetic import (BEHAVIORS, make_long_video_dataset, render_video, render_video_file,
+                              sample_label_sequence)
 from utils.video_io import iter_frame_batches
 
 
@@ -44,3 +45,14 @@ def test_long_video_layout(tmp_path):
     assert len(frames) == 90 and frames[0].shape == (480, 640, 3)
     truth = np.load(path.with_suffix(".truth.npz"))
     assert truth["keypoints"].shape == (90, 6, 2) and list(truth["labels"][:1]) == [rows[1].split(",")[1]]
+
+
+def test_rendering_straight_to_file_matches_rendering_in_memory(tmp_path):
+    labels = sample_label_sequence(40, np.random.default_rng(3))
+    in_memory = render_video(labels, seed=8)
+    streamed = render_video_file(tmp_path / "v.mp4", labels, seed=8)
+    np.testing.assert_array_equal(streamed.keypoints, in_memory.keypoints)
+    np.testing.assert_array_equal(streamed.bboxes, in_memory.bboxes)
+    frames = [f for _, batch in iter_frame_batches(tmp_path / "v.mp4", 16) for f in batch]
+    assert len(frames) == 40 and streamed.frames == []
+    assert np.abs(frames[20].astype(int) - in_memory.frames[20]).mean() < 4  # the same picture, up to mp4 loss

@@ -1,0 +1,245 @@
+"""Inference speed and memory on generated 640x480 videos.
+
+speed: for each yolo_imgsz x crop_size, end-to-end frames/s of infer_behavior_lstm.main (model and detector
+loading, decoding, detection, crop, backbone, head, all outputs) next to the compute floor: the detector and
+the backbone forward alone, in the same batches, on frames already decoded and cropped. Overhead is
+1 - floor/end-to-end time, computed within each repeat; the median over repeats is quoted.
+
+memory: infer_behavior_lstm.py as a child process on videos of each --memory_frames length; its resident
+memory is sampled at every progress line (so growth with the frame count is visible) and its peak RSS is
+read from the kernel (wait4) when it exits.
+
+The checkpoints are real ones: a small generated dataset is prepared at each (yolo_imgsz, crop_size) and a
+mobilenet_v3_small + LSTM model is trained for one epoch (random init: weights do not change the speed).
+
+Usage:
+    YOLO_OFFLINE=1 python bench/bench_infer.py speed --repeats 3 --output bench/results_infer_speed.json
+    YOLO_OFFLINE=1 python bench/bench_infer.py memory --memory_frames 5000 50000 --output bench/results_infer_memory.json
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import infer_behavior_lstm as infer  # noqa: E402
+import prepare_sequences_from_yolo as prepare  # noqa: E402
+import train_behavior_lstm as train  # noqa: E402
+from cropping import build_detector, crop_detection  # noqa: E402
+from data import normalise_frames  # noqa: E402
+from utils.device import set_cpu_threads  # noqa: E402
+from utils.synthetic import make_class_folder_dataset, make_long_video_dataset  # noqa: E402
+from utils.video_io import iter_frame_batches  # noqa: E402
+
+YOLO_BATCH = 16  # the detector batch inference uses
+
+
+def make_checkpoint(work: Path, yolo_imgsz: int, crop_size: int, args) -> Path:
+    """Prepare a small generated dataset at these settings and train one epoch; returns the checkpoint."""
+    clips = work / "clips"
+    if not clips.is_dir():
+        make_class_folder_dataset(clips, videos_per_class=1, num_frames=60, seed=5, truth=False,
+                                  behaviors=("walk", "groom", "rear"))
+    tag = f"imgsz{yolo_imgsz}_crop{crop_size}"
+    prepare.main(prepare.get_args_parser().parse_args([
+        "--dataset_root", str(clips), "--output_root", str(work / f"prep_{tag}"), "--yolo_weights",
+        str(args.yolo_weights), "--yolo_imgsz", str(yolo_imgsz), "--crop_size", str(crop_size), "--device", "cpu",
+        "--window_size", str(args.window_size), "--window_stride", str(args.window_stride), "--val_ratio", "0",
+        "--train_ratio", "1", "--test_ratio", "0"]))
+    train.main(train.get_args_parser().parse_args([
+        "--manifest_path", str(work / f"prep_{tag}" / "sequence_manifest.json"), "--output_dir", str(work / "runs"),
+        "--run_name", tag, "--backbone", args.backbone, "--no_pretrained_backbone", "--epochs", "1",
+        "--device", "cpu", "--num_workers", "0"]))
+    return work / "runs" / tag / "best_model.pt"
+
+
+def infer_args(checkpoint: Path, video: Path, out: Path) -> argparse.Namespace:
+    return infer.get_args_parser().parse_args([
+        "--model_path", str(checkpoint), "--video_path", str(video), "--output_dir", str(out), "--device", "cpu"])
+
+
+def end_to_end_seconds(checkpoint: Path, video: Path, out: Path) -> tuple:
+    """Wall seconds of one whole inference run (loading included) and the run's own stage seconds."""
+    start = time.perf_counter()
+    result = infer.main(infer_args(checkpoint, video, out))
+    return time.perf_counter() - start, dict(result["seconds"]), result["frames"]
+
+
+@torch.no_grad()
+def floor_seconds(checkpoint: Path, frames: list) -> dict:
+    """Detector and backbone forward alone, in inference's batches, on decoded frames (after a warm-up)."""
+    model, ckpt = infer.load_model(checkpoint, torch.device("cpu"))
+    meta = ckpt["preprocessing"]
+    cfg = SimpleNamespace(yolo_conf=meta["yolo_conf"], yolo_iou=meta["yolo_iou"], yolo_imgsz=meta["yolo_imgsz"],
+                          device="cpu", num_threads=0, yolo_weights=meta["yolo_weights"], yolo_task="auto")
+    detector = build_detector("yolo", cfg)
+    set_cpu_threads(0)
+    batches = [frames[i:i + YOLO_BATCH] for i in range(0, len(frames), YOLO_BATCH)]
+    detector.detect(batches[0])  # warm-up: fuse, allocate
+    start = time.perf_counter()
+    detections = [detector.detect(b) for b in batches]
+    detect = time.perf_counter() - start
+    crops = [[crop_detection(f, d, meta["crop_size"], meta["pad_ratio"])[0] for f, d in zip(b, ds)]
+             for b, ds in zip(batches, detections)]
+    tensors = [normalise_frames(torch.from_numpy(np.stack([c for c in cs if c is not None])).permute(0, 3, 1, 2))
+               for cs in crops]
+    model.encode_frames(tensors[0][None])  # warm-up
+    start = time.perf_counter()
+    for x in tensors:
+        model.encode_frames(x[None])
+    return {"detect": detect, "backbone": time.perf_counter() - start}
+
+
+def decode_all(video: Path) -> list:
+    return [f for _, batch in iter_frame_batches(video, 64) for f in batch]
+
+
+def bench_speed(args) -> dict:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        video = make_long_video_dataset(work / "video", num_videos=1, num_frames=args.num_frames, seed=17,
+                                        truth=False)[0]
+        frames = decode_all(video)
+        for imgsz in args.yolo_imgsz:
+            for crop in args.crop_size:
+                checkpoint = make_checkpoint(work, imgsz, crop, args)
+                runs = []
+                for repeat in range(args.repeats):
+                    total, stages, n = end_to_end_seconds(checkpoint, video, work / f"out_{imgsz}_{crop}_{repeat}")
+                    floor = floor_seconds(checkpoint, frames)
+                    runs.append({"total": total, "floor": floor["detect"] + floor["backbone"], **floor,
+                                 **{f"stage_{k}": v for k, v in stages.items()}, "frames": n})
+                rows.append(summarise(imgsz, crop, runs))
+    return {"frames": args.num_frames, "repeats": args.repeats, "window_size": args.window_size,
+            "window_stride": args.window_stride, "backbone": args.backbone, "results": rows}
+
+
+def summarise(imgsz: int, crop: int, runs: list) -> dict:
+    n = runs[0]["frames"]
+    med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+    stage_keys = sorted(k for k in runs[0] if k.startswith("stage_"))
+    return {"yolo_imgsz": imgsz, "crop_size": crop,
+            "end_to_end_fps": round(n / med("total"), 2), "floor_fps": round(n / med("floor"), 2),
+            "detector_fps": round(n / med("detect"), 1), "backbone_fps": round(n / med("backbone"), 1),
+            "overhead_percent": round(100 * statistics.median(1 - r["floor"] / r["total"] for r in runs), 1),
+            "stage_seconds": {k[len("stage_"):]: round(med(k), 2) for k in stage_keys},
+            "total_seconds": round(med("total"), 2)}
+
+
+def print_speed(report: dict) -> None:
+    print(f"{report['frames']} frames 640x480, {report['backbone']}, window {report['window_size']} / stride "
+          f"{report['window_stride']}, medians of {report['repeats']}")
+    print(f"{'imgsz':>6}{'crop':>6}{'end-to-end f/s':>16}{'floor f/s':>11}{'detector f/s':>14}{'backbone f/s':>14}"
+          f"{'overhead':>10}")
+    for r in report["results"]:
+        print(f"{r['yolo_imgsz']:>6}{r['crop_size']:>6}{r['end_to_end_fps']:>16.2f}{r['floor_fps']:>11.2f}"
+              f"{r['detector_fps']:>14.1f}{r['backbone_fps']:>14.1f}{r['overhead_percent']:>9.1f}%")
+        print("      stage seconds: " + ", ".join(f"{k} {v}" for k, v in r["stage_seconds"].items()))
+
+
+def rss_trace(command: list) -> dict:
+    """Run a child; sample its VmRSS at each PROGRESS line; its exact peak RSS comes from wait4."""
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT,
+                            env={**os.environ, "YOLO_OFFLINE": "1"})
+    samples, tail = [], []
+    for line in proc.stderr:
+        tail = (tail + [line.rstrip()])[-5:]
+        if line.startswith("PROGRESS frames:"):
+            samples.append((int(line.split()[2].split("/")[0]), vm_rss_mb(proc.pid)))
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"inference failed ({proc.returncode}): " + " | ".join(tail))
+    return {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "samples": samples}
+
+
+def vm_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except FileNotFoundError:
+        pass
+    return float("nan")
+
+
+def bench_memory(args) -> dict:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        checkpoint = Path(args.checkpoint) if args.checkpoint else make_checkpoint(
+            work, args.yolo_imgsz[0], args.crop_size[0], args)
+        for n in args.memory_frames:
+            video = Path(args.video_dir) / f"frames_{n}" / "session_00.mp4" if args.video_dir else None
+            if video is None or not video.is_file():
+                root = (Path(args.video_dir) if args.video_dir else work) / f"frames_{n}"
+                video = make_long_video_dataset(root, num_videos=1, num_frames=n, seed=7, truth=False)[0]
+            start = time.perf_counter()
+            trace = rss_trace([sys.executable, str(ROOT / "infer_behavior_lstm.py"), "--model_path", str(checkpoint),
+                               "--video_path", str(video), "--output_dir", str(work / f"out_{n}"), "--device", "cpu"])
+            seconds = time.perf_counter() - start
+            samples = trace["samples"]
+            rows.append({"frames": n, "peak_rss_mb": trace["peak_rss_mb"], "seconds": round(seconds, 1),
+                         "rss_mb_at_10_50_100_percent": [rss_at(samples, n, q) for q in (0.1, 0.5, 1.0)],
+                         "samples": samples})
+    return {"checkpoint_settings": {"yolo_imgsz": args.yolo_imgsz[0], "crop_size": args.crop_size[0],
+                                    "backbone": args.backbone}, "results": rows}
+
+
+def rss_at(samples: list, total: int, fraction: float) -> float:
+    """RSS of the first sample at or past fraction of the frames (the last one for 1.0)."""
+    for frames, rss in samples:
+        if frames >= fraction * total:
+            return rss
+    return samples[-1][1] if samples else float("nan")
+
+
+def print_memory(report: dict) -> None:
+    print(f"{'frames':>8}{'peak RSS MB':>13}{'RSS MB at 10% / 50% / 100% of frames':>40}{'seconds':>9}")
+    for r in report["results"]:
+        print(f"{r['frames']:>8}{r['peak_rss_mb']:>13.1f}{' / '.join(str(v) for v in r['rss_mb_at_10_50_100_percent']):>40}"
+              f"{r['seconds']:>9.1f}")
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Benchmark inference speed and memory.", add_help=add_help)
+    parser.add_argument("check", choices=["speed", "memory"])
+    parser.add_argument("--yolo_weights", default=str(ROOT / "tests" / "fixtures" / "tiny_yolo_pose.pt"))
+    parser.add_argument("--yolo_imgsz", type=int, nargs="+", default=[416, 640],
+                        help="speed: every value; memory: the first")
+    parser.add_argument("--crop_size", type=int, nargs="+", default=[128, 224], help="speed: every value; memory: the first")
+    parser.add_argument("--backbone", default="mobilenet_v3_small")
+    parser.add_argument("--window_size", type=int, default=30)
+    parser.add_argument("--window_stride", type=int, default=15)
+    parser.add_argument("--num_frames", type=int, default=600, help="speed: frames of the generated video")
+    parser.add_argument("--repeats", type=int, default=3, help="speed: runs per setting")
+    parser.add_argument("--memory_frames", type=int, nargs="+", default=[5000, 50000],
+                        help="memory: one generated video of each length")
+    parser.add_argument("--video_dir", default=None,
+                        help="memory: keep (and reuse) the generated videos here, as frames_<N>/session_00.mp4")
+    parser.add_argument("--checkpoint", default=None, help="memory: use this checkpoint instead of training one")
+    parser.add_argument("--output", default=None, help="write the report as JSON here")
+    return parser
+
+
+def main(args) -> dict:
+    report = bench_speed(args) if args.check == "speed" else bench_memory(args)
+    (print_speed if args.check == "speed" else print_memory)(report)
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
