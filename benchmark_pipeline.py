@@ -7,7 +7,7 @@ Every video under --input_dir that has a label file beside it (<stem>.csv `frame
 export, as in preprocessing) is classified with infer_behavior_lstm.py's settings. Reported over all frames
 whose true label is known: per-frame accuracy, per-class precision/recall/F1, macro-F1, confusion matrix
 (CSV and PNG), segment F1 (bouts matched one-to-one at IoU >= 0.5), and timing: frames/s end to end and
-seconds per stage (decode, detect, crop, backbone, head, write). Written to eval_results.json and
+seconds per stage (load, decode, detect, crop, backbone, head, write). Written to eval_results.json and
 eval_report.txt in --output_root.
 """
 import argparse

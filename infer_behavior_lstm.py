@@ -17,6 +17,7 @@ import logging
 import sys
 import time
 from collections import deque
+from contextlib import closing
 from pathlib import Path
 
 import cv2
@@ -39,7 +40,7 @@ from utils.logging_utils import progress, setup_logging
 from utils.pose_features import pose_features
 from utils.timeline import frame_labels, merge_short_bouts, to_bouts
 from utils.timing import StageTimer
-from utils.video_io import iter_frame_batches, open_video
+from utils.video_io import iter_frame_batches, open_video, prefetched
 
 log = logging.getLogger("infer")
 SECTIONS = ("inference",)
@@ -243,8 +244,9 @@ def run_video(cfg, model, ckpt, settings, device, detector, timer: StageTimer) -
     classifier = WindowClassifier(model, settings, cfg, device, info.fps, acc)
     detector.prepare(cfg.video_path)
     tracker = BoxTracker(settings.keep_last_box, settings.max_reuse_frames)
-    with progress(total=max(info.frame_count, 0), desc="frames") as bar:
-        for first, batch in timer.timed_iter("decode", iter_frame_batches(cfg.video_path, settings.yolo_batch)):
+    batches = prefetched(iter_frame_batches(cfg.video_path, settings.yolo_batch))  # decoded while we compute
+    with progress(total=max(info.frame_count, 0), desc="frames") as bar, closing(batches):
+        for first, batch in timer.timed_iter("decode", batches):
             with timer.stage("detect"):
                 detections = [tracker.update(d) for d in detector.detect(batch)]
             crops, keypoints = [], []
@@ -403,12 +405,13 @@ def main(args):
     log.info("command: %s", " ".join(sys.argv))
     dump_config(cfg, SECTIONS, out_dir / f"{Path(cfg.video_path).stem}.config.yaml")
     device = resolve_device(cfg.device)
-    model, ckpt = load_model(cfg.model_path, device)
-    settings = settings_from_checkpoint(cfg, ckpt["preprocessing"])
-    detector = build_detector(settings.detector, settings)
-    set_cpu_threads(0)
     timer = StageTimer()
     start = time.perf_counter()
+    with timer.stage("load"):
+        model, ckpt = load_model(cfg.model_path, device)
+        settings = settings_from_checkpoint(cfg, ckpt["preprocessing"])
+        detector = build_detector(settings.detector, settings)
+        set_cpu_threads(0)
     acc, classifier, fps = run_video(cfg, model, ckpt, settings, device, detector, timer)
     if not acc.any_detected():
         raise UserError(f"no animal detected in any of the {len(acc)} frames of {cfg.video_path}: "

@@ -19,6 +19,7 @@ import os
 import re
 import sys
 from collections import Counter, defaultdict, deque
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +37,7 @@ from utils.labels import find_label_file, load_frame_labels
 from utils.logging_utils import progress, setup_logging
 from utils.manifest import SCHEMA_VERSION, write_manifest
 from utils.splits import SPLITS, read_split_file, split_by_video, stratified_assign, validate_ratios
-from utils.video_io import find_videos, iter_frame_batches, open_video
+from utils.video_io import find_videos, iter_frame_batches, open_video, prefetched
 
 log = logging.getLogger("prepare")
 SECTIONS = ("preprocessing",)
@@ -197,13 +198,14 @@ def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: 
     writer = WindowWriter(item, cfg, out_root, manifest_dir, labels, info.fps, detector.num_keypoints)
     tracker = BoxTracker(cfg.keep_last_box, cfg.max_reuse_frames)
     rows = []
-    for first, batch in iter_frame_batches(item.path, cfg.yolo_batch):
-        for offset, (frame, detection) in enumerate(zip(batch, detector.detect(batch))):
-            detection = tracker.update(detection)
-            record = frame_record(first + offset, frame, detection, cfg)
-            rows.append(tracking_row(record, detector.num_keypoints))
-            writer.add(record)
-        bar.update(len(batch))
+    with closing(prefetched(iter_frame_batches(item.path, cfg.yolo_batch))) as batches:  # decoded while we detect
+        for first, batch in batches:
+            for offset, (frame, detection) in enumerate(zip(batch, detector.detect(batch))):
+                detection = tracker.update(detection)
+                record = frame_record(first + offset, frame, detection, cfg)
+                rows.append(tracking_row(record, detector.num_keypoints))
+                writer.add(record)
+            bar.update(len(batch))
     result = writer.result
     result.frames = len(rows)
     result.status_counts = Counter(r["status"] for r in rows)

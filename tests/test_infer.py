@@ -164,7 +164,7 @@ def test_benchmark_pipeline_scores_and_times(models, videos, tmp_path):
     assert 0 <= scores["segment"]["macro_f1"] <= 1
     saved = json.loads((tmp_path / "eval" / "eval_results.json").read_text())
     assert saved["timing"]["frames"] == 64 and set(saved["timing"]["stage_seconds"]) == {
-        "decode", "detect", "crop", "backbone", "head", "write"}
+        "load", "decode", "detect", "crop", "backbone", "head", "write"}
     assert "per-frame macro-F1" in (tmp_path / "eval" / "eval_report.txt").read_text()
 
 

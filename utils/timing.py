@@ -1,4 +1,4 @@
-"""Wall-clock time per pipeline stage (decode, detect, crop, backbone, head, write), for reports."""
+"""Wall-clock time per pipeline stage (load, decode, detect, crop, backbone, head, write), for reports."""
 import time
 from collections import defaultdict
 from contextlib import contextmanager

@@ -1,4 +1,6 @@
 """Video reading shared by every stage: streamed in batches, so memory does not grow with video length."""
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,50 @@ def iter_frame_batches(path, batch_size: int):
         cap.release()
     if index == 0:
         raise UserError(f"video {path} has no readable frames (empty or corrupt); re-encode or remove it")
+
+
+def prefetched(iterable, depth: int = 2):
+    """Iterate in a background thread, `depth` items ahead: OpenCV decodes (without the GIL) while the caller
+    runs the detector and backbone. An exception in the thread is raised here; closing the generator early
+    (an error or Ctrl-C in the caller) stops the thread and closes the iterable (releasing the video)."""
+    items = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def hand_over(item, error=None) -> bool:
+        while not stop.is_set():
+            try:
+                items.put((item, error), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        source = iter(iterable)
+        try:
+            for item in source:
+                if not hand_over(item):
+                    return
+            hand_over(done)
+        except BaseException as exc:  # handed to the caller, which re-raises it
+            hand_over(done, exc)
+        finally:
+            getattr(source, "close", lambda: None)()
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = items.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def sample_frames(path, count: int) -> list:
