@@ -94,7 +94,7 @@ def floor_seconds(checkpoint: Path, frames: list) -> dict:
     crops = [[crop_detection(f, d, meta["crop_size"], meta["pad_ratio"])[0] for f, d in zip(b, ds)]
              for b, ds in zip(batches, detections)]
     tensors = [normalise_frames(torch.from_numpy(np.stack([c for c in cs if c is not None])).permute(0, 3, 1, 2))
-               for cs in crops]
+               for cs in crops if any(c is not None for c in cs)]  # as inference: missed frames are not encoded
     model.encode_frames(tensors[0][None])  # warm-up
     start = time.perf_counter()
     for x in tensors:
@@ -123,6 +123,7 @@ def bench_speed(args) -> dict:
                     runs.append({"total": total, "floor": floor["detect"] + floor["backbone"], **floor,
                                  **{f"stage_{k}": v for k, v in stages.items()}, "frames": n})
                 rows.append(summarise(imgsz, crop, runs))
+                print_row(rows[-1])  # at once: a long run that fails later keeps what it measured
     return {"frames": args.num_frames, "repeats": args.repeats, "window_size": args.window_size,
             "window_stride": args.window_stride, "backbone": args.backbone, "results": rows}
 
@@ -147,10 +148,14 @@ def print_speed(report: dict) -> None:
     print(f"{'imgsz':>6}{'crop':>6}{'end-to-end f/s':>16}{'floor f/s':>11}{'detector f/s':>14}{'backbone f/s':>14}"
           f"{'overhead':>10}{'without load+write':>20}")
     for r in report["results"]:
-        print(f"{r['yolo_imgsz']:>6}{r['crop_size']:>6}{r['end_to_end_fps']:>16.2f}{r['floor_fps']:>11.2f}"
-              f"{r['detector_fps']:>14.1f}{r['backbone_fps']:>14.1f}{r['overhead_percent']:>9.1f}%"
-              f"{r['overhead_without_load_and_write_percent']:>19.1f}%")
-        print("      stage seconds: " + ", ".join(f"{k} {v}" for k, v in r["stage_seconds"].items()))
+        print_row(r)
+
+
+def print_row(r: dict) -> None:
+    print(f"{r['yolo_imgsz']:>6}{r['crop_size']:>6}{r['end_to_end_fps']:>16.2f}{r['floor_fps']:>11.2f}"
+          f"{r['detector_fps']:>14.1f}{r['backbone_fps']:>14.1f}{r['overhead_percent']:>9.1f}%"
+          f"{r['overhead_without_load_and_write_percent']:>19.1f}%")
+    print("      stage seconds: " + ", ".join(f"{k} {v}" for k, v in r["stage_seconds"].items()))
 
 
 def rss_trace(command: list) -> dict:
