@@ -4,9 +4,10 @@ Usage:
     python infer_behavior_lstm.py --model_path runs/mnv3_lstm/best_model_macro_f1.pt --video_path session.mp4
     python infer_behavior_lstm.py --model_path best.pt --video_path session.mp4 --yolo_mode bbox --output_dir out
 
-The video is streamed: memory does not grow with its length beyond a few numbers per frame. Crop, window
-and detector settings come from the checkpoint; a different value given here is used with a warning. With a
-frame backbone every frame is encoded once and overlapping windows are classified from buffered features.
+The video is streamed (decoded in a background thread while the detector runs): memory does not grow with
+its length beyond a few numbers per frame. Crop, window and detector settings come from the checkpoint; a
+different value given here is used with a warning. With a frame backbone every frame is encoded once and
+overlapping windows are classified from buffered features.
 Outputs (written atomically): <video>.behavior.csv (bouts), <video>.frames.csv (per frame),
 <video>.metrics.xlsx (per_frame kinematics, bouts, summary, windows, metadata), <video>.ethogram.png, and
 with --output_review_video <video>.review.mp4.
