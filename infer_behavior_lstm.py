@@ -41,7 +41,7 @@ from utils.logging_utils import progress, setup_logging
 from utils.pose_features import pose_features
 from utils.timeline import frame_labels, merge_short_bouts, to_bouts
 from utils.timing import StageTimer
-from utils.video_io import iter_frame_batches, open_video, prefetched
+from utils.video_io import iter_frame_batches, prefetched, video_info
 
 log = logging.getLogger("infer")
 SECTIONS = ("inference",)
@@ -133,7 +133,6 @@ class Accumulator:
     """Per-frame sums of window probabilities and per-frame detection results, in numpy buffers."""
 
     def __init__(self, num_classes: int, num_keypoints: int):
-        self.num_classes = num_classes
         self.prob_sum = GrowingArray((num_classes,), np.float64)
         self.count = GrowingArray((), np.int32)
         self.status_code = GrowingArray((), np.int8)  # index into STATUSES
@@ -152,8 +151,7 @@ class Accumulator:
         self.boxes.append(np.nan if box is None else box)
         visible = keypoints[keypoints[:, 2] > 0, :2] if keypoints is not None else np.zeros((0, 2))
         self.kp_centres.append(visible.mean(0) if len(visible) else np.nan)
-        self.keypoints.append(np.nan if keypoints is None or keypoints.shape[0] != self.keypoints.data.shape[1]
-                              else keypoints)
+        self.keypoints.append(np.nan if keypoints is None else keypoints)
 
     def add_window(self, start: int, probs: np.ndarray, length: int) -> None:
         self.prob_sum.data[start:start + length] += probs
@@ -240,7 +238,7 @@ def load_model(path, device):
 
 def run_video(cfg, model, ckpt, settings, device, detector, timer: StageTimer) -> tuple:
     """Stream the video once; returns (Accumulator, WindowClassifier, fps)."""
-    _, info = open_video(cfg.video_path)
+    info = video_info(cfg.video_path)
     acc = Accumulator(len(ckpt["class_names"]), detector.num_keypoints)
     classifier = WindowClassifier(model, settings, cfg, device, info.fps, acc)
     detector.prepare(cfg.video_path)
@@ -327,7 +325,7 @@ def write_outputs(cfg, acc: Accumulator, class_names: list, fps: float, meta_row
 
 def write_review_video(video: Path, path: Path, labels, confidence, acc: Accumulator, fps: float) -> None:
     """Second pass over the video (labels are final only after every window is seen): box, keypoints, label."""
-    _, info = open_video(video)
+    info = video_info(video)
     with atomic_path(path) as tmp:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (info.width, info.height))
         try:

@@ -37,7 +37,7 @@ from utils.labels import find_label_file, load_frame_labels
 from utils.logging_utils import progress, setup_logging
 from utils.manifest import SCHEMA_VERSION, write_manifest
 from utils.splits import SPLITS, read_split_file, split_by_video, stratified_assign, validate_ratios
-from utils.video_io import find_videos, iter_frame_batches, open_video, prefetched
+from utils.video_io import find_videos, iter_frame_batches, prefetched, video_info
 
 log = logging.getLogger("prepare")
 SECTIONS = ("preprocessing",)
@@ -189,8 +189,7 @@ def _safe(name: str) -> str:
 
 def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: Path, bar) -> VideoResult:
     """Detect, track, crop and window one video, streaming; writes its npz files and its tracking table."""
-    cap, info = open_video(item.path)
-    cap.release()
+    info = video_info(item.path)
     labels = None
     if item.label_file is not None:
         labels = load_frame_labels(item.label_file, max(info.frame_count, 1), info.fps)
@@ -377,11 +376,9 @@ def main(args):
 def _reported_frame_count(path) -> int:
     """The container's frame count for the progress bar; 0 for a video that will be skipped as unreadable."""
     try:
-        cap, info = open_video(path)
+        return max(video_info(path).frame_count, 0)
     except UserError:
         return 0
-    cap.release()
-    return max(info.frame_count, 0)
 
 
 def process_all(items, detector, cfg, out_root: Path, manifest_dir: Path, skipped: list) -> tuple:

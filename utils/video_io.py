@@ -44,6 +44,13 @@ def open_video(path):
     return cap, info
 
 
+def video_info(path) -> VideoInfo:
+    """The VideoInfo of a readable video (the capture is released at once); a UserError otherwise."""
+    cap, info = open_video(path)
+    cap.release()
+    return info
+
+
 def iter_frame_batches(path, batch_size: int):
     """Yield (first_frame_index, [BGR frames]) batches; a UserError if the video yields no frame at all."""
     cap, _ = open_video(path)
