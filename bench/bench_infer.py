@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -39,11 +38,10 @@ import prepare_sequences_from_yolo as prepare  # noqa: E402
 import train_behavior_lstm as train  # noqa: E402
 from cropping import build_detector, crop_detection  # noqa: E402
 from data import normalise_frames  # noqa: E402
+from utils.config import resolve_config  # noqa: E402
 from utils.device import set_cpu_threads  # noqa: E402
 from utils.synthetic import make_class_folder_dataset, make_long_video_dataset  # noqa: E402
 from utils.video_io import iter_frame_batches  # noqa: E402
-
-YOLO_BATCH = 16  # the detector batch inference uses
 
 
 def make_checkpoint(work: Path, yolo_imgsz: int, crop_size: int, args) -> Path:
@@ -78,20 +76,22 @@ def end_to_end_seconds(checkpoint: Path, video: Path, out: Path) -> tuple:
 
 
 @torch.no_grad()
-def floor_seconds(checkpoint: Path, frames: list) -> dict:
-    """Detector and backbone forward alone, in inference's batches, on decoded frames (after a warm-up)."""
+def floor_seconds(checkpoint: Path, video: Path, frames: list) -> dict:
+    """Detector and backbone forward alone, with inference's settings and batches, on decoded frames (after a
+    warm-up)."""
+    cfg = resolve_config(infer_args(checkpoint, video, Path(tempfile.gettempdir())), infer.SECTIONS,
+                         required=infer.REQUIRED)
     model, ckpt = infer.load_model(checkpoint, torch.device("cpu"))
-    meta = ckpt["preprocessing"]
-    cfg = SimpleNamespace(yolo_conf=meta["yolo_conf"], yolo_iou=meta["yolo_iou"], yolo_imgsz=meta["yolo_imgsz"],
-                          device="cpu", num_threads=0, yolo_weights=meta["yolo_weights"], yolo_task="auto")
-    detector = build_detector("yolo", cfg)
+    settings = infer.settings_from_checkpoint(cfg, ckpt["preprocessing"])
+    detector = build_detector(settings.detector, settings)
     set_cpu_threads(0)
-    batches = [frames[i:i + YOLO_BATCH] for i in range(0, len(frames), YOLO_BATCH)]
+    size = settings.yolo_batch
+    batches = [frames[i:i + size] for i in range(0, len(frames), size)]
     detector.detect(batches[0])  # warm-up: fuse, allocate
     start = time.perf_counter()
     detections = [detector.detect(b) for b in batches]
     detect = time.perf_counter() - start
-    crops = [[crop_detection(f, d, meta["crop_size"], meta["pad_ratio"])[0] for f, d in zip(b, ds)]
+    crops = [[crop_detection(f, d, settings.crop_size, settings.pad_ratio)[0] for f, d in zip(b, ds)]
              for b, ds in zip(batches, detections)]
     tensors = [normalise_frames(torch.from_numpy(np.stack([c for c in cs if c is not None])).permute(0, 3, 1, 2))
                for cs in crops if any(c is not None for c in cs)]  # as inference: missed frames are not encoded
@@ -119,7 +119,7 @@ def bench_speed(args) -> dict:
                 runs = []
                 for repeat in range(args.repeats):
                     total, stages, n = end_to_end_seconds(checkpoint, video, work / f"out_{imgsz}_{crop}_{repeat}")
-                    floor = floor_seconds(checkpoint, frames)
+                    floor = floor_seconds(checkpoint, video, frames)
                     runs.append({"total": total, "floor": floor["detect"] + floor["backbone"], **floor,
                                  **{f"stage_{k}": v for k, v in stages.items()}, "frames": n})
                 rows.append(summarise(imgsz, crop, runs))
