@@ -7,7 +7,8 @@ Usage:
 
 A failing video does not stop the batch: it is reported in the summary (batch_summary_<shard>.csv) and the
 exit status is 1 when any video failed. With --skip_existing, videos whose bouts CSV exists are skipped.
-Every inference setting of infer_behavior_lstm.py (and --config) applies to all videos.
+Every inference setting of infer_behavior_lstm.py (and --config) applies to all videos; the model and
+detector are loaded once per process.
 """
 import argparse
 import logging
@@ -24,7 +25,7 @@ log = logging.getLogger("batch")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = infer.get_folder_args_parser(__doc__, "folder searched recursively for videos", add_help)
+    parser = infer.get_folder_args_parser(__doc__, "every video in it is classified", add_help)
     parser.add_argument("--skip_existing", action="store_true", help="skip videos whose <video>.behavior.csv exists")
     parser.add_argument("--shard", default="1/1", metavar="I/N", help="process shard I of N (1-based), e.g. 3/8")
     return parser
@@ -52,6 +53,7 @@ def main(args) -> pd.DataFrame:
     if not root.is_dir():
         raise UserError(f"--input_dir {root} is not a folder")
     videos = shard_videos(find_videos(root), shard)
+    cfg, predictor = infer.load_folder_predictor(args)  # loaded once: a bad model stops before any video
     rows = []
     for video in videos:
         rel = video.relative_to(root)
@@ -60,7 +62,7 @@ def main(args) -> pd.DataFrame:
             rows.append({"video": rel.as_posix(), "status": "skipped (exists)", "frames": None, "bouts": None, "error": ""})
             continue
         try:
-            result = infer.run_in_tree(args, video)
+            result = infer.classify_in_tree(predictor, cfg, root, out_root, video)
             rows.append({"video": rel.as_posix(), "status": "ok", "frames": result["frames"],
                          "bouts": len(result["bouts"]), "error": ""})
         except (UserError, OSError, RuntimeError, ValueError) as exc:  # one bad video must not stop the batch

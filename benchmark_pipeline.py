@@ -4,8 +4,10 @@ Usage:
     python benchmark_pipeline.py --model_path best.pt --input_dir labelled_videos/ --output_root eval/
 
 Every video under --input_dir that has a label file beside it (<stem>.csv `frame,behavior`, or a BORIS
-export, as in preprocessing) is classified with infer_behavior_lstm.py's settings. Reported over all frames
-whose true label is known: per-frame accuracy, per-class precision/recall/F1, macro-F1, confusion matrix
+export, as in preprocessing) is classified with infer_behavior_lstm.py's settings; the model and detector
+are loaded once. Reported over all frames
+whose true label is known: per-frame accuracy, per-class precision/recall/F1, macro-F1 (over the classes that occur in the truth or the
+predictions; utils/metrics.py), confusion matrix
 (CSV and PNG), segment F1 (bouts matched one-to-one at IoU >= 0.5), and timing: frames/s end to end and
 seconds per stage (load, decode, detect, crop, backbone, head, write). Written to eval_results.json and
 eval_report.txt in --output_root.
@@ -16,21 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 import infer_behavior_lstm as infer
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from utils.labels import find_label_file, load_frame_labels
 from utils.plots import plot_confusion_matrix
-from utils.timeline import segment_f1
+from utils.metrics import classification_scores, segment_f1
 from utils.video_io import find_videos
 
 log = logging.getLogger("benchmark")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    return infer.get_folder_args_parser(__doc__, "folder searched recursively for labelled videos", add_help)
+    return infer.get_folder_args_parser(__doc__, "videos with a label file beside each", add_help)
 
 
 def labelled_videos(root: Path) -> list:
@@ -41,19 +42,10 @@ def labelled_videos(root: Path) -> list:
 
 
 def evaluate(true: list, pred: list, class_names: list) -> dict:
-    """Per-frame and bout-level scores over frames with a known true label."""
+    """Per-frame and bout-level scores over frames with a known true label (definitions: utils/metrics.py)."""
     known = [i for i, t in enumerate(true) if t is not None]
-    y_true, y_pred = [true[i] for i in known], [pred[i] for i in known]
-    columns = class_names + sorted({p for p in y_pred if p not in class_names})  # e.g. unknown, no_window
-    p, r, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=class_names, zero_division=0)
-    return {"frames_evaluated": len(known), "accuracy": float(np.mean(np.array(y_true) == np.array(y_pred))),
-            # over classes that occur in the truth or the predictions (one that does neither says nothing)
-            "macro_f1": float(np.mean([f1[i] for i, c in enumerate(class_names) if support[i] or c in y_pred])),
-            "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]),
-                              "support": int(support[i])} for i, c in enumerate(class_names)},
-            "confusion": {"rows": class_names, "columns": columns,
-                          "counts": confusion_matrix(y_true, y_pred, labels=columns)[: len(class_names)].tolist()},
-            "segment": segment_f1(true, pred, class_names)}
+    scores = classification_scores([true[i] for i in known], [pred[i] for i in known], class_names)
+    return {"frames_evaluated": len(known), **scores, "segment": segment_f1(true, pred, class_names)}
 
 
 def timing(results: list) -> dict:
@@ -85,8 +77,10 @@ def report_text(scores: dict, times: dict, class_names: list) -> str:
 def main(args) -> dict:
     root, out_root = Path(args.input_dir), Path(args.output_root)
     true_all, pred_all, results, class_names = [], [], [], None
-    for video in labelled_videos(root):
-        result = infer.run_in_tree(args, video)
+    videos = labelled_videos(root)
+    cfg, predictor = infer.load_folder_predictor(args)  # loaded once for every video
+    for video in videos:
+        result = infer.classify_in_tree(predictor, cfg, root, out_root, video)
         class_names = result["class_names"]
         labels = load_frame_labels(find_label_file(video), result["frames"], result["fps"])
         true_all += [labels.label_at(f) for f in range(result["frames"])]

@@ -1,6 +1,6 @@
 """Stage A: find the single animal in each frame and cut a square crop around it.
 
-Detectors come from one registry (`list_detectors()`, `build_detector(name, cfg)`):
+Detectors come from one registry (`DETECTORS.names()`, `build_detector(name, cfg)`):
     yolo        Ultralytics YOLO detect or pose weights, run on batches of frames
     background  median background + largest foreground blob, for a static camera; needs no weights
 
@@ -10,6 +10,7 @@ frame -> crop is x' = (x - crop_x1) * crop_size / side, exact in continuous pixe
 """
 import logging
 import os
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,9 @@ import numpy as np
 
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError
-from utils.video_io import sample_frames
+from utils.registry import Registry
+from utils.timing import StageTimer
+from utils.video_io import iter_frame_batches, prefetched, sample_frames
 
 log = logging.getLogger(__name__)
 STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED = "detected", "reused", "missed"
@@ -33,49 +36,54 @@ class Detection:
     status: str = STATUS_MISSED
 
 
-_DETECTORS = {}
-
-
-def register_detector(name):
-    def wrap(cls):
-        if name in _DETECTORS:
-            raise ValueError(f"detector {name!r} is already registered")
-        _DETECTORS[name] = cls
-        return cls
-    return wrap
-
-
-def list_detectors() -> list:
-    return sorted(_DETECTORS)
+DETECTORS = Registry("detector")
 
 
 def build_detector(name: str, cfg):
-    if name not in _DETECTORS:
-        raise UserError(f"unknown detector {name!r}; valid detectors: {', '.join(list_detectors())}")
-    return _DETECTORS[name](cfg)
+    """A detector from the registry, configured by a PreprocessingConfig (or anything with its fields)."""
+    return DETECTORS.get(name)(cfg)
 
 
-@register_detector("yolo")
+@DETECTORS.register("yolo")
 class YoloDetector:
-    """Ultralytics YOLO, one predict call per batch of frames, highest-confidence box only (max_det=1 after NMS)."""
+    """Ultralytics YOLO in any format it loads (.pt, TorchScript, ONNX, an OpenVINO folder), one predict call per
+    batch of frames, highest-confidence box only (max_det=1 after NMS). The keypoint layout, task and native input
+    size are read from what the loaded model reports after one warm-up call, so exported models keep them."""
 
     def __init__(self, cfg):
-        self.conf, self.iou, self.imgsz = cfg.yolo_conf, cfg.yolo_iou, cfg.yolo_imgsz
+        self.conf, self.iou = cfg.yolo_conf, cfg.yolo_iou
         self.device = resolve_device(cfg.device)
         self.num_threads = cfg.num_threads
-        self.model = load_yolo(cfg.yolo_weights)
         self.weights = str(cfg.yolo_weights)
-        model_task = getattr(self.model, "task", "detect")
+        self.model = load_yolo(cfg.yolo_weights)
+        self.imgsz = cfg.yolo_imgsz  # None: Ultralytics' own choice for the warm-up (the trained/exported size)
+        self.detect([np.zeros((480, 640, 3), np.uint8)])  # warm-up: sets up the backend, which reads the metadata
+        self.backend = self.model.predictor.model
+        self.native_imgsz = native_imgsz(self.model, self.backend)
+        self.imgsz = cfg.yolo_imgsz or self.native_imgsz or 640
+        if cfg.yolo_imgsz and self.native_imgsz and cfg.yolo_imgsz != self.native_imgsz:
+            log.warning("yolo_imgsz %d differs from the %d px that %s was trained or exported at: boxes and "
+                        "keypoints are usually worse; leave yolo_imgsz unset to use %d", cfg.yolo_imgsz,
+                        self.native_imgsz, self.weights, self.native_imgsz)
+        model_task = self.model.task or "detect"
         if cfg.yolo_task == "pose" and model_task != "pose":
             raise UserError(f"--yolo_task pose, but {cfg.yolo_weights} is a '{model_task}' model without keypoints; "
                             f"use pose weights or --yolo_task detect")
         self.use_keypoints = model_task == "pose" and cfg.yolo_task != "detect"
         self.task = "pose" if self.use_keypoints else "detect"
-        kpt_shape = getattr(self.model.model, "kpt_shape", None) if self.use_keypoints else None
-        self.num_keypoints = int(kpt_shape[0]) if kpt_shape else 0
-        names = getattr(self.model.model, "kpt_names", None) or {}  # {class: [names]}; class as int or str
-        names = names.get(0, names.get("0", [])) if isinstance(names, dict) else []
-        self.keypoint_names = list(names) if len(names) == self.num_keypoints else []
+        self.num_keypoints, self.keypoint_names = self._keypoint_layout() if self.use_keypoints else (0, [])
+
+    def _keypoint_layout(self) -> tuple:
+        """(count, names) as the loaded model reports them (exported formats carry them in their metadata)."""
+        metadata = getattr(self.backend, "metadata", None) or {}
+        kpt_shape = getattr(self.backend, "kpt_shape", None) or metadata.get("kpt_shape")
+        if not kpt_shape:
+            raise UserError(f"{self.weights} is a pose model but reports no keypoint shape (kpt_shape); re-export it "
+                            f"with a current Ultralytics, or use --yolo_task detect")
+        names = getattr(self.model.model, "kpt_names", None) or metadata.get("kpt_names") or {}
+        names = names.get(0, names.get("0", [])) if isinstance(names, dict) else []  # {class: [names]}
+        count = int(kpt_shape[0])
+        return count, list(names) if len(names) == count else []
 
     def prepare(self, video_path) -> None:
         """Nothing per video: the weights are loaded once."""
@@ -106,6 +114,17 @@ class YoloDetector:
                 "yolo_iou": self.iou, "yolo_imgsz": self.imgsz}
 
 
+def native_imgsz(model, backend):
+    """The input size the weights were trained at (.pt) or exported at (other formats); None when unknown."""
+    if isinstance(model.model, str):  # an exported model: its metadata
+        size = (getattr(backend, "metadata", None) or {}).get("imgsz")
+    else:
+        size = (getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz") or model.overrides.get("imgsz")
+    if isinstance(size, (list, tuple)):
+        size = max(size)
+    return int(size) if size else None
+
+
 def load_yolo(weights):
     """Load local Ultralytics weights; never download (a bare name like yolov8n.pt would trigger one)."""
     if not weights:
@@ -123,7 +142,7 @@ def load_yolo(weights):
                         f"the file is not Ultralytics weights or is damaged, export or copy it again") from None
 
 
-@register_detector("background")
+@DETECTORS.register("background")
 class BackgroundDetector:
     """Static camera: the median of frames sampled over the video is the background; the animal is the largest
     blob that differs from it. Confidence is that blob's share of all foreground pixels (1.0 = one clean blob)."""
@@ -228,3 +247,52 @@ def crop_detection(frame_bgr: np.ndarray, detection: Detection, crop_size: int, 
         return None, np.full(4, np.nan, np.float32)
     crop_box = square_crop_box(detection.box, pad_ratio)
     return cv2.cvtColor(crop_frame(frame_bgr, crop_box, crop_size), cv2.COLOR_BGR2RGB), crop_box
+
+
+# ------------------------------------------------------------------------------------------- frame pipeline
+@dataclass
+class FrameRecord:
+    """One frame after Stage A. Pixels: box, crop_box and keypoints in frame px; keypoints_crop in crop px.
+    box/crop_box are NaN and crop/keypoints None when the animal was missed."""
+    index: int
+    frame: np.ndarray  # BGR, as decoded
+    status: str
+    confidence: float
+    box: np.ndarray
+    crop_box: np.ndarray
+    crop: np.ndarray = None  # RGB [crop_size, crop_size, 3]
+    keypoints: np.ndarray = None  # [K, 3] (x, y, conf)
+    keypoints_crop: np.ndarray = None  # [K, 3]
+
+    @property
+    def missed(self) -> bool:
+        return self.status == STATUS_MISSED
+
+
+def make_record(index: int, frame: np.ndarray, detection: Detection, crop_size: int, pad_ratio: float) -> FrameRecord:
+    crop, crop_box = crop_detection(frame, detection, crop_size, pad_ratio)
+    box = detection.box if detection.box is not None else np.full(4, np.nan, np.float32)
+    kp_crop = None
+    if detection.keypoints is not None and crop is not None:
+        kp_crop = np.concatenate([map_keypoints_to_crop(detection.keypoints[:, :2], crop_box, crop_size),
+                                  detection.keypoints[:, 2:]], 1).astype(np.float32)
+    return FrameRecord(index, frame, detection.status, detection.confidence, box, crop_box, crop,
+                       detection.keypoints, kp_crop)
+
+
+def iter_frame_records(video_path, detector, settings, timer=None):
+    """The one frame pipeline of every stage: decode (in a background thread) -> detect in batches ->
+    keep_last_box -> square crop -> keypoints into the crop. Yields one list of FrameRecords per detector batch
+    (settings: yolo_batch, keep_last_box, max_reuse_frames, crop_size, pad_ratio). `timer` (a StageTimer)
+    is charged decode, detect and crop."""
+    timer = timer or StageTimer()
+    detector.prepare(video_path)
+    tracker = BoxTracker(settings.keep_last_box, settings.max_reuse_frames)
+    with closing(prefetched(iter_frame_batches(video_path, settings.yolo_batch))) as batches:
+        for first, batch in timer.timed_iter("decode", batches):
+            with timer.stage("detect"):
+                detections = [tracker.update(d) for d in detector.detect(batch)]
+            with timer.stage("crop"):
+                records = [make_record(first + i, frame, det, settings.crop_size, settings.pad_ratio)
+                           for i, (frame, det) in enumerate(zip(batch, detections))]
+            yield records

@@ -9,7 +9,6 @@ Augmentation is sampled once per clip and applied identically to every frame and
 affine matrix moves both); a horizontal or vertical flip also swaps left/right keypoints (flip_idx).
 """
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -17,35 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from utils.config import section_defaults
 from utils.errors import UserError
 from utils.manifest import load_manifest
 from utils.pose_features import pose_feature_dim, pose_features
+from utils.schema import AugmentConfig
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-
-
-@dataclass
-class AugmentConfig:
-    """The `augmentation` section of default_config.yaml (defaults live there only: use from_config)."""
-    hflip_prob: float
-    vflip_prob: float
-    rotation_deg: float
-    scale_range: float
-    translate_frac: float
-    brightness: float
-    contrast: float
-    saturation: float
-    blur_prob: float
-    noise_std: float
-    temporal_jitter: int
-    frame_dropout: float
-    flip_idx: list
-
-    @classmethod
-    def from_config(cls, **overrides) -> "AugmentConfig":
-        return cls(**{**section_defaults("augmentation"), **overrides})
 
 
 class ClipAugment:

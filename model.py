@@ -17,31 +17,9 @@ import torch.nn as nn
 import torchvision.models as tvm
 import torchvision.models.video as tvvm
 
-from utils.config import section_defaults
 from utils.errors import UserError
-
-
-class Registry:
-    """Name -> builder. Duplicate names are refused; unknown names list the valid ones."""
-
-    def __init__(self, kind: str):
-        self.kind, self._items = kind, {}
-
-    def register(self, name: str):
-        def wrap(fn):
-            if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._items[name] = fn
-            return fn
-        return wrap
-
-    def get(self, name: str):
-        if name not in self._items:
-            raise UserError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
-        return self._items[name]
-
-    def names(self) -> list:
-        return sorted(self._items)
+from utils.registry import Registry
+from utils.schema import ModelSettings, PreprocessingConfig
 
 
 BACKBONES = Registry("backbone")
@@ -50,34 +28,17 @@ FUSIONS = Registry("pose_fusion_strategy")
 
 
 @dataclass
-class ModelConfig:
-    """Everything needed to rebuild the model; stored in checkpoints as a plain dict (asdict). The `model`
-    section of default_config.yaml holds the defaults (from_config); the rest comes from the data."""
-    num_classes: int
-    backbone: str
-    pretrained_backbone: bool
-    backbone_weights: str
-    train_backbone: bool
-    sequence_model: str
-    bidirectional: bool
-    attention_pool: bool
-    temporal_attention_layers: int
-    attention_heads: int
-    positional_encoding: str
-    hidden_dim: int
-    num_layers: int
-    dropout: float
-    use_pose: bool
-    pose_fusion_strategy: str
-    pose_fusion_dim: int
-    slowfast_alpha: int
+class ModelConfig(ModelSettings):
+    """Everything needed to rebuild the model: the user's `model` settings (declared in utils/schema.py) plus
+    sizes that come from the data. Stored in checkpoints as a plain dict (model_args)."""
+    num_classes: int = 0  # from the data: the manifest's classes
     pose_dim: int = 0  # from the data: pose feature size (0 = no keypoints)
-    crop_size: int = 224  # from the data: the manifest's crop_size
-    window_size: int = 30  # from the data: the manifest's window_size
+    crop_size: int = PreprocessingConfig.crop_size  # from the data: the manifest's crop_size
+    window_size: int = PreprocessingConfig.window_size  # from the data: the manifest's window_size
 
-    @classmethod
-    def from_config(cls, **overrides) -> "ModelConfig":
-        return cls(**{**section_defaults("model"), **overrides})
+    def __post_init__(self):
+        if self.num_classes < 1:
+            raise ValueError(f"ModelConfig needs num_classes >= 1, got {self.num_classes}")
 
 
 # ------------------------------------------------------------------------------------------------ backbones

@@ -18,8 +18,7 @@ import logging
 import os
 import re
 import sys
-from collections import Counter, defaultdict, deque
-from contextlib import closing
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,19 +27,19 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cropping import (STATUS_MISSED, BoxTracker, build_detector, crop_detection, draw_keypoints, list_detectors,
-                      map_keypoints_to_crop)
-from utils.config import add_config_arguments, dump_config, resolve_config
+from cropping import build_detector, draw_keypoints, iter_frame_records
+from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.errors import UserError, run_cli
-from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json
+from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, ensure_dir
 from utils.labels import find_label_file, load_frame_labels
 from utils.logging_utils import progress, setup_logging
 from utils.manifest import SCHEMA_VERSION, write_manifest
-from utils.splits import SPLITS, read_split_file, split_by_video, stratified_assign, validate_ratios
-from utils.video_io import find_videos, iter_frame_batches, prefetched, video_info
+from utils.schema import PreprocessingConfig
+from utils.splits import SPLITS, read_split_file, split_by_video, stratified_assign
+from utils.video_io import find_videos, video_info
+from utils.windows import Windower, usable
 
 log = logging.getLogger("prepare")
-SECTIONS = ("preprocessing",)
 REQUIRED = ("dataset_root", "output_root")
 # settings that change what a finished video's windows contain; --skip_existing reuses a video only if they match
 FINGERPRINT_KEYS = ("dataset_layout", "background_label", "keep_last_box", "max_reuse_frames", "crop_size",
@@ -67,7 +66,7 @@ class VideoResult:
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    add_config_arguments(parser, SECTIONS, required=REQUIRED, choices={"detector": list_detectors()})
+    add_config_arguments(parser, (PreprocessingConfig,), required=REQUIRED)
     return parser
 
 
@@ -109,28 +108,29 @@ def discover_videos(root: Path, layout: str) -> tuple:
 
 
 class WindowWriter:
-    """Receives processed frames in order and writes each complete window as soon as its last frame arrives."""
+    """Receives processed frames (FrameRecords) in order and writes each window as soon as it is complete."""
 
     def __init__(self, item: VideoItem, cfg, out_root: Path, manifest_dir: Path, labels, fps: float, num_kp: int):
         self.item, self.cfg, self.out_root, self.manifest_dir = item, cfg, out_root, manifest_dir
         self.labels, self.fps, self.num_kp = labels, fps, num_kp
-        self.buffer = deque(maxlen=cfg.window_size)
+        self.windower = Windower(cfg.window_size, cfg.window_stride)
         self.result = VideoResult()
 
-    def add(self, record: dict) -> None:
-        self.buffer.append(record)
-        start = record["frame"] - self.cfg.window_size + 1
-        if start >= 0 and start % self.cfg.window_stride == 0:
-            self._emit(start)
+    def add(self, record) -> None:
+        for start, frames in self.windower.push(record):
+            self._emit(start, frames)
+
+    def finish(self) -> None:
+        for start, frames in self.windower.finish():
+            self._emit(start, frames)
 
     def _window_label(self, start: int):
         if self.item.class_name is not None:
             return self.item.class_name
         return self.labels.label_at(start + self.cfg.window_size // 2, self.cfg.background_label)
 
-    def _emit(self, start: int) -> None:
-        frames = list(self.buffer)
-        if any(f["status"] == STATUS_MISSED for f in frames):
+    def _emit(self, start: int, frames: list) -> None:
+        if not usable(frames):
             self.result.dropped["missed_detection"] += 1
             return
         label = self._window_label(start)
@@ -139,7 +139,7 @@ class WindowWriter:
             return
         window_id = f"{self.item.video_id}_f{start:07d}"
         npz_path = self.out_root / "sequence_npz" / _safe(label) / f"{window_id}.npz"
-        has_kp = self.num_kp > 0 and all(f["keypoints"] is not None for f in frames)
+        has_kp = self.num_kp > 0 and all(f.keypoints_crop is not None for f in frames)
         if self.cfg.save_sequence_npz:
             atomic_save_npz(npz_path, **self._arrays(frames, has_kp))
         if self.cfg.save_frame_crops:
@@ -154,26 +154,21 @@ class WindowWriter:
     def _arrays(self, frames, has_kp: bool) -> dict:
         kp_raw = np.full((len(frames), self.num_kp, 3), np.nan, np.float32)
         for t, f in enumerate(frames):
-            if f["keypoints"] is not None:
-                kp_raw[t] = f["keypoints"]
-        arrays = dict(frames=np.stack([f["crop"] for f in frames]),
-                      bbox_xyxy=np.stack([f["box"] for f in frames]).astype(np.float32),
-                      crop_xyxy=np.stack([f["crop_box"] for f in frames]).astype(np.float32),
-                      frame_index=np.array([f["frame"] for f in frames], np.int64),
-                      detection_status=np.array([f["status"] for f in frames]),
-                      detection_conf=np.array([f["confidence"] for f in frames], np.float32),
+            if f.keypoints is not None:
+                kp_raw[t] = f.keypoints
+        arrays = dict(frames=np.stack([f.crop for f in frames]),
+                      bbox_xyxy=np.stack([f.box for f in frames]).astype(np.float32),
+                      crop_xyxy=np.stack([f.crop_box for f in frames]).astype(np.float32),
+                      frame_index=np.array([f.index for f in frames], np.int64),
+                      detection_status=np.array([f.status for f in frames]),
+                      detection_conf=np.array([f.confidence for f in frames], np.float32),
                       keypoints_xy_raw=kp_raw[..., :2], keypoints_conf_raw=kp_raw[..., 2])
         if has_kp:
-            arrays["keypoints"] = np.stack([np.concatenate(
-                [map_keypoints_to_crop(f["keypoints"][:, :2], f["crop_box"], self.cfg.crop_size),
-                 f["keypoints"][:, 2:]], 1) for f in frames]).astype(np.float32)
+            arrays["keypoints"] = np.stack([f.keypoints_crop for f in frames]).astype(np.float32)
         return arrays
 
-    def _write_qa(self, frame: dict, label: str, window_id: str) -> None:
-        image = frame["crop"]
-        if frame["keypoints"] is not None:
-            kp = map_keypoints_to_crop(frame["keypoints"][:, :2], frame["crop_box"], self.cfg.crop_size)
-            image = draw_keypoints(image, np.concatenate([kp, frame["keypoints"][:, 2:]], 1))
+    def _write_qa(self, frame, label: str, window_id: str) -> None:
+        image = frame.crop if frame.keypoints_crop is None else draw_keypoints(frame.crop, frame.keypoints_crop)
         with atomic_path(self.out_root / "qa_crops" / _safe(label) / f"{window_id}.jpg") as tmp:
             cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
 
@@ -193,18 +188,14 @@ def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: 
     labels = None
     if item.label_file is not None:
         labels = load_frame_labels(item.label_file, max(info.frame_count, 1), info.fps)
-    detector.prepare(item.path)
     writer = WindowWriter(item, cfg, out_root, manifest_dir, labels, info.fps, detector.num_keypoints)
-    tracker = BoxTracker(cfg.keep_last_box, cfg.max_reuse_frames)
     rows = []
-    with closing(prefetched(iter_frame_batches(item.path, cfg.yolo_batch))) as batches:  # decoded while we detect
-        for first, batch in batches:
-            for offset, (frame, detection) in enumerate(zip(batch, detector.detect(batch))):
-                detection = tracker.update(detection)
-                record = frame_record(first + offset, frame, detection, cfg)
-                rows.append(tracking_row(record, detector.num_keypoints))
-                writer.add(record)
-            bar.update(len(batch))
+    for records in iter_frame_records(item.path, detector, cfg):
+        for record in records:
+            rows.append(tracking_row(record, detector.num_keypoints))
+            writer.add(record)
+        bar.update(len(records))
+    writer.finish()
     result = writer.result
     result.frames = len(rows)
     result.status_counts = Counter(r["status"] for r in rows)
@@ -218,19 +209,11 @@ def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: 
     return result
 
 
-def frame_record(index: int, frame: np.ndarray, detection, cfg) -> dict:
-    """Everything the window writer needs about one frame (the crop is RGB)."""
-    crop, crop_box = crop_detection(frame, detection, cfg.crop_size, cfg.pad_ratio)
-    box = detection.box if detection.box is not None else np.full(4, np.nan, np.float32)
-    return dict(frame=index, status=detection.status, confidence=detection.confidence, box=box,
-                crop_box=crop_box, crop=crop, keypoints=detection.keypoints)
-
-
-def tracking_row(record: dict, num_kp: int) -> dict:
-    row = {"frame": record["frame"], "status": record["status"], "confidence": round(record["confidence"], 4)}
-    row.update({f"box_{k}": v for k, v in zip(("x1", "y1", "x2", "y2"), record["box"])})
-    row.update({f"crop_{k}": v for k, v in zip(("x1", "y1", "x2", "y2"), record["crop_box"])})
-    kps = record["keypoints"]
+def tracking_row(record, num_kp: int) -> dict:
+    row = {"frame": record.index, "status": record.status, "confidence": round(record.confidence, 4)}
+    row.update({f"box_{k}": v for k, v in zip(("x1", "y1", "x2", "y2"), record.box)})
+    row.update({f"crop_{k}": v for k, v in zip(("x1", "y1", "x2", "y2"), record.crop_box)})
+    kps = record.keypoints
     for k in range(num_kp):
         for j, axis in enumerate(("x", "y", "conf")):
             row[f"kp{k}_{axis}"] = float(kps[k, j]) if kps is not None else np.nan
@@ -272,8 +255,6 @@ def assign_splits(results: dict, cfg) -> dict:
         by_window = stratified_assign(groups, ratios, cfg.seed)
         split_of = lambda w: by_window[w["id"]]  # noqa: E731
     else:
-        if not cfg.split_file:
-            raise UserError("--split_strategy file needs --split_file PATH (CSV video,split)")
         by_file = read_split_file(cfg.split_file, sorted(results))
         split_of = lambda w: by_file[w["source_video"]]  # noqa: E731
     splits = {s: [] for s in SPLITS}
@@ -290,10 +271,8 @@ def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_value
         for w in entries:
             w["label"] = class_to_idx[w["class_name"]]
     fps = sorted(set(fps_values))
-    meta = {k: getattr(cfg, k) for k in ("window_size", "window_stride", "crop_size", "pad_ratio", "keep_last_box",
-                                         "max_reuse_frames", "split_strategy", "train_ratio", "val_ratio",
-                                         "test_ratio", "seed", "background_label", "device")}
-    meta.update(detector.describe())
+    meta = settings_dict(cfg)  # every preprocessing setting, so inference can rebuild the same pipeline
+    meta.update(detector.describe())  # what the detector actually ran with (e.g. its native imgsz)
     meta.update({"dataset_layout": layout, "dataset_root": str(Path(cfg.dataset_root).resolve()),
                  "num_keypoints": detector.num_keypoints, "keypoint_names": kp_names, "flip_idx": flip_idx,
                  "fps": fps[0] if len(fps) == 1 else None, "frame_format": "RGB uint8 [T,H,W,3]",
@@ -343,16 +322,14 @@ def summary_lines(results: dict, splits: dict, skipped: list) -> list:
 
 
 def main(args):
-    cfg = resolve_config(args, SECTIONS, required=REQUIRED)
-    validate_ratios(cfg.train_ratio, cfg.val_ratio, cfg.test_ratio)
-    out_root = Path(cfg.output_root)
-    out_root.mkdir(parents=True, exist_ok=True)
+    cfg = resolve_config(args, PreprocessingConfig, required=REQUIRED)
+    out_root = ensure_dir(cfg.output_root, "output_root")
     manifest_path = Path(cfg.manifest_path) if cfg.manifest_path else out_root / "sequence_manifest.json"
     manifest_dir = manifest_path.parent.resolve()
     out_root = out_root.resolve()
     setup_logging(out_root / "prepare.log")
     log.info("command: %s", " ".join(sys.argv))
-    dump_config(cfg, SECTIONS, out_root / "config.yaml")
+    dump_config(cfg, out_root / "config.yaml")
     layout, items, skipped = discover_videos(Path(cfg.dataset_root), cfg.dataset_layout)
     log.info("layout %s: %d videos", layout, len(items))
     detector = build_detector(cfg.detector, cfg)  # bad names and weights fail here, before anything is removed

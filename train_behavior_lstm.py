@@ -25,33 +25,30 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch.utils.data import DataLoader
 
-from data import (AugmentConfig, CachedFeatureDataset, WindowDataset, balanced_sampler, build_feature_cache,
-                  class_weights)
-from model import BACKBONES, FUSIONS, TEMPORAL_HEADS, ModelConfig, build_model, model_args
+from data import CachedFeatureDataset, WindowDataset, balanced_sampler, build_feature_cache, class_weights
+from model import ModelConfig, build_model, model_args
 from utils.checkpoint import load_checkpoint, save_checkpoint
-from utils.config import add_config_arguments, dump_config, resolve_config
+from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, run_cli
-from utils.io import atomic_write_csv
+from utils.io import atomic_write_csv, ensure_dir
+from utils.pose_features import POSE_FEATURES_VERSION
 from utils.logging_utils import progress, setup_logging
+from utils.metrics import classification_scores
 from utils.plots import plot_training_curves, save_crops_preview, save_pose_preview
+from utils.schema import AugmentConfig, ModelSettings, TrainingConfig
 
 log = logging.getLogger("train")
-SECTIONS = ("augmentation", "model", "training")
+SECTIONS = (AugmentConfig, ModelSettings, TrainingConfig)
 REQUIRED = ("manifest_path",)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help, epilog=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser, SECTIONS, required=REQUIRED, choices={
-        "backbone": ["none"] + BACKBONES.names(), "sequence_model": TEMPORAL_HEADS.names(),
-        "pose_fusion_strategy": FUSIONS.names()})
-    parser.add_argument("--no_pretrained_backbone", dest="pretrained_backbone", action="store_false",
-                        default=argparse.SUPPRESS, help="train the backbone from random weights (no ImageNet)")
+    add_config_arguments(parser, SECTIONS, required=REQUIRED)
     parser.add_argument("--resume", default=None, metavar="PATH",
                         help="continue from a last_checkpoint.pt (same run folder, same settings)")
     return parser
@@ -84,17 +81,17 @@ def seed_everything(seed: int) -> None:
 
 
 def build_datasets(cfg) -> dict:
-    aug = AugmentConfig(**{k: getattr(cfg, k) for k in AugmentConfig.__dataclass_fields__})
-    datasets = {"train": WindowDataset(cfg.manifest_path, "train", aug, cfg.use_pose, cfg.min_keypoint_conf, cfg.seed)}
+    aug = copy.deepcopy(cfg.augmentation)  # the dataset fills in flip_idx from the manifest
+    datasets = {"train": WindowDataset(cfg.training.manifest_path, "train", aug, cfg.model.use_pose, cfg.training.min_keypoint_conf, cfg.training.seed)}
     for split in ("val", "test"):
-        datasets[split] = WindowDataset(cfg.manifest_path, split, None, cfg.use_pose, cfg.min_keypoint_conf)
+        datasets[split] = WindowDataset(cfg.training.manifest_path, split, None, cfg.model.use_pose, cfg.training.min_keypoint_conf)
     train = datasets["train"]
     if len(train) == 0:
-        raise UserError(f"{cfg.manifest_path} has no training windows; re-run preprocessing with a train_ratio > 0")
+        raise UserError(f"{cfg.training.manifest_path} has no training windows; re-run preprocessing with a train_ratio > 0")
     counts = np.bincount(train.labels, minlength=len(train.manifest["class_to_idx"]))
     empty = [c for c, i in train.manifest["class_to_idx"].items() if counts[i] == 0]
     if empty:
-        raise UserError(f"class(es) {', '.join(empty)} have no training windows in {cfg.manifest_path}; add videos "
+        raise UserError(f"class(es) {', '.join(empty)} have no training windows in {cfg.training.manifest_path}; add videos "
                         f"of them or re-split (e.g. --split_strategy window for a quick test)")
     return datasets
 
@@ -103,10 +100,10 @@ def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
     """Loaders for one epoch; the shuffle order depends on (seed, epoch) only, so resume repeats it."""
     train = datasets["train"]
     train.set_epoch(epoch)
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-    sampler = balanced_sampler(train.labels, cfg.seed * 1000 + epoch) if cfg.train_sampler == "weighted" else None
-    workers = 0 if isinstance(train, CachedFeatureDataset) else cfg.num_workers  # cached features are in memory
-    kw = dict(batch_size=cfg.batch_size, num_workers=workers, persistent_workers=False)
+    gen = torch.Generator().manual_seed(cfg.training.seed * 1000 + epoch)
+    sampler = balanced_sampler(train.labels, cfg.training.seed * 1000 + epoch) if cfg.training.train_sampler == "weighted" else None
+    workers = 0 if isinstance(train, CachedFeatureDataset) else cfg.training.num_workers  # cached features are in memory
+    kw = dict(batch_size=cfg.training.batch_size, num_workers=workers, persistent_workers=False)
     loaders = {"train": DataLoader(train, shuffle=sampler is None, sampler=sampler, generator=gen, drop_last=False, **kw)}
     for split in ("val", "test"):
         if len(datasets[split]):
@@ -116,22 +113,20 @@ def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
 
 def build_model_config(cfg, datasets) -> ModelConfig:
     meta = datasets["train"].manifest["meta"]
-    fields = {k: getattr(cfg, k) for k in ModelConfig.__dataclass_fields__ if hasattr(cfg, k)}
-    fields.update(num_classes=len(datasets["train"].manifest["class_to_idx"]), pose_dim=datasets["train"].pose_dim,
-                  crop_size=meta["crop_size"], window_size=meta["window_size"])
-    return ModelConfig(**fields)
+    return ModelConfig(**settings_dict(cfg.model), num_classes=len(datasets["train"].manifest["class_to_idx"]),
+                       pose_dim=datasets["train"].pose_dim, crop_size=meta["crop_size"], window_size=meta["window_size"])
 
 
 def build_optimizer(model, cfg):
     backbone = [p for p in (model.backbone.parameters() if model.backbone is not None else []) if p.requires_grad]
     ids = {id(p) for p in backbone}
     head = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-    groups = [{"params": head, "lr": cfg.lr}] + ([{"params": backbone, "lr": cfg.backbone_lr}] if backbone else [])
-    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    if cfg.scheduler == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(cfg.patience // 5, 2))
-    elif cfg.scheduler == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    groups = [{"params": head, "lr": cfg.training.lr}] + ([{"params": backbone, "lr": cfg.training.backbone_lr}] if backbone else [])
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.training.weight_decay)
+    if cfg.training.scheduler == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(cfg.training.patience // 5, 2))
+    elif cfg.training.scheduler == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.training.epochs)
     else:
         scheduler = None
     return optimizer, scheduler
@@ -139,13 +134,13 @@ def build_optimizer(model, cfg):
 
 def loss_fn(logits, target, weights, cfg):
     """Cross-entropy (label smoothing) or focal loss; target is class indices or mixup soft labels."""
-    if cfg.loss == "focal":
+    if cfg.training.loss == "focal":
         logp = F.log_softmax(logits, -1)
         soft = target if target.dim() == 2 else F.one_hot(target, logits.shape[-1]).float()
-        focal = (1 - logp.exp()) ** cfg.focal_gamma
+        focal = (1 - logp.exp()) ** cfg.training.focal_gamma
         w = weights if weights is not None else torch.ones(logits.shape[-1], device=logits.device)
         return -(soft * focal * logp * w).sum(-1).mean()
-    return F.cross_entropy(logits, target, weight=weights, label_smoothing=cfg.label_smoothing)
+    return F.cross_entropy(logits, target, weight=weights, label_smoothing=cfg.training.label_smoothing)
 
 
 def to_device(batch, device):
@@ -170,7 +165,7 @@ def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop
     """(mean loss, completed): completed is False when a stop request cut the epoch short."""
     model.train()
     total, count, batches = 0.0, 0, 0
-    amp = device.startswith("cuda") and cfg.amp
+    amp = device.startswith("cuda") and cfg.training.amp
     with progress(total=len(loader), desc=f"epoch {epoch}") as bar:
         for batch in loader:
             if stop:
@@ -178,7 +173,7 @@ def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop
             batch = to_device(batch, device)
             target = batch["label"]
             frames, pose, present = model_inputs(model, batch)
-            if cfg.mixup_alpha > 0:
+            if cfg.training.mixup_alpha > 0:
                 frames, pose, present, target = mixup(frames, pose, present, target, cfg, model.classifier.out_features)
             with torch.autocast("cuda", enabled=amp):
                 loss = loss_fn(forward_batch(model, batch, frames, pose, present), target, weights, cfg)
@@ -197,7 +192,7 @@ def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop
 
 def mixup(frames, pose, present, target, cfg, num_classes):
     # torch's RNG (saved in checkpoints), so a resumed run mixes exactly as an uninterrupted one
-    lam = float(torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample())
+    lam = float(torch.distributions.Beta(cfg.training.mixup_alpha, cfg.training.mixup_alpha).sample())
     perm = torch.randperm(target.shape[0], device=target.device)
     soft = F.one_hot(target, num_classes).float()
     mix = lambda x: None if x is None else lam * x + (1 - lam) * x[perm]  # noqa: E731
@@ -206,7 +201,7 @@ def mixup(frames, pose, present, target, cfg, num_classes):
 
 @torch.no_grad()
 def evaluate(model, loader, weights, cfg, device) -> dict:
-    """Loss, accuracy, macro-F1 (a class never predicted has F1 0) and predictions over a split."""
+    """Loss and the scores of utils/metrics.py (accuracy, macro-F1, per class, confusion) over a split."""
     model.eval()
     losses, preds, targets = [], [], []
     for batch in loader:
@@ -216,24 +211,23 @@ def evaluate(model, loader, weights, cfg, device) -> dict:
         preds.append(logits.argmax(-1).cpu())
         targets.append(batch["label"].cpu())
     y_pred, y_true = torch.cat(preds).numpy(), torch.cat(targets).numpy()
-    labels = list(range(model.classifier.out_features))
-    _, _, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    return {"loss": sum(losses) / len(y_true), "acc": float((y_pred == y_true).mean()), "macro_f1": float(f1.mean()),
-            "y_true": y_true, "y_pred": y_pred}
+    scores = classification_scores(y_true.tolist(), y_pred.tolist(), list(range(model.classifier.out_features)))
+    return {"loss": sum(losses) / len(y_true), "acc": scores["accuracy"], "macro_f1": scores["macro_f1"],
+            "scores": scores}
 
 
 def write_evaluation(run_dir: Path, tag: str, result: dict, class_names: list) -> None:
     """Confusion matrix (counts and row-normalised) and per-class precision/recall/F1, as CSV."""
-    labels = list(range(len(class_names)))
-    cm = confusion_matrix(result["y_true"], result["y_pred"], labels=labels)
+    scores = result["scores"]
+    cm = np.array(scores["confusion"]["counts"])
     atomic_write_csv(run_dir / f"confusion_matrix_{tag}.csv", pd.DataFrame(cm, index=class_names, columns=class_names)
                      .rename_axis("true").reset_index())
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     atomic_write_csv(run_dir / f"confusion_matrix_{tag}_normalized.csv",
                      pd.DataFrame(norm.round(4), index=class_names, columns=class_names).rename_axis("true").reset_index())
-    p, r, f1, support = precision_recall_fscore_support(result["y_true"], result["y_pred"], labels=labels, zero_division=0)
+    per_class = [scores["per_class"][i] for i in range(len(class_names))]
     atomic_write_csv(run_dir / f"per_class_metrics_{tag}.csv", pd.DataFrame(
-        {"class": class_names, "precision": p, "recall": r, "f1": f1, "support": support}))
+        {"class": class_names, **{k: [c[k] for c in per_class] for k in ("precision", "recall", "f1", "support")}}))
 
 
 def one_per_class(dataset, limit: int = 8) -> list:
@@ -253,7 +247,7 @@ def write_startup_previews(datasets: dict, cfg, run_dir: Path) -> None:
     save_crops_preview([train[i] for i in picks], class_names, run_dir / "startup_crops_preview.png")
     if train.num_keypoints == 0:
         return
-    plain_train = WindowDataset(cfg.manifest_path, "train", None, True, cfg.min_keypoint_conf)
+    plain_train = WindowDataset(cfg.training.manifest_path, "train", None, True, cfg.training.min_keypoint_conf)
     for name, ds, idx in (("startup_pose_preview_train.png", plain_train, picks),
                           ("startup_pose_preview_val.png", datasets["val"], one_per_class(datasets["val"])),
                           ("startup_pose_aug_preview_train.png", train, picks)):
@@ -263,36 +257,34 @@ def write_startup_previews(datasets: dict, cfg, run_dir: Path) -> None:
 
 
 def make_run_dir(cfg) -> Path:
-    name = cfg.run_name or datetime.now().strftime("behavior_%Y%m%d_%H%M%S")
-    run_dir = Path(cfg.output_dir) / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    name = cfg.training.run_name or datetime.now().strftime("behavior_%Y%m%d_%H%M%S")
+    return ensure_dir(Path(cfg.training.output_dir) / name, "run folder")
 
 
 def checkpoint_fields(model, optimizer, scheduler, scaler, epoch, best, cfg, mcfg, datasets) -> dict:
     manifest = datasets["train"].manifest
-    config = {k: v for k, v in vars(cfg).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
+    config = {section: settings_dict(values) for section, values in vars(cfg).items()}
+    features = {"pose_features_version": POSE_FEATURES_VERSION, "min_keypoint_conf": cfg.training.min_keypoint_conf}
     return dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict() if scheduler is not None else None, scaler=scaler.state_dict(),
                 epoch=epoch, best_metric=dict(best) if best else None, model_args=model_args(mcfg), config=config,
+                features=features,
                 class_names=class_names_of(manifest),
                 preprocessing=manifest["meta"], rng={"torch": torch.get_rng_state(), "python": list(random.getstate()[1])})
 
 
 def main(args):
     cfg = resolve_config(args, SECTIONS, required=REQUIRED)
-    if cfg.backbone != "none":
-        BACKBONES.get(cfg.backbone)
     run_dir = make_run_dir(cfg)
     setup_logging(run_dir / "train.log")
     log.info("command: %s", " ".join(sys.argv))
-    dump_config(cfg, SECTIONS, run_dir / "config.yaml")
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    dump_config(cfg, run_dir / "config.yaml")
+    seed_everything(cfg.training.seed)
+    device = resolve_device(cfg.training.device)
     set_cpu_threads(0)
     datasets = build_datasets(cfg)
     write_startup_previews(datasets, cfg, run_dir)
-    if cfg.backbone != "none" and not cfg.pretrained_backbone and not cfg.train_backbone:
+    if cfg.model.backbone != "none" and not cfg.model.pretrained_backbone and not cfg.model.train_backbone:
         log.warning("the backbone is random (--no_pretrained_backbone) and frozen: its features are noise; "
                     "add --train_backbone, give --backbone_weights, or use --backbone none --use_pose")
     mcfg = build_model_config(cfg, datasets)
@@ -300,9 +292,9 @@ def main(args):
     if uses_feature_cache(cfg, model):
         datasets = cache_features(model, datasets, cfg, device)
     optimizer, scheduler = build_optimizer(model, cfg)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and cfg.amp)
-    weights = None if cfg.class_weighting == "none" else class_weights(
-        datasets["train"].labels, mcfg.num_classes, cfg.class_weighting, cfg.class_weight_clamp).to(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and cfg.training.amp)
+    weights = None if cfg.training.class_weighting == "none" else class_weights(
+        datasets["train"].labels, mcfg.num_classes, cfg.training.class_weighting, cfg.training.class_weight_clamp).to(device)
     has_val = len(datasets["val"]) > 0
     if not has_val:
         log.warning("NO VALIDATION SPLIT: nothing is selected on validation; best_model*.pt are the last epoch's "
@@ -310,7 +302,7 @@ def main(args):
     state = {"start": 0, "best": {"acc": -1.0, "macro_f1": -1.0}, "since_best": 0}
     if args.resume:
         state = resume(args.resume, model, optimizer, scheduler, scaler)
-    stop = StopFlag(run_dir / cfg.stop_file)
+    stop = StopFlag(run_dir / cfg.training.stop_file)
     try:
         history = fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, has_val)
     finally:
@@ -319,7 +311,7 @@ def main(args):
 
 
 def uses_feature_cache(cfg, model) -> bool:
-    return bool(cfg.feature_cache and model.backbone is not None and not cfg.train_backbone and not model.is_video)
+    return bool(cfg.training.feature_cache and model.backbone is not None and not cfg.model.train_backbone and not model.is_video)
 
 
 def cache_features(model, datasets: dict, cfg, device) -> dict:
@@ -327,9 +319,9 @@ def cache_features(model, datasets: dict, cfg, device) -> dict:
     model.eval()
     start, cached = time.time(), {}
     for split, ds in datasets.items():
-        views = cfg.cache_augmented_views if split == "train" else 0
+        views = cfg.training.cache_augmented_views if split == "train" else 0
         cached[split] = build_feature_cache(model.encode_frames, ds, device, views) if len(ds) else ds
-    frames = sum(len(ds) * (1 + (cfg.cache_augmented_views if s == "train" else 0)) * ds.frame_index.shape[-1]
+    frames = sum(len(ds) * (1 + (cfg.training.cache_augmented_views if s == "train" else 0)) * ds.frame_index.shape[-1]
                  for s, ds in cached.items() if len(ds))
     encoded = sum(len(ds.bank) for ds in cached.values() if len(ds))
     log.info("feature cache: %d frames encoded for %d window frames (%.1fx fewer) in %.1f s", encoded, frames,
@@ -355,7 +347,7 @@ def fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, devic
     history = pd.read_csv(history_path).to_dict("records") if state["start"] and history_path.exists() else []
     history = [h for h in history if h["epoch"] < state["start"]]
     best, since_best = state["best"], state["since_best"]
-    for epoch in range(state["start"], cfg.epochs):
+    for epoch in range(state["start"], cfg.training.epochs):
         start = time.time()
         loaders = build_loaders(datasets, cfg, epoch)
         train_loss, completed = train_one_epoch(model, loaders["train"], optimizer, scaler, weights, cfg, device,
@@ -377,8 +369,8 @@ def fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, devic
         fields = checkpoint_fields(model, optimizer, scheduler, scaler, epoch, best, cfg, mcfg, datasets)
         save_checkpoint(run_dir / "last_checkpoint.pt", since_best=since_best, **fields)
         log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-        if has_val and cfg.patience and since_best >= cfg.patience:
-            log.info("early stop: no validation improvement for %d epochs", cfg.patience)
+        if has_val and cfg.training.patience and since_best >= cfg.training.patience:
+            log.info("early stop: no validation improvement for %d epochs", cfg.training.patience)
             break
         if stop:
             log.warning("stopping (%s) after epoch %d", stop.reason, epoch)

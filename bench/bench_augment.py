@@ -68,7 +68,7 @@ def main(args) -> dict:
     frames_np = rng.integers(0, 255, (args.window_size, args.crop_size, args.crop_size, 3), dtype=np.uint8)
     frames = torch.from_numpy(frames_np).permute(0, 3, 1, 2).contiguous()
     keypoints = rng.uniform(10, args.crop_size - 10, (args.window_size, 6, 3)).astype(np.float32)
-    augment = ClipAugment(AugmentConfig.from_config(hflip_prob=1.0, vflip_prob=0.0, blur_prob=0.0, temporal_jitter=0))
+    augment = ClipAugment(AugmentConfig(hflip_prob=1.0, vflip_prob=0.0, blur_prob=0.0, temporal_jitter=0))
     runs = []
     for r in range(args.repeats):
         start = time.perf_counter()

@@ -22,7 +22,7 @@ def dotted_clip(points, size=64, t=3):
 def test_keypoints_follow_pixels(seed):
     points = [(20.5, 30.5), (44.5, 18.5)]
     frames, kp = dotted_clip(points)
-    cfg = AugmentConfig.from_config(rotation_deg=30, scale_range=0.15, translate_frac=0.1, brightness=0, contrast=0,
+    cfg = AugmentConfig(rotation_deg=30, scale_range=0.15, translate_frac=0.1, brightness=0, contrast=0,
                         saturation=0, blur_prob=0, temporal_jitter=0, flip_idx=None)
     out, out_kp = ClipAugment(cfg)(frames, kp, random.Random(seed))
     for t in range(out.shape[0]):
@@ -42,7 +42,7 @@ def test_keypoints_follow_pixels(seed):
 
 def test_flip_swaps_left_and_right_keypoints():
     frames, kp = dotted_clip([(10.5, 10.5), (50.5, 12.5)])
-    cfg = AugmentConfig.from_config(hflip_prob=1.0, vflip_prob=0.0, rotation_deg=0, scale_range=0, translate_frac=0,
+    cfg = AugmentConfig(hflip_prob=1.0, vflip_prob=0.0, rotation_deg=0, scale_range=0, translate_frac=0,
                         brightness=0, contrast=0, saturation=0, blur_prob=0, temporal_jitter=0, flip_idx=[1, 0])
     out, out_kp = ClipAugment(cfg)(frames, kp, random.Random(0))
     # point 0 (x 10.5) mirrors to x 53.5, point 1 (x 50.5) to 13.5; swapped, slot 0 now holds the mirrored point 1
@@ -54,7 +54,7 @@ def test_temporal_jitter_and_dropout_touch_frames_and_keypoints_alike():
     t = 10
     frames = torch.arange(t, dtype=torch.uint8).view(t, 1, 1, 1).expand(t, 3, 8, 8).contiguous()
     kp = np.arange(t, dtype=np.float32).reshape(t, 1, 1).repeat(3, -1) + 1
-    cfg = AugmentConfig.from_config(temporal_jitter=3, frame_dropout=0.5)
+    cfg = AugmentConfig(temporal_jitter=3, frame_dropout=0.5)
     aug = ClipAugment(cfg)
     aug.rng = random.Random(3)
     f2, k2 = aug._temporal(frames, kp)
@@ -91,7 +91,7 @@ def test_dataset_over_a_prepared_manifest(class_folder_dataset, tiny_yolo, tmp_p
     assert -2.2 < float(sample["frames"].min()) and float(sample["frames"].max()) < 2.7  # ImageNet-normalised
     assert sample["pose"].shape == (8, 39) and bool(sample["pose_present"]) and sample["label"] == val.labels[0]
     assert torch.equal(val[0]["frames"], val[0]["frames"])  # validation: no randomness
-    train = WindowDataset(manifest, "train", augment=AugmentConfig.from_config(), use_pose=True, seed=1)
+    train = WindowDataset(manifest, "train", augment=AugmentConfig(), use_pose=True, seed=1)
     assert train.augment.cfg.flip_idx == [0, 2, 1, 3, 4, 5]  # taken from the manifest
     first = train[0]["frames"]
     assert torch.equal(first, train[0]["frames"])  # draws depend on (seed, epoch, index) only

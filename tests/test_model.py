@@ -11,7 +11,7 @@ FAST_BACKBONES = [b for b in BACKBONES.names() if b != "vit_b_16"]
 def config(**kw):
     base = dict(num_classes=3, pretrained_backbone=False, crop_size=32, hidden_dim=16, pose_dim=10,
                 pose_fusion_dim=8, attention_heads=2, dropout=0.0)
-    return ModelConfig.from_config(**{**base, **kw})
+    return ModelConfig(**{**base, **kw})
 
 
 def clip(b=2, t=4, size=32):

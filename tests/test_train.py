@@ -123,7 +123,7 @@ def test_clear_errors(pose_manifest, tmp_path):
 def test_feature_cache_encodes_each_frame_once_and_matches_the_backbone(pose_manifest):
     from data import WindowDataset, build_feature_cache
     # resnet18: a random MobileNetV3 in eval mode outputs ~1e-8 everywhere (BatchNorm on untrained statistics)
-    model = build_model(ModelConfig.from_config(num_classes=4, backbone="resnet18", pretrained_backbone=False, crop_size=48)).eval()
+    model = build_model(ModelConfig(num_classes=4, backbone="resnet18", pretrained_backbone=False, crop_size=48)).eval()
     dataset = WindowDataset(pose_manifest, "train")
     encoded = []
 
@@ -139,7 +139,7 @@ def test_feature_cache_encodes_each_frame_once_and_matches_the_backbone(pose_man
         torch.testing.assert_close(cache[i]["visual"], direct, atol=2e-2, rtol=1e-2)  # float16 bank
         assert cache[i]["label"] == dataset.labels[i]
     with_views = build_feature_cache(model.encode_frames, WindowDataset(pose_manifest, "train",
-                                     augment=__import__("data").AugmentConfig.from_config()), "cpu", augmented_views=2)
+                                     augment=__import__("data").AugmentConfig()), "cpu", augmented_views=2)
     assert with_views.frame_index.shape[1] == 3  # clean + 2 augmented views
     drawn = set()
     for epoch in range(6):

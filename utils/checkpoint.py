@@ -1,7 +1,8 @@
 """Checkpoints: a state_dict plus JSON-serialisable metadata, written atomically, read with weights_only=True.
 
 Keys: format_version, model (state_dict), optimizer, scheduler, scaler, epoch, best_metric, model_args
-(dict: rebuilds the model), config (dict of the resolved settings), class_names, preprocessing (the
+(dict: rebuilds the model), config ({section: settings} as resolved), features (pose_features_version,
+min_keypoint_conf: how pose features were computed; inference applies the same), class_names, preprocessing (the
 manifest's meta: crop_size, pad_ratio, window, detector settings, keypoint layout), selection (how the
 weights were chosen: best validation accuracy / macro-F1 at an epoch, or the last epoch when there is no
 validation split), rng (for exact resume).
@@ -19,7 +20,8 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(path, **fields) -> None:
     """Save atomically; metadata fields must be JSON-serialisable (checked, so no pickled objects creep in)."""
-    meta = {k: v for k, v in fields.items() if k in ("model_args", "config", "class_names", "preprocessing", "selection")}
+    meta = {k: v for k, v in fields.items() if k in ("model_args", "config", "class_names", "preprocessing", "selection",
+                                                       "features")}
     json.dumps(meta)  # raises TypeError on anything that is not plain data
     with atomic_path(path) as tmp:
         torch.save({"format_version": FORMAT_VERSION, **fields}, tmp)

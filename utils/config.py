@@ -1,14 +1,17 @@
-"""One config path for every stage: default_config.yaml < user --config YAML < explicit CLI flags.
+"""The config mechanism: schema fields -> CLI flags, YAML layers, validation, resolved section objects.
 
-The defaults file documents each key as `key: value  # (type[, range]) meaning`; this module reads that
-documentation so the CLI, validation and the GUI share one declaration. CLI options are added with
-argparse.SUPPRESS defaults, so after parsing only the flags the user typed are present: that is how an
-explicit flag is told apart from a default.
+The declarations live in utils/schema.py (one dataclass per section). Precedence, lowest first:
+schema defaults < default_config.yaml (generated from the schema; a lab may edit it) < the user's --config
+YAML < flags typed on the command line. CLI options are added with argparse.SUPPRESS defaults, so after
+parsing only the flags the user typed are present: that is how an explicit flag is told apart from a default.
+Booleans are `--key` / `--no-key`; the older `--no_key` spelling is accepted as a hidden alias.
 """
 import argparse
 import difflib
-import re
-from dataclasses import dataclass
+import importlib
+import sys
+import types
+from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,85 +21,203 @@ from utils.errors import UserError
 from utils.io import atomic_write_text
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "default_config.yaml"
-_KEY_LINE = re.compile(r"^  (\w+):.*#\s*\((\w+)(?:,\s*([^)]*))?\)\s*(.*)$")
-_SECTION_LINE = re.compile(r"^(\w+):\s*(#.*)?$")
-TYPES = ("int", "float", "bool", "str", "path", "choice", "list")
+
+
+def setting(default, help: str, *, minimum=None, maximum=None, exclusive_minimum=None, choices=None,
+            registry: str = None, extra_choices=(), path: bool = False):
+    """A schema field: default plus the metadata every consumer reads. `registry` ("module:NAME") names a
+    Registry whose names are the valid values (imported when first needed, so the schema stays light)."""
+    meta = dict(help=help, minimum=minimum, maximum=maximum, exclusive_minimum=exclusive_minimum,
+                choices=tuple(choices) if choices else None, registry=registry, extra_choices=tuple(extra_choices),
+                path=path)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class Option:
+    """One setting as the CLI, YAML, validation and the GUI see it."""
     section: str
     name: str
     default: object
-    type: str
-    range: str  # "" | "a..b" | ">=a" | ">a" | "a|b|c"
+    kind: str  # int | float | bool | str | path | choice | list
+    optional: bool  # None is a valid value (null in YAML)
     help: str
+    minimum: float = None
+    maximum: float = None
+    exclusive_minimum: float = None
+    static_choices: tuple = None
+    registry: str = None
+    extra_choices: tuple = ()
 
     @property
     def choices(self):
-        return self.range.split("|") if self.type == "choice" else None
+        if self.registry:
+            module, name = self.registry.split(":")
+            return tuple(self.extra_choices) + tuple(getattr(importlib.import_module(module), name).names())
+        return self.static_choices
+
+    @property
+    def range_text(self) -> str:
+        if self.kind == "choice":
+            return "|".join(self.choices)
+        if self.minimum is not None and self.maximum is not None:
+            return f"{_num(self.minimum)}..{_num(self.maximum)}"
+        if self.exclusive_minimum is not None:
+            return f">{_num(self.exclusive_minimum)}"
+        if self.minimum is not None:
+            return f">={_num(self.minimum)}"
+        return ""
+
+
+def _num(value) -> str:
+    return f"{value:g}"
+
+
+def _kind(annotation, meta) -> tuple:
+    """(kind, optional) from a field's annotation such as `int | None`."""
+    args = [a for a in getattr(annotation, "__args__", (annotation,)) if a is not type(None)]
+    optional = len(args) < len(getattr(annotation, "__args__", (annotation,)))
+    base = args[0]
+    if meta["choices"] or meta["registry"]:
+        return "choice", optional
+    if meta["path"]:
+        return "path", optional
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list"}[base], optional
+
+
+def section_name(cls) -> str:
+    from utils.schema import SECTIONS
+    return next(name for name, c in SECTIONS.items() if c is cls or issubclass(cls, c))
 
 
 @lru_cache(maxsize=None)
-def load_schema(path=DEFAULT_CONFIG_PATH) -> dict:
-    """{section: {key: Option}} from the defaults file and its per-key comments."""
-    text = Path(path).read_text()
-    values = yaml.safe_load(text)
-    schema, section = {}, None
-    for line in text.splitlines():
-        if m := _SECTION_LINE.match(line):
-            section = m.group(1)
-            schema[section] = {}
-        elif m := _KEY_LINE.match(line):
-            name, typ, rng, doc = m.groups()
-            if typ not in TYPES:
-                raise ValueError(f"{path}: key {name} has unknown type {typ!r}; use one of {TYPES}")
-            schema[section][name] = Option(section, name, values[section][name], typ, (rng or "").strip(), doc)
-    for sec, keys in values.items():
-        missing = set(keys) - set(schema.get(sec, {}))
-        if missing:
-            raise ValueError(f"{path}: keys {sorted(missing)} in section {sec} lack a `# (type) meaning` comment")
-    return schema
+def section_options(cls) -> dict:
+    """{key: Option} of one section class, in declaration order."""
+    section, out = section_name(cls), {}
+    for f in fields(cls):
+        if "help" not in f.metadata:
+            continue  # a field that is not a user setting (e.g. ModelConfig's data-derived sizes)
+        kind, optional = _kind(f.type, f.metadata)
+        m = f.metadata
+        out[f.name] = Option(section, f.name, None if f.default is MISSING else f.default, kind, optional, m["help"],
+                             m["minimum"], m["maximum"], m["exclusive_minimum"], m["choices"], m["registry"],
+                             m["extra_choices"])
+    return out
 
 
-def section_defaults(section: str) -> dict:
-    """{key: default} of one section of default_config.yaml."""
-    return {name: opt.default for name, opt in load_schema()[section].items()}
+def all_sections() -> dict:
+    from utils.schema import SECTIONS
+    return SECTIONS
 
 
-def section_options(sections) -> dict:
-    """{key: Option} over the given sections; a key may appear in only one of them."""
-    options = {}
-    schema = load_schema()
-    for section in sections:
-        for name, opt in schema[section].items():
-            if name in options:
-                raise ValueError(f"config key {name} is declared in both {options[name].section} and {section}")
-            options[name] = opt
-    return options
+# ------------------------------------------------------------------------------------------------ validation
+def validate_value(opt: Option, value, source: str = ""):
+    """The value cast to the option's type; a UserError naming the key, the value and what is allowed."""
+    where = f"{source}: " if source else ""
+    if value is None:
+        if opt.optional:
+            return None
+        raise UserError(f"{where}{opt.name} must not be empty; expected {opt.kind} {opt.range_text}".rstrip())
+    bad = UserError(f"{where}{opt.name}={value!r} is not a valid {opt.kind}"
+                    f"{' in ' + opt.range_text if opt.range_text else ''} ({opt.help})")
+    if opt.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if opt.kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if opt.kind == "int" and value != int(value):
+            raise bad
+        value = int(value) if opt.kind == "int" else float(value)
+        if not _in_range(value, opt):
+            raise bad
+        return value
+    if opt.kind == "choice":
+        choices = opt.choices
+        if str(value) not in choices:
+            raise UserError(f"{where}{opt.name}={value!r} is not one of {', '.join(choices)}"
+                            f"{_did_you_mean(str(value), choices)}")
+        return str(value)
+    if opt.kind == "list":
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return list(value)
+    return str(value)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, sections, required=(), choices=None) -> None:
-    """One --flag per config key of the sections, help and type from the defaults file, plus --config.
-    `choices` ({key: names}) gives keys whose valid values live in a registry, not in the YAML."""
-    choices = choices or {}
+def _in_range(value, opt: Option) -> bool:
+    if opt.minimum is not None and value < opt.minimum:
+        return False
+    if opt.maximum is not None and value > opt.maximum:
+        return False
+    return opt.exclusive_minimum is None or value > opt.exclusive_minimum
+
+
+def _did_you_mean(word, candidates) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def read_yaml_layer(path) -> dict:
+    """{section: {key: value}} from a YAML file in default_config.yaml's layout; every key of every section is
+    checked (a key for another stage is checked too, so one file can serve all stages)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}; pass an existing YAML to --config")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must be a mapping of sections to keys, like default_config.yaml")
+    sections, layer = all_sections(), {}
+    for section, keys in data.items():
+        if section not in sections:
+            raise UserError(f"{path}: unknown section '{section}'{_did_you_mean(section, sections)}; "
+                            f"valid sections: {', '.join(sections)}")
+        if not isinstance(keys, dict):
+            raise UserError(f"{path}: section '{section}' must hold `key: value` lines")
+        options = section_options(sections[section])
+        for key, value in keys.items():
+            if key not in options:
+                raise UserError(f"{path}: unknown key '{key}' in section '{section}'"
+                                f"{_did_you_mean(key, options)}; valid keys: {', '.join(options)}")
+            layer.setdefault(section, {})[key] = validate_value(options[key], value, source=str(path))
+    return layer
+
+
+# ------------------------------------------------------------------------------------------------------- CLI
+def add_config_arguments(parser: argparse.ArgumentParser, classes, required=(), exclude=()) -> None:
+    """--config, --print_config and one --flag per setting of the section classes, grouped by section
+    (`exclude`: settings a script sets itself, e.g. a folder run's per-video paths)."""
     parser.add_argument("--config", default=None, metavar="PATH",
                         help="user YAML overriding default_config.yaml (same sections); CLI flags override both")
-    for name, opt in section_options(sections).items():
-        default_txt = "required" if name in required else f"default: {opt.default}"
-        help_txt = f"{opt.help} [{opt.type}{', ' + opt.range if opt.range else ''}; {default_txt}]"
-        help_txt = help_txt.replace("%", "%%")
-        kwargs = dict(default=argparse.SUPPRESS, help=help_txt)
-        if opt.type == "bool":
-            parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, **kwargs)
-            continue
-        if name in choices or opt.type == "choice":
-            kwargs["choices"] = choices.get(name, opt.choices)
-        elif opt.type == "list":
-            kwargs.update(nargs="+", type=_scalar)
-        else:
-            kwargs["type"] = {"int": int, "float": float}.get(opt.type, str)
-        parser.add_argument(f"--{name}", metavar=None if "choices" in kwargs else name.upper(), **kwargs)
+    parser.add_argument("--print_config", action="store_true",
+                        help="print the resolved settings as YAML and exit")
+    for cls in classes:
+        group = parser.add_argument_group(f"{section_name(cls)} settings", (cls.__doc__ or "").strip())
+        for name, opt in section_options(cls).items():
+            if name not in exclude:
+                _add_option(group, opt, name in required)
+
+
+def _add_option(group, opt: Option, required: bool) -> None:
+    default_txt = "required" if required else f"default: {_yaml_scalar(opt.default)}"
+    help_txt = f"{opt.help} [{opt.kind}{', ' + opt.range_text if opt.range_text else ''}; {default_txt}]"
+    kwargs = dict(default=argparse.SUPPRESS, help=help_txt.replace("%", "%%"))
+    if opt.kind == "bool":
+        group.add_argument(f"--{opt.name}", action=argparse.BooleanOptionalAction, **kwargs)
+        group.add_argument(f"--no_{opt.name}", dest=opt.name, action="store_false", default=argparse.SUPPRESS,
+                           help=argparse.SUPPRESS)  # older spelling, kept working
+        return
+    if opt.kind == "choice":
+        kwargs["choices"] = opt.choices
+    elif opt.kind == "list":
+        kwargs.update(nargs="+", type=_scalar, metavar=opt.name.upper())
+    else:
+        kwargs.update(type={"int": int, "float": float}.get(opt.kind, str), metavar=opt.name.upper())
+    group.add_argument(f"--{opt.name}", **kwargs)
 
 
 def _scalar(text: str):
@@ -108,111 +229,100 @@ def _scalar(text: str):
     return text
 
 
-def resolve_config(args: argparse.Namespace, sections, required=()) -> argparse.Namespace:
-    """Merge defaults < args.config YAML < explicit attributes of args; validate; return a full namespace."""
-    options = section_options(sections)
-    merged = {name: opt.default for name, opt in options.items()}
-    config_path = getattr(args, "config", None)
-    if config_path:
-        merged.update(read_user_config(config_path, sections))
-    explicit = {k: v for k, v in vars(args).items() if k in options}
-    merged.update(explicit)
-    for name, value in merged.items():
-        merged[name] = validate_value(options[name], value, source=_source(name, explicit, config_path))
-    for name in required:
-        if merged.get(name) in (None, ""):
-            raise UserError(f"--{name} is required (or set {name} in the {options[name].section} section of --config)")
-    extra = {k: v for k, v in vars(args).items() if k not in options}
-    return argparse.Namespace(**{**extra, **merged})
+def resolve_config(args: argparse.Namespace, classes, required=()):
+    """Merge schema defaults < default_config.yaml < args.config < explicit flags of args; validate every value
+    and each section's cross-field rules. One class: its instance; several: a namespace of instances by
+    section name. With --print_config the result is printed as YAML and the program exits."""
+    single = isinstance(classes, type)
+    classes = (classes,) if single else tuple(classes)
+    layers = [(str(DEFAULT_CONFIG_PATH), read_yaml_layer(DEFAULT_CONFIG_PATH) if DEFAULT_CONFIG_PATH.is_file() else {})]
+    if getattr(args, "config", None):
+        layers.append((str(args.config), read_yaml_layer(args.config)))
+    resolved = {}
+    for cls in classes:
+        section, options = section_name(cls), section_options(cls)
+        values = {name: opt.default for name, opt in options.items()}
+        for _, layer in layers:
+            values.update(layer.get(section, {}))
+        for name in options:
+            if name in vars(args):
+                values[name] = validate_value(options[name], getattr(args, name), source=f"--{name}")
+        for name in required:
+            if name in options and values.get(name) in (None, ""):
+                raise UserError(f"--{name} is required (or set {name} in the {section} section of --config)")
+        instance = cls(**values)
+        instance.check()
+        resolved[section] = instance
+    if getattr(args, "print_config", False):
+        print(config_yaml(resolved.values()), end="")
+        raise SystemExit(0)
+    return next(iter(resolved.values())) if single else types.SimpleNamespace(**resolved)
 
 
-def _source(name, explicit, config_path) -> str:
-    return f"--{name}" if name in explicit else (f"{config_path}" if config_path else "default_config.yaml")
+def settings_dict(instance) -> dict:
+    """The user settings of a section instance as a plain dict (for checkpoints, manifests and YAML)."""
+    return {name: getattr(instance, name) for name in section_options(type(instance))}
 
 
-def read_user_config(path, sections) -> dict:
-    """Flat {key: value} for the given sections from a user YAML; every key of every section is checked."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file not found: {path}; pass an existing YAML to --config")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} must be a mapping of sections to keys, like default_config.yaml")
-    schema = load_schema()
-    flat = {}
-    for section, keys in data.items():
-        if section not in schema:
-            raise UserError(f"{path}: unknown section '{section}'{_did_you_mean(section, schema)}; "
-                            f"valid sections: {', '.join(schema)}")
-        if not isinstance(keys, dict):
-            raise UserError(f"{path}: section '{section}' must hold `key: value` lines")
-        for key, value in keys.items():
-            if key not in schema[section]:
-                raise UserError(f"{path}: unknown key '{key}' in section '{section}'"
-                                f"{_did_you_mean(key, schema[section])}; valid keys: {', '.join(schema[section])}")
-            validate_value(schema[section][key], value, source=str(path))
-            if section in sections:
-                flat[key] = value
-    return flat
+def config_yaml(instances) -> str:
+    return yaml.safe_dump({section_name(type(i)): settings_dict(i) for i in instances}, sort_keys=False)
 
 
-def _did_you_mean(word, candidates) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def dump_config(instances, path) -> None:
+    """Write the resolved sections as YAML (default_config.yaml's layout, readable by --config), atomically."""
+    if not isinstance(instances, (list, tuple)):
+        instances = list(vars(instances).values()) if isinstance(instances, types.SimpleNamespace) else [instances]
+    atomic_write_text(path, config_yaml(instances))
 
 
-def validate_value(opt: Option, value, source: str = ""):
-    """The value cast to the option's type; a UserError naming the key, the value and what is allowed."""
-    where = f"{source}: " if source else ""
-    if value is None:
-        if opt.default is None or opt.type in ("path", "str", "list"):
-            return None
-        raise UserError(f"{where}{opt.name} must not be empty; expected {opt.type} {opt.range}".rstrip())
-    bad = UserError(f"{where}{opt.name}={value!r} is not a valid {opt.type}"
-                    f"{' in ' + opt.range if opt.range else ''} ({opt.help})")
-    if opt.type == "bool":
-        if isinstance(value, bool):
-            return value
-        raise bad
-    if opt.type in ("int", "float"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        if opt.type == "int" and value != int(value):
-            raise bad
-        value = int(value) if opt.type == "int" else float(value)
-        if not _in_range(value, opt.range):
-            raise bad
-        return value
-    if opt.type == "choice":
-        if str(value) not in opt.choices:
-            raise UserError(f"{where}{opt.name}={value!r} is not one of {', '.join(opt.choices)}"
-                            f"{_did_you_mean(str(value), opt.choices)}")
-        return str(value)
-    if opt.type == "list":
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        return list(value)
-    return str(value)
+def from_recorded(cls, recorded: dict, source: str):
+    """A section instance from settings recorded in a checkpoint or manifest: keys it lacks (older files) take
+    the schema's defaults; keys the schema no longer has are ignored; values are validated."""
+    options = section_options(cls)
+    values = {name: opt.default for name, opt in options.items()}
+    for name, value in recorded.items():
+        if name in options:
+            values[name] = validate_value(options[name], value, source=source)
+    return cls(**values)
 
 
-def _in_range(value, rng: str) -> bool:
-    if not rng:
-        return True
-    if ".." in rng:
-        lo, hi = (float(v) for v in rng.split(".."))
-        return lo <= value <= hi
-    if rng.startswith(">="):
-        return value >= float(rng[2:])
-    if rng.startswith(">"):
-        return value > float(rng[1:])
-    raise ValueError(f"unknown range {rng!r}")
+# ----------------------------------------------------------------------------------- default_config.yaml
+HEADER = """\
+# BehaviorScope defaults. GENERATED from utils/schema.py by `python -m utils.schema`: change a setting there.
+# Precedence: this file < a user YAML given with --config < explicit command-line flags. Copy a section into
+# your own YAML to change it for your lab (or edit this file: its values are read as the defaults).
+# Each key is documented as `# (type[, range]) meaning`. Types: int, float, bool, str, path (a file or folder,
+# may be null), choice (one of a|b|c), list. Ranges: a..b (inclusive), >=a, >a. Unknown keys are an error.
+"""
 
 
-def dump_config(cfg: argparse.Namespace, sections, path) -> None:
-    """Write the resolved values of the sections as YAML (same layout as default_config.yaml), atomically."""
-    schema = load_schema()
-    data = {s: {k: getattr(cfg, k) for k in schema[s] if hasattr(cfg, k)} for s in sections}
-    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+def _yaml_scalar(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10 ** 6).splitlines()[0]
+
+
+def render_default_config() -> str:
+    lines = [HEADER]
+    for section, cls in all_sections().items():
+        rule = "# " + "-" * 106
+        lines += [rule, f"# {' '.join((cls.__doc__ or '').split())}", rule, f"{section}:"]
+        options = section_options(cls)
+        width = max(len(f"  {n}: {_yaml_scalar(o.default)}") for n, o in options.items()) + 2
+        for name, opt in options.items():
+            kv = f"  {name}: {_yaml_scalar(opt.default)}"
+            spec = opt.kind + (f", {opt.range_text}" if opt.range_text else "")
+            lines.append(f"{kv:<{width}}# ({spec}) {opt.help}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_default_config_cli() -> None:
+    parser = argparse.ArgumentParser(description="Write default_config.yaml from utils/schema.py.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale, write nothing")
+    args = parser.parse_args()
+    text = render_default_config()
+    if args.check:
+        stale = not DEFAULT_CONFIG_PATH.is_file() or DEFAULT_CONFIG_PATH.read_text() != text
+        print(f"{DEFAULT_CONFIG_PATH} is {'STALE: run python -m utils.schema' if stale else 'current'}")
+        sys.exit(1 if stale else 0)
+    atomic_write_text(DEFAULT_CONFIG_PATH, text)
+    print(f"wrote {DEFAULT_CONFIG_PATH}")

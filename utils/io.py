@@ -7,13 +7,46 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.errors import UserError
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask can only set it)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def ensure_dir(path, what: str = "output folder") -> Path:
+    """Create the folder (and parents); a UserError naming it when it is a file or cannot be created."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is an existing file, not a folder; pass a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {what} {path}: {exc.strerror}; pass a folder you can write to") from None
+    return path
+
 
 @contextmanager
 def atomic_path(path):
-    """Yield a temp path beside `path` (same suffix); on success it replaces `path`, on error it is removed."""
+    """Yield a temp path beside `path` (same suffix); on success it replaces `path`, on error it is removed.
+    The file gets the permissions of any file the user creates (0666 less the umask): mkstemp's 0600 would
+    hide results from lab-mates sharing the folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; cannot write a file there")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.fchmod(fd, 0o666 & ~current_umask())
     os.close(fd)
     try:
         yield Path(tmp)

@@ -14,6 +14,8 @@ frame before, is missing. The conf channel lets a model tell "missing" from "at 
 """
 import numpy as np
 
+POSE_FEATURES_VERSION = 1  # recorded in checkpoints; bump when the features below change
+
 
 def pose_feature_dim(num_keypoints: int) -> int:
     k = num_keypoints

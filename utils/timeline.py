@@ -5,6 +5,7 @@ of class indices is meaningless, so `median` smooths the probabilities over time
 `majority` takes the most frequent label in a centred window); bouts shorter than min_bout_frames are merged
 into the longer neighbour. Frames no window covered keep the label `no_window` (e.g. missed detections).
 """
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,15 +32,19 @@ def smooth_probabilities(probs: np.ndarray, window: int) -> np.ndarray:
 
 
 def majority_filter(labels: np.ndarray, window: int) -> np.ndarray:
-    """Most frequent label index in a centred window (ties: the current label)."""
-    if window <= 1:
+    """Most frequent label index in a centred window (ties: the current label, else the smallest index).
+    Counts come from one cumulative sum per class: O(frames x classes)."""
+    if window <= 1 or len(labels) == 0:
         return labels
-    half, out = window // 2, labels.copy()
-    for i in range(len(labels)):
-        values, counts = np.unique(labels[max(0, i - half): i + half + 1], return_counts=True)
-        best = counts.max()
-        out[i] = labels[i] if counts[values == labels[i]].sum() == best else values[counts.argmax()]
-    return out
+    half, n = window // 2, len(labels)
+    one_hot = np.zeros((n + 1, int(labels.max()) + 1), np.int32)
+    one_hot[np.arange(1, n + 1), labels] = 1
+    cumulative = one_hot.cumsum(0)
+    lo, hi = np.maximum(np.arange(n) - half, 0), np.minimum(np.arange(n) + half + 1, n)
+    counts = cumulative[hi] - cumulative[lo]  # (N, C) label counts in each centred window
+    best = counts.argmax(1)
+    keep = counts[np.arange(n), labels] == counts[np.arange(n), best]
+    return np.where(keep, labels, best)
 
 
 def frame_labels(probs: np.ndarray, covered: np.ndarray, class_names: list, prob_threshold: float = 0.0,
@@ -59,56 +64,60 @@ def frame_labels(probs: np.ndarray, covered: np.ndarray, class_names: list, prob
 
 def to_bouts(labels: np.ndarray, confidence: np.ndarray) -> list:
     """Runs of equal labels as Bouts: non-overlapping, covering every frame in order."""
-    bouts, start = [], 0
-    for i in range(1, len(labels) + 1):
-        if i == len(labels) or labels[i] != labels[start]:
-            bouts.append(Bout(start, i - 1, str(labels[start]), float(np.mean(confidence[start:i]))))
-            start = i
-    return bouts
+    labels = np.asarray(labels, dtype=object)
+    if len(labels) == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    ends = np.r_[starts[1:], len(labels)]
+    sums = np.r_[0.0, np.cumsum(np.asarray(confidence, np.float64))]
+    return [Bout(int(s), int(e) - 1, str(labels[s]), float((sums[e] - sums[s]) / (e - s)))
+            for s, e in zip(starts, ends)]
 
 
 def merge_short_bouts(labels: np.ndarray, min_frames: int) -> np.ndarray:
-    """Relabel bouts shorter than min_frames with their longer neighbour's label, shortest first."""
-    labels = labels.copy()
-    while min_frames > 1:
-        bouts = to_bouts(labels, np.zeros(len(labels)))
-        short = [i for i, b in enumerate(bouts) if b.end_frame - b.start_frame + 1 < min_frames]
-        if not short or len(bouts) == 1:
-            break
-        i = min(short, key=lambda j: bouts[j].end_frame - bouts[j].start_frame)
-        neighbours = [bouts[j] for j in (i - 1, i + 1) if 0 <= j < len(bouts)]
-        target = max(neighbours, key=lambda b: b.end_frame - b.start_frame)
-        labels[bouts[i].start_frame: bouts[i].end_frame + 1] = target.behavior
+    """Relabel bouts shorter than min_frames with their longer neighbour's label (equal: the earlier one),
+    shortest first (ties: the earliest); a merge joins equal neighbours into one bout, which may then be long
+    enough. A heap of runs and a linked list of neighbours: O(n log n) instead of re-scanning every bout."""
+    labels = np.asarray(labels, dtype=object).copy()
+    bouts = to_bouts(labels, np.zeros(len(labels)))
+    if min_frames <= 1 or len(bouts) <= 1:
+        return labels
+    start = [b.start_frame for b in bouts]
+    end = [b.end_frame for b in bouts]
+    name = [b.behavior for b in bouts]
+    prev = list(range(-1, len(bouts) - 1))
+    nxt = list(range(1, len(bouts) + 1))
+    nxt[-1] = -1
+    alive = [True] * len(bouts)
+    length = lambda i: end[i] - start[i]  # noqa: E731  (frames - 1, as the order of merging is defined)
+    heap = [(length(i), start[i], i) for i in range(len(bouts)) if length(i) + 1 < min_frames]
+    heapq.heapify(heap)
+    count = len(bouts)
+
+    def absorb(keep: int, gone: int) -> None:  # `gone` lies next to `keep` and has its label now
+        start[keep], end[keep] = min(start[keep], start[gone]), max(end[keep], end[gone])
+        alive[gone] = False
+        left, right = prev[gone], nxt[gone]
+        if left != -1:
+            nxt[left] = right
+        if right != -1:
+            prev[right] = left
+
+    while heap and count > 1:
+        size, first, i = heapq.heappop(heap)
+        if not alive[i] or (size, first) != (length(i), start[i]) or size + 1 >= min_frames:
+            continue  # a stale entry: the bout has grown or gone since
+        neighbours = [j for j in (prev[i], nxt[i]) if j != -1]
+        target = max(neighbours, key=length)  # max keeps the first of equals: the earlier neighbour
+        absorb(target, i)
+        count -= 1
+        for j in (prev[target], nxt[target]):  # equal labels meet across the merged bout: join them
+            if j != -1 and alive[j] and name[j] == name[target]:
+                absorb(target, j)
+                count -= 1
+        if length(target) + 1 < min_frames:
+            heapq.heappush(heap, (length(target), start[target], target))
+    for i in range(len(bouts)):
+        if alive[i]:
+            labels[start[i]:end[i] + 1] = name[i]
     return labels
-
-
-def segment_f1(true_labels, pred_labels, class_names: list, iou_threshold: float = 0.5) -> dict:
-    """Bout-level F1 per class: a predicted bout matches an unmatched true bout of the same class when their
-    frame IoU >= iou_threshold (one-to-one, best IoU first). Frames whose true label is None are ignored
-    for true bouts. Returns {class: {"precision", "recall", "f1", "true_bouts", "pred_bouts"}} and "macro_f1"."""
-    true_bouts = [b for b in to_bouts(np.asarray(true_labels, dtype=object), np.zeros(len(true_labels)))
-                  if b.behavior != "None"]
-    pred_bouts = to_bouts(np.asarray(pred_labels, dtype=object), np.zeros(len(pred_labels)))
-    result = {}
-    for name in class_names:
-        t = [(b.start_frame, b.end_frame) for b in true_bouts if b.behavior == name]
-        p = [(b.start_frame, b.end_frame) for b in pred_bouts if b.behavior == name]
-        pairs = sorted(((_iou(a, b), i, j) for i, a in enumerate(t) for j, b in enumerate(p)), reverse=True)
-        used_t, used_p, matched = set(), set(), 0
-        for iou, i, j in pairs:
-            if iou >= iou_threshold and i not in used_t and j not in used_p:
-                used_t.add(i)
-                used_p.add(j)
-                matched += 1
-        precision = matched / len(p) if p else 0.0
-        recall = matched / len(t) if t else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        result[name] = {"precision": precision, "recall": recall, "f1": f1, "true_bouts": len(t), "pred_bouts": len(p)}
-    present = [c for c in class_names if result[c]["true_bouts"] or result[c]["pred_bouts"]]
-    result["macro_f1"] = float(np.mean([result[c]["f1"] for c in present])) if present else 0.0
-    return result
-
-
-def _iou(a: tuple, b: tuple) -> float:
-    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
-    return max(inter, 0) / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - max(inter, 0))

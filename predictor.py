@@ -1,0 +1,317 @@
+"""One predictor for every stage that classifies video: inference, evaluation, batch, the dashboard, live mode.
+
+    predictor = Predictor.from_checkpoint("runs/x/best_model_macro_f1.pt", InferenceConfig(device="cpu"))
+    prediction = predictor.predict_video("session.mp4")      # per-frame probabilities, detections, windows
+
+It owns the model and every preprocessing setting recorded at training (crop, pad, window, detector settings,
+keypoint layout, min_keypoint_conf), applies the user's overrides with a warning naming both values, and checks
+the detector against the model before the first frame (keypoint count and names, pose available at all).
+The video runs through the one frame pipeline (cropping.iter_frame_records) and the one windowing rule
+(utils.windows): with a frame backbone every frame is encoded once and overlapping windows are classified from
+buffered features; each frame's probabilities are the mean over the windows that cover it.
+"""
+import logging
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from cropping import STATUS_DETECTED, STATUS_MISSED, STATUS_REUSED, build_detector, iter_frame_records
+from data import normalise_frames
+from model import ModelConfig, build_model
+from utils.checkpoint import load_checkpoint
+from utils.config import from_recorded
+from utils.device import resolve_device, set_cpu_threads
+from utils.errors import UserError
+from utils.logging_utils import progress
+from utils.pose_features import pose_features
+from utils.schema import InferenceConfig, PreprocessingConfig
+from utils.timing import StageTimer
+from utils.video_io import video_info
+from utils.windows import Windower, usable
+
+log = logging.getLogger("predictor")
+STATUSES = (STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED)
+# inference settings that override the recorded preprocessing ones when given (None = the checkpoint's)
+OVERRIDABLE = ("window_size", "keep_last_box", "yolo_weights", "yolo_imgsz")
+
+
+class GrowingArray:
+    """Rows appended into one numpy buffer that doubles when full: per-frame state costs a few bytes per frame
+    and no Python object per frame, so memory stays flat however long the video is."""
+
+    def __init__(self, row_shape: tuple, dtype, fill=0):
+        self.fill = fill
+        self.data = np.full((1024, *row_shape), fill, dtype)
+        self.size = 0
+
+    def append(self, row) -> None:
+        if self.size == len(self.data):
+            grown = np.full((2 * len(self.data), *self.data.shape[1:]), self.fill, self.data.dtype)
+            grown[: self.size] = self.data
+            self.data = grown
+        self.data[self.size] = row
+        self.size += 1
+
+    def __len__(self) -> int:
+        return self.size
+
+    def values(self) -> np.ndarray:
+        return self.data[: self.size]
+
+
+class Accumulator:
+    """Per-frame sums of window probabilities and per-frame detection results, in numpy buffers."""
+
+    def __init__(self, num_classes: int, num_keypoints: int):
+        self.prob_sum = GrowingArray((num_classes,), np.float64)
+        self.count = GrowingArray((), np.int32)
+        self.status_code = GrowingArray((), np.int8)  # index into STATUSES
+        self.boxes = GrowingArray((4,), np.float32, np.nan)  # xyxy frame px, NaN when missed
+        self.kp_centres = GrowingArray((2,), np.float64, np.nan)  # mean of the confident keypoints, frame px
+        self.keypoints = GrowingArray((num_keypoints, 3), np.float32, np.nan)  # for the review video
+        self.windows = []  # (start, probs, pose used): one per window, not per frame
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    def add_frame(self, status: str, box, keypoints) -> None:
+        self.prob_sum.append(0.0)
+        self.count.append(0)
+        self.status_code.append(STATUSES.index(status))
+        self.boxes.append(np.nan if box is None else box)
+        visible = keypoints[keypoints[:, 2] > 0, :2] if keypoints is not None else np.zeros((0, 2))
+        self.kp_centres.append(visible.mean(0) if len(visible) else np.nan)
+        self.keypoints.append(np.nan if keypoints is None else keypoints)
+
+    def add_window(self, start: int, probs: np.ndarray, length: int) -> None:
+        self.prob_sum.data[start:start + length] += probs
+        self.count.data[start:start + length] += 1
+
+    def statuses(self) -> np.ndarray:
+        return np.array(STATUSES, dtype=object)[self.status_code.values()]
+
+    def any_detected(self) -> bool:
+        return bool((self.status_code.values() == STATUSES.index(STATUS_DETECTED)).any())
+
+    def mean_probs(self) -> tuple:
+        count = self.count.values()
+        return self.prob_sum.values() / np.maximum(count, 1)[:, None], count > 0
+
+
+@dataclass
+class VideoPrediction:
+    video_path: str
+    fps: float
+    acc: Accumulator
+    windows: int = 0
+    with_pose: int = 0
+    skipped: int = 0
+    backbone_frames: int = 0  # frames through the backbone (each frame once with a frame backbone)
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def frames(self) -> int:
+        return len(self.acc)
+
+
+def recorded_settings(ckpt: dict, options: InferenceConfig, source: str) -> PreprocessingConfig:
+    """The checkpoint's preprocessing settings with the user's overrides (each differing one warned about);
+    stride defaults to window_size // 2; device and yolo_mode are the user's."""
+    trained = from_recorded(PreprocessingConfig, ckpt["preprocessing"], source)
+    chosen = {}
+    for key in OVERRIDABLE:
+        value, recorded = getattr(options, key), getattr(trained, key)
+        if value is not None and value != recorded:
+            log.warning("%s: using %s given here, the model was trained with %s", key, value, recorded)
+            chosen[key] = value
+    window = chosen.get("window_size", trained.window_size)
+    yolo_task = {"auto": "auto", "bbox": "detect", "pose": "pose"}[options.yolo_mode]
+    return replace(trained, **chosen, window_stride=options.window_stride or max(window // 2, 1),
+                   yolo_task=yolo_task, device=options.device, num_threads=0)
+
+
+def feature_settings(ckpt: dict) -> dict:
+    """How pose features were computed at training; older checkpoints kept min_keypoint_conf in `config`."""
+    return ckpt.get("features") or {"min_keypoint_conf": (ckpt.get("config") or {}).get("min_keypoint_conf", 0.0)}
+
+
+class Predictor:
+    def __init__(self, model, ckpt: dict, settings: PreprocessingConfig, options: InferenceConfig, device: str,
+                 detector, source: str):
+        self.model, self.ckpt, self.settings, self.options = model, ckpt, settings, options
+        self.device, self.detector, self.source = device, detector, source
+        self.class_names = list(ckpt["class_names"])
+        self.min_keypoint_conf = feature_settings(ckpt)["min_keypoint_conf"]
+
+    @classmethod
+    def from_checkpoint(cls, path, options: InferenceConfig = None, timer: StageTimer = None) -> "Predictor":
+        options = options or InferenceConfig()
+        with (timer or StageTimer()).stage("load"):
+            device = resolve_device(options.device)
+            ckpt = load_checkpoint(path)
+            model = build_model(ModelConfig(**{**ckpt["model_args"], "pretrained_backbone": False}))
+            model.load_state_dict(ckpt["model"])
+            model = model.to(device).eval()
+            settings = recorded_settings(ckpt, options, str(path))
+            detector = build_detector(settings.detector, settings)
+            set_cpu_threads(0)
+            predictor = cls(model, ckpt, settings, options, device, detector, str(path))
+            predictor.check_detector()
+        return predictor
+
+    # ------------------------------------------------------------------------------------ start-up checks
+    @property
+    def needs_pose(self) -> bool:
+        return self.model.pose_proj is not None
+
+    @property
+    def pose_only(self) -> bool:
+        return self.model.backbone is None
+
+    def check_detector(self) -> None:
+        """Stop before the first frame when the detector cannot feed this model."""
+        trained = self.ckpt["preprocessing"]
+        want_k, want_names = trained.get("num_keypoints", 0), trained.get("keypoint_names") or []
+        have_k, have_names = self.detector.num_keypoints, self.detector.keypoint_names
+        weights = getattr(self.detector, "weights", self.settings.detector)
+        if self.pose_only and self.options.yolo_mode == "bbox":
+            raise UserError(f"{self.source} is a pose-only model (backbone none): --yolo_mode bbox gives it no "
+                            f"input; use --yolo_mode auto or pose")
+        if not self.needs_pose:
+            return
+        if have_k == 0:
+            if self.pose_only or self.options.require_pose:
+                raise UserError(f"{self.source} needs {want_k} keypoints per frame, but detector {weights} gives "
+                                f"none (task {self.detector.task}); use YOLO-pose weights like the ones it was "
+                                f"trained with ({trained.get('yolo_weights')})")
+            log.warning("detector %s gives no keypoints: the model's pose input is unused", weights)
+            return
+        if have_k != want_k:
+            raise UserError(f"detector {weights} gives {have_k} keypoints {have_names or ''}, but {self.source} was "
+                            f"trained on {want_k} {want_names or ''}; use a detector with the same keypoints (trained "
+                            f"with: {trained.get('yolo_weights')})")
+        if have_names and want_names and list(have_names) != list(want_names):
+            raise UserError(f"detector {weights} names its keypoints {have_names}, but {self.source} was trained on "
+                            f"{want_names}; use a detector with the same keypoints in the same order")
+
+    # ------------------------------------------------------------------------------------------- running
+    def predict_video(self, video_path, timer: StageTimer = None) -> VideoPrediction:
+        """Stream the video once through detection, cropping, the backbone and the windows."""
+        timer = timer or StageTimer()
+        info = video_info(video_path)
+        prediction = VideoPrediction(str(video_path), info.fps,
+                                     Accumulator(len(self.class_names), self.detector.num_keypoints))
+        classifier = WindowClassifier(self, prediction)
+        with progress(total=max(info.frame_count, 0), desc="frames") as bar:
+            for records in iter_frame_records(video_path, self.detector, self.settings, timer):
+                for r in records:
+                    prediction.acc.add_frame(r.status, None if r.missed else r.box, r.keypoints)
+                with timer.stage("backbone"):
+                    features = self.encode_crops(records, prediction)
+                with timer.stage("head"):  # includes a video backbone, which encodes whole windows
+                    for record, feature in zip(records, features):
+                        classifier.add(record, feature)
+                bar.update(len(records))
+        with timer.stage("head"):
+            classifier.finish()
+        prediction.seconds = dict(timer.seconds)
+        self._check_result(prediction)
+        return prediction
+
+    @torch.no_grad()
+    def encode_crops(self, records, prediction: VideoPrediction) -> list:
+        """Per-frame backbone features (frame backbone: each frame encoded exactly once, here) or the normalised
+        crops themselves (video backbone: encoded per window). None for missed frames and pose-only models."""
+        present = [i for i, r in enumerate(records) if r.crop is not None]
+        out = [None] * len(records)
+        if self.model.backbone is None or not present:
+            return out
+        x = normalise_frames(torch.from_numpy(np.stack([records[i].crop for i in present])).permute(0, 3, 1, 2))
+        if self.model.is_video:
+            for i, frame in zip(present, x):
+                out[i] = frame
+            return out
+        feats = self.model.encode_frames(x[None].to(self.device))[0].cpu()  # (n, Dv)
+        prediction.backbone_frames += len(present)
+        for i, f in zip(present, feats):
+            out[i] = f
+        return out
+
+    def _check_result(self, prediction: VideoPrediction) -> None:
+        if not prediction.acc.any_detected():
+            raise UserError(f"no animal detected in any of the {prediction.frames} frames of "
+                            f"{prediction.video_path}: {self.detector.miss_hint}")
+        if prediction.windows == 0:
+            raise UserError(f"no window of {prediction.video_path} could be classified ({prediction.skipped} "
+                            f"skipped: the animal was not found on every frame of any window of "
+                            f"{self.settings.window_size} frames); check the detector or use --keep_last_box")
+
+    def describe(self) -> dict:
+        """The settings this predictor runs with, for the outputs' metadata."""
+        return {"class_names": self.class_names, "model_selection": self.ckpt.get("selection"),
+                "min_keypoint_conf": self.min_keypoint_conf,
+                **{f"setting_{k}": v for k, v in vars(self.settings).items()}, **self.detector.describe()}
+
+
+class WindowClassifier:
+    """Buffers per-frame inputs and classifies each complete window, in batches."""
+
+    def __init__(self, predictor: Predictor, prediction: VideoPrediction):
+        self.p, self.out = predictor, prediction
+        self.windower = Windower(predictor.settings.window_size, predictor.settings.window_stride)
+        self.pending = []
+
+    def add(self, record, feature) -> None:
+        for start, items in self.windower.push((record, feature)):
+            self._queue(start, items)
+        if len(self.pending) >= self.p.options.batch_size:
+            self.flush()
+
+    def finish(self) -> None:
+        for start, items in self.windower.finish():
+            self._queue(start, items)
+        self.flush()
+
+    def _queue(self, start: int, items: list) -> None:
+        records = [r for r, _ in items]
+        if not usable(records):
+            self.out.skipped += 1  # the animal was missed on a frame: no contiguous crop sequence
+            return
+        has_pose = all(r.keypoints_crop is not None for r in records) and self.p.options.yolo_mode != "bbox"
+        if self.p.options.require_pose and not has_pose:
+            raise UserError(f"--require_pose: the window starting at frame {start} has no keypoints on every frame; "
+                            f"use pose weights, --keep_last_box, or drop --require_pose")
+        if self.p.pose_only and not has_pose:
+            self.out.skipped += 1  # a pose-only model cannot classify a window without pose
+            return
+        pose = None
+        if has_pose and self.p.needs_pose:
+            pose = torch.from_numpy(pose_features(np.stack([r.keypoints_crop for r in records]),
+                                                  self.p.settings.crop_size, self.out.fps, self.p.min_keypoint_conf))
+        visual = torch.stack([f for _, f in items]) if not self.p.pose_only else None
+        self.pending.append((start, visual, pose))
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        model, device, t = self.p.model, self.p.device, self.p.settings.window_size
+        visual = None
+        if model.backbone is not None:
+            visual = torch.stack([v for _, v, _ in self.pending]).to(device)  # (B, T, ...) features or crops
+            if model.is_video:
+                self.out.backbone_frames += visual.shape[0] * t
+                visual = model.encode_frames(visual)
+        present = torch.tensor([p is not None for _, _, p in self.pending], device=device)
+        pose = None
+        if model.pose_proj is not None:
+            dim = model.cfg.pose_dim
+            pose = torch.stack([p if p is not None else torch.zeros(t, dim) for _, _, p in self.pending]).to(device)
+        probs = torch.softmax(model.forward_head(model.forward_from_features(visual, pose, present)), -1)
+        for (start, _, p), row in zip(self.pending, probs.cpu().numpy()):
+            self.out.acc.add_window(start, row, t)
+            self.out.acc.windows.append((start, row, p is not None))
+            self.out.windows += 1
+            self.out.with_pose += p is not None
+        self.pending.clear()

@@ -1,0 +1,225 @@
+"""Every setting of every stage, declared once: one dataclass per config section.
+
+Each field holds its default, and in `setting(...)` its help, range or choices; the type comes from the
+annotation. From these declarations come default_config.yaml (`python -m utils.schema` writes it; a test
+fails when the committed file is stale), the command-line flags and --help of every script, validation of
+YAML and CLI values, the dashboard's forms, and the settings recorded in checkpoints (plain dicts, asdict).
+Cross-field rules live in each section's `check()`.
+
+    python -m utils.schema            # rewrite default_config.yaml from these declarations
+    python -m utils.schema --check    # exit 1 when default_config.yaml is stale
+"""
+from dataclasses import dataclass
+
+from utils.config import setting
+from utils.errors import UserError
+
+
+@dataclass
+class PreprocessingConfig:
+    """Stage A/B: detection, cropping and windows (prepare_sequences_from_yolo.py)"""
+    dataset_root: str | None = setting(None, "folder of videos: <root>/<behaviour>/**/<video> or videos with label "
+                                       "files beside them", path=True)
+    dataset_layout: str = setting("auto", "auto = labelled_videos when any video has a label file beside it",
+                                  choices=("auto", "class_folders", "labelled_videos"))
+    output_root: str | None = setting(None, "folder for sequence_npz/, tracking/, qa_crops/, the manifest, log and "
+                                      "resolved config", path=True)
+    manifest_path: str | None = setting(None, "manifest file; null = <output_root>/sequence_manifest.json", path=True)
+    background_label: str | None = setting(None, "labelled_videos: class given to frames no label covers; null = "
+                                           "such windows are skipped")
+    detector: str = setting("yolo", "animal localiser: yolo (weights), or background (subtraction, static camera)",
+                            registry="cropping:DETECTORS")
+    yolo_weights: str | None = setting(None, "Ultralytics weights: .pt, TorchScript, ONNX or an OpenVINO folder; "
+                                       "nothing is downloaded", path=True)
+    yolo_task: str = setting("auto", "auto = the task stored in the weights; detect ignores keypoints",
+                             choices=("auto", "detect", "pose"))
+    yolo_conf: float = setting(0.25, "minimum detection confidence", minimum=0, maximum=1)
+    yolo_iou: float = setting(0.45, "NMS IoU threshold", minimum=0, maximum=1)
+    yolo_imgsz: int | None = setting(None, "detector input size in px, a multiple of 32; null = the size the "
+                                     "detector was trained or exported at", minimum=32)
+    yolo_batch: int = setting(16, "frames per detector call", minimum=1)
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    num_threads: int = setting(0, "CPU threads for torch; 0 = all cores (Ultralytics would otherwise leave one)",
+                               minimum=0)
+    bg_num_samples: int = setting(25, "background detector: frames sampled across the video for the median "
+                                  "background", minimum=3)
+    bg_threshold: int = setting(25, "background detector: grey-level difference that counts as foreground",
+                                minimum=1, maximum=255)
+    bg_min_area: int = setting(80, "background detector: smallest blob in px that counts as the animal", minimum=1)
+    keep_last_box: bool = setting(False, "reuse the last box and keypoints through detector misses")
+    max_reuse_frames: int = setting(0, "with keep_last_box: give up after this many consecutive misses; 0 = no "
+                                    "limit", minimum=0)
+    crop_size: int = setting(224, "side of the square crop in px", minimum=16)
+    pad_ratio: float = setting(0.2, "the crop square's side is max(box w, h) * (1 + 2 * pad_ratio)", minimum=0,
+                               maximum=3)
+    window_size: int = setting(30, "frames per window", minimum=1)
+    window_stride: int = setting(15, "frames between the starts of consecutive windows (the last window of a "
+                                 "video ends on its last frame)", minimum=1)
+    save_sequence_npz: bool = setting(True, "write sequence_npz/<class>/<window>.npz (training needs them)")
+    save_frame_crops: bool = setting(False, "write QA crops (qa_crops/<class>/<window>.jpg, centre frame with "
+                                     "keypoint overlay)")
+    split_strategy: str = setting("video", "video: no source video in two splits; window: leaky; file: "
+                                  "--split_file", choices=("video", "window", "file"))
+    split_file: str | None = setting(None, "with split_strategy file: CSV `video,split` (video = path relative to "
+                                     "dataset_root, or file name)", path=True)
+    train_ratio: float = setting(0.7, "fraction of videos (or windows) for training", minimum=0, maximum=1)
+    val_ratio: float = setting(0.15, "fraction for validation", minimum=0, maximum=1)
+    test_ratio: float = setting(0.15, "fraction for testing; the three ratios sum to 1", minimum=0, maximum=1)
+    seed: int = setting(42, "seed of the split")
+    skip_existing: bool = setting(False, "resume: reuse videos finished by an earlier run with the same settings")
+
+    def check(self) -> None:
+        total = self.train_ratio + self.val_ratio + self.test_ratio
+        if abs(total - 1.0) > 1e-6:
+            raise UserError(f"train_ratio + val_ratio + test_ratio = {self.train_ratio} + {self.val_ratio} + "
+                            f"{self.test_ratio} = {total:g}; they must sum to 1")
+        if self.train_ratio <= 0:
+            raise UserError("train_ratio must be > 0: training needs windows")
+        if self.split_strategy == "file" and not self.split_file:
+            raise UserError("split_strategy file needs split_file PATH (CSV video,split)")
+        check_imgsz(self.yolo_imgsz)
+
+
+def check_imgsz(imgsz) -> None:
+    if imgsz is not None and imgsz % 32:
+        raise UserError(f"yolo_imgsz={imgsz} is not a multiple of 32 (the detector's stride); use "
+                        f"{max(32, round(imgsz / 32) * 32)}")
+
+
+@dataclass
+class AugmentConfig:
+    """Stage D training-time augmentation (train_behavior_lstm.py); sampled once per clip, applied to every frame"""
+    hflip_prob: float = setting(0.5, "horizontal flip probability", minimum=0, maximum=1)
+    vflip_prob: float = setting(0.5, "vertical flip probability (top-down video has no up)", minimum=0, maximum=1)
+    rotation_deg: float = setting(15.0, "maximum rotation in degrees", minimum=0, maximum=180)
+    scale_range: float = setting(0.1, "scale drawn from 1 +- this", minimum=0, maximum=0.9)
+    translate_frac: float = setting(0.05, "maximum shift as a fraction of crop_size", minimum=0, maximum=0.5)
+    brightness: float = setting(0.2, "colour jitter: brightness", minimum=0, maximum=1)
+    contrast: float = setting(0.2, "colour jitter: contrast", minimum=0, maximum=1)
+    saturation: float = setting(0.1, "colour jitter: saturation", minimum=0, maximum=1)
+    blur_prob: float = setting(0.1, "Gaussian blur probability", minimum=0, maximum=1)
+    noise_std: float = setting(0.02, "Gaussian pixel noise (in 0..1 intensity units)", minimum=0, maximum=1)
+    temporal_jitter: int = setting(2, "random shift of the clip start in frames", minimum=0)
+    frame_dropout: float = setting(0.0, "probability of replacing a frame (and its keypoints) by its predecessor",
+                                   minimum=0, maximum=0.5)
+    flip_idx: list | None = setting(None, "keypoint index each keypoint becomes under a horizontal flip (left/right "
+                                    "pairs); null = from the manifest")
+
+    def check(self) -> None:
+        if self.flip_idx is not None and sorted(self.flip_idx) != list(range(len(self.flip_idx))):
+            raise UserError(f"flip_idx={self.flip_idx} is not a permutation of 0..{len(self.flip_idx) - 1}")
+
+
+@dataclass
+class ModelSettings:
+    """Stage C-E model (train_behavior_lstm.py); inference rebuilds the model from the checkpoint"""
+    backbone: str = setting("mobilenet_v3_small", "frame or video backbone, or none (pose only)",
+                            registry="model:BACKBONES", extra_choices=("none",))
+    pretrained_backbone: bool = setting(True, "start from ImageNet weights (torchvision's, or backbone_weights)")
+    backbone_weights: str | None = setting(None, "local state-dict file of the backbone's ImageNet weights "
+                                           "(offline nodes)", path=True)
+    train_backbone: bool = setting(False, "fine-tune the backbone; frozen by default and kept in eval mode")
+    sequence_model: str = setting("lstm", "temporal head", registry="model:TEMPORAL_HEADS")
+    bidirectional: bool = setting(False, "bidirectional LSTM")
+    attention_pool: bool = setting(False, "LSTM: learned-query attention pooling over all steps instead of the "
+                                   "final state")
+    temporal_attention_layers: int = setting(0, "self-attention blocks over time before the head", minimum=0)
+    attention_heads: int = setting(4, "heads of every attention module", minimum=1)
+    positional_encoding: str = setting("none", "positional encoding for attention over time",
+                                       choices=("none", "sinusoidal", "learned"))
+    hidden_dim: int = setting(256, "temporal head width", minimum=1)
+    num_layers: int = setting(1, "LSTM / TCN layers", minimum=1)
+    dropout: float = setting(0.5, "dropout before the classifier", minimum=0, maximum=0.95)
+    use_pose: bool = setting(False, "fuse pose features with visual features")
+    pose_fusion_strategy: str = setting("gated_attention", "late fusion of pose", registry="model:FUSIONS")
+    pose_fusion_dim: int = setting(128, "pose projection size", minimum=1)
+    slowfast_alpha: int = setting(4, "SlowFast frame-rate ratio between the fast and slow pathways", minimum=1)
+
+    def check(self) -> None:
+        if self.backbone == "none" and not self.use_pose:
+            raise UserError("backbone none needs use_pose (a pose-only model); otherwise pick a backbone")
+
+
+@dataclass
+class TrainingConfig:
+    """Training (train_behavior_lstm.py)"""
+    manifest_path: str | None = setting(None, "sequence_manifest.json written by prepare_sequences_from_yolo.py",
+                                        path=True)
+    output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>/", path=True)
+    run_name: str | None = setting(None, "run folder name; null = behavior_<date>_<time>")
+    min_keypoint_conf: float = setting(0.0, "keypoints below this confidence count as missing in pose features "
+                                       "(recorded in the checkpoint; inference applies the same)", minimum=0, maximum=1)
+    lr: float = setting(5.0e-5, "AdamW learning rate of the head and fusion", exclusive_minimum=0)
+    backbone_lr: float = setting(1.0e-4, "learning rate of a fine-tuned backbone", exclusive_minimum=0)
+    weight_decay: float = setting(3.0e-4, "AdamW weight decay", minimum=0)
+    epochs: int = setting(500, "maximum epochs", minimum=1)
+    batch_size: int = setting(8, "clips per batch", minimum=1)
+    patience: int = setting(50, "early stop after this many epochs without validation improvement; 0 = never",
+                            minimum=0)
+    scheduler: str = setting("plateau", "plateau watches validation loss", choices=("none", "plateau", "cosine"))
+    loss: str = setting("cross_entropy", "training loss", choices=("cross_entropy", "focal"))
+    label_smoothing: float = setting(0.0, "cross-entropy label smoothing", minimum=0, maximum=0.5)
+    focal_gamma: float = setting(2.0, "focal loss gamma", minimum=0)
+    class_weighting: str = setting("none", "loss weights from training class counts",
+                                   choices=("none", "inverse", "sqrt_inverse"))
+    class_weight_clamp: float = setting(10.0, "largest ratio between two class weights", minimum=1)
+    train_sampler: str = setting("shuffle", "weighted = class-balanced sampling", choices=("shuffle", "weighted"))
+    mixup_alpha: float = setting(0.0, "mixup Beta(alpha, alpha); 0 = off", minimum=0)
+    num_workers: int = setting(2, "data loader workers", minimum=0)
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    feature_cache: bool = setting(True, "frozen frame backbone: encode each unique source frame once and train the "
+                                  "head on cached features")
+    cache_augmented_views: int = setting(0, "with feature_cache: extra augmented views encoded per training clip "
+                                         "(one is drawn per epoch)", minimum=0)
+    amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)")
+    stop_file: str = setting("STOP", "training stops cleanly when this file appears in the run folder")
+    seed: int = setting(42, "seed of weights, sampling and augmentation")
+
+    def check(self) -> None:
+        if self.loss == "focal" and self.label_smoothing:
+            raise UserError("label_smoothing applies to cross_entropy only; set it to 0 with loss focal")
+
+
+@dataclass
+class InferenceConfig:
+    """Inference on long videos (infer_behavior_lstm.py, benchmark_pipeline.py, batch_process_videos.py); crop,
+    window and detector settings come from the checkpoint"""
+    model_path: str | None = setting(None, "trained checkpoint (best_model_macro_f1.pt or best_model.pt)", path=True)
+    video_path: str | None = setting(None, "video to classify", path=True)
+    output_dir: str | None = setting(None, "folder for the outputs; null = beside the video", path=True)
+    yolo_weights: str | None = setting(None, "detector weights (any format Ultralytics loads); null = the ones "
+                                       "recorded in the checkpoint", path=True)
+    yolo_imgsz: int | None = setting(None, "detector input size; null = the checkpoint's (another value is used "
+                                     "with a warning)", minimum=32)
+    window_size: int | None = setting(None, "null = the checkpoint's; another value is used with a warning",
+                                      minimum=1)
+    window_stride: int | None = setting(None, "null = window_size // 2", minimum=1)
+    keep_last_box: bool | None = setting(None, "null = as in training; reuse the last box through detector misses")
+    output_review_video: bool = setting(False, "also write <video>.review.mp4: box, keypoints and label drawn on "
+                                        "every frame")
+    yolo_mode: str = setting("auto", "auto: pose only when the whole window has keypoints; bbox: never",
+                             choices=("auto", "bbox", "pose"))
+    require_pose: bool = setting(False, "stop with an error at the first window without pose")
+    batch_size: int = setting(16, "windows per classifier batch", minimum=1)
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    prob_threshold: float = setting(0.0, "frames whose top probability is lower are labelled unknown", minimum=0,
+                                    maximum=1)
+    smoothing: str = setting("median", "per-frame label smoothing", choices=("none", "median", "majority"))
+    smoothing_window: int = setting(5, "frames in the smoothing window (odd)", minimum=1)
+    min_bout_frames: int = setting(3, "shorter bouts are merged into their neighbours", minimum=1)
+    top_k: int = setting(3, "probabilities per frame written to the frames CSV", minimum=1)
+
+    def check(self) -> None:
+        if self.smoothing != "none" and self.smoothing_window % 2 == 0:
+            raise UserError(f"smoothing_window={self.smoothing_window} must be odd (a centred window); use "
+                            f"{self.smoothing_window + 1}")
+        check_imgsz(self.yolo_imgsz)
+
+
+SECTIONS = {"preprocessing": PreprocessingConfig, "augmentation": AugmentConfig, "model": ModelSettings,
+            "training": TrainingConfig, "inference": InferenceConfig}
+
+
+if __name__ == "__main__":
+    from utils.config import write_default_config_cli
+    write_default_config_cli()
