@@ -52,10 +52,10 @@ def get_folder_args_parser(doc: str, input_help: str, add_help: bool = True) -> 
     return parser
 
 
-def load_folder_predictor(args) -> tuple:
+def load_folder_predictor(args, timer: StageTimer = None) -> tuple:
     """(InferenceConfig, Predictor) of a folder run: the model and detector are loaded once for all videos."""
     cfg = resolve_config(args, InferenceConfig, required=("model_path",))
-    return cfg, Predictor.from_checkpoint(cfg.model_path, cfg)
+    return cfg, Predictor.from_checkpoint(cfg.model_path, cfg, timer)
 
 
 def classify_in_tree(predictor: Predictor, cfg: InferenceConfig, input_dir, output_root, video: Path) -> dict:

@@ -279,9 +279,6 @@ class WindowClassifier:
             self.out.skipped += 1  # the animal was missed on a frame: no contiguous crop sequence
             return
         has_pose = all(r.keypoints_crop is not None for r in records) and self.p.options.yolo_mode != "bbox"
-        if self.p.options.require_pose and not has_pose:
-            raise UserError(f"--require_pose: the window starting at frame {start} has no keypoints on every frame; "
-                            f"use pose weights, --keep_last_box, or drop --require_pose")
         if self.p.pose_only and not has_pose:
             self.out.skipped += 1  # a pose-only model cannot classify a window without pose
             return

@@ -4,16 +4,19 @@ import argparse
 import pytest
 import yaml
 
-from utils.config import add_config_arguments, dump_config, load_schema, resolve_config
+from utils.config import (add_config_arguments, dump_config, render_default_config, resolve_config,
+                          section_options)
 from utils.errors import UserError
+from utils.schema import SECTIONS as ALL_SECTIONS
+from utils.schema import PreprocessingConfig
 
-SECTIONS = ("preprocessing",)
+SECTIONS = (PreprocessingConfig,)
 
 
 def parse(*argv):
     parser = argparse.ArgumentParser()
     add_config_arguments(parser, SECTIONS)
-    return resolve_config(parser.parse_args(list(argv)), SECTIONS)
+    return resolve_config(parser.parse_args(list(argv)), PreprocessingConfig)
 
 
 def write_yaml(tmp_path, data):
@@ -23,17 +26,26 @@ def write_yaml(tmp_path, data):
 
 
 def test_every_key_is_documented_with_a_type():
-    schema = load_schema()
-    assert set(schema) == {"preprocessing", "augmentation", "model", "training", "inference"}
-    for section in schema.values():
-        for opt in section.values():
-            assert opt.help and opt.type
+    assert set(ALL_SECTIONS) == {"preprocessing", "augmentation", "model", "training", "inference"}
+    for cls in ALL_SECTIONS.values():
+        for opt in section_options(cls).values():
+            assert opt.help and opt.kind
+
+
+def test_default_config_yaml_is_generated_from_the_schema():
+    from utils.config import DEFAULT_CONFIG_PATH
+    assert DEFAULT_CONFIG_PATH.read_text() == render_default_config(), \
+        "default_config.yaml is stale: run `python -m utils.schema`"
+    on_disk = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    for name, cls in ALL_SECTIONS.items():
+        assert on_disk[name] == {k: o.default for k, o in section_options(cls).items()}
 
 
 def test_defaults_match_the_documented_users_defaults():
     cfg = parse()
     assert (cfg.window_size, cfg.window_stride, cfg.crop_size, cfg.pad_ratio) == (30, 15, 224, 0.2)
-    assert (cfg.yolo_conf, cfg.yolo_iou, cfg.yolo_imgsz, cfg.device) == (0.25, 0.45, 640, "auto")
+    # yolo_imgsz: null = the detector's own training size (was 640, which hurt weights trained at 320)
+    assert (cfg.yolo_conf, cfg.yolo_iou, cfg.yolo_imgsz, cfg.device) == (0.25, 0.45, None, "auto")
 
 
 @pytest.mark.parametrize("flag_style", ["--config", "--config="])
@@ -50,6 +62,7 @@ def test_yaml_true_can_be_switched_off_on_the_cli(tmp_path):
     path = write_yaml(tmp_path, {"preprocessing": {"keep_last_box": True}})
     assert parse("--config", str(path)).keep_last_box is True
     assert parse("--config", str(path), "--no-keep_last_box").keep_last_box is False
+    assert parse("--config", str(path), "--no_keep_last_box").keep_last_box is False  # older spelling, hidden
 
 
 def test_unknown_key_suggests_the_close_match(tmp_path):
@@ -104,15 +117,15 @@ def test_required_keys(tmp_path):
     parser = argparse.ArgumentParser()
     add_config_arguments(parser, SECTIONS, required=("dataset_root",))
     with pytest.raises(UserError, match="--dataset_root is required"):
-        resolve_config(parser.parse_args([]), SECTIONS, required=("dataset_root",))
+        resolve_config(parser.parse_args([]), PreprocessingConfig, required=("dataset_root",))
 
 
 def test_resolved_config_round_trips(tmp_path):
     cfg = parse("--window_size", "8", "--no-save_sequence_npz")
-    dump_config(cfg, SECTIONS, tmp_path / "config.yaml")
+    dump_config(cfg, tmp_path / "config.yaml")
     again = parse("--config", str(tmp_path / "config.yaml"))
     assert again.window_size == 8 and again.save_sequence_npz is False
-    assert vars(again) == {**vars(cfg), "config": str(tmp_path / "config.yaml")}
+    assert again == cfg
 
 
 def test_help_lists_every_flag_with_its_default(capsys):
@@ -120,6 +133,54 @@ def test_help_lists_every_flag_with_its_default(capsys):
     with pytest.raises(SystemExit):
         get_args_parser().parse_args(["--help"])
     out = capsys.readouterr().out
-    for key in load_schema()["preprocessing"]:
+    for key in section_options(PreprocessingConfig):
         assert f"--{key}" in out
     assert "default: 30" in out
+    assert "preprocessing settings:" in out  # grouped by section
+    assert "--no_keep_last_box" not in out and "--keep_last_box, --no-keep_last_box" in out  # one spelling
+
+
+def test_train_help_has_one_boolean_spelling_and_old_one_still_works(capsys):
+    from train_behavior_lstm import get_args_parser
+    with pytest.raises(SystemExit):
+        get_args_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert "--pretrained_backbone, --no-pretrained_backbone" in out and "--no_pretrained_backbone" not in out
+    for group in ("augmentation settings:", "model settings:", "training settings:"):
+        assert group in out
+    assert get_args_parser().parse_args(["--no_pretrained_backbone"]).pretrained_backbone is False
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--train_ratio", "0.5"], "split ratios train=0.5 val=0.15 test=0.15 must each lie in 0..1 and sum to 1"),
+    (["--yolo_imgsz", "300"], "yolo_imgsz=300 is not a multiple of 32.*use 288"),
+    (["--split_strategy", "file"], "split_strategy file needs split_file"),
+])
+def test_cross_field_rules(argv, message):
+    with pytest.raises(UserError, match=message):
+        parse(*argv)
+
+
+def test_print_config_shows_the_resolved_settings_and_exits(tmp_path, capsys):
+    path = write_yaml(tmp_path, {"preprocessing": {"window_size": 12}})
+    with pytest.raises(SystemExit) as exit_info:
+        parse("--config", str(path), "--crop_size", "64", "--print_config")
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)["preprocessing"]
+    assert (printed["window_size"], printed["crop_size"], printed["window_stride"]) == (12, 64, 15)
+
+
+def test_registry_names_are_the_choices_of_their_settings():
+    from cropping import DETECTORS
+    from model import BACKBONES
+    from utils.schema import ModelSettings
+    assert section_options(PreprocessingConfig)["detector"].choices == tuple(DETECTORS.names())
+    assert section_options(ModelSettings)["backbone"].choices == ("none", *BACKBONES.names())
+
+
+def test_an_edited_default_config_yaml_changes_the_defaults(tmp_path, monkeypatch):
+    import utils.config
+    edited = tmp_path / "default_config.yaml"
+    edited.write_text(render_default_config().replace("  window_size: 30 ", "  window_size: 20 "))
+    monkeypatch.setattr(utils.config, "DEFAULT_CONFIG_PATH", edited)
+    assert parse().window_size == 20

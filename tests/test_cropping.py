@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cropping import (STATUS_DETECTED, STATUS_MISSED, STATUS_REUSED, BoxTracker, Detection, build_detector,
-                      crop_frame, list_detectors, load_yolo, map_keypoints_to_crop, square_crop_box)
+                      crop_frame, DETECTORS, load_yolo, map_keypoints_to_crop, square_crop_box)
 from utils.errors import UserError
 
 
@@ -69,8 +69,8 @@ def test_tracker_statuses_and_reuse_limit():
 
 
 def test_registry_lists_detectors_and_rejects_unknown():
-    assert list_detectors() == ["background", "yolo"]
-    with pytest.raises(UserError, match="valid detectors: background, yolo"):
+    assert DETECTORS.names() == ["background", "yolo"]
+    with pytest.raises(UserError, match="unknown detector .dlc.; valid: background, yolo"):
         build_detector("dlc", SimpleNamespace())
 
 

@@ -59,9 +59,10 @@ def test_each_frame_goes_through_the_backbone_once(models, videos, tmp_path):
 def test_bbox_mode_never_uses_pose_and_require_pose_stops(models, videos, tmp_path):
     assert run(models["fused"], videos["short"], tmp_path, "--yolo_mode", "bbox")["windows_with_pose"] == 0
     assert run(models["fused"], videos["short"], tmp_path, "--yolo_mode", "auto")["windows_with_pose"] > 0
-    with pytest.raises(UserError, match="--require_pose: the window starting at frame 0 has no keypoints"):
+    # both stop at start, before any frame is read (they used to fail windows later, or with a misleading reason)
+    with pytest.raises(UserError, match="needs 6 keypoints per frame, but detector .*tiny_yolo_pose.pt gives none"):
         run(models["fused"], videos["short"], tmp_path, "--yolo_mode", "bbox", "--require_pose")
-    with pytest.raises(UserError, match="no window .* could be classified"):
+    with pytest.raises(UserError, match="is a pose-only model .backbone none.: --yolo_mode bbox gives it no input"):
         run(models["pose"], videos["short"], tmp_path, "--yolo_mode", "bbox")  # pose-only model without pose
 
 
@@ -177,7 +178,8 @@ def test_video_without_any_detection_is_a_clear_error(models, tmp_path):
 
 
 def test_per_frame_buffers_grow_past_their_first_block_and_average_windows():
-    acc = infer.Accumulator(num_classes=2, num_keypoints=3)
+    from predictor import Accumulator
+    acc = Accumulator(num_classes=2, num_keypoints=3)
     n = 2500  # more than the first 1024-row block, so the buffers double twice
     kp = np.array([[10, 20, 0.9], [30, 40, 0.8], [0, 0, 0.0]], np.float32)
     for i in range(n):

@@ -105,7 +105,9 @@ def test_labelled_videos_take_the_centre_frame_label(long_video_dataset, tiny_yo
                            "--split_strategy", "window")
     assert manifest["meta"]["dataset_layout"] == "labelled_videos"
     entries = all_entries(manifest)
-    assert len(entries) == 2 * ((150 - 15) // 10 + 1)
+    # strided starts 0..130, plus the tail window aligned to the last frame (start 135): utils/windows.py
+    assert len(entries) == 2 * ((150 - 15) // 10 + 1 + 1)
+    assert sorted({e["start_frame"] for e in entries})[-2:] == [130, 135]
     for e in entries:
         with open(long_video_dataset / Path(e["source_video"]).with_suffix(".csv")) as f:
             labels = {int(r["frame"]): r["behavior"] for r in csv.DictReader(f)}
@@ -237,7 +239,7 @@ def test_manifest_elsewhere_points_at_the_files(tmp_path, tiny_yolo, class_folde
 
 def test_bad_settings_fail_before_the_previous_manifest_is_touched(tmp_path, class_folder_dataset):
     (tmp_path / "sequence_manifest.json").write_text("{}")  # an earlier run's manifest
-    with pytest.raises(UserError, match="unknown detector 'yollo'; valid detectors: background, yolo"):
+    with pytest.raises(UserError, match="detector='yollo' is not one of background, yolo .did you mean 'yolo'"):
         prep.main(prepare_args("--dataset_root", class_folder_dataset, "--output_root", tmp_path,
                                "--config", write_detector_yaml(tmp_path, "yollo")))
     with pytest.raises(UserError, match="YOLO weights not found"):

@@ -51,7 +51,7 @@ def test_short_bouts_merge_into_the_longer_neighbour():
 
 
 def test_segment_f1_matches_bouts_at_iou_half():
-    from utils.timeline import segment_f1
+    from utils.metrics import segment_f1
     true = ["rest"] * 10 + ["walk"] * 10 + ["rest"] * 10
     pred = ["rest"] * 12 + ["walk"] * 4 + ["rest"] * 14  # walk bout IoU 4/10 < 0.5: missed
     scores = segment_f1(true, pred, NAMES)

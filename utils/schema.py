@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from utils.config import setting
 from utils.errors import UserError
+from utils.splits import validate_ratios
 
 
 @dataclass
@@ -69,12 +70,7 @@ class PreprocessingConfig:
     skip_existing: bool = setting(False, "resume: reuse videos finished by an earlier run with the same settings")
 
     def check(self) -> None:
-        total = self.train_ratio + self.val_ratio + self.test_ratio
-        if abs(total - 1.0) > 1e-6:
-            raise UserError(f"train_ratio + val_ratio + test_ratio = {self.train_ratio} + {self.val_ratio} + "
-                            f"{self.test_ratio} = {total:g}; they must sum to 1")
-        if self.train_ratio <= 0:
-            raise UserError("train_ratio must be > 0: training needs windows")
+        validate_ratios(self.train_ratio, self.val_ratio, self.test_ratio)
         if self.split_strategy == "file" and not self.split_file:
             raise UserError("split_strategy file needs split_file PATH (CSV video,split)")
         check_imgsz(self.yolo_imgsz)
@@ -199,7 +195,8 @@ class InferenceConfig:
                                         "every frame")
     yolo_mode: str = setting("auto", "auto: pose only when the whole window has keypoints; bbox: never",
                              choices=("auto", "bbox", "pose"))
-    require_pose: bool = setting(False, "stop with an error at the first window without pose")
+    require_pose: bool = setting(False, "stop at start unless the detector gives the keypoints the model was "
+                                 "trained on (otherwise a pose+RGB model runs on the frames alone)")
     batch_size: int = setting(16, "windows per classifier batch", minimum=1)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     prob_threshold: float = setting(0.0, "frames whose top probability is lower are labelled unknown", minimum=0,
