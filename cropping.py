@@ -89,8 +89,9 @@ class YoloDetector:
         """Nothing per video: the weights are loaded once."""
 
     def detect(self, frames) -> list:
-        results = self.model.predict(frames, imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=1,
-                                     device=self.device, verbose=False)
+        size = {"imgsz": self.imgsz} if self.imgsz else {}  # unset: Ultralytics uses the weights' own size
+        results = self.model.predict(frames, conf=self.conf, iou=self.iou, max_det=1, device=self.device,
+                                     verbose=False, **size)
         set_cpu_threads(self.num_threads)  # Ultralytics lowers torch's thread count on its first CPU predict
         return [self._to_detection(r) for r in results]
 

@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT))
 import infer_behavior_lstm as infer  # noqa: E402
 import prepare_sequences_from_yolo as prepare  # noqa: E402
 import train_behavior_lstm as train  # noqa: E402
-from cropping import build_detector, crop_detection  # noqa: E402
+from cropping import crop_detection  # noqa: E402
 from data import normalise_frames  # noqa: E402
-from utils.config import resolve_config  # noqa: E402
-from utils.device import set_cpu_threads  # noqa: E402
+from predictor import Predictor  # noqa: E402
+from utils.schema import InferenceConfig  # noqa: E402
 from utils.synthetic import make_class_folder_dataset, make_long_video_dataset  # noqa: E402
 from utils.video_io import iter_frame_batches  # noqa: E402
 
@@ -76,15 +76,11 @@ def end_to_end_seconds(checkpoint: Path, video: Path, out: Path) -> tuple:
 
 
 @torch.no_grad()
-def floor_seconds(checkpoint: Path, video: Path, frames: list) -> dict:
-    """Detector and backbone forward alone, with inference's settings and batches, on decoded frames (after a
-    warm-up)."""
-    cfg = resolve_config(infer_args(checkpoint, video, Path(tempfile.gettempdir())), infer.SECTIONS,
-                         required=infer.REQUIRED)
-    model, ckpt = infer.load_model(checkpoint, torch.device("cpu"))
-    settings = infer.settings_from_checkpoint(cfg, ckpt["preprocessing"])
-    detector = build_detector(settings.detector, settings)
-    set_cpu_threads(0)
+def floor_seconds(checkpoint: Path, frames: list) -> dict:
+    """Detector and backbone forward alone, with the predictor's own settings, detector and batches, on decoded
+    frames (after a warm-up)."""
+    predictor = Predictor.from_checkpoint(checkpoint, InferenceConfig(device="cpu"))
+    settings, detector = predictor.settings, predictor.detector
     size = settings.yolo_batch
     batches = [frames[i:i + size] for i in range(0, len(frames), size)]
     detector.detect(batches[0])  # warm-up: fuse, allocate
@@ -95,10 +91,10 @@ def floor_seconds(checkpoint: Path, video: Path, frames: list) -> dict:
              for b, ds in zip(batches, detections)]
     tensors = [normalise_frames(torch.from_numpy(np.stack([c for c in cs if c is not None])).permute(0, 3, 1, 2))
                for cs in crops if any(c is not None for c in cs)]  # as inference: missed frames are not encoded
-    model.encode_frames(tensors[0][None])  # warm-up
+    predictor.model.encode_frames(tensors[0][None])  # warm-up
     start = time.perf_counter()
     for x in tensors:
-        model.encode_frames(x[None])
+        predictor.model.encode_frames(x[None])
     return {"detect": detect, "backbone": time.perf_counter() - start}
 
 
@@ -119,7 +115,7 @@ def bench_speed(args) -> dict:
                 runs = []
                 for repeat in range(args.repeats):
                     total, stages, n = end_to_end_seconds(checkpoint, video, work / f"out_{imgsz}_{crop}_{repeat}")
-                    floor = floor_seconds(checkpoint, video, frames)
+                    floor = floor_seconds(checkpoint, frames)
                     runs.append({"total": total, "floor": floor["detect"] + floor["backbone"], **floor,
                                  **{f"stage_{k}": v for k, v in stages.items()}, "frames": n})
                 rows.append(summarise(imgsz, crop, runs))

@@ -111,7 +111,7 @@ def test_review_video_has_every_frame_annotated(models, videos, tmp_path):
     assert np.abs(a[5:40, 5:200].astype(int) - b[5:40, 5:200].astype(int)).max() > 100  # the label text
 
 
-def test_batch_isolates_failures_shards_and_skips(models, videos, tmp_path):
+def test_batch_isolates_failures_shards_and_skips(models, videos, tmp_path, monkeypatch):
     import shutil
 
     import batch_process_videos as batch
@@ -125,9 +125,15 @@ def test_batch_isolates_failures_shards_and_skips(models, videos, tmp_path):
         return batch.main(batch.get_args_parser().parse_args(
             ["--input_dir", str(data), "--output_root", str(tmp_path / "out"), "--model_path", str(models["fused"]),
              "--device", "cpu", *extra]))
+    import predictor
+    loads = []
+    original = predictor.Predictor.from_checkpoint.__func__
+    monkeypatch.setattr(predictor.Predictor, "from_checkpoint",
+                        classmethod(lambda cls, *a, **k: loads.append(1) or original(cls, *a, **k)))
     with pytest.raises(SystemExit) as exit_info:
         run_batch()
     assert exit_info.value.code == 1  # a video failed, the others were still done
+    assert len(loads) == 1  # the model and detector are loaded once for the three videos
     summary = pd.read_csv(tmp_path / "out" / "batch_summary_1of1.csv").set_index("video")
     assert summary.loc["day1/broken.mp4", "status"] == "failed" and "cannot open video" in summary.loc["day1/broken.mp4", "error"]
     assert summary.loc["day1/mouse.mp4", "status"] == summary.loc["day2/cage3/mouse.mp4", "status"] == "ok"
@@ -196,3 +202,61 @@ def test_per_frame_buffers_grow_past_their_first_block_and_average_windows():
     assert np.isnan(acc.boxes.values()[7]).all() and acc.boxes.values()[n - 1, 2] == n - 1 + 10
     np.testing.assert_allclose(acc.kp_centres.values()[[0, n - 1]], [[20, 30], [20, 30]])  # confident ones only
     assert np.isnan(acc.keypoints.values()[7]).all() and acc.keypoints.values()[n - 1, 1, 0] == 30
+
+
+def test_detector_with_other_keypoints_stops_at_start_naming_both(models, videos, tmp_path, monkeypatch):
+    from ultralytics import YOLO
+
+    import predictor
+    other = tmp_path / "k17.pt"
+    YOLO("yolov8n-pose.yaml").save(str(other))  # an untrained 17-keypoint pose model (COCO layout)
+    monkeypatch.setattr(predictor.Predictor, "predict_video", lambda *a, **k: pytest.fail("read frames"))
+    with pytest.raises(UserError, match=r"detector .*k17.pt gives 17 keypoints .*trained on 6 \['nose', 'left_ear'"):
+        run(models["pose"], videos["short"], tmp_path, "--yolo_weights", other)
+
+
+def test_output_dir_that_is_a_file_is_a_one_line_error(models, videos, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    existing = tmp_path / "results"
+    existing.write_text("not a folder")
+    proc = subprocess.run([sys.executable, str(ROOT / "infer_behavior_lstm.py"), "--model_path", str(models["pose"]),
+                           "--video_path", str(videos["short"]), "--output_dir", str(existing), "--device", "cpu"],
+                          capture_output=True, text=True)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and lines == [f"error: output folder {existing} is an existing file, not a folder; "
+                                              f"pass a folder path"]
+
+
+def test_the_tail_of_the_video_is_covered_by_a_window(models, videos, tmp_path):
+    # 64 frames, window 16, stride 10: strided windows end on frame 55; one more is aligned to frame 63
+    result = run(models["pose"], videos["short"], tmp_path, "--window_stride", "10")
+    assert result["windows"] == 6
+    frames = pd.read_csv(tmp_path / "session_00.frames.csv")
+    assert (frames["label"] != "no_window").all() and frames["top1_prob"].notna().all()
+    windows = pd.read_excel(tmp_path / "session_00.metrics.xlsx", sheet_name="windows")
+    assert list(windows["start_frame"]) == [0, 10, 20, 30, 40, 48]
+
+
+def test_inference_applies_the_min_keypoint_conf_of_training(models, videos, tmp_path):
+    from predictor import Predictor
+    from utils.checkpoint import load_checkpoint, save_checkpoint
+    from utils.schema import InferenceConfig
+    ckpt = load_checkpoint(models["pose"])
+    assert ckpt["features"]["min_keypoint_conf"] == 0.0 and ckpt["features"]["pose_features_version"] == 1
+    strict = tmp_path / "strict.pt"
+    save_checkpoint(strict, **{**ckpt, "features": {**ckpt["features"], "min_keypoint_conf": 1.0}})
+    old_style = tmp_path / "old.pt"  # before features were recorded: min_keypoint_conf lived in the flat config
+    save_checkpoint(old_style, **{**{k: v for k, v in ckpt.items() if k != "features"},
+                                  "config": {"min_keypoint_conf": 0.7}})
+    options = InferenceConfig(device="cpu")
+    assert Predictor.from_checkpoint(old_style, options).min_keypoint_conf == 0.7
+    probs = {}
+    for name, path in (("trained", models["pose"]), ("strict", strict)):
+        predictor = Predictor.from_checkpoint(path, options)
+        assert predictor.min_keypoint_conf == (1.0 if name == "strict" else 0.0)
+        probs[name] = predictor.predict_video(videos["short"]).acc.mean_probs()[0]
+    # every keypoint of the tiny detector has conf < 1: with 1.0 they all count as missing, so outputs change
+    assert np.abs(probs["trained"] - probs["strict"]).max() > 1e-3

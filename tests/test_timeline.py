@@ -63,3 +63,47 @@ def test_segment_f1_matches_bouts_at_iou_half():
     assert perfect["macro_f1"] == 1.0
     unlabelled = segment_f1([None] * 5 + ["walk"] * 5, ["rest"] * 5 + ["walk"] * 5, NAMES)
     assert unlabelled["walk"]["f1"] == 1.0 and unlabelled["rest"]["pred_bouts"] == 1
+
+
+def reference_merge_short_bouts(labels, min_frames):
+    """The former quadratic implementation, kept here as the oracle of the linear one."""
+    labels = labels.copy()
+    while min_frames > 1:
+        bouts = to_bouts(labels, np.zeros(len(labels)))
+        short = [i for i, b in enumerate(bouts) if b.end_frame - b.start_frame + 1 < min_frames]
+        if not short or len(bouts) == 1:
+            break
+        i = min(short, key=lambda j: bouts[j].end_frame - bouts[j].start_frame)
+        neighbours = [bouts[j] for j in (i - 1, i + 1) if 0 <= j < len(bouts)]
+        target = max(neighbours, key=lambda b: b.end_frame - b.start_frame)
+        labels[bouts[i].start_frame: bouts[i].end_frame + 1] = target.behavior
+    return labels
+
+
+def reference_majority(labels, window):
+    half, out = window // 2, labels.copy()
+    for i in range(len(labels)):
+        values, counts = np.unique(labels[max(0, i - half): i + half + 1], return_counts=True)
+        out[i] = labels[i] if counts[values == labels[i]].sum() == counts.max() else values[counts.argmax()]
+    return out
+
+
+def test_linear_post_processing_equals_the_reference_on_random_noisy_labels():
+    from utils.timeline import majority_filter
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        runs = rng.integers(1, 8, size=rng.integers(1, 120))
+        index = np.repeat(rng.integers(0, rng.integers(1, 5), size=len(runs)), runs)
+        names = np.array(["a", "b", "c", "d"], dtype=object)[index]
+        min_frames, window = int(rng.integers(1, 9)), int(rng.integers(1, 8))
+        assert (merge_short_bouts(names, min_frames) == reference_merge_short_bouts(names, min_frames)).all()
+        assert (majority_filter(index, window) == reference_majority(index, window)).all()
+
+
+def test_bouts_of_an_hour_of_noisy_labels_stay_consistent():
+    labels = np.array(["a", "b", "c"], dtype=object)[np.random.default_rng(1).integers(0, 3, 108_000)]
+    merged = merge_short_bouts(labels, 5)
+    bouts = to_bouts(merged, np.ones(len(merged)))
+    assert all(b.end_frame - b.start_frame + 1 >= 5 for b in bouts)
+    assert bouts[0].start_frame == 0 and bouts[-1].end_frame == len(labels) - 1
+    assert all(a.end_frame + 1 == b.start_frame and a.behavior != b.behavior for a, b in zip(bouts, bouts[1:]))

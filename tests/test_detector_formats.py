@@ -1,0 +1,68 @@
+"""Any format Ultralytics loads keeps its keypoints: the tiny fixture exported to ONNX, OpenVINO and TorchScript
+gives the same keypoint layout, native size and (within a few px) the same keypoints in the npz as the .pt."""
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import prepare_args
+from cropping import build_detector
+from prepare_sequences_from_yolo import main as prepare
+from utils.schema import PreprocessingConfig
+from utils.synthetic import KEYPOINT_NAMES
+
+FORMATS = ("onnx", "openvino", "torchscript")
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_yolo, tmp_path_factory) -> dict:
+    from ultralytics import YOLO
+    work = tmp_path_factory.mktemp("exports")
+    weights = shutil.copy(tiny_yolo, work / "tiny.pt")
+    paths = {"pt": work / "tiny.pt"}
+    for fmt in FORMATS:  # static batch 16 at the training size, as a lab would export for CPU speed
+        extra = {"simplify": False} if fmt == "onnx" else {}  # onnxslim is not a requirement
+        paths[fmt] = YOLO(str(weights)).export(format=fmt, imgsz=320, batch=16, verbose=False, **extra)
+    return paths
+
+
+@pytest.mark.parametrize("fmt", ("pt",) + FORMATS)
+def test_every_format_reports_keypoints_names_and_native_size(exported, fmt):
+    detector = build_detector("yolo", PreprocessingConfig(yolo_weights=str(exported[fmt]), device="cpu"))
+    assert detector.task == "pose" and detector.num_keypoints == 6
+    assert detector.keypoint_names == list(KEYPOINT_NAMES)
+    assert detector.native_imgsz == 320 and detector.imgsz == 320  # no imgsz given: the detector's own
+
+
+def test_imgsz_other_than_the_training_size_warns(exported, caplog):
+    with caplog.at_level(logging.WARNING):
+        detector = build_detector("yolo", PreprocessingConfig(yolo_weights=str(exported["pt"]), device="cpu",
+                                                              yolo_imgsz=640))
+    assert detector.imgsz == 640
+    assert "yolo_imgsz 640 differs from the 320 px" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def npz_keypoints(exported, class_folder_dataset, tmp_path_factory) -> dict:
+    """{format: {window id: keypoints [T,K,3] in crop px}} from preprocessing the same clips."""
+    out = {}
+    for fmt in ("pt", "onnx", "openvino"):
+        root = tmp_path_factory.mktemp(f"prep_{fmt}")
+        manifest = prepare(prepare_args("--dataset_root", class_folder_dataset, "--output_root", root,
+                                        "--yolo_weights", exported[fmt], "--device", "cpu", "--crop_size", "96",
+                                        "--window_size", "15", "--window_stride", "15"))
+        assert manifest["meta"]["num_keypoints"] == 6 and manifest["meta"]["keypoint_names"] == list(KEYPOINT_NAMES)
+        assert manifest["meta"]["yolo_imgsz"] == 320
+        out[fmt] = {e["id"]: np.load(root / e["npz"])["keypoints"]
+                    for entries in manifest["splits"].values() for e in entries}
+    return out
+
+
+@pytest.mark.parametrize("fmt", ("onnx", "openvino"))
+def test_exported_keypoints_reach_the_npz_like_the_pytorch_ones(npz_keypoints, fmt):
+    reference, got = npz_keypoints["pt"], npz_keypoints[fmt]
+    assert set(got) == set(reference) and len(got) == 18  # 6 clips x 45 frames / 15
+    errors = np.concatenate([np.linalg.norm(got[w][..., :2] - reference[w][..., :2], axis=-1).ravel()
+                             for w in reference])
+    assert np.median(errors) < 1.0 and np.percentile(errors, 95) < 3.0, (np.median(errors), errors.max())
