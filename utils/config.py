@@ -196,7 +196,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, classes, required=(), 
     parser.add_argument("--print_config", action="store_true",
                         help="print the resolved settings as YAML and exit")
     for cls in classes:
-        group = parser.add_argument_group(f"{section_name(cls)} settings", (cls.__doc__ or "").strip())
+        group = parser.add_argument_group(f"{section_name(cls)} settings", " ".join((cls.__doc__ or "").split()))
         for name, opt in section_options(cls).items():
             if name not in exclude:
                 _add_option(group, opt, name in required)
@@ -247,7 +247,7 @@ def resolve_config(args: argparse.Namespace, classes, required=()):
         for name in options:
             if name in vars(args):
                 values[name] = validate_value(options[name], getattr(args, name), source=f"--{name}")
-        for name in required:
+        for name in () if getattr(args, "print_config", False) else required:  # printing needs no inputs
             if name in options and values.get(name) in (None, ""):
                 raise UserError(f"--{name} is required (or set {name} in the {section} section of --config)")
         instance = cls(**values)

@@ -45,7 +45,10 @@ def atomic_path(path):
     ensure_dir(path.parent)
     if path.is_dir():
         raise UserError(f"{path} is a folder; cannot write a file there")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}; choose a folder you can write to") from None
     os.fchmod(fd, 0o666 & ~current_umask())
     os.close(fd)
     try:
