@@ -57,7 +57,7 @@ class YoloDetector:
         self.weights = str(cfg.yolo_weights)
         self.model = load_yolo(cfg.yolo_weights)
         self.imgsz = cfg.yolo_imgsz  # None: Ultralytics' own choice for the warm-up (the trained/exported size)
-        self.detect([np.zeros((480, 640, 3), np.uint8)])  # warm-up: sets up the backend, which reads the metadata
+        self._warm_up()
         self.backend = self.model.predictor.model
         self.native_imgsz = native_imgsz(self.model, self.backend)
         self.imgsz = cfg.yolo_imgsz or self.native_imgsz or 640
@@ -72,6 +72,14 @@ class YoloDetector:
         self.use_keypoints = model_task == "pose" and cfg.yolo_task != "detect"
         self.task = "pose" if self.use_keypoints else "detect"
         self.num_keypoints, self.keypoint_names = self._keypoint_layout() if self.use_keypoints else (0, [])
+
+    def _warm_up(self) -> None:
+        """One predict on a blank frame: sets up the backend, which reads an exported model's metadata."""
+        try:
+            self.detect([np.zeros((480, 640, 3), np.uint8)])
+        except Exception as exc:  # a file Ultralytics loads but cannot run: same fix for every cause
+            raise UserError(f"cannot run YOLO weights {self.weights}: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}; export or copy them again") from None
 
     def _keypoint_layout(self) -> tuple:
         """(count, names) as the loaded model reports them (exported formats carry them in their metadata)."""
@@ -120,7 +128,7 @@ def native_imgsz(model, backend):
     if isinstance(model.model, str):  # an exported model: its metadata
         size = (getattr(backend, "metadata", None) or {}).get("imgsz")
     else:
-        size = (getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz") or model.overrides.get("imgsz")
+        size = ((getattr(model, "ckpt", None) or {}).get("train_args") or {}).get("imgsz") or model.overrides.get("imgsz")
     if isinstance(size, (list, tuple)):
         size = max(size)
     return int(size) if size else None

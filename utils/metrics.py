@@ -31,10 +31,6 @@ def classification_scores(y_true, y_pred, classes: list) -> dict:
                           "counts": confusion_matrix(y_true, y_pred, labels=columns)[: len(classes)].tolist()}}
 
 
-def macro_f1(y_true, y_pred, classes: list) -> float:
-    return classification_scores(y_true, y_pred, classes)["macro_f1"]
-
-
 def segment_f1(true_labels, pred_labels, class_names: list, iou_threshold: float = 0.5) -> dict:
     """Bout-level F1 per class: a predicted bout matches an unmatched true bout of the same class when their
     frame IoU >= iou_threshold (one-to-one, best IoU first). Frames whose true label is None are ignored
