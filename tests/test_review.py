@@ -1,0 +1,108 @@
+"""Review logic without a display: bouts, edits, undo/redo, autosave, export that preprocessing reads, agreement."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from utils.errors import UserError
+from utils.labels import load_frame_labels
+from utils.review import ReviewSession
+
+CLASSES = ["groom", "rest", "walk"]
+
+
+def session():
+    predicted = ["walk"] * 10 + ["rest"] * 5 + ["unknown"] * 3 + ["groom"] * 12
+    confidence = np.r_[np.full(10, 0.9), np.full(5, 0.4), np.full(3, 0.2), np.full(12, 0.8)]
+    return ReviewSession(CLASSES, predicted, confidence)
+
+
+def layout(s):
+    return [(b.start, b.end, b.label) for b in s.bouts()]
+
+
+def test_bouts_come_from_the_predictions_with_their_confidence():
+    s = session()
+    assert layout(s) == [(0, 9, "walk"), (10, 14, "rest"), (15, 17, None), (18, 29, "groom")]
+    assert [round(b.confidence, 2) for b in s.bouts()] == [0.9, 0.4, 0.2, 0.8]
+    assert min(s.bouts(), key=lambda b: b.confidence).label is None  # least confident first: the unknown run
+    assert s.bout_at(12).label == "rest" and not any(b.reviewed for b in s.bouts())
+
+
+def test_every_edit_and_its_undo_redo():
+    s = session()
+    s.relabel(s.bout_at(12), "walk")  # rest -> walk joins the first bout
+    assert layout(s)[:2] == [(0, 14, "walk"), (15, 17, None)]
+    s.split(5, "groom")
+    assert layout(s)[:2] == [(0, 4, "walk"), (5, 14, "groom")]
+    s.move_end(s.bout_at(0), 7)  # walk takes frames 5..7 back
+    assert layout(s)[:2] == [(0, 7, "walk"), (8, 14, "groom")]
+    s.move_start(s.bout_at(20), 16)  # groom grows into the unlabelled run
+    assert layout(s)[2:] == [(15, 15, None), (16, 29, "groom")]
+    s.delete(s.bout_at(0))
+    assert layout(s)[0] == (0, 7, None)
+    s.merge_next(s.bout_at(10))  # groom 8..14 and unlabelled 15 -> groom 8..15, then groom 16..29 joins
+    assert layout(s) == [(0, 7, None), (8, 29, "groom")]
+    states = []
+    while True:
+        states.append(layout(s))
+        if not s.undo():
+            break
+    assert states[-1] == layout(session())  # undone back to the predictions
+    assert len(states) == 7  # 6 edits, merge_next counted as one
+    while s.redo():
+        pass
+    assert layout(s) == states[0]
+    s.confirm(s.bout_at(0))
+    assert s.bout_at(0).reviewed and not s.redo()  # a new edit clears the redo stack
+
+
+def test_bad_edits_are_clear_errors():
+    s = session()
+    with pytest.raises(UserError, match="unknown behaviour 'rear'"):
+        s.relabel(s.bout_at(0), "rear")
+    with pytest.raises(UserError, match="first of its bout"):
+        s.split(10, "walk")
+    with pytest.raises(UserError, match="last bout has no following bout"):
+        s.merge_next(s.bouts()[-1])
+
+
+def test_autosave_restores_every_edit(tmp_path):
+    s = session()
+    s.relabel(s.bout_at(12), "groom")
+    s.confirm(s.bout_at(0))
+    s.save(tmp_path / "v.review.json")
+    again = session()
+    assert again.restore(tmp_path / "v.review.json")
+    assert layout(again) == layout(s) and (again.reviewed == s.reviewed).all()
+    other = ReviewSession(CLASSES, ["walk"] * 5)
+    with pytest.raises(UserError, match="belongs to another video or model"):
+        other.restore(tmp_path / "v.review.json")
+
+
+def test_export_is_the_per_frame_csv_preprocessing_reads(tmp_path):
+    s = session()
+    s.relabel(s.bout_at(16), "rest")
+    path = s.export_csv(tmp_path / "v.csv")
+    labels = load_frame_labels(path, 30, 30.0)
+    assert [labels.label_at(f) for f in range(30)] == ["walk"] * 10 + ["rest"] * 8 + ["groom"] * 12
+    s.delete(s.bout_at(0))
+    table = pd.read_csv(s.export_csv(tmp_path / "v.csv"))
+    assert list(table["frame"]) == list(range(10, 30))  # deleted frames are unlabelled: no rows
+
+
+def test_agreement_scores_predictions_against_corrections():
+    s = session()
+    s.relabel(s.bout_at(12), "walk")  # the model said rest on 5 frames that are walk
+    s.relabel(s.bout_at(16), "walk")  # and unknown on 3 walk frames
+    result = s.agreement()
+    assert result["frames"] == 30 and result["reviewed_frames"] == 8  # the two edited bouts
+    assert result["per_class"]["walk"]["recall"] == pytest.approx(10 / 18)
+    assert result["per_class"]["groom"]["f1"] == 1.0 and result["accuracy"] == pytest.approx(22 / 30)
+
+
+def test_from_frames_csv_takes_classes_from_the_top_k_columns(tmp_path):
+    pd.DataFrame({"frame": range(4), "label": ["walk", "walk", "no_window", "rest"], "confidence": [.9, .8, 0, .7],
+                  "top1_label": ["walk", "walk", "walk", "rest"], "top2_label": ["rest", "groom", "rest", "walk"]}
+                 ).to_csv(tmp_path / "v.frames.csv", index=False)
+    s = ReviewSession.from_frames_csv(tmp_path / "v.frames.csv")
+    assert s.classes == CLASSES and layout(s) == [(0, 1, "walk"), (2, 2, None), (3, 3, "rest")]

@@ -1,0 +1,164 @@
+"""Stage scripts run as subprocesses for the dashboard: argv building, progress parsing, a job runner.
+
+No widget here: the dashboard calls `Job.poll()` from the Tk thread (every ~150 ms with `after()`); a reader
+thread owns the subprocess and hands its output lines over a queue. A job is a chain of commands run one after
+another (e.g. preprocessing then training); it stops at the first that fails or when cancelled.
+Cancel escalates: stop file (training ends after the current batch and keeps its last completed epoch) and
+SIGINT, then SIGTERM after `grace` seconds, then SIGKILL. Every stage writes its files atomically, so none of
+these leaves a half-written output.
+"""
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRESS_LINE = re.compile(r"^PROGRESS (?P<desc>.+?): (?P<n>\d+)/(?P<total>\d+|\?)(?: \(\d+%\))?(?: (?P<rate>[\d.]+) it/s)?")
+ERROR_LINE = re.compile(r"^error: (?P<message>.+)$")
+
+
+@dataclass
+class Progress:
+    desc: str
+    n: int
+    total: int  # 0 when unknown
+    rate: float  # items per second, 0 when unknown
+
+    @property
+    def fraction(self) -> float:
+        return min(self.n / self.total, 1.0) if self.total else 0.0
+
+    @property
+    def eta_seconds(self):
+        """Seconds left at the current rate; None when it cannot be told."""
+        if not self.total or not self.rate:
+            return None
+        return max(self.total - self.n, 0) / self.rate
+
+
+def parse_progress(line: str):
+    """A Progress from a `PROGRESS desc: n/total (pct%) rate it/s` line (utils.logging_utils.LineProgress)."""
+    m = PROGRESS_LINE.match(line.strip())
+    if not m:
+        return None
+    total = 0 if m["total"] == "?" else int(m["total"])
+    return Progress(m["desc"], int(m["n"]), total, float(m["rate"] or 0.0))
+
+
+def error_message(lines) -> str:
+    """The one-line error a stage printed (run_cli: `error: ...`), the last one; '' when none."""
+    found = ""
+    for line in lines:
+        m = ERROR_LINE.match(line.strip())
+        if m:
+            found = m["message"]
+    return found
+
+
+def format_seconds(seconds) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def script_command(script: str, config_path, *extra) -> list:
+    """[python, -u, <repo>/<script>, --config, <file>, *extra]: how the dashboard starts every stage."""
+    return [sys.executable, "-u", str(ROOT / script), "--config", str(config_path), *[str(e) for e in extra]]
+
+
+class Job:
+    """A chain of commands, each a subprocess; output lines go to `log_path` and to poll()."""
+
+    def __init__(self, commands: list, log_path, stop_file=None, grace: float = 15.0, env: dict = None):
+        self.commands, self.log_path = [list(c) for c in commands], Path(log_path)
+        self.stop_file = Path(stop_file) if stop_file else None
+        self.grace = grace
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "YOLO_OFFLINE": "1", **(env or {})}
+        self.lines, self.returncode, self.cancelled = [], None, False
+        self.started = None
+        self._queue, self._proc, self._lock = queue.Queue(), None, threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="job", daemon=True)
+
+    @property
+    def running(self) -> bool:
+        return self.started is not None and self.returncode is None
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started if self.started else 0.0
+
+    def start(self) -> "Job":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.stop_file is not None:
+            self.stop_file.unlink(missing_ok=True)  # a stop file left by an earlier cancel would end this run
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        code, ran = 0, False
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            for command in self.commands:
+                with self._lock:  # cancel() takes the lock too: no command starts after a cancel
+                    if self.cancelled:
+                        break
+                    log.write("$ " + " ".join(command) + "\n")
+                    self._queue.put("$ " + " ".join(command))
+                    self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                  text=True, bufsize=1, cwd=ROOT, env=self.env)
+                ran = True
+                for line in self._proc.stdout:
+                    log.write(line)
+                    log.flush()
+                    self._queue.put(line.rstrip("\n"))
+                code = self._proc.wait()
+                if code != 0:
+                    break
+        self.returncode = code if ran or not self.cancelled else 130
+
+    def poll(self, max_lines: int = 500) -> list:
+        """New output lines (at most max_lines per call, so the Tk thread never blocks on a flood)."""
+        out = []
+        while len(out) < max_lines:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        self.lines.extend(out)
+        return out
+
+    def wait(self, timeout: float = None) -> int:
+        self._thread.join(timeout)
+        return self.returncode
+
+    def cancel(self) -> None:
+        """Stop gracefully: stop file and SIGINT now, SIGTERM after `grace` s, SIGKILL after another `grace` s."""
+        with self._lock:
+            self.cancelled = True
+        if self.stop_file is not None:
+            self.stop_file.parent.mkdir(parents=True, exist_ok=True)
+            self.stop_file.touch()
+        threading.Thread(target=self._escalate, name="job-cancel", daemon=True).start()
+
+    def _escalate(self) -> None:
+        with self._lock:
+            proc = self._proc
+        if proc is None:
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            if proc.poll() is not None:
+                return
+            proc.send_signal(sig)
+            try:
+                proc.wait(self.grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue

@@ -1,0 +1,241 @@
+"""Reviewing a classified video: predictions become editable labels, corrected bout by bout.
+
+The state is one per-frame label array (class codes, -1 = unlabelled) plus a per-frame "reviewed" flag; bouts
+are its runs of equal labels. Every edit is a change of a frame span, recorded for undo/redo. The dashboard
+saves the session after every edit (`<video>.review.json`, atomically, run-length encoded), so a crash loses
+nothing; `export_csv` writes the corrected labels as the per-frame CSV (`frame,behavior`) that preprocessing
+reads; `agreement` scores the model's predictions against the corrected labels (utils/metrics.py).
+No widget here: every operation is tested without a display.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from utils.errors import UserError
+from utils.io import atomic_write_csv, atomic_write_text
+from utils.metrics import classification_scores
+
+UNLABELLED = -1
+FORMAT = "behaviorscope-review-1"
+
+
+@dataclass
+class ReviewBout:
+    index: int
+    start: int
+    end: int  # inclusive
+    label: str  # None when unlabelled (deleted, or a frame the model left unknown / without a window)
+    confidence: float  # the model's mean confidence over the bout's frames
+    reviewed: bool  # every frame confirmed or edited by the user
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start + 1
+
+
+@dataclass
+class Edit:
+    start: int
+    before_codes: np.ndarray
+    before_reviewed: np.ndarray
+    after_codes: np.ndarray
+    after_reviewed: np.ndarray
+
+
+def runs(values: np.ndarray) -> list:
+    """[(start, end inclusive, value)] of the runs of equal values."""
+    if len(values) == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    ends = np.r_[starts[1:], len(values)] - 1
+    return [(int(s), int(e), values[s].item()) for s, e in zip(starts, ends)]
+
+
+class ReviewSession:
+    def __init__(self, classes: list, predicted, confidence=None):
+        self.classes = list(classes)
+        self.predicted = np.asarray(predicted, dtype=object)
+        self.codes = self.encode(self.predicted)
+        self.confidence = np.zeros(len(self.codes)) if confidence is None else np.asarray(confidence, np.float64)
+        self.reviewed = np.zeros(len(self.codes), bool)
+        self._undo, self._redo = [], []
+        self._bouts = None
+
+    @classmethod
+    def from_frames_csv(cls, path, classes: list = None) -> "ReviewSession":
+        """From inference's <video>.frames.csv; classes default to the model's (from the top-k columns)."""
+        path = Path(path)
+        try:
+            frames = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError) as exc:
+            raise UserError(f"cannot read predictions {path}: {exc}; pick a <video>.frames.csv from inference") from None
+        if not {"frame", "label", "confidence"} <= set(frames.columns):
+            raise UserError(f"{path} lacks frame/label/confidence columns; pick a <video>.frames.csv from inference")
+        if classes is None:
+            top = [c for c in frames.columns if c.startswith("top") and c.endswith("_label")]
+            seen = pd.unique(frames[top + ["label"]].values.ravel())
+            classes = sorted(str(c) for c in seen if isinstance(c, str) and c not in ("unknown", "no_window"))
+        return cls(classes, frames["label"].to_numpy(), frames["confidence"].to_numpy())
+
+    def encode(self, names) -> np.ndarray:
+        index = {c: i for i, c in enumerate(self.classes)}
+        return np.array([index.get(n, UNLABELLED) for n in names], np.int16)
+
+    def label_names(self) -> np.ndarray:
+        """Per-frame corrected labels; None where unlabelled."""
+        names = np.array(self.classes + [None], dtype=object)
+        return names[np.where(self.codes == UNLABELLED, len(self.classes), self.codes)]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    # ---------------------------------------------------------------------------------------------- bouts
+    def bouts(self) -> list:
+        if self._bouts is None:
+            conf = np.r_[0.0, np.cumsum(self.confidence)]
+            rev = np.r_[0, np.cumsum(self.reviewed)]
+            self._bouts = [ReviewBout(i, s, e, self.classes[c] if c != UNLABELLED else None,
+                                      float((conf[e + 1] - conf[s]) / (e - s + 1)), bool(rev[e + 1] - rev[s] == e - s + 1))
+                           for i, (s, e, c) in enumerate(runs(self.codes))]
+        return self._bouts
+
+    def bout_at(self, frame: int) -> ReviewBout:
+        frame = int(np.clip(frame, 0, len(self) - 1))
+        starts = [b.start for b in self.bouts()]
+        return self.bouts()[int(np.searchsorted(starts, frame, side="right")) - 1]
+
+    # ---------------------------------------------------------------------------------------------- edits
+    def _code(self, label) -> int:
+        if label is None:
+            return UNLABELLED
+        if label not in self.classes:
+            raise UserError(f"unknown behaviour {label!r}; the model's classes are {', '.join(self.classes)}")
+        return self.classes.index(label)
+
+    def _apply(self, start: int, end: int, code=None, reviewed: bool = True) -> None:
+        """Frames start..end (inclusive) get `code` (None: unchanged) and the reviewed flag, as one undoable edit."""
+        start, end = max(int(start), 0), min(int(end), len(self) - 1)
+        if end < start:
+            return
+        span = slice(start, end + 1)
+        after_codes = self.codes[span].copy() if code is None else np.full(end - start + 1, code, np.int16)
+        edit = Edit(start, self.codes[span].copy(), self.reviewed[span].copy(), after_codes,
+                    np.full(end - start + 1, reviewed))
+        self._set(edit.start, edit.after_codes, edit.after_reviewed)
+        self._undo.append(edit)
+        self._redo.clear()
+
+    def _set(self, start: int, codes: np.ndarray, reviewed: np.ndarray) -> None:
+        self.codes[start:start + len(codes)] = codes
+        self.reviewed[start:start + len(codes)] = reviewed
+        self._bouts = None
+
+    def confirm(self, bout: ReviewBout) -> None:
+        self._apply(bout.start, bout.end)
+
+    def relabel(self, bout: ReviewBout, label: str) -> None:
+        self._apply(bout.start, bout.end, self._code(label))
+
+    def split(self, frame: int, label: str) -> None:
+        """Frames from `frame` to the end of its bout become `label` (the first part keeps its label)."""
+        bout = self.bout_at(frame)
+        if frame <= bout.start:
+            raise UserError(f"frame {frame} is the first of its bout: move to a frame inside the bout to split it")
+        self._apply(frame, bout.end, self._code(label))
+
+    def move_start(self, bout: ReviewBout, frame: int) -> None:
+        """The bout now starts at `frame`: it takes frames from its predecessor, or gives them back to it."""
+        if frame < bout.start:
+            self._apply(frame, bout.start - 1, self.codes[bout.start])
+        elif frame > bout.start:
+            previous = self.codes[bout.start - 1] if bout.start > 0 else UNLABELLED
+            self._apply(bout.start, min(frame, bout.end + 1) - 1, previous)
+
+    def move_end(self, bout: ReviewBout, frame: int) -> None:
+        """The bout now ends at `frame` (inclusive): it takes frames from its successor, or gives them back."""
+        if frame > bout.end:
+            self._apply(bout.end + 1, frame, self.codes[bout.end])
+        elif frame < bout.end:
+            following = self.codes[bout.end + 1] if bout.end + 1 < len(self) else UNLABELLED
+            self._apply(max(frame, bout.start - 1) + 1, bout.end, following)
+
+    def merge_next(self, bout: ReviewBout) -> None:
+        """The following bout takes this bout's label (one bout results)."""
+        if bout.index + 1 >= len(self.bouts()):
+            raise UserError("the last bout has no following bout to merge with")
+        nxt = self.bouts()[bout.index + 1]
+        self._apply(nxt.start, nxt.end, self.codes[bout.start])
+        self._apply(bout.start, bout.end)  # both parts are now reviewed
+        self._merge_last_two_edits()
+
+    def _merge_last_two_edits(self) -> None:
+        """Make the last two edits one undo step (they are adjacent spans)."""
+        second, first = self._undo.pop(), self._undo.pop()
+        a, b = sorted((first, second), key=lambda e: e.start)
+        self._undo.append(Edit(a.start, np.r_[a.before_codes, b.before_codes], np.r_[a.before_reviewed, b.before_reviewed],
+                               np.r_[a.after_codes, b.after_codes], np.r_[a.after_reviewed, b.after_reviewed]))
+
+    def delete(self, bout: ReviewBout) -> None:
+        """The bout's frames become unlabelled: left out of the export and of the agreement."""
+        self._apply(bout.start, bout.end, UNLABELLED)
+
+    def undo(self) -> bool:
+        if not self._undo:
+            return False
+        edit = self._undo.pop()
+        self._set(edit.start, edit.before_codes, edit.before_reviewed)
+        self._redo.append(edit)
+        return True
+
+    def redo(self) -> bool:
+        if not self._redo:
+            return False
+        edit = self._redo.pop()
+        self._set(edit.start, edit.after_codes, edit.after_reviewed)
+        self._undo.append(edit)
+        return True
+
+    # ----------------------------------------------------------------------------------------- results
+    def agreement(self) -> dict:
+        """The model's per-frame predictions scored against the corrected labels, over labelled frames;
+        `reviewed_frames` says how much of that the user actually checked."""
+        labelled = self.codes != UNLABELLED
+        if not labelled.any():
+            raise UserError("no labelled frames to compare with: relabel or confirm some bouts first")
+        scores = classification_scores(self.label_names()[labelled].tolist(),
+                                       [str(p) for p in self.predicted[labelled]], self.classes)
+        return {**scores, "frames": int(labelled.sum()), "reviewed_frames": int(self.reviewed.sum())}
+
+    def export_csv(self, path) -> Path:
+        """Corrected labels as `frame,behavior` (labelled frames only): preprocessing's per-frame label file."""
+        labelled = np.flatnonzero(self.codes != UNLABELLED)
+        atomic_write_csv(path, pd.DataFrame({"frame": labelled, "behavior": self.label_names()[labelled]}))
+        return Path(path)
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "classes": self.classes, "frames": len(self),
+                "labels": [[s, e, c] for s, e, c in runs(self.codes)],
+                "reviewed": [[s, e] for s, e, r in runs(self.reviewed) if r]}
+
+    def save(self, path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict()) + "\n")
+
+    def restore(self, path) -> bool:
+        """Load an earlier session of the same video (saved edits); False when there is none."""
+        path = Path(path)
+        if not path.is_file():
+            return False
+        data = json.loads(path.read_text())
+        if data.get("format") != FORMAT or data.get("frames") != len(self) or data.get("classes") != self.classes:
+            raise UserError(f"{path} belongs to another video or model ({data.get('frames')} frames, classes "
+                            f"{data.get('classes')}); move it away to start a new review")
+        for s, e, c in data["labels"]:
+            self.codes[s:e + 1] = c
+        self.reviewed[:] = False
+        for s, e in data["reviewed"]:
+            self.reviewed[s:e + 1] = True
+        self._bouts = None
+        return True
