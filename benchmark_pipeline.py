@@ -8,7 +8,8 @@ export, as in preprocessing) is classified with infer_behavior_lstm.py's setting
 are loaded once. Reported over all frames
 whose true label is known: per-frame accuracy, per-class precision/recall/F1, macro-F1 (over the classes that occur in the truth or the
 predictions; utils/metrics.py), confusion matrix
-(CSV and PNG), segment F1 (bouts matched one-to-one at IoU >= 0.5), and timing: frames/s end to end and
+(CSV and PNG), a truth-vs-prediction ethogram per video (<video>.truth_vs_prediction.png beside its
+outputs), segment F1 (bouts matched one-to-one at IoU >= 0.5), and timing: frames/s end to end and
 seconds per stage (load, decode, detect, crop, backbone, head, write). Written to eval_results.json and
 eval_report.txt in --output_root.
 """
@@ -23,7 +24,7 @@ import infer_behavior_lstm as infer
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from utils.labels import find_label_file, load_frame_labels
-from utils.plots import plot_confusion_matrix
+from utils.plots import plot_confusion_matrix, plot_ethogram
 from utils.metrics import classification_scores, segment_f1
 from utils.timing import StageTimer
 from utils.video_io import find_videos
@@ -86,7 +87,10 @@ def main(args) -> dict:
         result = infer.classify_in_tree(predictor, cfg, root, out_root, video)
         class_names = result["class_names"]
         labels = load_frame_labels(find_label_file(video), result["frames"], result["fps"])
-        true_all += [labels.label_at(f) for f in range(result["frames"])]
+        truth = [labels.label_at(f) for f in range(result["frames"])]
+        plot_ethogram(result["labels"], result["frames_table"]["confidence"], class_names, result["fps"],
+                      Path(result["paths"]["bouts"]).with_name(f"{video.stem}.truth_vs_prediction.png"), truth=truth)
+        true_all += truth
         pred_all += list(result["labels"])
         true_all.append(None)  # a separator frame, so bouts never run across two videos
         pred_all.append("no_window")

@@ -79,6 +79,7 @@ def classify_video(predictor: Predictor, cfg: InferenceConfig, timer: StageTimer
                  "windows_with_pose": prediction.with_pose}
     with timer.stage("write"):
         result = write_outputs(prediction, predictor.class_names, cfg, out_dir, meta_rows)
+    result["frames_table"] = result["frames"]
     result.update(class_names=predictor.class_names, seconds=dict(timer.seconds), fps=prediction.fps,
                   total_seconds=time.perf_counter() - start, labels=result["frames"]["label"].to_numpy(),
                   windows=prediction.windows, windows_with_pose=prediction.with_pose, skipped=prediction.skipped,

@@ -289,6 +289,8 @@ def main(args):
                     "add --train_backbone, give --backbone_weights, or use --backbone none --use_pose")
     mcfg = build_model_config(cfg, datasets)
     model = build_model(mcfg).to(device)
+    if cfg.training.init_from:
+        init_weights(model, cfg.training.init_from, class_names_of(datasets["train"].manifest))
     if uses_feature_cache(cfg, model):
         datasets = cache_features(model, datasets, cfg, device)
     optimizer, scheduler = build_optimizer(model, cfg)
@@ -308,6 +310,20 @@ def main(args):
     finally:
         stop.restore()
     return {"run_dir": str(run_dir), "history": history, "stopped": stop.reason}
+
+
+def init_weights(model, path, class_names: list) -> None:
+    """Start from another run's weights: same classes in the same order, same architecture."""
+    ckpt = load_checkpoint(path)
+    if list(ckpt["class_names"]) != list(class_names):
+        raise UserError(f"init_from {path} was trained on classes {ckpt['class_names']}, the manifest has "
+                        f"{class_names}; label windows of every class of the model (or train without init_from)")
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise UserError(f"init_from {path} has another architecture than these settings "
+                        f"({str(exc).splitlines()[0][:160]}); use the model settings it was trained with") from None
+    log.info("weights initialised from %s (%s)", path, ckpt.get("selection"))
 
 
 def uses_feature_cache(cfg, model) -> bool:

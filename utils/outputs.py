@@ -37,6 +37,10 @@ def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: 
     boxes = acc.boxes.values().astype(np.float64)
     for j, name in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
         frames_df[name] = np.round(boxes[:, j], 2)
+    keypoints = acc.keypoints.values()  # (N, K, 3) frame px; NaN where the detector gave none
+    for k in range(keypoints.shape[1]):
+        for j, axis in enumerate(("x", "y", "conf")):
+            frames_df[f"kp{k}_{axis}"] = np.round(keypoints[:, k, j], 2 if j < 2 else 3)
     paths = {"bouts": out_dir / f"{video.stem}.behavior.csv", "frames": out_dir / f"{video.stem}.frames.csv",
              "metrics": out_dir / f"{video.stem}.metrics.xlsx", "ethogram": out_dir / f"{video.stem}.ethogram.png"}
     atomic_write_csv(paths["bouts"], bouts_df)
@@ -67,16 +71,18 @@ def write_review_video(video: Path, path: Path, labels, confidence, acc, fps: fl
             writer.release()
 
 
-def draw_review(frame, box, keypoints, text: str) -> None:
-    """box [4] and keypoints [K,3] in frame px; NaN where the detector gave none."""
+def draw_review(frame, box, keypoints, text: str, second_line: str = None) -> None:
+    """box [4] and keypoints [K,3] in frame px; NaN where the detector gave none. `second_line`: e.g. the true
+    label in the dashboard's review."""
     if np.isfinite(box).all():
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(frame, (x1, y1), (x2, y2), (0, 220, 0), 2)
     for x, y, c in keypoints:
         if c > 0:  # NaN compares False
             cv2.circle(frame, (int(round(x)), int(round(y))), 3, (0, 0, 255), -1, cv2.LINE_AA)
-    cv2.putText(frame, text, (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 0), 4, cv2.LINE_AA)
-    cv2.putText(frame, text, (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
+    for row, line in enumerate(t for t in (text, second_line) if t):
+        cv2.putText(frame, line, (12, 30 + 34 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 0), 4, cv2.LINE_AA)
+        cv2.putText(frame, line, (12, 30 + 34 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
 
 
 def kinematics_table(labels, boxes: np.ndarray, kp_centres: np.ndarray, fps: float) -> pd.DataFrame:

@@ -71,24 +71,37 @@ def save_pose_preview(samples: list, keypoints: list, class_names: list, path) -
     _save(fig, path)
 
 
-def plot_ethogram(labels, confidence, class_names: list, fps: float, path) -> None:
-    """Behaviour raster (one row per behaviour, time on x) above the per-frame confidence trace."""
+def ethogram_bars(ax, labels, rows: list, scale: float = 1.0, band: tuple = (-0.4, 0.8), **style) -> None:
+    """Each row's runs of `labels` (frame indices * scale on x) as bars at y = row index + band offset. Used by
+    the ethogram files and by the dashboard's strip."""
     labels = np.asarray(labels, dtype=object)
-    rows = [c for c in class_names] + [x for x in ("unknown", "no_window") if (labels == x).any()]
-    t = np.arange(len(labels)) / fps
-    fig, (ax, ax_p) = plt.subplots(2, 1, figsize=(12, 1.2 + 0.35 * len(rows)), sharex=True,
-                                   gridspec_kw={"height_ratios": [max(len(rows), 2), 1.5]})
     colours = plt.get_cmap("tab10")
     for r, name in enumerate(rows):
         on = np.flatnonzero(labels == name)
         if len(on):  # contiguous runs as bars
             breaks = np.flatnonzero(np.diff(on) > 1)
             starts, ends = on[np.r_[0, breaks + 1]], on[np.r_[breaks, len(on) - 1]]
-            ax.broken_barh([(s / fps, (e - s + 1) / fps) for s, e in zip(starts, ends)], (r - 0.4, 0.8),
-                           facecolors=colours(r % 10))
+            ax.broken_barh([(s * scale, (e - s + 1) * scale) for s, e in zip(starts, ends)],
+                           (r + band[0], band[1]), facecolors=colours(r % 10), **style)
+
+
+def plot_ethogram(labels, confidence, class_names: list, fps: float, path, truth=None) -> None:
+    """Behaviour raster (one row per behaviour, time on x) above the per-frame confidence trace. With `truth`
+    (per-frame true labels, None where unknown) each row shows the prediction above the truth."""
+    labels = np.asarray(labels, dtype=object)
+    rows = [c for c in class_names] + [x for x in ("unknown", "no_window") if (labels == x).any()]
+    t = np.arange(len(labels)) / fps
+    fig, (ax, ax_p) = plt.subplots(2, 1, figsize=(12, 1.2 + (0.5 if truth is not None else 0.35) * len(rows)),
+                                   sharex=True, gridspec_kw={"height_ratios": [max(len(rows), 2), 1.5]})
+    if truth is None:
+        ethogram_bars(ax, labels, rows, 1 / fps)
+        ax.set_title("ethogram")
+    else:
+        ethogram_bars(ax, labels, rows, 1 / fps, (-0.42, 0.42))
+        ethogram_bars(ax, truth, rows, 1 / fps, (0.02, 0.38), alpha=0.55, hatch="//")
+        ax.set_title("ethogram: prediction (upper bar of each row) and truth (lower, hatched)")
     ax.set_yticks(range(len(rows)), rows)
     ax.invert_yaxis()
-    ax.set_title("ethogram")
     ax_p.plot(t, confidence, lw=0.8, color="black")
     ax_p.set_ylim(0, 1)
     ax_p.set_ylabel("confidence")

@@ -168,6 +168,8 @@ class TrainingConfig:
     cache_augmented_views: int = setting(0, "with feature_cache: extra augmented views encoded per training clip "
                                          "(one is drawn per epoch)", minimum=0)
     amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)")
+    init_from: str | None = setting(None, "start from this checkpoint's weights (same architecture and classes; "
+                                    "fresh optimizer), e.g. to fine-tune on corrected labels", path=True)
     stop_file: str = setting("STOP", "training stops cleanly when this file appears in the run folder")
     seed: int = setting(42, "seed of weights, sampling and augmentation")
 

@@ -135,3 +135,22 @@ def sample_frames(path, count: int) -> list:
     if not frames:
         raise UserError(f"video {path} has no readable frames (empty or corrupt); re-encode or remove it")
     return frames
+
+
+class FrameReader:
+    """Random access to a video's frames for review: sequential reads while playing, a seek otherwise."""
+
+    def __init__(self, path):
+        self.cap, self.info = open_video(path)
+        self.next_index = 0
+
+    def read(self, index: int):
+        """The BGR frame at `index`, or None past the end."""
+        if index != self.next_index:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = self.cap.read()
+        self.next_index = index + 1 if ok else -1
+        return frame if ok else None
+
+    def close(self) -> None:
+        self.cap.release()
