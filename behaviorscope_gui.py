@@ -70,6 +70,8 @@ class Tooltip:
         self.widget, self.text_fn, self.tip, self.job = widget, text_fn, None, None
         widget.bind("<Enter>", lambda e: self._schedule(), add="+")
         widget.bind("<Leave>", lambda e: self._hide(), add="+")
+        widget.bind("<ButtonPress>", lambda e: self._hide(), add="+")
+        widget.bind("<Unmap>", lambda e: self._hide(), add="+")
 
     def _schedule(self):
         self.job = self.widget.after(500, self._show)
@@ -84,6 +86,7 @@ class Tooltip:
         self.tip.geometry(f"+{x}+{y}")
         tk.Label(self.tip, text=text, justify="left", wraplength=420, background="#ffffe0", relief="solid",
                  borderwidth=1, padx=4, pady=2).pack()
+        self.job = self.widget.after(8000, self._hide)  # never left standing over the form
 
     def _hide(self):
         if self.job:
@@ -395,7 +398,7 @@ class StageTab(ttk.Frame):
         self.run_button.pack(side="left", padx=(12, 4))
         self.cancel_button = ttk.Button(bar, text="Cancel", command=self.cancel, state="disabled")
         self.cancel_button.pack(side="left")
-        self.progress = ttk.Progressbar(bar, length=220, maximum=1.0)
+        self.progress = ttk.Progressbar(bar, length=220, maximum=100)
         self.progress.pack(side="left", padx=12)
         ttk.Label(bar, textvariable=self.status, width=60).pack(side="left", fill="x", expand=True)
 
@@ -423,9 +426,10 @@ class StageTab(ttk.Frame):
 
     def validated_values(self) -> dict:
         values = self.form.values()
-        for (section, name) in [(s, n) for s in values for n in self.required]:
-            if values[section].get(name) in (None, ""):
-                raise UserError(f"{name} is required: fill it in the {section} section")
+        for section, settings in values.items():
+            for name in self.required:
+                if name in settings and settings[name] in (None, ""):
+                    raise UserError(f"{name} is required: fill it in the {section} section")
         return values
 
     def run(self) -> None:
@@ -469,7 +473,7 @@ class StageTab(ttk.Frame):
                 self.log.delete("1.0", f"{excess}.0")
             self.log.see("end")
         if progress is not None:
-            self.progress.configure(value=progress.fraction)
+            self.progress.configure(value=100 * progress.fraction)
             self.status.set(f"{progress.desc}: {progress.n}/{progress.total or '?'} | elapsed "
                             f"{format_seconds(self.job.elapsed)} | ETA {format_seconds(progress.eta_seconds)}")
         if self.job.running:
@@ -490,7 +494,7 @@ class StageTab(ttk.Frame):
         if cancelled:
             self.status.set(f"cancelled after {took} (exit {code}); finished outputs are kept")
         elif code == 0:
-            self.progress.configure(value=1.0)
+            self.progress.configure(value=100)
             self.status.set(f"finished in {took} (exit 0)")
         else:
             self.status.set(f"FAILED after {took} (exit {code})")
@@ -776,7 +780,7 @@ class ReviewTab(ttk.Frame):
         ttk.Button(results, text="Agreement", command=self.show_agreement).pack(side="left", padx=4)
         self.retrain_button = ttk.Button(results, text="Retrain with corrections", command=self.retrain)
         self.retrain_button.pack(side="left")
-        self.progress = ttk.Progressbar(parent, maximum=1.0)
+        self.progress = ttk.Progressbar(parent, maximum=100)
         self.progress.pack(fill="x", padx=4)
         self.report = tk.Text(parent, height=9, wrap="word", font=self.app.mono)
         self.report.pack(fill="both", expand=True, padx=4, pady=4)
@@ -1182,7 +1186,7 @@ class ReviewTab(ttk.Frame):
         for line in lines:
             progress = parse_progress(line)
             if progress is not None:
-                self.progress.configure(value=progress.fraction)
+                self.progress.configure(value=100 * progress.fraction)
                 self.status.set(f"retraining: {progress.desc} {progress.n}/{progress.total or '?'}, elapsed "
                                 f"{format_seconds(self.job.elapsed)}, ETA {format_seconds(progress.eta_seconds)}")
             elif line.strip():

@@ -1,0 +1,205 @@
+"""The dashboard under a display (Xvfb is started when there is none): forms from the schema, a real
+preprocessing run, a training run cancelled mid-way, and a review that corrects a bout, exports it and reads
+it back through preprocessing. Screenshots of every tab go to test_artifacts/ (look at them)."""
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import ROOT, prepare_args, train_args
+from utils.config import section_options
+from utils.schema import SECTIONS
+
+ARTIFACTS = ROOT / "test_artifacts"
+BEHAVIORS = ("walk", "rest", "groom", "turn")  # those of pose_manifest
+
+
+@pytest.fixture(scope="module")
+def display():
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("no display and no Xvfb (Debian package xvfb)")
+    number = 50 + os.getpid() % 400
+    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1366x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if Path(f"/tmp/.X11-unix/X{number}").exists():
+            break
+        time.sleep(0.05)
+    os.environ["DISPLAY"] = f":{number}"
+    yield os.environ["DISPLAY"]
+    del os.environ["DISPLAY"]
+    proc.terminate()
+
+
+@pytest.fixture(scope="module")
+def app(display, tmp_path_factory):
+    import behaviorscope_gui as gui
+    gui.STATE_PATH = tmp_path_factory.mktemp("gui_state") / "gui.json"  # never the user's own state
+
+    def no_dialog(title, message, **_):  # a modal dialog would block the test: fail with its text instead
+        raise AssertionError(f"dialog {title!r}: {message}")
+    for name in ("showerror", "showinfo", "askyesno"):
+        setattr(gui.messagebox, name, no_dialog)
+    window = gui.BehaviorScopeApp()
+    window.geometry("1366x740+0+0")
+    pump(window)
+    yield window
+    window.destroy()
+
+
+def pump(app, seconds: float = 0.3) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.update()
+        time.sleep(0.02)
+
+
+def wait_for_job(app, timeout: float = 240.0, until=None) -> None:
+    end = time.monotonic() + timeout
+    while app.job_tab is not None and time.monotonic() < end:
+        if until is not None and until():
+            return
+        pump(app, 0.1)
+    assert app.job_tab is None or until is not None, "the job did not finish in time"
+
+
+def screenshot(app, name: str) -> Path:
+    from PIL import ImageGrab
+    pump(app, 0.4)
+    ARTIFACTS.mkdir(exist_ok=True)
+    x, y, w, h = app.winfo_rootx(), app.winfo_rooty(), app.winfo_width(), app.winfo_height()
+    path = ARTIFACTS / f"gui_{name}.png"
+    ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=os.environ["DISPLAY"]).save(path)
+    return path
+
+
+def fill(tab, section: str, **values) -> None:
+    for name, value in values.items():
+        tab.form.set(section, name, value)
+
+
+def test_every_setting_has_a_field_with_the_resolved_default_and_typing_is_validated(app):
+    from utils.config import resolve_config, settings_dict
+    import argparse
+    tabs = {"preprocessing": "Preprocess", "augmentation": "Train", "model": "Train", "training": "Train",
+            "inference": "Inference"}
+    for section, cls in SECTIONS.items():
+        form = app.tabs[tabs[section]].form
+        assert form.values()[section] == settings_dict(resolve_config(argparse.Namespace(config=None), cls))
+        assert set(form.values()[section]) == set(section_options(cls))
+    train = app.tabs["Train"]
+    backbone = train.form.fields[("model", "backbone")].widget
+    from model import BACKBONES
+    assert list(backbone.cget("values")) == ["none", *BACKBONES.names()]  # menus come from the registry
+    train.form.set("training", "lr", "-1")
+    assert "lr=-1.0 is not a valid float in >0" in train.status.get()
+    assert str(train.form.fields[("training", "lr")].widget.cget("style")) == "Invalid.TEntry"
+    train.form.set("training", "lr", "0.001")
+    assert train.form.get("training", "lr") == 0.001 and not train.status.get().startswith("\u26a0")
+
+
+def test_preprocess_runs_the_stage_and_shows_its_windows(app, class_folder_dataset, tiny_yolo, tmp_path):
+    tab = app.tabs["Preprocess"]
+    app.notebook.select(tab)
+    fill(tab, "preprocessing", dataset_root=class_folder_dataset, output_root=tmp_path / "prepared",
+         yolo_weights=tiny_yolo, device="cpu", crop_size=48, window_size=15, window_stride=15, train_ratio=0.5,
+         val_ratio=0.5, test_ratio=0.0)
+    tab.run()
+    assert app.job_tab is tab and str(tab.run_button.cget("state")) == "disabled"
+    wait_for_job(app)
+    assert tab.job.returncode == 0, "\n".join(tab.job.lines[-20:])
+    assert (tmp_path / "prepared" / "sequence_manifest.json").is_file()
+    assert (tmp_path / "prepared" / "gui_preprocess.yaml").is_file()  # the tab's settings, in the run folder
+    assert float(tab.progress.cget("value")) == 100 and tab.status.get().startswith("finished")
+    assert len(tab.table.tree.get_children()) == 3  # walk, groom, rear
+    assert app.tabs["Train"].form.get("training", "manifest_path").endswith("sequence_manifest.json")
+    screenshot(app, "preprocess_finished")
+
+
+def test_training_cancelled_mid_run_keeps_its_last_completed_epoch(app, pose_manifest, tmp_path):
+    from utils.checkpoint import load_checkpoint
+    tab = app.tabs["Train"]
+    app.notebook.select(tab)
+    fill(tab, "model", backbone="none", use_pose=True, hidden_dim=16, pose_fusion_dim=16)
+    fill(tab, "training", manifest_path=pose_manifest, output_dir=tmp_path / "runs", run_name="gui_run",
+         epochs=500, patience=0, num_workers=0, device="cpu", lr=0.003)
+    tab.run()
+    run_dir = tmp_path / "runs" / "gui_run"
+    metrics = run_dir / "metrics.csv"
+    wait_for_job(app, until=lambda: metrics.is_file() and len(pd.read_csv(metrics)) >= 2)
+    tab.cancel()
+    wait_for_job(app, timeout=60)
+    assert tab.job.cancelled and tab.status.get().startswith("cancelled")
+    history = pd.read_csv(metrics)
+    ckpt = load_checkpoint(run_dir / "last_checkpoint.pt")  # weights_only: a consistent, complete file
+    assert ckpt["epoch"] == history["epoch"].iloc[-1] and 2 <= len(history) < 500
+    assert not list(run_dir.glob(".*.tmp*")) and (run_dir / "training_curves.png").is_file()
+    assert tab.curves.path == run_dir / "training_curves.png"  # shown in the tab
+    screenshot(app, "train_cancelled")
+
+
+@pytest.fixture(scope="module")
+def predicted_video(pose_manifest, tmp_path_factory):
+    """A generated labelled video classified by a small pose model: video, frames.csv, model."""
+    import infer_behavior_lstm as infer
+    import train_behavior_lstm as train
+    from utils.synthetic import make_long_video_dataset
+    work = tmp_path_factory.mktemp("review")
+    train.main(train_args(pose_manifest, work / "runs", "--run_name", "pose", "--epochs", "15", "--patience", "0"))
+    video, = make_long_video_dataset(work / "videos", 1, 120, seed=31, min_bout=30, max_bout=50, behaviors=BEHAVIORS)
+    model = work / "runs" / "pose" / "best_model.pt"
+    infer.main(infer.get_args_parser().parse_args(["--model_path", str(model), "--video_path", str(video),
+                                                   "--output_dir", str(work / "out"), "--device", "cpu"]))
+    return video, work / "out" / f"{video.stem}.frames.csv", model
+
+
+def test_review_seek_relabel_export_and_read_back_through_preprocessing(app, predicted_video, tiny_yolo, tmp_path):
+    import prepare_sequences_from_yolo as prepare
+    video, frames_csv, model = predicted_video
+    tab = app.tabs["Review"]
+    app.notebook.select(tab)
+    tab.open(video, frames_csv, model_path=model)
+    pump(app)
+    assert tab.session is not None and tab.session.classes == sorted(BEHAVIORS)
+    assert tab.truth is not None  # the generator's label CSV beside the video was found
+    start = time.perf_counter()
+    tab.seek(60)
+    assert time.perf_counter() - start < 1.0 and tab.frame_index == 60
+    bout = tab.session.bout_at(60)
+    new_label = next(c for c in tab.session.classes if c != bout.label)
+    tab.label_choice.set(new_label)
+    tab.relabel()
+    assert tab.session.bout_at(60).label == new_label and tab.session.bout_at(60).reviewed
+    autosave = frames_csv.with_name(f"{video.stem}.review.json")
+    assert autosave.is_file()  # saved at once
+    tab.undo()
+    assert tab.session.bout_at(60).label == bout.label
+    tab.redo()
+    assert tab.session.bout_at(60).label == new_label
+    agreement = tab.show_agreement()
+    assert agreement["frames"] == 120 and 0 <= agreement["macro_f1"] < 1.0  # one bout now disagrees
+    exported = tab.export(tmp_path / "corrected" / f"{video.stem}.csv")
+    assert (tmp_path / "corrected" / video.name).exists()  # the video is linked beside its labels
+    corrected = tab.session.label_names()
+    screenshot(app, "review_loaded")
+    manifest = prepare.main(prepare_args("--dataset_root", exported.parent, "--output_root", tmp_path / "prep",
+                                         "--yolo_weights", tiny_yolo, "--device", "cpu", "--crop_size", "48",
+                                         "--window_size", "16", "--window_stride", "8", "--split_strategy", "window"))
+    entries = [e for split in manifest["splits"].values() for e in split]
+    assert entries and all(e["class_name"] == corrected[e["start_frame"] + 8] for e in entries)
+
+
+def test_screenshots_of_every_tab(app):
+    for name in ("Preprocess", "Train", "Inference", "Evaluate", "Review"):
+        app.notebook.select(app.tabs[name])
+        assert screenshot(app, f"tab_{name.lower()}").stat().st_size > 10_000

@@ -1,0 +1,71 @@
+"""The dashboard's job runner without a display: progress parsing, errors, chains, graceful cancel."""
+import sys
+import time
+
+import pytest
+
+from utils.jobs import Job, error_message, format_seconds, parse_progress, script_command
+from utils.logging_utils import LineProgress
+
+
+def test_progress_lines_of_the_stages_parse(capsys):
+    bar = LineProgress(total=200, desc="epoch 3", interval=0)
+    bar.update(50)
+    line = capsys.readouterr().err.strip()
+    progress = parse_progress(line)
+    assert (progress.desc, progress.n, progress.total) == ("epoch 3", 50, 200) and progress.fraction == 0.25
+    assert progress.rate > 0 and progress.eta_seconds == pytest.approx(150 / progress.rate)
+    unknown = parse_progress("PROGRESS frames: 10/? 5.0 it/s")
+    assert unknown.total == 0 and unknown.fraction == 0.0 and unknown.eta_seconds is None
+    assert parse_progress("INFO epoch 3: train_loss=0.2") is None
+
+
+def test_error_message_and_time_format():
+    assert error_message(["INFO x", "error: video not found: a.mp4", "done"]) == "video not found: a.mp4"
+    assert error_message(["INFO x"]) == ""
+    assert (format_seconds(75), format_seconds(3725), format_seconds(None)) == ("1:15", "1:02:05", "?")
+
+
+def test_script_command_runs_the_stage_unbuffered_with_its_config():
+    command = script_command("train_behavior_lstm.py", "/runs/x/gui_train.yaml")
+    assert command[:2] == [sys.executable, "-u"] and command[2].endswith("train_behavior_lstm.py")
+    assert command[3:] == ["--config", "/runs/x/gui_train.yaml"]
+
+
+def wait(job, timeout=30.0):
+    end = time.monotonic() + timeout
+    while job.running and time.monotonic() < end:
+        job.poll()
+        time.sleep(0.02)
+    job.poll(max_lines=10 ** 6)
+    return job.returncode
+
+
+def test_a_chain_stops_at_the_first_failure_and_logs_everything(tmp_path):
+    ok = [sys.executable, "-c", "print('PROGRESS frames: 1/2 (50%) 1.0 it/s'); print('first done')"]
+    bad = [sys.executable, "-c", "import sys; print('error: crop_size=8 is too small'); sys.exit(2)"]
+    never = [sys.executable, "-c", "print('must not run')"]
+    job = Job([ok, bad, never], tmp_path / "job.log").start()
+    assert wait(job) == 2
+    assert "first done" in job.lines and "must not run" not in job.lines
+    assert error_message(job.lines) == "crop_size=8 is too small"
+    assert "first done" in (tmp_path / "job.log").read_text()
+
+
+def test_cancel_escalates_from_sigint_to_terminate(tmp_path):
+    stubborn = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                "print('ready', flush=True); time.sleep(60)"]
+    job = Job([stubborn], tmp_path / "job.log", stop_file=tmp_path / "STOP", grace=0.5).start()
+    while "ready" not in job.lines:
+        job.poll()
+        time.sleep(0.02)
+    job.cancel()
+    assert wait(job, timeout=10) == -15  # SIGINT ignored; SIGTERM after the grace period
+    assert job.cancelled and (tmp_path / "STOP").exists()  # the stop file asks training to stop cleanly
+    graceful = Job([[sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)"]],
+                   tmp_path / "job2.log", grace=5).start()
+    while "ready" not in graceful.lines:
+        graceful.poll()
+        time.sleep(0.02)
+    graceful.cancel()
+    assert wait(graceful, timeout=10) == -2  # ended by its SIGINT (KeyboardInterrupt), no escalation needed
