@@ -287,6 +287,12 @@ class ImagePane(ttk.Frame):
         self.label.configure(image=self.photo, text="")
 
 
+def format_cell(value) -> str:
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
 class TablePane(ttk.Frame):
     """A DataFrame in a Treeview (click a header to sort)."""
 
@@ -304,11 +310,12 @@ class TablePane(ttk.Frame):
         self.tree.delete(*self.tree.get_children())
         columns = [str(c) for c in frame.columns]
         self.tree.configure(columns=columns)
-        for c in columns:
+        for i, c in enumerate(columns):
             self.tree.heading(c, text=c, command=lambda c=c: self.sort(c))
-            self.tree.column(c, width=max(60, min(160, 9 * len(c))), anchor="w")
+            longest = max([len(c), *(len(format_cell(v)) for v in frame.iloc[:200, i])])
+            self.tree.column(c, width=max(60, min(220, 20 + 9 * longest)), anchor="w")
         for row in frame.itertuples(index=False):
-            self.tree.insert("", "end", values=[f"{v:.3f}" if isinstance(v, float) else v for v in row])
+            self.tree.insert("", "end", values=[format_cell(v) for v in row])
 
     def sort(self, column: str) -> None:
         if self.frame is not None:
@@ -1239,6 +1246,8 @@ class BehaviorScopeApp(tk.Tk):
         if "clam" in style.theme_names():
             style.theme_use("clam")
         style.configure("Invalid.TEntry", foreground="#c00000", fieldbackground="#ffe8e8")
+        # clam draws the bar in nearly the trough's grey: a full bar looked empty
+        style.configure("Horizontal.TProgressbar", background="#3a78c2", troughcolor="#e4e4e4")
         self.notebook = ttk.Notebook(self)
         self.notebook.pack(fill="both", expand=True)
         self.tabs, self.job_tab = {}, None

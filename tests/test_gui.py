@@ -75,6 +75,7 @@ def wait_for_job(app, timeout: float = 240.0, until=None) -> None:
 
 def screenshot(app, name: str) -> Path:
     from PIL import ImageGrab
+    app.event_generate("<Motion>", warp=True, x=app.winfo_width() - 5, y=5)  # no tooltip over the picture
     pump(app, 0.4)
     ARTIFACTS.mkdir(exist_ok=True)
     x, y, w, h = app.winfo_rootx(), app.winfo_rooty(), app.winfo_width(), app.winfo_height()
@@ -197,6 +198,35 @@ def test_review_seek_relabel_export_and_read_back_through_preprocessing(app, pre
                                          "--window_size", "16", "--window_stride", "8", "--split_strategy", "window"))
     entries = [e for split in manifest["splits"].values() for e in split]
     assert entries and all(e["class_name"] == corrected[e["start_frame"] + 8] for e in entries)
+
+
+def test_inference_and_evaluate_tabs_run_and_show_their_results(app, predicted_video, tmp_path):
+    video, _, model = predicted_video
+    infer_tab = app.tabs["Inference"]
+    app.notebook.select(infer_tab)
+    infer_tab.mode.set("video")
+    fill(infer_tab, "inference", model_path=model, video_path=video, output_dir=tmp_path / "one", device="cpu")
+    infer_tab.run()
+    wait_for_job(app)
+    assert infer_tab.job.returncode == 0, "\n".join(infer_tab.job.lines[-20:])
+    behavior = pd.read_csv(tmp_path / "one" / f"{video.stem}.behavior.csv")
+    assert len(infer_tab.bouts.tree.get_children()) == len(behavior) > 0
+    assert infer_tab.ethogram.path == tmp_path / "one" / f"{video.stem}.ethogram.png"
+    screenshot(app, "inference_finished")
+
+    evaluate = app.tabs["Evaluate"]
+    app.notebook.select(evaluate)
+    fill(evaluate, "inference", model_path=model, device="cpu")
+    evaluate.input_dir.set(str(video.parent))
+    evaluate.output_root.set(str(tmp_path / "eval"))
+    evaluate.run()
+    wait_for_job(app)
+    assert evaluate.job.returncode == 0, "\n".join(evaluate.job.lines[-20:])
+    rows = [evaluate.per_class.tree.item(i)["values"] for i in evaluate.per_class.tree.get_children()]
+    assert [r[0] for r in rows] == [*sorted(BEHAVIORS), "macro / all"]
+    assert evaluate.confusion.path == tmp_path / "eval" / "confusion_matrix.png"
+    assert evaluate.ethogram.path is not None and evaluate.ethogram.path.name.endswith(".truth_vs_prediction.png")
+    screenshot(app, "evaluate_finished")
 
 
 def test_screenshots_of_every_tab(app):
