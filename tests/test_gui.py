@@ -7,10 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from conftest import ROOT, prepare_args, train_args
 from utils.config import section_options
