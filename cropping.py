@@ -19,6 +19,7 @@ import numpy as np
 
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError
+from utils.motion import ScaleTracker, body_axis
 from utils.registry import Registry
 from utils.timing import StageTimer
 from utils.video_io import iter_frame_batches, prefetched, sample_frames
@@ -272,6 +273,7 @@ class FrameRecord:
     crop: np.ndarray = None  # RGB [crop_size, crop_size, 3]
     keypoints: np.ndarray = None  # [K, 3] (x, y, conf)
     keypoints_crop: np.ndarray = None  # [K, 3]
+    scale_ref: np.ndarray = None  # [3] the video's running scale references (utils.motion.ScaleTracker)
 
     @property
     def missed(self) -> bool:
@@ -291,12 +293,13 @@ def make_record(index: int, frame: np.ndarray, detection: Detection, crop_size: 
 
 def iter_frame_records(video_path, detector, settings, timer=None):
     """The one frame pipeline of every stage: decode (in a background thread) -> detect in batches ->
-    keep_last_box -> square crop -> keypoints into the crop. Yields one list of FrameRecords per detector batch
-    (settings: yolo_batch, keep_last_box, max_reuse_frames, crop_size, pad_ratio). `timer` (a StageTimer)
-    is charged decode, detect and crop."""
+    keep_last_box -> square crop -> keypoints into the crop -> running scale references. Yields one list of
+    FrameRecords per detector batch (settings: yolo_batch, keep_last_box, max_reuse_frames, crop_size,
+    pad_ratio). `timer` (a StageTimer) is charged decode, detect and crop."""
     timer = timer or StageTimer()
     detector.prepare(video_path)
     tracker = BoxTracker(settings.keep_last_box, settings.max_reuse_frames)
+    scales = ScaleTracker(body_axis(detector.keypoint_names, detector.num_keypoints))
     with closing(prefetched(iter_frame_batches(video_path, settings.yolo_batch))) as batches:
         for first, batch in timer.timed_iter("decode", batches):
             with timer.stage("detect"):
@@ -304,4 +307,6 @@ def iter_frame_records(video_path, detector, settings, timer=None):
             with timer.stage("crop"):
                 records = [make_record(first + i, frame, det, settings.crop_size, settings.pad_ratio)
                            for i, (frame, det) in enumerate(zip(batch, detections))]
+                for r in records:
+                    r.scale_ref = scales.update(r.box, r.keypoints, r.status == STATUS_DETECTED)
             yield records

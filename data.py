@@ -1,12 +1,17 @@
 """Reading prepared windows: the Dataset over sequence_manifest.json, clip augmentation, class balancing.
 
 A sample is a dict:
-    frames        float32 [T, 3, S, S]  normalised with ImageNet mean/std (S = the manifest's crop_size)
-    pose          float32 [T, D]        pose features (utils.pose_features); zeros when the clip has no keypoints
+    frames        float32 [T, 3, S, S]  normalised with ImageNet mean/std (S = the manifest's crop_size); absent
+                                        for pose-only models (no frame is decoded)
+    pose          float32 [T, D]        pose features (utils.motion: "body" set, or utils.pose_features: "crop"
+                                        set); zeros when the clip has no keypoints
+    motion        float32 [T, M]        box-motion features (utils.motion.box_motion_features); M = 0 when off
     pose_present  bool                  False for a clip without keypoints (the model then ignores `pose`)
     label         int64
-Augmentation is sampled once per clip and applied identically to every frame and to the keypoints (one
-affine matrix moves both); a horizontal or vertical flip also swaps left/right keypoints (flip_idx).
+Augmentation is sampled once per clip. On frames it is applied identically to every frame and to the crop
+keypoints (one affine matrix moves both; a horizontal or vertical flip also swaps left/right keypoints by
+flip_idx); the frame-pixel keypoints and boxes behind the "body" pose and box-motion features get a mirror,
+scale, speed and jitter draw in feature space. One temporal index (start jitter, frame dropout) serves all.
 """
 import random
 from pathlib import Path
@@ -18,7 +23,7 @@ from torch.utils.data import Dataset, WeightedRandomSampler
 
 from utils.errors import UserError
 from utils.manifest import load_manifest
-from utils.pose_features import pose_feature_dim, pose_features
+from utils.motion import FeatureSpec, augment_motion_inputs, body_axis
 from utils.schema import AugmentConfig
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -38,9 +43,13 @@ class ClipAugment:
     def __init__(self, cfg: AugmentConfig):
         self.cfg = cfg
 
-    def __call__(self, frames: torch.Tensor, keypoints: np.ndarray = None, rng: random.Random = None):
+    def __call__(self, frames: torch.Tensor, keypoints: np.ndarray = None, rng: random.Random = None,
+                 index: np.ndarray = None):
+        """`index`: the clip's temporal index when the caller drew it (temporal_index) to apply it to other
+        arrays too; otherwise it is drawn here."""
         self.rng = rng or random.Random()
-        frames, keypoints = self._temporal(frames, keypoints)
+        index = self.temporal_index(frames.shape[0], self.rng) if index is None else index
+        frames, keypoints = frames[index], (keypoints[index] if keypoints is not None else None)
         size = frames.shape[-1]
         matrix, mirrored = self._draw_geometry(size)
         colour = self._draw_colour()
@@ -90,17 +99,16 @@ class ClipAugment:
             frame = cv2.addWeighted(frame, s, grey, 1 - s, 0)
         return frame
 
-    def _temporal(self, frames, keypoints):
+    def temporal_index(self, t: int, rng: random.Random) -> np.ndarray:
         """Start jitter (shift, edge frames repeated) and frame dropout (a frame replaced by its predecessor)."""
-        t = frames.shape[0]
         index = np.arange(t)
         if self.cfg.temporal_jitter:
-            shift = self.rng.randint(-self.cfg.temporal_jitter, self.cfg.temporal_jitter)
+            shift = rng.randint(-self.cfg.temporal_jitter, self.cfg.temporal_jitter)
             index = np.clip(index + shift, 0, t - 1)
         for i in range(1, t):
-            if self.rng.random() < self.cfg.frame_dropout:
+            if rng.random() < self.cfg.frame_dropout:
                 index[i] = index[i - 1]
-        return frames[index], (keypoints[index] if keypoints is not None else None)
+        return index
 
     def _move_keypoints(self, keypoints: np.ndarray, matrix: np.ndarray, size: int, mirrored: bool) -> np.ndarray:
         xy = keypoints[..., :2] @ matrix[:, :2].T + matrix[:, 2]
@@ -119,25 +127,35 @@ def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
 
 
 class WindowDataset(Dataset):
-    """Windows of one split of a manifest. With `augment` (training) each clip gets a fresh ClipAugment draw."""
+    """Windows of one split of a manifest. With `augment` (training) each clip gets a fresh draw: ClipAugment on
+    the frames (and crop keypoints), feature-space augmentation (utils.motion.augment_motion_inputs) on the
+    frame-pixel keypoints and boxes, one temporal index for all of them. Without `load_frames` (pose-only
+    models) no frame is ever decoded: the small per-window arrays are read once and kept in memory."""
+    SMALL = ("keypoints", "keypoints_xy_raw", "keypoints_conf_raw", "bbox_xyxy", "scale_ref")
 
     def __init__(self, manifest_path, split: str, augment: AugmentConfig = None, use_pose: bool = False,
-                 min_keypoint_conf: float = 0.0, seed: int = 0):
+                 min_keypoint_conf: float = 0.0, seed: int = 0, pose_features: str = "body",
+                 box_motion: bool = True, load_frames: bool = True):
         self.seed, self.epoch = seed, 0
         self.manifest_path = Path(manifest_path)
         self.manifest = load_manifest(self.manifest_path)
         self.entries = self.manifest["splits"].get(split, [])
         meta = self.manifest["meta"]
         self.crop_size, self.num_keypoints = meta["crop_size"], meta.get("num_keypoints", 0)
-        self.use_pose, self.min_conf = use_pose, min_keypoint_conf
+        self.use_pose, self.load_frames = use_pose, load_frames or pose_features == "crop"
         if use_pose and self.num_keypoints == 0:
             raise UserError(f"--use_pose asked for, but {self.manifest_path} has no keypoints (detector "
                             f"{meta.get('detector')}, task {meta.get('yolo_task')}); prepare with YOLO pose weights")
-        self.pose_dim = pose_feature_dim(self.num_keypoints) if self.num_keypoints else 0
+        axis = meta.get("body_axis") or body_axis(meta.get("keypoint_names"), self.num_keypoints)
+        self.spec = FeatureSpec(pose_features, self.num_keypoints, tuple(axis), min_keypoint_conf, self.crop_size,
+                                box_motion)
+        self.pose_dim, self.motion_dim = self.spec.pose_dim, self.spec.motion_dim
         if augment is not None and augment.flip_idx is None:
             augment.flip_idx = meta.get("flip_idx") or None
+        self.augment_cfg = augment
         self.augment = ClipAugment(augment) if augment is not None else None
         self.noise_std = augment.noise_std if augment is not None else 0.0
+        self._small = {}
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation draws depend on (seed, epoch, index) only: the same with any number of workers, and
@@ -151,17 +169,27 @@ class WindowDataset(Dataset):
     def labels(self) -> list:
         return [e["label"] for e in self.entries]
 
-    def load(self, index: int) -> tuple:
-        """Raw (frames uint8 [T,3,S,S] tensor, keypoints [T,K,3] or None) of one window."""
-        entry = self.entries[index]
-        path = self.manifest_path.parent / entry["npz"]
+    def _read(self, index: int, keys) -> dict:
+        path = self.manifest_path.parent / self.entries[index]["npz"]
         try:
             with np.load(path, allow_pickle=False) as data:
-                frames = torch.from_numpy(data["frames"]).permute(0, 3, 1, 2).contiguous()
-                keypoints = data["keypoints"] if "keypoints" in data.files else None
+                if "scale_ref" not in data.files:
+                    raise UserError(f"{path} has no scale_ref (prepared by an older BehaviorScope); re-run "
+                                    f"prepare_sequences_from_yolo.py")
+                return {k: data[k] for k in keys if k in data.files}
         except (OSError, ValueError, KeyError) as exc:
             raise UserError(f"cannot read window {path}: {exc}; re-run preprocessing") from None
-        return frames, keypoints
+
+    def small_arrays(self, index: int) -> dict:
+        """Keypoints, boxes and scale references of one window (read once, then from memory)."""
+        if index not in self._small:
+            self._small[index] = self._read(index, self.SMALL)
+        return self._small[index]
+
+    def load(self, index: int) -> tuple:
+        """Raw (frames uint8 [T,3,S,S] tensor, crop keypoints [T,K,3] or None) of one window."""
+        frames = torch.from_numpy(self._read(index, ("frames",))["frames"]).permute(0, 3, 1, 2).contiguous()
+        return frames, self.small_arrays(index).get("keypoints")
 
     def __getitem__(self, index: int) -> dict:
         return self.item(index)[0]
@@ -174,26 +202,44 @@ class WindowDataset(Dataset):
         finally:
             self.augment = augment
 
-    def item(self, index: int) -> tuple:
-        """(sample dict, keypoints [T,K,3] after augmentation or None): the keypoints are for previews."""
+    def item(self, index: int, with_frames: bool = None) -> tuple:
+        """(sample dict, crop keypoints [T,K,3] after augmentation or None): the keypoints are for previews."""
+        entry, arrays = self.entries[index], self.small_arrays(index)
+        t, fps = len(arrays["bbox_xyxy"]), float(entry["fps"])
+        rng = random.Random(hash((self.seed, self.epoch, index))) if self.augment is not None else None
+        order = self.augment.temporal_index(t, rng) if rng else np.arange(t)
+        keypoints = arrays.get("keypoints")
+        sample = {"label": torch.tensor(entry["label"], dtype=torch.long)}
+        if self.load_frames if with_frames is None else with_frames:
+            sample["frames"], keypoints = self._frames(index, rng, order)
+        elif keypoints is not None:
+            keypoints = keypoints[order]
+        inputs = {k: v[order] for k, v in arrays.items()}
+        inputs["keypoints"] = keypoints
+        if rng is not None:
+            a = self.augment_cfg
+            mirror = a.hflip_prob * (1 - a.vflip_prob) + a.vflip_prob * (1 - a.hflip_prob)
+            inputs, fps = augment_motion_inputs(inputs, fps, rng, mirror, a.scale_range, a.speed_range,
+                                                a.pose_jitter, a.flip_idx)
+        present = self.use_pose and keypoints is not None
+        pose, motion = self.spec.window_inputs(inputs, fps, present)
+        sample["pose"] = torch.from_numpy(pose) if pose is not None else torch.zeros(t, self.pose_dim)
+        sample["motion"] = torch.from_numpy(motion) if motion is not None else torch.zeros(t, 0)
+        sample["pose_present"] = torch.tensor(present)
+        return sample, keypoints
+
+    def _frames(self, index: int, rng, order) -> tuple:
+        """Normalised frames [T,3,S,S] (augmented when rng is given) and the crop keypoints moved with them."""
         frames, keypoints = self.load(index)
         x_noise = None
-        if self.augment is not None:  # noise too is part of augmentation
-            rng = random.Random(hash((self.seed, self.epoch, index)))
-            frames, keypoints = self.augment(frames, keypoints, rng)
+        if rng is not None:  # noise too is part of augmentation
+            frames, keypoints = self.augment(frames, keypoints, rng, index=order)
             gen = torch.Generator().manual_seed(rng.getrandbits(62))
             x_noise = torch.randn(frames.shape, generator=gen) * self.noise_std if self.noise_std else None
         x = frames.float().div_(255)
         if x_noise is not None:
             x = (x + x_noise).clamp_(0, 1)
-        x = normalise_frames(x)
-        t = x.shape[0]
-        present = self.use_pose and keypoints is not None
-        pose = (torch.from_numpy(pose_features(keypoints, self.crop_size, self.entries[index]["fps"], self.min_conf))
-                if present else torch.zeros(t, self.pose_dim))
-        sample = {"frames": x, "pose": pose, "pose_present": torch.tensor(present),
-                  "label": torch.tensor(self.entries[index]["label"], dtype=torch.long)}
-        return sample, keypoints
+        return normalise_frames(x), keypoints
 
 
 def class_weights(labels, num_classes: int, mode: str, clamp: float = 10.0) -> torch.Tensor:
@@ -219,14 +265,17 @@ def balanced_sampler(labels, seed: int = 0) -> WeightedRandomSampler:
 
 class CachedFeatureDataset(Dataset):
     """Windows as cached backbone features: `visual` [T, Dv] replaces `frames`. Views: 0 = the clean clip,
-    1.. = augmented clips; each access draws one view from (seed, epoch, index), like the augmentation."""
+    1.. = augmented clips; each access draws one view from (seed, epoch, index), like the augmentation. Pose
+    and box motion are cheap: they come from the source dataset on every access, freshly augmented."""
 
-    def __init__(self, bank: torch.Tensor, frame_index: torch.Tensor, poses: list, source: WindowDataset):
-        self.bank, self.frame_index, self.poses = bank, frame_index, poses  # frame_index: (N, V, T) rows of bank
+    def __init__(self, bank: torch.Tensor, frame_index: torch.Tensor, source: WindowDataset):
+        self.bank, self.frame_index, self.source = bank, frame_index, source  # frame_index: (N, V, T) bank rows
         self.labels_, self.manifest, self.seed, self.epoch = source.labels, source.manifest, source.seed, 0
+        self.spec, self.pose_dim, self.motion_dim = source.spec, source.pose_dim, source.motion_dim
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self.source.set_epoch(epoch)
 
     def __len__(self):
         return len(self.labels_)
@@ -238,9 +287,9 @@ class CachedFeatureDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         views = self.frame_index.shape[1]
         view = random.Random(hash((self.seed, self.epoch, index))).randrange(views) if views > 1 else 0
-        pose, present = self.poses[index][view]
-        return {"visual": self.bank[self.frame_index[index, view]].float(), "pose": pose,
-                "pose_present": torch.tensor(present), "label": torch.tensor(self.labels_[index], dtype=torch.long)}
+        sample = self.source.item(index, with_frames=False)[0]
+        sample["visual"] = self.bank[self.frame_index[index, view]].float()
+        return sample
 
 
 @torch.no_grad()
@@ -249,7 +298,7 @@ def build_feature_cache(encode, dataset: WindowDataset, device, augmented_views:
     """Encode every unique source frame of `dataset` once (overlapping windows share frames) with `encode`
     ((1, N, 3, H, W) -> (1, N, D)), plus `augmented_views` augmented copies of each clip."""
     slot_of, pending = {}, []  # slot_of: unique (video, frame) -> bank row
-    chunks, poses, index = [], [], []
+    chunks, index = [], []
 
     def flush():
         if pending:
@@ -267,18 +316,16 @@ def build_feature_cache(encode, dataset: WindowDataset, device, augmented_views:
     for i, entry in enumerate(dataset.entries):
         with np.load(dataset.manifest_path.parent / entry["npz"], allow_pickle=False) as data:
             frame_ids = [(entry["source_video"], int(f)) for f in data["frame_index"]]
-        sample = dataset.plain_item(i)
+        frames = dataset.plain_item(i)["frames"]
         new = [j for j, fid in enumerate(frame_ids) if fid not in slot_of]
-        for j, row in zip(new, add_frames(sample["frames"][new])):
+        for j, row in zip(new, add_frames(frames[new])):
             slot_of[frame_ids[j]] = row
-        view_rows, view_poses = [[slot_of[f] for f in frame_ids]], [(sample["pose"], bool(sample["pose_present"]))]
+        view_rows = [[slot_of[f] for f in frame_ids]]
         for v in range(augmented_views):
             dataset.set_epoch(10_000 + v)  # augmented draws that no training epoch repeats
-            aug = dataset[i]
-            view_rows.append(add_frames(aug["frames"]))
-            view_poses.append((aug["pose"], bool(aug["pose_present"])))
+            view_rows.append(add_frames(dataset[i]["frames"]))
         index.append(view_rows)
-        poses.append(view_poses)
+    dataset.set_epoch(0)
     flush()
     bank = torch.cat(chunks) if chunks else torch.zeros(0, 0, dtype=bank_dtype)
-    return CachedFeatureDataset(bank, torch.tensor(index, dtype=torch.long), poses, dataset)
+    return CachedFeatureDataset(bank, torch.tensor(index, dtype=torch.long), dataset)

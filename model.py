@@ -1,8 +1,11 @@
 """Stage D/E models: one registry of frame/video backbones, temporal heads and pose-fusion modules, and
 BehaviorSequenceClassifier, which combines them.
 
-    frames [B,T,3,H,W] -> backbone -> V [B,T,Dv] -+-> fusion(V, pose') -> [B,T,Df] -> temporal head -> [B,Dh]
-    pose   [B,T,Dp]   -> proj      -> P' [B,T,F] -+                                     -> dropout -> linear
+    frames [B,T,3,H,W] -> backbone -> V [B,T,Dv] -+-> fusion(V, pose') -> [B,T,Df] -+-> temporal head -> [B,Dh]
+    pose   [B,T,Dp]   -> proj      -> P' [B,T,F] -+                                 |   -> dropout -> linear
+    motion [B,T,5]    -> proj      -> M' [B,T,Fm] ----------------------------------+  (concatenated)
+
+Pose and box-motion inputs are standardised with training-set statistics kept as model buffers (input_stats).
 
 The classifier exposes `encode_frames` (backbone only) and `forward_from_features` (everything after it),
 so a frozen backbone's features can be cached in training and reused across overlapping inference windows.
@@ -33,6 +36,8 @@ class ModelConfig(ModelSettings):
     sizes that come from the data. Stored in checkpoints as a plain dict (model_args)."""
     num_classes: int = 0  # from the data: the manifest's classes
     pose_dim: int = 0  # from the data: pose feature size (0 = no keypoints)
+    box_motion_dim: int = 0  # from the data: box-motion feature size (0 = none, as in checkpoints before it)
+    input_stats: bool = False  # pose/motion inputs standardised by training-set statistics (model buffers)
     crop_size: int = PreprocessingConfig.crop_size  # from the data: the manifest's crop_size
     window_size: int = PreprocessingConfig.window_size  # from the data: the manifest's window_size
 
@@ -436,6 +441,14 @@ class BehaviorSequenceClassifier(nn.Module):
             seq_dim = self.fusion.out_dim
         elif self.backbone is None:
             seq_dim = cfg.pose_fusion_dim
+        self.motion_proj = None
+        if cfg.use_box_motion and cfg.box_motion_dim:
+            self.motion_proj = nn.Sequential(nn.Linear(cfg.box_motion_dim, cfg.motion_proj_dim), nn.ReLU())
+            seq_dim += cfg.motion_proj_dim
+        if cfg.input_stats:
+            for name, dim in (("pose", cfg.pose_dim), ("motion", cfg.box_motion_dim)):
+                self.register_buffer(f"{name}_mean", torch.zeros(dim))
+                self.register_buffer(f"{name}_std", torch.ones(dim))
         self.feature_dim = seq_dim
         if self.is_video:  # one embedding per clip: temporal settings do not apply
             self.temporal, self.head, out_dim = nn.Identity(), None, seq_dim
@@ -470,11 +483,23 @@ class BehaviorSequenceClassifier(nn.Module):
                 return self.backbone(frames.transpose(1, 2))[:, None]  # backbone takes (B, 3, T, H, W)
             return self.backbone(frames.flatten(0, 1)).reshape(b, t, -1)
 
-    def forward_from_features(self, visual=None, pose=None, pose_present=None) -> torch.Tensor:
+    def set_input_stats(self, pose_mean=None, pose_std=None, motion_mean=None, motion_std=None) -> None:
+        """Training-set mean and spread of the pose and box-motion inputs (needs cfg.input_stats)."""
+        for name, value in (("pose_mean", pose_mean), ("pose_std", pose_std), ("motion_mean", motion_mean),
+                            ("motion_std", motion_std)):
+            if value is not None and value.numel():
+                getattr(self, name).copy_(value)
+
+    def _standardise(self, x, name: str):
+        if not self.cfg.input_stats or x is None:
+            return x
+        return (x - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
+
+    def forward_from_features(self, visual=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
         """Everything after the backbone, up to the clip representation (B, D_head)."""
         p = None
         if self.pose_proj is not None:
-            p = self.pose_proj(pose)  # (B, T, F)
+            p = self.pose_proj(self._standardise(pose, "pose"))  # (B, T, F)
             if pose_present is None:
                 pose_present = torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
             if self.is_video:  # pose pooled over time, fused once with the clip embedding
@@ -485,19 +510,22 @@ class BehaviorSequenceClassifier(nn.Module):
             x = self.fusion(visual, p, pose_present)
         else:
             x = visual
+        if self.motion_proj is not None:  # locomotion and size, beside whatever the crops and pose gave
+            m = self.motion_proj(self._standardise(motion, "motion"))
+            x = torch.cat([x, m.mean(1, keepdim=True) if self.is_video else m], -1)
         if self.is_video:
             return x[:, 0]
         return self.head(self.temporal(x))
 
-    def forward_features(self, frames=None, pose=None, pose_present=None) -> torch.Tensor:
+    def forward_features(self, frames=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
         visual = self.encode_frames(frames) if self.backbone is not None else None
-        return self.forward_from_features(visual, pose, pose_present)
+        return self.forward_from_features(visual, pose, pose_present, motion)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(features))
 
-    def forward(self, frames=None, pose=None, pose_present=None) -> torch.Tensor:
-        return self.forward_head(self.forward_features(frames, pose, pose_present))
+    def forward(self, frames=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(frames, pose, pose_present, motion))
 
 
 def build_model(cfg: ModelConfig) -> BehaviorSequenceClassifier:

@@ -24,7 +24,7 @@ from utils.config import from_recorded
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError
 from utils.logging_utils import progress
-from utils.pose_features import pose_features
+from utils.motion import FeatureSpec
 from utils.schema import InferenceConfig, PreprocessingConfig
 from utils.timing import StageTimer
 from utils.video_io import video_info
@@ -131,18 +131,14 @@ def recorded_settings(ckpt: dict, options: InferenceConfig, source: str) -> Prep
                    yolo_task=yolo_task, device=options.device, num_threads=0)
 
 
-def feature_settings(ckpt: dict) -> dict:
-    """How pose features were computed at training; older checkpoints kept min_keypoint_conf in `config`."""
-    return ckpt.get("features") or {"min_keypoint_conf": (ckpt.get("config") or {}).get("min_keypoint_conf", 0.0)}
-
-
 class Predictor:
     def __init__(self, model, ckpt: dict, settings: PreprocessingConfig, options: InferenceConfig, device: str,
                  detector, source: str):
         self.model, self.ckpt, self.settings, self.options = model, ckpt, settings, options
         self.device, self.detector, self.source = device, detector, source
         self.class_names = list(ckpt["class_names"])
-        self.min_keypoint_conf = feature_settings(ckpt)["min_keypoint_conf"]
+        self.features = FeatureSpec.from_checkpoint(ckpt)  # pose and box-motion inputs as at training
+        self.min_keypoint_conf = self.features.min_keypoint_conf
 
     @classmethod
     def from_checkpoint(cls, path, options: InferenceConfig = None, timer: StageTimer = None) -> "Predictor":
@@ -254,6 +250,19 @@ class Predictor:
                 **{f"setting_{k}": v for k, v in vars(self.settings).items()}, **self.detector.describe()}
 
 
+def window_arrays(records, has_pose: bool) -> dict:
+    """A window's keypoints, boxes and scale references as the npz of preprocessing stores them."""
+    k = next((len(r.keypoints) for r in records if r.keypoints is not None), 0)
+    raw = np.stack([r.keypoints if r.keypoints is not None else np.full((k, 3), np.nan, np.float32)
+                    for r in records]).astype(np.float32)
+    arrays = {"keypoints_xy_raw": raw[..., :2], "keypoints_conf_raw": raw[..., 2],
+              "bbox_xyxy": np.stack([r.box for r in records]).astype(np.float32),
+              "scale_ref": np.stack([r.scale_ref for r in records]).astype(np.float32)}
+    if has_pose:
+        arrays["keypoints"] = np.stack([r.keypoints_crop for r in records]).astype(np.float32)
+    return arrays
+
+
 class WindowClassifier:
     """Buffers per-frame inputs and classifies each complete window, in batches."""
 
@@ -282,12 +291,11 @@ class WindowClassifier:
         if self.p.pose_only and not has_pose:
             self.out.skipped += 1  # a pose-only model cannot classify a window without pose
             return
-        pose = None
-        if has_pose and self.p.needs_pose:
-            pose = torch.from_numpy(pose_features(np.stack([r.keypoints_crop for r in records]),
-                                                  self.p.settings.crop_size, self.out.fps, self.p.min_keypoint_conf))
+        pose, motion = self.p.features.window_inputs(window_arrays(records, has_pose), self.out.fps,
+                                                     has_pose and self.p.needs_pose)
         visual = torch.stack([f for _, f in items]) if not self.p.pose_only else None
-        self.pending.append((start, visual, pose))
+        self.pending.append((start, visual, None if pose is None else torch.from_numpy(pose),
+                             None if motion is None else torch.from_numpy(motion)))
 
     @torch.no_grad()
     def flush(self) -> None:
@@ -296,17 +304,19 @@ class WindowClassifier:
         model, device, t = self.p.model, self.p.device, self.p.settings.window_size
         visual = None
         if model.backbone is not None:
-            visual = torch.stack([v for _, v, _ in self.pending]).to(device)  # (B, T, ...) features or crops
+            visual = torch.stack([v for _, v, _, _ in self.pending]).to(device)  # (B, T, ...) features or crops
             if model.is_video:
                 self.out.backbone_frames += visual.shape[0] * t
                 visual = model.encode_frames(visual)
-        present = torch.tensor([p is not None for _, _, p in self.pending], device=device)
-        pose = None
+        present = torch.tensor([p is not None for _, _, p, _ in self.pending], device=device)
+        pose = motion = None
         if model.pose_proj is not None:
             dim = model.cfg.pose_dim
-            pose = torch.stack([p if p is not None else torch.zeros(t, dim) for _, _, p in self.pending]).to(device)
-        probs = torch.softmax(model.forward_head(model.forward_from_features(visual, pose, present)), -1)
-        for (start, _, p), row in zip(self.pending, probs.cpu().numpy()):
+            pose = torch.stack([p if p is not None else torch.zeros(t, dim) for _, _, p, _ in self.pending]).to(device)
+        if model.motion_proj is not None:
+            motion = torch.stack([m for _, _, _, m in self.pending]).to(device)
+        probs = torch.softmax(model.forward_head(model.forward_from_features(visual, pose, present, motion)), -1)
+        for (start, _, p, _), row in zip(self.pending, probs.cpu().numpy()):
             self.out.acc.add_window(start, row, t)
             self.out.acc.windows.append((start, row, p is not None))
             self.out.windows += 1

@@ -34,6 +34,7 @@ from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_writ
 from utils.labels import find_label_file, load_frame_labels
 from utils.logging_utils import progress, setup_logging
 from utils.manifest import SCHEMA_VERSION, write_manifest
+from utils.motion import body_axis
 from utils.schema import PreprocessingConfig
 from utils.splits import SPLITS, read_split_file, split_by_video, stratified_assign
 from utils.video_io import find_videos, video_info
@@ -162,7 +163,8 @@ class WindowWriter:
                       frame_index=np.array([f.index for f in frames], np.int64),
                       detection_status=np.array([f.status for f in frames]),
                       detection_conf=np.array([f.confidence for f in frames], np.float32),
-                      keypoints_xy_raw=kp_raw[..., :2], keypoints_conf_raw=kp_raw[..., 2])
+                      keypoints_xy_raw=kp_raw[..., :2], keypoints_conf_raw=kp_raw[..., 2],
+                      scale_ref=np.stack([f.scale_ref for f in frames]).astype(np.float32))
         if has_kp:
             arrays["keypoints"] = np.stack([f.keypoints_crop for f in frames]).astype(np.float32)
         return arrays
@@ -223,7 +225,8 @@ def tracking_row(record, num_kp: int) -> dict:
 def fingerprint(cfg, detector, item: VideoItem) -> dict:
     stat = item.path.stat()
     label_stat = item.label_file.stat().st_mtime if item.label_file else None
-    return {"settings": {k: getattr(cfg, k) for k in FINGERPRINT_KEYS}, "detector": detector.describe(),
+    return {"schema_version": SCHEMA_VERSION,
+            "settings": {k: getattr(cfg, k) for k in FINGERPRINT_KEYS}, "detector": detector.describe(),
             "video_size": stat.st_size, "video_mtime": stat.st_mtime, "label_mtime": label_stat,
             "class_name": item.class_name}
 
@@ -275,6 +278,7 @@ def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_value
     meta.update(detector.describe())  # what the detector actually ran with (e.g. its native imgsz)
     meta.update({"dataset_layout": layout, "dataset_root": str(Path(cfg.dataset_root).resolve()),
                  "num_keypoints": detector.num_keypoints, "keypoint_names": kp_names, "flip_idx": flip_idx,
+                 "body_axis": list(body_axis(kp_names, detector.num_keypoints)),
                  "fps": fps[0] if len(fps) == 1 else None, "frame_format": "RGB uint8 [T,H,W,3]",
                  "keypoint_format": "float32 [T,K,3] crop pixels (x, y, conf)"})
     return {"schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -34,7 +34,6 @@ from utils.config import add_config_arguments, dump_config, resolve_config, sett
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, ensure_dir
-from utils.pose_features import POSE_FEATURES_VERSION
 from utils.logging_utils import progress, setup_logging
 from utils.metrics import classification_scores
 from utils.plots import plot_training_curves, save_crops_preview, save_pose_preview
@@ -82,9 +81,7 @@ def seed_everything(seed: int) -> None:
 
 def build_datasets(cfg) -> dict:
     aug = copy.deepcopy(cfg.augmentation)  # the dataset fills in flip_idx from the manifest
-    datasets = {"train": WindowDataset(cfg.training.manifest_path, "train", aug, cfg.model.use_pose, cfg.training.min_keypoint_conf, cfg.training.seed)}
-    for split in ("val", "test"):
-        datasets[split] = WindowDataset(cfg.training.manifest_path, split, None, cfg.model.use_pose, cfg.training.min_keypoint_conf)
+    datasets = {split: dataset_of(cfg, split, aug if split == "train" else None) for split in ("train", "val", "test")}
     train = datasets["train"]
     if len(train) == 0:
         raise UserError(f"{cfg.training.manifest_path} has no training windows; re-run preprocessing with a train_ratio > 0")
@@ -94,6 +91,12 @@ def build_datasets(cfg) -> dict:
         raise UserError(f"class(es) {', '.join(empty)} have no training windows in {cfg.training.manifest_path}; add videos "
                         f"of them or re-split (e.g. --split_strategy window for a quick test)")
     return datasets
+
+
+def dataset_of(cfg, split: str, augment=None) -> WindowDataset:
+    return WindowDataset(cfg.training.manifest_path, split, augment, cfg.model.use_pose, cfg.training.min_keypoint_conf,
+                         cfg.training.seed, cfg.training.pose_features, cfg.model.use_box_motion,
+                         load_frames=cfg.model.backbone != "none")
 
 
 def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
@@ -112,9 +115,25 @@ def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
 
 
 def build_model_config(cfg, datasets) -> ModelConfig:
-    meta = datasets["train"].manifest["meta"]
-    return ModelConfig(**settings_dict(cfg.model), num_classes=len(datasets["train"].manifest["class_to_idx"]),
-                       pose_dim=datasets["train"].pose_dim, crop_size=meta["crop_size"], window_size=meta["window_size"])
+    train = datasets["train"]
+    meta = train.manifest["meta"]
+    return ModelConfig(**settings_dict(cfg.model), num_classes=len(train.manifest["class_to_idx"]),
+                       pose_dim=train.pose_dim, box_motion_dim=train.motion_dim, input_stats=True,
+                       crop_size=meta["crop_size"], window_size=meta["window_size"])
+
+
+def input_statistics(dataset: WindowDataset, limit: int = 2000) -> dict:
+    """Mean and spread of the pose and box-motion inputs over (up to `limit`) clean training windows; the
+    model standardises its inputs with them (features in body lengths and radians differ in scale)."""
+    picks = np.linspace(0, len(dataset) - 1, min(len(dataset), limit)).astype(int)
+    samples = [dataset.item(int(i), with_frames=False)[0] for i in picks]
+    stats = {}
+    for name in ("pose", "motion"):
+        rows = torch.cat([s[name] for s in samples if name == "motion" or bool(s["pose_present"])] or
+                         [torch.zeros(0, samples[0][name].shape[-1])])
+        if len(rows) > 1 and rows.shape[1]:
+            stats[f"{name}_mean"], stats[f"{name}_std"] = rows.mean(0), rows.std(0).clamp(min=1e-3)
+    return stats
 
 
 def build_optimizer(model, cfg):
@@ -147,18 +166,18 @@ def to_device(batch, device):
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def model_inputs(model, batch):
-    """(frames or cached visual features, pose, pose_present) as the model takes them."""
-    visual = batch.get("visual", batch.get("frames")) if model.backbone is not None else None
-    pose = batch["pose"] if model.pose_proj is not None else None
-    return visual, pose, batch["pose_present"]
+def model_inputs(model, batch) -> dict:
+    """Frames or cached visual features, pose, pose_present and box motion, as the model takes them."""
+    return {"visual": batch.get("visual", batch.get("frames")) if model.backbone is not None else None,
+            "pose": batch["pose"] if model.pose_proj is not None else None, "pose_present": batch["pose_present"],
+            "motion": batch["motion"] if model.motion_proj is not None else None}
 
 
-def forward_batch(model, batch, visual, pose, present):
+def forward_batch(model, batch, inputs: dict):
     """Logits from frames, or from cached backbone features when the batch carries them."""
     if "visual" in batch:
-        return model.forward_head(model.forward_from_features(visual, pose, present))
-    return model(visual, pose, present)
+        return model.forward_head(model.forward_from_features(**inputs))
+    return model(inputs["visual"], inputs["pose"], inputs["pose_present"], inputs["motion"])
 
 
 def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop, epoch) -> tuple:
@@ -172,11 +191,11 @@ def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop
                 break
             batch = to_device(batch, device)
             target = batch["label"]
-            frames, pose, present = model_inputs(model, batch)
+            inputs = model_inputs(model, batch)
             if cfg.training.mixup_alpha > 0:
-                frames, pose, present, target = mixup(frames, pose, present, target, cfg, model.classifier.out_features)
+                inputs, target = mixup(inputs, target, cfg, model.classifier.out_features)
             with torch.autocast("cuda", enabled=amp):
-                loss = loss_fn(forward_batch(model, batch, frames, pose, present), target, weights, cfg)
+                loss = loss_fn(forward_batch(model, batch, inputs), target, weights, cfg)
             if not torch.isfinite(loss):
                 raise UserError(f"loss became {loss.item()} at epoch {epoch}; lower --lr or check the data")
             optimizer.zero_grad(set_to_none=True)
@@ -190,13 +209,14 @@ def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop
     return total / max(count, 1), batches == len(loader)
 
 
-def mixup(frames, pose, present, target, cfg, num_classes):
+def mixup(inputs: dict, target, cfg, num_classes) -> tuple:
     # torch's RNG (saved in checkpoints), so a resumed run mixes exactly as an uninterrupted one
     lam = float(torch.distributions.Beta(cfg.training.mixup_alpha, cfg.training.mixup_alpha).sample())
     perm = torch.randperm(target.shape[0], device=target.device)
     soft = F.one_hot(target, num_classes).float()
-    mix = lambda x: None if x is None else lam * x + (1 - lam) * x[perm]  # noqa: E731
-    return mix(frames), mix(pose), present & present[perm], lam * soft + (1 - lam) * soft[perm]
+    mixed = {k: None if x is None else lam * x + (1 - lam) * x[perm] for k, x in inputs.items() if k != "pose_present"}
+    mixed["pose_present"] = inputs["pose_present"] & inputs["pose_present"][perm]
+    return mixed, lam * soft + (1 - lam) * soft[perm]
 
 
 @torch.no_grad()
@@ -206,7 +226,7 @@ def evaluate(model, loader, weights, cfg, device) -> dict:
     losses, preds, targets = [], [], []
     for batch in loader:
         batch = to_device(batch, device)
-        logits = forward_batch(model, batch, *model_inputs(model, batch))
+        logits = forward_batch(model, batch, model_inputs(model, batch))
         losses.append(F.cross_entropy(logits, batch["label"], weight=weights, reduction="sum").item())
         preds.append(logits.argmax(-1).cpu())
         targets.append(batch["label"].cpu())
@@ -244,15 +264,16 @@ def write_startup_previews(datasets: dict, cfg, run_dir: Path) -> None:
     """What the model will see: augmented training crops, and keypoints before and after augmentation."""
     train, class_names = datasets["train"], class_names_of(datasets["train"].manifest)
     picks = one_per_class(train)
-    save_crops_preview([train[i] for i in picks], class_names, run_dir / "startup_crops_preview.png")
+    save_crops_preview([train.item(i, with_frames=True)[0] for i in picks], class_names,
+                       run_dir / "startup_crops_preview.png")
     if train.num_keypoints == 0:
         return
-    plain_train = WindowDataset(cfg.training.manifest_path, "train", None, True, cfg.training.min_keypoint_conf)
+    plain_train = dataset_of(cfg, "train")
     for name, ds, idx in (("startup_pose_preview_train.png", plain_train, picks),
                           ("startup_pose_preview_val.png", datasets["val"], one_per_class(datasets["val"])),
                           ("startup_pose_aug_preview_train.png", train, picks)):
         if len(ds):
-            items = [ds.item(i) for i in idx]
+            items = [ds.item(i, with_frames=True) for i in idx]
             save_pose_preview([s for s, _ in items], [k for _, k in items], class_names, run_dir / name)
 
 
@@ -264,7 +285,7 @@ def make_run_dir(cfg) -> Path:
 def checkpoint_fields(model, optimizer, scheduler, scaler, epoch, best, cfg, mcfg, datasets) -> dict:
     manifest = datasets["train"].manifest
     config = {section: settings_dict(values) for section, values in vars(cfg).items()}
-    features = {"pose_features_version": POSE_FEATURES_VERSION, "min_keypoint_conf": cfg.training.min_keypoint_conf}
+    features = datasets["train"].spec.recorded()
     return dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict() if scheduler is not None else None, scaler=scaler.state_dict(),
                 epoch=epoch, best_metric=dict(best) if best else None, model_args=model_args(mcfg), config=config,
@@ -288,7 +309,9 @@ def main(args):
         log.warning("the backbone is random (--no_pretrained_backbone) and frozen: its features are noise; "
                     "add --train_backbone, give --backbone_weights, or use --backbone none --use_pose")
     mcfg = build_model_config(cfg, datasets)
-    model = build_model(mcfg).to(device)
+    model = build_model(mcfg)
+    model.set_input_stats(**input_statistics(datasets["train"]))
+    model = model.to(device)
     if cfg.training.init_from:
         init_weights(model, cfg.training.init_from, class_names_of(datasets["train"].manifest))
     if uses_feature_cache(cfg, model):

@@ -54,11 +54,10 @@ def test_temporal_jitter_and_dropout_touch_frames_and_keypoints_alike():
     t = 10
     frames = torch.arange(t, dtype=torch.uint8).view(t, 1, 1, 1).expand(t, 3, 8, 8).contiguous()
     kp = np.arange(t, dtype=np.float32).reshape(t, 1, 1).repeat(3, -1) + 1
-    cfg = AugmentConfig(temporal_jitter=3, frame_dropout=0.5)
-    aug = ClipAugment(cfg)
-    aug.rng = random.Random(3)
-    f2, k2 = aug._temporal(frames, kp)
-    assert [int(f) for f in f2[:, 0, 0, 0]] == [int(k) - 1 for k in k2[:, 0, 2]]
+    cfg = AugmentConfig(temporal_jitter=3, frame_dropout=0.5, hflip_prob=0, vflip_prob=0, rotation_deg=0,
+                        scale_range=0, translate_frac=0, brightness=0, contrast=0, saturation=0, blur_prob=0)
+    f2, k2 = ClipAugment(cfg)(frames, kp, random.Random(3))
+    assert [int(f) for f in f2[:, 0, 0, 0]] == [int(k) - 1 for k in k2[:, 0, 0]]
     assert not torch.equal(f2, frames)
 
 
@@ -89,7 +88,9 @@ def test_dataset_over_a_prepared_manifest(class_folder_dataset, tiny_yolo, tmp_p
     sample = val[0]
     assert sample["frames"].shape == (8, 3, 64, 64) and sample["frames"].dtype == torch.float32
     assert -2.2 < float(sample["frames"].min()) and float(sample["frames"].max()) < 2.7  # ImageNet-normalised
-    assert sample["pose"].shape == (8, 39) and bool(sample["pose_present"]) and sample["label"] == val.labels[0]
+    assert sample["pose"].shape == (8, 51) and bool(sample["pose_present"]) and sample["label"] == val.labels[0]
+    assert sample["motion"].shape == (8, 5) and sample["pose"].abs().sum() > 0
+    assert WindowDataset(manifest, "val", use_pose=True, pose_features="crop")[0]["pose"].shape == (8, 39)
     assert torch.equal(val[0]["frames"], val[0]["frames"])  # validation: no randomness
     train = WindowDataset(manifest, "train", augment=AugmentConfig(), use_pose=True, seed=1)
     assert train.augment.cfg.flip_idx == [0, 2, 1, 3, 4, 5]  # taken from the manifest
@@ -97,5 +98,7 @@ def test_dataset_over_a_prepared_manifest(class_folder_dataset, tiny_yolo, tmp_p
     assert torch.equal(first, train[0]["frames"])  # draws depend on (seed, epoch, index) only
     train.set_epoch(1)
     assert not torch.equal(first, train[0]["frames"])  # a fresh draw each epoch
+    pose_only = WindowDataset(manifest, "train", augment=AugmentConfig(), use_pose=True, seed=1, load_frames=False)
+    assert "frames" not in pose_only[0] and not torch.equal(pose_only[0]["pose"], val.plain_item(0)["pose"])
     no_pose = WindowDataset(manifest, "val", use_pose=False)[0]
     assert not bool(no_pose["pose_present"]) and float(no_pose["pose"].abs().sum()) == 0

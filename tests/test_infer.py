@@ -245,7 +245,7 @@ def test_inference_applies_the_min_keypoint_conf_of_training(models, videos, tmp
     from utils.checkpoint import load_checkpoint, save_checkpoint
     from utils.schema import InferenceConfig
     ckpt = load_checkpoint(models["pose"])
-    assert ckpt["features"]["min_keypoint_conf"] == 0.0 and ckpt["features"]["pose_features_version"] == 1
+    assert ckpt["features"]["min_keypoint_conf"] == 0.0 and ckpt["features"]["pose_features_version"] == 2
     strict = tmp_path / "strict.pt"
     save_checkpoint(strict, **{**ckpt, "features": {**ckpt["features"], "min_keypoint_conf": 1.0}})
     old_style = tmp_path / "old.pt"  # before features were recorded: min_keypoint_conf lived in the flat config
@@ -260,3 +260,22 @@ def test_inference_applies_the_min_keypoint_conf_of_training(models, videos, tmp
         probs[name] = predictor.predict_video(videos["short"]).acc.mean_probs()[0]
     # every keypoint of the tiny detector has conf < 1: with 1.0 they all count as missing, so outputs change
     assert np.abs(probs["trained"] - probs["strict"]).max() > 1e-3
+
+
+def test_checkpoints_from_before_feature_version_2_still_classify(pose_manifest, videos, tmp_path):
+    """A version-1 checkpoint: crop-pixel pose features, no box motion, no input statistics, features unrecorded."""
+    from predictor import Predictor
+    from utils.checkpoint import load_checkpoint, save_checkpoint
+    from utils.schema import InferenceConfig
+    train.main(train_args(pose_manifest, tmp_path, "--run_name", "crop", "--epochs", "2", "--pose_features", "crop",
+                          "--no-use_box_motion"))
+    ckpt = load_checkpoint(tmp_path / "crop" / "best_model.pt")
+    new_keys = ("box_motion_dim", "input_stats", "use_box_motion", "motion_proj_dim")
+    old = {**{k: v for k, v in ckpt.items() if k != "features"}, "config": {"min_keypoint_conf": 0.0},
+           "model_args": {k: v for k, v in ckpt["model_args"].items() if k not in new_keys},
+           "model": {k: v for k, v in ckpt["model"].items() if not k.endswith(("_mean", "_std"))}}
+    save_checkpoint(tmp_path / "old.pt", **old)
+    predictor = Predictor.from_checkpoint(tmp_path / "old.pt", InferenceConfig(device="cpu"))
+    assert predictor.features.pose_features == "crop" and not predictor.features.box_motion
+    prediction = predictor.predict_video(videos["short"])
+    assert prediction.windows > 0 and prediction.with_pose == prediction.windows

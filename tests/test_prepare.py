@@ -38,7 +38,7 @@ def prepared(class_folder_dataset, tiny_yolo, tmp_path_factory):
 def test_manifest_schema_and_values(prepared):
     out, manifest = prepared
     on_disk = json.loads((out / "sequence_manifest.json").read_text())
-    assert on_disk["schema_version"] == 1 and on_disk["splits"] == manifest["splits"]
+    assert on_disk["schema_version"] == 2 and on_disk["splits"] == manifest["splits"]
     assert manifest["class_to_idx"] == {"groom": 0, "rear": 1, "walk": 2}
     assert manifest["idx_to_class"] == {"0": "groom", "1": "rear", "2": "walk"}
     meta = manifest["meta"]

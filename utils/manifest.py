@@ -5,7 +5,7 @@ from pathlib import Path
 from utils.errors import UserError
 from utils.io import atomic_write_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: windows carry scale_ref (utils.motion) and meta body_axis
 
 
 def write_manifest(path, manifest: dict) -> None:

@@ -98,6 +98,10 @@ class AugmentConfig:
     temporal_jitter: int = setting(2, "random shift of the clip start in frames", minimum=0)
     frame_dropout: float = setting(0.0, "probability of replacing a frame (and its keypoints) by its predecessor",
                                    minimum=0, maximum=0.5)
+    pose_jitter: float = setting(0.02, "keypoint noise added to the body pose and box-motion inputs, in body lengths",
+                                 minimum=0, maximum=0.5)
+    speed_range: float = setting(0.1, "speeds and turning rates scaled by 1 +- this (as if the frame rate differed)",
+                                 minimum=0, maximum=0.5)
     flip_idx: list | None = setting(None, "keypoint index each keypoint becomes under a horizontal flip (left/right "
                                     "pairs); null = from the manifest")
 
@@ -129,6 +133,10 @@ class ModelSettings:
     use_pose: bool = setting(False, "fuse pose features with visual features")
     pose_fusion_strategy: str = setting("gated_attention", "late fusion of pose", registry="model:FUSIONS")
     pose_fusion_dim: int = setting(128, "pose projection size", minimum=1)
+    use_box_motion: bool = setting(True, "feed box motion and size (speed, acceleration, area and aspect relative to "
+                                   "the video's median) to the temporal head beside the visual and pose features; "
+                                   "works with any detector")
+    motion_proj_dim: int = setting(32, "box-motion projection size", minimum=1)
     slowfast_alpha: int = setting(4, "SlowFast frame-rate ratio between the fast and slow pathways", minimum=1)
 
     def check(self) -> None:
@@ -145,6 +153,9 @@ class TrainingConfig:
     run_name: str | None = setting(None, "run folder name; null = behavior_<date>_<time>")
     min_keypoint_conf: float = setting(0.0, "keypoints below this confidence count as missing in pose features "
                                        "(recorded in the checkpoint; inference applies the same)", minimum=0, maximum=1)
+    pose_features: str = setting("body", "body: frame-pixel keypoints in body lengths and seconds, egocentric, with "
+                                 "locomotion and relative size (version 2); crop: crop-pixel keypoints (version 1)",
+                                 choices=("body", "crop"))
     lr: float = setting(5.0e-5, "AdamW learning rate of the head and fusion", exclusive_minimum=0)
     backbone_lr: float = setting(1.0e-4, "learning rate of a fine-tuned backbone", exclusive_minimum=0)
     weight_decay: float = setting(3.0e-4, "AdamW weight decay", minimum=0)

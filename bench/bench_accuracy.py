@@ -1,0 +1,111 @@
+"""Per-frame macro-F1 on held-out videos: feature sets, the box-motion stream and models side by side.
+
+Data, built like a lab's: long generated videos with per-frame labels, every video with its own animal
+(size, colours), floor and lighting; the training videos (split by video into train/val) and the held-out
+test videos come from different seeds, so no test animal, floor or light was seen in training. Preprocessing
+uses the committed tiny YOLO-pose, as a lab would use its own detector. Each variant is trained with the
+project's defaults plus its own flags, then evaluated with benchmark_pipeline.py on the test videos
+(per-frame macro-F1 over every behaviour, per-class F1).
+
+Usage:
+    YOLO_OFFLINE=1 python bench/bench_accuracy.py --work /tmp/acc --output bench/results_accuracy.json
+    YOLO_OFFLINE=1 python bench/bench_accuracy.py --work /tmp/acc --variants pose_body_motion pose_crop
+The prepared data in --work is reused when it exists (delete the folder to regenerate).
+"""
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import benchmark_pipeline  # noqa: E402
+import prepare_sequences_from_yolo as prepare  # noqa: E402
+import train_behavior_lstm as train  # noqa: E402
+from utils.synthetic import make_long_video_dataset  # noqa: E402
+
+POSE = ["--backbone", "none", "--use_pose"]
+VARIANTS = {  # name: training flags on top of the defaults
+    "pose_body_motion": POSE,
+    "pose_body": POSE + ["--no-use_box_motion"],
+    "pose_crop_motion": POSE + ["--pose_features", "crop"],
+    "pose_crop": POSE + ["--pose_features", "crop", "--no-use_box_motion"],  # the features before version 2
+    "rgb_motion": ["--backbone", "resnet18", "--no_pretrained_backbone", "--train_backbone", "--no-feature_cache"],
+    "rgb": ["--backbone", "resnet18", "--no_pretrained_backbone", "--train_backbone", "--no-feature_cache",
+            "--no-use_box_motion"],
+    "rgb_pose_body_motion": ["--backbone", "resnet18", "--no_pretrained_backbone", "--train_backbone",
+                             "--no-feature_cache", "--use_pose"],
+}
+
+
+def make_data(work: Path, args) -> tuple:
+    """(train manifest, folder of held-out labelled test videos); reused when already there."""
+    manifest, test_dir = work / "prepared" / "sequence_manifest.json", work / "test_videos"
+    if manifest.is_file() and test_dir.is_dir():
+        return manifest, test_dir
+    make_long_video_dataset(work / "train_videos", args.train_videos, args.num_frames, seed=100, truth=False)
+    make_long_video_dataset(test_dir, args.test_videos, args.num_frames, seed=200, truth=False)
+    prepare.main(prepare.get_args_parser().parse_args([
+        "--dataset_root", str(work / "train_videos"), "--output_root", str(work / "prepared"),
+        "--yolo_weights", str(args.yolo_weights), "--yolo_imgsz", "320", "--device", "cpu",
+        "--crop_size", str(args.crop_size), "--window_size", str(args.window_size),
+        "--window_stride", str(args.window_size // 2), "--split_strategy", "video",
+        "--train_ratio", "0.75", "--val_ratio", "0.25", "--test_ratio", "0"]))
+    return manifest, test_dir
+
+
+def run_variant(name: str, manifest: Path, test_dir: Path, work: Path, args) -> dict:
+    start = time.perf_counter()
+    argv = ["--manifest_path", str(manifest), "--output_dir", str(work / "runs"), "--run_name", name,
+            "--device", "cpu", "--num_workers", "0", "--seed", str(args.seed), *VARIANTS[name], *args.train_flags]
+    train.main(train.get_args_parser().parse_args(argv))
+    train_seconds = time.perf_counter() - start
+    out = work / "eval" / name
+    benchmark_pipeline.main(benchmark_pipeline.get_args_parser().parse_args([
+        "--model_path", str(work / "runs" / name / "best_model_macro_f1.pt"), "--input_dir", str(test_dir),
+        "--output_root", str(out), "--device", "cpu"]))
+    scores = json.loads((out / "eval_results.json").read_text())["scores"]
+    return {"macro_f1": round(scores["macro_f1"], 4), "train_seconds": round(train_seconds, 1),
+            "per_class_f1": {c: round(s["f1"], 3) for c, s in scores["per_class"].items()},
+            "segment_macro_f1": round(scores["segment"]["macro_f1"], 4)}
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help, epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="folder for data, runs and evaluations (reused)")
+    parser.add_argument("--variants", nargs="+", default=["pose_body_motion", "pose_body", "pose_crop_motion",
+                                                          "pose_crop"], choices=sorted(VARIANTS))
+    parser.add_argument("--train_videos", type=int, default=8)
+    parser.add_argument("--test_videos", type=int, default=4)
+    parser.add_argument("--num_frames", type=int, default=900)
+    parser.add_argument("--crop_size", type=int, default=96)
+    parser.add_argument("--window_size", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--yolo_weights", default=str(ROOT / "tests" / "fixtures" / "tiny_yolo_pose.pt"))
+    parser.add_argument("--train_flags", nargs=argparse.REMAINDER, default=[],
+                        help="extra training flags for every variant (last on the line)")
+    parser.add_argument("--output", default=None, help="JSON file for the results")
+    return parser
+
+
+def main(args) -> dict:
+    logging.basicConfig(level=logging.WARNING)
+    work = Path(args.work)
+    manifest, test_dir = make_data(work, args)
+    results = {}
+    for name in args.variants:
+        results[name] = run_variant(name, manifest, test_dir, work, args)
+        print(f"{name:24s} macro-F1 {results[name]['macro_f1']:.3f}  per class {results[name]['per_class_f1']}  "
+              f"segment {results[name]['segment_macro_f1']:.3f}  train {results[name]['train_seconds']:.0f} s",
+              flush=True)
+    if args.output:
+        Path(args.output).write_text(json.dumps({"args": {k: v for k, v in vars(args).items()}, "results": results},
+                                                indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())

@@ -1,0 +1,311 @@
+"""Motion and scale: the per-video scale references and the features that keep locomotion and body size.
+
+Why: crops follow the animal and rescale with its box, so crop-coordinate features cannot see the animal move
+across the arena or change size (a rearing mouse looks shorter from above, a grooming one is curled). These
+features start from frame-pixel boxes and keypoints and are expressed in body lengths and seconds, so they do not
+depend on the camera's resolution, zoom or frame rate.
+
+Scale references (ScaleTracker, one per video and animal, fed by the frame pipeline in frame order):
+    ref[0]  body length   running median of |head - tail| over the detected frames so far (px); before the first
+                          frame with both keypoints (or with a detect-only model): sqrt of ref[1]
+    ref[1]  box area      running median of the detected boxes' area (px^2)
+    ref[2]  box aspect    running median of the detected boxes' width / height
+The medians are causal (frames up to and including this one), so training windows and live inference see the
+same numbers; after a few seconds of video they are stable. Reused boxes (keep_last_box) are not counted.
+
+Body-pose features (`body_pose_features`, feature set "body", version 2), per frame, K keypoints, in this order:
+    egocentric posture  2K   (p_k - centroid) rotated so the tail->head axis points along +x, / body length ref
+    confidence          K    the keypoint's confidence, 0 when missing
+    keypoint speed      K    |p_k(t) - p_k(t-lag)| / (lag seconds) / body length ref (body lengths per second)
+    distances           K(K-1)/2   |p_i - p_j| / body length ref, i < j
+    joint angles        2(K-2)     cos and sin of the angle at keypoint k between k-1 and k+1 (keypoint order)
+    body length         1    |head - tail| / body length ref (0 when head or tail is missing)
+    centroid speed      1    body lengths per second (centroid = mean of the present keypoints)
+    centroid accel      1    change of centroid speed, body lengths per second^2, / 10
+    heading velocity    1    change of the tail->head angle, radians per second (wrapped to +-pi per frame) / 10
+Box-motion features (`box_motion_features`, any detector, 5 per frame):
+    box speed           box-centre speed in box sizes per second (box size = sqrt of the area reference)
+    box accel           change of that speed per second / 10
+    box accel magnitude |change of the box-centre velocity| per second / 10
+    log area            log(box area / area reference)
+    log aspect          log(box aspect / aspect reference)
+Rates (speeds, accelerations, turning) are differences over LAG_SECONDS (0.1 s: 3 frames at 30 fps), or over
+as much of the window as precedes the frame; frame 0 uses frames 0 and 1, so a window does not start with a
+fake stop. The lag is in seconds, so the features do not depend on the frame rate.
+Missing keypoints (NaN or confidence < min_conf) give 0 in every feature that uses them; the heading is carried
+over from the nearest frame of the window that has it. Every value is clipped to +-CLIP.
+"""
+import heapq
+import re
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from utils.pose_features import pose_feature_dim, pose_features
+
+FEATURE_SET_VERSION = {"crop": 1, "body": 2}  # recorded in checkpoints as pose_features_version
+BOX_MOTION_DIM = 5
+CLIP = 50.0
+LAG_SECONDS = 0.1  # speeds and turning rates are measured over this interval
+HEAD_NAMES = ("nose", "snout", "head", "neck")
+TAIL_NAMES = ("tailbase", "baseoftail", "tailroot", "tail")
+
+
+class RunningMedian:
+    """Median of everything added so far: two heaps, O(log n) per value."""
+
+    def __init__(self):
+        self.low, self.high = [], []  # low: max-heap (negated) of the smaller half
+
+    def add(self, value: float) -> None:
+        if self.low and value > -self.low[0]:
+            heapq.heappush(self.high, value)
+        else:
+            heapq.heappush(self.low, -value)
+        if len(self.low) > len(self.high) + 1:
+            heapq.heappush(self.high, -heapq.heappop(self.low))
+        elif len(self.high) > len(self.low):
+            heapq.heappush(self.low, -heapq.heappop(self.high))
+
+    def value(self) -> float:
+        if not self.low:
+            return np.nan
+        if len(self.low) > len(self.high):
+            return -self.low[0]
+        return (-self.low[0] + self.high[0]) / 2
+
+
+def body_axis(keypoint_names, num_keypoints: int) -> tuple:
+    """(tail index, head index) from keypoint names (nose/snout/head/neck, tail base/tail); without names that
+    match, the last and the first keypoint."""
+    names = [re.sub(r"[^a-z]", "", str(n).lower()) for n in (keypoint_names or [])]
+
+    def first(candidates):
+        for c in candidates:
+            for i, name in enumerate(names):
+                if name == c or (c in name and "tip" not in name and "end" not in name):
+                    return i
+        return None
+    head, tail = first(HEAD_NAMES), first(TAIL_NAMES)
+    if head is None or tail is None or head == tail:
+        return (num_keypoints - 1, 0) if num_keypoints > 1 else (0, 0)
+    return tail, head
+
+
+def body_lengths(xy: np.ndarray, conf: np.ndarray, axis: tuple, min_conf: float = 0.0) -> np.ndarray:
+    """|head - tail| per frame in px ([T, K, 2], [T, K]); NaN where either is missing."""
+    tail, head = axis
+    ok = _present(xy, conf, min_conf)
+    length = np.linalg.norm(xy[:, head] - xy[:, tail], axis=-1)
+    return np.where(ok[:, head] & ok[:, tail], length, np.nan)
+
+
+class ScaleTracker:
+    """Running per-video scale references (module docstring), one update per frame in frame order."""
+
+    def __init__(self, axis: tuple):
+        self.axis = axis
+        self.length, self.area, self.aspect = RunningMedian(), RunningMedian(), RunningMedian()
+
+    def update(self, box, keypoints, detected: bool) -> np.ndarray:
+        if detected and box is not None and np.isfinite(box).all():
+            w, h = float(box[2] - box[0]), float(box[3] - box[1])
+            if w > 0 and h > 0:
+                self.area.add(w * h)
+                self.aspect.add(w / h)
+            if keypoints is not None and self.axis[0] != self.axis[1]:
+                length = body_lengths(keypoints[None, :, :2], keypoints[None, :, 2], self.axis)[0]
+                if np.isfinite(length) and length > 0:
+                    self.length.add(float(length))
+        area = self.area.value()
+        length = self.length.value()
+        return np.array([length if np.isfinite(length) else np.sqrt(area), area, self.aspect.value()], np.float32)
+
+
+def body_pose_feature_dim(num_keypoints: int) -> int:
+    k = num_keypoints
+    return 2 * k + k + k + k * (k - 1) // 2 + 2 * max(k - 2, 0) + 4
+
+
+def _present(xy, conf, min_conf) -> np.ndarray:
+    return np.isfinite(xy).all(-1) & np.isfinite(conf) & (conf >= min_conf)
+
+
+def _lag_index(t: int, fps: float) -> tuple:
+    """(earlier frame, seconds between) per frame: LAG_SECONDS back, or as far as the window goes; frame 0 uses
+    frames 0 and 1. Differences over a lag rather than one frame keep keypoint jitter (a few px) from drowning
+    slow movement."""
+    lag = max(1, int(round(LAG_SECONDS * fps)))
+    now = np.arange(t)
+    now[0] = min(1, t - 1)
+    before = np.maximum(now - lag, 0)
+    return now, before, np.maximum(now - before, 1) / fps
+
+
+def _rate(values: np.ndarray, fps: float, wrap: bool = False) -> np.ndarray:
+    """d(values)/dt per frame over the lag (_lag_index), [T, ...]; angles wrapped per frame when `wrap`."""
+    t = len(values)
+    if t < 2:
+        return np.zeros_like(values)
+    if wrap:  # unwrap so that a lag spanning several frames adds up the turns
+        values = np.unwrap(values, axis=0)
+    now, before, seconds = _lag_index(t, fps)
+    return (values[now] - values[before]) / seconds.reshape(-1, *([1] * (values.ndim - 1)))
+
+
+def _speed(points: np.ndarray, fps: float) -> np.ndarray:
+    """|d(points)/dt| for [T, ..., 2] over the lag; NaN stays NaN."""
+    return np.linalg.norm(_rate(points, fps), axis=-1)
+
+
+def _fill_nearest(values: np.ndarray) -> np.ndarray:
+    """NaNs replaced by the nearest earlier value, then the nearest later one; all-NaN gives zeros."""
+    ok = np.isfinite(values)
+    if not ok.any():
+        return np.zeros_like(values)
+    index = np.where(ok, np.arange(len(values)), 0)
+    np.maximum.accumulate(index, out=index)
+    filled = values[index]
+    first = np.argmax(ok)
+    filled[:first] = values[first]
+    return filled
+
+
+def reference_length(refs: np.ndarray) -> np.ndarray:
+    length = refs[:, 0].astype(np.float64)
+    return np.where(np.isfinite(length) & (length > 0), length, 1.0)
+
+
+def body_pose_features(xy: np.ndarray, conf: np.ndarray, refs: np.ndarray, fps: float, axis: tuple,
+                       min_conf: float = 0.0) -> np.ndarray:
+    """Frame-pixel keypoints [T, K, 2] and confidences [T, K], scale references [T, 3] ->
+    [T, body_pose_feature_dim(K)] float32 (module docstring)."""
+    xy, conf = np.asarray(xy, np.float64), np.asarray(conf, np.float64)
+    t, k = conf.shape
+    present = _present(xy, conf, min_conf)
+    xy = np.where(present[..., None], xy, np.nan)
+    scale = reference_length(refs)[:, None]
+    tail, head = axis
+    axis_vec = xy[:, head] - xy[:, tail]
+    heading = _fill_nearest(np.arctan2(axis_vec[:, 1], axis_vec[:, 0]))
+    with np.errstate(all="ignore"):
+        centroid = np.nansum(xy, axis=1) / present.sum(1)[:, None]  # (T, 2); NaN when no keypoint is present
+        rel = xy - centroid[:, None]
+        cos, sin = np.cos(heading)[:, None], np.sin(heading)[:, None]
+        ego = np.stack([rel[..., 0] * cos + rel[..., 1] * sin, -rel[..., 0] * sin + rel[..., 1] * cos], -1)
+        ego = ego / scale[..., None]
+        kp_speed = _speed(xy, fps) / scale
+        iu, ju = np.triu_indices(k, 1)
+        dist = np.linalg.norm(xy[:, iu] - xy[:, ju], axis=-1) / scale
+        angles = _joint_angles(xy)
+        length = np.linalg.norm(axis_vec, axis=-1) / scale[:, 0]
+        c_speed = _speed(centroid, fps) / scale[:, 0]
+        c_accel = _rate(np.nan_to_num(c_speed), fps) / 10
+        turn = _rate(heading, fps, wrap=True) / 10
+    features = np.concatenate([ego.reshape(t, 2 * k), np.where(present, conf, 0.0), kp_speed, dist, angles,
+                               np.stack([length, c_speed, c_accel, turn], 1)], 1)
+    return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -CLIP, CLIP).astype(np.float32)
+
+
+def _joint_angles(xy: np.ndarray) -> np.ndarray:
+    """cos and sin of the angle at keypoint k between k-1 and k+1, [T, 2(K-2)] (NaN when one is missing)."""
+    if xy.shape[1] < 3:
+        return np.zeros((len(xy), 0))
+    a, b = xy[:, :-2] - xy[:, 1:-1], xy[:, 2:] - xy[:, 1:-1]
+    angle = np.arctan2(a[..., 1], a[..., 0]) - np.arctan2(b[..., 1], b[..., 0])
+    return np.concatenate([np.cos(angle), np.sin(angle)], 1)
+
+
+def box_motion_features(boxes: np.ndarray, refs: np.ndarray, fps: float) -> np.ndarray:
+    """Boxes [T, 4] xyxy frame px and scale references [T, 3] -> [T, BOX_MOTION_DIM] float32 (module docstring)."""
+    boxes = np.asarray(boxes, np.float64)
+    size = np.sqrt(np.where(refs[:, 1] > 0, refs[:, 1], np.nan))[:, None]
+    with np.errstate(all="ignore"):
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2 / size
+        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        speed = _speed(centre, fps)
+        accel = _rate(np.nan_to_num(speed), fps) / 10
+        velocity = _rate(np.nan_to_num(centre), fps)
+        accel_mag = np.linalg.norm(_rate(velocity, fps), axis=-1) / 10
+        log_area = np.log(w * h / refs[:, 1])
+        log_aspect = np.log(w / h / refs[:, 2])
+    features = np.stack([speed, accel, accel_mag, log_area, log_aspect], 1)
+    return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -CLIP, CLIP).astype(np.float32)
+
+
+@dataclass
+class FeatureSpec:
+    """How a model's per-frame pose and box-motion inputs are computed; recorded in checkpoints (`features`)."""
+    pose_features: str = "body"  # "body" (this module, version 2) | "crop" (utils.pose_features, version 1)
+    num_keypoints: int = 0
+    body_axis: tuple = (0, 0)  # (tail, head) keypoint indices
+    min_keypoint_conf: float = 0.0
+    crop_size: int = 0
+    box_motion: bool = True
+
+    @property
+    def pose_dim(self) -> int:
+        if not self.num_keypoints:
+            return 0
+        if self.pose_features == "crop":
+            return pose_feature_dim(self.num_keypoints)
+        return body_pose_feature_dim(self.num_keypoints)
+
+    @property
+    def motion_dim(self) -> int:
+        return BOX_MOTION_DIM if self.box_motion else 0
+
+    def recorded(self) -> dict:
+        return {"pose_features_version": FEATURE_SET_VERSION[self.pose_features], **asdict(self),
+                "body_axis": list(self.body_axis)}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> "FeatureSpec":
+        """Checkpoints before version 2 used crop-pixel pose features, no box motion, and kept
+        min_keypoint_conf in `config`."""
+        features, trained = ckpt.get("features") or {}, ckpt["preprocessing"]
+        if features.get("pose_features_version", 1) == 1:
+            conf = features.get("min_keypoint_conf", (ckpt.get("config") or {}).get("min_keypoint_conf", 0.0))
+            return cls("crop", trained.get("num_keypoints", 0), (0, 0), conf, trained["crop_size"], False)
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in features.items() if k in known}
+        return cls(**{**values, "body_axis": tuple(values.get("body_axis", (0, 0)))})
+
+    def window_inputs(self, arrays: dict, fps: float, with_pose: bool) -> tuple:
+        """(pose [T, pose_dim] or None, motion [T, motion_dim] or None) of one window. `arrays`: keypoints
+        [T,K,3] crop px ("crop" set), keypoints_xy_raw [T,K,2] + keypoints_conf_raw [T,K] frame px, bbox_xyxy
+        [T,4] frame px, scale_ref [T,3]."""
+        pose = motion = None
+        if with_pose and self.pose_dim:
+            if self.pose_features == "crop":
+                pose = pose_features(arrays["keypoints"], self.crop_size, fps, self.min_keypoint_conf)
+            else:
+                pose = body_pose_features(arrays["keypoints_xy_raw"], arrays["keypoints_conf_raw"],
+                                          arrays["scale_ref"], fps, self.body_axis, self.min_keypoint_conf)
+        if self.box_motion:
+            motion = box_motion_features(arrays["bbox_xyxy"], arrays["scale_ref"], fps)
+        return pose, motion
+
+
+def augment_motion_inputs(arrays: dict, fps: float, rng, mirror_prob: float, scale_range: float,
+                          speed_range: float, jitter: float, flip_idx) -> tuple:
+    """Feature-space augmentation of one window's frame-pixel keypoints, boxes and scale references, drawn
+    from `rng`: a mirror image (left/right keypoints swapped by flip_idx), a scale reference off by up to
+    +-scale_range, a frame rate off by up to +-speed_range (speeds and turns scale), and keypoint noise of
+    `jitter` body lengths. Returns (arrays, fps)."""
+    out = dict(arrays)
+    xy, boxes, refs = arrays["keypoints_xy_raw"].copy(), arrays["bbox_xyxy"].copy(), arrays["scale_ref"].copy()
+    if rng.random() < mirror_prob:
+        xy[..., 0] = -xy[..., 0]
+        boxes[:, [0, 2]] = -boxes[:, [2, 0]]
+        if flip_idx:
+            xy, out["keypoints_conf_raw"] = xy[:, flip_idx], arrays["keypoints_conf_raw"][:, flip_idx]
+    scale = rng.uniform(1 - scale_range, 1 + scale_range)
+    refs[:, 0] *= scale
+    refs[:, 1] *= scale * scale
+    fps = fps * rng.uniform(1 - speed_range, 1 + speed_range)
+    if jitter:
+        noise = np.random.default_rng(rng.getrandbits(62)).standard_normal(xy.shape)
+        xy = xy + noise * jitter * reference_length(refs)[:, None, None]
+    out.update(keypoints_xy_raw=xy.astype(np.float32), bbox_xyxy=boxes, scale_ref=refs)
+    return out, fps
