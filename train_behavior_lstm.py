@@ -8,8 +8,11 @@ Usage:
 Outputs in <output_dir>/<run_name>/: config.yaml, best_model.pt (best validation accuracy),
 best_model_macro_f1.pt, last_checkpoint.pt, metrics.csv, training_curves.png, train.log, per best checkpoint
 the confusion matrix (counts and normalised) and per-class precision/recall/F1 as CSV, and start-up previews
-(startup_crops_preview.png; with keypoints startup_pose_preview_{train,val}.png, startup_pose_aug_preview_train.png). Ctrl-C, SIGTERM or a file named
-STOP in the run folder ends training after the current batch and still writes every output.
+(startup_crops_preview.png; with keypoints startup_pose_preview_{train,val}.png, startup_pose_aug_preview_train.png).
+When the manifest has a test split, best_model_macro_f1.pt is evaluated on it once at the end (never used for
+selection): test_metrics.json (per-window and per-frame accuracy and macro-F1, per-class F1),
+confusion_matrix_test*.csv and per_class_metrics_test.csv. Ctrl-C, SIGTERM or a file named STOP in the run
+folder ends training after the current batch and still writes every output.
 """
 import argparse
 import copy
@@ -33,7 +36,8 @@ from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, run_cli
-from utils.io import atomic_write_csv, ensure_dir
+from utils.io import atomic_write_csv, atomic_write_json, ensure_dir
+from utils.labels import find_label_file, load_frame_labels
 from utils.logging_utils import progress, setup_logging
 from utils.metrics import classification_scores
 from utils.plots import plot_training_curves, save_crops_preview, save_pose_preview
@@ -221,19 +225,66 @@ def mixup(inputs: dict, target, cfg, num_classes) -> tuple:
 
 @torch.no_grad()
 def evaluate(model, loader, weights, cfg, device) -> dict:
-    """Loss and the scores of utils/metrics.py (accuracy, macro-F1, per class, confusion) over a split."""
+    """Loss and the scores of utils/metrics.py (accuracy, macro-F1, per class, confusion) over a split;
+    `probs` are the windows' class probabilities in the split's order."""
     model.eval()
-    losses, preds, targets = [], [], []
+    losses, probs, targets = [], [], []
     for batch in loader:
         batch = to_device(batch, device)
         logits = forward_batch(model, batch, model_inputs(model, batch))
         losses.append(F.cross_entropy(logits, batch["label"], weight=weights, reduction="sum").item())
-        preds.append(logits.argmax(-1).cpu())
+        probs.append(torch.softmax(logits.float(), -1).cpu())
         targets.append(batch["label"].cpu())
-    y_pred, y_true = torch.cat(preds).numpy(), torch.cat(targets).numpy()
-    scores = classification_scores(y_true.tolist(), y_pred.tolist(), list(range(model.classifier.out_features)))
+    probs, y_true = torch.cat(probs).numpy(), torch.cat(targets).numpy()
+    scores = classification_scores(y_true.tolist(), probs.argmax(-1).tolist(), list(range(model.classifier.out_features)))
     return {"loss": sum(losses) / len(y_true), "acc": scores["accuracy"], "macro_f1": scores["macro_f1"],
-            "scores": scores}
+            "scores": scores, "probs": probs}
+
+
+def frame_scores(dataset, probs, class_names: list) -> dict:
+    """Per-frame scores of a split: each frame's probabilities are the mean over the split's windows that
+    cover it (as inference does), its truth is the video's label file (long videos) or the clip's class."""
+    meta, sums, fps = dataset.manifest["meta"], {}, {}
+    for entry, p in zip(dataset.entries, probs):
+        video = sums.setdefault(entry["source_video"], {})
+        fps[entry["source_video"]] = entry["fps"]
+        for frame in range(entry["start_frame"], entry["end_frame"] + 1):
+            total = video.setdefault(frame, [np.zeros(len(p)), entry["class_name"]])
+            total[0] += p
+    truth, predicted = [], []
+    for rel, frames in sums.items():
+        label_file = find_label_file(Path(meta["dataset_root"]) / rel)
+        labels = load_frame_labels(label_file, max(frames) + 1, fps[rel]) if label_file else None
+        for frame, (total, clip_class) in frames.items():
+            true = labels.label_at(frame, meta.get("background_label")) if labels else clip_class
+            if true in class_names:
+                truth.append(class_names.index(true))
+                predicted.append(int(total.argmax()))
+    return classification_scores(truth, predicted, list(range(len(class_names))))
+
+
+def evaluate_test_split(model, datasets: dict, cfg, device, run_dir: Path, weights) -> dict:
+    """The selected model, once, on the test split: per-window and per-frame scores, confusion and per-class
+    tables (test_metrics.json, *_test.csv). Never used for selection."""
+    test, best = datasets["test"], run_dir / "best_model_macro_f1.pt"
+    if not len(test) or not best.is_file():
+        log.info("no test split (or no best model): nothing evaluated on test")
+        return {}
+    model.load_state_dict(load_checkpoint(best)["model"])
+    loader = DataLoader(test, batch_size=cfg.training.batch_size, shuffle=False, num_workers=0)
+    result = evaluate(model, loader, weights, cfg, device)
+    class_names = class_names_of(test.manifest)
+    write_evaluation(run_dir, "test", result, class_names)
+    frames = frame_scores(getattr(test, "source", test), result["probs"], class_names)
+    summary = {"model": best.name, "windows": len(test), "window_accuracy": result["acc"],
+               "window_macro_f1": result["macro_f1"], "frames": int(np.sum(frames["confusion"]["counts"])),
+               "frame_accuracy": frames["accuracy"], "frame_macro_f1": frames["macro_f1"],
+               "frame_per_class_f1": {class_names[i]: s["f1"] for i, s in frames["per_class"].items()}}
+    atomic_write_json(run_dir / "test_metrics.json", summary)
+    log.info("TEST split (%d windows, %d frames), %s: window macro-F1 %.3f, frame macro-F1 %.3f, per class %s",
+             len(test), summary["frames"], best.name, result["macro_f1"], frames["macro_f1"],
+             {c: round(f, 3) for c, f in summary["frame_per_class_f1"].items()})
+    return summary
 
 
 def write_evaluation(run_dir: Path, tag: str, result: dict, class_names: list) -> None:
@@ -310,6 +361,8 @@ def main(args):
                     "add --train_backbone, give --backbone_weights, or use --backbone none --use_pose")
     mcfg = build_model_config(cfg, datasets)
     model = build_model(mcfg)
+    for name, why in ignored_settings(cfg, model):
+        log.warning("%s is ignored: %s", name, why)
     model.set_input_stats(**input_statistics(datasets["train"]))
     model = model.to(device)
     if cfg.training.init_from:
@@ -332,7 +385,38 @@ def main(args):
         history = fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, has_val)
     finally:
         stop.restore()
-    return {"run_dir": str(run_dir), "history": history, "stopped": stop.reason}
+    test = evaluate_test_split(model, datasets, cfg, device, run_dir, weights) if history else {}
+    return {"run_dir": str(run_dir), "history": history, "stopped": stop.reason, "test": test}
+
+
+FRAME_AUGMENTATION = ("hflip_prob", "vflip_prob", "rotation_deg", "scale_range", "translate_frac", "brightness",
+                      "contrast", "saturation", "blur_prob", "noise_std")
+
+
+def ignored_settings(cfg, model) -> list:
+    """(setting, why) for each setting given a non-default value that this run cannot apply."""
+    def changed(section, names):
+        defaults = type(getattr(cfg, section))()
+        return [f"{section}.{n}" for n in names if getattr(getattr(cfg, section), n) != getattr(defaults, n)]
+    out = []
+    if model.backbone is None:
+        unused = FRAME_AUGMENTATION[5:] if cfg.training.pose_features == "crop" else FRAME_AUGMENTATION[2:3] + FRAME_AUGMENTATION[4:]
+        out += [(n, "a pose-only model sees no frames") for n in changed("augmentation", unused)]
+        out += [(n, "a pose-only model has no backbone") for n in
+                changed("model", ("train_backbone", "backbone_weights")) + changed("training", ("feature_cache",))]
+    elif uses_feature_cache(cfg, model) and cfg.training.cache_augmented_views == 0:
+        out += [(n, "cached frame features are clean with cache_augmented_views 0; set it to 1 or more")
+                for n in changed("augmentation", FRAME_AUGMENTATION) or ["augmentation (frames)"]]
+    if model.is_video:
+        out += [(n, "a video backbone gives one embedding per clip: no temporal head") for n in
+                changed("model", ("sequence_model", "hidden_dim", "num_layers", "bidirectional", "attention_pool",
+                                  "temporal_attention_layers"))]
+    elif cfg.model.sequence_model != "lstm":
+        out += [(n, f"only the lstm head uses it, not {cfg.model.sequence_model}")
+                for n in changed("model", ("bidirectional", "attention_pool"))]
+    if not cfg.model.use_pose:
+        out += [(n, "use_pose is off") for n in changed("training", ("min_keypoint_conf", "pose_features"))]
+    return out
 
 
 def init_weights(model, path, class_names: list) -> None:

@@ -1,5 +1,6 @@
 """train_behavior_lstm.py: it learns, resumes exactly, stops cleanly, and writes safe checkpoints."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,21 @@ from utils.errors import UserError
 
 @pytest.fixture(scope="module")
 def learned(pose_manifest, tmp_path_factory):
+    """A pose-only model trained on 4 behaviours x 4 training clips, validated on 4 x 3 clips of other animals
+    (with a single validation clip per class, one clip decided a quarter of the accuracy)."""
+    from prepare_sequences_from_yolo import main as prepare
+    from conftest import prepare_args
+    from utils.synthetic import make_class_folder_dataset
+    root = tmp_path_factory.mktemp("learn_data")
+    make_class_folder_dataset(root / "clips", videos_per_class=7, num_frames=64, seed=23,
+                              behaviors=("walk", "rest", "groom", "turn"))
+    prepare(prepare_args("--dataset_root", root / "clips", "--output_root", root / "prepared", "--yolo_weights",
+                         Path(__file__).parent / "fixtures" / "tiny_yolo_pose.pt", "--yolo_imgsz", "320",
+                         "--device", "cpu", "--crop_size", "48", "--window_size", "16", "--window_stride", "8",
+                         "--train_ratio", "0.57", "--val_ratio", "0.43", "--test_ratio", "0"))
     out = tmp_path_factory.mktemp("runs")
-    result = train.main(train_args(pose_manifest, out, "--run_name", "learn", "--epochs", "25", "--patience", "0"))
+    result = train.main(train_args(root / "prepared" / "sequence_manifest.json", out, "--run_name", "learn",
+                                   "--epochs", "25", "--patience", "0"))
     return out / "learn", result
 
 
@@ -159,3 +173,14 @@ def test_no_validation_split_is_said_loudly_and_nothing_called_best(pose_manifes
     assert ckpt["selection"].startswith("last epoch: NO validation split") and ckpt["best_metric"] is None
     assert ckpt["epoch"] == 1
     assert "val_acc" not in pd.read_csv(tmp_path / "noval" / "metrics.csv").columns
+
+
+def test_settings_a_run_cannot_apply_are_named(pose_manifest):
+    from utils.config import resolve_config
+    args = train_args(pose_manifest, "unused", "--brightness", "0.5", "--hflip_prob", "0.2", "--bidirectional",
+                      "--sequence_model", "tcn")
+    cfg = resolve_config(args, train.SECTIONS, required=train.REQUIRED)
+    model = train.build_model(train.build_model_config(cfg, train.build_datasets(cfg)))
+    ignored = dict(train.ignored_settings(cfg, model))
+    assert set(ignored) == {"augmentation.brightness", "model.bidirectional"}  # hflip mirrors the pose: used
+    assert "pose-only" in ignored["augmentation.brightness"] and "tcn" in ignored["model.bidirectional"]

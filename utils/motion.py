@@ -6,12 +6,14 @@ features start from frame-pixel boxes and keypoints and are expressed in body le
 depend on the camera's resolution, zoom or frame rate.
 
 Scale references (ScaleTracker, one per video and animal, fed by the frame pipeline in frame order):
-    ref[0]  body length   running median of |head - tail| over the detected frames so far (px); before the first
-                          frame with both keypoints (or with a detect-only model): sqrt of ref[1]
-    ref[1]  box area      running median of the detected boxes' area (px^2)
+    ref[0]  body length   running upper quartile of |head - tail| over the detected frames so far (px); before
+                          the first frame with both keypoints (or with a detect-only model): sqrt of ref[1]
+    ref[1]  box area      running upper quartile of the detected boxes' area (px^2)
     ref[2]  box aspect    running median of the detected boxes' width / height
-The medians are causal (frames up to and including this one), so training windows and live inference see the
-same numbers; after a few seconds of video they are stable. Reused boxes (keep_last_box) are not counted.
+The upper quartile is the stretched-out animal: a median would move with the share of time spent rearing or
+grooming. The statistics are causal (frames up to and including this one), so training windows and live
+inference see the same numbers; after a few seconds of video they are stable. Reused boxes (keep_last_box) are
+not counted.
 
 Body-pose features (`body_pose_features`, feature set "body", version 2), per frame, K keypoints, in this order:
     egocentric posture  2K   (p_k - centroid) rotated so the tail->head axis points along +x, / body length ref
@@ -36,6 +38,7 @@ Missing keypoints (NaN or confidence < min_conf) give 0 in every feature that us
 over from the nearest frame of the window that has it. Every value is clipped to +-CLIP.
 """
 import heapq
+import math
 import re
 from dataclasses import asdict, dataclass, fields
 
@@ -46,33 +49,32 @@ from utils.pose_features import pose_feature_dim, pose_features
 FEATURE_SET_VERSION = {"crop": 1, "body": 2}  # recorded in checkpoints as pose_features_version
 BOX_MOTION_DIM = 5
 CLIP = 50.0
+REFERENCE_QUANTILE = 0.75
 LAG_SECONDS = 0.1  # speeds and turning rates are measured over this interval
 HEAD_NAMES = ("nose", "snout", "head", "neck")
 TAIL_NAMES = ("tailbase", "baseoftail", "tailroot", "tail")
 
 
-class RunningMedian:
-    """Median of everything added so far: two heaps, O(log n) per value."""
+class RunningQuantile:
+    """The q-quantile (lower side) of everything added so far: two heaps, O(log n) per value."""
 
-    def __init__(self):
-        self.low, self.high = [], []  # low: max-heap (negated) of the smaller half
+    def __init__(self, q: float = 0.5):
+        self.q = q
+        self.low, self.high = [], []  # low: max-heap (negated) of the lowest ceil(q n) values
 
     def add(self, value: float) -> None:
         if self.low and value > -self.low[0]:
             heapq.heappush(self.high, value)
         else:
             heapq.heappush(self.low, -value)
-        if len(self.low) > len(self.high) + 1:
+        want = max(1, math.ceil(self.q * (len(self.low) + len(self.high))))
+        while len(self.low) > want:
             heapq.heappush(self.high, -heapq.heappop(self.low))
-        elif len(self.high) > len(self.low):
+        while len(self.low) < want and self.high:
             heapq.heappush(self.low, -heapq.heappop(self.high))
 
     def value(self) -> float:
-        if not self.low:
-            return np.nan
-        if len(self.low) > len(self.high):
-            return -self.low[0]
-        return (-self.low[0] + self.high[0]) / 2
+        return -self.low[0] if self.low else np.nan
 
 
 def body_axis(keypoint_names, num_keypoints: int) -> tuple:
@@ -105,7 +107,10 @@ class ScaleTracker:
 
     def __init__(self, axis: tuple):
         self.axis = axis
-        self.length, self.area, self.aspect = RunningMedian(), RunningMedian(), RunningMedian()
+        # body length and box area: the upper quartile, the stretched-out animal, which barely depends on how
+        # much of the video it spends rearing or grooming (curled, foreshortened); a median would
+        q = REFERENCE_QUANTILE
+        self.length, self.area, self.aspect = RunningQuantile(q), RunningQuantile(q), RunningQuantile(0.5)
 
     def update(self, box, keypoints, detected: bool) -> np.ndarray:
         if detected and box is not None and np.isfinite(box).all():

@@ -176,7 +176,7 @@ class TrainingConfig:
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     feature_cache: bool = setting(True, "frozen frame backbone: encode each unique source frame once and train the "
                                   "head on cached features")
-    cache_augmented_views: int = setting(0, "with feature_cache: extra augmented views encoded per training clip "
+    cache_augmented_views: int = setting(2, "with feature_cache: extra augmented views encoded per training clip "
                                          "(one is drawn per epoch)", minimum=0)
     amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)")
     init_from: str | None = setting(None, "start from this checkpoint's weights (same architecture and classes; "

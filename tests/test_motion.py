@@ -1,0 +1,85 @@
+"""Motion and scale features (utils/motion.py): running references, hand-computed values, and the regression
+guard of issue 10: walk vs rest from box motion alone and rear vs walk from relative body length, with one
+threshold across animals of different sizes."""
+import numpy as np
+import pytest
+
+from utils.motion import (BOX_MOTION_DIM, FeatureSpec, RunningQuantile, ScaleTracker, body_axis, body_pose_feature_dim,
+                          body_pose_features, box_motion_features)
+from utils.synthetic import KEYPOINT_NAMES, animal_geometry, sample_label_sequence, sample_style, simulate_states
+
+
+@pytest.mark.parametrize("q", [0.5, 0.75])
+def test_running_quantile_matches_numpy(q):
+    rng, quantile = np.random.default_rng(0), RunningQuantile(q)
+    values = rng.normal(size=301)
+    for i, v in enumerate(values):
+        quantile.add(v)
+        assert quantile.value() == pytest.approx(np.quantile(values[: i + 1], q, method="inverted_cdf"))
+
+
+def test_body_axis_from_names():
+    assert body_axis(KEYPOINT_NAMES, 6) == (4, 0)  # tail_base, nose (not tail_tip)
+    assert body_axis(["snout", "leftear", "rightear", "tailbase"], 4) == (3, 0)
+    assert body_axis([], 5) == (4, 0)
+
+
+def test_hand_computed_body_features():
+    # three keypoints: nose (head), middle, tail; the animal moves 10 px right per frame at 10 fps, heading +x
+    t, fps = 4, 10.0
+    base = np.array([[40.0, 0.0], [20.0, 0.0], [0.0, 0.0]])
+    xy = np.stack([base + [10.0 * i, 0.0] for i in range(t)])
+    conf = np.ones((t, 3))
+    refs = np.tile([40.0, 400.0, 2.0], (t, 1))  # body length 40 px
+    f = body_pose_features(xy, conf, refs, fps, axis=(2, 0))
+    assert f.shape == (t, body_pose_feature_dim(3)) == (t, 6 + 3 + 3 + 3 + 2 + 4)
+    np.testing.assert_allclose(f[0, :6], [0.5, 0, 0, 0, -0.5, 0], atol=1e-6)  # egocentric, in body lengths
+    np.testing.assert_allclose(f[:, 9:12], 2.5, atol=1e-6)  # every keypoint: 100 px/s = 2.5 body lengths/s
+    np.testing.assert_allclose(f[0, 12:15], [0.5, 1.0, 0.5], atol=1e-6)  # distances / body length
+    np.testing.assert_allclose(f[0, 15:17], [-1.0, 0.0], atol=1e-6)  # straight body: angle pi at the middle
+    np.testing.assert_allclose(f[:, -4:], np.tile([1.0, 2.5, 0.0, 0.0], (t, 1)), atol=1e-6)
+    # the same animal filmed at twice the resolution and twice the frame rate gives the same features
+    xy2 = np.stack([2 * base + [20.0 * i / 2, 0.0] for i in range(2 * t)])
+    f2 = body_pose_features(xy2, np.ones((2 * t, 3)), np.tile([80.0, 1600.0, 2.0], (2 * t, 1)), 2 * fps, (2, 0))
+    np.testing.assert_allclose(f2[2, -4:], f[1, -4:], atol=1e-5)
+
+
+def test_missing_keypoints_are_zero_not_nan():
+    xy = np.random.default_rng(1).uniform(0, 100, (6, 6, 2))
+    xy[2, 3] = np.nan
+    conf = np.full((6, 6), 0.9)
+    conf[4, 0] = 0.1
+    f = body_pose_features(xy, conf, np.tile([50.0, 900.0, 1.5], (6, 1)), 30.0, (4, 0), min_conf=0.5)
+    assert np.isfinite(f).all() and f[2, 2 * 3] == 0 and f[2, 2 * 3 + 1] == 0 and f[2, 12 + 3] == 0
+    assert box_motion_features(np.full((5, 4), np.nan), np.full((5, 3), np.nan), 30.0).shape == (5, BOX_MOTION_DIM)
+
+
+def synthetic_windows(seed: int, window: int = 30) -> list:
+    """(label, box-motion features, body features) of the windows inside one bout of a generated animal."""
+    rng = np.random.default_rng(seed)
+    labels = sample_label_sequence(900, rng, min_bout=40, max_bout=80)
+    style = sample_style(rng)
+    geometry = [animal_geometry(s, style) for s in simulate_states(labels, style, rng)]
+    tracker = ScaleTracker(body_axis(KEYPOINT_NAMES, 6))
+    kp = np.stack([np.concatenate([g["keypoints"], np.ones((6, 1))], 1) for g in geometry]).astype(np.float32)
+    boxes = np.stack([g["bbox"] for g in geometry])
+    refs = np.stack([tracker.update(b, k, True) for b, k in zip(boxes, kp)])
+    spec = FeatureSpec("body", 6, body_axis(KEYPOINT_NAMES, 6))
+    out = []
+    for start in range(150, len(labels) - window, window // 2):  # after 5 s, when the references have settled
+        if len(set(labels[start:start + window])) == 1:
+            arrays = {"keypoints_xy_raw": kp[start:start + window, :, :2], "keypoints_conf_raw": kp[start:start + window, :, 2],
+                      "bbox_xyxy": boxes[start:start + window], "scale_ref": refs[start:start + window]}
+            pose, motion = spec.window_inputs(arrays, 30.0, True)
+            out.append((labels[start], motion, pose))
+    return out
+
+
+def test_motion_and_scale_separate_behaviours_across_animal_sizes():
+    windows = [w for seed in range(6) for w in synthetic_windows(seed)]
+    box_speed = {b: [m[:, 0].mean() for label, m, _ in windows if label == b] for b in ("walk", "rest", "rear")}
+    length = {b: [p[:, -4].mean() for label, _, p in windows if label == b] for b in ("walk", "rear")}
+    assert min(len(v) for v in box_speed.values()) >= 5
+    # one threshold for every animal: locomotion in box sizes per second, length relative to the video's median
+    assert min(box_speed["walk"]) > 2 * max(box_speed["rest"])
+    assert min(length["walk"]) > max(length["rear"]) + 0.1
