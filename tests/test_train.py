@@ -184,3 +184,27 @@ def test_settings_a_run_cannot_apply_are_named(pose_manifest):
     ignored = dict(train.ignored_settings(cfg, model))
     assert set(ignored) == {"augmentation.brightness", "model.bidirectional"}  # hflip mirrors the pose: used
     assert "pose-only" in ignored["augmentation.brightness"] and "tcn" in ignored["model.bidirectional"]
+
+
+def test_best_model_is_evaluated_once_on_the_test_split_per_window_and_per_frame(tmp_path):
+    from conftest import prepare_args
+    from prepare_sequences_from_yolo import main as prepare
+    from utils.synthetic import make_long_video_dataset
+    make_long_video_dataset(tmp_path / "videos", 3, 90, seed=4, truth=False, min_bout=30, max_bout=45,
+                            behaviors=("walk", "rest"))
+    split_file = tmp_path / "splits.csv"
+    split_file.write_text("video,split\nsession_00.mp4,train\nsession_01.mp4,val\nsession_02.mp4,test\n")
+    manifest = prepare(prepare_args("--dataset_root", tmp_path / "videos", "--output_root", tmp_path / "prep",
+                                    "--yolo_weights", Path(__file__).parent / "fixtures" / "tiny_yolo_pose.pt",
+                                    "--device", "cpu", "--crop_size", "48", "--window_size", "16",
+                                    "--window_stride", "8", "--split_strategy", "file", "--split_file", split_file))
+    test_entries = manifest["splits"]["test"]
+    result = train.main(train_args(tmp_path / "prep" / "sequence_manifest.json", tmp_path / "runs", "--run_name",
+                                   "t", "--epochs", "3", "--patience", "0"))
+    summary = json.loads((tmp_path / "runs" / "t" / "test_metrics.json").read_text())
+    assert summary == result["test"] and summary["windows"] == len(test_entries) > 0
+    covered = {f for e in test_entries for f in range(e["start_frame"], e["end_frame"] + 1)}
+    assert summary["frames"] == len(covered)  # every frame under a test window, truth from the label file
+    assert 0 <= summary["frame_macro_f1"] <= 1 and 0 <= summary["window_macro_f1"] <= 1
+    per_class = pd.read_csv(tmp_path / "runs" / "t" / "per_class_metrics_test.csv")
+    assert per_class["support"].sum() == len(test_entries)
