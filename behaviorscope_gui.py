@@ -744,7 +744,7 @@ class ReviewTab(ttk.Frame):
         self.span.set("whole video")
         self.span.bind("<<ComboboxSelected>>", lambda e: self.update_marker(force=True))
         self.span.pack(side="left")
-        ttk.Label(row, text="rows: prediction (upper), your labels (lower), truth (black ticks); click to seek",
+        ttk.Label(row, text="upper: prediction, lower: your labels, black: truth; click to seek",
                   foreground="#444").pack(side="left", padx=8)
         self.figure = Figure(figsize=(7.2, 1.9), dpi=90)
         self.ax = self.figure.add_axes([0.12, 0.32, 0.86, 0.64])

@@ -131,7 +131,7 @@ class WindowDataset(Dataset):
     the frames (and crop keypoints), feature-space augmentation (utils.motion.augment_motion_inputs) on the
     frame-pixel keypoints and boxes, one temporal index for all of them. Without `load_frames` (pose-only
     models) no frame is ever decoded: the small per-window arrays are read once and kept in memory."""
-    SMALL = ("keypoints", "keypoints_xy_raw", "keypoints_conf_raw", "bbox_xyxy", "scale_ref")
+    SMALL = ("keypoints", "keypoints_xy_raw", "keypoints_conf_raw", "bbox_xyxy", "scale_ref", "frame_index")
 
     def __init__(self, manifest_path, split: str, augment: AugmentConfig = None, use_pose: bool = False,
                  min_keypoint_conf: float = 0.0, seed: int = 0, pose_features: str = "body",
@@ -142,6 +142,7 @@ class WindowDataset(Dataset):
         self.entries = self.manifest["splits"].get(split, [])
         meta = self.manifest["meta"]
         self.crop_size, self.num_keypoints = meta["crop_size"], meta.get("num_keypoints", 0)
+        # crop features move with the frames' geometric augmentation, so they need the frames
         self.use_pose, self.load_frames = use_pose, load_frames or pose_features == "crop"
         if use_pose and self.num_keypoints == 0:
             raise UserError(f"--use_pose asked for, but {self.manifest_path} has no keypoints (detector "
@@ -214,7 +215,7 @@ class WindowDataset(Dataset):
             sample["frames"], keypoints = self._frames(index, rng, order)
         elif keypoints is not None:
             keypoints = keypoints[order]
-        inputs = {k: v[order] for k, v in arrays.items()}
+        inputs = {k: v[order] for k, v in arrays.items() if k != "frame_index"}
         inputs["keypoints"] = keypoints
         if rng is not None:
             a = self.augment_cfg
@@ -314,8 +315,7 @@ def build_feature_cache(encode, dataset: WindowDataset, device, augmented_views:
         return list(range(start, start + len(x)))
 
     for i, entry in enumerate(dataset.entries):
-        with np.load(dataset.manifest_path.parent / entry["npz"], allow_pickle=False) as data:
-            frame_ids = [(entry["source_video"], int(f)) for f in data["frame_index"]]
+        frame_ids = [(entry["source_video"], int(f)) for f in dataset.small_arrays(i)["frame_index"]]
         frames = dataset.plain_item(i)["frames"]
         new = [j for j, fid in enumerate(frame_ids) if fid not in slot_of]
         for j, row in zip(new, add_frames(frames[new])):

@@ -138,7 +138,6 @@ class Predictor:
         self.device, self.detector, self.source = device, detector, source
         self.class_names = list(ckpt["class_names"])
         self.features = FeatureSpec.from_checkpoint(ckpt)  # pose and box-motion inputs as at training
-        self.min_keypoint_conf = self.features.min_keypoint_conf
 
     @classmethod
     def from_checkpoint(cls, path, options: InferenceConfig = None, timer: StageTimer = None) -> "Predictor":
@@ -155,6 +154,10 @@ class Predictor:
             predictor = cls(model, ckpt, settings, options, device, detector, str(path))
             predictor.check_detector()
         return predictor
+
+    @property
+    def min_keypoint_conf(self) -> float:
+        return self.features.min_keypoint_conf
 
     # ------------------------------------------------------------------------------------ start-up checks
     @property

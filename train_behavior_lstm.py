@@ -389,8 +389,10 @@ def main(args):
     return {"run_dir": str(run_dir), "history": history, "stopped": stop.reason, "test": test}
 
 
-FRAME_AUGMENTATION = ("hflip_prob", "vflip_prob", "rotation_deg", "scale_range", "translate_frac", "brightness",
-                      "contrast", "saturation", "blur_prob", "noise_std")
+PIXEL_AUGMENTATION = ("brightness", "contrast", "saturation", "blur_prob", "noise_std")
+FRAME_AUGMENTATION = ("hflip_prob", "vflip_prob", "rotation_deg", "scale_range", "translate_frac", *PIXEL_AUGMENTATION)
+# body pose is egocentric and box motion uses no crop: only flips (mirror) and scale (reference jitter) reach them
+BODY_POSE_UNUSED = ("rotation_deg", "translate_frac", *PIXEL_AUGMENTATION)
 
 
 def ignored_settings(cfg, model) -> list:
@@ -400,7 +402,7 @@ def ignored_settings(cfg, model) -> list:
         return [f"{section}.{n}" for n in names if getattr(getattr(cfg, section), n) != getattr(defaults, n)]
     out = []
     if model.backbone is None:
-        unused = FRAME_AUGMENTATION[5:] if cfg.training.pose_features == "crop" else FRAME_AUGMENTATION[2:3] + FRAME_AUGMENTATION[4:]
+        unused = PIXEL_AUGMENTATION if cfg.training.pose_features == "crop" else BODY_POSE_UNUSED
         out += [(n, "a pose-only model sees no frames") for n in changed("augmentation", unused)]
         out += [(n, "a pose-only model has no backbone") for n in
                 changed("model", ("train_backbone", "backbone_weights")) + changed("training", ("feature_cache",))]

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from utils.pose_features import pose_feature_dim, pose_features
+from utils.pose_features import keypoints_present, pose_feature_dim, pose_features
 
 FEATURE_SET_VERSION = {"crop": 1, "body": 2}  # recorded in checkpoints as pose_features_version
 BOX_MOTION_DIM = 5
@@ -97,7 +97,7 @@ def body_axis(keypoint_names, num_keypoints: int) -> tuple:
 def body_lengths(xy: np.ndarray, conf: np.ndarray, axis: tuple, min_conf: float = 0.0) -> np.ndarray:
     """|head - tail| per frame in px ([T, K, 2], [T, K]); NaN where either is missing."""
     tail, head = axis
-    ok = _present(xy, conf, min_conf)
+    ok = keypoints_present(xy, conf, min_conf)
     length = np.linalg.norm(xy[:, head] - xy[:, tail], axis=-1)
     return np.where(ok[:, head] & ok[:, tail], length, np.nan)
 
@@ -132,10 +132,6 @@ def body_pose_feature_dim(num_keypoints: int) -> int:
     return 2 * k + k + k + k * (k - 1) // 2 + 2 * max(k - 2, 0) + 4
 
 
-def _present(xy, conf, min_conf) -> np.ndarray:
-    return np.isfinite(xy).all(-1) & np.isfinite(conf) & (conf >= min_conf)
-
-
 def _lag_index(t: int, fps: float) -> tuple:
     """(earlier frame, seconds between) per frame: LAG_SECONDS back, or as far as the window goes; frame 0 uses
     frames 0 and 1. Differences over a lag rather than one frame keep keypoint jitter (a few px) from drowning
@@ -148,7 +144,8 @@ def _lag_index(t: int, fps: float) -> tuple:
 
 
 def _rate(values: np.ndarray, fps: float, wrap: bool = False) -> np.ndarray:
-    """d(values)/dt per frame over the lag (_lag_index), [T, ...]; angles wrapped per frame when `wrap`."""
+    """d(values)/dt per frame over the lag (_lag_index), [T, ...]; with `wrap`, angles are unwrapped first so
+    a turn across +-pi is not a jump of 2 pi."""
     t = len(values)
     if t < 2:
         return np.zeros_like(values)
@@ -187,7 +184,7 @@ def body_pose_features(xy: np.ndarray, conf: np.ndarray, refs: np.ndarray, fps: 
     [T, body_pose_feature_dim(K)] float32 (module docstring)."""
     xy, conf = np.asarray(xy, np.float64), np.asarray(conf, np.float64)
     t, k = conf.shape
-    present = _present(xy, conf, min_conf)
+    present = keypoints_present(xy, conf, min_conf)
     xy = np.where(present[..., None], xy, np.nan)
     scale = reference_length(refs)[:, None]
     tail, head = axis

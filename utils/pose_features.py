@@ -14,7 +14,11 @@ frame before, is missing. The conf channel lets a model tell "missing" from "at 
 """
 import numpy as np
 
-POSE_FEATURES_VERSION = 1  # recorded in checkpoints; bump when the features below change
+
+
+def keypoints_present(xy: np.ndarray, conf: np.ndarray, min_conf: float) -> np.ndarray:
+    """[T, K] bool: the keypoint has finite coordinates and a finite confidence >= min_conf."""
+    return np.isfinite(xy).all(-1) & np.isfinite(conf) & (conf >= min_conf)
 
 
 def pose_feature_dim(num_keypoints: int) -> int:
@@ -30,7 +34,7 @@ def pose_features(keypoints: np.ndarray, crop_size: float, fps: float, min_conf:
     t, k, _ = kp.shape
     xy = kp[..., :2] / crop_size  # (T, K, 2)
     conf = np.nan_to_num(kp[..., 2], nan=0.0)
-    present = np.isfinite(xy).all(-1) & (conf >= min_conf) & np.isfinite(kp[..., 2])  # (T, K)
+    present = keypoints_present(xy, kp[..., 2], min_conf)  # (T, K)
     xy = np.where(present[..., None], xy, np.nan)
 
     centred = np.concatenate([xy - 0.5, np.where(present, conf, 0.0)[..., None]], -1)  # (T, K, 3)
