@@ -10,10 +10,15 @@ Pose and box-motion inputs are standardised with training-set statistics kept as
 The classifier exposes `encode_frames` (backbone only) and `forward_from_features` (everything after it),
 so a frozen backbone's features can be cached in training and reused across overlapping inference windows.
 A video backbone encodes a whole clip to one embedding; pose is then pooled over time and fused once.
+
+CLASSIFIERS picks the model kind: `neural` (the above) or `gbt`, gradient-boosted trees on window statistics of
+the pose and box-motion features (WindowStatsGBT), which prediction drives through the same interface.
 """
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
 
 import torch
 import torch.nn as nn
@@ -524,18 +529,113 @@ class BehaviorSequenceClassifier(nn.Module):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(features))
 
+    @property
+    def uses_pose(self) -> bool:
+        return self.pose_proj is not None
+
+    @property
+    def uses_motion(self) -> bool:
+        return self.motion_proj is not None
+
+    def window_probs(self, visual=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
+        """Class probabilities (B, C) of windows from backbone features (or crops of a video backbone)."""
+        return torch.softmax(self.forward_head(self.forward_from_features(visual, pose, pose_present, motion)), -1)
+
     def forward(self, frames=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
         return self.forward_head(self.forward_features(frames, pose, pose_present, motion))
 
 
-def build_model(cfg: ModelConfig) -> BehaviorSequenceClassifier:
+# --------------------------------------------------------------------------- gradient-boosted trees (baseline)
+# the only class a stored tree model may hold beyond skops' own safe list (numpy arrays, sklearn estimators)
+GBT_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+
+
+def window_statistics(x: np.ndarray) -> np.ndarray:
+    """(B, T, D) per-frame features -> (B, 6D): mean, spread, min, max over the window, the mean of its centre
+    third (windows are labelled by their centre frame) and the change from its first to its last quarter."""
+    t = x.shape[1]
+    q, third = max(t // 4, 1), slice(t // 3, max(2 * t // 3, t // 3 + 1))
+    return np.concatenate([x.mean(1), x.std(1), x.min(1), x.max(1), x[:, third].mean(1),
+                           x[:, -q:].mean(1) - x[:, :q].mean(1)], 1).astype(np.float32)
+
+
+class WindowStatsGBT:
+    """Gradient-boosted trees (scikit-learn's histogram GBT) on window statistics of the pose and box-motion
+    features: the SimBA / A-SOiD recipe, trained in seconds on a CPU. Speaks the part of the torch model's
+    interface that prediction uses (window_probs, uses_pose, state_dict); stored with skops, never pickled."""
+    backbone, is_video = None, False
+
+    def __init__(self, cfg: ModelConfig):
+        if not (cfg.use_pose and cfg.pose_dim) and not (cfg.use_box_motion and cfg.box_motion_dim):
+            raise UserError("classifier gbt needs pose (--use_pose with YOLO-pose data) or box motion "
+                            "(--use_box_motion); it does not see frames")
+        self.cfg, self.estimator = cfg, None
+
+    @property
+    def uses_pose(self) -> bool:
+        return bool(self.cfg.use_pose and self.cfg.pose_dim)
+
+    @property
+    def uses_motion(self) -> bool:
+        return bool(self.cfg.use_box_motion and self.cfg.box_motion_dim)
+
+    def window_features(self, pose, motion) -> np.ndarray:
+        parts = [p for p, used in ((pose, self.uses_pose), (motion, self.uses_motion)) if used]
+        return window_statistics(np.concatenate([np.asarray(p, np.float32) for p in parts], -1))
+
+    def fit(self, pose, motion, labels, class_weight=None, seed: int = 0) -> "WindowStatsGBT":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        self.estimator = HistGradientBoostingClassifier(
+            max_iter=self.cfg.gbt_max_iter, learning_rate=self.cfg.gbt_learning_rate, early_stopping=False,
+            class_weight=class_weight, random_state=seed).fit(self.window_features(pose, motion), labels)
+        if len(self.estimator.classes_) != self.cfg.num_classes:
+            raise UserError(f"gbt: training windows hold {len(self.estimator.classes_)} of the "
+                            f"{self.cfg.num_classes} classes; every class needs training windows")
+        return self
+
+    def predict_proba(self, pose, motion) -> np.ndarray:
+        return self.estimator.predict_proba(self.window_features(pose, motion))
+
+    def window_probs(self, visual=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
+        to_numpy = (lambda v: v.cpu().numpy() if isinstance(v, torch.Tensor) else v)
+        return torch.from_numpy(self.predict_proba(to_numpy(pose), to_numpy(motion))).float()
+
+    def state_dict(self) -> dict:
+        import skops.io
+        return {"skops": torch.frombuffer(bytearray(skops.io.dumps(self.estimator)), dtype=torch.uint8)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Load with skops, refusing any type outside its safe list and GBT_TRUSTED_TYPES."""
+        import skops.io
+        data = bytes(state["skops"].numpy().tobytes())
+        unknown = sorted(set(skops.io.get_untrusted_types(data=data)) - set(GBT_TRUSTED_TYPES))
+        if unknown:
+            raise UserError(f"the stored tree model holds types that are not trusted ({', '.join(unknown)}); it was "
+                            f"not written by BehaviorScope, refusing to load it")
+        self.estimator = skops.io.loads(data, trusted=GBT_TRUSTED_TYPES)
+
+    def to(self, device):
+        return self
+
+    def eval(self):
+        return self
+
+
+CLASSIFIERS = Registry("classifier")
+CLASSIFIERS.register("neural")(lambda cfg: BehaviorSequenceClassifier(cfg))
+CLASSIFIERS.register("gbt")(WindowStatsGBT)
+
+
+def build_model(cfg: ModelConfig):
     """The classifier for a config; every name is checked against the registries first."""
-    if cfg.backbone != "none":
-        BACKBONES.get(cfg.backbone)
-    TEMPORAL_HEADS.get(cfg.sequence_model)
-    if cfg.use_pose:
-        FUSIONS.get(cfg.pose_fusion_strategy)
-    return BehaviorSequenceClassifier(cfg)
+    build = CLASSIFIERS.get(cfg.classifier)
+    if cfg.classifier == "neural":
+        if cfg.backbone != "none":
+            BACKBONES.get(cfg.backbone)
+        TEMPORAL_HEADS.get(cfg.sequence_model)
+        if cfg.use_pose:
+            FUSIONS.get(cfg.pose_fusion_strategy)
+    return build(cfg)
 
 
 def model_args(cfg: ModelConfig) -> dict:

@@ -8,7 +8,8 @@ keypoint layout, min_keypoint_conf), applies the user's overrides with a warning
 the detector against the model before the first frame (keypoint count and names, pose available at all).
 The video runs through the one frame pipeline (cropping.iter_frame_records) and the one windowing rule
 (utils.windows): with a frame backbone every frame is encoded once and overlapping windows are classified from
-buffered features; each frame's probabilities are the mean over the windows that cover it.
+buffered features; each frame's probabilities are the mean over the windows that cover it, weighted towards each window's centre
+(utils.windows.frame_weights).
 """
 import logging
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ from utils.motion import FeatureSpec
 from utils.schema import InferenceConfig, PreprocessingConfig
 from utils.timing import StageTimer
 from utils.video_io import video_info
-from utils.windows import Windower, usable
+from utils.windows import Windower, frame_weights, inference_stride, usable
 
 log = logging.getLogger("predictor")
 STATUSES = (STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED)
@@ -65,7 +66,7 @@ class Accumulator:
 
     def __init__(self, num_classes: int, num_keypoints: int):
         self.prob_sum = GrowingArray((num_classes,), np.float64)
-        self.count = GrowingArray((), np.int32)
+        self.weight = GrowingArray((), np.float64)  # sum of the covering windows' frame weights
         self.status_code = GrowingArray((), np.int8)  # index into STATUSES
         self.boxes = GrowingArray((4,), np.float32, np.nan)  # xyxy frame px, NaN when missed
         self.kp_centres = GrowingArray((2,), np.float64, np.nan)  # mean of the confident keypoints, frame px
@@ -73,11 +74,11 @@ class Accumulator:
         self.windows = []  # (start, probs, pose used): one per window, not per frame
 
     def __len__(self) -> int:
-        return len(self.count)
+        return len(self.weight)
 
     def add_frame(self, status: str, box, keypoints) -> None:
         self.prob_sum.append(0.0)
-        self.count.append(0)
+        self.weight.append(0.0)
         self.status_code.append(STATUSES.index(status))
         self.boxes.append(np.nan if box is None else box)
         visible = keypoints[keypoints[:, 2] > 0, :2] if keypoints is not None else np.zeros((0, 2))
@@ -85,8 +86,9 @@ class Accumulator:
         self.keypoints.append(np.nan if keypoints is None else keypoints)
 
     def add_window(self, start: int, probs: np.ndarray, length: int) -> None:
-        self.prob_sum.data[start:start + length] += probs
-        self.count.data[start:start + length] += 1
+        weights = frame_weights(length)
+        self.prob_sum.data[start:start + length] += weights[:, None] * probs
+        self.weight.data[start:start + length] += weights
 
     def statuses(self) -> np.ndarray:
         return np.array(STATUSES, dtype=object)[self.status_code.values()]
@@ -95,8 +97,8 @@ class Accumulator:
         return bool((self.status_code.values() == STATUSES.index(STATUS_DETECTED)).any())
 
     def mean_probs(self) -> tuple:
-        count = self.count.values()
-        return self.prob_sum.values() / np.maximum(count, 1)[:, None], count > 0
+        weight = self.weight.values()
+        return self.prob_sum.values() / np.maximum(weight, 1e-12)[:, None], weight > 0
 
 
 @dataclass
@@ -115,9 +117,10 @@ class VideoPrediction:
         return len(self.acc)
 
 
-def recorded_settings(ckpt: dict, options: InferenceConfig, source: str) -> PreprocessingConfig:
+def recorded_settings(ckpt: dict, options: InferenceConfig, source: str,
+                      video_backbone: bool) -> PreprocessingConfig:
     """The checkpoint's preprocessing settings with the user's overrides (each differing one warned about);
-    stride defaults to window_size // 2; device and yolo_mode are the user's."""
+    stride defaults to utils.windows.inference_stride; device and yolo_mode are the user's."""
     trained = from_recorded(PreprocessingConfig, ckpt["preprocessing"], source)
     chosen = {}
     for key in OVERRIDABLE:
@@ -127,7 +130,7 @@ def recorded_settings(ckpt: dict, options: InferenceConfig, source: str) -> Prep
             chosen[key] = value
     window = chosen.get("window_size", trained.window_size)
     yolo_task = {"auto": "auto", "bbox": "detect", "pose": "pose"}[options.yolo_mode]
-    return replace(trained, **chosen, window_stride=options.window_stride or max(window // 2, 1),
+    return replace(trained, **chosen, window_stride=options.window_stride or inference_stride(window, video_backbone),
                    yolo_task=yolo_task, device=options.device, num_threads=0)
 
 
@@ -148,7 +151,7 @@ class Predictor:
             model = build_model(ModelConfig(**{**ckpt["model_args"], "pretrained_backbone": False}))
             model.load_state_dict(ckpt["model"])
             model = model.to(device).eval()
-            settings = recorded_settings(ckpt, options, str(path))
+            settings = recorded_settings(ckpt, options, str(path), model.is_video)
             detector = build_detector(settings.detector, settings)
             set_cpu_threads(0)
             predictor = cls(model, ckpt, settings, options, device, detector, str(path))
@@ -162,11 +165,12 @@ class Predictor:
     # ------------------------------------------------------------------------------------ start-up checks
     @property
     def needs_pose(self) -> bool:
-        return self.model.pose_proj is not None
+        return self.model.uses_pose
 
     @property
     def pose_only(self) -> bool:
-        return self.model.backbone is None
+        """No frames are seen and pose is an input: a window without keypoints cannot be classified."""
+        return self.model.backbone is None and self.model.uses_pose
 
     def check_detector(self) -> None:
         """Stop before the first frame when the detector cannot feed this model."""
@@ -296,7 +300,7 @@ class WindowClassifier:
             return
         pose, motion = self.p.features.window_inputs(window_arrays(records, has_pose), self.out.fps,
                                                      has_pose and self.p.needs_pose)
-        visual = torch.stack([f for _, f in items]) if not self.p.pose_only else None
+        visual = torch.stack([f for _, f in items]) if self.p.model.backbone is not None else None
         self.pending.append((start, visual, None if pose is None else torch.from_numpy(pose),
                              None if motion is None else torch.from_numpy(motion)))
 
@@ -313,12 +317,12 @@ class WindowClassifier:
                 visual = model.encode_frames(visual)
         present = torch.tensor([p is not None for _, _, p, _ in self.pending], device=device)
         pose = motion = None
-        if model.pose_proj is not None:
+        if model.uses_pose:
             dim = model.cfg.pose_dim
             pose = torch.stack([p if p is not None else torch.zeros(t, dim) for _, _, p, _ in self.pending]).to(device)
-        if model.motion_proj is not None:
+        if model.uses_motion:
             motion = torch.stack([m for _, _, _, m in self.pending]).to(device)
-        probs = torch.softmax(model.forward_head(model.forward_from_features(visual, pose, present, motion)), -1)
+        probs = model.window_probs(visual, pose, present, motion)
         for (start, _, p, _), row in zip(self.pending, probs.cpu().numpy()):
             self.out.acc.add_window(start, row, t)
             self.out.acc.windows.append((start, row, p is not None))

@@ -21,6 +21,7 @@ import random
 import signal
 import sys
 import time
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from data import CachedFeatureDataset, WindowDataset, balanced_sampler, build_feature_cache, class_weights
-from model import ModelConfig, build_model, model_args
+from model import ModelConfig, WindowStatsGBT, build_model, model_args
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.device import resolve_device, set_cpu_threads
@@ -42,6 +43,7 @@ from utils.logging_utils import progress, setup_logging
 from utils.metrics import classification_scores
 from utils.plots import plot_training_curves, save_crops_preview, save_pose_preview
 from utils.schema import AugmentConfig, ModelSettings, TrainingConfig
+from utils.windows import frame_weights
 
 log = logging.getLogger("train")
 SECTIONS = (AugmentConfig, ModelSettings, TrainingConfig)
@@ -100,7 +102,7 @@ def build_datasets(cfg) -> dict:
 def dataset_of(cfg, split: str, augment=None) -> WindowDataset:
     return WindowDataset(cfg.training.manifest_path, split, augment, cfg.model.use_pose, cfg.training.min_keypoint_conf,
                          cfg.training.seed, cfg.training.pose_features, cfg.model.use_box_motion,
-                         load_frames=cfg.model.backbone != "none")
+                         load_frames=cfg.model.classifier == "neural" and cfg.model.backbone != "none")
 
 
 def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
@@ -242,15 +244,17 @@ def evaluate(model, loader, weights, cfg, device) -> dict:
 
 
 def frame_scores(dataset, probs, class_names: list) -> dict:
-    """Per-frame scores of a split: each frame's probabilities are the mean over the split's windows that
-    cover it (as inference does), its truth is the video's label file (long videos) or the clip's class."""
+    """Per-frame scores of a split: each frame's probabilities are the centre-weighted mean over the split's
+    windows that cover it (as inference does), its truth is the video's label file (long videos) or the clip's
+    class."""
     meta, sums, fps = dataset.manifest["meta"], {}, {}
     for entry, p in zip(dataset.entries, probs):
         video = sums.setdefault(entry["source_video"], {})
         fps[entry["source_video"]] = entry["fps"]
-        for frame in range(entry["start_frame"], entry["end_frame"] + 1):
+        weights = frame_weights(entry["end_frame"] - entry["start_frame"] + 1)
+        for frame, weight in zip(range(entry["start_frame"], entry["end_frame"] + 1), weights):
             total = video.setdefault(frame, [np.zeros(len(p)), entry["class_name"]])
-            total[0] += p
+            total[0] += weight * p
     truth, predicted = [], []
     for rel, frames in sums.items():
         label_file = find_label_file(Path(meta["dataset_root"]) / rel)
@@ -263,16 +267,15 @@ def frame_scores(dataset, probs, class_names: list) -> dict:
     return classification_scores(truth, predicted, list(range(len(class_names))))
 
 
-def evaluate_test_split(model, datasets: dict, cfg, device, run_dir: Path, weights) -> dict:
+def evaluate_test_split(datasets: dict, run_dir: Path, evaluate_split) -> dict:
     """The selected model, once, on the test split: per-window and per-frame scores, confusion and per-class
-    tables (test_metrics.json, *_test.csv). Never used for selection."""
+    tables (test_metrics.json, *_test.csv). Never used for selection. `evaluate_split(dataset, best_path)`
+    returns what `evaluate` does."""
     test, best = datasets["test"], run_dir / "best_model_macro_f1.pt"
     if not len(test) or not best.is_file():
         log.info("no test split (or no best model): nothing evaluated on test")
         return {}
-    model.load_state_dict(load_checkpoint(best)["model"])
-    loader = DataLoader(test, batch_size=cfg.training.batch_size, shuffle=False, num_workers=0)
-    result = evaluate(model, loader, weights, cfg, device)
+    result = evaluate_split(test, best)
     class_names = class_names_of(test.manifest)
     write_evaluation(run_dir, "test", result, class_names)
     frames = frame_scores(getattr(test, "source", test), result["probs"], class_names)
@@ -285,6 +288,66 @@ def evaluate_test_split(model, datasets: dict, cfg, device, run_dir: Path, weigh
              len(test), summary["frames"], best.name, result["macro_f1"], frames["macro_f1"],
              {c: round(f, 3) for c, f in summary["frame_per_class_f1"].items()})
     return summary
+
+
+def neural_split_evaluator(model, cfg, device, weights):
+    """evaluate_split for evaluate_test_split: the saved best weights, then `evaluate`."""
+    def evaluate_split(dataset, best: Path) -> dict:
+        model.load_state_dict(load_checkpoint(best)["model"])
+        loader = DataLoader(dataset, batch_size=cfg.training.batch_size, shuffle=False, num_workers=0)
+        return evaluate(model, loader, weights, cfg, device)
+    return evaluate_split
+
+
+# ------------------------------------------------------------------------------ gradient-boosted trees
+def stacked_inputs(dataset: WindowDataset, augmented_views: int = 0) -> tuple:
+    """(pose [N,T,Dp], motion [N,T,Dm], labels [N]) of every window: the clean windows, then `augmented_views`
+    feature-space augmented draws of each (training)."""
+    samples = [dataset.plain_item(i) for i in range(len(dataset))]
+    for view in range(1, augmented_views + 1 if dataset.augment is not None else 1):
+        dataset.set_epoch(view)
+        samples += [dataset.item(i, with_frames=False)[0] for i in range(len(dataset))]
+    return tuple(torch.stack([s[key] for s in samples]).numpy() for key in ("pose", "motion", "label"))
+
+
+def evaluate_gbt(model: WindowStatsGBT, dataset, best: Path = None) -> dict:
+    """What `evaluate` returns, for the tree model: log loss, scores and probabilities of every window."""
+    pose, motion, labels = stacked_inputs(dataset)
+    probs = model.predict_proba(pose, motion)
+    loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)).mean())
+    scores = classification_scores(labels.tolist(), probs.argmax(-1).tolist(), list(range(model.cfg.num_classes)))
+    return {"loss": loss, "acc": scores["accuracy"], "macro_f1": scores["macro_f1"], "scores": scores,
+            "probs": probs}
+
+
+def fit_gbt(model: WindowStatsGBT, datasets: dict, cfg, mcfg, run_dir: Path) -> dict:
+    """Fit the trees once on the training windows (plus cache_augmented_views augmented draws), score them on
+    validation and test, and save them as best_model*.pt with the usual metadata."""
+    start = time.time()
+    views = cfg.training.cache_augmented_views
+    pose, motion, labels = stacked_inputs(datasets["train"], views)
+    weights = None if cfg.training.class_weighting == "none" else dict(enumerate(class_weights(
+        labels, mcfg.num_classes, cfg.training.class_weighting, cfg.training.class_weight_clamp).tolist()))
+    model.fit(pose, motion, labels, weights, cfg.training.seed)
+    train = evaluate_gbt(model, datasets["train"])
+    row = {"epoch": 0, "train_loss": train["loss"], "train_acc": train["acc"]}
+    result = evaluate_gbt(model, datasets["val"]) if len(datasets["val"]) else None
+    if result:
+        row.update(val_loss=result["loss"], val_acc=result["acc"], val_macro_f1=result["macro_f1"])
+    row["seconds"] = round(time.time() - start, 2)
+    log.info("gbt: %d training windows (%d augmented views each) fitted in %.1f s; %s", len(datasets["train"]),
+             views, row["seconds"], ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+    atomic_write_csv(run_dir / "metrics.csv", pd.DataFrame([row]))
+    saved = checkpoint_fields(model, None, None, None, 0, {"acc": row.get("val_acc", -1.0),
+                              "macro_f1": row.get("val_macro_f1", -1.0)}, cfg, mcfg, datasets)
+    selection = "gradient-boosted trees, fitted once" + ("" if result else "; NO validation split")
+    class_names = class_names_of(datasets["train"].manifest)
+    for metric, name in (("acc", "best_model.pt"), ("macro_f1", "best_model_macro_f1.pt")):
+        save_checkpoint(run_dir / name, selection=selection, **saved)
+        if result:
+            write_evaluation(run_dir, f"best_{metric}", result, class_names)
+    test = evaluate_test_split(datasets, run_dir, lambda dataset, best: evaluate_gbt(model, dataset))
+    return {"run_dir": str(run_dir), "history": [row], "stopped": None, "test": test}
 
 
 def write_evaluation(run_dir: Path, tag: str, result: dict, class_names: list) -> None:
@@ -337,8 +400,9 @@ def checkpoint_fields(model, optimizer, scheduler, scaler, epoch, best, cfg, mcf
     manifest = datasets["train"].manifest
     config = {section: settings_dict(values) for section, values in vars(cfg).items()}
     features = datasets["train"].spec.recorded()
-    return dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict() if scheduler is not None else None, scaler=scaler.state_dict(),
+    return dict(model=model.state_dict(), optimizer=optimizer.state_dict() if optimizer is not None else None,
+                scheduler=scheduler.state_dict() if scheduler is not None else None,
+                scaler=scaler.state_dict() if scaler is not None else None,
                 epoch=epoch, best_metric=dict(best) if best else None, model_args=model_args(mcfg), config=config,
                 features=features,
                 class_names=class_names_of(manifest),
@@ -363,6 +427,8 @@ def main(args):
     model = build_model(mcfg)
     for name, why in ignored_settings(cfg, model):
         log.warning("%s is ignored: %s", name, why)
+    if isinstance(model, WindowStatsGBT):
+        return fit_gbt(model, datasets, cfg, mcfg, run_dir)
     model.set_input_stats(**input_statistics(datasets["train"]))
     model = model.to(device)
     if cfg.training.init_from:
@@ -385,7 +451,7 @@ def main(args):
         history = fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, has_val)
     finally:
         stop.restore()
-    test = evaluate_test_split(model, datasets, cfg, device, run_dir, weights) if history else {}
+    test = evaluate_test_split(datasets, run_dir, neural_split_evaluator(model, cfg, device, weights)) if history else {}
     return {"run_dir": str(run_dir), "history": history, "stopped": stop.reason, "test": test}
 
 
@@ -395,11 +461,23 @@ FRAME_AUGMENTATION = ("hflip_prob", "vflip_prob", "rotation_deg", "scale_range",
 BODY_POSE_UNUSED = ("rotation_deg", "translate_frac", *PIXEL_AUGMENTATION)
 
 
+GBT_UNUSED_MODEL = tuple(f.name for f in fields(ModelSettings) if f.name not in (
+    "classifier", "gbt_max_iter", "gbt_learning_rate", "backbone", "use_pose", "use_box_motion"))
+GBT_UNUSED_TRAINING = ("lr", "backbone_lr", "weight_decay", "epochs", "batch_size", "patience", "scheduler", "loss",
+                       "label_smoothing", "focal_gamma", "train_sampler", "mixup_alpha",
+                       "feature_cache", "amp", "init_from")
+
+
 def ignored_settings(cfg, model) -> list:
     """(setting, why) for each setting given a non-default value that this run cannot apply."""
     def changed(section, names):
         defaults = type(getattr(cfg, section))()
         return [f"{section}.{n}" for n in names if getattr(getattr(cfg, section), n) != getattr(defaults, n)]
+    if isinstance(model, WindowStatsGBT):
+        frames = [] if cfg.model.backbone == "none" else changed("model", ("backbone",))
+        return [(n, "the gbt classifier has no neural network and sees no frames") for n in
+                frames + changed("model", GBT_UNUSED_MODEL) + changed("training", GBT_UNUSED_TRAINING) +
+                changed("augmentation", BODY_POSE_UNUSED if cfg.training.pose_features == "body" else PIXEL_AUGMENTATION)]
     out = []
     if model.backbone is None:
         unused = PIXEL_AUGMENTATION if cfg.training.pose_features == "crop" else BODY_POSE_UNUSED

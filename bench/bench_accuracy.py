@@ -27,7 +27,12 @@ import train_behavior_lstm as train  # noqa: E402
 from utils.synthetic import make_long_video_dataset  # noqa: E402
 
 POSE = ["--backbone", "none", "--use_pose"]
+GBT = ["--classifier", "gbt", "--backbone", "none"]
 VARIANTS = {  # name: training flags on top of the defaults
+    "gbt_body_motion": GBT + ["--use_pose"],
+    "gbt_body": GBT + ["--use_pose", "--no-use_box_motion"],
+    "gbt_crop_motion": GBT + ["--use_pose", "--pose_features", "crop"],
+    "gbt_motion": GBT + ["--no-use_pose"],  # box motion alone: what a detect-only YOLO gives
     "pose_body_motion": POSE,
     "pose_body": POSE + ["--no-use_box_motion"],
     "pose_crop_motion": POSE + ["--pose_features", "crop"],
@@ -42,16 +47,17 @@ VARIANTS = {  # name: training flags on top of the defaults
 
 def make_data(work: Path, args) -> tuple:
     """(train manifest, folder of held-out labelled test videos); reused when already there."""
-    manifest, test_dir = work / "prepared" / "sequence_manifest.json", work / "test_videos"
+    manifest, test_dir = work / f"prepared_s{args.stride}" / "sequence_manifest.json", work / "test_videos"
     if manifest.is_file() and test_dir.is_dir():
         return manifest, test_dir
-    make_long_video_dataset(work / "train_videos", args.train_videos, args.num_frames, seed=100, truth=False)
-    make_long_video_dataset(test_dir, args.test_videos, args.num_frames, seed=200, truth=False)
+    if not test_dir.is_dir():
+        make_long_video_dataset(work / "train_videos", args.train_videos, args.num_frames, seed=100, truth=False)
+        make_long_video_dataset(test_dir, args.test_videos, args.num_frames, seed=200, truth=False)
     prepare.main(prepare.get_args_parser().parse_args([
-        "--dataset_root", str(work / "train_videos"), "--output_root", str(work / "prepared"),
+        "--dataset_root", str(work / "train_videos"), "--output_root", str(manifest.parent),
         "--yolo_weights", str(args.yolo_weights), "--yolo_imgsz", "320", "--device", "cpu",
         "--crop_size", str(args.crop_size), "--window_size", str(args.window_size),
-        "--window_stride", str(args.window_size // 2), "--split_strategy", "video",
+        "--window_stride", str(args.stride), "--split_strategy", "video",
         "--train_ratio", "0.75", "--val_ratio", "0.25", "--test_ratio", "0"]))
     return manifest, test_dir
 
@@ -83,6 +89,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--num_frames", type=int, default=900)
     parser.add_argument("--crop_size", type=int, default=96)
     parser.add_argument("--window_size", type=int, default=30)
+    parser.add_argument("--stride", type=int, default=5, help="training window stride (inference: its default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--yolo_weights", default=str(ROOT / "tests" / "fixtures" / "tiny_yolo_pose.pt"))
     parser.add_argument("--train_flags", nargs=argparse.REMAINDER, default=[],

@@ -19,7 +19,9 @@ def models(pose_manifest, tmp_path_factory):
     train.main(train_args(pose_manifest, out, "--run_name", "pose", "--epochs", "25", "--patience", "0"))
     train.main(train_args(pose_manifest, out, "--run_name", "fused", "--epochs", "1", "--backbone", "resnet18",
                           "--no_pretrained_backbone"))
-    return {"pose": out / "pose" / "best_model.pt", "fused": out / "fused" / "best_model.pt"}
+    train.main(train_args(pose_manifest, out, "--run_name", "gbt", "--classifier", "gbt", "--gbt_max_iter", "100"))
+    return {"pose": out / "pose" / "best_model.pt", "fused": out / "fused" / "best_model.pt",
+            "gbt": out / "gbt" / "best_model.pt"}
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,15 @@ def test_timeline_covers_the_video_and_beats_chance(models, videos, tmp_path):
     truth = pd.read_csv(videos["long"].with_suffix(".csv"))["behavior"]
     f1 = f1_score(truth, frames["label"], labels=list(BEHAVIORS), average="macro", zero_division=0)
     assert f1 > 0.5, f"per-frame macro-F1 {f1:.2f} (chance about 0.25)"
+
+
+def test_gradient_boosted_trees_classify_through_the_same_inference(models, videos, tmp_path):
+    result = run(models["gbt"], videos["long"], tmp_path)
+    frames = pd.read_csv(tmp_path / "session_00.frames.csv")
+    assert len(frames) == 450 and result["windows_with_pose"] == result["windows"] > 0
+    truth = pd.read_csv(videos["long"].with_suffix(".csv"))["behavior"]
+    f1 = f1_score(truth, frames["label"], labels=list(BEHAVIORS), average="macro", zero_division=0)
+    assert f1 > 0.5, f"gbt per-frame macro-F1 {f1:.2f} (chance about 0.25)"
 
 
 def test_each_frame_goes_through_the_backbone_once(models, videos, tmp_path):
@@ -196,7 +207,9 @@ def test_per_frame_buffers_grow_past_their_first_block_and_average_windows():
     acc.add_window(n - 10, np.array([0.25, 0.75]), 10)
     probs, covered = acc.mean_probs()
     assert len(acc) == n and probs.shape == (n, 2)
-    np.testing.assert_allclose(probs[[0, 5, 9, 14, n - 1]], [[1, 0], [0.5, 0.5], [0.5, 0.5], [0, 1], [0.25, 0.75]])
+    # frames are weighted towards each window's centre: frame 7 is equally far from both centres (4.5, 9.5)
+    np.testing.assert_allclose(probs[[0, 7, 14, n - 1]], [[1, 0], [0.5, 0.5], [0, 1], [0.25, 0.75]])
+    assert probs[5, 0] > 0.9 and probs[9, 1] > 0.9  # each nearer one window's centre takes that window's label
     assert covered.sum() == 25 and not covered[15]
     assert acc.statuses()[7] == "missed" and acc.statuses()[n - 1] == "detected" and acc.any_detected()
     assert np.isnan(acc.boxes.values()[7]).all() and acc.boxes.values()[n - 1, 2] == n - 1 + 10

@@ -83,3 +83,11 @@ def test_motion_and_scale_separate_behaviours_across_animal_sizes():
     # one threshold for every animal: locomotion in box sizes per second, length relative to the video's median
     assert min(box_speed["walk"]) > 2 * max(box_speed["rest"])
     assert min(length["walk"]) > max(length["rear"]) + 0.1
+
+
+@pytest.mark.parametrize("pose_features", ["body", "crop"])
+@pytest.mark.parametrize("box_motion", [True, False])
+def test_feature_spec_round_trips_through_the_checkpoint(pose_features, box_motion):
+    spec = FeatureSpec(pose_features, 6, (0, 5), 0.3, 96, box_motion)
+    ckpt = {"features": spec.recorded(), "preprocessing": {"num_keypoints": 6, "crop_size": 96}}
+    assert FeatureSpec.from_checkpoint(ckpt) == spec  # crop features with box motion stay that way

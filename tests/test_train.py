@@ -30,11 +30,11 @@ def learned(pose_manifest, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     result = train.main(train_args(root / "prepared" / "sequence_manifest.json", out, "--run_name", "learn",
                                    "--epochs", "25", "--patience", "0"))
-    return out / "learn", result
+    return out / "learn", result, root / "prepared" / "sequence_manifest.json"
 
 
 def test_pose_model_learns_well_above_chance(learned):
-    run_dir, result = learned
+    run_dir, result, _ = learned
     history = pd.read_csv(run_dir / "metrics.csv")
     assert len(history) == 25
     best = history["val_acc"].max()
@@ -43,7 +43,7 @@ def test_pose_model_learns_well_above_chance(learned):
 
 
 def test_outputs_and_checkpoint_round_trip(learned, pose_manifest):
-    run_dir, _ = learned
+    run_dir, _, _ = learned
     for name in ("config.yaml", "best_model.pt", "best_model_macro_f1.pt", "last_checkpoint.pt", "metrics.csv",
                  "training_curves.png", "startup_crops_preview.png", "startup_pose_preview_train.png",
                  "startup_pose_preview_val.png", "startup_pose_aug_preview_train.png",
@@ -184,6 +184,32 @@ def test_settings_a_run_cannot_apply_are_named(pose_manifest):
     ignored = dict(train.ignored_settings(cfg, model))
     assert set(ignored) == {"augmentation.brightness", "model.bidirectional"}  # hflip mirrors the pose: used
     assert "pose-only" in ignored["augmentation.brightness"] and "tcn" in ignored["model.bidirectional"]
+    args = train_args(pose_manifest, "unused", "--classifier", "gbt", "--epochs", "7", "--hflip_prob", "0.2")
+    cfg = resolve_config(args, train.SECTIONS, required=train.REQUIRED)
+    model = train.build_model(train.build_model_config(cfg, train.build_datasets(cfg)))
+    ignored = dict(train.ignored_settings(cfg, model))  # train_args' small network and lr are for a neural model
+    assert {"training.epochs", "training.lr", "model.hidden_dim"} <= set(ignored)
+    assert "augmentation.hflip_prob" not in ignored and "gbt" in ignored["training.epochs"]
+
+
+def test_gradient_boosted_trees_learn_and_are_stored_without_pickle(learned, tmp_path):
+    import skops.io
+    from sklearn.preprocessing import FunctionTransformer
+    manifest = learned[2]
+    result = train.main(train_args(manifest, tmp_path, "--run_name", "gbt", "--classifier", "gbt"))
+    run_dir = tmp_path / "gbt"
+    row = pd.read_csv(run_dir / "metrics.csv").iloc[0]
+    assert row["val_acc"] >= 0.6, f"gbt validation accuracy {row['val_acc']:.2f} with 4 classes (chance 0.25)"
+    ckpt = torch.load(run_dir / "best_model_macro_f1.pt", map_location="cpu", weights_only=True)
+    assert ckpt["model_args"]["classifier"] == "gbt" and ckpt["model"]["skops"].dtype == torch.uint8
+    model = build_model(ModelConfig(**ckpt["model_args"]))
+    model.load_state_dict(ckpt["model"])
+    val = train.evaluate_gbt(model, train.WindowDataset(manifest, "val", use_pose=True, load_frames=False))
+    assert val["macro_f1"] == pytest.approx(ckpt["best_metric"]["macro_f1"])  # the stored trees, unchanged
+    assert result["history"][0]["val_macro_f1"] == pytest.approx(val["macro_f1"])
+    hostile = {"skops": torch.frombuffer(bytearray(skops.io.dumps(FunctionTransformer(func=print))), dtype=torch.uint8)}
+    with pytest.raises(UserError, match="not trusted"):
+        model.load_state_dict(hostile)
 
 
 def test_best_model_is_evaluated_once_on_the_test_split_per_window_and_per_frame(tmp_path):

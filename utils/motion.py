@@ -263,10 +263,11 @@ class FeatureSpec:
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "FeatureSpec":
-        """Checkpoints before version 2 used crop-pixel pose features, no box motion, and kept
-        min_keypoint_conf in `config`."""
+        """Checkpoints from before version 2 (their `features` has no `pose_features` key) used crop-pixel pose
+        features, no box motion, and kept min_keypoint_conf in `config`. Later ones record the whole spec, the
+        crop features (version 1) with box motion included."""
         features, trained = ckpt.get("features") or {}, ckpt["preprocessing"]
-        if features.get("pose_features_version", 1) == 1:
+        if "pose_features" not in features:
             conf = features.get("min_keypoint_conf", (ckpt.get("config") or {}).get("min_keypoint_conf", 0.0))
             return cls("crop", trained.get("num_keypoints", 0), (0, 0), conf, trained["crop_size"], False)
         known = {f.name for f in fields(cls)}

@@ -113,6 +113,11 @@ class AugmentConfig:
 @dataclass
 class ModelSettings:
     """Stage C-E model (train_behavior_lstm.py); inference rebuilds the model from the checkpoint"""
+    classifier: str = setting("neural", "neural: backbone and/or pose with a temporal head (torch); gbt: "
+                              "gradient-boosted trees on window statistics of the pose and box-motion features "
+                              "(scikit-learn, seconds to train; no frames)", registry="model:CLASSIFIERS")
+    gbt_max_iter: int = setting(300, "gbt: boosting rounds", minimum=1)
+    gbt_learning_rate: float = setting(0.1, "gbt: shrinkage of each round", exclusive_minimum=0, maximum=1)
     backbone: str = setting("mobilenet_v3_small", "frame or video backbone, or none (pose only)",
                             registry="model:BACKBONES", extra_choices=("none",))
     pretrained_backbone: bool = setting(True, "start from ImageNet weights (torchvision's, or backbone_weights)")
@@ -140,7 +145,10 @@ class ModelSettings:
     slowfast_alpha: int = setting(4, "SlowFast frame-rate ratio between the fast and slow pathways", minimum=1)
 
     def check(self) -> None:
-        if self.backbone == "none" and not self.use_pose:
+        if self.classifier == "gbt":
+            if not (self.use_pose or self.use_box_motion):
+                raise UserError("classifier gbt needs use_pose or use_box_motion: it classifies their statistics")
+        elif self.backbone == "none" and not self.use_pose:
             raise UserError("backbone none needs use_pose (a pose-only model); otherwise pick a backbone")
 
 
@@ -202,7 +210,8 @@ class InferenceConfig:
                                      "with a warning)", minimum=32)
     window_size: int | None = setting(None, "null = the checkpoint's; another value is used with a warning",
                                       minimum=1)
-    window_stride: int | None = setting(None, "null = window_size // 2", minimum=1)
+    window_stride: int | None = setting(None, "null = window_size // 6 (window_size // 2 for video backbones, which encode "
+                                          "every window); smaller strides sharpen bout boundaries", minimum=1)
     keep_last_box: bool | None = setting(None, "null = as in training; reuse the last box through detector misses")
     output_review_video: bool = setting(False, "also write <video>.review.mp4: box, keypoints and label drawn on "
                                         "every frame")
