@@ -104,7 +104,7 @@ def test_metrics_workbook_and_ethogram(models, videos, tmp_path):
     assert summary["total_duration_s"].sum() == pytest.approx(64 / 30, abs=1e-3)
     assert summary.set_index("behavior").loc[:, "bout_count"].sum() == len(sheets["bouts"])
     assert set(summary["behavior"]) >= set(BEHAVIORS)
-    assert len(sheets["windows"]) == (64 - 16) // 8 + 1
+    assert len(sheets["windows"]) == (64 - 16) // 2 + 1  # default stride: window 16 // 6
     meta = dict(zip(sheets["metadata"]["key"], sheets["metadata"]["value"]))
     assert meta["setting_crop_size"] == "48" and "torch" in meta
     assert (tmp_path / "session_00.ethogram.png").stat().st_size > 5000
