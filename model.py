@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
 import torch
 import torch.nn as nn
 import torchvision.models as tvm

@@ -8,8 +8,8 @@ keypoint layout, min_keypoint_conf), applies the user's overrides with a warning
 the detector against the model before the first frame (keypoint count and names, pose available at all).
 The video runs through the one frame pipeline (cropping.iter_frame_records) and the one windowing rule
 (utils.windows): with a frame backbone every frame is encoded once and overlapping windows are classified from
-buffered features; each frame's probabilities are the mean over the windows that cover it, weighted towards each window's centre
-(utils.windows.frame_weights).
+buffered features; each frame's probabilities are the mean over the windows that cover it, weighted towards
+each window's centre (utils.windows.frame_weights).
 """
 import logging
 from dataclasses import dataclass, field, replace

@@ -304,15 +304,14 @@ def stacked_inputs(dataset: WindowDataset, augmented_views: int = 0) -> tuple:
     """(pose [N,T,Dp], motion [N,T,Dm], labels [N]) of every window: the clean windows, then `augmented_views`
     feature-space augmented draws of each (training)."""
     samples = [dataset.plain_item(i) for i in range(len(dataset))]
-    for view in range(1, augmented_views + 1 if dataset.augment is not None else 1):
+    for view in range(1, 1 + (augmented_views if dataset.augment is not None else 0)):
         dataset.set_epoch(view)
         samples += [dataset.item(i, with_frames=False)[0] for i in range(len(dataset))]
     return tuple(torch.stack([s[key] for s in samples]).numpy() for key in ("pose", "motion", "label"))
 
 
-def evaluate_gbt(model: WindowStatsGBT, dataset, best: Path = None) -> dict:
+def evaluate_gbt(model: WindowStatsGBT, pose, motion, labels) -> dict:
     """What `evaluate` returns, for the tree model: log loss, scores and probabilities of every window."""
-    pose, motion, labels = stacked_inputs(dataset)
     probs = model.predict_proba(pose, motion)
     loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)).mean())
     scores = classification_scores(labels.tolist(), probs.argmax(-1).tolist(), list(range(model.cfg.num_classes)))
@@ -329,9 +328,10 @@ def fit_gbt(model: WindowStatsGBT, datasets: dict, cfg, mcfg, run_dir: Path) -> 
     weights = None if cfg.training.class_weighting == "none" else dict(enumerate(class_weights(
         labels, mcfg.num_classes, cfg.training.class_weighting, cfg.training.class_weight_clamp).tolist()))
     model.fit(pose, motion, labels, weights, cfg.training.seed)
-    train = evaluate_gbt(model, datasets["train"])
+    clean = len(datasets["train"])  # the clean windows come first, before the augmented views
+    train = evaluate_gbt(model, pose[:clean], motion[:clean], labels[:clean])
     row = {"epoch": 0, "train_loss": train["loss"], "train_acc": train["acc"]}
-    result = evaluate_gbt(model, datasets["val"]) if len(datasets["val"]) else None
+    result = evaluate_gbt(model, *stacked_inputs(datasets["val"])) if len(datasets["val"]) else None
     if result:
         row.update(val_loss=result["loss"], val_acc=result["acc"], val_macro_f1=result["macro_f1"])
     row["seconds"] = round(time.time() - start, 2)
@@ -346,7 +346,7 @@ def fit_gbt(model: WindowStatsGBT, datasets: dict, cfg, mcfg, run_dir: Path) -> 
         save_checkpoint(run_dir / name, selection=selection, **saved)
         if result:
             write_evaluation(run_dir, f"best_{metric}", result, class_names)
-    test = evaluate_test_split(datasets, run_dir, lambda dataset, best: evaluate_gbt(model, dataset))
+    test = evaluate_test_split(datasets, run_dir, lambda dataset, best: evaluate_gbt(model, *stacked_inputs(dataset)))
     return {"run_dir": str(run_dir), "history": [row], "stopped": None, "test": test}
 
 
@@ -451,7 +451,8 @@ def main(args):
         history = fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, has_val)
     finally:
         stop.restore()
-    test = evaluate_test_split(datasets, run_dir, neural_split_evaluator(model, cfg, device, weights)) if history else {}
+    evaluate_split = neural_split_evaluator(model, cfg, device, weights)
+    test = evaluate_test_split(datasets, run_dir, evaluate_split) if history else {}
     return {"run_dir": str(run_dir), "history": history, "stopped": stop.reason, "test": test}
 
 

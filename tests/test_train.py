@@ -204,7 +204,8 @@ def test_gradient_boosted_trees_learn_and_are_stored_without_pickle(learned, tmp
     assert ckpt["model_args"]["classifier"] == "gbt" and ckpt["model"]["skops"].dtype == torch.uint8
     model = build_model(ModelConfig(**ckpt["model_args"]))
     model.load_state_dict(ckpt["model"])
-    val = train.evaluate_gbt(model, train.WindowDataset(manifest, "val", use_pose=True, load_frames=False))
+    val = train.evaluate_gbt(model, *train.stacked_inputs(train.WindowDataset(manifest, "val", use_pose=True,
+                                                                              load_frames=False)))
     assert val["macro_f1"] == pytest.approx(ckpt["best_metric"]["macro_f1"])  # the stored trees, unchanged
     assert result["history"][0]["val_macro_f1"] == pytest.approx(val["macro_f1"])
     hostile = {"skops": torch.frombuffer(bytearray(skops.io.dumps(FunctionTransformer(func=print))), dtype=torch.uint8)}

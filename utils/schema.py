@@ -210,8 +210,9 @@ class InferenceConfig:
                                      "with a warning)", minimum=32)
     window_size: int | None = setting(None, "null = the checkpoint's; another value is used with a warning",
                                       minimum=1)
-    window_stride: int | None = setting(None, "null = window_size // 6 (window_size // 2 for video backbones, which encode "
-                                          "every window); smaller strides sharpen bout boundaries", minimum=1)
+    window_stride: int | None = setting(None, "null = window_size // 6 (window_size // 2 for video backbones, "
+                                          "which encode every window); smaller strides sharpen bout boundaries",
+                                        minimum=1)
     keep_last_box: bool | None = setting(None, "null = as in training; reuse the last box through detector misses")
     output_review_video: bool = setting(False, "also write <video>.review.mp4: box, keypoints and label drawn on "
                                         "every frame")

@@ -12,6 +12,7 @@ frames, window 30 / stride 15, even a perfect window classifier scores per-frame
 0.92 centre-weighted, and 0.97 at stride 5 (`python bench/bench_ceiling.py`, bench/README.md).
 """
 from collections import deque
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,11 +27,15 @@ def window_starts(num_frames: int, size: int, stride: int) -> list:
     return starts
 
 
+@lru_cache(maxsize=8)
 def frame_weights(size: int) -> np.ndarray:
     """Weight of each frame of a window in its frames' probabilities: a Gaussian over the window (sigma a sixth
-    of it) peaking at the centre frame; the edges keep a small weight so every covered frame has one."""
+    of it) peaking at the centre frame; the edges keep a small weight so every covered frame has one. Computed
+    once per size (read-only: every window shares it)."""
     offset = np.arange(size) - (size - 1) / 2
-    return np.exp(-0.5 * (offset / max(size / 6, 0.5)) ** 2)
+    weights = np.exp(-0.5 * (offset / max(size / 6, 0.5)) ** 2)
+    weights.flags.writeable = False
+    return weights
 
 
 def inference_stride(size: int, encodes_every_window: bool) -> int:
