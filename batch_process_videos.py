@@ -59,17 +59,18 @@ def main(args) -> pd.DataFrame:
         rel = video.relative_to(root)
         out_dir = out_root / rel.parent
         if args.skip_existing and (out_dir / f"{video.stem}.behavior.csv").is_file():
-            rows.append({"video": rel.as_posix(), "status": "skipped (exists)", "frames": None, "bouts": None, "error": ""})
+            rows.append({"video": rel.as_posix(), "status": "skipped (exists)", "error": ""})
             continue
         try:
             result = infer.classify_in_tree(predictor, cfg, root, out_root, video)
+            drift = result["drift"] or {}
             rows.append({"video": rel.as_posix(), "status": "ok", "frames": result["frames"],
-                         "bouts": len(result["bouts"]), "error": ""})
+                         "bouts": len(result["bouts"]), "drift_score": drift.get("drift_score"),
+                         "drift_warning": drift.get("drift_warning"), "error": ""})
         except (UserError, OSError, RuntimeError, ValueError) as exc:  # one bad video must not stop the batch
             log.error("%s failed: %s", rel, exc)
-            rows.append({"video": rel.as_posix(), "status": "failed", "frames": None, "bouts": None,
-                         "error": str(exc).splitlines()[0]})
-    summary = pd.DataFrame(rows, columns=["video", "status", "frames", "bouts", "error"])
+            rows.append({"video": rel.as_posix(), "status": "failed", "error": str(exc).splitlines()[0]})
+    summary = pd.DataFrame(rows, columns=["video", "status", "frames", "bouts", "drift_score", "drift_warning", "error"])
     out_root.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(out_root / f"batch_summary_{shard[0]}of{shard[1]}.csv", summary)
     print(summary.to_string(index=False) if len(summary) else "no videos in this shard")

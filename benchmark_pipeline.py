@@ -97,8 +97,9 @@ def main(args) -> dict:
         results.append(result)
     scores, times = evaluate(true_all, pred_all, class_names), timing(results, load_timer.seconds["load"])
     out_root.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_root / "eval_results.json", {"scores": scores, "timing": times,
-                                                       "videos": [str(r["paths"]["bouts"]) for r in results]})
+    atomic_write_json(out_root / "eval_results.json", {
+        "scores": scores, "timing": times, "videos": [str(r["paths"]["bouts"]) for r in results],
+        "drift": {Path(r["paths"]["bouts"]).name: r["drift"] for r in results}})
     cm = scores["confusion"]
     atomic_write_csv(out_root / "confusion_matrix.csv",
                      pd.DataFrame(cm["counts"], index=cm["rows"], columns=cm["columns"]).rename_axis("true").reset_index())

@@ -195,11 +195,11 @@ class WindowDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         return self.item(index)[0]
 
-    def plain_item(self, index: int) -> dict:
+    def plain_item(self, index: int, with_frames: bool = None) -> dict:
         """The window without augmentation (as validation sees it), whatever this dataset's augment is."""
         augment, self.augment = self.augment, None
         try:
-            return self.item(index)[0]
+            return self.item(index, with_frames)[0]
         finally:
             self.augment = augment
 
@@ -290,6 +290,12 @@ class CachedFeatureDataset(Dataset):
         view = random.Random(hash((self.seed, self.epoch, index))).randrange(views) if views > 1 else 0
         sample = self.source.item(index, with_frames=False)[0]
         sample["visual"] = self.bank[self.frame_index[index, view]].float()
+        return sample
+
+    def plain_item(self, index: int) -> dict:
+        """The clean view of the window, without augmentation (as validation sees it)."""
+        sample = self.source.plain_item(index, with_frames=False)
+        sample["visual"] = self.bank[self.frame_index[index, 0]].float()
         return sample
 
 

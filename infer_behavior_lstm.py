@@ -76,14 +76,15 @@ def classify_video(predictor: Predictor, cfg: InferenceConfig, timer: StageTimer
     prediction = predictor.predict_video(video, timer)
     log.info("Pose features used in %d/%d windows", prediction.with_pose, prediction.windows)
     meta_rows = {**predictor.describe(), "fps": prediction.fps, "windows": prediction.windows,
-                 "windows_with_pose": prediction.with_pose}
+                 "windows_with_pose": prediction.with_pose,
+                 **(prediction.drift or {"drift_score": "not available: the model has no drift reference"})}
     with timer.stage("write"):
         result = write_outputs(prediction, predictor.class_names, cfg, out_dir, meta_rows)
     result["frames_table"] = result["frames"]
     result.update(class_names=predictor.class_names, seconds=dict(timer.seconds), fps=prediction.fps,
                   total_seconds=time.perf_counter() - start, labels=result["frames"]["label"].to_numpy(),
                   windows=prediction.windows, windows_with_pose=prediction.with_pose, skipped=prediction.skipped,
-                  backbone_frames=prediction.backbone_frames, frames=prediction.frames)
+                  backbone_frames=prediction.backbone_frames, frames=prediction.frames, drift=prediction.drift)
     log.info("%d frames, %d windows (%d skipped), backbone encoded %d frames; wrote %s", prediction.frames,
              prediction.windows, prediction.skipped, prediction.backbone_frames,
              ", ".join(str(p) for p in result["paths"].values()))

@@ -536,9 +536,11 @@ class BehaviorSequenceClassifier(nn.Module):
     def uses_motion(self) -> bool:
         return self.motion_proj is not None
 
-    def window_probs(self, visual=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
-        """Class probabilities (B, C) of windows from backbone features (or crops of a video backbone)."""
-        return torch.softmax(self.forward_head(self.forward_from_features(visual, pose, pose_present, motion)), -1)
+    def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
+        """(class probabilities (B, C), embeddings (B, D)) of windows from backbone features (or crops of a video
+        backbone); the embedding is the clip representation the classifier reads (utils.drift)."""
+        features = self.forward_from_features(visual, pose, pose_present, motion)
+        return torch.softmax(self.forward_head(features), -1), features
 
     def forward(self, frames=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
         return self.forward_head(self.forward_features(frames, pose, pose_present, motion))
@@ -561,7 +563,7 @@ def window_statistics(x: np.ndarray) -> np.ndarray:
 class WindowStatsGBT:
     """Gradient-boosted trees (scikit-learn's histogram GBT) on window statistics of the pose and box-motion
     features: the SimBA / A-SOiD recipe, trained in seconds on a CPU. Speaks the part of the torch model's
-    interface that prediction uses (window_probs, uses_pose, state_dict); stored with skops, never pickled."""
+    interface that prediction uses (window_outputs, uses_pose, state_dict); stored with skops, never pickled."""
     backbone, is_video = None, False
 
     def __init__(self, cfg: ModelConfig):
@@ -595,9 +597,11 @@ class WindowStatsGBT:
     def predict_proba(self, pose, motion) -> np.ndarray:
         return self.estimator.predict_proba(self.window_features(pose, motion))
 
-    def window_probs(self, visual=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
+    def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
+        """(class probabilities, embeddings): the embedding is the window statistics the trees read."""
         to_numpy = (lambda v: v.cpu().numpy() if isinstance(v, torch.Tensor) else v)
-        return torch.from_numpy(self.predict_proba(to_numpy(pose), to_numpy(motion))).float()
+        features = self.window_features(to_numpy(pose), to_numpy(motion))
+        return torch.from_numpy(self.estimator.predict_proba(features)).float(), torch.from_numpy(features)
 
     def state_dict(self) -> dict:
         import skops.io

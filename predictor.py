@@ -23,6 +23,7 @@ from model import ModelConfig, build_model
 from utils.checkpoint import load_checkpoint
 from utils.config import from_recorded
 from utils.device import resolve_device, set_cpu_threads
+from utils.drift import DriftReference, warning_text
 from utils.errors import UserError
 from utils.logging_utils import progress
 from utils.motion import FeatureSpec
@@ -71,7 +72,7 @@ class Accumulator:
         self.boxes = GrowingArray((4,), np.float32, np.nan)  # xyxy frame px, NaN when missed
         self.kp_centres = GrowingArray((2,), np.float64, np.nan)  # mean of the confident keypoints, frame px
         self.keypoints = GrowingArray((num_keypoints, 3), np.float32, np.nan)  # for the review video
-        self.windows = []  # (start, probs, pose used): one per window, not per frame
+        self.windows = []  # (start, probs, pose used, distance to training or NaN): one per window, not per frame
 
     def __len__(self) -> int:
         return len(self.weight)
@@ -111,6 +112,7 @@ class VideoPrediction:
     skipped: int = 0
     backbone_frames: int = 0  # frames through the backbone (each frame once with a frame backbone)
     seconds: dict = field(default_factory=dict)
+    drift: dict = None  # utils.drift.DriftReference.score; None when the checkpoint has no reference
 
     @property
     def frames(self) -> int:
@@ -141,6 +143,10 @@ class Predictor:
         self.device, self.detector, self.source = device, detector, source
         self.class_names = list(ckpt["class_names"])
         self.features = FeatureSpec.from_checkpoint(ckpt)  # pose and box-motion inputs as at training
+        self.drift = DriftReference.from_checkpoint(ckpt)
+        if self.drift is None:
+            log.warning("%s has no drift reference (trained without a validation split, or by an older version): "
+                        "videos unlike the training ones cannot be flagged", source)
 
     @classmethod
     def from_checkpoint(cls, path, options: InferenceConfig = None, timer: StageTimer = None) -> "Predictor":
@@ -220,7 +226,16 @@ class Predictor:
             classifier.finish()
         prediction.seconds = dict(timer.seconds)
         self._check_result(prediction)
+        self._score_drift(prediction)
         return prediction
+
+    def _score_drift(self, prediction: VideoPrediction) -> None:
+        if self.drift is None:
+            return
+        windows = prediction.acc.windows
+        prediction.drift = self.drift.score(np.array([w[3] for w in windows]), np.array([w[1].max() for w in windows]))
+        if prediction.drift["drift_warning"]:
+            log.warning(warning_text(prediction.video_path, prediction.drift))
 
     @torch.no_grad()
     def encode_crops(self, records, prediction: VideoPrediction) -> list:
@@ -322,10 +337,12 @@ class WindowClassifier:
             pose = torch.stack([p if p is not None else torch.zeros(t, dim) for _, _, p, _ in self.pending]).to(device)
         if model.uses_motion:
             motion = torch.stack([m for _, _, _, m in self.pending]).to(device)
-        probs = model.window_probs(visual, pose, present, motion)
-        for (start, _, p, _), row in zip(self.pending, probs.cpu().numpy()):
+        probs, embeddings = model.window_outputs(visual, pose, present, motion)
+        drift = self.p.drift
+        distances = drift.distances(embeddings.float().cpu().numpy()) if drift else np.full(len(probs), np.nan)
+        for (start, _, p, _), row, distance in zip(self.pending, probs.cpu().numpy(), distances):
             self.out.acc.add_window(start, row, t)
-            self.out.acc.windows.append((start, row, p is not None))
+            self.out.acc.windows.append((start, row, p is not None, float(distance)))
             self.out.windows += 1
             self.out.with_pose += p is not None
         self.pending.clear()

@@ -29,13 +29,14 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from data import CachedFeatureDataset, WindowDataset, balanced_sampler, build_feature_cache, class_weights
 from model import ModelConfig, WindowStatsGBT, build_model, model_args
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.device import resolve_device, set_cpu_threads
+from utils.drift import DriftReference
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, atomic_write_json, ensure_dir
 from utils.labels import find_label_file, load_frame_labels
@@ -299,6 +300,61 @@ def neural_split_evaluator(model, cfg, device, weights):
     return evaluate_split
 
 
+# ------------------------------------------------------------------------------ drift reference
+DRIFT_TRAIN_WINDOWS = 2000  # an even sample of the training windows is enough for a mean and a spread
+
+
+@torch.no_grad()
+def window_outputs(model, dataset, indices, device, batch_size: int) -> tuple:
+    """(probabilities [N,C], embeddings [N,D]) of the given windows without augmentation, as inference
+    computes them (model.window_outputs)."""
+    model.eval()
+    probs, embeddings = [], []
+    for start in range(0, len(indices), batch_size):
+        batch = to_device(default_collate([dataset.plain_item(int(i)) for i in indices[start:start + batch_size]]),
+                          device)
+        visual = batch.get("visual")
+        if visual is None and model.backbone is not None:
+            visual = model.encode_frames(batch["frames"])
+        p, e = model.window_outputs(visual, batch["pose"] if model.uses_pose else None, batch["pose_present"],
+                                    batch["motion"] if model.uses_motion else None)
+        probs.append(p.float().cpu().numpy())
+        embeddings.append(e.float().cpu().numpy())
+    return np.concatenate(probs), np.concatenate(embeddings)
+
+
+def fit_drift_reference(model, datasets: dict, device, batch_size: int) -> DriftReference:
+    """Standardised on an even sample of the training windows, calibrated on the validation windows."""
+    train, val = datasets["train"], datasets["val"]
+    sample = np.unique(np.linspace(0, len(train) - 1, min(len(train), DRIFT_TRAIN_WINDOWS)).round().astype(int))
+    _, train_embeddings = window_outputs(model, train, sample, device, batch_size)
+    val_probs, val_embeddings = window_outputs(model, val, np.arange(len(val)), device, batch_size)
+    videos = [e["source_video"] for e in getattr(val, "source", val).entries]
+    return DriftReference.fit(train_embeddings, np.asarray(train.labels)[sample], val_embeddings, val_probs, videos)
+
+
+def add_drift_references(model, datasets: dict, run_dir: Path, device, batch_size: int) -> None:
+    """Store a drift reference (utils.drift) in each best checkpoint, fitted with that checkpoint's weights."""
+    if not len(datasets["val"]):
+        log.warning("no validation split: the models get no drift reference, so inference cannot flag videos "
+                    "unlike the training ones")
+        return
+    start = time.time()
+    for name in ("best_model.pt", "best_model_macro_f1.pt"):
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        ckpt = load_checkpoint(path)
+        model.load_state_dict(ckpt["model"])
+        reference = fit_drift_reference(model, datasets, device, batch_size)
+        ckpt["drift"] = reference.recorded()
+        save_checkpoint(path, **{k: v for k, v in ckpt.items() if k != "format_version"})
+        log.info("%s: drift reference from %d training and %d validation windows; a video is flagged above %.0f%% "
+                 "unfamiliar or %.0f%% low-confidence windows (%.1f s)", name, reference.training_windows,
+                 reference.validation_windows, 100 * reference.warn_unfamiliar, 100 * reference.warn_low_confidence,
+                 time.time() - start)
+
+
 # ------------------------------------------------------------------------------ gradient-boosted trees
 def stacked_inputs(dataset: WindowDataset, augmented_views: int = 0) -> tuple:
     """(pose [N,T,Dp], motion [N,T,Dm], labels [N]) of every window: the clean windows, then `augmented_views`
@@ -346,6 +402,7 @@ def fit_gbt(model: WindowStatsGBT, datasets: dict, cfg, mcfg, run_dir: Path) -> 
         save_checkpoint(run_dir / name, selection=selection, **saved)
         if result:
             write_evaluation(run_dir, f"best_{metric}", result, class_names)
+    add_drift_references(model, datasets, run_dir, "cpu", cfg.training.batch_size)
     test = evaluate_test_split(datasets, run_dir, lambda dataset, best: evaluate_gbt(model, *stacked_inputs(dataset)))
     return {"run_dir": str(run_dir), "history": [row], "stopped": None, "test": test}
 
@@ -451,6 +508,8 @@ def main(args):
         history = fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, has_val)
     finally:
         stop.restore()
+    if history:
+        add_drift_references(model, datasets, run_dir, device, cfg.training.batch_size)
     evaluate_split = neural_split_evaluator(model, cfg, device, weights)
     test = evaluate_test_split(datasets, run_dir, evaluate_split) if history else {}
     return {"run_dir": str(run_dir), "history": history, "stopped": stop.reason, "test": test}

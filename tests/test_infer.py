@@ -61,6 +61,25 @@ def test_gradient_boosted_trees_classify_through_the_same_inference(models, vide
     assert f1 > 0.5, f"gbt per-frame macro-F1 {f1:.2f} (chance about 0.25)"
 
 
+def test_a_video_unlike_training_is_flagged_in_the_outputs(models, videos, tmp_path, caplog):
+    """The same animal and behaviours, but the file says 10 frames/s for a 30 frames/s recording (a wrong frame
+    rate, as a re-encoded video can carry): every speed is a third of the truth. The drift score goes to the
+    workbook and the result, and the run warns."""
+    from utils.synthetic import render_video, write_video
+    labels = pd.read_csv(videos["long"].with_suffix(".csv"))["behavior"].tolist()
+    write_video(tmp_path / "slow.mp4", render_video(labels, seed=21).frames, fps=10)
+    normal = run(models["gbt"], videos["long"], tmp_path / "normal")["drift"]
+    caplog.clear()
+    slow = run(models["gbt"], tmp_path / "slow.mp4", tmp_path / "slow")["drift"]
+    assert not normal["drift_warning"] and slow["drift_warning"], (normal, slow)
+    assert "looks unlike the training videos" in caplog.text
+    assert slow["low_confidence_share"] > normal["low_confidence_share"] + 0.2
+    meta = pd.read_excel(tmp_path / "slow" / "slow.metrics.xlsx", sheet_name="metadata").set_index("key")["value"]
+    assert meta["drift_warning"] == "True" and float(meta["drift_score"]) == slow["drift_score"]
+    windows = pd.read_excel(tmp_path / "slow" / "slow.metrics.xlsx", sheet_name="windows")
+    assert (windows["distance_to_training"] > 0).all()
+
+
 def test_each_frame_goes_through_the_backbone_once(models, videos, tmp_path):
     result = run(models["fused"], videos["short"], tmp_path, "--window_stride", "4")
     assert result["frames"] == 64 and result["windows"] == (64 - 16) // 4 + 1

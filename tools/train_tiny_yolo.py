@@ -7,6 +7,7 @@ their look. The script ends by reporting box mAP50 and keypoint pixel error on h
 
 Usage:
     YOLO_OFFLINE=1 python tools/train_tiny_yolo.py --epochs 40 --output tests/fixtures/tiny_yolo_pose.pt
+    YOLO_OFFLINE=1 python tools/train_tiny_yolo.py --init tests/fixtures/tiny_yolo_pose.pt --epochs 20 ...
     YOLO_OFFLINE=1 python tools/train_tiny_yolo.py --evaluate_only --output tests/fixtures/tiny_yolo_pose.pt
 """
 import argparse
@@ -56,11 +57,14 @@ def write_dataset(root: Path, num_videos: int, frames_per_video: int, video_len:
 
 def train(data_yaml: Path, args, run_dir: Path) -> Path:
     from ultralytics import YOLO
-    model = YOLO("yolov8n-pose.yaml")  # built from the packaged architecture file: no download
+    # built from the packaged architecture file (no download), or continued from local weights
+    model = YOLO(args.init or "yolov8n-pose.yaml")
     model.train(data=str(data_yaml), imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, device="cpu",
                 workers=2, project=str(run_dir), name="train", pretrained=False, amp=False, plots=False,
                 seed=args.seed, deterministic=False, patience=args.epochs, close_mosaic=max(1, args.epochs // 5),
-                fliplr=0.5, degrees=15.0, hsv_v=0.5, verbose=False)
+                fliplr=0.5, degrees=15.0, hsv_v=0.5, verbose=False,
+                # continuing from trained weights: no warm-up (its high bias rate undoes them), a small rate
+                **(dict(optimizer="AdamW", lr0=args.finetune_lr, warmup_epochs=0) if args.init else {}))
     return run_dir / "train" / "weights" / "best.pt"
 
 
@@ -106,6 +110,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=16, help="batch size")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated data and of training")
     parser.add_argument("--eval_videos", type=int, default=12, help="held-out videos for the final report")
+    parser.add_argument("--init", default=None,
+                        help="continue training from these local YOLO-pose weights instead of from scratch")
+    parser.add_argument("--finetune_lr", type=float, default=2e-4, help="AdamW learning rate with --init")
     parser.add_argument("--evaluate_only", action="store_true", help="skip training; evaluate --output")
     parser.add_argument("--work_dir", default=None, help="keep the generated dataset and runs here")
     return parser

@@ -5,7 +5,8 @@ Keys: format_version, model (state_dict), optimizer, scheduler, scaler, epoch, b
 min_keypoint_conf: how pose features were computed; inference applies the same), class_names, preprocessing (the
 manifest's meta: crop_size, pad_ratio, window, detector settings, keypoint layout), selection (how the
 weights were chosen: best validation accuracy / macro-F1 at an epoch, or the last epoch when there is no
-validation split), rng (for exact resume).
+validation split), drift (utils.drift: the reference that scores how unlike the training videos a new
+video looks; absent without a validation split), rng (for exact resume).
 """
 import json
 from pathlib import Path
@@ -21,7 +22,7 @@ FORMAT_VERSION = 1
 def save_checkpoint(path, **fields) -> None:
     """Save atomically; metadata fields must be JSON-serialisable (checked, so no pickled objects creep in)."""
     meta = {k: v for k, v in fields.items() if k in ("model_args", "config", "class_names", "preprocessing", "selection",
-                                                       "features")}
+                                                       "features", "drift")}
     json.dumps(meta)  # raises TypeError on anything that is not plain data
     with atomic_path(path) as tmp:
         torch.save({"format_version": FORMAT_VERSION, **fields}, tmp)

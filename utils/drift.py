@@ -1,0 +1,105 @@
+"""Drift: how unlike the training videos a new video looks, so that good validation scores are not trusted
+blindly on a video from another camera, arena, strain or frame rate.
+
+Each window has an embedding: the clip representation the classifier reads (neural models) or the window
+statistics of its pose and box-motion features (gradient-boosted trees). At the end of training the reference
+is fitted and calibrated, and stored in the checkpoint (`drift`, plain numbers):
+    means              per class and dimension, over the training windows of that class
+    scale              per dimension, the spread of the training windows around their class mean (floored at a
+                       tenth of the median, so a dimension that never moved in training cannot blow up the
+                       distance)
+    distance_limit     the 99th percentile of the validation windows' distance: the RMS of the standardised
+                       embedding's difference from the nearest class mean. Class means, not one overall mean: a
+                       window between behaviours (slow walking from a wrongly set frame rate, a posture no
+                       training animal had) is far from every class yet inside the cloud of all training windows.
+                       Validation videos are unseen videos of the same lab, so about 1% of a video like them
+                       lies beyond it
+    confidence_limit   the 5th percentile of the validation windows' top class probability
+    warn_unfamiliar    the share of windows beyond distance_limit above which a video is flagged: twice the
+                       largest share among the validation videos, and at least MIN_WARN_UNFAMILIAR
+    warn_low_confidence  the same for the share of windows below confidence_limit (at least MIN_WARN_LOW_CONFIDENCE)
+Per video (`DriftReference.score`): drift_score = the share of unfamiliar windows, low_confidence_share, the median
+distance relative to the validation median, and drift_warning when either share passes its limit.
+"""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+DISTANCE_QUANTILE = 0.99
+CONFIDENCE_QUANTILE = 0.05
+MIN_WARN_UNFAMILIAR = 0.10  # ten times the validation rate (1%) by construction
+MIN_WARN_LOW_CONFIDENCE = 0.25  # five times the validation rate (5%)
+SCALE_FLOOR = 0.1
+
+
+@dataclass
+class DriftReference:
+    means: list
+    scale: list
+    distance_limit: float
+    median_distance: float
+    confidence_limit: float
+    warn_unfamiliar: float
+    warn_low_confidence: float
+    validation_windows: int
+    training_windows: int
+
+    @classmethod
+    def fit(cls, train_embeddings: np.ndarray, train_labels, val_embeddings: np.ndarray, val_probs: np.ndarray,
+            val_groups) -> "DriftReference":
+        """Class means and spread from the training windows, limits from the validation windows; `val_groups`
+        names each validation window's video."""
+        train, labels = np.asarray(train_embeddings, np.float64), np.asarray(train_labels)
+        classes = np.unique(labels)
+        means = np.stack([train[labels == c].mean(0) for c in classes])
+        std = (train - means[np.searchsorted(classes, labels)]).std(0)
+        scale = np.maximum(std, SCALE_FLOOR * float(np.median(std)) + 1e-8)
+        ref = cls(means.tolist(), scale.tolist(), 0.0, 0.0, 0.0, 0.0, 0.0, len(val_probs), len(train))
+        distances, confidence = ref.distances(val_embeddings), np.asarray(val_probs).max(1)
+        ref.distance_limit = float(np.quantile(distances, DISTANCE_QUANTILE))
+        ref.median_distance = float(np.median(distances))
+        ref.confidence_limit = float(np.quantile(confidence, CONFIDENCE_QUANTILE))
+        groups = np.asarray(val_groups)
+        shares = [ref.shares(distances[groups == g], confidence[groups == g]) for g in np.unique(groups)]
+        ref.warn_unfamiliar = max(MIN_WARN_UNFAMILIAR, 2 * max(s[0] for s in shares))
+        ref.warn_low_confidence = max(MIN_WARN_LOW_CONFIDENCE, 2 * max(s[1] for s in shares))
+        return ref
+
+    def distances(self, embeddings: np.ndarray) -> np.ndarray:
+        """Per window, the RMS of the standardised difference from the nearest training class mean."""
+        x = np.asarray(embeddings, np.float64)[:, None] / np.asarray(self.scale)
+        z = x - np.asarray(self.means) / np.asarray(self.scale)  # (N, C, D)
+        return np.sqrt(np.mean(z * z, axis=2).min(1))
+
+    def shares(self, distances: np.ndarray, confidence: np.ndarray) -> tuple:
+        """(share of windows beyond distance_limit, share below confidence_limit)."""
+        if not len(distances):
+            return 0.0, 0.0
+        return float(np.mean(distances > self.distance_limit)), float(np.mean(confidence < self.confidence_limit))
+
+    def score(self, distances: np.ndarray, confidence: np.ndarray) -> dict:
+        """A video's drift from its windows' distances and top probabilities (module docstring)."""
+        unfamiliar, low = self.shares(np.asarray(distances), np.asarray(confidence))
+        relative = float(np.median(distances) / self.median_distance) if len(distances) and self.median_distance else 0.0
+        return {"drift_score": round(unfamiliar, 4), "low_confidence_share": round(low, 4),
+                "relative_median_distance": round(relative, 3),
+                "drift_warning": bool(unfamiliar > self.warn_unfamiliar or low > self.warn_low_confidence),
+                "drift_limits": f"unfamiliar > {self.warn_unfamiliar:.3f} or low confidence > "
+                                f"{self.warn_low_confidence:.3f} (calibrated on {self.validation_windows} "
+                                f"validation windows)"}
+
+    def recorded(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict):
+        """The checkpoint's reference, or None (trained before drift references, or without validation)."""
+        recorded = ckpt.get("drift")
+        return cls(**recorded) if recorded else None
+
+
+def warning_text(video, score: dict) -> str:
+    return (f"{video} looks unlike the training videos: {100 * score['drift_score']:.0f}% of its windows are "
+            f"farther from the training data than 99% of validation windows, {100 * score['low_confidence_share']:.0f}% "
+            f"are low-confidence ({score['drift_limits']}). Its counts may be wrong: check a few bouts in the Review "
+            f"tab, and label some of its clips for training if they are")
