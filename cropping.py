@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from utils.detector_backends import AGREEMENT_PX, choose_backend, exported_weights
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError
 from utils.motion import ScaleTracker, body_axis
@@ -57,6 +58,8 @@ class YoloDetector:
         self.num_threads = cfg.num_threads
         self.weights = str(cfg.yolo_weights)
         self.model = load_yolo(cfg.yolo_weights)
+        self.half, self.candidate, self.backend_name, self.agreement_px = False, None, "torch", None
+        self.static_batch = 0  # an export's fixed batch size
         self.imgsz = cfg.yolo_imgsz  # None: Ultralytics' own choice for the warm-up (the trained/exported size)
         self._warm_up()
         self.backend = self.model.predictor.model
@@ -73,6 +76,27 @@ class YoloDetector:
         self.use_keypoints = model_task == "pose" and cfg.yolo_task != "detect"
         self.task = "pose" if self.use_keypoints else "detect"
         self.num_keypoints, self.keypoint_names = self._keypoint_layout() if self.use_keypoints else (0, [])
+        self._load_accelerated(cfg.detector_backend, cfg.yolo_batch)
+
+    def _load_accelerated(self, requested: str, batch: int) -> None:
+        """Export .pt weights to a faster runtime (utils.detector_backends); the export takes over after it agrees
+        with PyTorch on the first batch of real frames (_check_candidate)."""
+        backend = choose_backend(requested, self.device)
+        if backend.name == "torch":
+            self.half = requested == "auto" and self.device.startswith("cuda")  # no TensorRT: half precision
+            return
+        if Path(self.weights).suffix != ".pt":
+            log.info("detector backend %s: %s is already exported, used as it is", backend.name, self.weights)
+            return
+        try:
+            path = exported_weights(self.weights, backend, self.imgsz, batch, self.device)
+            self.candidate = (backend.name, load_yolo(path), batch)
+        except UserError as exc:
+            log.warning("%s; using PyTorch", exc)
+            return
+        if backend.name == "openvino":
+            self._predict(self.candidate[1], [np.zeros((480, 640, 3), np.uint8)], batch)  # sets up the runtime
+            full_precision_openvino(self.candidate[1], path)
 
     def _warm_up(self) -> None:
         """One predict on a blank frame: sets up the backend, which reads an exported model's metadata."""
@@ -98,11 +122,46 @@ class YoloDetector:
         """Nothing per video: the weights are loaded once."""
 
     def detect(self, frames) -> list:
+        if self.candidate is not None:
+            return self._check_candidate(frames)
+        return self._predict(self.model, frames, self.static_batch)
+
+    def _predict(self, model, frames, static_batch: int = 0) -> list:
+        """Detections of a list of frames; an export with a fixed batch gets whole batches (padded with copies of
+        the last frame, whose results are dropped)."""
+        frames = list(frames)
         size = {"imgsz": self.imgsz} if self.imgsz else {}  # unset: Ultralytics uses the weights' own size
-        results = self.model.predict(frames, conf=self.conf, iou=self.iou, max_det=1, device=self.device,
-                                     verbose=False, **size)
+        out = []
+        for start in range(0, len(frames), static_batch or max(len(frames), 1)):
+            chunk = frames[start:start + static_batch] if static_batch else frames
+            padded = chunk + [chunk[-1]] * (static_batch - len(chunk)) if static_batch else chunk
+            half = {"half": True} if self.half else {}
+            results = model.predict(padded, conf=self.conf, iou=self.iou, max_det=1, device=self.device,
+                                    verbose=False, **half, **size)
+            out += [self._to_detection(r) for r in results[:len(chunk)]]
         set_cpu_threads(self.num_threads)  # Ultralytics lowers torch's thread count on its first CPU predict
-        return [self._to_detection(r) for r in results]
+        return out
+
+    def _check_candidate(self, frames) -> list:
+        """First real batch: the export must find the same boxes and keypoints as PyTorch within AGREEMENT_PX."""
+        name, model, batch = self.candidate
+        self.candidate = None
+        reference = self._predict(self.model, frames)
+        try:
+            trial = self._predict(model, frames, batch)
+        except Exception as exc:  # a runtime that loads but cannot run falls back like a missing one
+            log.warning("detector backend %s failed on the first frames (%s: %s); using PyTorch", name,
+                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+            return reference
+        difference = detection_difference(reference, trial)
+        if difference > AGREEMENT_PX:
+            log.warning("detector backend %s differs from PyTorch by up to %.1f px on the first %d frames (limit "
+                        "%.1f px); using PyTorch", name, difference, len(frames), AGREEMENT_PX)
+            return reference
+        self.model, self.static_batch, self.backend_name, self.agreement_px = model, batch, name, difference
+        log.info("detector backend %s: agrees with PyTorch within %.2f px on the first %d frames", name, difference,
+                 len(frames))
+        return trial
 
     def _to_detection(self, result) -> Detection:
         if result.boxes is None or len(result.boxes) == 0:
@@ -121,7 +180,31 @@ class YoloDetector:
 
     def describe(self) -> dict:
         return {"detector": "yolo", "yolo_weights": self.weights, "yolo_task": self.task, "yolo_conf": self.conf,
-                "yolo_iou": self.iou, "yolo_imgsz": self.imgsz}
+                "yolo_iou": self.iou, "yolo_imgsz": self.imgsz, "detector_backend": self.backend_name,
+                "detector_backend_agreement_px": self.agreement_px, "detector_half": self.half}
+
+
+def full_precision_openvino(model, path: Path) -> None:
+    """Recompile a loaded OpenVINO model in FP32: on CPUs with bfloat16 support OpenVINO otherwise runs in bf16
+    by default, which moved keypoints by up to 5.5 px from PyTorch's (tiny YOLO-pose, 320 px)."""
+    import openvino as ov
+    xml = path if path.is_file() else next(Path(path).glob("*.xml"))
+    model.predictor.model.backend.ov_compiled_model = ov.Core().compile_model(
+        str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": ov.Type.f32})
+
+
+def detection_difference(reference: list, trial: list) -> float:
+    """Largest box-corner or keypoint difference (frame px) between two runs over the same frames; infinite
+    when one found the animal and the other did not."""
+    worst = 0.0
+    for a, b in zip(reference, trial):
+        if (a.box is None) != (b.box is None):
+            return float("inf")
+        if a.box is not None:
+            worst = max(worst, float(np.abs(a.box - b.box).max()))
+        if a.keypoints is not None and b.keypoints is not None:
+            worst = max(worst, float(np.abs(a.keypoints[:, :2] - b.keypoints[:, :2]).max()))
+    return worst
 
 
 def native_imgsz(model, backend):

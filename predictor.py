@@ -122,7 +122,7 @@ class VideoPrediction:
 def recorded_settings(ckpt: dict, options: InferenceConfig, source: str,
                       video_backbone: bool) -> PreprocessingConfig:
     """The checkpoint's preprocessing settings with the user's overrides (each differing one warned about);
-    stride defaults to utils.windows.inference_stride; device and yolo_mode are the user's."""
+    stride defaults to utils.windows.inference_stride; device, detector_backend and yolo_mode are the user's."""
     trained = from_recorded(PreprocessingConfig, ckpt["preprocessing"], source)
     chosen = {}
     for key in OVERRIDABLE:
@@ -133,7 +133,7 @@ def recorded_settings(ckpt: dict, options: InferenceConfig, source: str,
     window = chosen.get("window_size", trained.window_size)
     yolo_task = {"auto": "auto", "bbox": "detect", "pose": "pose"}[options.yolo_mode]
     return replace(trained, **chosen, window_stride=options.window_stride or inference_stride(window, video_backbone),
-                   yolo_task=yolo_task, device=options.device, num_threads=0)
+                   yolo_task=yolo_task, device=options.device, detector_backend=options.detector_backend, num_threads=0)
 
 
 class Predictor:

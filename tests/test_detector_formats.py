@@ -66,3 +66,56 @@ def test_exported_keypoints_reach_the_npz_like_the_pytorch_ones(npz_keypoints, f
     errors = np.concatenate([np.linalg.norm(got[w][..., :2] - reference[w][..., :2], axis=-1).ravel()
                              for w in reference])
     assert np.median(errors) < 1.0 and np.percentile(errors, 95) < 3.0, (np.median(errors), errors.max())
+
+
+def backend_detector(tiny_yolo, backend: str):
+    return build_detector("yolo", PreprocessingConfig(yolo_weights=str(tiny_yolo), device="cpu", yolo_imgsz=320,
+                                                      detector_backend=backend))
+
+
+@pytest.fixture(scope="module")
+def frames():
+    from utils.synthetic import render_video, sample_label_sequence
+    return render_video(sample_label_sequence(40, np.random.default_rng(0)), seed=3).frames
+
+
+@pytest.mark.parametrize("backend", ("onnx", "openvino"))
+def test_accelerated_backend_is_exported_once_checked_and_agrees(tiny_yolo, frames, backend, monkeypatch, caplog):
+    import utils.detector_backends as backends
+    reference = backend_detector(tiny_yolo, "torch").detect(frames)
+    with caplog.at_level(logging.INFO):
+        detector = backend_detector(tiny_yolo, backend)
+        fast = detector.detect(frames[:16]) + detector.detect(frames[16:21]) + detector.detect(frames[21:])
+    assert detector.describe()["detector_backend"] == backend, caplog.text
+    assert detector.describe()["detector_backend_agreement_px"] <= backends.AGREEMENT_PX
+    for a, b in zip(reference, fast):  # every frame, the padded partial batch included
+        np.testing.assert_allclose(a.box, b.box, atol=backends.AGREEMENT_PX)
+        np.testing.assert_allclose(a.keypoints[:, :2], b.keypoints[:, :2], atol=backends.AGREEMENT_PX)
+    assert len(fast) == len(frames)
+
+    def no_second_export(*args, **kwargs):
+        raise AssertionError("exported again instead of using the cache")
+    monkeypatch.setattr("ultralytics.YOLO.export", no_second_export)
+    assert backend_detector(tiny_yolo, backend).detect(frames[:3]) is not None
+
+
+def test_a_disagreeing_or_missing_backend_falls_back_to_pytorch_with_a_warning(tiny_yolo, frames, monkeypatch,
+                                                                               caplog):
+    import cropping
+    monkeypatch.setattr(cropping, "detection_difference", lambda a, b: 9.0)
+    with caplog.at_level(logging.WARNING):
+        detector = backend_detector(tiny_yolo, "onnx")
+        detector.detect(frames[:4])
+    assert detector.describe()["detector_backend"] == "torch" and "differs from PyTorch by up to 9.0 px" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    with caplog.at_level(logging.WARNING):
+        detector = backend_detector(tiny_yolo, "openvino")
+    assert detector.describe()["detector_backend"] == "torch" and "not installed" in caplog.text
+
+
+def test_auto_picks_an_installed_cpu_runtime_and_tensorrt_needs_cuda():
+    from utils.detector_backends import BACKENDS, choose_backend
+    assert choose_backend("auto", "cpu").name in ("openvino", "onnx")
+    assert "CUDA" in BACKENDS.get("tensorrt").available("cpu")
+    assert choose_backend("tensorrt", "cpu").name == "torch"

@@ -60,7 +60,7 @@ def train(data_yaml: Path, args, run_dir: Path) -> Path:
     # built from the packaged architecture file (no download), or continued from local weights
     model = YOLO(args.init or "yolov8n-pose.yaml")
     model.train(data=str(data_yaml), imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, device="cpu",
-                workers=2, project=str(run_dir), name="train", pretrained=False, amp=False, plots=False,
+                workers=2, project=str(run_dir), name="train", pretrained=bool(args.init), amp=False, plots=False,
                 seed=args.seed, deterministic=False, patience=args.epochs, close_mosaic=max(1, args.epochs // 5),
                 fliplr=0.5, degrees=15.0, hsv_v=0.5, verbose=False,
                 # continuing from trained weights: no warm-up (its high bias rate undoes them), a small rate

@@ -12,6 +12,7 @@ Cross-field rules live in each section's `check()`.
 from dataclasses import dataclass
 
 from utils.config import setting
+from utils.detector_backends import BACKEND_CHOICES
 from utils.errors import UserError
 from utils.splits import validate_ratios
 
@@ -39,6 +40,9 @@ class PreprocessingConfig:
     yolo_imgsz: int | None = setting(None, "detector input size in px, a multiple of 32; null = the size the "
                                      "detector was trained or exported at", minimum=32)
     yolo_batch: int = setting(16, "frames per detector call", minimum=1)
+    detector_backend: str = setting("auto", "runtime of .pt YOLO weights: exported once (cached, checked against "
+                                    "PyTorch) to openvino or onnx on CPU, tensorrt on CUDA; auto = the fastest "
+                                    "installed; torch = as given", choices=BACKEND_CHOICES)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     num_threads: int = setting(0, "CPU threads for torch; 0 = all cores (Ultralytics would otherwise leave one)",
                                minimum=0)
@@ -222,6 +226,8 @@ class InferenceConfig:
                                  "trained on (otherwise a pose+RGB model runs on the frames alone)")
     batch_size: int = setting(16, "windows per classifier batch", minimum=1)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    detector_backend: str = setting("auto", "runtime of .pt YOLO weights (see preprocessing); the result agrees "
+                                    "with PyTorch within 2 px or PyTorch is used", choices=BACKEND_CHOICES)
     prob_threshold: float = setting(0.0, "frames whose top probability is lower are labelled unknown", minimum=0,
                                     maximum=1)
     smoothing: str = setting("median", "per-frame label smoothing", choices=("none", "median", "majority"))

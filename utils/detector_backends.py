@@ -1,0 +1,122 @@
+"""Faster runtimes for the YOLO detector: export once, cache, check against PyTorch, fall back with a warning.
+
+The detector is 88-96% of the time on a CPU (bench/README.md), and Ultralytics' own exporters make the same
+weights run faster in OpenVINO or ONNX Runtime (CPU) and TensorRT (NVIDIA GPU). `--detector_backend`:
+    torch      the weights as given (any format Ultralytics loads)
+    openvino   OpenVINO IR, FP32 (CPU)
+    onnx       ONNX Runtime, FP32
+    tensorrt   TensorRT engine, FP16 (CUDA only; the tensorrt package must be installed)
+    auto       tensorrt on CUDA when installed (else PyTorch in half precision), openvino on CPU when installed,
+               else onnx when onnxruntime is installed, else torch
+Only PyTorch weights (.pt) are exported; other formats are used as they are. Exports are cached under
+BEHAVIORSCOPE_CACHE (default ~/.cache/behaviorscope)/detectors/, keyed by the weights' SHA-256, the backend,
+input size, batch and precision, and the Ultralytics version, so each is made once per machine. Nothing is
+downloaded: a runtime that is not installed (or an export that fails) falls back to PyTorch with a warning.
+On first use the exported model's boxes and keypoints are compared with PyTorch's on the first frames it sees
+(`AGREEMENT_PX`); a larger difference also falls back to PyTorch, with a warning naming the difference.
+"""
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from utils.errors import UserError
+from utils.registry import Registry
+
+log = logging.getLogger(__name__)
+AGREEMENT_PX = 2.0  # largest box-corner or keypoint difference from PyTorch accepted, in frame pixels
+BACKENDS = Registry("detector backend")
+
+
+class Backend:
+    """One runtime: the Ultralytics export format, the module it needs, where it runs, its precision."""
+
+    def __init__(self, name: str, export_format: str, module: str, cuda_only: bool = False, half: bool = False):
+        self.name, self.export_format, self.module = name, export_format, module
+        self.cuda_only, self.half = cuda_only, half
+
+    def available(self, device: str) -> str:
+        """'' when usable on `device`, else why not."""
+        if self.cuda_only and not device.startswith("cuda"):
+            return f"{self.name} needs a CUDA device (running on {device})"
+        if self.module and importlib.util.find_spec(self.module) is None:
+            return f"the {self.module} package is not installed (pip install {self.module})"
+        return ""
+
+
+for _backend in (Backend("torch", "", ""), Backend("openvino", "openvino", "openvino"),
+                 Backend("onnx", "onnx", "onnxruntime"), Backend("tensorrt", "engine", "tensorrt", True, True)):
+    BACKENDS.register(_backend.name)(_backend)
+BACKEND_CHOICES = ("auto", *BACKENDS.names())
+
+
+def choose_backend(requested: str, device: str) -> Backend:
+    """The backend to use: `auto` picks the fastest available one; an unavailable explicit one falls back to
+    torch with a warning."""
+    if requested == "auto":
+        order = ("tensorrt",) if device.startswith("cuda") else ("openvino", "onnx")
+        for name in order:
+            if not BACKENDS.get(name).available(device):
+                return BACKENDS.get(name)
+        return BACKENDS.get("torch")
+    backend = BACKENDS.get(requested)
+    why = backend.available(device)
+    if why:
+        log.warning("detector backend %s is not usable: %s; using PyTorch", requested, why)
+        return BACKENDS.get("torch")
+    return backend
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("BEHAVIORSCOPE_CACHE") or Path.home() / ".cache" / "behaviorscope") / "detectors"
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_key(weights: Path, backend: Backend, imgsz: int, batch: int) -> str:
+    import ultralytics
+    precision = "fp16" if backend.half else "fp32"
+    return f"{file_hash(weights)[:16]}_{backend.name}_{imgsz}px_b{batch}_{precision}_u{ultralytics.__version__}"
+
+
+def exported_weights(weights, backend: Backend, imgsz: int, batch: int, device: str) -> Path:
+    """Path of the cached export of `weights` for `backend`, made now when missing (atomically: a folder
+    renamed into place, so an interrupted export is never used)."""
+    weights = Path(weights)
+    target = cache_root() / export_key(weights, backend, imgsz, batch)
+    if target.exists():
+        return exported_file(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export_", dir=target.parent))
+    try:
+        copy = work / weights.name  # Ultralytics writes the export beside the weights it is given
+        shutil.copyfile(weights, copy)
+        from ultralytics import YOLO
+        log.info("exporting %s to %s (imgsz %d, batch %d), once; cached in %s", weights, backend.name, imgsz, batch,
+                 target)
+        YOLO(str(copy)).export(format=backend.export_format, imgsz=imgsz, batch=batch, half=backend.half,
+                               device=device, dynamic=False, verbose=False)
+        copy.unlink()
+        os.replace(work, target)
+    except Exception as exc:  # exporters raise many types; all mean the same: no accelerated model
+        shutil.rmtree(work, ignore_errors=True)
+        raise UserError(f"exporting {weights} to {backend.name} failed: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+    return exported_file(target)
+
+
+def exported_file(folder: Path) -> Path:
+    """The model Ultralytics loads from a cache folder: the OpenVINO folder, the .onnx or the .engine file."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if len(entries) != 1:
+        raise UserError(f"the detector cache {folder} is incomplete ({len(entries)} entries); delete it and run again")
+    return entries[0]
