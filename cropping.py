@@ -27,6 +27,7 @@ from utils.video_io import iter_frame_batches, prefetched, sample_frames
 
 log = logging.getLogger(__name__)
 STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED = "detected", "reused", "missed"
+STATUS_INTERPOLATED = "interpolated"  # detect_every > 1: between two detections, not run through the detector
 
 
 @dataclass
@@ -286,7 +287,7 @@ class BoxTracker:
         self.last, self.misses = None, 0
 
     def update(self, detection: Detection) -> Detection:
-        if detection.status == STATUS_DETECTED:
+        if detection.status in (STATUS_DETECTED, STATUS_INTERPOLATED):
             self.last, self.misses = detection, 0
             return detection
         self.misses += 1
@@ -374,22 +375,84 @@ def make_record(index: int, frame: np.ndarray, detection: Detection, crop_size: 
                        detection.keypoints, kp_crop)
 
 
+def interpolate_detection(a: Detection, b: Detection, t: float) -> Detection:
+    """The detection a fraction t of the way from `a` to `b` (both detected): boxes and keypoint positions
+    linear, confidences the lower of the two; missed when either is missed."""
+    if a.box is None or b.box is None:
+        return Detection()
+    keypoints = None
+    if a.keypoints is not None and b.keypoints is not None:
+        xy = (1 - t) * a.keypoints[:, :2] + t * b.keypoints[:, :2]
+        keypoints = np.concatenate([xy, np.minimum(a.keypoints[:, 2:], b.keypoints[:, 2:])], 1).astype(np.float32)
+    box = ((1 - t) * a.box + t * b.box).astype(np.float32)
+    return Detection(box, min(a.confidence, b.confidence), keypoints, STATUS_INTERPOLATED)
+
+
+class SparseDetector:
+    """detect_every N: the detector sees frames 0, N, 2N, ... and the video's last frame; the frames between
+    two of them get interpolate_detection. Frames after the latest detected one wait (at most N - 1 of them)
+    until the next detection, so results come out in frame order a little later."""
+
+    def __init__(self, detector, every: int):
+        self.detector, self.every = detector, every
+        self.waiting = []  # (index, frame) after the last anchor
+        self.anchor = None  # (index, Detection) of the last frame the detector saw
+
+    def push(self, first: int, frames: list) -> list:
+        """(index, frame, Detection) of every frame whose detection is known after these frames."""
+        items = self.waiting + [(first + i, f) for i, f in enumerate(frames)]
+        anchors = [k for k, (index, _) in enumerate(items) if index % self.every == 0]
+        return self._resolve(items, anchors)
+
+    def finish(self) -> list:
+        """The frames still waiting, with the last one detected as the final anchor."""
+        items = self.waiting
+        return self._resolve(items, [len(items) - 1]) if items else []
+
+    def _resolve(self, items: list, anchors: list) -> list:
+        detections = self.detector.detect([items[k][1] for k in anchors]) if anchors else []
+        out, done = [], 0
+        for k, detection in zip(anchors, detections):
+            index = items[k][0]
+            if self.anchor is not None:
+                start, previous = self.anchor
+                out += [(i, f, interpolate_detection(previous, detection, (i - start) / (index - start)))
+                        for i, f in items[done:k]]
+            out.append((index, items[k][1], detection))
+            self.anchor, done = (index, detection), k + 1
+        self.waiting = items[done:]
+        return out
+
+
 def iter_frame_records(video_path, detector, settings, timer=None):
-    """The one frame pipeline of every stage: decode (in a background thread) -> detect in batches ->
-    keep_last_box -> square crop -> keypoints into the crop -> running scale references. Yields one list of
-    FrameRecords per detector batch (settings: yolo_batch, keep_last_box, max_reuse_frames, crop_size,
-    pad_ratio). `timer` (a StageTimer) is charged decode, detect and crop."""
+    """The one frame pipeline of every stage: decode (in a background thread) -> detect in batches (every
+    frame, or every detect_every-th with interpolation between) -> keep_last_box -> square crop -> keypoints
+    into the crop -> running scale references. Yields lists of FrameRecords in frame order (settings:
+    yolo_batch, detect_every, keep_last_box, max_reuse_frames, crop_size, pad_ratio). `timer` (a StageTimer) is
+    charged decode, detect and crop."""
     timer = timer or StageTimer()
     detector.prepare(video_path)
     tracker = BoxTracker(settings.keep_last_box, settings.max_reuse_frames)
     scales = ScaleTracker(body_axis(detector.keypoint_names, detector.num_keypoints))
-    with closing(prefetched(iter_frame_batches(video_path, settings.yolo_batch))) as batches:
+    every = settings.detect_every
+    sparse = SparseDetector(detector, every)
+    # each decoded batch holds about yolo_batch frames for the detector, however sparse the detection
+    with closing(prefetched(iter_frame_batches(video_path, settings.yolo_batch * every))) as batches:
         for first, batch in timer.timed_iter("decode", batches):
             with timer.stage("detect"):
-                detections = [tracker.update(d) for d in detector.detect(batch)]
-            with timer.stage("crop"):
-                records = [make_record(first + i, frame, det, settings.crop_size, settings.pad_ratio)
-                           for i, (frame, det) in enumerate(zip(batch, detections))]
-                for r in records:
-                    r.scale_ref = scales.update(r.box, r.keypoints, r.status == STATUS_DETECTED)
-            yield records
+                known = sparse.push(first, batch)
+            if known:
+                yield _records(known, tracker, scales, settings, timer)
+        with timer.stage("detect"):
+            known = sparse.finish()
+        if known:
+            yield _records(known, tracker, scales, settings, timer)
+
+
+def _records(known: list, tracker: BoxTracker, scales: ScaleTracker, settings, timer) -> list:
+    with timer.stage("crop"):
+        records = [make_record(index, frame, tracker.update(det), settings.crop_size, settings.pad_ratio)
+                   for index, frame, det in known]
+        for r in records:
+            r.scale_ref = scales.update(r.box, r.keypoints, r.status == STATUS_DETECTED)
+    return records

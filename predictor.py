@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from cropping import STATUS_DETECTED, STATUS_MISSED, STATUS_REUSED, build_detector, iter_frame_records
+from cropping import (STATUS_DETECTED, STATUS_INTERPOLATED, STATUS_MISSED, STATUS_REUSED, build_detector,
+                      iter_frame_records)
 from data import normalise_frames
 from model import ModelConfig, build_model
 from utils.checkpoint import load_checkpoint
@@ -33,9 +34,9 @@ from utils.video_io import video_info
 from utils.windows import Windower, frame_weights, inference_stride, usable
 
 log = logging.getLogger("predictor")
-STATUSES = (STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED)
+STATUSES = (STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED, STATUS_INTERPOLATED)
 # inference settings that override the recorded preprocessing ones when given (None = the checkpoint's)
-OVERRIDABLE = ("window_size", "keep_last_box", "yolo_weights", "yolo_imgsz")
+OVERRIDABLE = ("window_size", "keep_last_box", "yolo_weights", "yolo_imgsz", "detect_every")
 
 
 class GrowingArray:

@@ -44,7 +44,8 @@ log = logging.getLogger("prepare")
 REQUIRED = ("dataset_root", "output_root")
 # settings that change what a finished video's windows contain; --skip_existing reuses a video only if they match
 FINGERPRINT_KEYS = ("dataset_layout", "background_label", "keep_last_box", "max_reuse_frames", "crop_size",
-                    "pad_ratio", "window_size", "window_stride", "save_sequence_npz", "save_frame_crops")
+                    "pad_ratio", "window_size", "window_stride", "save_sequence_npz", "save_frame_crops",
+                    "detect_every")
 
 
 @dataclass
@@ -226,7 +227,9 @@ def fingerprint(cfg, detector, item: VideoItem) -> dict:
     stat = item.path.stat()
     label_stat = item.label_file.stat().st_mtime if item.label_file else None
     return {"schema_version": SCHEMA_VERSION,
-            "settings": {k: getattr(cfg, k) for k in FINGERPRINT_KEYS}, "detector": detector.describe(),
+            "settings": {k: getattr(cfg, k) for k in FINGERPRINT_KEYS},
+            # the runtime (and its measured agreement) may differ between runs within tolerance: not a new result
+            "detector": {k: v for k, v in detector.describe().items() if not k.startswith("detector_")},
             "video_size": stat.st_size, "video_mtime": stat.st_mtime, "label_mtime": label_stat,
             "class_name": item.class_name}
 

@@ -8,6 +8,7 @@ import pytest
 from cropping import (STATUS_DETECTED, STATUS_MISSED, STATUS_REUSED, BoxTracker, Detection, build_detector,
                       crop_frame, DETECTORS, load_yolo, map_keypoints_to_crop, square_crop_box)
 from utils.errors import UserError
+from utils.schema import PreprocessingConfig
 
 
 def blob_centroid(image: np.ndarray) -> np.ndarray:
@@ -104,9 +105,63 @@ def test_damaged_weights_are_a_clear_error(tmp_path):
 
 
 def test_yolo_pose_task_needs_pose_weights(tiny_yolo):
-    cfg = SimpleNamespace(yolo_conf=0.25, yolo_iou=0.45, yolo_imgsz=320, device="cpu", num_threads=0,
-                          yolo_weights=str(tiny_yolo), yolo_task="detect")
+    cfg = PreprocessingConfig(yolo_imgsz=320, device="cpu", yolo_weights=str(tiny_yolo), yolo_task="detect",
+                              detector_backend="torch")
     detector = build_detector("yolo", cfg)
     assert detector.task == "detect" and detector.num_keypoints == 0
     cfg.yolo_task = "auto"
     assert build_detector("yolo", cfg).num_keypoints == 6
+
+
+class IndexDetector:
+    """Reads the frame index written into pixel (0, 0) and returns a box and keypoints moving linearly with it;
+    frames listed in `misses` are missed. Records which frames it saw."""
+
+    def __init__(self, misses=()):
+        self.seen, self.misses = [], set(misses)
+
+    def detect(self, frames):
+        out = []
+        for f in frames:
+            i = int(f[0, 0, 0])
+            self.seen.append(i)
+            kp = np.array([[2.0 * i, 3.0, 0.9], [i + 1.0, 5.0, 0.5]], np.float32)
+            out.append(Detection() if i in self.misses else
+                       Detection(np.array([i, 0, i + 10, 10], np.float32), 0.8, kp, STATUS_DETECTED))
+        return out
+
+
+def index_frames(n):
+    frames = np.zeros((n, 2, 2, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(n)
+    return list(frames)
+
+
+def run_sparse(detector, n, every, batch):
+    from cropping import SparseDetector
+    sparse, frames, out = SparseDetector(detector, every), index_frames(n), []
+    for first in range(0, n, batch):
+        out += sparse.push(first, frames[first:first + batch])
+    return out + sparse.finish()
+
+
+def test_detect_every_interpolates_between_detections_in_frame_order():
+    from cropping import STATUS_INTERPOLATED
+    detector = IndexDetector()
+    out = run_sparse(detector, 10, every=4, batch=3)
+    assert [i for i, _, _ in out] == list(range(10)) and detector.seen == [0, 4, 8, 9]
+    for i, _, det in out:  # linear motion: interpolation is exact
+        assert det.status == (STATUS_DETECTED if i in (0, 4, 8, 9) else STATUS_INTERPOLATED)
+        np.testing.assert_allclose(det.box, [i, 0, i + 10, 10], atol=1e-5)
+        np.testing.assert_allclose(det.keypoints, [[2 * i, 3, 0.9], [i + 1, 5, 0.5]], atol=1e-5)
+    every_frame = IndexDetector()
+    assert [d.status for _, _, d in run_sparse(every_frame, 7, every=1, batch=4)] == [STATUS_DETECTED] * 7
+    assert every_frame.seen == list(range(7))
+
+
+def test_detect_every_leaves_frames_next_to_a_missed_detection_missed():
+    out = run_sparse(IndexDetector(misses={4}), 9, every=4, batch=5)
+    statuses = {i: d.status for i, _, d in out}
+    assert [statuses[i] for i in range(9)] == ["detected"] + ["missed"] * 7 + ["detected"]
+    tracker = BoxTracker(keep_last_box=False)
+    assert tracker.update(out[1][2]).status == STATUS_MISSED  # and keep_last_box does not invent one

@@ -40,6 +40,8 @@ class PreprocessingConfig:
     yolo_imgsz: int | None = setting(None, "detector input size in px, a multiple of 32; null = the size the "
                                      "detector was trained or exported at", minimum=32)
     yolo_batch: int = setting(16, "frames per detector call", minimum=1)
+    detect_every: int = setting(1, "run the detector on every Nth frame (and the last); boxes and keypoints "
+                                "of the frames between are interpolated (status 'interpolated')", minimum=1)
     detector_backend: str = setting("auto", "runtime of .pt YOLO weights: exported once (cached, checked against "
                                     "PyTorch) to openvino or onnx on CPU, tensorrt on CUDA; auto = the fastest "
                                     "installed; torch = as given", choices=BACKEND_CHOICES)
@@ -218,6 +220,8 @@ class InferenceConfig:
                                           "which encode every window); smaller strides sharpen bout boundaries",
                                         minimum=1)
     keep_last_box: bool | None = setting(None, "null = as in training; reuse the last box through detector misses")
+    detect_every: int | None = setting(None, "run the detector on every Nth frame, interpolating between; null = "
+                                       "as in training (another value is used with a warning)", minimum=1)
     output_review_video: bool = setting(False, "also write <video>.review.mp4: box, keypoints and label drawn on "
                                         "every frame")
     yolo_mode: str = setting("auto", "auto: pose only when the whole window has keypoints; bbox: never",
