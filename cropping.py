@@ -424,20 +424,23 @@ class SparseDetector:
         return out
 
 
-def iter_frame_records(video_path, detector, settings, timer=None):
+def iter_frame_records(video_path, detector, settings, timer=None, frame_batches=None):
     """The one frame pipeline of every stage: decode (in a background thread) -> detect in batches (every
     frame, or every detect_every-th with interpolation between) -> keep_last_box -> square crop -> keypoints
     into the crop -> running scale references. Yields lists of FrameRecords in frame order (settings:
     yolo_batch, detect_every, keep_last_box, max_reuse_frames, crop_size, pad_ratio). `timer` (a StageTimer) is
-    charged decode, detect and crop."""
+    charged decode, detect and crop. `frame_batches`: (first index, frames) from a live source instead of
+    decoding video_path."""
     timer = timer or StageTimer()
-    detector.prepare(video_path)
     tracker = BoxTracker(settings.keep_last_box, settings.max_reuse_frames)
     scales = ScaleTracker(body_axis(detector.keypoint_names, detector.num_keypoints))
     every = settings.detect_every
     sparse = SparseDetector(detector, every)
-    # each decoded batch holds about yolo_batch frames for the detector, however sparse the detection
-    with closing(prefetched(iter_frame_batches(video_path, settings.yolo_batch * every))) as batches:
+    if frame_batches is None:
+        detector.prepare(video_path)
+        # each decoded batch holds about yolo_batch frames for the detector, however sparse the detection
+        frame_batches = prefetched(iter_frame_batches(video_path, settings.yolo_batch * every))
+    with closing(frame_batches) as batches:
         for first, batch in timer.timed_iter("decode", batches):
             with timer.stage("detect"):
                 known = sparse.push(first, batch)

@@ -13,18 +13,28 @@ features; the last window of the video ends on its last frame.
 Outputs (written atomically): <video>.behavior.csv (bouts), <video>.frames.csv (per frame),
 <video>.metrics.xlsx (per_frame kinematics, bouts, summary, windows, metadata), <video>.ethogram.png, and
 with --output_review_video <video>.review.mp4.
+
+Live mode: a camera index (--video_path 0) or a stream URL (rtsp://..., http://...), or a file with --live
+(played at its frame rate, as a camera would deliver it). Each window is labelled as soon as it is complete and
+appended to <source>.live.csv with the latency from the capture of its last frame; Ctrl-C (or the dashboard's
+Stop) ends the run and writes every output above for what was seen. Frames that arrive while the pipeline is
+behind by a full queue are dropped and counted, never queued without bound.
 """
 import argparse
+import csv
 import logging
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from predictor import Predictor
 from utils.config import add_config_arguments, dump_config, resolve_config
-from utils.errors import run_cli
+from utils.errors import UserError, run_cli
 from utils.io import ensure_dir
+from utils.live import LiveSource, is_live_source, source_stem
 from utils.logging_utils import setup_logging
 from utils.outputs import write_outputs
 from utils.schema import InferenceConfig
@@ -68,15 +78,18 @@ def classify_video(predictor: Predictor, cfg: InferenceConfig, timer: StageTimer
     """Predict one video and write every output; returns paths, tables and counts."""
     start = time.perf_counter()
     timer = timer or StageTimer()
-    video = Path(cfg.video_path)
+    video, stem = Path(cfg.video_path), source_stem(cfg.video_path)
     out_dir = ensure_dir(cfg.output_dir or video.parent)
-    setup_logging(out_dir / f"{video.stem}.infer.log")
+    setup_logging(out_dir / f"{stem}.infer.log")
     log.info("command: %s", " ".join(sys.argv))
-    dump_config(cfg, out_dir / f"{video.stem}.config.yaml")
-    prediction = predictor.predict_video(video, timer)
+    dump_config(cfg, out_dir / f"{stem}.config.yaml")
+    if cfg.live or is_live_source(cfg.video_path):
+        prediction = classify_live(predictor, cfg, out_dir / f"{stem}.live.csv", timer)
+    else:
+        prediction = predictor.predict_video(video, timer)
     log.info("Pose features used in %d/%d windows", prediction.with_pose, prediction.windows)
     meta_rows = {**predictor.describe(), "fps": prediction.fps, "windows": prediction.windows,
-                 "windows_with_pose": prediction.with_pose,
+                 "windows_with_pose": prediction.with_pose, "frames_dropped": prediction.dropped,
                  **(prediction.drift or {"drift_score": "not available: the model has no drift reference"})}
     with timer.stage("write"):
         result = write_outputs(prediction, predictor.class_names, cfg, out_dir, meta_rows)
@@ -89,6 +102,34 @@ def classify_video(predictor: Predictor, cfg: InferenceConfig, timer: StageTimer
              prediction.windows, prediction.skipped, prediction.backbone_frames,
              ", ".join(str(p) for p in result["paths"].values()))
     return result
+
+
+def classify_live(predictor: Predictor, cfg: InferenceConfig, live_csv: Path, timer: StageTimer):
+    """Run a live source, appending each window's label to live_csv as it comes (header first, one flushed row
+    per window: a reader sees whole rows only)."""
+    if predictor.settings.detector != "yolo":
+        raise UserError(f"live mode needs the yolo detector; this model was trained with {predictor.settings.detector}"
+                        f" (its background model is built from frames sampled across a whole file)")
+    source = LiveSource(cfg.video_path, pace=not is_live_source(cfg.video_path))
+    names, fps, latencies = predictor.class_names, source.fps, []
+    with open(live_csv, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["window_start", "window_end", "start_time_s", "label", "confidence", "latency_s"])
+        f.flush()
+
+        def on_window(start: int, probs, latency: float) -> None:
+            t = predictor.settings.window_size
+            best = int(probs.argmax())
+            writer.writerow([start, start + t - 1, round(start / fps, 3), names[best], round(float(probs[best]), 4),
+                             round(latency, 4)])
+            f.flush()
+            latencies.append(latency)
+        prediction = predictor.predict_live(source, on_window, timer)
+    if latencies:
+        log.info("live: %d windows labelled, latency from the capture of a window's last frame to its label: median "
+                 "%.3f s, max %.3f s; %d frames dropped", len(latencies), float(np.median(latencies)),
+                 max(latencies), prediction.dropped)
+    return prediction
 
 
 def main(args):

@@ -12,6 +12,7 @@ buffered features; each frame's probabilities are the mean over the windows that
 each window's centre (utils.windows.frame_weights).
 """
 import logging
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -114,6 +115,7 @@ class VideoPrediction:
     backbone_frames: int = 0  # frames through the backbone (each frame once with a frame backbone)
     seconds: dict = field(default_factory=dict)
     drift: dict = None  # utils.drift.DriftReference.score; None when the checkpoint has no reference
+    dropped: int = 0  # live sources: frames dropped because the pipeline fell behind
 
     @property
     def frames(self) -> int:
@@ -215,14 +217,59 @@ class Predictor:
         classifier = WindowClassifier(self, prediction)
         with progress(total=max(info.frame_count, 0), desc="frames") as bar:
             for records in iter_frame_records(video_path, self.detector, self.settings, timer):
-                for r in records:
-                    prediction.acc.add_frame(r.status, None if r.missed else r.box, r.keypoints)
-                with timer.stage("backbone"):
-                    features = self.encode_crops(records, prediction)
-                with timer.stage("head"):  # includes a video backbone, which encodes whole windows
-                    for record, feature in zip(records, features):
-                        classifier.add(record, feature)
+                self._add_records(records, prediction, classifier, timer)
                 bar.update(len(records))
+        return self._finish(prediction, classifier, timer)
+
+    def predict_live(self, source, on_window, timer: StageTimer = None) -> VideoPrediction:
+        """Classify a live source (utils.live.LiveSource) as its frames arrive: each window is classified as soon
+        as it is complete and handed to on_window(start, probs, latency_s), the latency counted from the capture
+        of the window's last frame. Ctrl-C (the dashboard's Stop sends it too) or the end of the stream ends
+        the run; what was seen is classified and returned like a video's prediction."""
+        timer = timer or StageTimer()
+        prediction = VideoPrediction(source.name, source.fps,
+                                     Accumulator(len(self.class_names), self.detector.num_keypoints))
+        captured = {}  # frame index -> capture time, until its windows are done
+
+        def labelled(start: int, probs, length: int) -> None:
+            last = start + length - 1
+            on_window(start, probs, time.monotonic() - captured[last])
+            for index in [i for i in captured if i < last - length]:
+                del captured[index]
+
+        def frame_batches():
+            for arrivals in source.batches(self.settings.yolo_batch):
+                captured.update((a.index, a.captured) for a in arrivals)
+                yield arrivals[0].index, [a.frame for a in arrivals]
+
+        classifier = WindowClassifier(self, prediction, on_window=labelled)
+        try:
+            with progress(total=0, desc="live frames") as bar:
+                for records in iter_frame_records(source.name, self.detector, self.settings, timer, frame_batches()):
+                    self._add_records(records, prediction, classifier, timer)
+                    with timer.stage("head"):
+                        classifier.flush()  # no waiting for a full batch of windows: latency first
+                    bar.update(len(records))
+        except KeyboardInterrupt:
+            log.warning("stopped after %d frames: writing the outputs of what was seen", prediction.frames)
+        finally:
+            source.close()
+        prediction.dropped = source.dropped
+        if source.dropped:
+            log.warning("%d frames dropped: the pipeline fell behind the source (times after a drop run behind the "
+                        "clock by the frames dropped)", source.dropped)
+        return self._finish(prediction, classifier, timer)
+
+    def _add_records(self, records, prediction: VideoPrediction, classifier, timer: StageTimer) -> None:
+        for r in records:
+            prediction.acc.add_frame(r.status, None if r.missed else r.box, r.keypoints)
+        with timer.stage("backbone"):
+            features = self.encode_crops(records, prediction)
+        with timer.stage("head"):  # includes a video backbone, which encodes whole windows
+            for record, feature in zip(records, features):
+                classifier.add(record, feature)
+
+    def _finish(self, prediction: VideoPrediction, classifier, timer: StageTimer) -> VideoPrediction:
         with timer.stage("head"):
             classifier.finish()
         prediction.seconds = dict(timer.seconds)
@@ -289,8 +336,8 @@ def window_arrays(records, has_pose: bool) -> dict:
 class WindowClassifier:
     """Buffers per-frame inputs and classifies each complete window, in batches."""
 
-    def __init__(self, predictor: Predictor, prediction: VideoPrediction):
-        self.p, self.out = predictor, prediction
+    def __init__(self, predictor: Predictor, prediction: VideoPrediction, on_window=None):
+        self.p, self.out, self.on_window = predictor, prediction, on_window
         self.windower = Windower(predictor.settings.window_size, predictor.settings.window_stride)
         self.pending = []
 
@@ -344,6 +391,8 @@ class WindowClassifier:
         for (start, _, p, _), row, distance in zip(self.pending, probs.cpu().numpy(), distances):
             self.out.acc.add_window(start, row, t)
             self.out.acc.windows.append((start, row, p is not None, float(distance)))
+            if self.on_window is not None:
+                self.on_window(start, row, t)
             self.out.windows += 1
             self.out.with_pose += p is not None
         self.pending.clear()

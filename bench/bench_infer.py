@@ -63,30 +63,36 @@ def make_checkpoint(work: Path, yolo_imgsz: int, crop_size: int, args) -> Path:
     return work / "runs" / tag / "best_model.pt"
 
 
-def infer_args(checkpoint: Path, video: Path, out: Path) -> argparse.Namespace:
+def infer_args(checkpoint: Path, video: Path, out: Path, backend: str = "torch", every: int = 1) -> argparse.Namespace:
     return infer.get_args_parser().parse_args([
-        "--model_path", str(checkpoint), "--video_path", str(video), "--output_dir", str(out), "--device", "cpu"])
+        "--model_path", str(checkpoint), "--video_path", str(video), "--output_dir", str(out), "--device", "cpu",
+        "--detector_backend", backend, "--detect_every", str(every)])
 
 
-def end_to_end_seconds(checkpoint: Path, video: Path, out: Path) -> tuple:
-    """Wall seconds of one whole inference run (loading included) and the run's own stage seconds."""
+def end_to_end_seconds(checkpoint: Path, video: Path, out: Path, backend: str = "torch", every: int = 1) -> tuple:
+    """Wall seconds of one whole inference run (loading included), the run's own stage seconds, its frame count
+    and the detector backend it ended up using."""
     start = time.perf_counter()
-    result = infer.main(infer_args(checkpoint, video, out))
-    return time.perf_counter() - start, dict(result["seconds"]), result["frames"]
+    result = infer.main(infer_args(checkpoint, video, out, backend, every))
+    metadata = result["sheets"]["metadata"].set_index("key")["value"]
+    return time.perf_counter() - start, dict(result["seconds"]), result["frames"], metadata["detector_backend"]
 
 
 @torch.no_grad()
-def floor_seconds(checkpoint: Path, frames: list) -> dict:
-    """Detector and backbone forward alone, with the predictor's own settings, detector and batches, on decoded
-    frames (after a warm-up)."""
-    predictor = Predictor.from_checkpoint(checkpoint, InferenceConfig(device="cpu"))
+def floor_seconds(checkpoint: Path, frames: list, backend: str = "torch", every: int = 1) -> dict:
+    """Detector (on the frames it would see: every `every`-th) and backbone forward alone, with the predictor's
+    own settings, detector backend and batches, on decoded frames (after a warm-up)."""
+    predictor = Predictor.from_checkpoint(checkpoint, InferenceConfig(device="cpu", detector_backend=backend))
     settings, detector = predictor.settings, predictor.detector
     size = settings.yolo_batch
+    seen = frames[::every]
     batches = [frames[i:i + size] for i in range(0, len(frames), size)]
-    detector.detect(batches[0])  # warm-up: fuse, allocate
+    detector.detect(batches[0])  # warm-up (and the backend's agreement check)
     start = time.perf_counter()
-    detections = [detector.detect(b) for b in batches]
+    for i in range(0, len(seen), size):
+        detector.detect(seen[i:i + size])
     detect = time.perf_counter() - start
+    detections = [detector.detect(b) for b in batches]  # every frame, only for the crops below
     crops = [[crop_detection(f, d, settings.crop_size, settings.pad_ratio)[0] for f, d in zip(b, ds)]
              for b, ds in zip(batches, detections)]
     tensors = [normalise_frames(torch.from_numpy(np.stack([c for c in cs if c is not None])).permute(0, 3, 1, 2))
@@ -112,14 +118,22 @@ def bench_speed(args) -> dict:
         for imgsz in args.yolo_imgsz:
             for crop in args.crop_size:
                 checkpoint = make_checkpoint(work, imgsz, crop, args)
-                runs = []
-                for repeat in range(args.repeats):
-                    total, stages, n = end_to_end_seconds(checkpoint, video, work / f"out_{imgsz}_{crop}_{repeat}")
-                    floor = floor_seconds(checkpoint, frames)
-                    runs.append({"total": total, "floor": floor["detect"] + floor["backbone"], **floor,
-                                 **{f"stage_{k}": v for k, v in stages.items()}, "frames": n})
-                rows.append(summarise(imgsz, crop, runs))
-                print_row(rows[-1])  # at once: a long run that fails later keeps what it measured
+                settings = [(b, e) for b in args.detector_backends for e in args.detect_every]
+                runs = {s: [] for s in settings}
+                for repeat in range(args.repeats):  # settings alternate within each repeat: drift hits all alike
+                    for backend, every in settings:
+                        out = work / f"out_{imgsz}_{crop}_{backend}_{every}_{repeat}"
+                        total, stages, n, used = end_to_end_seconds(checkpoint, video, out, backend, every)
+                        floor = floor_seconds(checkpoint, frames, backend, every)
+                        runs[(backend, every)].append({
+                            "total": total, "floor": floor["detect"] + floor["backbone"], **floor,
+                            **{f"stage_{k}": v for k, v in stages.items()}, "frames": n, "backend_used": used})
+                for (backend, every), setting_runs in runs.items():
+                    rows.append({**summarise(imgsz, crop, setting_runs), "detector_backend": backend,
+                                 "backend_used": setting_runs[0]["backend_used"], "detect_every": every,
+                                 "speedup_vs_first_setting": round(statistics.median(
+                                     first["total"] / r["total"] for first, r in zip(runs[settings[0]], setting_runs)), 2)})
+                    print_row(rows[-1])  # at once: a long run that fails later keeps what it measured
     return {"frames": args.num_frames, "repeats": args.repeats, "window_size": args.window_size,
             "window_stride": args.window_stride, "backbone": args.backbone, "results": rows}
 
@@ -141,17 +155,19 @@ def summarise(imgsz: int, crop: int, runs: list) -> dict:
 def print_speed(report: dict) -> None:
     print(f"{report['frames']} frames 640x480, {report['backbone']}, window {report['window_size']} / stride "
           f"{report['window_stride']}, medians of {report['repeats']}")
-    print(f"{'imgsz':>6}{'crop':>6}{'end-to-end f/s':>16}{'floor f/s':>11}{'detector f/s':>14}{'backbone f/s':>14}"
+    print(f"{'imgsz':>6}{'crop':>6}{'backend':>10}{'every':>7}{'end-to-end f/s':>16}{'floor f/s':>11}{'detector f/s':>14}{'backbone f/s':>14}"
           f"{'overhead':>10}{'without load+write':>20}")
     for r in report["results"]:
         print_row(r)
 
 
 def print_row(r: dict) -> None:
-    print(f"{r['yolo_imgsz']:>6}{r['crop_size']:>6}{r['end_to_end_fps']:>16.2f}{r['floor_fps']:>11.2f}"
+    print(f"{r['yolo_imgsz']:>6}{r['crop_size']:>6}{r['backend_used']:>10}{r['detect_every']:>7}"
+          f"{r['end_to_end_fps']:>16.2f}{r['floor_fps']:>11.2f}"
           f"{r['detector_fps']:>14.1f}{r['backbone_fps']:>14.1f}{r['overhead_percent']:>9.1f}%"
           f"{r['overhead_without_load_and_write_percent']:>19.1f}%")
-    print("      stage seconds: " + ", ".join(f"{k} {v}" for k, v in r["stage_seconds"].items()))
+    print(f"      {r['speedup_vs_first_setting']}x the first setting (median of per-repeat ratios); stage seconds: "
+          + ", ".join(f"{k} {v}" for k, v in r["stage_seconds"].items()))
 
 
 def rss_trace(command: list) -> dict:
@@ -226,6 +242,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="speed: every value; memory: the first")
     parser.add_argument("--crop_size", type=int, nargs="+", default=[128, 224], help="speed: every value; memory: the first")
     parser.add_argument("--backbone", default="mobilenet_v3_small")
+    parser.add_argument("--detector_backends", nargs="+", default=["torch", "openvino", "onnx"],
+                        help="speed: detector runtimes compared (the first is the reference of the speed-up)")
+    parser.add_argument("--detect_every", type=int, nargs="+", default=[1], help="speed: detect_every values")
     parser.add_argument("--window_size", type=int, default=30)
     parser.add_argument("--window_stride", type=int, default=15)
     parser.add_argument("--num_frames", type=int, default=1800, help="speed: frames of the generated video")

@@ -311,3 +311,43 @@ def test_checkpoints_from_before_feature_version_2_still_classify(pose_manifest,
     assert predictor.features.pose_features == "crop" and not predictor.features.box_motion
     prediction = predictor.predict_video(videos["short"])
     assert prediction.windows > 0 and prediction.with_pose == prediction.windows
+
+
+def test_live_mode_labels_windows_as_they_complete_and_writes_every_output(models, videos, tmp_path):
+    result = run(models["gbt"], videos["short"], tmp_path, "--live")
+    live = pd.read_csv(tmp_path / "session_00.live.csv")
+    assert len(live) == result["windows"] > 0
+    assert (live["window_end"] - live["window_start"] == 15).all() and live["window_start"].is_monotonic_increasing
+    assert (live["latency_s"] >= 0).all() and set(live["label"]) <= set(BEHAVIORS)
+    frames = pd.read_csv(tmp_path / "session_00.frames.csv")
+    assert len(frames) == 64 and (tmp_path / "session_00.metrics.xlsx").is_file()
+    # the same windows as the file run, so the same labels: live mode changes when, not what
+    offline = run(models["gbt"], videos["short"], tmp_path / "offline")
+    np.testing.assert_array_equal(frames["label"], pd.read_csv(tmp_path / "offline" / "session_00.frames.csv")["label"])
+    assert offline["windows"] == result["windows"]
+
+
+def test_live_mode_stopped_by_ctrl_c_keeps_what_it_saw(models, videos, tmp_path, monkeypatch):
+    from cropping import YoloDetector
+    calls, detect = [], YoloDetector.detect
+
+    def interrupted(self, frames):
+        calls.append(len(frames))
+        if sum(calls) > 40:
+            raise KeyboardInterrupt
+        return detect(self, frames)
+    monkeypatch.setattr(YoloDetector, "detect", interrupted)
+    result = run(models["gbt"], videos["long"], tmp_path, "--live")
+    frames = pd.read_csv(tmp_path / "session_00.frames.csv")
+    assert 16 <= len(frames) < 450 and result["frames"] == len(frames)
+    assert len(pd.read_csv(tmp_path / "session_00.live.csv")) == result["windows"] > 0
+
+
+def test_a_live_source_that_outruns_the_pipeline_drops_frames_and_counts_them(videos):
+    import time
+    from utils.live import LiveSource
+    source = LiveSource(videos["short"], pace=False, queue_frames=4)
+    time.sleep(1.0)  # nothing consumed: the reader fills the queue, then drops
+    kept = sum(len(batch) for batch in source.batches(16))
+    source.close()
+    assert kept == 4 and source.dropped == 60 and source.captured == 64

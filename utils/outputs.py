@@ -11,6 +11,7 @@ import pandas as pd
 
 from utils.io import atomic_path, atomic_write_csv, atomic_write_xlsx
 from utils.kinematics import box_centres, point_kinematics
+from utils.live import source_stem
 from utils.plots import plot_ethogram
 from utils.timeline import frame_labels, merge_short_bouts, to_bouts
 from utils.video_io import iter_frame_batches, video_info
@@ -23,7 +24,7 @@ def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: 
     labels, conf = frame_labels(probs, covered, class_names, cfg.prob_threshold, cfg.smoothing, cfg.smoothing_window)
     labels = merge_short_bouts(labels, cfg.min_bout_frames)
     bouts = to_bouts(labels, conf)
-    video = Path(prediction.video_path)
+    video, stem = Path(prediction.video_path), source_stem(prediction.video_path)
     bouts_df = pd.DataFrame([{"start_frame": b.start_frame, "end_frame": b.end_frame,
                               "start_time_s": round(b.start_frame / fps, 4), "end_time_s": round((b.end_frame + 1) / fps, 4),
                               "behavior": b.behavior, "duration_s": round((b.end_frame - b.start_frame + 1) / fps, 4),
@@ -41,8 +42,8 @@ def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: 
     for k in range(keypoints.shape[1]):
         for j, axis in enumerate(("x", "y", "conf")):
             frames_df[f"kp{k}_{axis}"] = np.round(keypoints[:, k, j], 2 if j < 2 else 3)
-    paths = {"bouts": out_dir / f"{video.stem}.behavior.csv", "frames": out_dir / f"{video.stem}.frames.csv",
-             "metrics": out_dir / f"{video.stem}.metrics.xlsx", "ethogram": out_dir / f"{video.stem}.ethogram.png"}
+    paths = {"bouts": out_dir / f"{stem}.behavior.csv", "frames": out_dir / f"{stem}.frames.csv",
+             "metrics": out_dir / f"{stem}.metrics.xlsx", "ethogram": out_dir / f"{stem}.ethogram.png"}
     atomic_write_csv(paths["bouts"], bouts_df)
     atomic_write_csv(paths["frames"], frames_df)
     per_frame = kinematics_table(labels, boxes, acc.kp_centres.values(), fps)
@@ -50,8 +51,8 @@ def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: 
               "windows": windows_table(acc.windows, class_names, fps), "metadata": metadata_table(cfg, meta_rows)}
     atomic_write_xlsx(paths["metrics"], sheets)
     plot_ethogram(labels, conf, class_names, fps, paths["ethogram"])
-    if cfg.output_review_video:
-        paths["review"] = out_dir / f"{video.stem}.review.mp4"
+    if cfg.output_review_video and video.is_file():  # a camera or stream cannot be read a second time
+        paths["review"] = out_dir / f"{stem}.review.mp4"
         write_review_video(video, paths["review"], labels, conf, acc, fps)
     return {"paths": paths, "bouts": bouts_df, "frames": frames_df, "sheets": sheets}
 

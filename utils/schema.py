@@ -222,6 +222,9 @@ class InferenceConfig:
     keep_last_box: bool | None = setting(None, "null = as in training; reuse the last box through detector misses")
     detect_every: int | None = setting(None, "run the detector on every Nth frame, interpolating between; null = "
                                        "as in training (another value is used with a warning)", minimum=1)
+    live: bool = setting(False, "play video_path as a live source at its frame rate: each window labelled as it "
+                         "completes, appended to <video>.live.csv with its latency (a camera index or stream URL "
+                         "is always live)")
     output_review_video: bool = setting(False, "also write <video>.review.mp4: box, keypoints and label drawn on "
                                         "every frame")
     yolo_mode: str = setting("auto", "auto: pose only when the whole window has keypoints; bbox: never",
