@@ -2,6 +2,7 @@
 import json
 import os
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -68,11 +69,23 @@ def atomic_write_json(path, data) -> None:
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+NPZ_COMPRESSLEVEL = 1  # bench/bench_npz.py: 3.9-4.4x faster than numpy's default level 6, files 4-5% larger
+
+
 def atomic_save_npz(path, **arrays) -> None:
-    """np.savez_compressed, atomically (np.savez would append .npz to a temp name without that suffix)."""
+    """A compressed .npz (what np.savez_compressed writes, read by np.load), deflated at NPZ_COMPRESSLEVEL,
+    atomically."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+        write_npz(tmp, arrays, NPZ_COMPRESSLEVEL)
+
+
+def write_npz(path, arrays: dict, level: int) -> None:
+    """An .npz at a given deflate level (0 = stored), one .npy member per array, no pickled objects."""
+    method = zipfile.ZIP_DEFLATED if level else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", method, compresslevel=level or None) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def atomic_write_csv(path, frame) -> None:
