@@ -37,7 +37,13 @@ from utils.windows import Windower, frame_weights, inference_stride, usable
 log = logging.getLogger("predictor")
 STATUSES = (STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED, STATUS_INTERPOLATED)
 # inference settings that override the recorded preprocessing ones when given (None = the checkpoint's)
+GPU_BATCH = 64  # frames per detector and backbone call on a GPU when yolo_batch is not given
 OVERRIDABLE = ("window_size", "keep_last_box", "yolo_weights", "yolo_imgsz", "detect_every")
+
+
+def to_device(x: torch.Tensor, device: str) -> torch.Tensor:
+    """To the device; through pinned memory on CUDA, so the copy overlaps the work already queued."""
+    return x.pin_memory().to(device, non_blocking=True) if device.startswith("cuda") else x
 
 
 class GrowingArray:
@@ -134,6 +140,8 @@ def recorded_settings(ckpt: dict, options: InferenceConfig, source: str,
             log.warning("%s: using %s given here, the model was trained with %s", key, value, recorded)
             chosen[key] = value
     window = chosen.get("window_size", trained.window_size)
+    on_gpu = resolve_device(options.device).startswith("cuda")
+    chosen["yolo_batch"] = options.yolo_batch or (GPU_BATCH if on_gpu else trained.yolo_batch)
     yolo_task = {"auto": "auto", "bbox": "detect", "pose": "pose"}[options.yolo_mode]
     return replace(trained, **chosen, window_stride=options.window_stride or inference_stride(window, video_backbone),
                    yolo_task=yolo_task, device=options.device, detector_backend=options.detector_backend, num_threads=0)
@@ -298,11 +306,16 @@ class Predictor:
             for i, frame in zip(present, x):
                 out[i] = frame
             return out
-        feats = self.model.encode_frames(x[None].to(self.device))[0].cpu()  # (n, Dv)
+        with self.autocast():
+            feats = self.model.encode_frames(to_device(x[None], self.device))[0].float().cpu()  # (n, Dv)
         prediction.backbone_frames += len(present)
         for i, f in zip(present, feats):
             out[i] = f
         return out
+
+    def autocast(self):
+        """Half precision for the neural network on CUDA (options.amp); a no-op elsewhere."""
+        return torch.autocast("cuda", enabled=self.device.startswith("cuda") and self.options.amp)
 
     def _check_result(self, prediction: VideoPrediction) -> None:
         if not prediction.acc.any_detected():
@@ -377,7 +390,8 @@ class WindowClassifier:
             visual = torch.stack([v for _, v, _, _ in self.pending]).to(device)  # (B, T, ...) features or crops
             if model.is_video:
                 self.out.backbone_frames += visual.shape[0] * t
-                visual = model.encode_frames(visual)
+                with self.p.autocast():
+                    visual = model.encode_frames(visual)
         present = torch.tensor([p is not None for _, _, p, _ in self.pending], device=device)
         pose = motion = None
         if model.uses_pose:
@@ -385,7 +399,9 @@ class WindowClassifier:
             pose = torch.stack([p if p is not None else torch.zeros(t, dim) for _, _, p, _ in self.pending]).to(device)
         if model.uses_motion:
             motion = torch.stack([m for _, _, _, m in self.pending]).to(device)
-        probs, embeddings = model.window_outputs(visual, pose, present, motion)
+        with self.p.autocast():
+            probs, embeddings = model.window_outputs(visual, pose, present, motion)
+        probs = probs.float()
         drift = self.p.drift
         distances = drift.distances(embeddings.float().cpu().numpy()) if drift else np.full(len(probs), np.nan)
         for (start, _, p, _), row, distance in zip(self.pending, probs.cpu().numpy(), distances):

@@ -235,6 +235,9 @@ class InferenceConfig:
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     detector_backend: str = setting("auto", "runtime of .pt YOLO weights (see preprocessing); the result agrees "
                                     "with PyTorch within 2 px or PyTorch is used", choices=BACKEND_CHOICES)
+    yolo_batch: int | None = setting(None, "frames per detector and backbone call; null = 16 on a CPU, 64 on a "
+                                     "GPU (larger batches keep a GPU busy)", minimum=1)
+    amp: bool = setting(True, "on CUDA, run the backbone and head in half precision (autocast); no effect on CPU")
     prob_threshold: float = setting(0.0, "frames whose top probability is lower are labelled unknown", minimum=0,
                                     maximum=1)
     smoothing: str = setting("median", "per-frame label smoothing", choices=("none", "median", "majority"))
