@@ -388,6 +388,39 @@ def interpolate_detection(a: Detection, b: Detection, t: float) -> Detection:
     return Detection(box, min(a.confidence, b.confidence), keypoints, STATUS_INTERPOLATED)
 
 
+class RecordedDetector:
+    """Replays the detections of an earlier run's tracking table (docs/formats.md), frame by frame, in place of
+    `detector` (whose keypoint layout and description it keeps): frames that were detected give their box,
+    confidence and keypoints; the others (missed, or reused by keep_last_box) give a miss, so keep_last_box and
+    interpolation are applied afresh."""
+
+    def __init__(self, table, detector):
+        self.detector, self.rows = detector, table.set_index("frame")
+        self.num_keypoints, self.keypoint_names = detector.num_keypoints, detector.keypoint_names
+        self.task, self.miss_hint = detector.task, detector.miss_hint
+
+    def prepare(self, video_path) -> None:
+        """Nothing to set up: no detector runs."""
+
+    def detect_at(self, indices) -> list:
+        out = []
+        for index in indices:
+            row = self.rows.loc[index] if index in self.rows.index else None
+            if row is None or row["status"] != STATUS_DETECTED:
+                out.append(Detection())
+                continue
+            box = row[["box_x1", "box_y1", "box_x2", "box_y2"]].to_numpy(np.float32)
+            keypoints = None
+            if self.num_keypoints:
+                columns = [f"kp{k}_{a}" for k in range(self.num_keypoints) for a in ("x", "y", "conf")]
+                keypoints = row[columns].to_numpy(np.float32).reshape(self.num_keypoints, 3)
+            out.append(Detection(box, float(row["confidence"]), keypoints, STATUS_DETECTED))
+        return out
+
+    def describe(self) -> dict:
+        return self.detector.describe()
+
+
 class SparseDetector:
     """detect_every N: the detector sees frames 0, N, 2N, ... and the video's last frame; the frames between
     two of them get interpolate_detection. Frames after the latest detected one wait (at most N - 1 of them)
@@ -410,7 +443,12 @@ class SparseDetector:
         return self._resolve(items, [len(items) - 1]) if items else []
 
     def _resolve(self, items: list, anchors: list) -> list:
-        detections = self.detector.detect([items[k][1] for k in anchors]) if anchors else []
+        if not anchors:
+            detections = []
+        elif isinstance(self.detector, RecordedDetector):  # replays by frame index, needs no pixels
+            detections = self.detector.detect_at([items[k][0] for k in anchors])
+        else:
+            detections = self.detector.detect([items[k][1] for k in anchors])
         out, done = [], 0
         for k, detection in zip(anchors, detections):
             index = items[k][0]

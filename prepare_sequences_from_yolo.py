@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cropping import build_detector, draw_keypoints, iter_frame_records
+from cropping import RecordedDetector, build_detector, draw_keypoints, iter_frame_records
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.errors import UserError, run_cli
 from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, ensure_dir
@@ -223,15 +223,33 @@ def tracking_row(record, num_kp: int) -> dict:
     return row
 
 
-def fingerprint(cfg, detector, item: VideoItem) -> dict:
+def detection_fingerprint(cfg, detector, item: VideoItem) -> dict:
+    """What the detections of a video depend on: the video, the detector (its weights file's size and time
+    too) and detect_every. The runtime and its measured agreement may differ between runs within tolerance."""
     stat = item.path.stat()
+    weights = Path(str(getattr(detector, "weights", "")))
+    weights_stat = [weights.stat().st_size, weights.stat().st_mtime] if weights.is_file() else None
+    return {"detector": {k: v for k, v in detector.describe().items() if not k.startswith("detector_")},
+            "weights_file": weights_stat, "detect_every": cfg.detect_every,
+            "video_size": stat.st_size, "video_mtime": stat.st_mtime}
+
+
+def fingerprint(cfg, detector, item: VideoItem) -> dict:
     label_stat = item.label_file.stat().st_mtime if item.label_file else None
-    return {"schema_version": SCHEMA_VERSION,
-            "settings": {k: getattr(cfg, k) for k in FINGERPRINT_KEYS},
-            # the runtime (and its measured agreement) may differ between runs within tolerance: not a new result
-            "detector": {k: v for k, v in detector.describe().items() if not k.startswith("detector_")},
-            "video_size": stat.st_size, "video_mtime": stat.st_mtime, "label_mtime": label_stat,
+    return {"schema_version": SCHEMA_VERSION, "settings": {k: getattr(cfg, k) for k in FINGERPRINT_KEYS},
+            "detection": detection_fingerprint(cfg, detector, item), "label_mtime": label_stat,
             "class_name": item.class_name}
+
+
+def recorded_detections(record_path: Path, expected: dict, tracking: Path, detector):
+    """A RecordedDetector replaying the tracking table of an earlier run whose detections are still valid
+    (same detection fingerprint), so that changing only crop, window or label settings skips the detector."""
+    if not (record_path.is_file() and tracking.is_file()):
+        return None
+    record = json.loads(record_path.read_text())
+    if (record.get("fingerprint") or {}).get("detection") != expected["detection"]:
+        return None
+    return RecordedDetector(pd.read_csv(tracking), detector)
 
 
 def load_finished(record_path: Path, expected: dict, manifest_dir: Path):
@@ -379,7 +397,12 @@ def process_all(items, detector, cfg, out_root: Path, manifest_dir: Path, skippe
                     log.info("%s: finished in an earlier run, reused (--skip_existing)", item.rel)
                     bar.update(result.frames)
                 else:
-                    result = process_video(item, detector, cfg, out_root, manifest_dir, bar)
+                    tracking = out_root / "tracking" / f"{item.video_id}.csv"
+                    recorded = recorded_detections(record_path, expected, tracking, detector)
+                    if recorded is not None:
+                        log.info("%s: detections reused from %s (same video, detector and detect_every)",
+                                 item.rel, tracking)
+                    result = process_video(item, recorded or detector, cfg, out_root, manifest_dir, bar)
                     atomic_write_json(record_path, {"fingerprint": expected, "windows": result.windows,
                                                     "dropped": result.dropped, "frames": result.frames,
                                                     "status_counts": result.status_counts})

@@ -252,3 +252,35 @@ def write_detector_yaml(tmp_path, name):
     path = tmp_path / "cfg.yaml"
     path.write_text(f"preprocessing:\n  detector: {name}\n")
     return path
+
+
+def test_changing_only_crop_or_window_reuses_the_detections(tmp_path, tiny_yolo, class_folder_dataset, monkeypatch,
+                                                           caplog):
+    from cropping import YoloDetector
+    out = tmp_path / "out"
+    first = run_prepare(class_folder_dataset, out, tiny_yolo)
+    tables = {p.name: pd.read_csv(p) for p in (out / "tracking").glob("*.csv")}
+
+    real_frames, detect = [], YoloDetector.detect
+
+    def watched(self, frames):
+        real_frames.extend(bool(f.any()) for f in frames)  # start-up calls use blank frames
+        return detect(self, frames)
+    monkeypatch.setattr(YoloDetector, "detect", watched)
+    second = run_prepare(class_folder_dataset, out, tiny_yolo, "--crop_size", "64", "--window_size", "10",
+                         "--window_stride", "10")
+    assert "detections reused" in caplog.text and not any(real_frames)  # no video frame went to the detector
+    for name, table in tables.items():  # the same boxes and keypoints, new crops around them
+        again = pd.read_csv(out / "tracking" / name)
+        pd.testing.assert_frame_equal(table.drop(columns=[c for c in table if c.startswith("crop_")]),
+                                      again.drop(columns=[c for c in again if c.startswith("crop_")]), atol=1e-3)
+    entry = all_entries(second)[0]
+    arrays = np.load(out / entry["npz"])
+    assert arrays["frames"].shape[1:3] == (64, 64) and len(arrays["frames"]) == 10
+    assert len(all_entries(second)) > len(all_entries(first))
+    monkeypatch.undo()  # other weights: the detections must be made again
+    other = tmp_path / "other.pt"
+    shutil.copy(tiny_yolo, other)
+    caplog.clear()
+    run_prepare(class_folder_dataset, out, other, "--crop_size", "64")
+    assert "detections reused" not in caplog.text
