@@ -10,6 +10,7 @@ frame -> crop is x' = (x - crop_x1) * crop_size / side, exact in continuous pixe
 """
 import logging
 import os
+import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from utils.detector_backends import AGREEMENT_PX, choose_backend, exported_weights
+from utils.detector_backends import AGREEMENT_PX, candidate_backends, exported_weights
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError
 from utils.motion import ScaleTracker, body_axis
@@ -59,7 +60,7 @@ class YoloDetector:
         self.num_threads = cfg.num_threads
         self.weights = str(cfg.yolo_weights)
         self.model = load_yolo(cfg.yolo_weights)
-        self.half, self.candidate, self.backend_name, self.agreement_px = False, None, "torch", None
+        self.half, self.candidates, self.backend_name, self.agreement_px = False, [], "torch", None
         self.static_batch = 0  # an export's fixed batch size
         self.imgsz = cfg.yolo_imgsz  # None: Ultralytics' own choice for the warm-up (the trained/exported size)
         self._warm_up()
@@ -80,24 +81,27 @@ class YoloDetector:
         self._load_accelerated(cfg.detector_backend, cfg.yolo_batch)
 
     def _load_accelerated(self, requested: str, batch: int) -> None:
-        """Export .pt weights to a faster runtime (utils.detector_backends); the export takes over after it agrees
-        with PyTorch on the first batch of real frames (_check_candidate)."""
-        backend = choose_backend(requested, self.device)
-        if backend.name == "torch":
-            self.half = requested == "auto" and self.device.startswith("cuda")  # no TensorRT: half precision
+        """Export .pt weights to faster runtimes (utils.detector_backends); one of them takes over on the first
+        batch of real frames (_choose_backend)."""
+        self.timed = requested == "auto"
+        backends = candidate_backends(requested, self.device)
+        if not backends:
+            self.half = self.timed and self.device.startswith("cuda")  # no TensorRT: PyTorch in half precision
             return
         if Path(self.weights).suffix != ".pt":
-            log.info("detector backend %s: %s is already exported, used as it is", backend.name, self.weights)
+            log.info("detector backend %s: %s is already exported, used as it is", requested, self.weights)
             return
-        try:
-            path = exported_weights(self.weights, backend, self.imgsz, batch, self.device)
-            self.candidate = (backend.name, load_yolo(path), batch)
-        except UserError as exc:
-            log.warning("%s; using PyTorch", exc)
-            return
-        if backend.name == "openvino":
-            self._predict(self.candidate[1], [np.zeros((480, 640, 3), np.uint8)], batch)  # sets up the runtime
-            full_precision_openvino(self.candidate[1], path)
+        for backend in backends:
+            try:
+                path = exported_weights(self.weights, backend, self.imgsz, batch, self.device)
+                model = load_yolo(path)
+            except UserError as exc:
+                log.warning("%s; not using %s", exc, backend.name)
+                continue
+            if backend.name == "openvino":
+                self._predict(model, [np.zeros((480, 640, 3), np.uint8)], batch)  # sets up the runtime
+                full_precision_openvino(model, path)
+            self.candidates.append((backend.name, model, batch))
 
     def _warm_up(self) -> None:
         """One predict on a blank frame: sets up the backend, which reads an exported model's metadata."""
@@ -123,8 +127,8 @@ class YoloDetector:
         """Nothing per video: the weights are loaded once."""
 
     def detect(self, frames) -> list:
-        if self.candidate is not None:
-            return self._check_candidate(frames)
+        if self.candidates:
+            return self._choose_backend(frames)
         return self._predict(self.model, frames, self.static_batch)
 
     def _predict(self, model, frames, static_batch: int = 0) -> list:
@@ -143,26 +147,43 @@ class YoloDetector:
         set_cpu_threads(self.num_threads)  # Ultralytics lowers torch's thread count on its first CPU predict
         return out
 
-    def _check_candidate(self, frames) -> list:
-        """First real batch: the export must find the same boxes and keypoints as PyTorch within AGREEMENT_PX."""
-        name, model, batch = self.candidate
-        self.candidate = None
+    def _choose_backend(self, frames) -> list:
+        """First real batch: an export is used only if its boxes and keypoints agree with PyTorch's within
+        AGREEMENT_PX; `auto` then keeps whichever of PyTorch and the agreeing exports ran this batch fastest
+        (which runtime wins depends on the CPU: bench/README.md)."""
+        candidates, self.candidates = self.candidates, []
         reference = self._predict(self.model, frames)
-        try:
-            trial = self._predict(model, frames, batch)
-        except Exception as exc:  # a runtime that loads but cannot run falls back like a missing one
-            log.warning("detector backend %s failed on the first frames (%s: %s); using PyTorch", name,
-                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
-            return reference
-        difference = detection_difference(reference, trial)
-        if difference > AGREEMENT_PX:
-            log.warning("detector backend %s differs from PyTorch by up to %.1f px on the first %d frames (limit "
-                        "%.1f px); using PyTorch", name, difference, len(frames), AGREEMENT_PX)
-            return reference
-        self.model, self.static_batch, self.backend_name, self.agreement_px = model, batch, name, difference
-        log.info("detector backend %s: agrees with PyTorch within %.2f px on the first %d frames", name, difference,
-                 len(frames))
-        return trial
+        timings = {"torch": self._seconds(self.model, frames, 0)} if self.timed else {}
+        chosen = ("torch", self.model, 0, None)
+        for name, model, batch in candidates:
+            try:
+                difference = detection_difference(reference, self._predict(model, frames, batch))
+            except Exception as exc:  # a runtime that loads but cannot run falls back like a missing one
+                log.warning("detector backend %s failed on the first frames (%s: %s)", name, type(exc).__name__,
+                            str(exc).splitlines()[0][:200] if str(exc) else "")
+                continue
+            if difference > AGREEMENT_PX:
+                log.warning("detector backend %s differs from PyTorch by up to %.1f px on the first %d frames (limit "
+                            "%.1f px): not used", name, difference, len(frames), AGREEMENT_PX)
+                continue
+            log.info("detector backend %s agrees with PyTorch within %.2f px on the first %d frames", name,
+                     difference, len(frames))
+            if self.timed:
+                timings[name] = self._seconds(model, frames, batch)
+            if not self.timed or timings[name] == min(timings.values()):
+                chosen = (name, model, batch, difference)
+        self.backend_name, self.model, self.static_batch, self.agreement_px = chosen
+        if self.timed:
+            log.info("detector backend auto: %s per %d frames; using %s", ", ".join(
+                f"{n} {t:.3f} s" for n, t in timings.items()), len(frames), self.backend_name)
+        elif candidates and self.backend_name == "torch":
+            log.warning("using PyTorch for the detector")
+        return reference
+
+    def _seconds(self, model, frames, batch: int) -> float:
+        start = time.perf_counter()
+        self._predict(model, frames, batch)
+        return time.perf_counter() - start
 
     def _to_detection(self, result) -> Detection:
         if result.boxes is None or len(result.boxes) == 0:

@@ -114,8 +114,18 @@ def test_a_disagreeing_or_missing_backend_falls_back_to_pytorch_with_a_warning(t
     assert detector.describe()["detector_backend"] == "torch" and "not installed" in caplog.text
 
 
-def test_auto_picks_an_installed_cpu_runtime_and_tensorrt_needs_cuda():
-    from utils.detector_backends import BACKENDS, choose_backend
-    assert choose_backend("auto", "cpu").name in ("openvino", "onnx")
+def test_auto_tries_the_installed_cpu_runtimes_and_tensorrt_needs_cuda():
+    from utils.detector_backends import BACKENDS, candidate_backends
+    assert {b.name for b in candidate_backends("auto", "cpu")} == {"openvino", "onnx"}  # both are requirements
     assert "CUDA" in BACKENDS.get("tensorrt").available("cpu")
-    assert choose_backend("tensorrt", "cpu").name == "torch"
+    assert candidate_backends("tensorrt", "cpu") == [] and candidate_backends("torch", "cpu") == []
+
+
+@pytest.mark.parametrize("torch_seconds,expected", [(1.0, "export"), (0.1, "torch")])
+def test_auto_keeps_the_fastest_runtime_that_agrees(tiny_yolo, frames, monkeypatch, torch_seconds, expected):
+    from cropping import YoloDetector
+    monkeypatch.setattr(YoloDetector, "_seconds", lambda self, model, f, batch: torch_seconds if batch == 0 else 0.5)
+    detector = backend_detector(tiny_yolo, "auto")
+    detector.detect(frames[:8])
+    used = detector.describe()["detector_backend"]
+    assert (used == "torch") == (expected == "torch") and used in ("torch", "openvino", "onnx")

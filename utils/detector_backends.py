@@ -6,14 +6,17 @@ weights run faster in OpenVINO or ONNX Runtime (CPU) and TensorRT (NVIDIA GPU). 
     openvino   OpenVINO IR, FP32 (CPU)
     onnx       ONNX Runtime, FP32
     tensorrt   TensorRT engine, FP16 (CUDA only; the tensorrt package must be installed)
-    auto       tensorrt on CUDA when installed (else PyTorch in half precision), openvino on CPU when installed,
-               else onnx when onnxruntime is installed, else torch
+    auto       on CUDA: tensorrt when installed, else PyTorch in half precision. On CPU: PyTorch and every
+               installed export (openvino, onnx) are timed on the first batch of real frames and the fastest that
+               agrees is kept. Which one wins depends on the CPU: on this project's 2-core test machine PyTorch
+               (two threads) beat both exports in FP32 (bench/README.md)
 Only PyTorch weights (.pt) are exported; other formats are used as they are. Exports are cached under
 BEHAVIORSCOPE_CACHE (default ~/.cache/behaviorscope)/detectors/, keyed by the weights' SHA-256, the backend,
 input size, batch and precision, and the Ultralytics version, so each is made once per machine. Nothing is
 downloaded: a runtime that is not installed (or an export that fails) falls back to PyTorch with a warning.
 On first use the exported model's boxes and keypoints are compared with PyTorch's on the first frames it sees
 (`AGREEMENT_PX`); a larger difference also falls back to PyTorch, with a warning naming the difference.
+OpenVINO runs in FP32: its bfloat16 default on CPUs that have it moved keypoints by up to 5.5 px.
 """
 import hashlib
 import importlib.util
@@ -53,21 +56,18 @@ for _backend in (Backend("torch", "", ""), Backend("openvino", "openvino", "open
 BACKEND_CHOICES = ("auto", *BACKENDS.names())
 
 
-def choose_backend(requested: str, device: str) -> Backend:
-    """The backend to use: `auto` picks the fastest available one; an unavailable explicit one falls back to
-    torch with a warning."""
+def candidate_backends(requested: str, device: str) -> list:
+    """The exported runtimes to try besides PyTorch: `auto` gives every installed one for the device (the
+    detector then keeps the fastest that agrees with PyTorch); a named one that is not usable gives none, with a
+    warning."""
     if requested == "auto":
-        order = ("tensorrt",) if device.startswith("cuda") else ("openvino", "onnx")
-        for name in order:
-            if not BACKENDS.get(name).available(device):
-                return BACKENDS.get(name)
-        return BACKENDS.get("torch")
+        names = ("tensorrt",) if device.startswith("cuda") else ("openvino", "onnx")
+        return [BACKENDS.get(n) for n in names if not BACKENDS.get(n).available(device)]
     backend = BACKENDS.get(requested)
     why = backend.available(device)
     if why:
         log.warning("detector backend %s is not usable: %s; using PyTorch", requested, why)
-        return BACKENDS.get("torch")
-    return backend
+    return [] if why or backend.name == "torch" else [backend]
 
 
 def cache_root() -> Path:
