@@ -18,7 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from utils.detector_backends import AGREEMENT_PX, candidate_backends, exported_weights
+from utils.detector_backends import (AGREEMENT_PX, candidate_backends, exported_weights, machine_key,
+                                     remember_choice, remembered_choice)
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError
 from utils.motion import ScaleTracker, body_axis
@@ -83,8 +84,14 @@ class YoloDetector:
     def _load_accelerated(self, requested: str, batch: int) -> None:
         """Export .pt weights to faster runtimes (utils.detector_backends); one of them takes over on the first
         batch of real frames (_choose_backend)."""
-        self.timed = requested == "auto"
+        self.timed, self.choice_key = requested == "auto", None
         backends = candidate_backends(requested, self.device)
+        if self.timed and backends and Path(self.weights).suffix == ".pt":
+            self.choice_key = machine_key(self.weights, self.imgsz, batch, self.device)
+            remembered = remembered_choice(self.choice_key)
+            if remembered is not None:  # timed on this machine before: load only the winner, still checked
+                backends = [b for b in backends if b.name == remembered]
+                self.timed = False
         if not backends:
             self.half = self.timed and self.device.startswith("cuda")  # no TensorRT: PyTorch in half precision
             return
@@ -174,8 +181,9 @@ class YoloDetector:
                 chosen = (name, model, batch, difference)
         self.backend_name, self.model, self.static_batch, self.agreement_px = chosen
         if self.timed:
-            log.info("detector backend auto: %s per %d frames; using %s", ", ".join(
+            log.info("detector backend auto: %s per %d frames; using %s (remembered for this machine)", ", ".join(
                 f"{n} {t:.3f} s" for n, t in timings.items()), len(frames), self.backend_name)
+            remember_choice(self.choice_key, self.backend_name, timings)
         elif candidates and self.backend_name == "torch":
             log.warning("using PyTorch for the detector")
         return reference

@@ -123,9 +123,25 @@ def test_auto_tries_the_installed_cpu_runtimes_and_tensorrt_needs_cuda():
 
 @pytest.mark.parametrize("torch_seconds,expected", [(1.0, "export"), (0.1, "torch")])
 def test_auto_keeps_the_fastest_runtime_that_agrees(tiny_yolo, frames, monkeypatch, torch_seconds, expected):
+    import cropping
     from cropping import YoloDetector
+    remembered = {}
+    monkeypatch.setattr(cropping, "remembered_choice", lambda key: None)
+    monkeypatch.setattr(cropping, "remember_choice", lambda key, name, timings: remembered.update({key: name}))
     monkeypatch.setattr(YoloDetector, "_seconds", lambda self, model, f, batch: torch_seconds if batch == 0 else 0.5)
     detector = backend_detector(tiny_yolo, "auto")
     detector.detect(frames[:8])
     used = detector.describe()["detector_backend"]
     assert (used == "torch") == (expected == "torch") and used in ("torch", "openvino", "onnx")
+    assert list(remembered.values()) == [used]
+
+
+def test_auto_loads_only_the_runtime_it_chose_before_on_this_machine(tiny_yolo, frames, monkeypatch):
+    import cropping
+    from cropping import YoloDetector
+    monkeypatch.setattr(cropping, "remembered_choice", lambda key: "onnx")
+    monkeypatch.setattr(YoloDetector, "_seconds", lambda *a: pytest.fail("timed again"))
+    detector = backend_detector(tiny_yolo, "auto")
+    assert [name for name, _, _ in detector.candidates] == ["onnx"]
+    detector.detect(frames[:8])
+    assert detector.describe()["detector_backend"] == "onnx"

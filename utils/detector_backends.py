@@ -10,7 +10,8 @@ weights run faster in OpenVINO or ONNX Runtime (CPU) and TensorRT (NVIDIA GPU). 
                installed export (openvino, onnx) are timed on the first batch of real frames and the fastest that
                agrees is kept. Which one wins depends on the CPU: on this project's 2-core test machine PyTorch
                (two threads) beat both exports in FP32 (bench/README.md)
-Only PyTorch weights (.pt) are exported; other formats are used as they are. Exports are cached under
+The choice auto makes is remembered per machine (CPU model, torch threads), weights, input size and batch
+(`choices/` in the cache), so later runs load only the winner. Only PyTorch weights (.pt) are exported; other formats are used as they are. Exports are cached under
 BEHAVIORSCOPE_CACHE (default ~/.cache/behaviorscope)/detectors/, keyed by the weights' SHA-256, the backend,
 input size, batch and precision, and the Ultralytics version, so each is made once per machine. Nothing is
 downloaded: a runtime that is not installed (or an export that fails) falls back to PyTorch with a warning.
@@ -20,6 +21,7 @@ OpenVINO runs in FP32: its bfloat16 default on CPUs that have it moved keypoints
 """
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -27,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 from utils.errors import UserError
+from utils.io import atomic_write_json
 from utils.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,34 @@ def candidate_backends(requested: str, device: str) -> list:
     if why:
         log.warning("detector backend %s is not usable: %s; using PyTorch", requested, why)
     return [] if why or backend.name == "torch" else [backend]
+
+
+def machine_key(weights, imgsz: int, batch: int, device: str) -> str:
+    """What auto's timing depends on: the weights, input size, batch, device, CPU model and torch's threads."""
+    import torch
+    import ultralytics
+    cpu = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("model name")), "")
+    text = f"{file_hash(Path(weights))}|{imgsz}|{batch}|{device}|{cpu}|{torch.get_num_threads()}|{ultralytics.__version__}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def remembered_choice(key: str):
+    """The backend auto chose earlier on this machine for these weights and settings, or None."""
+    path = cache_root() / "choices" / f"{key}.json"
+    try:
+        return json.loads(path.read_text())["backend"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def remember_choice(key: str, backend: str, timings: dict) -> None:
+    path = cache_root() / "choices" / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {"backend": backend, "seconds_per_batch": timings})
 
 
 def cache_root() -> Path:
