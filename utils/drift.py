@@ -16,8 +16,9 @@ is fitted and calibrated, and stored in the checkpoint (`drift`, plain numbers):
                        lies beyond it
     confidence_limit   the 5th percentile of the validation windows' top class probability
     warn_unfamiliar    the share of windows beyond distance_limit above which a video is flagged: twice the
-                       largest share among the validation videos, and at least MIN_WARN_UNFAMILIAR
-    warn_low_confidence  the same for the share of windows below confidence_limit (at least MIN_WARN_LOW_CONFIDENCE)
+                       largest share among the validation videos, and at least MIN_WARN_UNFAMILIAR (0.25)
+    warn_low_confidence  the same for the share of windows below confidence_limit (at least MIN_WARN_LOW_CONFIDENCE,
+                       0.25)
 Per video (`DriftReference.score`): drift_score = the share of unfamiliar windows, low_confidence_share, the median
 distance relative to the validation median, and drift_warning when either share passes its limit.
 """
@@ -27,7 +28,9 @@ import numpy as np
 
 DISTANCE_QUANTILE = 0.99
 CONFIDENCE_QUANTILE = 0.05
-MIN_WARN_UNFAMILIAR = 0.10  # ten times the validation rate (1%) by construction
+# a quarter of the windows: at 0.10 the warning fired on 3 of the 4 held-out videos of bench_accuracy.py (other
+# animals, floors and light of the same generator), two of them classified at per-frame macro-F1 0.93-0.95
+MIN_WARN_UNFAMILIAR = 0.25
 MIN_WARN_LOW_CONFIDENCE = 0.25  # five times the validation rate (5%)
 SCALE_FLOOR = 0.1
 
