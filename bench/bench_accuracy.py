@@ -37,10 +37,10 @@ VARIANTS = {  # name: training flags on top of the defaults
     "pose_body": POSE + ["--no-use_box_motion"],
     "pose_crop_motion": POSE + ["--pose_features", "crop"],
     "pose_crop": POSE + ["--pose_features", "crop", "--no-use_box_motion"],  # the features before version 2
-    "rgb_motion": ["--backbone", "resnet18", "--no_pretrained_backbone", "--train_backbone", "--no-feature_cache"],
-    "rgb": ["--backbone", "resnet18", "--no_pretrained_backbone", "--train_backbone", "--no-feature_cache",
+    "rgb_motion": ["--backbone", "mobilenet_v3_small", "--no_pretrained_backbone", "--train_backbone", "--no-feature_cache"],
+    "rgb": ["--backbone", "mobilenet_v3_small", "--no_pretrained_backbone", "--train_backbone", "--no-feature_cache",
             "--no-use_box_motion"],
-    "rgb_pose_body_motion": ["--backbone", "resnet18", "--no_pretrained_backbone", "--train_backbone",
+    "rgb_pose_body_motion": ["--backbone", "mobilenet_v3_small", "--no_pretrained_backbone", "--train_backbone",
                              "--no-feature_cache", "--use_pose"],
 }
 

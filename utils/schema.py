@@ -43,8 +43,9 @@ class PreprocessingConfig:
     detect_every: int = setting(1, "run the detector on every Nth frame (and the last); boxes and keypoints "
                                 "of the frames between are interpolated (status 'interpolated')", minimum=1)
     detector_backend: str = setting("auto", "runtime of .pt YOLO weights: exported once (cached, checked against "
-                                    "PyTorch) to openvino or onnx on CPU, tensorrt on CUDA; auto = the fastest "
-                                    "installed; torch = as given", choices=BACKEND_CHOICES)
+                                    "PyTorch within 2 px) to openvino or onnx (CPU) or tensorrt (CUDA); auto = the "
+                                    "fastest of PyTorch and the installed ones, timed once per machine; torch = as "
+                                    "given", choices=BACKEND_CHOICES)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     num_threads: int = setting(0, "CPU threads for torch; 0 = all cores (Ultralytics would otherwise leave one)",
                                minimum=0)
@@ -170,12 +171,13 @@ class TrainingConfig:
     pose_features: str = setting("body", "body: frame-pixel keypoints in body lengths and seconds, egocentric, with "
                                  "locomotion and relative size (version 2); crop: crop-pixel keypoints (version 1)",
                                  choices=("body", "crop"))
-    lr: float = setting(5.0e-5, "AdamW learning rate of the head and fusion", exclusive_minimum=0)
+    lr: float = setting(1.0e-3, "AdamW learning rate of the head and fusion (bench/bench_schedule.py)",
+                        exclusive_minimum=0)
     backbone_lr: float = setting(1.0e-4, "learning rate of a fine-tuned backbone", exclusive_minimum=0)
     weight_decay: float = setting(3.0e-4, "AdamW weight decay", minimum=0)
-    epochs: int = setting(500, "maximum epochs", minimum=1)
+    epochs: int = setting(100, "maximum epochs", minimum=1)
     batch_size: int = setting(8, "clips per batch", minimum=1)
-    patience: int = setting(50, "early stop after this many epochs without validation improvement; 0 = never",
+    patience: int = setting(15, "early stop after this many epochs without validation improvement; 0 = never",
                             minimum=0)
     scheduler: str = setting("plateau", "plateau watches validation loss", choices=("none", "plateau", "cosine"))
     loss: str = setting("cross_entropy", "training loss", choices=("cross_entropy", "focal"))
