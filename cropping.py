@@ -106,8 +106,12 @@ class YoloDetector:
                 log.warning("%s; not using %s", exc, backend.name)
                 continue
             if backend.name == "openvino":
-                self._predict(model, [np.zeros((480, 640, 3), np.uint8)], batch)  # sets up the runtime
-                full_precision_openvino(model, path)
+                try:
+                    self._predict(model, [np.zeros((480, 640, 3), np.uint8)], batch)  # sets up the runtime
+                    full_precision_openvino(model, path)
+                except Exception as exc:  # Ultralytics' OpenVINO internals may change between versions
+                    log.warning("cannot run %s in FP32 (%s: %s); not using openvino", path, type(exc).__name__, exc)
+                    continue
             self.candidates.append((backend.name, model, batch))
 
     def _warm_up(self) -> None:
@@ -142,14 +146,15 @@ class YoloDetector:
         """Detections of a list of frames; an export with a fixed batch gets whole batches (padded with copies of
         the last frame, whose results are dropped)."""
         frames = list(frames)
-        size = {"imgsz": self.imgsz} if self.imgsz else {}  # unset: Ultralytics uses the weights' own size
+        options = {"imgsz": self.imgsz} if self.imgsz else {}  # unset: Ultralytics uses the weights' own size
+        if self.half:  # only when set: Ultralytics warns that passing `half` at all is deprecated
+            options["half"] = True
         out = []
         for start in range(0, len(frames), static_batch or max(len(frames), 1)):
             chunk = frames[start:start + static_batch] if static_batch else frames
             padded = chunk + [chunk[-1]] * (static_batch - len(chunk)) if static_batch else chunk
-            half = {"half": True} if self.half else {}
             results = model.predict(padded, conf=self.conf, iou=self.iou, max_det=1, device=self.device,
-                                    verbose=False, **half, **size)
+                                    verbose=False, **options)
             out += [self._to_detection(r) for r in results[:len(chunk)]]
         set_cpu_threads(self.num_threads)  # Ultralytics lowers torch's thread count on its first CPU predict
         return out
@@ -424,27 +429,24 @@ class RecordedDetector:
     interpolation are applied afresh."""
 
     def __init__(self, table, detector):
-        self.detector, self.rows = detector, table.set_index("frame")
+        self.detector = detector
         self.num_keypoints, self.keypoint_names = detector.num_keypoints, detector.keypoint_names
         self.task, self.miss_hint = detector.task, detector.miss_hint
+        detected = table[table["status"] == STATUS_DETECTED]  # read into arrays once, not a table lookup per frame
+        self.row_of = {int(f): i for i, f in enumerate(detected["frame"])}
+        self.boxes = detected[["box_x1", "box_y1", "box_x2", "box_y2"]].to_numpy(np.float32)
+        self.confidence = detected["confidence"].to_numpy(np.float32)
+        columns = [f"kp{k}_{a}" for k in range(self.num_keypoints) for a in ("x", "y", "conf")]
+        self.keypoints = detected[columns].to_numpy(np.float32).reshape(len(detected), self.num_keypoints, 3)
 
     def prepare(self, video_path) -> None:
         """Nothing to set up: no detector runs."""
 
     def detect_at(self, indices) -> list:
-        out = []
-        for index in indices:
-            row = self.rows.loc[index] if index in self.rows.index else None
-            if row is None or row["status"] != STATUS_DETECTED:
-                out.append(Detection())
-                continue
-            box = row[["box_x1", "box_y1", "box_x2", "box_y2"]].to_numpy(np.float32)
-            keypoints = None
-            if self.num_keypoints:
-                columns = [f"kp{k}_{a}" for k in range(self.num_keypoints) for a in ("x", "y", "conf")]
-                keypoints = row[columns].to_numpy(np.float32).reshape(self.num_keypoints, 3)
-            out.append(Detection(box, float(row["confidence"]), keypoints, STATUS_DETECTED))
-        return out
+        rows = [self.row_of.get(int(i)) for i in indices]
+        return [Detection() if r is None else Detection(self.boxes[r], float(self.confidence[r]),
+                                                        self.keypoints[r] if self.num_keypoints else None,
+                                                        STATUS_DETECTED) for r in rows]
 
     def describe(self) -> dict:
         return self.detector.describe()

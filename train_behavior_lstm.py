@@ -176,8 +176,8 @@ def to_device(batch, device):
 def model_inputs(model, batch) -> dict:
     """Frames or cached visual features, pose, pose_present and box motion, as the model takes them."""
     return {"visual": batch.get("visual", batch.get("frames")) if model.backbone is not None else None,
-            "pose": batch["pose"] if model.pose_proj is not None else None, "pose_present": batch["pose_present"],
-            "motion": batch["motion"] if model.motion_proj is not None else None}
+            "pose": batch["pose"] if model.uses_pose else None, "pose_present": batch["pose_present"],
+            "motion": batch["motion"] if model.uses_motion else None}
 
 
 def forward_batch(model, batch, inputs: dict):
@@ -313,11 +313,10 @@ def window_outputs(model, dataset, indices, device, batch_size: int) -> tuple:
     for start in range(0, len(indices), batch_size):
         batch = to_device(default_collate([dataset.plain_item(int(i)) for i in indices[start:start + batch_size]]),
                           device)
-        visual = batch.get("visual")
-        if visual is None and model.backbone is not None:
-            visual = model.encode_frames(batch["frames"])
-        p, e = model.window_outputs(visual, batch["pose"] if model.uses_pose else None, batch["pose_present"],
-                                    batch["motion"] if model.uses_motion else None)
+        inputs = model_inputs(model, batch)
+        if "frames" in batch and model.backbone is not None:  # not cached: encode as inference does
+            inputs["visual"] = model.encode_frames(inputs["visual"])
+        p, e = model.window_outputs(**inputs)
         probs.append(p.float().cpu().numpy())
         embeddings.append(e.float().cpu().numpy())
     return np.concatenate(probs), np.concatenate(embeddings)

@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from utils.errors import UserError
@@ -106,6 +107,13 @@ def cache_root() -> Path:
 
 
 def file_hash(path: Path) -> str:
+    """SHA-256 of a file, read once per process while its size and time stay the same."""
+    stat = Path(path).stat()
+    return _hash_of(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _hash_of(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
