@@ -33,7 +33,7 @@ def test_training_validation_uses_the_same_definition():
     import train_behavior_lstm as train
 
     class Fixed(torch.nn.Module):  # predicts class 0 for every clip; 3 classes, class 2 absent from the split
-        backbone, pose_proj, motion_proj, classifier = None, True, None, torch.nn.Linear(1, 3)
+        backbone, uses_pose, uses_motion, classifier = None, True, False, torch.nn.Linear(1, 3)
 
         def forward_from_features(self, visual, pose, pose_present, motion):
             return pose[:, 0]
