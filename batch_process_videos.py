@@ -8,7 +8,8 @@ Usage:
 A failing video does not stop the batch: it is reported in the summary (batch_summary_<shard>.csv) and the
 exit status is 1 when any video failed. With --skip_existing, videos whose bouts CSV exists are skipped.
 Every inference setting of infer_behavior_lstm.py (and --config) applies to all videos; the model and
-detector are loaded once per process.
+detector are loaded once per process. A model trained on pose files (detector pose_file) takes the videos with a
+pose file beside them and the pose files alone.
 """
 import argparse
 import logging
@@ -19,7 +20,7 @@ import pandas as pd
 import infer_behavior_lstm as infer
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv
-from utils.video_io import find_videos
+from utils.pose_io import find_recordings, recording_name
 
 log = logging.getLogger("batch")
 
@@ -52,13 +53,13 @@ def main(args) -> pd.DataFrame:
     root, out_root = Path(args.input_dir), Path(args.output_root)
     if not root.is_dir():
         raise UserError(f"--input_dir {root} is not a folder")
-    videos = shard_videos(find_videos(root), shard)
     cfg, predictor = infer.load_folder_predictor(args)  # loaded once: a bad model stops before any video
+    videos = shard_videos(find_recordings(root, predictor.settings.detector == "pose_file", []), shard)
     rows = []
     for video in videos:
         rel = video.relative_to(root)
         out_dir = out_root / rel.parent
-        if args.skip_existing and (out_dir / f"{video.stem}.behavior.csv").is_file():
+        if args.skip_existing and (out_dir / f"{recording_name(video)}.behavior.csv").is_file():
             rows.append({"video": rel.as_posix(), "status": "skipped (exists)", "error": ""})
             continue
         try:

@@ -23,11 +23,11 @@ import pandas as pd
 import infer_behavior_lstm as infer
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
-from utils.labels import find_label_file, load_frame_labels
+from utils.labels import label_file_of, load_frame_labels
 from utils.plots import plot_confusion_matrix, plot_ethogram
 from utils.metrics import classification_scores, segment_f1
 from utils.timing import StageTimer
-from utils.video_io import find_videos
+from utils.pose_io import find_recordings
 
 log = logging.getLogger("benchmark")
 
@@ -36,10 +36,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return infer.get_folder_args_parser(__doc__, "videos with a label file beside each", add_help)
 
 
-def labelled_videos(root: Path) -> list:
-    videos = [p for p in find_videos(root) if find_label_file(p)]
+def labelled_videos(root: Path, pose_files: bool = False) -> list:
+    """Videos under root with a label file beside them; with pose_files (a model trained on pose files), videos
+    with a pose file beside them and pose files alone."""
+    videos = [p for p in find_recordings(root, pose_files, []) if label_file_of(p)]
     if not videos:
-        raise UserError(f"no video with a label file beside it under {root}; expected <video> + <video stem>.csv")
+        raise UserError(f"no {'recording' if pose_files else 'video'} with a label file beside it under {root}; "
+                        f"expected <video> (or a pose file) + <stem>.csv")
     return videos
 
 
@@ -80,21 +83,22 @@ def report_text(scores: dict, times: dict, class_names: list) -> str:
 def main(args) -> dict:
     root, out_root = Path(args.input_dir), Path(args.output_root)
     true_all, pred_all, results, class_names = [], [], [], None
-    videos = labelled_videos(root)
     load_timer = StageTimer()
     cfg, predictor = infer.load_folder_predictor(args, load_timer)  # loaded once for every video
-    for video in videos:
-        result = infer.classify_in_tree(predictor, cfg, root, out_root, video)
-        class_names = result["class_names"]
-        labels = load_frame_labels(find_label_file(video), result["frames"], result["fps"])
-        truth = [labels.label_at(f) for f in range(result["frames"])]
-        plot_ethogram(result["labels"], result["frames_table"]["confidence"], class_names, result["fps"],
-                      Path(result["paths"]["bouts"]).with_name(f"{video.stem}.truth_vs_prediction.png"), truth=truth)
-        true_all += truth
-        pred_all += list(result["labels"])
-        true_all.append(None)  # a separator frame, so bouts never run across two videos
-        pred_all.append("no_window")
-        results.append(result)
+    for video in labelled_videos(root, predictor.settings.detector == "pose_file"):
+        first = infer.classify_in_tree(predictor, cfg, root, out_root, video)
+        for result in [first] + first["other_animals"]:  # one per animal of a multi-animal pose file
+            class_names = result["class_names"]
+            labels = load_frame_labels(label_file_of(video), result["frames"], result["fps"], result["animal"])
+            truth = [labels.label_at(f) for f in range(result["frames"])]
+            name = Path(result["paths"]["bouts"]).name.removesuffix(".behavior.csv")
+            plot_ethogram(result["labels"], result["frames_table"]["confidence"], class_names, result["fps"],
+                          Path(result["paths"]["bouts"]).with_name(f"{name}.truth_vs_prediction.png"), truth=truth)
+            true_all += truth
+            pred_all += list(result["labels"])
+            true_all.append(None)  # a separator frame, so bouts never run across two videos
+            pred_all.append("no_window")
+            results.append(result)
     scores, times = evaluate(true_all, pred_all, class_names), timing(results, load_timer.seconds["load"])
     out_root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_root / "eval_results.json", {

@@ -3,6 +3,9 @@
 Detectors come from one registry (`DETECTORS.names()`, `build_detector(name, cfg)`):
     yolo        Ultralytics YOLO detect or pose weights, run on batches of frames
     background  median background + largest foreground blob, for a static camera; needs no weights
+    pose_file   keypoints from another tracker's pose file (DeepLabCut, SLEAP, NWB: utils.pose_io), beside the
+                video or alone; the box is the keypoints' extent plus a margin. Without a video there are no
+                pixels: the records carry boxes and keypoints only, which pose-only models need.
 
 Crop geometry: the box is expanded to a square of side max(w, h) * (1 + 2 * pad_ratio) centred on the box,
 rounded to whole pixels, cut out (pixels beyond the frame are black) and resized to crop_size. The mapping
@@ -23,9 +26,10 @@ from utils.detector_backends import (AGREEMENT_PX, candidate_backends, exported_
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError
 from utils.motion import ScaleTracker, body_axis
+from utils.pose_io import check_frame_count, find_pose_file, is_pose_file, read_pose_file
 from utils.registry import Registry
 from utils.timing import StageTimer
-from utils.video_io import iter_frame_batches, prefetched, sample_frames
+from utils.video_io import iter_frame_batches, prefetched, sample_frames, video_info
 
 log = logging.getLogger(__name__)
 STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED = "detected", "reused", "missed"
@@ -134,7 +138,7 @@ class YoloDetector:
         count = int(kpt_shape[0])
         return count, list(names) if len(names) == count else []
 
-    def prepare(self, video_path) -> None:
+    def prepare(self, video_path, individual=None) -> None:
         """Nothing per video: the weights are loaded once."""
 
     def detect(self, frames) -> list:
@@ -281,7 +285,7 @@ class BackgroundDetector:
         self.num_keypoints, self.keypoint_names, self.task = 0, [], "detect"
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
-    def prepare(self, video_path) -> None:
+    def prepare(self, video_path, individual=None) -> None:
         frames = sample_frames(video_path, self.num_samples)
         grey = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames])
         self.background = np.median(grey, axis=0).astype(np.uint8)
@@ -310,6 +314,98 @@ class BackgroundDetector:
     def describe(self) -> dict:
         return {"detector": "background", "bg_num_samples": self.num_samples, "bg_threshold": self.threshold,
                 "bg_min_area": self.min_area}
+
+
+@DETECTORS.register("pose_file")
+class PoseFileDetector:
+    """Keypoints of one animal from a pose file (utils.pose_io): the file itself, or the one beside the video.
+    Its box is the extent of the keypoints present, grown by pose_box_margin of the extent's longer side on every
+    side; its confidence the mean likelihood of those keypoints. A frame without any keypoint above
+    pose_min_likelihood is a miss. The keypoint layout comes from the first file; every later file (and, at
+    inference, every file given to a model) must have the same keypoints in the same order."""
+    by_index = True  # detect_at(frame indices): needs no pixels
+    miss_hint = "every point of the pose file is missing or below --pose_min_likelihood; lower it or re-run the tracker"
+
+    def __init__(self, cfg):
+        self.min_likelihood, self.margin = cfg.pose_min_likelihood, cfg.pose_box_margin
+        self.num_keypoints, self.keypoint_names, self.task = 0, [], "pose"
+        self.recording, self.animal, self.layout_from = None, 0, None
+
+    def expect_keypoints(self, names: list, source: str) -> None:
+        """The keypoints a model was trained on: every file given to it is checked against them at its start."""
+        self.num_keypoints, self.keypoint_names, self.layout_from = len(names), list(names), source
+
+    def prepare(self, source, individual=None) -> None:
+        source = Path(source)
+        path = source if is_pose_file(source) else find_pose_file(source)
+        if path is None:
+            raise UserError(f"no pose file beside {source}: expected {source.stem}DLC_<scorer>.h5 or .csv, "
+                            f"{source.stem}.slp, {source.stem}.analysis.h5 or {source.stem}.nwb (docs/formats.md)")
+        recording = read_pose_file(path, self.min_likelihood)
+        if self.keypoint_names and recording.keypoint_names != self.keypoint_names:
+            raise UserError(f"{path} has keypoints {recording.keypoint_names}, but {self.layout_from} has "
+                            f"{self.keypoint_names}; every pose file must have the same body parts in the same order")
+        if path != source:
+            check_frame_count(recording, video_info(source).frame_count, source)
+        self.animal = recording.individual_index(individual)
+        self.recording, self.layout_from = recording, self.layout_from or str(path)
+        self.num_keypoints, self.keypoint_names = len(recording.keypoint_names), recording.keypoint_names
+
+    @property
+    def num_frames(self) -> int:
+        return self.recording.num_frames
+
+    def detect_at(self, indices) -> list:
+        return [self._detection(int(i)) for i in indices]
+
+    def _detection(self, index: int) -> Detection:
+        if index >= self.recording.num_frames:
+            return Detection()
+        xy, conf = self.recording.xy[index, self.animal], self.recording.conf[index, self.animal]
+        present = np.isfinite(xy).all(1)
+        if not present.any():
+            return Detection()
+        low, high = xy[present].min(0), xy[present].max(0)
+        grow = self.margin * max(float((high - low).max()), 1.0)
+        box = np.concatenate([low - grow, high + grow]).astype(np.float32)
+        return Detection(box, float(conf[present].mean()), np.concatenate([xy, conf[:, None]], 1).astype(np.float32),
+                         STATUS_DETECTED)
+
+    def describe(self) -> dict:
+        return {"detector": "pose_file", "pose_min_likelihood": self.min_likelihood,
+                "pose_box_margin": self.margin, "pose_software": self.recording.software if self.recording else None}
+
+
+@dataclass
+class SourceInfo:
+    """What a recording holds: frames (a video) or only a pose file's keypoints."""
+    frame_count: int
+    fps: float
+    has_frames: bool
+
+
+def prepare_source(path, detector, settings, individual=None) -> SourceInfo:
+    """Ready the detector for one recording (a video, or a pose file alone) before its first frame; errors about
+    the file (missing pose file, other keypoints, other frame count, no frame rate) come here."""
+    path = Path(path)
+    if is_pose_file(path):
+        if not getattr(detector, "by_index", False):
+            raise UserError(f"{path} is a pose file, but the detector is {settings.detector}; use --detector pose_file")
+        detector.prepare(path, individual)
+        fps = detector.recording.fps or settings.pose_fps
+        if not fps:
+            raise UserError(f"{path} does not store its frame rate ({detector.recording.software}); pass --pose_fps "
+                            f"(frames per second of the recording)")
+        return SourceInfo(detector.num_frames, float(fps), False)
+    info = video_info(path)
+    detector.prepare(path, individual)
+    return SourceInfo(info.frame_count, info.fps, True)
+
+
+def blank_frame_batches(num_frames: int, batch: int):
+    """(first index, [None] * n) batches: the frame pipeline over a pose file, which has no pixels."""
+    for first in range(0, num_frames, batch):
+        yield first, [None] * min(batch, num_frames - first)
 
 
 class BoxTracker:
@@ -370,10 +466,13 @@ def draw_keypoints(crop_rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
 
 
 def crop_detection(frame_bgr: np.ndarray, detection: Detection, crop_size: int, pad_ratio: float) -> tuple:
-    """(RGB crop or None, crop_box [4] or NaNs) for one frame's detection; None when the frame was missed."""
+    """(RGB crop or None, crop_box [4] or NaNs) for one frame's detection; None when the frame was missed, or
+    has no pixels (a pose file without video: the crop box is still given)."""
     if detection.box is None:
         return None, np.full(4, np.nan, np.float32)
     crop_box = square_crop_box(detection.box, pad_ratio)
+    if frame_bgr is None:
+        return None, crop_box
     return cv2.cvtColor(crop_frame(frame_bgr, crop_box, crop_size), cv2.COLOR_BGR2RGB), crop_box
 
 
@@ -383,12 +482,12 @@ class FrameRecord:
     """One frame after Stage A. Pixels: box, crop_box and keypoints in frame px; keypoints_crop in crop px.
     box/crop_box are NaN and crop/keypoints None when the animal was missed."""
     index: int
-    frame: np.ndarray  # BGR, as decoded
+    frame: np.ndarray  # BGR, as decoded; None for a pose file without video
     status: str
     confidence: float
     box: np.ndarray
     crop_box: np.ndarray
-    crop: np.ndarray = None  # RGB [crop_size, crop_size, 3]
+    crop: np.ndarray = None  # RGB [crop_size, crop_size, 3]; None when missed or without video
     keypoints: np.ndarray = None  # [K, 3] (x, y, conf)
     keypoints_crop: np.ndarray = None  # [K, 3]
     scale_ref: np.ndarray = None  # [3] the video's running scale references (utils.motion.ScaleTracker)
@@ -402,7 +501,7 @@ def make_record(index: int, frame: np.ndarray, detection: Detection, crop_size: 
     crop, crop_box = crop_detection(frame, detection, crop_size, pad_ratio)
     box = detection.box if detection.box is not None else np.full(4, np.nan, np.float32)
     kp_crop = None
-    if detection.keypoints is not None and crop is not None:
+    if detection.keypoints is not None and detection.box is not None:
         kp_crop = np.concatenate([map_keypoints_to_crop(detection.keypoints[:, :2], crop_box, crop_size),
                                   detection.keypoints[:, 2:]], 1).astype(np.float32)
     return FrameRecord(index, frame, detection.status, detection.confidence, box, crop_box, crop,
@@ -432,6 +531,7 @@ class RecordedDetector:
         self.detector = detector
         self.num_keypoints, self.keypoint_names = detector.num_keypoints, detector.keypoint_names
         self.task, self.miss_hint = detector.task, detector.miss_hint
+        self.by_index = True
         detected = table[table["status"] == STATUS_DETECTED]  # read into arrays once, not a table lookup per frame
         self.row_of = {int(f): i for i, f in enumerate(detected["frame"])}
         self.boxes = detected[["box_x1", "box_y1", "box_x2", "box_y2"]].to_numpy(np.float32)
@@ -439,7 +539,7 @@ class RecordedDetector:
         columns = [f"kp{k}_{a}" for k in range(self.num_keypoints) for a in ("x", "y", "conf")]
         self.keypoints = detected[columns].to_numpy(np.float32).reshape(len(detected), self.num_keypoints, 3)
 
-    def prepare(self, video_path) -> None:
+    def prepare(self, video_path, individual=None) -> None:
         """Nothing to set up: no detector runs."""
 
     def detect_at(self, indices) -> list:
@@ -476,7 +576,7 @@ class SparseDetector:
     def _resolve(self, items: list, anchors: list) -> list:
         if not anchors:
             detections = []
-        elif isinstance(self.detector, RecordedDetector):  # replays by frame index, needs no pixels
+        elif getattr(self.detector, "by_index", False):  # replays or reads by frame index, needs no pixels
             detections = self.detector.detect_at([items[k][0] for k in anchors])
         else:
             detections = self.detector.detect([items[k][1] for k in anchors])
@@ -499,14 +599,16 @@ def iter_frame_records(video_path, detector, settings, timer=None, frame_batches
     into the crop -> running scale references. Yields lists of FrameRecords in frame order (settings:
     yolo_batch, detect_every, keep_last_box, max_reuse_frames, crop_size, pad_ratio). `timer` (a StageTimer) is
     charged decode, detect and crop. `frame_batches`: (first index, frames) from a live source instead of
-    decoding video_path."""
+    decoding video_path. The detector must have been prepared for this recording (prepare_source); a pose file
+    alone gives records without pixels."""
     timer = timer or StageTimer()
     tracker = BoxTracker(settings.keep_last_box, settings.max_reuse_frames)
     scales = ScaleTracker(body_axis(detector.keypoint_names, detector.num_keypoints))
     every = settings.detect_every
     sparse = SparseDetector(detector, every)
-    if frame_batches is None:
-        detector.prepare(video_path)
+    if frame_batches is None and is_pose_file(video_path):
+        frame_batches = blank_frame_batches(detector.num_frames, settings.yolo_batch * every)
+    elif frame_batches is None:
         # each decoded batch holds about yolo_batch frames for the detector, however sparse the detection
         frame_batches = prefetched(iter_frame_batches(video_path, settings.yolo_batch * every))
     with closing(frame_batches) as batches:

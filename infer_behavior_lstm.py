@@ -84,17 +84,27 @@ def classify_video(predictor: Predictor, cfg: InferenceConfig, timer: StageTimer
     log.info("command: %s", " ".join(sys.argv))
     dump_config(cfg, out_dir / f"{stem}.config.yaml")
     if cfg.live or is_live_source(cfg.video_path):
-        prediction = classify_live(predictor, cfg, out_dir / f"{stem}.live.csv", timer)
-    else:
-        prediction = predictor.predict_video(video, timer)
+        return write_prediction(predictor, cfg, classify_live(predictor, cfg, out_dir / f"{stem}.live.csv", timer),
+                                out_dir, timer, start)
+    results = [write_prediction(predictor, cfg, predictor.predict_video(video, timer, animal), out_dir, timer, start)
+               for animal in predictor.animals(video)]
+    results[0]["other_animals"] = results[1:]  # several animals: each has its own outputs, <stem>.<animal>.*
+    return results[0]
+
+
+def write_prediction(predictor: Predictor, cfg: InferenceConfig, prediction, out_dir: Path, timer: StageTimer,
+                     start: float) -> dict:
+    """Write every output of one prediction (one animal of one recording); returns paths, tables and counts."""
     log.info("Pose features used in %d/%d windows", prediction.with_pose, prediction.windows)
-    meta_rows = {**predictor.describe(), "fps": prediction.fps, "windows": prediction.windows,
-                 "windows_with_pose": prediction.with_pose, "frames_dropped": prediction.dropped,
+    meta_rows = {**predictor.describe(), "fps": prediction.fps, "animal": prediction.animal,
+                 "windows": prediction.windows, "windows_with_pose": prediction.with_pose,
+                 "frames_dropped": prediction.dropped,
                  **(prediction.drift or {"drift_score": "not available: the model has no drift reference"})}
     with timer.stage("write"):
         result = write_outputs(prediction, predictor.class_names, cfg, out_dir, meta_rows)
     result["frames_table"] = result["frames"]
     result.update(class_names=predictor.class_names, seconds=dict(timer.seconds), fps=prediction.fps,
+                  animal=prediction.animal, other_animals=[],
                   total_seconds=time.perf_counter() - start, labels=result["frames"]["label"].to_numpy(),
                   windows=prediction.windows, windows_with_pose=prediction.with_pose, skipped=prediction.skipped,
                   backbone_frames=prediction.backbone_frames, frames=prediction.frames, drift=prediction.drift)
@@ -135,7 +145,7 @@ def classify_live(predictor: Predictor, cfg: InferenceConfig, live_csv: Path, ti
 def main(args):
     cfg = resolve_config(args, InferenceConfig, required=REQUIRED)
     out_dir = ensure_dir(cfg.output_dir or Path(cfg.video_path).parent)  # a bad folder fails before loading
-    setup_logging(out_dir / f"{Path(cfg.video_path).stem}.infer.log")  # load-time warnings reach the log too
+    setup_logging(out_dir / f"{source_stem(cfg.video_path)}.infer.log")  # load-time warnings reach the log too
     timer = StageTimer()
     start = time.perf_counter()
     predictor = Predictor.from_checkpoint(cfg.model_path, cfg, timer)

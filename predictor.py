@@ -14,12 +14,13 @@ each window's centre (utils.windows.frame_weights).
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from cropping import (STATUS_DETECTED, STATUS_INTERPOLATED, STATUS_MISSED, STATUS_REUSED, build_detector,
-                      iter_frame_records)
+                      iter_frame_records, prepare_source)
 from data import normalise_frames
 from model import ModelConfig, build_model
 from utils.checkpoint import load_checkpoint
@@ -29,16 +30,16 @@ from utils.drift import DriftReference, warning_text
 from utils.errors import UserError
 from utils.logging_utils import progress
 from utils.motion import FeatureSpec
+from utils.pose_io import find_pose_file, is_pose_file, read_pose_file
 from utils.schema import InferenceConfig, PreprocessingConfig
 from utils.timing import StageTimer
-from utils.video_io import video_info
 from utils.windows import Windower, frame_weights, inference_stride, usable
 
 log = logging.getLogger("predictor")
 STATUSES = (STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED, STATUS_INTERPOLATED)
 # inference settings that override the recorded preprocessing ones when given (None = the checkpoint's)
 GPU_BATCH = 64  # frames per detector and backbone call on a GPU when yolo_batch is not given
-OVERRIDABLE = ("window_size", "keep_last_box", "yolo_weights", "yolo_imgsz", "detect_every")
+OVERRIDABLE = ("window_size", "keep_last_box", "yolo_weights", "yolo_imgsz", "detect_every", "pose_fps")
 
 
 def to_device(x: torch.Tensor, device: str) -> torch.Tensor:
@@ -122,6 +123,7 @@ class VideoPrediction:
     seconds: dict = field(default_factory=dict)
     drift: dict = None  # utils.drift.DriftReference.score; None when the checkpoint has no reference
     dropped: int = 0  # live sources: frames dropped because the pipeline fell behind
+    animal: str = None  # the animal of a multi-animal pose file
 
     @property
     def frames(self) -> int:
@@ -193,6 +195,8 @@ class Predictor:
         """Stop before the first frame when the detector cannot feed this model."""
         trained = self.ckpt["preprocessing"]
         want_k, want_names = trained.get("num_keypoints", 0), trained.get("keypoint_names") or []
+        if getattr(self.detector, "expect_keypoints", None):  # pose files: each is checked when it is opened
+            self.detector.expect_keypoints(want_names, self.source)
         have_k, have_names = self.detector.num_keypoints, self.detector.keypoint_names
         weights = getattr(self.detector, "weights", self.settings.detector)
         if self.pose_only and self.options.yolo_mode == "bbox":
@@ -216,12 +220,29 @@ class Predictor:
                             f"{want_names}; use a detector with the same keypoints in the same order")
 
     # ------------------------------------------------------------------------------------------- running
-    def predict_video(self, video_path, timer: StageTimer = None) -> VideoPrediction:
-        """Stream the video once through detection, cropping, the backbone and the windows."""
+    def animals(self, path) -> list:
+        """The animals to classify in a recording one by one: the names of a multi-animal pose file's animals
+        (detector pose_file), otherwise [None] (the one animal)."""
+        if self.settings.detector != "pose_file":
+            return [None]
+        pose_file = Path(path) if is_pose_file(path) else find_pose_file(path)
+        animals = read_pose_file(pose_file).individuals if pose_file else []
+        return animals if len(animals) > 1 else [None]
+
+    def predict_video(self, video_path, timer: StageTimer = None, animal: str = None) -> VideoPrediction:
+        """Stream the video (or pose file) once through detection, cropping, the backbone and the windows; `animal`:
+        which one of a multi-animal pose file."""
         timer = timer or StageTimer()
-        info = video_info(video_path)
+        info = prepare_source(video_path, self.detector, self.settings, animal)
+        if not info.has_frames and self.model.backbone is not None:
+            raise UserError(f"{self.source} classifies video frames (backbone {self.model.cfg.backbone}), but "
+                            f"{video_path} is a pose file without video; put the video beside it, or train a pose-only "
+                            f"model (--backbone none --use_pose, or --classifier gbt)")
+        if not (info.has_frames or self.detector.recording.fps or self.options.pose_fps):
+            log.warning("%s: frame rate %.3g fps, the one the model was trained with (no --pose_fps given)", video_path,
+                        info.fps)
         prediction = VideoPrediction(str(video_path), info.fps,
-                                     Accumulator(len(self.class_names), self.detector.num_keypoints))
+                                     Accumulator(len(self.class_names), self.detector.num_keypoints), animal=animal)
         classifier = WindowClassifier(self, prediction)
         with progress(total=max(info.frame_count, 0), desc="frames") as bar:
             for records in iter_frame_records(video_path, self.detector, self.settings, timer):

@@ -10,6 +10,9 @@ Dataset layouts (docs/formats.md):
     class_folders    dataset_root/<behaviour>/**/<video>; every window of a video takes its folder's class
     labelled_videos  dataset_root/**/<video> with <stem>.csv (`frame,behavior`) or a BORIS export beside it;
                      a window takes the label of its centre frame; windows over unlabelled frames are skipped
+With --detector pose_file a recording is a video with its pose file beside it (DeepLabCut, SLEAP, NWB), or a pose
+file alone (no video: the windows hold keypoints and boxes but no frames, for pose-only and gbt models). A pose file
+that tracks several animals gives one recording per animal (labels per animal: docs/formats.md).
 """
 import argparse
 import hashlib
@@ -27,17 +30,18 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cropping import RecordedDetector, build_detector, draw_keypoints, iter_frame_records
+from cropping import RecordedDetector, build_detector, draw_keypoints, iter_frame_records, prepare_source
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.errors import UserError, run_cli
 from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, ensure_dir
-from utils.labels import find_label_file, load_frame_labels
+from utils.labels import label_file_of, load_frame_labels
 from utils.logging_utils import progress, setup_logging
 from utils.manifest import SCHEMA_VERSION, write_manifest
 from utils.motion import body_axis
+from utils.pose_io import find_pose_file, find_recordings, is_pose_file, read_pose_file
 from utils.schema import PreprocessingConfig
 from utils.splits import SPLITS, read_split_file, split_by_video, stratified_assign
-from utils.video_io import find_videos, video_info
+from utils.video_io import video_info
 from utils.windows import Windower, usable
 
 log = logging.getLogger("prepare")
@@ -45,16 +49,23 @@ REQUIRED = ("dataset_root", "output_root")
 # settings that change what a finished video's windows contain; --skip_existing reuses a video only if they match
 FINGERPRINT_KEYS = ("dataset_layout", "background_label", "keep_last_box", "max_reuse_frames", "crop_size",
                     "pad_ratio", "window_size", "window_stride", "save_sequence_npz", "save_frame_crops",
-                    "detect_every")
+                    "detect_every", "pose_min_likelihood", "pose_box_margin", "pose_fps")
 
 
 @dataclass
 class VideoItem:
-    path: Path
-    rel: str  # path relative to dataset_root, posix
+    path: Path  # a video, or a pose file alone (detector pose_file)
+    rel: str  # path relative to dataset_root, posix; "<path>#<animal>" for one animal of a multi-animal pose file
     video_id: str  # unique, file-name safe
     class_name: str = None  # class_folders layout
     label_file: Path = None  # labelled_videos layout
+    individual: str = None  # the animal's name in a multi-animal pose file
+    pose_file: Path = None  # detector pose_file: the file its keypoints come from
+
+    @property
+    def recording(self) -> str:
+        """The recording's relative path: all animals of one recording share it (and its split)."""
+        return self.rel.split("#")[0]
 
 
 @dataclass
@@ -78,14 +89,33 @@ def video_id_for(rel: str) -> str:
     return f"{stem}-{hashlib.sha1(rel.encode()).hexdigest()[:6]}"
 
 
-def discover_videos(root: Path, layout: str) -> tuple:
+def per_animal(items: list, min_likelihood: float) -> list:
+    """Items of multi-animal pose files split into one item per animal (rel <path>#<animal>)."""
+    out = []
+    for item in items:
+        item.pose_file = item.path if is_pose_file(item.path) else find_pose_file(item.path)
+        if item.pose_file is None:
+            out.append(item)
+            continue
+        animals = read_pose_file(item.pose_file, min_likelihood).individuals
+        if len(animals) == 1:
+            out.append(item)
+            continue
+        for animal in animals:
+            rel = f"{item.rel}#{animal}"
+            out.append(VideoItem(item.path, rel, video_id_for(rel), item.class_name, item.label_file, animal,
+                                 item.pose_file))
+    return out
+
+
+def discover_videos(root: Path, layout: str, detector: str = "yolo", min_likelihood: float = 0.0) -> tuple:
     """(layout used, [VideoItem], [skip messages]) for the dataset folder."""
     if not root.is_dir():
         raise UserError(f"dataset_root {root} is not a folder; pass --dataset_root with your videos")
-    videos = find_videos(root)
-    if layout == "auto":
-        layout = "labelled_videos" if any(find_label_file(v) for v in videos) else "class_folders"
     skipped = []
+    videos = find_recordings(root, detector == "pose_file", skipped)
+    if layout == "auto":
+        layout = "labelled_videos" if any(label_file_of(v) for v in videos) else "class_folders"
     if layout == "class_folders":
         items = [VideoItem(v, v.relative_to(root).as_posix(), video_id_for(v.relative_to(root).as_posix()),
                            class_name=v.relative_to(root).parts[0]) for v in videos if v.parent != root]
@@ -97,24 +127,27 @@ def discover_videos(root: Path, layout: str) -> tuple:
         items = []
         for v in videos:
             rel = v.relative_to(root).as_posix()
-            label_file = find_label_file(v)
+            label_file = label_file_of(v)
             if label_file is None:
                 skipped.append(f"{rel}: no label file beside it (<stem>.csv or BORIS export)")
                 continue
             items.append(VideoItem(v, rel, video_id_for(rel), label_file=label_file))
     if not items:
-        raise UserError(f"no usable videos under {root} (layout {layout}); expected "
+        raise UserError(f"no usable videos under {root} (layout {layout}, detector {detector}); expected "
                         + ("<root>/<behaviour>/<video>.mp4" if layout == "class_folders"
-                           else "<video>.mp4 with <video>.csv `frame,behavior` beside it"))
-    return layout, items, skipped
+                           else "<video>.mp4 with <video>.csv `frame,behavior` beside it")
+                        + (" and a pose file beside each video, or pose files alone" if detector == "pose_file" else ""))
+    return layout, (per_animal(items, min_likelihood) if detector == "pose_file" else items), skipped
+
 
 
 class WindowWriter:
     """Receives processed frames (FrameRecords) in order and writes each window as soon as it is complete."""
 
-    def __init__(self, item: VideoItem, cfg, out_root: Path, manifest_dir: Path, labels, fps: float, num_kp: int):
+    def __init__(self, item: VideoItem, cfg, out_root: Path, manifest_dir: Path, labels, fps: float, num_kp: int,
+                 has_frames: bool = True):
         self.item, self.cfg, self.out_root, self.manifest_dir = item, cfg, out_root, manifest_dir
-        self.labels, self.fps, self.num_kp = labels, fps, num_kp
+        self.labels, self.fps, self.num_kp, self.has_frames = labels, fps, num_kp, has_frames
         self.windower = Windower(cfg.window_size, cfg.window_stride)
         self.result = VideoResult()
 
@@ -144,22 +177,21 @@ class WindowWriter:
         has_kp = self.num_kp > 0 and all(f.keypoints_crop is not None for f in frames)
         if self.cfg.save_sequence_npz:
             atomic_save_npz(npz_path, **self._arrays(frames, has_kp))
-        if self.cfg.save_frame_crops:
+        if self.cfg.save_frame_crops and self.has_frames:
             self._write_qa(frames[len(frames) // 2], label, window_id)
         end = start + self.cfg.window_size - 1
         self.result.windows.append({
             "id": window_id, "class_name": label,
             "npz": relative_to_manifest(npz_path, self.manifest_dir) if self.cfg.save_sequence_npz else None,
             "start_frame": start, "end_frame": end, "fps": self.fps, "source_video": self.item.rel,
-            "has_keypoints": has_kp})
+            "has_keypoints": has_kp, "has_frames": self.has_frames})
 
     def _arrays(self, frames, has_kp: bool) -> dict:
         kp_raw = np.full((len(frames), self.num_kp, 3), np.nan, np.float32)
         for t, f in enumerate(frames):
             if f.keypoints is not None:
                 kp_raw[t] = f.keypoints
-        arrays = dict(frames=np.stack([f.crop for f in frames]),
-                      bbox_xyxy=np.stack([f.box for f in frames]).astype(np.float32),
+        arrays = dict(bbox_xyxy=np.stack([f.box for f in frames]).astype(np.float32),
                       crop_xyxy=np.stack([f.crop_box for f in frames]).astype(np.float32),
                       frame_index=np.array([f.index for f in frames], np.int64),
                       detection_status=np.array([f.status for f in frames]),
@@ -168,6 +200,8 @@ class WindowWriter:
                       scale_ref=np.stack([f.scale_ref for f in frames]).astype(np.float32))
         if has_kp:
             arrays["keypoints"] = np.stack([f.keypoints_crop for f in frames]).astype(np.float32)
+        if self.has_frames:
+            arrays["frames"] = np.stack([f.crop for f in frames])
         return arrays
 
     def _write_qa(self, frame, label: str, window_id: str) -> None:
@@ -186,12 +220,13 @@ def _safe(name: str) -> str:
 
 
 def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: Path, bar) -> VideoResult:
-    """Detect, track, crop and window one video, streaming; writes its npz files and its tracking table."""
-    info = video_info(item.path)
+    """Detect, track, crop and window one video (or pose file), streaming; writes its npz files and its tracking
+    table."""
+    info = prepare_source(item.path, detector, cfg, item.individual)
     labels = None
     if item.label_file is not None:
-        labels = load_frame_labels(item.label_file, max(info.frame_count, 1), info.fps)
-    writer = WindowWriter(item, cfg, out_root, manifest_dir, labels, info.fps, detector.num_keypoints)
+        labels = load_frame_labels(item.label_file, max(info.frame_count, 1), info.fps, item.individual)
+    writer = WindowWriter(item, cfg, out_root, manifest_dir, labels, info.fps, detector.num_keypoints, info.has_frames)
     rows = []
     for records in iter_frame_records(item.path, detector, cfg):
         for record in records:
@@ -229,9 +264,11 @@ def detection_fingerprint(cfg, detector, item: VideoItem) -> dict:
     stat = item.path.stat()
     weights = Path(str(getattr(detector, "weights", "")))
     weights_stat = [weights.stat().st_size, weights.stat().st_mtime] if weights.is_file() else None
-    return {"detector": {k: v for k, v in detector.describe().items() if not k.startswith("detector_")},
-            "weights_file": weights_stat, "detect_every": cfg.detect_every,
-            "video_size": stat.st_size, "video_mtime": stat.st_mtime}
+    pose = item.pose_file.stat() if item.pose_file else None
+    described = {k: v for k, v in detector.describe().items() if not k.startswith(("detector_", "pose_software"))}
+    return {"detector": described, "weights_file": weights_stat, "detect_every": cfg.detect_every,
+            "video_size": stat.st_size, "video_mtime": stat.st_mtime,
+            "pose_file": [str(item.pose_file), pose.st_size, pose.st_mtime, item.individual] if pose else None}
 
 
 def fingerprint(cfg, detector, item: VideoItem) -> dict:
@@ -268,10 +305,12 @@ def assign_splits(results: dict, cfg) -> dict:
     """{split: [entries]} following split_strategy."""
     ratios = (cfg.train_ratio, cfg.val_ratio, cfg.test_ratio)
     windows = [w for r in results.values() for w in r.windows]
-    if cfg.split_strategy == "video":
-        by_video = split_by_video({v: [w["class_name"] for w in r.windows] for v, r in results.items() if r.windows},
-                                  ratios, cfg.seed)
-        split_of = lambda w: by_video[w["source_video"]]  # noqa: E731
+    if cfg.split_strategy == "video":  # every animal of a recording goes with it
+        recordings = defaultdict(list)
+        for v, r in results.items():
+            recordings[v.split("#")[0]] += [w["class_name"] for w in r.windows]
+        by_video = split_by_video({v: names for v, names in recordings.items() if names}, ratios, cfg.seed)
+        split_of = lambda w: by_video[w["source_video"].split("#")[0]]  # noqa: E731
     elif cfg.split_strategy == "window":
         groups = defaultdict(list)
         for w in windows:
@@ -279,8 +318,8 @@ def assign_splits(results: dict, cfg) -> dict:
         by_window = stratified_assign(groups, ratios, cfg.seed)
         split_of = lambda w: by_window[w["id"]]  # noqa: E731
     else:
-        by_file = read_split_file(cfg.split_file, sorted(results))
-        split_of = lambda w: by_file[w["source_video"]]  # noqa: E731
+        by_file = read_split_file(cfg.split_file, sorted({v.split("#")[0] for v in results}))
+        split_of = lambda w: by_file[w["source_video"].split("#")[0]]  # noqa: E731
     splits = {s: [] for s in SPLITS}
     for w in windows:
         splits[split_of(w)].append(w)
@@ -300,7 +339,9 @@ def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_value
     meta.update({"dataset_layout": layout, "dataset_root": str(Path(cfg.dataset_root).resolve()),
                  "num_keypoints": detector.num_keypoints, "keypoint_names": kp_names, "flip_idx": flip_idx,
                  "body_axis": list(body_axis(kp_names, detector.num_keypoints)),
-                 "fps": fps[0] if len(fps) == 1 else None, "frame_format": "RGB uint8 [T,H,W,3]",
+                 "fps": fps[0] if len(fps) == 1 else None,
+                 "has_frames": all(w["has_frames"] for entries in splits.values() for w in entries),
+                 "frame_format": "RGB uint8 [T,H,W,3]; absent for pose files without video",
                  "keypoint_format": "float32 [T,K,3] crop pixels (x, y, conf)"})
     return {"schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "class_to_idx": class_to_idx, "idx_to_class": {str(i): c for c, i in class_to_idx.items()},
@@ -355,7 +396,8 @@ def main(args):
     setup_logging(out_root / "prepare.log")
     log.info("command: %s", " ".join(sys.argv))
     dump_config(cfg, out_root / "config.yaml")
-    layout, items, skipped = discover_videos(Path(cfg.dataset_root), cfg.dataset_layout)
+    layout, items, skipped = discover_videos(Path(cfg.dataset_root), cfg.dataset_layout, cfg.detector,
+                                             cfg.pose_min_likelihood)
     log.info("layout %s: %d videos", layout, len(items))
     detector = build_detector(cfg.detector, cfg)  # bad names and weights fail here, before anything is removed
     # a stale manifest would point at windows this run is about to rewrite: remove it until the run completes

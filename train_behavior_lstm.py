@@ -39,7 +39,7 @@ from utils.device import resolve_device, set_cpu_threads
 from utils.drift import DriftReference
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, atomic_write_json, ensure_dir
-from utils.labels import find_label_file, load_frame_labels
+from utils.labels import label_file_of, load_frame_labels
 from utils.logging_utils import progress, setup_logging
 from utils.metrics import classification_scores
 from utils.plots import plot_training_curves, save_crops_preview, save_pose_preview
@@ -90,6 +90,7 @@ def build_datasets(cfg) -> dict:
     aug = copy.deepcopy(cfg.augmentation)  # the dataset fills in flip_idx from the manifest
     datasets = {split: dataset_of(cfg, split, aug if split == "train" else None) for split in ("train", "val", "test")}
     train = datasets["train"]
+    check_frames_available(train.manifest, cfg)
     if len(train) == 0:
         raise UserError(f"{cfg.training.manifest_path} has no training windows; re-run preprocessing with a train_ratio > 0")
     counts = np.bincount(train.labels, minlength=len(train.manifest["class_to_idx"]))
@@ -100,10 +101,28 @@ def build_datasets(cfg) -> dict:
     return datasets
 
 
+def needs_frames(cfg) -> bool:
+    return cfg.model.classifier == "neural" and cfg.model.backbone != "none"
+
+
+def check_frames_available(manifest: dict, cfg) -> None:
+    """Windows prepared from pose files without video hold no frames: only pose-only and gbt models train on
+    them. Stop before anything is built."""
+    if manifest["meta"].get("has_frames", True):
+        return
+    if needs_frames(cfg):
+        raise UserError(f"{cfg.training.manifest_path} was prepared from pose files without video (no frames), but "
+                        f"backbone {cfg.model.backbone} classifies frames; use --backbone none --use_pose (or "
+                        f"--classifier gbt), or put the videos beside the pose files and prepare again")
+    if cfg.training.pose_features == "crop":
+        raise UserError(f"{cfg.training.manifest_path} has no frames for the crop pose features, which move with the "
+                        f"frames' augmentation; use --pose_features body")
+
+
 def dataset_of(cfg, split: str, augment=None) -> WindowDataset:
     return WindowDataset(cfg.training.manifest_path, split, augment, cfg.model.use_pose, cfg.training.min_keypoint_conf,
                          cfg.training.seed, cfg.training.pose_features, cfg.model.use_box_motion,
-                         load_frames=cfg.model.classifier == "neural" and cfg.model.backbone != "none")
+                         load_frames=needs_frames(cfg))
 
 
 def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
@@ -258,8 +277,9 @@ def frame_scores(dataset, probs, class_names: list) -> dict:
             total[0] += weight * p
     truth, predicted = [], []
     for rel, frames in sums.items():
-        label_file = find_label_file(Path(meta["dataset_root"]) / rel)
-        labels = load_frame_labels(label_file, max(frames) + 1, fps[rel]) if label_file else None
+        recording, _, animal = rel.partition("#")  # one animal of a multi-animal pose file: <file>#<animal>
+        label_file = label_file_of(Path(meta["dataset_root"]) / recording)
+        labels = load_frame_labels(label_file, max(frames) + 1, fps[rel], animal or None) if label_file else None
         for frame, (total, clip_class) in frames.items():
             true = labels.label_at(frame, meta.get("background_label")) if labels else clip_class
             if true in class_names:
@@ -433,6 +453,9 @@ def one_per_class(dataset, limit: int = 8) -> list:
 def write_startup_previews(datasets: dict, cfg, run_dir: Path) -> None:
     """What the model will see: augmented training crops, and keypoints before and after augmentation."""
     train, class_names = datasets["train"], class_names_of(datasets["train"].manifest)
+    if not train.manifest["meta"].get("has_frames", True):
+        log.info("no crop or pose previews: the windows come from pose files without video")
+        return
     picks = one_per_class(train)
     save_crops_preview([train.item(i, with_frames=True)[0] for i in picks], class_names,
                        run_dir / "startup_crops_preview.png")

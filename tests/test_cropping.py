@@ -70,8 +70,8 @@ def test_tracker_statuses_and_reuse_limit():
 
 
 def test_registry_lists_detectors_and_rejects_unknown():
-    assert DETECTORS.names() == ["background", "yolo"]
-    with pytest.raises(UserError, match="unknown detector .dlc.; valid: background, yolo"):
+    assert DETECTORS.names() == ["background", "pose_file", "yolo"]
+    with pytest.raises(UserError, match="unknown detector .dlc.; valid: background, pose_file, yolo"):
         build_detector("dlc", SimpleNamespace())
 
 

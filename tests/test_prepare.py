@@ -239,7 +239,7 @@ def test_manifest_elsewhere_points_at_the_files(tmp_path, tiny_yolo, class_folde
 
 def test_bad_settings_fail_before_the_previous_manifest_is_touched(tmp_path, class_folder_dataset):
     (tmp_path / "sequence_manifest.json").write_text("{}")  # an earlier run's manifest
-    with pytest.raises(UserError, match="detector='yollo' is not one of background, yolo .did you mean 'yolo'"):
+    with pytest.raises(UserError, match="detector='yollo' is not one of background, pose_file, yolo .did you mean 'yolo'"):
         prep.main(prepare_args("--dataset_root", class_folder_dataset, "--output_root", tmp_path,
                                "--config", write_detector_yaml(tmp_path, "yollo")))
     with pytest.raises(UserError, match="YOLO weights not found"):

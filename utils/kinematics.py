@@ -1,4 +1,5 @@
-"""Kinematics of a tracked point (box centre or keypoint centre) in pixel units, from its per-frame track.
+"""Kinematics of a tracked point (box centre or keypoint centre) in pixels, and in cm when the scale is known,
+from its per-frame track.
 
 Missing frames are NaN; a step across a missing frame is NaN (never interpolated), and cumulative distance
 counts only measured steps.
@@ -6,8 +7,9 @@ counts only measured steps.
 import numpy as np
 
 
-def point_kinematics(xy: np.ndarray, fps: float) -> dict:
-    """xy [N,2] px -> step distance (px), speed (px/s), acceleration (px/s^2), cumulative distance (px), [N] each."""
+def point_kinematics(xy: np.ndarray, fps: float, prefix: str = "", pixels_per_cm: float = None) -> dict:
+    """xy [N,2] px -> {<prefix>_step_px, _speed_px_s, _accel_px_s2, _cumulative_px}, [N] each: step distance,
+    speed, acceleration, cumulative distance; with pixels_per_cm the same again in cm (_step_cm, _speed_cm_s...)."""
     xy = np.asarray(xy, np.float64)
     step = np.full(len(xy), np.nan)
     if len(xy) > 1:
@@ -17,7 +19,13 @@ def point_kinematics(xy: np.ndarray, fps: float) -> dict:
     if len(xy) > 2:
         accel[2:] = np.diff(speed[1:]) * fps
     cumulative = np.cumsum(np.nan_to_num(step, nan=0.0))
-    return {"step_px": step, "speed_px_s": speed, "accel_px_s2": accel, "cumulative_px": cumulative}
+    head = f"{prefix}_" if prefix else ""
+    out = {f"{head}step_px": step, f"{head}speed_px_s": speed, f"{head}accel_px_s2": accel,
+           f"{head}cumulative_px": cumulative}
+    if pixels_per_cm:
+        out.update({f"{head}step_cm": step / pixels_per_cm, f"{head}speed_cm_s": speed / pixels_per_cm,
+                    f"{head}accel_cm_s2": accel / pixels_per_cm, f"{head}cumulative_cm": cumulative / pixels_per_cm})
+    return out
 
 
 def box_centres(boxes: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 
 from utils.errors import UserError
+from utils.pose_io import recording_name
 
 log = logging.getLogger(__name__)
 DEFAULT_CAMERA_FPS = 30.0
@@ -35,7 +36,7 @@ def source_stem(source) -> str:
     if text.isdigit():
         return f"camera{text}"
     if not is_live_source(text):
-        return Path(text).stem
+        return recording_name(text)
     return re.sub(r"[^A-Za-z0-9_-]+", "_", text.split("://", 1)[1]).strip("_")[:60] or "stream"
 
 

@@ -14,7 +14,7 @@ from utils.kinematics import box_centres, point_kinematics
 from utils.live import source_stem
 from utils.plots import plot_ethogram
 from utils.timeline import frame_labels, merge_short_bouts, to_bouts
-from utils.video_io import iter_frame_batches, video_info
+from utils.video_io import is_video_file, iter_frame_batches, video_info
 
 
 def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: dict) -> dict:
@@ -25,6 +25,8 @@ def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: 
     labels = merge_short_bouts(labels, cfg.min_bout_frames)
     bouts = to_bouts(labels, conf)
     video, stem = Path(prediction.video_path), source_stem(prediction.video_path)
+    if prediction.animal is not None:
+        stem = f"{stem}.{prediction.animal}"
     bouts_df = pd.DataFrame([{"start_frame": b.start_frame, "end_frame": b.end_frame,
                               "start_time_s": round(b.start_frame / fps, 4), "end_time_s": round((b.end_frame + 1) / fps, 4),
                               "behavior": b.behavior, "duration_s": round((b.end_frame - b.start_frame + 1) / fps, 4),
@@ -46,12 +48,13 @@ def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: 
              "metrics": out_dir / f"{stem}.metrics.xlsx", "ethogram": out_dir / f"{stem}.ethogram.png"}
     atomic_write_csv(paths["bouts"], bouts_df)
     atomic_write_csv(paths["frames"], frames_df)
-    per_frame = kinematics_table(labels, boxes, acc.kp_centres.values(), fps)
-    sheets = {"per_frame": per_frame, "bouts": bouts_df, "summary": summary_table(bouts_df, per_frame, class_names, fps),
+    per_frame = kinematics_table(labels, boxes, acc.kp_centres.values(), fps, cfg.pixels_per_cm)
+    sheets = {"per_frame": per_frame, "bouts": bouts_df,
+              "summary": summary_table(bouts_df, per_frame, class_names, fps, cfg.pixels_per_cm),
               "windows": windows_table(acc.windows, class_names, fps), "metadata": metadata_table(cfg, meta_rows)}
     atomic_write_xlsx(paths["metrics"], sheets)
     plot_ethogram(labels, conf, class_names, fps, paths["ethogram"])
-    if cfg.output_review_video and video.is_file():  # a camera or stream cannot be read a second time
+    if cfg.output_review_video and is_video_file(video) and video.is_file():  # not a camera, stream or pose file
         paths["review"] = out_dir / f"{stem}.review.mp4"
         write_review_video(video, paths["review"], labels, conf, acc, fps)
     return {"paths": paths, "bouts": bouts_df, "frames": frames_df, "sheets": sheets}
@@ -86,20 +89,23 @@ def draw_review(frame, box, keypoints, text: str, second_line: str = None) -> No
         cv2.putText(frame, line, (12, 30 + 34 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
 
 
-def kinematics_table(labels, boxes: np.ndarray, kp_centres: np.ndarray, fps: float) -> pd.DataFrame:
-    """Per frame: box-centre kinematics (px), keypoint-centre kinematics when pose exists, label."""
+def kinematics_table(labels, boxes: np.ndarray, kp_centres: np.ndarray, fps: float,
+                     pixels_per_cm: float = None) -> pd.DataFrame:
+    """Per frame: box-centre kinematics (px, and cm with a scale), keypoint-centre kinematics when pose exists,
+    label."""
     table = {"frame": np.arange(len(labels)), "time_s": np.arange(len(labels)) / fps}
     centres = box_centres(boxes)
     table.update(centre_x_px=centres[:, 0], centre_y_px=centres[:, 1])
-    table.update({f"box_{k}": v for k, v in point_kinematics(centres, fps).items()})
+    table.update(point_kinematics(centres, fps, "box", pixels_per_cm))
     if np.isfinite(kp_centres).any():
         table.update(kp_centre_x_px=kp_centres[:, 0], kp_centre_y_px=kp_centres[:, 1])
-        table.update({f"kp_{k}": v for k, v in point_kinematics(kp_centres, fps).items()})
+        table.update(point_kinematics(kp_centres, fps, "kp", pixels_per_cm))
     table["label"] = labels
     return pd.DataFrame(table).round(4)
 
 
-def summary_table(bouts: pd.DataFrame, per_frame: pd.DataFrame, class_names: list, fps: float) -> pd.DataFrame:
+def summary_table(bouts: pd.DataFrame, per_frame: pd.DataFrame, class_names: list, fps: float,
+                  pixels_per_cm: float = None) -> pd.DataFrame:
     """Per behaviour: bouts, total and mean duration, % of time, latency to the first bout, distance travelled."""
     total_s = len(per_frame) / fps
     rows = []
@@ -110,7 +116,8 @@ def summary_table(bouts: pd.DataFrame, per_frame: pd.DataFrame, class_names: lis
                      "mean_bout_duration_s": own["duration_s"].mean() if len(own) else 0.0,
                      "percent_of_time": 100 * own["duration_s"].sum() / total_s if total_s else 0.0,
                      "latency_to_first_bout_s": own["start_time_s"].min() if len(own) else np.nan,
-                     "distance_travelled_px": per_frame.loc[in_it, "box_step_px"].sum()})
+                     "distance_travelled_px": per_frame.loc[in_it, "box_step_px"].sum(),
+                     **({"distance_travelled_cm": per_frame.loc[in_it, "box_step_cm"].sum()} if pixels_per_cm else {})})
     return pd.DataFrame(rows).round(4)
 
 

@@ -29,8 +29,9 @@ class PreprocessingConfig:
     manifest_path: str | None = setting(None, "manifest file; null = <output_root>/sequence_manifest.json", path=True)
     background_label: str | None = setting(None, "labelled_videos: class given to frames no label covers; null = "
                                            "such windows are skipped")
-    detector: str = setting("yolo", "animal localiser: yolo (weights), or background (subtraction, static camera)",
-                            registry="cropping:DETECTORS")
+    detector: str = setting("yolo", "animal localiser: yolo (weights), background (subtraction, static camera), or "
+                            "pose_file (DeepLabCut, SLEAP or NWB pose files beside the videos, or alone without "
+                            "video: docs/formats.md)", registry="cropping:DETECTORS")
     yolo_weights: str | None = setting(None, "Ultralytics weights: .pt, TorchScript, ONNX or an OpenVINO folder; "
                                        "nothing is downloaded", path=True)
     yolo_task: str = setting("auto", "auto = the task stored in the weights; detect ignores keypoints",
@@ -49,6 +50,13 @@ class PreprocessingConfig:
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     num_threads: int = setting(0, "CPU threads for torch; 0 = all cores (Ultralytics would otherwise leave one)",
                                minimum=0)
+    pose_min_likelihood: float = setting(0.6, "pose_file: points with a lower likelihood count as missing "
+                                         "(0.6 is DeepLabCut's default pcutoff)", minimum=0, maximum=1)
+    pose_box_margin: float = setting(0.15, "pose_file: the animal's box is the extent of its keypoints grown by this "
+                                     "fraction of the extent's longer side on every side", minimum=0, maximum=2)
+    pose_fps: float | None = setting(None, "pose_file without a video: the recording's frame rate (DeepLabCut and "
+                                     "SLEAP files do not store it; NWB files do); a video beside the file gives its "
+                                     "own", exclusive_minimum=0)
     bg_num_samples: int = setting(25, "background detector: frames sampled across the video for the median "
                                   "background", minimum=3)
     bg_threshold: int = setting(25, "background detector: grey-level difference that counts as foreground",
@@ -210,7 +218,8 @@ class InferenceConfig:
     """Inference on long videos (infer_behavior_lstm.py, benchmark_pipeline.py, batch_process_videos.py); crop,
     window and detector settings come from the checkpoint"""
     model_path: str | None = setting(None, "trained checkpoint (best_model_macro_f1.pt or best_model.pt)", path=True)
-    video_path: str | None = setting(None, "video to classify", path=True)
+    video_path: str | None = setting(None, "video to classify, or a pose file (models trained on pose files: "
+                                     "DeepLabCut, SLEAP, NWB)", path=True)
     output_dir: str | None = setting(None, "folder for the outputs; null = beside the video", path=True)
     yolo_weights: str | None = setting(None, "detector weights (any format Ultralytics loads); null = the ones "
                                        "recorded in the checkpoint", path=True)
@@ -224,6 +233,10 @@ class InferenceConfig:
     keep_last_box: bool | None = setting(None, "null = as in training; reuse the last box through detector misses")
     detect_every: int | None = setting(None, "run the detector on every Nth frame, interpolating between; null = "
                                        "as in training (another value is used with a warning)", minimum=1)
+    pose_fps: float | None = setting(None, "models trained on pose files: the frame rate of a pose file without "
+                                     "video; null = the checkpoint's (with a warning)", exclusive_minimum=0)
+    pixels_per_cm: float | None = setting(None, "scale of the video or pose file: kinematics are also written in cm "
+                                          "(distance, speed); null = pixels only", exclusive_minimum=0)
     live: bool = setting(False, "play video_path as a live source at its frame rate: each window labelled as it "
                          "completes, appended to <video>.live.csv with its latency (a camera index or stream URL "
                          "is always live)")

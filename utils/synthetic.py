@@ -6,6 +6,7 @@ so tests can check crops, keypoint mapping and classifiers against ground truth.
 Usage:
     python -m utils.synthetic --layout class_folders --output_root data/synth_clips --videos_per_class 4
     python -m utils.synthetic --layout long_videos --output_root data/synth_long --num_videos 2 --num_frames 3000
+    python -m utils.synthetic --layout pose_files --output_root data/synth_pose --num_videos 4 --num_frames 3000
 
 Behaviours (several need motion over time to tell apart; a single frame of walk, rest or turn looks alike):
     walk   translation along the heading with a body wiggle
@@ -356,14 +357,60 @@ def make_long_video_dataset(root, num_videos: int = 2, num_frames: int = 900, se
     return paths
 
 
+def simulate_pose(labels, seed: int, fps: float = FPS, noise_px: float = 1.5, dropout: float = 0.02) -> tuple:
+    """A tracker's output for one animal without rendering a frame: (keypoints [N,K,2] frame px with Gaussian
+    noise of noise_px, likelihoods [N,K]: high, except a `dropout` share of points with a likelihood below 0.3)."""
+    rng = np.random.default_rng(seed)
+    style = sample_style(rng)
+    states = simulate_states(labels, style, rng, fps)
+    keypoints = np.stack([animal_geometry(state, style)["keypoints"] for state in states])
+    keypoints = keypoints + rng.normal(0, noise_px, keypoints.shape)
+    likelihood = rng.uniform(0.85, 1.0, keypoints.shape[:2])
+    dropped = rng.random(likelihood.shape) < dropout
+    likelihood[dropped] = rng.uniform(0.0, 0.3, int(dropped.sum()))
+    return keypoints.astype(np.float32), likelihood.astype(np.float32)
+
+
+def make_pose_file_dataset(root, num_recordings: int = 2, num_frames: int = 900, seed: int = 0, animals: int = 1,
+                           suffix: str = "DLC_synthetic.csv", fps: float = FPS, behaviors=BEHAVIORS) -> list:
+    """Pose files without video, as a DeepLabCut or SLEAP user has them: root/session_XX<suffix> (DeepLabCut CSV or
+    HDF5, or SLEAP `.analysis.h5`, by suffix) with root/session_XX.csv labels: `frame,behavior` for one animal,
+    `frame,mouse0,mouse1...` for several (each animal its own behaviours). Returns the pose file paths."""
+    from utils.pose_io import write_pose_file
+    paths = []
+    for vi in range(num_recordings):
+        names = [f"mouse{a}" for a in range(animals)]
+        labels, xy, conf = {}, [], []
+        for a, name in enumerate(names):
+            rng = np.random.default_rng(seed * 7919 + vi * 31 + a)
+            labels[name] = sample_label_sequence(num_frames, rng, behaviors=behaviors)
+            kp, lk = simulate_pose(labels[name], seed * 7919 + vi * 31 + a + 500_000, fps)
+            xy.append(kp)
+            conf.append(lk)
+        path = Path(root) / f"session_{vi:02d}{suffix}"
+        write_pose_file(path, np.stack(xy, 1), np.stack(conf, 1), KEYPOINT_NAMES, names, fps)
+        if animals == 1:
+            write_label_csv(Path(root) / f"session_{vi:02d}.csv", labels[names[0]])
+        else:
+            table = [["frame", *names]] + [[f, *(labels[n][f] for n in names)] for f in range(num_frames)]
+            tmp = Path(root) / f".session_{vi:02d}.csv.tmp"
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows(table)
+            os.replace(tmp, Path(root) / f"session_{vi:02d}.csv")
+        paths.append(path)
+    return paths
+
+
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Generate synthetic top-down rodent videos with known labels.",
                                      add_help=add_help)
-    parser.add_argument("--layout", choices=["class_folders", "long_videos"], default="class_folders",
-                        help="class_folders: <root>/<behaviour>/clip.mp4; long_videos: <root>/video.mp4 + video.csv")
+    parser.add_argument("--layout", choices=["class_folders", "long_videos", "pose_files"], default="class_folders",
+                        help="class_folders: <root>/<behaviour>/clip.mp4; long_videos: <root>/video.mp4 + video.csv; "
+                             "pose_files: <root>/videoDLC_synthetic.csv (DeepLabCut pose, no video) + video.csv")
     parser.add_argument("--output_root", required=True, help="folder to write the dataset into")
     parser.add_argument("--videos_per_class", type=int, default=3, help="class_folders: clips per behaviour")
-    parser.add_argument("--num_videos", type=int, default=2, help="long_videos: number of videos")
+    parser.add_argument("--num_videos", type=int, default=2, help="long_videos, pose_files: number of recordings")
+    parser.add_argument("--animals", type=int, default=1, help="pose_files: animals per recording")
     parser.add_argument("--num_frames", type=int, default=None,
                         help="frames per video (default 60 for clips, 900 for long videos)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same videos")
@@ -375,9 +422,12 @@ def main(args) -> list:
     if args.layout == "class_folders":
         paths = make_class_folder_dataset(args.output_root, args.videos_per_class, args.num_frames or 60,
                                           args.seed, truth=not args.no_truth)
-    else:
+    elif args.layout == "long_videos":
         paths = make_long_video_dataset(args.output_root, args.num_videos, args.num_frames or 900, args.seed,
                                         truth=not args.no_truth)
+    else:
+        paths = make_pose_file_dataset(args.output_root, args.num_videos, args.num_frames or 900, args.seed,
+                                       args.animals)
     print(f"Wrote {len(paths)} videos under {args.output_root}")
     return paths
 

@@ -1,0 +1,196 @@
+"""Pose files from other trackers as input: DeepLabCut, SLEAP, LightningPose and NWB, read through `movement`.
+
+Which files are pose files (docs/formats.md, "Pose files"):
+    <stem>DLC_<scorer>.csv / .h5   DeepLabCut predictions, single- or multi-animal (DeepLabCut's own naming)
+    <stem>.dlc.csv / <stem>.pose.csv / <stem>.lp.csv   the same CSV layout (LightningPose writes it too)
+    <stem>.slp, <stem>.predictions.slp                 SLEAP labels or predictions
+    <stem>.analysis.h5, <stem>.h5                      SLEAP analysis HDF5 (has `tracks`) or DeepLabCut HDF5
+    <stem>.nwb                                         NWB with the ndx-pose extension
+A CSV counts as a pose file only when its first cell is `scorer` (DeepLabCut's header), so a `frame,behavior`
+label file beside it is never mistaken for one. `<stem>` (pose_stem) pairs the pose file with its video
+(<stem>.mp4) and its label file (<stem>.csv or a BORIS export).
+
+Why movement and not sleap-io alone: sleap-io (0.9.5) reads SLEAP and NWB files, but its DeepLabCut reader is for
+labelled training frames (image paths, no likelihood); movement reads DeepLabCut, SLEAP (through sleap-io),
+LightningPose, Anipose and NWB prediction files into one array layout with confidences and individuals.
+"""
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from utils.errors import UserError
+from utils.video_io import find_videos
+
+log = logging.getLogger(__name__)
+POSE_SUFFIXES = (".csv", ".h5", ".slp", ".nwb")
+# name parts that trackers and users append to a recording's stem
+_STEM_TAILS = re.compile(r"(DLC_.*|\.(dlc|pose|lp|predictions|analysis|predicted))$", re.IGNORECASE)
+
+
+@dataclass
+class PoseRecording:
+    """One pose file. xy [T, I, K, 2] frame pixels, NaN where the tracker gave no point or its likelihood is below
+    the threshold; conf [T, I, K] likelihood (0 where missing)."""
+    path: Path
+    software: str
+    keypoint_names: list
+    individuals: list
+    xy: np.ndarray
+    conf: np.ndarray
+    fps: float = None  # from the file when it stores one (NWB); None otherwise
+
+    @property
+    def num_frames(self) -> int:
+        return self.xy.shape[0]
+
+    def individual_index(self, name) -> int:
+        """Index of an individual by name; None picks the only one (an error when there are several)."""
+        if name is None:
+            if len(self.individuals) > 1:
+                raise UserError(f"{self.path} tracks {len(self.individuals)} animals {self.individuals}; say which "
+                                f"one (pose files are split per animal by the dataset scan)")
+            return 0
+        if name not in self.individuals:
+            raise UserError(f"{self.path} has no animal '{name}'; it tracks {self.individuals}")
+        return self.individuals.index(name)
+
+
+def pose_stem(path) -> str:
+    """The recording's name: the file name without its suffix and any tracker tail (DLC_<scorer>, .analysis...)."""
+    name = Path(path).name
+    for suffix in POSE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return _STEM_TAILS.sub("", name) or name
+
+
+def pose_software(path):
+    """'DeepLabCut', 'SLEAP' or 'NWB' from the file's suffix and content; None when it is not a pose file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in POSE_SUFFIXES or path.name.startswith("."):
+        return None
+    if suffix == ".slp":
+        return "SLEAP"
+    if suffix == ".nwb":
+        return "NWB"
+    if suffix == ".csv":
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            first = f.readline().split(",")[0].strip().lower()
+        return "DeepLabCut" if first == "scorer" else None
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            return "SLEAP" if "tracks" in f else "DeepLabCut"
+    except OSError:
+        return None
+
+
+def is_pose_file(path) -> bool:
+    return pose_software(path) is not None
+
+
+def recording_name(path) -> str:
+    """A recording's name for its outputs and label file: a video's stem, or a pose file's (pose_stem)."""
+    return pose_stem(path) if is_pose_file(path) else Path(path).stem
+
+
+def find_pose_file(video_path):
+    """The pose file beside a video (same stem, pose_stem rules); None when there is none. Several: an error."""
+    video_path = Path(video_path)
+    found = sorted(p for p in video_path.parent.iterdir()
+                   if p.is_file() and p != video_path and pose_stem(p) == video_path.stem and is_pose_file(p))
+    if len(found) > 1:
+        raise UserError(f"{len(found)} pose files for {video_path.name}: {', '.join(p.name for p in found)}; keep one")
+    return found[0] if found else None
+
+
+def find_recordings(root: Path, pose_files: bool, skipped: list) -> list:
+    """Videos under root; with `pose_files` (detector pose_file), the videos that have a pose file beside them plus
+    the pose files that have no video (pose only). Videos left out are explained in `skipped`."""
+    videos = find_videos(root)
+    if not pose_files:
+        return videos
+    with_pose = []
+    for v in videos:
+        if find_pose_file(v) is None:
+            skipped.append(f"{v.relative_to(root).as_posix()}: no pose file beside it (<stem>DLC_<scorer>.h5 or .csv, "
+                           f"<stem>.slp, <stem>.analysis.h5, <stem>.nwb)")
+        else:
+            with_pose.append(v)
+    video_stems = {(v.parent, v.stem) for v in videos}
+    alone = [p for p in sorted(root.rglob("*")) if p.is_file() and (p.parent, pose_stem(p)) not in video_stems
+             and is_pose_file(p)]
+    return sorted(with_pose + alone)
+
+
+def read_pose_file(path, min_likelihood: float = 0.0) -> PoseRecording:
+    """Read any supported pose file; points with likelihood below min_likelihood become missing (NaN)."""
+    path = Path(path)
+    software = pose_software(path)
+    if software is None:
+        raise UserError(f"{path} is not a pose file this tool reads: expected a DeepLabCut CSV (first cell `scorer`) "
+                        f"or HDF5, a SLEAP .slp or analysis .h5, or an NWB file")
+    logging.getLogger("movement").setLevel(logging.WARNING)
+    from movement.io import load_dataset
+    try:
+        ds = load_dataset(path, source_software=software)
+    except Exception as exc:  # movement and its readers raise many types for a damaged or foreign file
+        raise UserError(f"cannot read pose file {path} as {software}: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+    xy = ds["position"].transpose("time", "individuals", "keypoints", "space").values.astype(np.float32)
+    conf = ds["confidence"].transpose("time", "individuals", "keypoints").values.astype(np.float32)
+    conf = np.where(np.isfinite(conf), conf, np.where(np.isfinite(xy).all(-1), 1.0, 0.0)).astype(np.float32)
+    missing = ~np.isfinite(xy).all(-1) | (conf < min_likelihood)
+    xy[missing] = np.nan
+    conf[missing] = 0.0
+    fps = ds.attrs.get("fps") if software == "NWB" else None
+    recording = PoseRecording(path, software, [_node_name(k) for k in ds["keypoints"].values],
+                              [str(i) for i in ds["individuals"].values], xy, conf, float(fps) if fps else None)
+    if recording.num_frames == 0:
+        raise UserError(f"pose file {path} holds no frames")
+    return recording
+
+
+def _node_name(value) -> str:
+    """A keypoint's name; movement 0.15 reads NWB node names as "Node(name='snout')" with ndx-pose 0.4."""
+    match = re.fullmatch(r"Node\(name='(.*)'\)", str(value))
+    return match.group(1) if match else str(value)
+
+
+def check_keypoints(recording: PoseRecording, expected_names: list, model: str) -> None:
+    """Stop before the first frame when the file's keypoints are not the ones the model was trained on."""
+    if expected_names and list(recording.keypoint_names) != list(expected_names):
+        raise UserError(f"{recording.path} has keypoints {recording.keypoint_names}, but {model} was trained on "
+                        f"{list(expected_names)}; export the pose with the same body parts in the same order")
+
+
+def check_frame_count(recording: PoseRecording, video_frames: int, video) -> None:
+    """A pose file beside a video must describe that video: the same number of frames (containers may report
+    one or two more or fewer than they decode)."""
+    if video_frames > 0 and abs(recording.num_frames - video_frames) > 2:
+        raise UserError(f"{recording.path} has {recording.num_frames} frames but {video} has {video_frames}; the pose "
+                        f"file belongs to another video, or was made on a trimmed copy: re-run the tracker on this video")
+
+
+def write_pose_file(path, xy: np.ndarray, conf: np.ndarray, keypoint_names: list, individuals: list = None,
+                    fps: float = None) -> Path:
+    """Write keypoints [T, I, K, 2] and confidences [T, I, K] as a DeepLabCut CSV/HDF5 (by suffix) or a SLEAP
+    analysis HDF5 (`.analysis.h5`), through movement: for tests, demos and converting between trackers."""
+    from movement.io import load_poses, save_poses
+    path = Path(path)
+    individuals = individuals or [f"individual_{i}" for i in range(xy.shape[1])]
+    ds = load_poses.from_numpy(np.transpose(xy, (0, 3, 2, 1)), np.transpose(conf, (0, 2, 1)),
+                               individual_names=individuals, keypoint_names=list(keypoint_names), fps=fps)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")  # the writers choose the format by suffix
+    if path.name.endswith(".analysis.h5"):
+        save_poses.to_sleap_analysis_file(ds, tmp)
+    else:
+        save_poses.to_dlc_file(ds, tmp, split_individuals=False)
+    tmp.replace(path)
+    return path
