@@ -127,8 +127,7 @@ def classify_live(predictor: Predictor, cfg: InferenceConfig, live_csv: Path, ti
         writer.writerow(["window_start", "window_end", "start_time_s", "label", "confidence", "latency_s"])
         f.flush()
 
-        def on_window(start: int, probs, latency: float) -> None:
-            t = predictor.settings.window_size
+        def on_window(start: int, probs, latency: float, t: int) -> None:
             best = int(probs.argmax())
             writer.writerow([start, start + t - 1, round(start / fps, 3), names[best], round(float(probs[best]), 4),
                              round(latency, 4)])

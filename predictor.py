@@ -124,6 +124,7 @@ class VideoPrediction:
     drift: dict = None  # utils.drift.DriftReference.score; None when the checkpoint has no reference
     dropped: int = 0  # live sources: frames dropped because the pipeline fell behind
     animal: str = None  # the animal of a multi-animal pose file
+    window: tuple = None  # (size, stride) in frames for this recording (Predictor.window_for)
 
     @property
     def frames(self) -> int:
@@ -241,8 +242,8 @@ class Predictor:
         if not (info.has_frames or self.detector.recording.fps or self.options.pose_fps):
             log.warning("%s: frame rate %.3g fps, the one the model was trained with (no --pose_fps given)", video_path,
                         info.fps)
-        prediction = VideoPrediction(str(video_path), info.fps,
-                                     Accumulator(len(self.class_names), self.detector.num_keypoints), animal=animal)
+        prediction = VideoPrediction(str(video_path), info.fps, Accumulator(len(self.class_names),
+                                     self.detector.num_keypoints), animal=animal, window=self.window_for(info.fps))
         classifier = WindowClassifier(self, prediction)
         with progress(total=max(info.frame_count, 0), desc="frames") as bar:
             for records in iter_frame_records(video_path, self.detector, self.settings, timer):
@@ -252,17 +253,17 @@ class Predictor:
 
     def predict_live(self, source, on_window, timer: StageTimer = None) -> VideoPrediction:
         """Classify a live source (utils.live.LiveSource) as its frames arrive: each window is classified as soon
-        as it is complete and handed to on_window(start, probs, latency_s), the latency counted from the capture
-        of the window's last frame. Ctrl-C (the dashboard's Stop sends it too) or the end of the stream ends
-        the run; what was seen is classified and returned like a video's prediction."""
+        as it is complete and handed to on_window(start, probs, latency_s, length), the latency counted from the
+        capture of the window's last frame. Ctrl-C (the dashboard's Stop sends it too) or the end of the stream
+        ends the run; what was seen is classified and returned like a video's prediction."""
         timer = timer or StageTimer()
-        prediction = VideoPrediction(source.name, source.fps,
-                                     Accumulator(len(self.class_names), self.detector.num_keypoints))
+        prediction = VideoPrediction(source.name, source.fps, Accumulator(len(self.class_names),
+                                     self.detector.num_keypoints), window=self.window_for(source.fps))
         captured = {}  # frame index -> capture time, until its windows are done
 
         def labelled(start: int, probs, length: int) -> None:
             last = start + length - 1
-            on_window(start, probs, time.monotonic() - captured[last])
+            on_window(start, probs, time.monotonic() - captured[last], length)
             for index in [i for i in captured if i < last - length]:
                 del captured[index]
 
@@ -288,6 +289,21 @@ class Predictor:
             log.warning("%d frames dropped: the pipeline fell behind the source (times after a drop run behind the "
                         "clock by the frames dropped)", source.dropped)
         return self._finish(prediction, classifier, timer)
+
+    def window_for(self, fps: float) -> tuple:
+        """(size, stride) in frames for a recording at `fps`: the trained window's duration in seconds when the
+        recording's frame rate differs from the training data's by more than 5% (and no --window_size was given),
+        since the features are in seconds but a window counts frames; video backbones and learned positional
+        encodings keep their frame count."""
+        size, stride = self.settings.window_size, self.settings.window_stride
+        trained = self.ckpt["preprocessing"].get("fps")
+        fixed = self.model.is_video or getattr(self.model.cfg, "positional_encoding", "none") == "learned"
+        if fixed or self.options.window_size or not trained or abs(fps / trained - 1) <= 0.05:
+            return size, stride
+        scaled = max(2, int(round(size * fps / trained)))
+        log.warning("%.3g fps, the model was trained at %.3g fps: windows of %d frames (%.2f s, as trained) instead "
+                    "of %d; pass --window_size to choose", fps, trained, scaled, scaled / fps, size)
+        return scaled, self.options.window_stride or inference_stride(scaled, False)
 
     def _add_records(self, records, prediction: VideoPrediction, classifier, timer: StageTimer) -> None:
         for r in records:
@@ -345,7 +361,7 @@ class Predictor:
         if prediction.windows == 0:
             raise UserError(f"no window of {prediction.video_path} could be classified ({prediction.skipped} "
                             f"skipped: the animal was not found on every frame of any window of "
-                            f"{self.settings.window_size} frames); check the detector or use --keep_last_box")
+                            f"{prediction.window[0]} frames); check the detector or use --keep_last_box")
 
     def describe(self) -> dict:
         """The settings this predictor runs with, for the outputs' metadata."""
@@ -372,7 +388,7 @@ class WindowClassifier:
 
     def __init__(self, predictor: Predictor, prediction: VideoPrediction, on_window=None):
         self.p, self.out, self.on_window = predictor, prediction, on_window
-        self.windower = Windower(predictor.settings.window_size, predictor.settings.window_stride)
+        self.windower = Windower(*prediction.window)
         self.pending = []
 
     def add(self, record, feature) -> None:
@@ -405,7 +421,7 @@ class WindowClassifier:
     def flush(self) -> None:
         if not self.pending:
             return
-        model, device, t = self.p.model, self.p.device, self.p.settings.window_size
+        model, device, t = self.p.model, self.p.device, self.out.window[0]
         visual = None
         if model.backbone is not None:
             visual = torch.stack([v for _, v, _, _ in self.pending]).to(device)  # (B, T, ...) features or crops

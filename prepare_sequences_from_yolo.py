@@ -136,7 +136,8 @@ def discover_videos(root: Path, layout: str, detector: str = "yolo", min_likelih
         raise UserError(f"no usable videos under {root} (layout {layout}, detector {detector}); expected "
                         + ("<root>/<behaviour>/<video>.mp4" if layout == "class_folders"
                            else "<video>.mp4 with <video>.csv `frame,behavior` beside it")
-                        + (" and a pose file beside each video, or pose files alone" if detector == "pose_file" else ""))
+                        + (" and a pose file beside each video, or pose files alone" if detector == "pose_file"
+                           else ""))
     return layout, (per_animal(items, min_likelihood) if detector == "pose_file" else items), skipped
 
 

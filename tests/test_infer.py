@@ -277,7 +277,7 @@ def test_inference_applies_the_min_keypoint_conf_of_training(models, videos, tmp
     from utils.checkpoint import load_checkpoint, save_checkpoint
     from utils.schema import InferenceConfig
     ckpt = load_checkpoint(models["pose"])
-    assert ckpt["features"]["min_keypoint_conf"] == 0.0 and ckpt["features"]["pose_features_version"] == 2
+    assert ckpt["features"]["min_keypoint_conf"] == 0.0 and ckpt["features"]["pose_features_version"] == 3
     strict = tmp_path / "strict.pt"
     save_checkpoint(strict, **{**ckpt, "features": {**ckpt["features"], "min_keypoint_conf": 1.0}})
     old_style = tmp_path / "old.pt"  # before features were recorded: min_keypoint_conf lived in the flat config

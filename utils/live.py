@@ -13,7 +13,6 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 

@@ -15,7 +15,7 @@ grooming. The statistics are causal (frames up to and including this one), so tr
 inference see the same numbers; after a few seconds of video they are stable. Reused boxes (keep_last_box) are
 not counted.
 
-Body-pose features (`body_pose_features`, feature set "body", version 2), per frame, K keypoints, in this order:
+Body-pose features (`body_pose_features`, feature set "body", version 3), per frame, K keypoints, in this order:
     egocentric posture  2K   (p_k - centroid) rotated so the tail->head axis points along +x, / body length ref
     confidence          K    the keypoint's confidence, 0 when missing
     keypoint speed      K    |p_k(t) - p_k(t-lag)| / (lag seconds) / body length ref (body lengths per second)
@@ -25,6 +25,13 @@ Body-pose features (`body_pose_features`, feature set "body", version 2), per fr
     centroid speed      1    body lengths per second (centroid = mean of the present keypoints)
     centroid accel      1    change of centroid speed, body lengths per second^2, / 10
     heading velocity    1    change of the tail->head angle, radians per second (wrapped to +-pi per frame) / 10
+  version 3 adds three rates of positions first averaged over SMOOTH_SECONDS, taken over SLOW_LAG_SECONDS centred
+  on the frame (both within the window), which keep a tracker's frame-to-frame jitter (1-2 px at 50 fps: 1.5 cm/s
+  of false speed) from drowning stillness, and mark the start of a stillness on time (a lag that only looks back
+  marks it late); version 2 checkpoints are computed without them:
+    steady centroid speed    1    body lengths per second
+    steady keypoint speed    1    mean over the present keypoints, body lengths per second
+    posture change           1    mean speed of the egocentric keypoints (posture without locomotion), same units
 Box-motion features (`box_motion_features`, any detector, 5 per frame):
     box speed           box-centre speed in box sizes per second (box size = sqrt of the area reference)
     box accel           change of that speed per second / 10
@@ -46,11 +53,13 @@ import numpy as np
 
 from utils.pose_features import keypoints_present, pose_feature_dim, pose_features
 
-FEATURE_SET_VERSION = {"crop": 1, "body": 2}  # recorded in checkpoints as pose_features_version
+FEATURE_SET_VERSION = {"crop": 1, "body": 3}  # recorded in checkpoints as pose_features_version
 BOX_MOTION_DIM = 5
 CLIP = 50.0
 REFERENCE_QUANTILE = 0.75
 LAG_SECONDS = 0.1  # speeds and turning rates are measured over this interval
+SMOOTH_SECONDS, SLOW_LAG_SECONDS = 0.2, 0.2  # version 3's steady rates (bench/bench_behaviordepot.py)
+STEADY_DIM = 3
 HEAD_NAMES = ("nose", "snout", "head", "neck")
 TAIL_NAMES = ("tailbase", "baseoftail", "tailroot", "tail")
 
@@ -127,9 +136,9 @@ class ScaleTracker:
         return np.array([length if np.isfinite(length) else np.sqrt(area), area, self.aspect.value()], np.float32)
 
 
-def body_pose_feature_dim(num_keypoints: int) -> int:
+def body_pose_feature_dim(num_keypoints: int, version: int = FEATURE_SET_VERSION["body"]) -> int:
     k = num_keypoints
-    return 2 * k + k + k + k * (k - 1) // 2 + 2 * max(k - 2, 0) + 4
+    return 2 * k + k + k + k * (k - 1) // 2 + 2 * max(k - 2, 0) + 4 + (STEADY_DIM if version >= 3 else 0)
 
 
 def _lag_index(t: int, fps: float) -> tuple:
@@ -160,6 +169,42 @@ def _speed(points: np.ndarray, fps: float) -> np.ndarray:
     return np.linalg.norm(_rate(points, fps), axis=-1)
 
 
+def _centred_mean(values: np.ndarray, fps: float, seconds: float) -> np.ndarray:
+    """Mean over a centred window of `seconds` along axis 0 (shorter at the edges), ignoring NaNs; NaN where the
+    whole neighbourhood is missing."""
+    half = max(0, int(round(seconds * fps / 2)))
+    if half == 0 or len(values) < 2:
+        return values
+    ok = np.isfinite(values)
+    filled = np.where(ok, values, 0.0)
+    pad = [(1, 0)] + [(0, 0)] * (values.ndim - 1)
+    sums, counts = np.cumsum(np.pad(filled, pad), 0), np.cumsum(np.pad(ok.astype(np.float64), pad), 0)
+    hi = np.minimum(np.arange(len(values)) + half + 1, len(values))
+    lo = np.maximum(np.arange(len(values)) - half, 0)
+    with np.errstate(all="ignore"):
+        return (sums[hi] - sums[lo]) / (counts[hi] - counts[lo])
+
+
+def _centred_speed(points: np.ndarray, fps: float, seconds: float) -> np.ndarray:
+    """|d(points)/dt| for [T, ..., 2] between the frames `seconds` / 2 before and after each frame (nearer at the
+    window's edges)."""
+    t, half = len(points), max(1, int(round(seconds * fps / 2)))
+    if t < 2:
+        return np.zeros(points.shape[:-1])
+    after, before = np.minimum(np.arange(t) + half, t - 1), np.maximum(np.arange(t) - half, 0)
+    seconds_between = ((after - before) / fps).reshape(-1, *([1] * (points.ndim - 2)))
+    return np.linalg.norm(points[after] - points[before], axis=-1) / seconds_between
+
+
+def _steady_rates(xy: np.ndarray, centroid: np.ndarray, ego: np.ndarray, scale: np.ndarray, fps: float) -> np.ndarray:
+    """Version 3's three jitter-robust rates per frame [T, 3] (module docstring); NaN where missing."""
+    def steady_speed(points):
+        return _centred_speed(_centred_mean(points, fps, SMOOTH_SECONDS), fps, SLOW_LAG_SECONDS)
+    with np.errstate(all="ignore"):
+        return np.stack([steady_speed(centroid) / scale[:, 0], np.nanmean(steady_speed(xy), 1) / scale[:, 0],
+                         np.nanmean(steady_speed(ego), 1)], 1)
+
+
 def _fill_nearest(values: np.ndarray) -> np.ndarray:
     """NaNs replaced by the nearest earlier value, then the nearest later one; all-NaN gives zeros."""
     ok = np.isfinite(values)
@@ -179,9 +224,9 @@ def reference_length(refs: np.ndarray) -> np.ndarray:
 
 
 def body_pose_features(xy: np.ndarray, conf: np.ndarray, refs: np.ndarray, fps: float, axis: tuple,
-                       min_conf: float = 0.0) -> np.ndarray:
+                       min_conf: float = 0.0, version: int = FEATURE_SET_VERSION["body"]) -> np.ndarray:
     """Frame-pixel keypoints [T, K, 2] and confidences [T, K], scale references [T, 3] ->
-    [T, body_pose_feature_dim(K)] float32 (module docstring)."""
+    [T, body_pose_feature_dim(K, version)] float32 (module docstring)."""
     xy, conf = np.asarray(xy, np.float64), np.asarray(conf, np.float64)
     t, k = conf.shape
     present = keypoints_present(xy, conf, min_conf)
@@ -204,8 +249,11 @@ def body_pose_features(xy: np.ndarray, conf: np.ndarray, refs: np.ndarray, fps: 
         c_speed = _speed(centroid, fps) / scale[:, 0]
         c_accel = _rate(np.nan_to_num(c_speed), fps) / 10
         turn = _rate(heading, fps, wrap=True) / 10
-    features = np.concatenate([ego.reshape(t, 2 * k), np.where(present, conf, 0.0), kp_speed, dist, angles,
-                               np.stack([length, c_speed, c_accel, turn], 1)], 1)
+    parts = [ego.reshape(t, 2 * k), np.where(present, conf, 0.0), kp_speed, dist, angles,
+             np.stack([length, c_speed, c_accel, turn], 1)]
+    if version >= 3:
+        parts.append(_steady_rates(xy, centroid, ego, scale, fps))
+    features = np.concatenate(parts, 1)
     return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -CLIP, CLIP).astype(np.float32)
 
 
@@ -238,12 +286,13 @@ def box_motion_features(boxes: np.ndarray, refs: np.ndarray, fps: float) -> np.n
 @dataclass
 class FeatureSpec:
     """How a model's per-frame pose and box-motion inputs are computed; recorded in checkpoints (`features`)."""
-    pose_features: str = "body"  # "body" (this module, version 2) | "crop" (utils.pose_features, version 1)
+    pose_features: str = "body"  # "body" (this module, version 3) | "crop" (utils.pose_features, version 1)
     num_keypoints: int = 0
     body_axis: tuple = (0, 0)  # (tail, head) keypoint indices
     min_keypoint_conf: float = 0.0
     crop_size: int = 0
     box_motion: bool = True
+    version: int = FEATURE_SET_VERSION["body"]  # of the body set: 2 = without the steady rates
 
     @property
     def pose_dim(self) -> int:
@@ -251,15 +300,16 @@ class FeatureSpec:
             return 0
         if self.pose_features == "crop":
             return pose_feature_dim(self.num_keypoints)
-        return body_pose_feature_dim(self.num_keypoints)
+        return body_pose_feature_dim(self.num_keypoints, self.version)
 
     @property
     def motion_dim(self) -> int:
         return BOX_MOTION_DIM if self.box_motion else 0
 
     def recorded(self) -> dict:
-        return {"pose_features_version": FEATURE_SET_VERSION[self.pose_features], **asdict(self),
-                "body_axis": list(self.body_axis)}
+        values = {k: v for k, v in asdict(self).items() if k != "version"}
+        version = self.version if self.pose_features == "body" else FEATURE_SET_VERSION["crop"]
+        return {"pose_features_version": version, **values, "body_axis": list(self.body_axis)}
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "FeatureSpec":
@@ -270,9 +320,11 @@ class FeatureSpec:
         if "pose_features" not in features:
             conf = features.get("min_keypoint_conf", (ckpt.get("config") or {}).get("min_keypoint_conf", 0.0))
             return cls("crop", trained.get("num_keypoints", 0), (0, 0), conf, trained["crop_size"], False)
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"version"}
         values = {k: v for k, v in features.items() if k in known}
-        return cls(**{**values, "body_axis": tuple(values.get("body_axis", (0, 0)))})
+        body = values["pose_features"] == "body"
+        version = features.get("pose_features_version", 2) if body else FEATURE_SET_VERSION["body"]
+        return cls(**{**values, "body_axis": tuple(values.get("body_axis", (0, 0))), "version": version})
 
     def window_inputs(self, arrays: dict, fps: float, with_pose: bool) -> tuple:
         """(pose [T, pose_dim] or None, motion [T, motion_dim] or None) of one window. `arrays`: keypoints
@@ -284,7 +336,8 @@ class FeatureSpec:
                 pose = pose_features(arrays["keypoints"], self.crop_size, fps, self.min_keypoint_conf)
             else:
                 pose = body_pose_features(arrays["keypoints_xy_raw"], arrays["keypoints_conf_raw"],
-                                          arrays["scale_ref"], fps, self.body_axis, self.min_keypoint_conf)
+                                          arrays["scale_ref"], fps, self.body_axis, self.min_keypoint_conf,
+                                          self.version)
         if self.box_motion:
             motion = box_motion_features(arrays["bbox_xyxy"], arrays["scale_ref"], fps)
         return pose, motion

@@ -174,7 +174,8 @@ def check_frame_count(recording: PoseRecording, video_frames: int, video) -> Non
     one or two more or fewer than they decode)."""
     if video_frames > 0 and abs(recording.num_frames - video_frames) > 2:
         raise UserError(f"{recording.path} has {recording.num_frames} frames but {video} has {video_frames}; the pose "
-                        f"file belongs to another video, or was made on a trimmed copy: re-run the tracker on this video")
+                        f"file belongs to another video, or was made on a trimmed copy: re-run the tracker on this "
+                        f"video")
 
 
 def write_pose_file(path, xy: np.ndarray, conf: np.ndarray, keypoint_names: list, individuals: list = None,
