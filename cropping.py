@@ -329,11 +329,12 @@ class PoseFileDetector:
     def __init__(self, cfg):
         self.min_likelihood, self.margin = cfg.pose_min_likelihood, cfg.pose_box_margin
         self.num_keypoints, self.keypoint_names, self.task = 0, [], "pose"
-        self.recording, self.animal, self.layout_from = None, 0, None
+        self.recording, self.animal, self.layout_from = None, 0, None  # layout_from: "<file> has", "<model> was..."
 
     def expect_keypoints(self, names: list, source: str) -> None:
         """The keypoints a model was trained on: every file given to it is checked against them at its start."""
-        self.num_keypoints, self.keypoint_names, self.layout_from = len(names), list(names), source
+        self.num_keypoints, self.keypoint_names = len(names), list(names)
+        self.layout_from = f"{source} was trained on"
 
     def prepare(self, source, individual=None) -> None:
         source = Path(source)
@@ -343,12 +344,12 @@ class PoseFileDetector:
                             f"{source.stem}.slp, {source.stem}.analysis.h5 or {source.stem}.nwb (docs/formats.md)")
         recording = read_pose_file(path, self.min_likelihood)
         if self.keypoint_names and recording.keypoint_names != self.keypoint_names:
-            raise UserError(f"{path} has keypoints {recording.keypoint_names}, but {self.layout_from} has "
+            raise UserError(f"{path} has keypoints {recording.keypoint_names}, but {self.layout_from} "
                             f"{self.keypoint_names}; every pose file must have the same body parts in the same order")
         if path != source:
             check_frame_count(recording, video_info(source).frame_count, source)
         self.animal = recording.individual_index(individual)
-        self.recording, self.layout_from = recording, self.layout_from or str(path)
+        self.recording, self.layout_from = recording, self.layout_from or f"{path} has"
         self.num_keypoints, self.keypoint_names = len(recording.keypoint_names), recording.keypoint_names
 
     @property

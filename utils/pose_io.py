@@ -162,13 +162,6 @@ def _node_name(value) -> str:
     return match.group(1) if match else str(value)
 
 
-def check_keypoints(recording: PoseRecording, expected_names: list, model: str) -> None:
-    """Stop before the first frame when the file's keypoints are not the ones the model was trained on."""
-    if expected_names and list(recording.keypoint_names) != list(expected_names):
-        raise UserError(f"{recording.path} has keypoints {recording.keypoint_names}, but {model} was trained on "
-                        f"{list(expected_names)}; export the pose with the same body parts in the same order")
-
-
 def check_frame_count(recording: PoseRecording, video_frames: int, video) -> None:
     """A pose file beside a video must describe that video: the same number of frames (containers may report
     one or two more or fewer than they decode)."""
