@@ -52,14 +52,14 @@ def test_steady_rates_measure_motion_and_ignore_tracker_jitter():
     xy = np.stack([base + [10.0 * i, 0.0] for i in range(t)])
     refs = np.tile([40.0, 400.0, 2.0], (t, 1))
     f = body_pose_features(xy, np.ones((t, 3)), refs, fps, axis=(2, 0))
-    assert f.shape == (t, body_pose_feature_dim(3)) == (t, 6 + 3 + 3 + 3 + 2 + 4 + 3)
-    np.testing.assert_allclose(f[4:16, -3:], np.tile([2.5, 2.5, 0.0], (12, 1)), atol=1e-6)
+    assert f.shape == (t, body_pose_feature_dim(3)) == (t, 6 + 3 + 3 + 3 + 2 + 4 + 4)
+    np.testing.assert_allclose(f[4:16, -4:], np.tile([2.5, 2.5, 0.0, 0.0], (12, 1)), atol=1e-6)
     # a still animal tracked with 1.5 px jitter at 50 fps (body 60 px): the per-frame speed sees motion, the
     # steady one mostly stillness
     rng = np.random.default_rng(0)
     still = np.stack([base * 1.5 + rng.normal(0, 1.5, (3, 2)) for _ in range(100)])
     g = body_pose_features(still, np.ones((100, 3)), np.tile([60.0, 900.0, 2.0], (100, 1)), 50.0, (2, 0))
-    centroid_speed, steady_speed = g[:, -6].mean(), g[:, -3].mean()
+    centroid_speed, steady_speed = g[:, -7].mean(), g[:, -4].mean()
     assert steady_speed < 0.4 * centroid_speed
 
 
@@ -97,7 +97,7 @@ def synthetic_windows(seed: int, window: int = 30) -> list:
 def test_motion_and_scale_separate_behaviours_across_animal_sizes():
     windows = [w for seed in range(6) for w in synthetic_windows(seed)]
     box_speed = {b: [m[:, 0].mean() for label, m, _ in windows if label == b] for b in ("walk", "rest", "rear")}
-    length = {b: [p[:, -7].mean() for label, _, p in windows if label == b] for b in ("walk", "rear")}
+    length = {b: [p[:, -8].mean() for label, _, p in windows if label == b] for b in ("walk", "rear")}
     assert min(len(v) for v in box_speed.values()) >= 5
     # one threshold for every animal: locomotion in box sizes per second, length relative to the video's median
     assert min(box_speed["walk"]) > 2 * max(box_speed["rest"])

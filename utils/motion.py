@@ -32,6 +32,7 @@ Body-pose features (`body_pose_features`, feature set "body", version 3), per fr
     steady centroid speed    1    body lengths per second
     steady keypoint speed    1    mean over the present keypoints, body lengths per second
     posture change           1    mean speed of the egocentric keypoints (posture without locomotion), same units
+    steady turning           1    |change of the smoothed tail->head angle|, radians per second / 10
 Box-motion features (`box_motion_features`, any detector, 5 per frame):
     box speed           box-centre speed in box sizes per second (box size = sqrt of the area reference)
     box accel           change of that speed per second / 10
@@ -59,7 +60,7 @@ CLIP = 50.0
 REFERENCE_QUANTILE = 0.75
 LAG_SECONDS = 0.1  # speeds and turning rates are measured over this interval
 SMOOTH_SECONDS, SLOW_LAG_SECONDS = 0.2, 0.2  # version 3's steady rates (bench/bench_behaviordepot.py)
-STEADY_DIM = 3
+STEADY_DIM = 4
 HEAD_NAMES = ("nose", "snout", "head", "neck")
 TAIL_NAMES = ("tailbase", "baseoftail", "tailroot", "tail")
 
@@ -196,13 +197,19 @@ def _centred_speed(points: np.ndarray, fps: float, seconds: float) -> np.ndarray
     return np.linalg.norm(points[after] - points[before], axis=-1) / seconds_between
 
 
-def _steady_rates(xy: np.ndarray, centroid: np.ndarray, ego: np.ndarray, scale: np.ndarray, fps: float) -> np.ndarray:
-    """Version 3's three jitter-robust rates per frame [T, 3] (module docstring); NaN where missing."""
-    def steady_speed(points):
-        return _centred_speed(_centred_mean(points, fps, SMOOTH_SECONDS), fps, SLOW_LAG_SECONDS)
-    with np.errstate(all="ignore"):
-        return np.stack([steady_speed(centroid) / scale[:, 0], np.nanmean(steady_speed(xy), 1) / scale[:, 0],
-                         np.nanmean(steady_speed(ego), 1)], 1)
+def _steady_rates(xy: np.ndarray, centroid: np.ndarray, ego: np.ndarray, scale: np.ndarray, axis: tuple,
+                  fps: float) -> np.ndarray:
+    """Version 3's jitter-robust rates per frame [T, STEADY_DIM] (module docstring); NaN where missing."""
+    def steady(points):
+        return _centred_mean(points, fps, SMOOTH_SECONDS)
+    smooth_axis = steady(xy[:, axis[1]]) - steady(xy[:, axis[0]])
+    heading = np.unwrap(_fill_nearest(np.arctan2(smooth_axis[:, 1], smooth_axis[:, 0])))
+    with np.errstate(all="ignore"):  # |d heading / dt| as the speed of the point (heading, 0)
+        turning = _centred_speed(np.stack([heading, np.zeros_like(heading)], -1), fps, SLOW_LAG_SECONDS) / 10
+        return np.stack([_centred_speed(steady(centroid), fps, SLOW_LAG_SECONDS) / scale[:, 0],
+                         np.nanmean(_centred_speed(steady(xy), fps, SLOW_LAG_SECONDS), 1) / scale[:, 0],
+                         np.nanmean(_centred_speed(steady(ego), fps, SLOW_LAG_SECONDS), 1),
+                         turning], 1)
 
 
 def _fill_nearest(values: np.ndarray) -> np.ndarray:
@@ -252,7 +259,7 @@ def body_pose_features(xy: np.ndarray, conf: np.ndarray, refs: np.ndarray, fps: 
     parts = [ego.reshape(t, 2 * k), np.where(present, conf, 0.0), kp_speed, dist, angles,
              np.stack([length, c_speed, c_accel, turn], 1)]
     if version >= 3:
-        parts.append(_steady_rates(xy, centroid, ego, scale, fps))
+        parts.append(_steady_rates(xy, centroid, ego, scale, axis, fps))
     features = np.concatenate(parts, 1)
     return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -CLIP, CLIP).astype(np.float32)
 
