@@ -38,11 +38,13 @@ STATUS_INTERPOLATED = "interpolated"  # detect_every > 1: between two detections
 
 @dataclass
 class Detection:
-    """One frame's result. box: xyxy frame pixels or None; keypoints: [K,3] (x, y, conf) frame pixels or None."""
+    """One frame's result. box: xyxy frame pixels or None; keypoints: [K,3] (x, y, conf) frame pixels or None;
+    partner: the nearest other animal's keypoints [K,3] (pose files with several animals; NaN when none is seen)."""
     box: np.ndarray = None
     confidence: float = 0.0
     keypoints: np.ndarray = None
     status: str = STATUS_MISSED
+    partner: np.ndarray = None
 
 
 DETECTORS = Registry("detector")
@@ -359,6 +361,11 @@ class PoseFileDetector:
     def detect_at(self, indices) -> list:
         return [self._detection(int(i)) for i in indices]
 
+    @property
+    def social(self) -> bool:
+        """Several animals in the file: each detection carries its nearest neighbour's keypoints."""
+        return self.recording is not None and len(self.recording.individuals) > 1
+
     def _detection(self, index: int) -> Detection:
         if index >= self.recording.num_frames:
             return Detection()
@@ -370,7 +377,18 @@ class PoseFileDetector:
         grow = self.margin * max(float((high - low).max()), 1.0)
         box = np.concatenate([low - grow, high + grow]).astype(np.float32)
         return Detection(box, float(conf[present].mean()), np.concatenate([xy, conf[:, None]], 1).astype(np.float32),
-                         STATUS_DETECTED)
+                         STATUS_DETECTED, self._partner(index, xy[present].mean(0)) if self.social else None)
+
+    def _partner(self, index: int, centre: np.ndarray) -> np.ndarray:
+        """[K,3] keypoints of the other animal whose centroid is nearest in this frame; NaN when none is seen."""
+        xy, conf = self.recording.xy[index], self.recording.conf[index]
+        with np.errstate(all="ignore"):
+            distance = np.linalg.norm(np.nanmean(xy, axis=1) - centre, axis=1)
+        distance[self.animal] = np.nan
+        if not np.isfinite(distance).any():
+            return np.full((self.num_keypoints, 3), np.nan, np.float32)
+        other = int(np.nanargmin(distance))
+        return np.concatenate([xy[other], conf[other][:, None]], 1).astype(np.float32)
 
     def describe(self) -> dict:
         return {"detector": "pose_file", "pose_min_likelihood": self.min_likelihood,
@@ -492,6 +510,7 @@ class FrameRecord:
     keypoints: np.ndarray = None  # [K, 3] (x, y, conf)
     keypoints_crop: np.ndarray = None  # [K, 3]
     scale_ref: np.ndarray = None  # [3] the video's running scale references (utils.motion.ScaleTracker)
+    partner: np.ndarray = None  # [K, 3] frame px: the nearest other animal (several animals), else None
 
     @property
     def missed(self) -> bool:
@@ -506,7 +525,24 @@ def make_record(index: int, frame: np.ndarray, detection: Detection, crop_size: 
         kp_crop = np.concatenate([map_keypoints_to_crop(detection.keypoints[:, :2], crop_box, crop_size),
                                   detection.keypoints[:, 2:]], 1).astype(np.float32)
     return FrameRecord(index, frame, detection.status, detection.confidence, box, crop_box, crop,
-                       detection.keypoints, kp_crop)
+                       detection.keypoints, kp_crop, partner=detection.partner)
+
+
+def window_arrays(records, num_keypoints: int) -> dict:
+    """The per-frame arrays that pose and motion features read, for a window of FrameRecords, as the npz of
+    preprocessing stores them: frame-pixel keypoints (NaN where none), boxes, scale references, and the nearest
+    other animal's keypoints when there are several."""
+    def stacked(rows):
+        raw = np.stack([r if r is not None else np.full((num_keypoints, 3), np.nan, np.float32) for r in rows])
+        return raw.astype(np.float32)
+    raw = stacked([r.keypoints for r in records])
+    arrays = {"keypoints_xy_raw": raw[..., :2], "keypoints_conf_raw": raw[..., 2],
+              "bbox_xyxy": np.stack([r.box for r in records]).astype(np.float32),
+              "scale_ref": np.stack([r.scale_ref for r in records]).astype(np.float32)}
+    if any(r.partner is not None for r in records):
+        partner = stacked([r.partner for r in records])
+        arrays.update(partner_xy_raw=partner[..., :2], partner_conf_raw=np.nan_to_num(partner[..., 2]))
+    return arrays
 
 
 def interpolate_detection(a: Detection, b: Detection, t: float) -> Detection:

@@ -29,15 +29,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from predictor import Predictor
 from utils.config import add_config_arguments, dump_config, resolve_config
 from utils.errors import UserError, run_cli
-from utils.io import ensure_dir
+from utils.io import atomic_write_csv, ensure_dir
 from utils.live import LiveSource, is_live_source, source_stem
 from utils.logging_utils import setup_logging
 from utils.outputs import write_outputs
+from utils.motion import body_axis
 from utils.schema import InferenceConfig
+from utils.social import contact_bouts
 from utils.timing import StageTimer
 
 log = logging.getLogger("infer")
@@ -89,7 +92,29 @@ def classify_video(predictor: Predictor, cfg: InferenceConfig, timer: StageTimer
     results = [write_prediction(predictor, cfg, predictor.predict_video(video, timer, animal), out_dir, timer, start)
                for animal in predictor.animals(video)]
     results[0]["other_animals"] = results[1:]  # several animals: each has its own outputs, <stem>.<animal>.*
+    if len(results) > 1:
+        results[0]["paths"]["social"] = write_contact_bouts(predictor, cfg, out_dir / f"{stem}.social.csv")
     return results[0]
+
+
+def write_contact_bouts(predictor: Predictor, cfg: InferenceConfig, path: Path) -> Path:
+    """<stem>.social.csv: contact bouts between every pair of animals of the pose file just classified, with the
+    behaviour each animal showed most during the bout."""
+    recording, settings = predictor.detector.recording, predictor.settings
+    fps = recording.fps or settings.pose_fps
+    axis = body_axis(recording.keypoint_names, len(recording.keypoint_names))
+    bouts = contact_bouts(recording.xy, recording.conf, recording.individuals, axis, fps, cfg.contact_distance,
+                          cfg.min_bout_frames)
+    labels = {animal: pd.read_csv(path.with_name(f"{source_stem(cfg.video_path)}.{animal}.frames.csv"))["label"]
+              for animal in recording.individuals}
+    for side in ("a", "b"):
+        animal = bouts[f"animal_{side}"]
+        bouts[f"behavior_{side}"] = [labels[a][start:end + 1].mode().iloc[0]
+                                     for a, start, end in zip(animal, bouts["start_frame"], bouts["end_frame"])]
+    atomic_write_csv(path, bouts)
+    log.info("%d contact bouts (nearest keypoints closer than %.2f body lengths): %s", len(bouts),
+             cfg.contact_distance, path)
+    return path
 
 
 def write_prediction(predictor: Predictor, cfg: InferenceConfig, prediction, out_dir: Path, timer: StageTimer,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from cropping import (STATUS_DETECTED, STATUS_INTERPOLATED, STATUS_MISSED, STATUS_REUSED, build_detector,
-                      iter_frame_records, prepare_source)
+                      iter_frame_records, prepare_source, window_arrays)
 from data import normalise_frames
 from model import ModelConfig, build_model
 from utils.checkpoint import load_checkpoint
@@ -370,19 +370,6 @@ class Predictor:
                 **{f"setting_{k}": v for k, v in vars(self.settings).items()}, **self.detector.describe()}
 
 
-def window_arrays(records, has_pose: bool) -> dict:
-    """A window's keypoints, boxes and scale references as the npz of preprocessing stores them."""
-    k = next((len(r.keypoints) for r in records if r.keypoints is not None), 0)
-    raw = np.stack([r.keypoints if r.keypoints is not None else np.full((k, 3), np.nan, np.float32)
-                    for r in records]).astype(np.float32)
-    arrays = {"keypoints_xy_raw": raw[..., :2], "keypoints_conf_raw": raw[..., 2],
-              "bbox_xyxy": np.stack([r.box for r in records]).astype(np.float32),
-              "scale_ref": np.stack([r.scale_ref for r in records]).astype(np.float32)}
-    if has_pose:
-        arrays["keypoints"] = np.stack([r.keypoints_crop for r in records]).astype(np.float32)
-    return arrays
-
-
 class WindowClassifier:
     """Buffers per-frame inputs and classifies each complete window, in batches."""
 
@@ -411,8 +398,10 @@ class WindowClassifier:
         if self.p.pose_only and not has_pose:
             self.out.skipped += 1  # a pose-only model cannot classify a window without pose
             return
-        pose, motion = self.p.features.window_inputs(window_arrays(records, has_pose), self.out.fps,
-                                                     has_pose and self.p.needs_pose)
+        arrays = window_arrays(records, self.p.detector.num_keypoints)
+        if has_pose:
+            arrays["keypoints"] = np.stack([r.keypoints_crop for r in records]).astype(np.float32)
+        pose, motion = self.p.features.window_inputs(arrays, self.out.fps, has_pose and self.p.needs_pose)
         visual = torch.stack([f for _, f in items]) if self.p.model.backbone is not None else None
         self.pending.append((start, visual, None if pose is None else torch.from_numpy(pose),
                              None if motion is None else torch.from_numpy(motion)))

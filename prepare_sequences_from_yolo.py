@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cropping import RecordedDetector, build_detector, draw_keypoints, iter_frame_records, prepare_source
+from cropping import (RecordedDetector, build_detector, draw_keypoints, iter_frame_records, prepare_source,
+                      window_arrays)
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.errors import UserError, run_cli
 from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, ensure_dir
@@ -188,17 +189,11 @@ class WindowWriter:
             "has_keypoints": has_kp, "has_frames": self.has_frames})
 
     def _arrays(self, frames, has_kp: bool) -> dict:
-        kp_raw = np.full((len(frames), self.num_kp, 3), np.nan, np.float32)
-        for t, f in enumerate(frames):
-            if f.keypoints is not None:
-                kp_raw[t] = f.keypoints
-        arrays = dict(bbox_xyxy=np.stack([f.box for f in frames]).astype(np.float32),
-                      crop_xyxy=np.stack([f.crop_box for f in frames]).astype(np.float32),
+        arrays = window_arrays(frames, self.num_kp)
+        arrays.update(crop_xyxy=np.stack([f.crop_box for f in frames]).astype(np.float32),
                       frame_index=np.array([f.index for f in frames], np.int64),
                       detection_status=np.array([f.status for f in frames]),
-                      detection_conf=np.array([f.confidence for f in frames], np.float32),
-                      keypoints_xy_raw=kp_raw[..., :2], keypoints_conf_raw=kp_raw[..., 2],
-                      scale_ref=np.stack([f.scale_ref for f in frames]).astype(np.float32))
+                      detection_conf=np.array([f.confidence for f in frames], np.float32))
         if has_kp:
             arrays["keypoints"] = np.stack([f.keypoints_crop for f in frames]).astype(np.float32)
         if self.has_frames:
@@ -342,6 +337,7 @@ def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_value
                  "body_axis": list(body_axis(kp_names, detector.num_keypoints)),
                  "fps": fps[0] if len(fps) == 1 else None,
                  "has_frames": all(w["has_frames"] for entries in splits.values() for w in entries),
+                 "social": any("#" in v for v in results),  # several animals per recording: social features
                  "frame_format": "RGB uint8 [T,H,W,3]; absent for pose files without video",
                  "keypoint_format": "float32 [T,K,3] crop pixels (x, y, conf)"})
     return {"schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

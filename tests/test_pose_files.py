@@ -213,6 +213,39 @@ def test_several_animals_get_their_own_windows_labels_and_outputs(tmp_path):
     assert result["animal"] == "mouse0" and [r["animal"] for r in result["other_animals"]] == ["mouse1"]
     for animal in ("mouse0", "mouse1"):
         assert len(pd.read_csv(tmp_path / "o" / f"session_01.{animal}.frames.csv")) == 300
+    social = pd.read_csv(result["paths"]["social"])
+    assert list(social.columns[:2]) == ["animal_a", "animal_b"] and {"behavior_a", "behavior_b"} <= set(social.columns)
+    # each animal's windows carry its neighbour's keypoints, and the model its social features
+    assert manifest["meta"]["social"] is True
+    entry = manifest["splits"]["train"][0]
+    with np.load(tmp_path / "prepared" / entry["npz"]) as npz:
+        recording = read_pose_file(tmp_path / "data" / entry["source_video"].split("#")[0], 0.6)
+        other = 1 - int(entry["source_video"][-1])
+        start = entry["start_frame"]
+        np.testing.assert_allclose(npz["partner_xy_raw"], recording.xy[start:start + 20, other], atol=1e-3)
+
+
+def test_social_features_of_two_animals_facing_each_other():
+    from utils.social import SOCIAL_DIM, contact_bouts, social_features
+    t, fps = 20, 10.0
+    body = np.array([[20.0, 0.0], [0.0, 0.0], [-20.0, 0.0]])  # head, middle, tail along +x: 40 px long
+    own = np.stack([body] * t)
+    # the partner faces back towards the own animal, its centroid 100 px ahead, then 60 px (approaching)
+    ahead = np.r_[np.full(10, 100.0), np.full(10, 60.0)]
+    partner = np.stack([-body + [d, 0.0] for d in ahead])
+    f = social_features(own, np.ones((t, 3)), partner, np.ones((t, 3)), np.tile([40.0, 400.0, 2.0], (t, 1)), fps,
+                        axis=(2, 0))
+    assert f.shape == (t, SOCIAL_DIM)
+    np.testing.assert_allclose(f[0, :3], [1.0, 2.5, 1.5], atol=1e-6)  # present, centroids 2.5 BL, parts 60 px apart
+    np.testing.assert_allclose(f[0, 3:7], [1.0, 0.0, -1.0, 0.0], atol=1e-6)  # facing it, heading opposite
+    assert f[10, 7] > 1 and abs(f[0, 7]) < 1e-6 and abs(f[-1, 7]) < 1e-6  # approaching at the jump only
+    alone = social_features(own, np.ones((t, 3)), np.full_like(own, np.nan), np.zeros((t, 3)),
+                            np.tile([40.0, 400.0, 2.0], (t, 1)), fps, (2, 0))
+    assert (alone == 0).all()
+    xy = np.stack([own, partner], 1)
+    bouts = contact_bouts(xy, np.ones((t, 2, 3)), ["a", "b"], (2, 0), fps, distance=0.6, min_frames=3)
+    assert bouts[["start_frame", "end_frame"]].values.tolist() == [[10, 19]]
+    assert bouts["closest_body_lengths"].iloc[0] == 0.5
 
 
 def test_labels_per_animal_from_csv_columns_and_boris_subjects(tmp_path):

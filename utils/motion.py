@@ -170,7 +170,7 @@ def _speed(points: np.ndarray, fps: float) -> np.ndarray:
     return np.linalg.norm(_rate(points, fps), axis=-1)
 
 
-def _centred_mean(values: np.ndarray, fps: float, seconds: float) -> np.ndarray:
+def centred_mean(values: np.ndarray, fps: float, seconds: float) -> np.ndarray:
     """Mean over a centred window of `seconds` along axis 0 (shorter at the edges), ignoring NaNs; NaN where the
     whole neighbourhood is missing."""
     half = max(0, int(round(seconds * fps / 2)))
@@ -186,26 +186,30 @@ def _centred_mean(values: np.ndarray, fps: float, seconds: float) -> np.ndarray:
         return (sums[hi] - sums[lo]) / (counts[hi] - counts[lo])
 
 
-def _centred_speed(points: np.ndarray, fps: float, seconds: float) -> np.ndarray:
-    """|d(points)/dt| for [T, ..., 2] between the frames `seconds` / 2 before and after each frame (nearer at the
+def centred_rate(values: np.ndarray, fps: float, seconds: float) -> np.ndarray:
+    """d(values)/dt for [T, ...] between the frames `seconds` / 2 before and after each frame (nearer at the
     window's edges)."""
-    t, half = len(points), max(1, int(round(seconds * fps / 2)))
+    t, half = len(values), max(1, int(round(seconds * fps / 2)))
     if t < 2:
-        return np.zeros(points.shape[:-1])
+        return np.zeros_like(values, dtype=np.float64)
     after, before = np.minimum(np.arange(t) + half, t - 1), np.maximum(np.arange(t) - half, 0)
-    seconds_between = ((after - before) / fps).reshape(-1, *([1] * (points.ndim - 2)))
-    return np.linalg.norm(points[after] - points[before], axis=-1) / seconds_between
+    return (values[after] - values[before]) / ((after - before) / fps).reshape(-1, *([1] * (values.ndim - 1)))
+
+
+def _centred_speed(points: np.ndarray, fps: float, seconds: float) -> np.ndarray:
+    """|d(points)/dt| for [T, ..., 2] over a centred interval (centred_rate)."""
+    return np.linalg.norm(centred_rate(points, fps, seconds), axis=-1)
 
 
 def _steady_rates(xy: np.ndarray, centroid: np.ndarray, ego: np.ndarray, scale: np.ndarray, axis: tuple,
                   fps: float) -> np.ndarray:
     """Version 3's jitter-robust rates per frame [T, STEADY_DIM] (module docstring); NaN where missing."""
     def steady(points):
-        return _centred_mean(points, fps, SMOOTH_SECONDS)
+        return centred_mean(points, fps, SMOOTH_SECONDS)
     smooth_axis = steady(xy[:, axis[1]]) - steady(xy[:, axis[0]])
     heading = np.unwrap(_fill_nearest(np.arctan2(smooth_axis[:, 1], smooth_axis[:, 0])))
-    with np.errstate(all="ignore"):  # |d heading / dt| as the speed of the point (heading, 0)
-        turning = _centred_speed(np.stack([heading, np.zeros_like(heading)], -1), fps, SLOW_LAG_SECONDS) / 10
+    with np.errstate(all="ignore"):
+        turning = np.abs(centred_rate(heading, fps, SLOW_LAG_SECONDS)) / 10
         return np.stack([_centred_speed(steady(centroid), fps, SLOW_LAG_SECONDS) / scale[:, 0],
                          np.nanmean(_centred_speed(steady(xy), fps, SLOW_LAG_SECONDS), 1) / scale[:, 0],
                          np.nanmean(_centred_speed(steady(ego), fps, SLOW_LAG_SECONDS), 1),
@@ -300,14 +304,16 @@ class FeatureSpec:
     crop_size: int = 0
     box_motion: bool = True
     version: int = FEATURE_SET_VERSION["body"]  # of the body set: 2 = without the steady rates
+    social: bool = False  # several animals: utils.social features appended to the pose features
 
     @property
     def pose_dim(self) -> int:
         if not self.num_keypoints:
             return 0
+        from utils.social import SOCIAL_DIM  # utils.social builds on this module
         if self.pose_features == "crop":
-            return pose_feature_dim(self.num_keypoints)
-        return body_pose_feature_dim(self.num_keypoints, self.version)
+            return pose_feature_dim(self.num_keypoints) + SOCIAL_DIM * self.social
+        return body_pose_feature_dim(self.num_keypoints, self.version) + SOCIAL_DIM * self.social
 
     @property
     def motion_dim(self) -> int:
@@ -345,9 +351,20 @@ class FeatureSpec:
                 pose = body_pose_features(arrays["keypoints_xy_raw"], arrays["keypoints_conf_raw"],
                                           arrays["scale_ref"], fps, self.body_axis, self.min_keypoint_conf,
                                           self.version)
+        if pose is not None and self.social:
+            pose = np.concatenate([pose, self._social(arrays, fps)], 1)
         if self.box_motion:
             motion = box_motion_features(arrays["bbox_xyxy"], arrays["scale_ref"], fps)
         return pose, motion
+
+    def _social(self, arrays: dict, fps: float) -> np.ndarray:
+        """Social features of the window (zeros, partner absent, when the arrays hold no other animal)."""
+        from utils.social import SOCIAL_DIM, social_features  # utils.social builds on this module
+        xy = arrays["keypoints_xy_raw"]
+        if "partner_xy_raw" not in arrays:
+            return np.zeros((len(xy), SOCIAL_DIM), np.float32)
+        return social_features(xy, arrays["keypoints_conf_raw"], arrays["partner_xy_raw"], arrays["partner_conf_raw"],
+                               arrays["scale_ref"], fps, self.body_axis, self.min_keypoint_conf)
 
 
 def augment_motion_inputs(arrays: dict, fps: float, rng, mirror_prob: float, scale_range: float,
@@ -358,11 +375,16 @@ def augment_motion_inputs(arrays: dict, fps: float, rng, mirror_prob: float, sca
     `jitter` body lengths. Returns (arrays, fps)."""
     out = dict(arrays)
     xy, boxes, refs = arrays["keypoints_xy_raw"].copy(), arrays["bbox_xyxy"].copy(), arrays["scale_ref"].copy()
+    partner = arrays["partner_xy_raw"].copy() if "partner_xy_raw" in arrays else None
     if rng.random() < mirror_prob:
         xy[..., 0] = -xy[..., 0]
         boxes[:, [0, 2]] = -boxes[:, [2, 0]]
+        if partner is not None:
+            partner[..., 0] = -partner[..., 0]
         if flip_idx:
             xy, out["keypoints_conf_raw"] = xy[:, flip_idx], arrays["keypoints_conf_raw"][:, flip_idx]
+            if partner is not None:
+                partner, out["partner_conf_raw"] = partner[:, flip_idx], arrays["partner_conf_raw"][:, flip_idx]
     scale = rng.uniform(1 - scale_range, 1 + scale_range)
     refs[:, 0] *= scale
     refs[:, 1] *= scale * scale
@@ -370,5 +392,7 @@ def augment_motion_inputs(arrays: dict, fps: float, rng, mirror_prob: float, sca
     if jitter:
         noise = np.random.default_rng(rng.getrandbits(62)).standard_normal(xy.shape)
         xy = xy + noise * jitter * reference_length(refs)[:, None, None]
+    if partner is not None:
+        out["partner_xy_raw"] = partner.astype(np.float32)
     out.update(keypoints_xy_raw=xy.astype(np.float32), bbox_xyxy=boxes, scale_ref=refs)
     return out, fps

@@ -237,6 +237,9 @@ class InferenceConfig:
                                      "video; null = the checkpoint's (with a warning)", exclusive_minimum=0)
     pixels_per_cm: float | None = setting(None, "scale of the video or pose file: kinematics are also written in cm "
                                           "(distance, speed); null = pixels only", exclusive_minimum=0)
+    contact_distance: float = setting(0.3, "pose files with several animals: two animals are in contact while their "
+                                      "nearest keypoints are closer than this many body lengths; the bouts go to "
+                                      "<stem>.social.csv", exclusive_minimum=0)
     live: bool = setting(False, "play video_path as a live source at its frame rate: each window labelled as it "
                          "completes, appended to <video>.live.csv with its latency (a camera index or stream URL "
                          "is always live)")
