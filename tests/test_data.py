@@ -88,7 +88,7 @@ def test_dataset_over_a_prepared_manifest(class_folder_dataset, tiny_yolo, tmp_p
     sample = val[0]
     assert sample["frames"].shape == (8, 3, 64, 64) and sample["frames"].dtype == torch.float32
     assert -2.2 < float(sample["frames"].min()) and float(sample["frames"].max()) < 2.7  # ImageNet-normalised
-    assert sample["pose"].shape == (8, 51) and bool(sample["pose_present"]) and sample["label"] == val.labels[0]
+    assert sample["pose"].shape == (8, 55) and bool(sample["pose_present"]) and sample["label"] == val.labels[0]
     assert sample["motion"].shape == (8, 5) and sample["pose"].abs().sum() > 0
     assert WindowDataset(manifest, "val", use_pose=True, pose_features="crop")[0]["pose"].shape == (8, 39)
     assert torch.equal(val[0]["frames"], val[0]["frames"])  # validation: no randomness
