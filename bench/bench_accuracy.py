@@ -7,9 +7,14 @@ uses the committed tiny YOLO-pose, as a lab would use its own detector. Each var
 project's defaults plus its own flags, then evaluated with benchmark_pipeline.py on the test videos
 (per-frame macro-F1 over every behaviour, per-class F1).
 
+With --pose_files the same generator writes what a DeepLabCut or SLEAP user has instead of videos: each
+recording's keypoints with 1.5 px of tracker noise and 2% of points dropped to a low likelihood, as DeepLabCut
+CSVs without video, prepared with --detector pose_file (pose-only and gbt variants only).
+
 Usage:
     YOLO_OFFLINE=1 python bench/bench_accuracy.py --work /tmp/acc --output bench/results_accuracy.json
     YOLO_OFFLINE=1 python bench/bench_accuracy.py --work /tmp/acc --variants pose_body_motion pose_crop
+    python bench/bench_accuracy.py --work /tmp/acc_pose --pose_files --variants gbt_body_motion pose_body_motion
 The prepared data in --work is reused when it exists (delete the folder to regenerate).
 """
 import argparse
@@ -24,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import benchmark_pipeline  # noqa: E402
 import prepare_sequences_from_yolo as prepare  # noqa: E402
 import train_behavior_lstm as train  # noqa: E402
-from utils.synthetic import make_long_video_dataset  # noqa: E402
+from utils.synthetic import FPS, make_long_video_dataset, make_pose_file_dataset  # noqa: E402
 
 POSE = ["--backbone", "none", "--use_pose"]
 GBT = ["--classifier", "gbt", "--backbone", "none"]
@@ -50,13 +55,17 @@ def make_data(work: Path, args) -> tuple:
     manifest, test_dir = work / f"prepared_s{args.stride}" / "sequence_manifest.json", work / "test_videos"
     if manifest.is_file() and test_dir.is_dir():
         return manifest, test_dir
-    if not test_dir.is_dir():
+    if not test_dir.is_dir() and args.pose_files:
+        make_pose_file_dataset(work / "train_videos", args.train_videos, args.num_frames, seed=100)
+        make_pose_file_dataset(test_dir, args.test_videos, args.num_frames, seed=200)
+    elif not test_dir.is_dir():
         make_long_video_dataset(work / "train_videos", args.train_videos, args.num_frames, seed=100, truth=False)
         make_long_video_dataset(test_dir, args.test_videos, args.num_frames, seed=200, truth=False)
+    detector = (["--detector", "pose_file", "--pose_fps", str(FPS)] if args.pose_files else
+                ["--yolo_weights", str(args.yolo_weights), "--yolo_imgsz", "320"])
     prepare.main(prepare.get_args_parser().parse_args([
-        "--dataset_root", str(work / "train_videos"), "--output_root", str(manifest.parent),
-        "--yolo_weights", str(args.yolo_weights), "--yolo_imgsz", "320", "--device", "cpu",
-        "--crop_size", str(args.crop_size), "--window_size", str(args.window_size),
+        "--dataset_root", str(work / "train_videos"), "--output_root", str(manifest.parent), *detector,
+        "--device", "cpu", "--crop_size", str(args.crop_size), "--window_size", str(args.window_size),
         "--window_stride", str(args.stride), "--split_strategy", "video",
         "--train_ratio", "0.75", "--val_ratio", "0.25", "--test_ratio", "0"]))
     return manifest, test_dir
@@ -92,6 +101,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--stride", type=int, default=5, help="training window stride (inference: its default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--yolo_weights", default=str(ROOT / "tests" / "fixtures" / "tiny_yolo_pose.pt"))
+    parser.add_argument("--pose_files", action="store_true",
+                        help="generate DeepLabCut pose files without video instead of videos (module docstring)")
     parser.add_argument("--train_flags", nargs=argparse.REMAINDER, default=[],
                         help="extra training flags for every variant (last on the line)")
     parser.add_argument("--output", default=None, help="JSON file for the results")
