@@ -274,11 +274,11 @@ def fingerprint(cfg, detector, item: VideoItem) -> dict:
             "class_name": item.class_name}
 
 
-def recorded_detections(record_path: Path, expected: dict, tracking: Path, detector):
+def recorded_detections(record_path: Path, expected: dict, tracking: Path, detector, cfg):
     """A RecordedDetector replaying the tracking table of an earlier run whose detections are still valid
     (same detection fingerprint), so that changing only crop, window or label settings skips the detector."""
-    if not (record_path.is_file() and tracking.is_file()):
-        return None
+    if cfg.detector == "pose_file" or not (record_path.is_file() and tracking.is_file()):
+        return None  # a pose file is read as fast as its tracking table, and it holds every animal
     record = json.loads(record_path.read_text())
     if (record.get("fingerprint") or {}).get("detection") != expected["detection"]:
         return None
@@ -437,7 +437,7 @@ def process_all(items, detector, cfg, out_root: Path, manifest_dir: Path, skippe
                     bar.update(result.frames)
                 else:
                     tracking = out_root / "tracking" / f"{item.video_id}.csv"
-                    recorded = recorded_detections(record_path, expected, tracking, detector)
+                    recorded = recorded_detections(record_path, expected, tracking, detector, cfg)
                     if recorded is not None:
                         log.info("%s: detections reused from %s (same video, detector and detect_every)",
                                  item.rel, tracking)

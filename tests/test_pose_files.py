@@ -107,6 +107,20 @@ def test_pose_files_alone_make_windows_without_frames(pose_run):
     assert (boxes[:, None, 2:] >= np.where(present[..., None], xy, -np.inf)).all()
 
 
+def test_preparing_again_with_other_windows_reads_the_pose_files_again(pose_run, tmp_path):
+    from prepare_sequences_from_yolo import main as prepare
+    root, first, _ = pose_run
+    for window in (30, 20):  # the second run finds the first one's tracking tables: pose files are read again
+        again = prepare(prepare_args("--dataset_root", root / "held_out", "--output_root", tmp_path, "--detector",
+                                     "pose_file", "--pose_fps", 30, "--window_size", window, "--window_stride", 10,
+                                     "--split_strategy", "window"))
+    entry = again["splits"]["train"][0]
+    with np.load(tmp_path / entry["npz"]) as npz:
+        assert npz["keypoints_xy_raw"].shape == (20, len(KEYPOINT_NAMES), 2) and np.isfinite(npz["scale_ref"]).all()
+        assert np.isfinite(npz["keypoints_xy_raw"]).mean() > 0.9
+    assert again["meta"]["keypoint_names"] == first["meta"]["keypoint_names"]
+
+
 def test_pose_only_model_classifies_held_out_pose_files(pose_run):
     import benchmark_pipeline
     root, _, model = pose_run
