@@ -110,3 +110,16 @@ def test_feature_spec_round_trips_through_the_checkpoint(pose_features, box_moti
     spec = FeatureSpec(pose_features, 6, (0, 5), 0.3, 96, box_motion)
     ckpt = {"features": spec.recorded(), "preprocessing": {"num_keypoints": 6, "crop_size": 96}}
     assert FeatureSpec.from_checkpoint(ckpt) == spec  # crop features with box motion stay that way
+
+
+def test_version_2_checkpoints_keep_their_features():
+    recorded = FeatureSpec("body", 6, (4, 0)).recorded()
+    assert recorded["pose_features_version"] == 3
+    old = FeatureSpec.from_checkpoint({"features": {**recorded, "pose_features_version": 2},
+                                       "preprocessing": {"crop_size": 96}})
+    assert old.version == 2 and old.pose_dim == body_pose_feature_dim(6, 2) == FeatureSpec("body", 6).pose_dim - 4
+    arrays = {"keypoints_xy_raw": np.random.default_rng(0).uniform(0, 100, (10, 6, 2)),
+              "keypoints_conf_raw": np.ones((10, 6)), "bbox_xyxy": np.tile([0.0, 0, 100, 50], (10, 1)),
+              "scale_ref": np.tile([60.0, 5000.0, 2.0], (10, 1))}
+    pose, _ = old.window_inputs(arrays, 30.0, True)
+    assert pose.shape == (10, old.pose_dim)

@@ -25,7 +25,7 @@ Body-pose features (`body_pose_features`, feature set "body", version 3), per fr
     centroid speed      1    body lengths per second (centroid = mean of the present keypoints)
     centroid accel      1    change of centroid speed, body lengths per second^2, / 10
     heading velocity    1    change of the tail->head angle, radians per second (wrapped to +-pi per frame) / 10
-  version 3 adds three rates of positions first averaged over SMOOTH_SECONDS, taken over SLOW_LAG_SECONDS centred
+  version 3 adds four rates of positions first averaged over SMOOTH_SECONDS, taken over SLOW_LAG_SECONDS centred
   on the frame (both within the window), which keep a tracker's frame-to-frame jitter (1-2 px at 50 fps: 1.5 cm/s
   of false speed) from drowning stillness, and mark the start of a stillness on time (a lag that only looks back
   marks it late); version 2 checkpoints are computed without them:
