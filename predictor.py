@@ -81,7 +81,9 @@ class Accumulator:
         self.boxes = GrowingArray((4,), np.float32, np.nan)  # xyxy frame px, NaN when missed
         self.kp_centres = GrowingArray((2,), np.float64, np.nan)  # mean of the confident keypoints, frame px
         self.keypoints = GrowingArray((num_keypoints, 3), np.float32, np.nan)  # for the review video
-        self.windows = []  # (start, probs, pose used, distance to training or NaN): one per window, not per frame
+        # (start, probs after decision weights, pose used, distance to training or NaN, the model's top
+        # probability): one per window, not per frame
+        self.windows = []
 
     def __len__(self) -> int:
         return len(self.weight)
@@ -158,6 +160,8 @@ class Predictor:
         self.class_names = list(ckpt["class_names"])
         self.features = FeatureSpec.from_checkpoint(ckpt)  # pose and box-motion inputs as at training
         self.drift = DriftReference.from_checkpoint(ckpt)
+        # per-class decision weights tuned on validation (TrainingConfig.tune_decision_weights); ones otherwise
+        self.decision_weights = np.asarray(ckpt.get("decision_weights") or np.ones(len(self.class_names)))
         if self.drift is None:
             log.warning("%s has no drift reference (trained without a validation split, or by an older version): "
                         "videos unlike the training ones cannot be flagged", source)
@@ -326,7 +330,7 @@ class Predictor:
         if self.drift is None:
             return
         windows = prediction.acc.windows
-        prediction.drift = self.drift.score(np.array([w[3] for w in windows]), np.array([w[1].max() for w in windows]))
+        prediction.drift = self.drift.score(np.array([w[3] for w in windows]), np.array([w[4] for w in windows]))
         if prediction.drift["drift_warning"]:
             log.warning(warning_text(prediction.video_path, prediction.drift))
 
@@ -430,9 +434,12 @@ class WindowClassifier:
         probs = probs.float()
         drift = self.p.drift
         distances = drift.distances(embeddings.float().cpu().numpy()) if drift else np.full(len(probs), np.nan)
-        for (start, _, p, _), row, distance in zip(self.pending, probs.cpu().numpy(), distances):
+        for (start, _, p, _), raw, distance in zip(self.pending, probs.cpu().numpy(), distances):
+            row = raw * self.p.decision_weights
+            row = row / row.sum()
             self.out.acc.add_window(start, row, t)
-            self.out.acc.windows.append((start, row, p is not None, float(distance)))
+            # the drift limits were calibrated on the model's own probabilities: its top one is kept for them
+            self.out.acc.windows.append((start, row, p is not None, float(distance), float(raw.max())))
             if self.on_window is not None:
                 self.on_window(start, row, t)
             self.out.windows += 1

@@ -41,7 +41,7 @@ from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, atomic_write_json, ensure_dir
 from utils.labels import label_file_of, load_frame_labels
 from utils.logging_utils import progress, setup_logging
-from utils.metrics import classification_scores
+from utils.metrics import classification_scores, tune_decision_weights
 from utils.plots import plot_training_curves, save_crops_preview, save_pose_preview
 from utils.schema import AugmentConfig, ModelSettings, TrainingConfig
 from utils.windows import frame_weights
@@ -349,11 +349,15 @@ def fit_drift_reference(model, datasets: dict, device, batch_size: int) -> Drift
     _, train_embeddings = window_outputs(model, train, sample, device, batch_size)
     val_probs, val_embeddings = window_outputs(model, val, np.arange(len(val)), device, batch_size)
     videos = [e["source_video"] for e in getattr(val, "source", val).entries]
-    return DriftReference.fit(train_embeddings, np.asarray(train.labels)[sample], val_embeddings, val_probs, videos)
+    reference = DriftReference.fit(train_embeddings, np.asarray(train.labels)[sample], val_embeddings, val_probs,
+                                   videos)
+    return reference, val_probs
 
 
-def add_drift_references(model, datasets: dict, run_dir: Path, device, batch_size: int) -> None:
-    """Store a drift reference (utils.drift) in each best checkpoint, fitted with that checkpoint's weights."""
+def add_drift_references(model, datasets: dict, run_dir: Path, device, batch_size: int,
+                         tune_decisions: bool = False) -> None:
+    """Store a drift reference (utils.drift) in each best checkpoint, fitted with that checkpoint's weights, and
+    with tune_decisions the per-class decision weights tuned on the same validation windows."""
     if not len(datasets["val"]):
         log.warning("no validation split: the models get no drift reference, so inference cannot flag videos "
                     "unlike the training ones")
@@ -365,8 +369,13 @@ def add_drift_references(model, datasets: dict, run_dir: Path, device, batch_siz
             continue
         ckpt = load_checkpoint(path)
         model.load_state_dict(ckpt["model"])
-        reference = fit_drift_reference(model, datasets, device, batch_size)
+        reference, val_probs = fit_drift_reference(model, datasets, device, batch_size)
         ckpt["drift"] = reference.recorded()
+        if tune_decisions:
+            weights, tuned, plain = tune_decision_weights(val_probs, datasets["val"].labels, val_probs.shape[1])
+            ckpt["decision_weights"] = [float(w) for w in weights]
+            log.info("%s: decision weights %s: validation window macro-F1 %.3f -> %.3f", name,
+                     dict(zip(ckpt["class_names"], np.round(weights, 2).tolist())), plain, tuned)
         save_checkpoint(path, **{k: v for k, v in ckpt.items() if k != "format_version"})
         log.info("%s: drift reference from %d training and %d validation windows; a video is flagged above %.0f%% "
                  "unfamiliar or %.0f%% low-confidence windows (%.1f s)", name, reference.training_windows,
@@ -421,7 +430,7 @@ def fit_gbt(model: WindowStatsGBT, datasets: dict, cfg, mcfg, run_dir: Path) -> 
         save_checkpoint(run_dir / name, selection=selection, **saved)
         if result:
             write_evaluation(run_dir, f"best_{metric}", result, class_names)
-    add_drift_references(model, datasets, run_dir, "cpu", cfg.training.batch_size)
+    add_drift_references(model, datasets, run_dir, "cpu", cfg.training.batch_size, cfg.training.tune_decision_weights)
     test = evaluate_test_split(datasets, run_dir, lambda dataset, best: evaluate_gbt(model, *stacked_inputs(dataset)))
     return {"run_dir": str(run_dir), "history": [row], "stopped": None, "test": test}
 
@@ -531,7 +540,8 @@ def main(args):
     finally:
         stop.restore()
     if history:
-        add_drift_references(model, datasets, run_dir, device, cfg.training.batch_size)
+        add_drift_references(model, datasets, run_dir, device, cfg.training.batch_size,
+                             cfg.training.tune_decision_weights)
     evaluate_split = neural_split_evaluator(model, cfg, device, weights)
     test = evaluate_test_split(datasets, run_dir, evaluate_split) if history else {}
     return {"run_dir": str(run_dir), "history": history, "stopped": stop.reason, "test": test}

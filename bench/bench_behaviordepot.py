@@ -51,7 +51,7 @@ PARTS = {"train": [(0, 2000), (2500, 3000)], "val": [(2000, 2500)], "test": [(30
 # keypoint jitter augmentation off: the tracker's own jitter is already there, and more of it hides stillness
 # (freezing F1 0.685 with the default --pose_jitter 0.02, 0.800 without); freezing is a minority (19% of the
 # training frames, 27% of the test ones): classes weighted
-REAL_DATA = ["--pose_jitter", "0", "--class_weighting", "sqrt_inverse"]
+REAL_DATA = ["--pose_jitter", "0", "--class_weighting", "sqrt_inverse", "--tune_decision_weights"]
 MODELS = {"gbt": ["--classifier", "gbt", "--backbone", "none", "--use_pose", *REAL_DATA],
           "pose_lstm": ["--backbone", "none", "--use_pose", *REAL_DATA]}
 

@@ -55,3 +55,16 @@ def test_segment_f1_counts_one_to_one_matches():
     shifted = segment_f1(true, ["b"] * 30, ["a", "b"])
     assert shifted["a"]["recall"] == 0.0 and shifted["b"]["precision"] == 0.0  # IoU 10/30 < 0.5
     assert np.isclose(shifted["macro_f1"], 0.0)
+
+
+def test_decision_weights_correct_an_under_predicted_class():
+    from utils.metrics import tune_decision_weights
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    # class 1 is seen (its probability is higher when true) but the model leans to class 0
+    p1 = np.clip(0.25 + 0.3 * labels + rng.normal(0, 0.1, 400), 0.01, 0.99)
+    probs = np.stack([1 - p1, p1], 1)
+    weights, tuned, plain = tune_decision_weights(probs, labels, 2)
+    assert weights[0] == 1 and weights[1] > 1.2 and tuned > plain + 0.1
+    balanced = np.stack([1 - (0.2 + 0.6 * labels), 0.2 + 0.6 * labels], 1)
+    assert tune_decision_weights(balanced, labels, 2)[1] == 1.0  # nothing to correct: stays perfect

@@ -88,7 +88,7 @@ def pose_run(tmp_path_factory):
     train.main(train.get_args_parser().parse_args([
         "--manifest_path", str(root / "prepared" / "sequence_manifest.json"), "--output_dir", str(root / "runs"),
         "--run_name", "gbt", "--classifier", "gbt", "--backbone", "none", "--use_pose", "--gbt_max_iter", "100",
-        "--num_workers", "0", "--device", "cpu"]))
+        "--num_workers", "0", "--device", "cpu", "--tune_decision_weights"]))
     return root, manifest, root / "runs" / "gbt" / "best_model_macro_f1.pt"
 
 
@@ -133,6 +133,30 @@ def test_pose_only_model_classifies_held_out_pose_files(pose_run):
     per_frame = pd.read_excel(root / "eval" / "session_00.metrics.xlsx", sheet_name="per_frame")
     np.testing.assert_allclose(per_frame["box_speed_cm_s"], per_frame["box_speed_px_s"] / 10, rtol=1e-3, atol=1e-3)
     assert not (root / "eval" / "session_00.review.mp4").exists()
+
+
+def test_decision_weights_from_the_checkpoint_decide(pose_run, tmp_path):
+    import infer_behavior_lstm as infer
+    from utils.checkpoint import load_checkpoint, save_checkpoint
+    root, _, model = pose_run
+    ckpt = load_checkpoint(model)
+    assert len(ckpt["decision_weights"]) == len(ckpt["class_names"]) == 5 and ckpt["decision_weights"][0] == 1
+    windows = {}
+    for name, rest_weight in (("plain", 1.0), ("rest", 10.0)):
+        ckpt["decision_weights"] = [rest_weight if c == "rest" else 1.0 for c in ckpt["class_names"]]
+        save_checkpoint(tmp_path / f"{name}.pt", **{k: v for k, v in ckpt.items() if k != "format_version"})
+        infer.main(infer.get_args_parser().parse_args([
+            "--model_path", str(tmp_path / f"{name}.pt"), "--output_dir", str(tmp_path / name),
+            "--video_path", str(root / "held_out" / "session_00DLC_synthetic.csv")]))
+        windows[name] = pd.read_excel(tmp_path / name / "session_00.metrics.xlsx", sheet_name="windows")
+    np.testing.assert_allclose(windows["rest"].filter(regex="^p_").sum(1), 1.0, atol=1e-3)
+    plain, weighted = windows["plain"], windows["rest"]
+    both = (plain["p_rest"] > 0.05) & (plain.filter(regex="^p_").drop(columns="p_rest").max(1) > 0.05)
+    assert both.sum() >= 3  # windows where rest competes with another behaviour
+    other = plain.filter(regex="^p_").drop(columns="p_rest").idxmax(1)[both]
+    ratio = [weighted.at[i, "p_rest"] / weighted.at[i, c] / (plain.at[i, "p_rest"] / plain.at[i, c])
+             for i, c in other.items()]
+    np.testing.assert_allclose(ratio, 10.0, rtol=0.05)
 
 
 def test_pose_file_errors_come_at_start_with_the_fix(pose_run, tmp_path):

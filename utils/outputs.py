@@ -125,7 +125,7 @@ def windows_table(windows: list, class_names: list, fps: float) -> pd.DataFrame:
     rows = [{"start_frame": s, "start_time_s": round(s / fps, 4), "top_label": class_names[int(np.argmax(p))],
              "pose_used": used, **{f"p_{c}": round(float(v), 4) for c, v in zip(class_names, p)},
              "distance_to_training": round(distance, 3)}
-            for s, p, used, distance in windows]
+            for s, p, used, distance, _ in windows]
     return pd.DataFrame(rows)
 
 

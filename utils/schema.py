@@ -205,6 +205,10 @@ class TrainingConfig:
     amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)")
     init_from: str | None = setting(None, "start from this checkpoint's weights (same architecture and classes; "
                                     "fresh optimizer), e.g. to fine-tune on corrected labels", path=True)
+    tune_decision_weights: bool = setting(False, "after training, weight each class's probability so that the "
+                                          "decision argmax(p * w) maximises validation macro-F1 (under-predicted or "
+                                          "rare behaviours); stored in the checkpoint, applied at inference. Needs "
+                                          "a validation split like the test data")
     stop_file: str = setting("STOP", "training stops cleanly when this file appears in the run folder")
     seed: int = setting(42, "seed of weights, sampling and augmentation")
 
