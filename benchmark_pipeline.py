@@ -89,7 +89,8 @@ def main(args) -> dict:
         first = infer.classify_in_tree(predictor, cfg, root, out_root, video)
         for result in [first] + first["other_animals"]:  # one per animal of a multi-animal pose file
             class_names = result["class_names"]
-            labels = load_frame_labels(label_file_of(video), result["frames"], result["fps"], result["animal"])
+            labels = load_frame_labels(label_file_of(video), result["frames"], result["fps"],
+                                       result["animal"] or predictor.settings.boris_subject, media=video)
             truth = [labels.label_at(f) for f in range(result["frames"])]
             name = Path(result["paths"]["bouts"]).name.removesuffix(".behavior.csv")
             plot_ethogram(result["labels"], result["frames_table"]["confidence"], class_names, result["fps"],

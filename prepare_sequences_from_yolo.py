@@ -50,7 +50,7 @@ REQUIRED = ("dataset_root", "output_root")
 # settings that change what a finished video's windows contain; --skip_existing reuses a video only if they match
 FINGERPRINT_KEYS = ("dataset_layout", "background_label", "keep_last_box", "max_reuse_frames", "crop_size",
                     "pad_ratio", "window_size", "window_stride", "save_sequence_npz", "save_frame_crops",
-                    "detect_every", "pose_min_likelihood", "pose_box_margin", "pose_fps")
+                    "detect_every", "pose_min_likelihood", "pose_box_margin", "pose_fps", "boris_subject")
 
 
 @dataclass
@@ -221,7 +221,8 @@ def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: 
     info = prepare_source(item.path, detector, cfg, item.individual)
     labels = None
     if item.label_file is not None:
-        labels = load_frame_labels(item.label_file, max(info.frame_count, 1), info.fps, item.individual)
+        labels = load_frame_labels(item.label_file, max(info.frame_count, 1), info.fps,
+                                   item.individual or cfg.boris_subject, media=item.path)
     writer = WindowWriter(item, cfg, out_root, manifest_dir, labels, info.fps, detector.num_keypoints, info.has_frames)
     rows = []
     for records in iter_frame_records(item.path, detector, cfg):

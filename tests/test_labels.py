@@ -1,4 +1,4 @@
-"""Per-frame label import: `frame,behavior` CSV and BORIS tabular events (a real export from ../shared)."""
+"""Per-frame label import: `frame,behavior` CSV and BORIS exports (old and v8/v9 tabular, aggregated; CSV, TSV, XLSX)."""
 import pytest
 
 from utils.errors import UserError
@@ -61,3 +61,52 @@ def test_find_label_file_prefers_csv_beside_the_video(tmp_path):
     assert find_label_file(tmp_path / "a.mp4") is None
     (tmp_path / "a.csv").write_text("frame,behavior\n")
     assert find_label_file(tmp_path / "a.mp4") == tmp_path / "a.csv"
+
+
+TABULAR_V9 = ("Observation id,Observation date,Description,Observation duration,Observation type,Source,"
+              "Time offset (s),Media duration (s),FPS,Subject,Behavior,Behavioral category,Behavior type,Time,"
+              "Media file name,Image index,Image file path,Comment")
+AGGREGATED_V9 = ("Observation id,Observation date,Description,Observation type,Source,Time offset (s),Total duration,"
+                 "Media duration (s),FPS,Subject,Observation duration by subject by observation,Behavior,"
+                 "Behavioral category,Behavior type,Start (s),Stop (s),Duration (s),Media file name,Image index start,"
+                 "Image index stop,Image file path start,Image file path stop,Comment start,Comment stop")
+
+
+def v9_event(subject, behavior, kind, time, index="", media="/data/day1/session.mp4"):
+    return (f"obs1,2024-05-01 10:00:00,,20.0,Media file,player #1:{media},0.0,20.000,10.000,{subject},{behavior},,"
+            f"{kind},{time},{media},{index},NA,")
+
+
+def test_boris_v9_tabular_export_by_column_name(tmp_path, caplog):
+    rows = [v9_event("m1", "groom", "START", "1.0", "10"), v9_event("m2", "rear", "START", "1.2", "12"),
+            v9_event("m1", "sniff", "POINT", "1.5", "15"), v9_event("m1", "groom", "STOP", "2.0", "21"),
+            v9_event("m2", "rear", "STOP", "3.0", "30")]
+    (tmp_path / "session.csv").write_text(TABULAR_V9 + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(UserError, match="several subjects .m1, m2.; choose one with --boris_subject"):
+        load_frame_labels(tmp_path / "session.csv", 40, 10)
+    with caplog.at_level("INFO"):
+        labels = load_frame_labels(tmp_path / "session.csv", 40, 10, "m1", media=tmp_path / "session.avi")
+    # frames come from the Image index column (10..20, the STOP's 21 excluded), not from Time x FPS (10..19)
+    assert labels.labels[9] is None and labels.labels[10:21] == ["groom"] * 11 and labels.labels[21] is None
+    assert "sniff" not in labels.labels and "1 POINT events (sniff x1)" in caplog.text
+    assert load_frame_labels(tmp_path / "session.csv", 40, 10, "m2").labels[12:30] == ["rear"] * 18
+    with pytest.raises(UserError, match="labels session.mp4, not other.mp4; export the BORIS observation"):
+        load_frame_labels(tmp_path / "session.csv", 40, 10, "m1", media=tmp_path / "other.mp4")
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".xlsx"])
+def test_boris_aggregated_export_as_tsv_and_xlsx(tmp_path, suffix):
+    import pandas as pd
+    header = AGGREGATED_V9.split(",")
+    values = [["obs1", "", "", "Media file", "player #1:v.mp4", "0", "20", "20", "10.000", "m1", "3", behavior,
+               "", kind, start, stop, "", "v.mp4", "", "", "", "", "", ""]
+              for behavior, kind, start, stop in (("groom", "STATE", "1.000", "2.000"),
+                                                  ("sniff", "POINT", "2.500", "2.500"),
+                                                  ("rear", "STATE", "3.000", "3.500"))]
+    table = pd.DataFrame(values, columns=header)
+    path = tmp_path / f"v{suffix}"
+    table.to_csv(path, sep="\t", index=False) if suffix == ".tsv" else table.to_excel(path, index=False)
+    labels = load_frame_labels(path, 50, 30, media=tmp_path / "v.mp4")
+    assert labels.labels[10:20] == ["groom"] * 10 and labels.labels[20:30] == [None] * 10  # FPS column: 10
+    assert labels.labels[30:35] == ["rear"] * 5 and labels.labels[35] is None and "sniff" not in labels.labels
+    assert find_label_file(tmp_path / "v.mp4") == path

@@ -29,6 +29,9 @@ class PreprocessingConfig:
     manifest_path: str | None = setting(None, "manifest file; null = <output_root>/sequence_manifest.json", path=True)
     background_label: str | None = setting(None, "labelled_videos: class given to frames no label covers; null = "
                                            "such windows are skipped")
+    boris_subject: str | None = setting(None, "BORIS exports with events of several subjects: the subject whose "
+                                        "events label the video (each animal of a multi-animal pose file uses its "
+                                        "own name)")
     detector: str = setting("yolo", "animal localiser: yolo (weights), background (subtraction, static camera), or "
                             "pose_file (DeepLabCut, SLEAP or NWB pose files beside the videos, or alone without "
                             "video: docs/formats.md)", registry="cropping:DETECTORS")
