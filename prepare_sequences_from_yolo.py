@@ -62,6 +62,7 @@ class VideoItem:
     label_file: Path = None  # labelled_videos layout
     individual: str = None  # the animal's name in a multi-animal pose file
     pose_file: Path = None  # detector pose_file: the file its keypoints come from
+    pose_frames: int = 0  # frames of that pose file, for the progress bar
 
     @property
     def recording(self) -> str:
@@ -90,22 +91,25 @@ def video_id_for(rel: str) -> str:
     return f"{stem}-{hashlib.sha1(rel.encode()).hexdigest()[:6]}"
 
 
-def per_animal(items: list, min_likelihood: float) -> list:
-    """Items of multi-animal pose files split into one item per animal (rel <path>#<animal>)."""
+def per_animal(items: list, min_likelihood: float, skipped: list) -> list:
+    """Items of multi-animal pose files split into one item per animal (rel <path>#<animal>); a pose file that
+    cannot be read is skipped with the reason."""
     out = []
     for item in items:
         item.pose_file = item.path if is_pose_file(item.path) else find_pose_file(item.path)
-        if item.pose_file is None:
+        try:
+            recording = read_pose_file(item.pose_file, min_likelihood)
+        except UserError as exc:
+            skipped.append(str(exc))
+            continue
+        item.pose_frames = recording.num_frames
+        if len(recording.individuals) == 1:
             out.append(item)
             continue
-        animals = read_pose_file(item.pose_file, min_likelihood).individuals
-        if len(animals) == 1:
-            out.append(item)
-            continue
-        for animal in animals:
+        for animal in recording.individuals:
             rel = f"{item.rel}#{animal}"
             out.append(VideoItem(item.path, rel, video_id_for(rel), item.class_name, item.label_file, animal,
-                                 item.pose_file))
+                                 item.pose_file, recording.num_frames))
     return out
 
 
@@ -139,7 +143,7 @@ def discover_videos(root: Path, layout: str, detector: str = "yolo", min_likelih
                            else "<video>.mp4 with <video>.csv `frame,behavior` beside it")
                         + (" and a pose file beside each video, or pose files alone" if detector == "pose_file"
                            else ""))
-    return layout, (per_animal(items, min_likelihood) if detector == "pose_file" else items), skipped
+    return layout, (per_animal(items, min_likelihood, skipped) if detector == "pose_file" else items), skipped
 
 
 
@@ -415,10 +419,13 @@ def main(args):
     return manifest
 
 
-def _reported_frame_count(path) -> int:
-    """The container's frame count for the progress bar; 0 for a video that will be skipped as unreadable."""
+def _reported_frame_count(item: VideoItem) -> int:
+    """The container's (or pose file's) frame count for the progress bar; 0 for a video that will be skipped as
+    unreadable."""
+    if is_pose_file(item.path):
+        return item.pose_frames
     try:
-        return max(video_info(path).frame_count, 0)
+        return max(video_info(item.path).frame_count, 0)
     except UserError:
         return 0
 
@@ -426,7 +433,7 @@ def _reported_frame_count(path) -> int:
 def process_all(items, detector, cfg, out_root: Path, manifest_dir: Path, skipped: list) -> tuple:
     """{source_video: (video_id, VideoResult)} and the fps of each processed video; bad videos are skipped."""
     results, fps_values = {}, []
-    total = sum(_reported_frame_count(i.path) for i in items)
+    total = sum(_reported_frame_count(i) for i in items)
     with progress(total=total, desc="frames") as bar:
         for item in items:
             record_path = out_root / "videos" / f"{item.video_id}.json"

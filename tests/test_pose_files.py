@@ -121,6 +121,20 @@ def test_preparing_again_with_other_windows_reads_the_pose_files_again(pose_run,
     assert again["meta"]["keypoint_names"] == first["meta"]["keypoint_names"]
 
 
+def test_a_damaged_pose_file_is_skipped_with_the_reason(pose_run, tmp_path):
+    import shutil
+    from prepare_sequences_from_yolo import main as prepare
+    root = pose_run[0]
+    shutil.copytree(root / "held_out", tmp_path / "data")
+    (tmp_path / "data" / "brokenDLC_x.csv").write_text("scorer,a\nbodyparts,b\n1,2\n")
+    write_label_csv(tmp_path / "data" / "broken.csv", ["rest"] * 40)
+    manifest = prepare(prepare_args("--dataset_root", tmp_path / "data", "--output_root", tmp_path / "p", "--detector",
+                                    "pose_file", "--pose_fps", 30, "--window_size", 30, "--split_strategy", "window"))
+    assert {e["source_video"] for s in manifest["splits"].values() for e in s} == {
+        "session_00DLC_synthetic.csv", "session_01DLC_synthetic.csv"}
+    assert any("cannot read pose file" in line and "brokenDLC_x.csv" in line for line in manifest["summary"])
+
+
 def test_pose_only_model_classifies_held_out_pose_files(pose_run):
     import benchmark_pipeline
     root, _, model = pose_run
