@@ -29,7 +29,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from predictor import Predictor
 from utils.config import add_config_arguments, dump_config, resolve_config
@@ -93,20 +92,18 @@ def classify_video(predictor: Predictor, cfg: InferenceConfig, timer: StageTimer
                for animal in predictor.animals(video)]
     results[0]["other_animals"] = results[1:]  # several animals: each has its own outputs, <stem>.<animal>.*
     if len(results) > 1:
-        results[0]["paths"]["social"] = write_contact_bouts(predictor, cfg, out_dir / f"{stem}.social.csv")
+        results[0]["paths"]["social"] = write_contact_bouts(predictor, cfg, results, out_dir / f"{stem}.social.csv")
     return results[0]
 
 
-def write_contact_bouts(predictor: Predictor, cfg: InferenceConfig, path: Path) -> Path:
-    """<stem>.social.csv: contact bouts between every pair of animals of the pose file just classified, with the
-    behaviour each animal showed most during the bout."""
-    recording, settings = predictor.detector.recording, predictor.settings
-    fps = recording.fps or settings.pose_fps
+def write_contact_bouts(predictor: Predictor, cfg: InferenceConfig, results: list, path: Path) -> Path:
+    """<stem>.social.csv: contact bouts between every pair of animals of the pose file just classified (`results`:
+    one per animal), with the behaviour each animal showed most during the bout."""
+    recording = predictor.detector.recording
     axis = body_axis(recording.keypoint_names, len(recording.keypoint_names))
-    bouts = contact_bouts(recording.xy, recording.conf, recording.individuals, axis, fps, cfg.contact_distance,
-                          cfg.min_bout_frames)
-    labels = {animal: pd.read_csv(path.with_name(f"{source_stem(cfg.video_path)}.{animal}.frames.csv"))["label"]
-              for animal in recording.individuals}
+    bouts = contact_bouts(recording.xy, recording.conf, recording.individuals, axis, results[0]["fps"],
+                          cfg.contact_distance, cfg.min_bout_frames)
+    labels = {r["animal"]: r["frames_table"]["label"] for r in results}
     for side in ("a", "b"):
         animal = bouts[f"animal_{side}"]
         bouts[f"behavior_{side}"] = [labels[a][start:end + 1].mode().iloc[0]

@@ -229,6 +229,12 @@ def _fill_nearest(values: np.ndarray) -> np.ndarray:
     return filled
 
 
+def centroids(xy: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Mean of the present keypoints per frame: [T, K, 2], [T, K] -> [T, 2]; NaN when none is present."""
+    with np.errstate(all="ignore"):
+        return np.nansum(np.where(present[..., None], xy, 0.0), axis=-2) / present.sum(-1)[..., None]
+
+
 def reference_length(refs: np.ndarray) -> np.ndarray:
     length = refs[:, 0].astype(np.float64)
     return np.where(np.isfinite(length) & (length > 0), length, 1.0)
@@ -247,7 +253,7 @@ def body_pose_features(xy: np.ndarray, conf: np.ndarray, refs: np.ndarray, fps: 
     axis_vec = xy[:, head] - xy[:, tail]
     heading = _fill_nearest(np.arctan2(axis_vec[:, 1], axis_vec[:, 0]))
     with np.errstate(all="ignore"):
-        centroid = np.nansum(xy, axis=1) / present.sum(1)[:, None]  # (T, 2); NaN when no keypoint is present
+        centroid = centroids(xy, present)
         rel = xy - centroid[:, None]
         cos, sin = np.cos(heading)[:, None], np.sin(heading)[:, None]
         ego = np.stack([rel[..., 0] * cos + rel[..., 1] * sin, -rel[..., 0] * sin + rel[..., 1] * cos], -1)

@@ -17,6 +17,7 @@ LightningPose, Anipose and NWB prediction files into one array layout with confi
 import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +80,11 @@ def pose_software(path):
     if suffix == ".nwb":
         return "NWB"
     if suffix == ".csv":
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
-            first = f.readline().split(",")[0].strip().lower()
+        try:
+            with open(path, encoding="utf-8-sig", errors="replace") as f:
+                first = f.readline().split(",")[0].strip().lower()
+        except OSError:  # missing or unreadable: not a pose file we can use
+            return None
         return "DeepLabCut" if first == "scorer" else None
     import h5py
     try:
@@ -129,8 +133,16 @@ def find_recordings(root: Path, pose_files: bool, skipped: list) -> list:
 
 
 def read_pose_file(path, min_likelihood: float = 0.0) -> PoseRecording:
-    """Read any supported pose file; points with likelihood below min_likelihood become missing (NaN)."""
-    path = Path(path)
+    """Read any supported pose file; points with likelihood below min_likelihood become missing (NaN). The last
+    few reads are kept (keyed by the file's size and time): a recording's animals, its preprocessing and its
+    inference each ask for it. The arrays are shared: read-only by convention."""
+    path = Path(path).resolve()
+    stat = path.stat() if path.is_file() else None
+    return _read_pose_file(path, stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0, min_likelihood)
+
+
+@lru_cache(maxsize=4)
+def _read_pose_file(path: Path, size: int, mtime_ns: int, min_likelihood: float) -> PoseRecording:
     software = pose_software(path)
     if software is None:
         raise UserError(f"{path} is not a pose file this tool reads: expected a DeepLabCut CSV (first cell `scorer`) "

@@ -17,19 +17,16 @@ closer than `distance` body lengths (the pair's median body length over the reco
 `min_frames`.
 """
 import itertools
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from utils.motion import CLIP, SLOW_LAG_SECONDS, SMOOTH_SECONDS, body_lengths, centred_mean, centred_rate, reference_length
+from utils.motion import (CLIP, SLOW_LAG_SECONDS, SMOOTH_SECONDS, body_lengths, centred_mean, centred_rate,
+                          centroids, reference_length)
 from utils.pose_features import keypoints_present
 
 SOCIAL_DIM = 8
-
-
-def _centroids(xy: np.ndarray, present: np.ndarray) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        return np.nansum(np.where(present[..., None], xy, 0.0), axis=-2) / present.sum(-1)[..., None]
 
 
 def _headings(xy: np.ndarray, axis: tuple) -> np.ndarray:
@@ -40,10 +37,10 @@ def _headings(xy: np.ndarray, axis: tuple) -> np.ndarray:
 
 def nearest_part_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Smallest distance between any keypoint of a [T,K,2] and any of b [T,K,2] per frame (NaN when none)."""
-    with np.errstate(all="ignore"):
-        pairwise = np.linalg.norm(a[:, :, None] - b[:, None, :], axis=-1)
-        return np.where(np.isfinite(pairwise).any((1, 2)), np.nanmin(np.where(np.isfinite(pairwise), pairwise,
-                                                                                np.inf), axis=(1, 2)), np.nan)
+    pairwise = np.linalg.norm(a[:, :, None] - b[:, None, :], axis=-1)
+    with warnings.catch_warnings():  # a frame without any pair is NaN, as wanted
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmin(pairwise, axis=(1, 2))
 
 
 def social_features(xy, conf, partner_xy, partner_conf, refs, fps: float, axis: tuple,
@@ -54,7 +51,7 @@ def social_features(xy, conf, partner_xy, partner_conf, refs, fps: float, axis: 
     own, other = keypoints_present(xy, conf, min_conf), keypoints_present(partner_xy, partner_conf, min_conf)
     xy, partner_xy = np.where(own[..., None], xy, np.nan), np.where(other[..., None], partner_xy, np.nan)
     scale = reference_length(refs)
-    centre, partner_centre = _centroids(xy, own), _centroids(partner_xy, other)
+    centre, partner_centre = centroids(xy, own), centroids(partner_xy, other)
     heading, partner_heading = _headings(xy, axis), _headings(partner_xy, axis)
     with np.errstate(all="ignore"):
         distance = np.linalg.norm(partner_centre - centre, axis=-1) / scale
