@@ -318,6 +318,14 @@ class BackgroundDetector:
                 "bg_min_area": self.min_area}
 
 
+def keypoint_box(xy: np.ndarray, margin: float) -> np.ndarray:
+    """[x1, y1, x2, y2] around the given [N, 2] keypoints, grown by `margin` of the extent's longer side on each side
+    (keypoints sit on the body's outline or inside it: the body reaches past them)."""
+    low, high = xy.min(0), xy.max(0)
+    grow = margin * max(float((high - low).max()), 1.0)
+    return np.concatenate([low - grow, high + grow]).astype(np.float32)
+
+
 @DETECTORS.register("pose_file")
 class PoseFileDetector:
     """Keypoints of one animal from a pose file (utils.pose_io): the file itself, or the one beside the video.
@@ -373,10 +381,7 @@ class PoseFileDetector:
         present = np.isfinite(xy).all(1)
         if not present.any():
             return Detection()
-        low, high = xy[present].min(0), xy[present].max(0)
-        grow = self.margin * max(float((high - low).max()), 1.0)
-        box = np.concatenate([low - grow, high + grow]).astype(np.float32)
-        return Detection(box, float(conf[present].mean()), np.concatenate([xy, conf[:, None]], 1).astype(np.float32),
+        return Detection(keypoint_box(xy[present], self.margin), float(conf[present].mean()), np.concatenate([xy, conf[:, None]], 1).astype(np.float32),
                          STATUS_DETECTED, self._partner(index, xy[present].mean(0)) if self.social else None)
 
     def _partner(self, index: int, centre: np.ndarray) -> np.ndarray:

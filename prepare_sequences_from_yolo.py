@@ -39,7 +39,7 @@ from utils.labels import label_file_of, load_frame_labels
 from utils.logging_utils import progress, setup_logging
 from utils.manifest import SCHEMA_VERSION, write_manifest
 from utils.motion import body_axis
-from utils.pose_io import find_pose_file, find_recordings, is_pose_file, read_pose_file
+from utils.pose_io import find_pose_file, find_recordings, flip_idx_from_names, is_pose_file, read_pose_file
 from utils.schema import PreprocessingConfig
 from utils.splits import SPLITS, read_split_file, split_by_video, stratified_assign
 from utils.video_io import video_info
@@ -352,23 +352,6 @@ def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_value
                            "frames": r.frames,
                            "status_counts": dict(r.status_counts), "windows": len(r.windows),
                            "dropped": dict(r.dropped)} for v, (video_id, r) in results.items()}}
-
-
-def flip_idx_from_names(names) -> list:
-    """Keypoint index each keypoint becomes under a horizontal flip, pairing names by left/right; [] if unnamed."""
-    if not names:
-        return []
-    index = {n: i for i, n in enumerate(names)}
-    swap = {"left": "right", "right": "left", "Left": "Right", "Right": "Left", "l_": "r_", "r_": "l_"}
-    flip = []
-    for name in names:
-        partner = name
-        for a, b in swap.items():
-            if a in name and name.replace(a, b) in index:
-                partner = name.replace(a, b)
-                break
-        flip.append(index[partner])
-    return flip
 
 
 def summary_lines(results: dict, splits: dict, skipped: list) -> list:

@@ -50,3 +50,10 @@ def test_split_file(tmp_path):
     path.write_text("video,split\nwalk/a.mp4,holdout\n")
     with pytest.raises(UserError, match="not one of train, val, test"):
         read_split_file(path, videos)
+
+
+def test_long_videos_with_different_majority_classes_still_fill_validation():
+    """Six long videos, each its own majority class group of one or two: the old per-class cut sent all to train."""
+    videos = {f"session_{i}.mp4": [c] * 10 for i, c in enumerate(["groom", "rear", "rest", "turn", "walk", "walk"])}
+    a = split_by_video(videos, (0.75, 0.25, 0.0), seed=0)
+    assert list(a.values()).count("val") == split_counts(6, (0.75, 0.25, 0.0))[1] == 1

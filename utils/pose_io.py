@@ -174,6 +174,23 @@ def _node_name(value) -> str:
     return match.group(1) if match else str(value)
 
 
+def flip_idx_from_names(names) -> list:
+    """Keypoint index each keypoint becomes under a horizontal flip, pairing names by left/right; [] if unnamed."""
+    if not names:
+        return []
+    index = {n: i for i, n in enumerate(names)}
+    swap = {"left": "right", "right": "left", "Left": "Right", "Right": "Left", "l_": "r_", "r_": "l_"}
+    flip = []
+    for name in names:
+        partner = name
+        for a, b in swap.items():
+            if a in name and name.replace(a, b) in index:
+                partner = name.replace(a, b)
+                break
+        flip.append(index[partner])
+    return flip
+
+
 def check_frame_count(recording: PoseRecording, video_frames: int, video) -> None:
     """A pose file beside a video must describe that video: the same number of frames (containers may report
     one or two more or fewer than they decode)."""

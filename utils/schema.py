@@ -94,9 +94,9 @@ class PreprocessingConfig:
         check_imgsz(self.yolo_imgsz)
 
 
-def check_imgsz(imgsz) -> None:
+def check_imgsz(imgsz, name: str = "yolo_imgsz") -> None:
     if imgsz is not None and imgsz % 32:
-        raise UserError(f"yolo_imgsz={imgsz} is not a multiple of 32 (the detector's stride); use "
+        raise UserError(f"{name}={imgsz} is not a multiple of 32 (the detector's stride); use "
                         f"{max(32, round(imgsz / 32) * 32)}")
 
 
@@ -277,8 +277,53 @@ class InferenceConfig:
         check_imgsz(self.yolo_imgsz)
 
 
+@dataclass
+class DetectorTrainingConfig:
+    """Training a YOLO-pose detector for your arena from labelled frames (train_detector.py)"""
+    dlc_labels: list | None = setting(None, "DeepLabCut labelled frames: labeled-data folders, a project folder or "
+                                      "CollectedData_<scorer>.csv/.h5 files, with their PNGs beside them")
+    yolo_data: str | None = setting(None, "an existing Ultralytics YOLO-pose data.yaml, instead of (not with) "
+                                    "--dlc_labels", path=True)
+    pseudo_videos: list | None = setting(None, "videos whose tracker predictions (a DeepLabCut, SLEAP or NWB pose "
+                                         "file beside each, or --pseudo_pose) add training frames")
+    pseudo_pose: list | None = setting(None, "pose files of --pseudo_videos, in the same order; null = the pose file "
+                                       "beside each video")
+    pseudo_min_likelihood: float = setting(0.9, "pseudo-labels: a frame is used only when every keypoint's "
+                                           "likelihood reaches this", minimum=0, maximum=1)
+    pseudo_every: int = setting(3, "pseudo-labels: use every Nth qualifying frame (neighbours are near copies)",
+                                minimum=1)
+    pseudo_max_jump: float = setting(0.3, "pseudo-labels: skip frames where a keypoint moved more than this many "
+                                     "body lengths relative to the body since the previous frame (identity or "
+                                     "head/tail swaps)", exclusive_minimum=0)
+    box_margin: float = setting(0.15, "training boxes: keypoint extent grown by this fraction of its longer side on "
+                                "every side", minimum=0, maximum=2)
+    val_fraction: float = setting(0.15, "share of the hand-labelled frames held out for validation and the "
+                                  "keypoint-error report", minimum=0, maximum=0.9)
+    model: str = setting("yolov8n-pose.yaml", "an Ultralytics model YAML (trained from scratch) or local .pt "
+                         "weights to start from; nothing is downloaded")
+    epochs: int = setting(100, "training epochs", minimum=1)
+    imgsz: int = setting(640, "training and evaluation image size in px, a multiple of 32", minimum=32)
+    batch: int = setting(16, "images per training batch", minimum=1)
+    patience: int = setting(30, "stop after this many epochs without a better validation fitness", minimum=1)
+    output_dir: str = setting("detector_runs", "folder for dataset/, the Ultralytics run, best weights and "
+                              "report.json", path=True)
+    seed: int = setting(0, "seed of the train/val split and of training")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    workers: int = setting(2, "data-loading workers", minimum=0)
+
+    def check(self) -> None:
+        if bool(self.dlc_labels) == bool(self.yolo_data):
+            raise UserError("give either --dlc_labels (DeepLabCut labelled frames) or --yolo_data (a YOLO data.yaml)")
+        if self.pseudo_pose and len(self.pseudo_pose) != len(self.pseudo_videos or []):
+            raise UserError(f"--pseudo_pose lists {len(self.pseudo_pose)} files for {len(self.pseudo_videos or [])} "
+                            f"--pseudo_videos; give one per video, in the same order")
+        if self.pseudo_videos and self.yolo_data:
+            raise UserError("--pseudo_videos add frames to a converted dataset; use them with --dlc_labels")
+        check_imgsz(self.imgsz, "imgsz")
+
+
 SECTIONS = {"preprocessing": PreprocessingConfig, "augmentation": AugmentConfig, "model": ModelSettings,
-            "training": TrainingConfig, "inference": InferenceConfig}
+            "training": TrainingConfig, "inference": InferenceConfig, "detector_training": DetectorTrainingConfig}
 
 
 if __name__ == "__main__":

@@ -35,18 +35,19 @@ def split_counts(n: int, ratios) -> list:
 
 
 def stratified_assign(groups: dict, ratios, seed: int) -> dict:
-    """{item: split} where groups = {class_name: [items]}; each class is split by the ratios on its own."""
+    """{item: split} where groups = {class_name: [items]}, stratified by class: each class's items (in random
+    order) are spread evenly over one queue, and the queue is cut by the ratios. A class of many items is split by
+    the ratios on its own; classes of one or two items (long videos grouped by their majority class) still fill
+    every split, where cutting each class alone would put them all in train and leave validation empty."""
     rng = np.random.default_rng(seed)
-    assignment = {}
+    queue = []
     for class_name in sorted(groups):
         items = sorted(groups[class_name])
         rng.shuffle(items)
-        start = 0
-        for split, count in zip(SPLITS, split_counts(len(items), ratios)):
-            for item in items[start:start + count]:
-                assignment[item] = split
-            start += count
-    return assignment
+        queue += [((rank + 0.5) / len(items), rng.random(), item) for rank, item in enumerate(items)]
+    queue.sort(key=lambda entry: entry[:2])
+    splits = [split for split, count in zip(SPLITS, split_counts(len(queue), ratios)) for _ in range(count)]
+    return {item: split for (_, _, item), split in zip(queue, splits)}
 
 
 def split_by_video(video_windows: dict, ratios, seed: int) -> dict:
