@@ -1,7 +1,8 @@
 """BehaviorScope dashboard: every stage in one window, and a review loop that turns predictions into labels.
 
 Usage:
-    python behaviorscope_gui.py                      # tabs Preprocess, Train, Inference, Evaluate, Review
+    python behaviorscope_gui.py                      # tabs Preprocess, Train, Inference, Evaluate, Track,
+                                                     # Detector, Review
     python behaviorscope_gui.py --config my_lab.yaml # forms start from your YAML
     python behaviorscope_gui.py --review_video v.mp4 --review_frames results/v.frames.csv  # Review tab on a result
 
@@ -19,6 +20,7 @@ corrected videos.
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 import tkinter as tk
@@ -31,11 +33,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from utils.config import from_recorded, read_yaml_layer, resolve_config, section_name, section_options, settings_dict
-from utils.config import validate_value
+from utils.config import (from_recorded, parse_scalar, read_yaml_layer, resolve_config, section_name, section_options,
+                          settings_dict, validate_value)
 from utils.errors import UserError, run_cli
 from utils.jobs import Job, error_message, format_seconds, parse_progress, script_command
-from utils.schema import AugmentConfig, InferenceConfig, ModelSettings, PreprocessingConfig, TrainingConfig
+from utils.pose_io import recording_name
+from utils.schema import (TRACKING_SETTINGS, AugmentConfig, DetectorTrainingConfig, InferenceConfig, ModelSettings,
+                          PreprocessingConfig, TrainingConfig)
+from utils.zones import zone_text
 
 STATE_PATH = Path(os.environ.get("BEHAVIORSCOPE_GUI_STATE", Path.home() / ".config" / "behaviorscope" / "gui.json"))
 POLL_MS = 150
@@ -115,8 +120,8 @@ def parse_text(opt, text: str):
             value = float(text)
         elif opt.kind == "bool":
             value = {"true": True, "false": False}.get(text.lower(), text)
-        elif opt.kind == "list":
-            value = [int(v) for v in text.replace(",", " ").split()]
+        elif opt.kind == "list":  # space-separated items; quotes keep spaces inside one (a path, a zone name)
+            value = [parse_scalar(v) for v in shlex.split(text.replace(",", " ") if opt.name == "flip_idx" else text)]
         else:
             value = text
     except ValueError:
@@ -129,8 +134,8 @@ def format_value(value) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value)
+    if isinstance(value, list):  # zones from a YAML file are dicts: shown in their command-line form
+        return " ".join(shlex.quote(zone_text(v) if isinstance(v, dict) else str(v)) for v in value)
     return str(value)
 
 
@@ -219,7 +224,7 @@ class SettingsForm(ScrollFrame):
     """Fields for the settings of the given sections, two per row, their starting values resolved like the
     scripts do (schema < default_config.yaml < --config): the dashboard has no default of its own."""
 
-    def __init__(self, parent, classes, status_var: tk.StringVar, config_path=None):
+    def __init__(self, parent, classes, status_var: tk.StringVar, config_path=None, only=None):
         super().__init__(parent)
         self.classes, self.status_var, self.fields = classes, status_var, {}
         for cls in classes:
@@ -230,7 +235,8 @@ class SettingsForm(ScrollFrame):
                       ).grid(row=0, column=0, columnspan=6, sticky="w", padx=6)
             for c in (1, 4):
                 box.columnconfigure(c, weight=1)
-            for i, (name, opt) in enumerate(section_options(cls).items()):
+            shown = [(n, o) for n, o in section_options(cls).items() if not only or cls not in only or n in only[cls]]
+            for i, (name, opt) in enumerate(shown):
                 self.fields[(section, name)] = Field(box, opt, 1 + i // 2, 3 * (i % 2), self._changed)
         self.load(config_path)
 
@@ -249,7 +255,8 @@ class SettingsForm(ScrollFrame):
         for cls in self.classes:
             resolved = settings_dict(resolve_config(args, cls))
             for name, value in resolved.items():
-                self.fields[(section_name(cls), name)].set(value)
+                if (section_name(cls), name) in self.fields:
+                    self.fields[(section_name(cls), name)].set(value)
 
     def values(self) -> dict:
         """{section: {key: typed value}}; a UserError naming the first invalid setting."""
@@ -359,6 +366,7 @@ def show_text(root, title: str, text: str) -> None:
 class StageTab(ttk.Frame):
     """Form on the left; log and results on the right; Run / Cancel, progress, elapsed and ETA below."""
     title, script, classes, required = "", "", (), ()
+    only = None  # {section class: names} for a stage that reads a few settings of a section
 
     def __init__(self, app, config_path=None):
         super().__init__(app.notebook)
@@ -368,7 +376,7 @@ class StageTab(ttk.Frame):
         panes.pack(fill="both", expand=True)
         left = ttk.Frame(panes)
         self.build_inputs(left)
-        self.form = SettingsForm(left, self.classes, self.status, config_path)
+        self.form = SettingsForm(left, self.classes, self.status, config_path, self.only)
         self.form.pack(fill="both", expand=True)
         panes.add(left, weight=3)
         self.outputs = ttk.Notebook(panes)
@@ -588,6 +596,69 @@ class TrainTab(StageTab):
             if (folder / "best_model_macro_f1.pt").is_file():
                 self.app.tabs["Inference"].form.set("inference", "model_path", str(folder / "best_model_macro_f1.pt"))
             self.outputs.select(self.curves)
+
+
+class TrackTab(StageTab):
+    """Tracking only (track_video.py), for labs without a classifier yet: path, distance, speed, zones."""
+    title, script, classes, only = "Track", "track_video.py", (PreprocessingConfig, InferenceConfig), TRACKING_SETTINGS
+
+    def build_inputs(self, parent) -> None:
+        self.video_path, self.output_dir = tk.StringVar(), tk.StringVar()
+        box = ttk.LabelFrame(parent, text="recordings: a video, a pose file or a folder of videos")
+        box.pack(fill="x", padx=4, pady=4)
+        box.columnconfigure(1, weight=1)
+        ttk.Label(box, text="video_path").grid(row=0, column=0, sticky="w", padx=6)
+        ttk.Entry(box, textvariable=self.video_path, width=48).grid(row=0, column=1, sticky="we", pady=2)
+        ttk.Button(box, text="…", width=2, command=lambda: self.video_path.set(
+            filedialog.askopenfilename() or self.video_path.get())).grid(row=0, column=2, padx=4)
+        folder_entry(box, "output_dir", self.output_dir, 1)
+
+    def build_results(self, notebook) -> None:
+        self.trajectory, self.speed, self.summary = ImagePane(notebook), ImagePane(notebook), TablePane(notebook)
+        notebook.add(self.trajectory, text="Trajectory")
+        notebook.add(self.speed, text="Speed")
+        notebook.add(self.summary, text="Summary")
+
+    def run_folder(self, values: dict) -> Path:
+        source = Path(self.video_path.get())
+        if not self.video_path.get() or not source.exists():
+            raise UserError(f"video_path {self.video_path.get()!r} does not exist: pick a video, pose file or folder")
+        return Path(self.output_dir.get() or (source if source.is_dir() else source.parent))
+
+    def commands(self, config_path: Path, values: dict) -> list:
+        return [script_command(self.script, config_path, "--video_path", self.video_path.get(),
+                               "--output_dir", self.run_folder(values))]
+
+    def show_results(self, values: dict, finished: bool) -> None:
+        source, folder = Path(self.video_path.get()), self.run_folder(values)
+        if not finished or source.is_dir():
+            return
+        stem = recording_name(source)
+        self.trajectory.show(folder / f"{stem}.trajectory.png")
+        self.speed.show(folder / f"{stem}.speed.png")
+        if (folder / f"{stem}.tracking.xlsx").is_file():
+            summary = pd.read_excel(folder / f"{stem}.tracking.xlsx", sheet_name="summary")
+            self.summary.show(pd.DataFrame({"measure": summary.columns, "value": summary.iloc[0].to_numpy()}))
+            self.outputs.select(self.trajectory)
+
+
+class DetectorTab(StageTab):
+    """Training a YOLO-pose detector for your arena (train_detector.py); its best.pt goes to Preprocess."""
+    title, script, classes = "Detector", "train_detector.py", (DetectorTrainingConfig,)
+
+    def build_results(self, notebook) -> None:
+        self.report = TablePane(notebook)
+        notebook.add(self.report, text="Held-out keypoint error")
+
+    def run_folder(self, values: dict) -> Path:
+        return Path(values["detector_training"]["output_dir"])
+
+    def show_results(self, values: dict, finished: bool) -> None:
+        report = self.run_folder(values) / "report.json"
+        if finished and report.is_file():
+            self.report.show(pd.DataFrame(list(json.loads(report.read_text()).items()), columns=["measure", "value"]))
+            self.outputs.select(self.report)
+            self.app.tabs["Preprocess"].form.set("preprocessing", "yolo_weights", str(report.with_name("best.pt")))
 
 
 class FolderRunTab(StageTab):
@@ -1239,7 +1310,7 @@ class ReviewTab(ttk.Frame):
 
 # ------------------------------------------------------------------------------------------------- app
 class BehaviorScopeApp(tk.Tk):
-    TABS = (PreprocessTab, TrainTab, InferenceTab, EvaluateTab)
+    TABS = (PreprocessTab, TrainTab, InferenceTab, EvaluateTab, TrackTab, DetectorTab)
 
     def __init__(self, config_path=None):
         super().__init__()

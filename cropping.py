@@ -522,6 +522,18 @@ class FrameRecord:
         return self.status == STATUS_MISSED
 
 
+def tracking_row(record: FrameRecord, num_kp: int) -> dict:
+    """One row of a tracking table (prepare's tracking/<video>.csv, track_video.py): detection, box, crop, keypoints."""
+    row = {"frame": record.index, "status": record.status, "confidence": round(record.confidence, 4)}
+    row.update({f"box_{k}": v for k, v in zip(("x1", "y1", "x2", "y2"), record.box)})
+    row.update({f"crop_{k}": v for k, v in zip(("x1", "y1", "x2", "y2"), record.crop_box)})
+    kps = record.keypoints
+    for k in range(num_kp):
+        for j, axis in enumerate(("x", "y", "conf")):
+            row[f"kp{k}_{axis}"] = float(kps[k, j]) if kps is not None else np.nan
+    return row
+
+
 def make_record(index: int, frame: np.ndarray, detection: Detection, crop_size: int, pad_ratio: float) -> FrameRecord:
     crop, crop_box = crop_detection(frame, detection, crop_size, pad_ratio)
     box = detection.box if detection.box is not None else np.full(4, np.nan, np.float32)

@@ -30,7 +30,7 @@ from utils.drift import DriftReference, warning_text
 from utils.errors import UserError
 from utils.logging_utils import progress
 from utils.motion import FeatureSpec
-from utils.pose_io import find_pose_file, is_pose_file, read_pose_file
+from utils.pose_io import recording_animals
 from utils.schema import InferenceConfig, PreprocessingConfig
 from utils.timing import StageTimer
 from utils.windows import Windower, frame_weights, inference_stride, usable
@@ -226,13 +226,7 @@ class Predictor:
 
     # ------------------------------------------------------------------------------------------- running
     def animals(self, path) -> list:
-        """The animals to classify in a recording one by one: the names of a multi-animal pose file's animals
-        (detector pose_file), otherwise [None] (the one animal)."""
-        if self.settings.detector != "pose_file":
-            return [None]
-        pose_file = Path(path) if is_pose_file(path) else find_pose_file(path)
-        animals = read_pose_file(pose_file).individuals if pose_file else []
-        return animals if len(animals) > 1 else [None]
+        return recording_animals(path, self.settings.detector)
 
     def predict_video(self, video_path, timer: StageTimer = None, animal: str = None) -> VideoPrediction:
         """Stream the video (or pose file) once through detection, cropping, the backbone and the windows; `animal`:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cropping import (RecordedDetector, build_detector, draw_keypoints, iter_frame_records, prepare_source,
-                      window_arrays)
+                      tracking_row, window_arrays)
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.errors import UserError, run_cli
 from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, ensure_dir
@@ -246,17 +246,6 @@ def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: 
         result.dropped["ambiguous_frames(overlapping events)"] += len(labels.ambiguous)
     atomic_write_csv(out_root / "tracking" / f"{item.video_id}.csv", pd.DataFrame(rows))
     return result
-
-
-def tracking_row(record, num_kp: int) -> dict:
-    row = {"frame": record.index, "status": record.status, "confidence": round(record.confidence, 4)}
-    row.update({f"box_{k}": v for k, v in zip(("x1", "y1", "x2", "y2"), record.box)})
-    row.update({f"crop_{k}": v for k, v in zip(("x1", "y1", "x2", "y2"), record.crop_box)})
-    kps = record.keypoints
-    for k in range(num_kp):
-        for j, axis in enumerate(("x", "y", "conf")):
-            row[f"kp{k}_{axis}"] = float(kps[k, j]) if kps is not None else np.nan
-    return row
 
 
 def detection_fingerprint(cfg, detector, item: VideoItem) -> dict:

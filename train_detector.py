@@ -125,6 +125,8 @@ def _px(value) -> str:
 def main(args):
     os.environ.setdefault("YOLO_OFFLINE", "1")
     cfg = resolve_config(args, DetectorTrainingConfig)
+    if bool(cfg.dlc_labels) == bool(cfg.yolo_data):
+        raise UserError("give either --dlc_labels (DeepLabCut labelled frames) or --yolo_data (a YOLO data.yaml)")
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     setup_logging(out / "train_detector.log")

@@ -91,7 +91,7 @@ def test_every_setting_has_a_field_with_the_resolved_default_and_typing_is_valid
     from utils.config import resolve_config, settings_dict
     import argparse
     tabs = {"preprocessing": "Preprocess", "augmentation": "Train", "model": "Train", "training": "Train",
-            "inference": "Inference"}
+            "inference": "Inference", "detector_training": "Detector"}
     for section, cls in SECTIONS.items():
         form = app.tabs[tabs[section]].form
         assert form.values()[section] == settings_dict(resolve_config(argparse.Namespace(config=None), cls))
@@ -227,7 +227,25 @@ def test_inference_and_evaluate_tabs_run_and_show_their_results(app, predicted_v
     screenshot(app, "evaluate_finished")
 
 
+def test_track_tab_runs_tracking_only_with_zones(app, predicted_video, tiny_yolo, tmp_path):
+    video, _, _ = predicted_video
+    tab = app.tabs["Track"]
+    app.notebook.select(tab)
+    assert ("preprocessing", "crop_size") not in tab.form.fields  # only the detector's and the report's settings
+    fill(tab, "preprocessing", detector="yolo", yolo_weights=tiny_yolo, yolo_imgsz=320, device="cpu")
+    fill(tab, "inference", pixels_per_cm=10.0, zones=["left:0,0;320,0;320,480;0,480"])
+    tab.video_path.set(str(video))
+    tab.output_dir.set(str(tmp_path / "track"))
+    tab.run()
+    wait_for_job(app)
+    assert tab.job.returncode == 0, "\n".join(tab.job.lines[-20:])
+    assert tab.trajectory.path == tmp_path / "track" / f"{video.stem}.trajectory.png"
+    summary = dict(tab.summary.tree.item(i)["values"][:2] for i in tab.summary.tree.get_children())
+    assert float(summary["frames"]) == 120 and float(summary["distance_cm"]) > 0
+    screenshot(app, "track_finished")
+
+
 def test_screenshots_of_every_tab(app):
-    for name in ("Preprocess", "Train", "Inference", "Evaluate", "Review"):
+    for name in ("Preprocess", "Train", "Inference", "Evaluate", "Track", "Detector", "Review"):
         app.notebook.select(app.tabs[name])
         assert screenshot(app, f"tab_{name.lower()}").stat().st_size > 10_000

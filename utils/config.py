@@ -188,9 +188,10 @@ def read_yaml_layer(path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------- CLI
-def add_config_arguments(parser: argparse.ArgumentParser, classes, required=(), exclude=()) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, classes, required=(), exclude=(), only=None) -> None:
     """--config, --print_config and one --flag per setting of the section classes, grouped by section
-    (`exclude`: settings a script sets itself, e.g. a folder run's per-video paths)."""
+    (`exclude`: settings a script sets itself, e.g. a folder run's per-video paths; `only`: {class: names} for a
+    script that uses a few settings of a section)."""
     parser.add_argument("--config", default=None, metavar="PATH",
                         help="user YAML overriding default_config.yaml (same sections); CLI flags override both")
     parser.add_argument("--print_config", action="store_true",
@@ -198,7 +199,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, classes, required=(), 
     for cls in classes:
         group = parser.add_argument_group(f"{section_name(cls)} settings", " ".join((cls.__doc__ or "").split()))
         for name, opt in section_options(cls).items():
-            if name not in exclude:
+            if name not in exclude and (not only or cls not in only or name in only[cls]):
                 _add_option(group, opt, name in required)
 
 
@@ -214,13 +215,13 @@ def _add_option(group, opt: Option, required: bool) -> None:
     if opt.kind == "choice":
         kwargs["choices"] = opt.choices
     elif opt.kind == "list":
-        kwargs.update(nargs="+", type=_scalar, metavar=opt.name.upper())
+        kwargs.update(nargs="+", type=parse_scalar, metavar=opt.name.upper())
     else:
         kwargs.update(type={"int": int, "float": float}.get(opt.kind, str), metavar=opt.name.upper())
     group.add_argument(f"--{opt.name}", **kwargs)
 
 
-def _scalar(text: str):
+def parse_scalar(text: str):
     for cast in (int, float):
         try:
             return cast(text)

@@ -32,3 +32,11 @@ def box_centres(boxes: np.ndarray) -> np.ndarray:
     """[N,4] xyxy (NaN rows for missed frames) -> [N,2] centres."""
     boxes = np.asarray(boxes, np.float64)
     return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+
+
+def animal_positions(boxes: np.ndarray, kp_centres: np.ndarray) -> np.ndarray:
+    """[N,2] per frame: the keypoint centre where the frame has keypoints, else the box centre (NaN if missed)."""
+    centres = box_centres(boxes)
+    if kp_centres is None:
+        return centres
+    return np.where(np.isfinite(kp_centres).all(1, keepdims=True), kp_centres, centres)

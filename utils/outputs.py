@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 
 from utils.io import atomic_path, atomic_write_csv, atomic_write_xlsx
-from utils.kinematics import box_centres, point_kinematics
+from utils.kinematics import animal_positions, box_centres, point_kinematics
 from utils.live import source_stem
 from utils.plots import plot_ethogram
 from utils.timeline import frame_labels, merge_short_bouts, to_bouts
 from utils.video_io import is_video_file, iter_frame_batches, video_info
+from utils.zones import parse_zones, zone_table
 
 
 def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: dict) -> dict:
@@ -52,6 +53,9 @@ def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: 
     sheets = {"per_frame": per_frame, "bouts": bouts_df,
               "summary": summary_table(bouts_df, per_frame, class_names, fps, cfg.pixels_per_cm),
               "windows": windows_table(acc.windows, class_names, fps), "metadata": metadata_table(cfg, meta_rows)}
+    if cfg.zones:  # time of each behaviour in each zone
+        xy = animal_positions(boxes, acc.kp_centres.values())
+        sheets["zones"] = zone_table(xy, parse_zones(cfg.zones), fps, labels, class_names)
     atomic_write_xlsx(paths["metrics"], sheets)
     plot_ethogram(labels, conf, class_names, fps, paths["ethogram"])
     if cfg.output_review_video and is_video_file(video) and video.is_file():  # not a camera, stream or pose file

@@ -123,3 +123,36 @@ def plot_confusion_matrix(counts: np.ndarray, rows: list, columns: list, path) -
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     _save(fig, path)
+
+
+def plot_trajectory(xy: np.ndarray, zones: list, background, path, title: str) -> None:
+    """The animal's path (colour = time) over a frame of the video (when there is one), with the zones drawn."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    if background is not None:
+        ax.imshow(background, alpha=0.6)
+    known = np.isfinite(xy).all(1)
+    points = ax.scatter(xy[known, 0], xy[known, 1], c=np.flatnonzero(known), s=2, cmap="viridis")
+    ax.plot(xy[:, 0], xy[:, 1], lw=0.4, color="black", alpha=0.5)
+    for zone in zones:
+        closed = np.vstack([zone.polygon, zone.polygon[:1]])
+        ax.plot(closed[:, 0], closed[:, 1], lw=1.5, color="tab:red")
+        ax.text(*zone.polygon.mean(0), zone.name, color="tab:red", ha="center", va="center", fontsize=10)
+    if background is None:
+        ax.invert_yaxis()  # image coordinates: y grows downwards
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (px)")
+    ax.set_ylabel("y (px)")
+    ax.set_title(title)
+    fig.colorbar(points, ax=ax, label="frame")
+    _save(fig, path)
+
+
+def plot_speed(time_s: np.ndarray, speed: np.ndarray, threshold: float, unit: str, path) -> None:
+    """Speed over time with the moving threshold."""
+    fig, ax = plt.subplots(figsize=(12, 3))
+    ax.plot(time_s, speed, lw=0.8, color="black")
+    ax.axhline(threshold, color="tab:red", lw=1, ls="--", label=f"moving above {threshold:.3g} {unit}")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(f"speed ({unit})")
+    ax.legend(loc="upper right")
+    _save(fig, path)

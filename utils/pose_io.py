@@ -191,6 +191,16 @@ def flip_idx_from_names(names) -> list:
     return flip
 
 
+def recording_animals(path, detector: str) -> list:
+    """The animals to follow in a recording one by one: the names of a multi-animal pose file's animals (detector
+    pose_file), otherwise [None] (the one animal)."""
+    if detector != "pose_file":
+        return [None]
+    pose_file = Path(path) if is_pose_file(path) else find_pose_file(path)
+    animals = read_pose_file(pose_file).individuals if pose_file else []
+    return animals if len(animals) > 1 else [None]
+
+
 def check_frame_count(recording: PoseRecording, video_frames: int, video) -> None:
     """A pose file beside a video must describe that video: the same number of frames (containers may report
     one or two more or fewer than they decode)."""

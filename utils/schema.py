@@ -15,6 +15,7 @@ from utils.config import setting
 from utils.detector_backends import BACKEND_CHOICES
 from utils.errors import UserError
 from utils.splits import validate_ratios
+from utils.zones import parse_zones
 
 
 @dataclass
@@ -244,6 +245,12 @@ class InferenceConfig:
                                      "video; null = the checkpoint's (with a warning)", exclusive_minimum=0)
     pixels_per_cm: float | None = setting(None, "scale of the video or pose file: kinematics are also written in cm "
                                           "(distance, speed); null = pixels only", exclusive_minimum=0)
+    zones: list | None = setting(None, "arena zones (polygons in frame pixels) reported in the workbook: time in zone, "
+                                 "entries, latency, time per behaviour; YAML list of {name, polygon: [[x, y], ...]}, "
+                                 "or on the command line 'name:x,y;x,y;x,y' per zone (utils/zones.py)")
+    moving_speed: float = setting(0.25, "tracking summary: the animal counts as moving while its speed (averaged over "
+                                  "0.3 s) exceeds this many body lengths per second (body length: the median long "
+                                  "side of its box), a threshold that holds at any resolution", exclusive_minimum=0)
     contact_distance: float = setting(0.3, "pose files with several animals: two animals are in contact while their "
                                       "nearest keypoints are closer than this many body lengths; the bouts go to "
                                       "<stem>.social.csv", exclusive_minimum=0)
@@ -275,6 +282,7 @@ class InferenceConfig:
             raise UserError(f"smoothing_window={self.smoothing_window} must be odd (a centred window); use "
                             f"{self.smoothing_window + 1}")
         check_imgsz(self.yolo_imgsz)
+        parse_zones(self.zones)  # a malformed zone stops the run before any frame
 
 
 @dataclass
@@ -312,8 +320,6 @@ class DetectorTrainingConfig:
     workers: int = setting(2, "data-loading workers", minimum=0)
 
     def check(self) -> None:
-        if bool(self.dlc_labels) == bool(self.yolo_data):
-            raise UserError("give either --dlc_labels (DeepLabCut labelled frames) or --yolo_data (a YOLO data.yaml)")
         if self.pseudo_pose and len(self.pseudo_pose) != len(self.pseudo_videos or []):
             raise UserError(f"--pseudo_pose lists {len(self.pseudo_pose)} files for {len(self.pseudo_videos or [])} "
                             f"--pseudo_videos; give one per video, in the same order")
@@ -321,6 +327,15 @@ class DetectorTrainingConfig:
             raise UserError("--pseudo_videos add frames to a converted dataset; use them with --dlc_labels")
         check_imgsz(self.imgsz, "imgsz")
 
+
+# the settings a tracking-only run reads (track_video.py and the dashboard's Track tab): the detector's, and the report's
+TRACKING_SETTINGS = {
+    PreprocessingConfig: ("detector", "yolo_weights", "yolo_task", "yolo_conf", "yolo_iou", "yolo_imgsz", "yolo_batch",
+                          "detect_every", "detector_backend", "device", "num_threads", "pose_min_likelihood",
+                          "pose_box_margin", "pose_fps", "bg_num_samples", "bg_threshold", "bg_min_area",
+                          "keep_last_box", "max_reuse_frames"),
+    InferenceConfig: ("pixels_per_cm", "zones", "moving_speed"),
+}
 
 SECTIONS = {"preprocessing": PreprocessingConfig, "augmentation": AugmentConfig, "model": ModelSettings,
             "training": TrainingConfig, "inference": InferenceConfig, "detector_training": DetectorTrainingConfig}
