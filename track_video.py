@@ -32,7 +32,7 @@ from cropping import build_detector, iter_frame_records, prepare_source, trackin
 from utils.config import add_config_arguments, dump_config, resolve_config
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, atomic_write_xlsx, ensure_dir
-from utils.kinematics import animal_positions, point_kinematics
+from utils.kinematics import animal_positions, interpolate_gaps, point_kinematics
 from utils.live import source_stem
 from utils.logging_utils import progress, setup_logging
 from utils.motion import centred_mean
@@ -44,7 +44,9 @@ from utils.video_io import is_video_file, sample_frames
 from utils.zones import parse_zones, zone_table
 
 log = logging.getLogger("track")
-SPEED_SECONDS = 0.3  # speed is averaged over this long: tracker jitter alone would make a still animal "move"
+# positions are averaged over this long before distance and speed: a tracker's jitter of a pixel per frame alone
+# would add tens of px/s of movement to a still animal, and inflate the distance travelled
+SMOOTH_SECONDS = 0.3
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -84,13 +86,16 @@ def track(path: Path, detector, cfg, animal=None) -> tuple:
 
 
 def positions(table: pd.DataFrame, num_keypoints: int) -> np.ndarray:
-    """[N, 2] per frame: the keypoint centre where any keypoint was found, else the box centre (NaN if missed)."""
+    """[N, 2] per frame: the centre of the keypoints (each keypoint's short losses filled in time) where the animal
+    was found with keypoints, else its box centre; NaN where it was not found."""
     boxes = table[["box_x1", "box_y1", "box_x2", "box_y2"]].to_numpy(np.float64)
     if not num_keypoints:
         return animal_positions(boxes, None)
     xy = np.stack([table[[f"kp{k}_x", f"kp{k}_y"]].to_numpy(np.float64) for k in range(num_keypoints)], 1)
+    seen = np.isfinite(xy).all(2).any(1)
     with np.errstate(all="ignore"):
-        return animal_positions(boxes, np.nanmean(xy, axis=1))
+        centres = np.nanmean(interpolate_gaps(xy), axis=1)
+    return animal_positions(boxes, np.where(seen[:, None], centres, np.nan))
 
 
 def body_length_px(table: pd.DataFrame) -> float:
@@ -101,18 +106,19 @@ def body_length_px(table: pd.DataFrame) -> float:
 
 
 def kinematics(table: pd.DataFrame, xy: np.ndarray, fps: float, report) -> tuple:
-    """(per-frame kinematics, summary row): raw steps for distance, speed averaged over SPEED_SECONDS for moving."""
+    """(per-frame kinematics, summary row) of the positions averaged over SMOOTH_SECONDS."""
+    smooth = centred_mean(xy, fps, SMOOTH_SECONDS)
+    smooth[~np.isfinite(xy).all(1)] = np.nan  # not found stays not found
     per_frame = pd.DataFrame({"frame": table["frame"], "time_s": table["frame"] / fps, "x_px": xy[:, 0],
-                              "y_px": xy[:, 1], **point_kinematics(xy, fps, "", report.pixels_per_cm)})
+                              "y_px": xy[:, 1], "x_smoothed_px": smooth[:, 0], "y_smoothed_px": smooth[:, 1],
+                              **point_kinematics(smooth, fps, "", report.pixels_per_cm)})
     body = body_length_px(table)
-    speed = centred_mean(per_frame["speed_px_s"].to_numpy(), fps, SPEED_SECONDS)
-    per_frame["speed_smoothed_px_s"] = speed
-    per_frame["moving"] = speed > report.moving_speed * body  # NaN (not found) is not moving
+    per_frame["moving"] = per_frame["speed_px_s"] > report.moving_speed * body  # NaN (not found) is not moving
     detected = np.isfinite(xy).all(1)
     summary = {"frames": len(table), "duration_s": len(table) / fps, "fps": fps,
                "frames_with_animal_percent": 100 * detected.mean() if len(table) else 0.0,
                "body_length_px": body, "distance_px": np.nansum(per_frame["step_px"]),
-               "mean_speed_px_s": np.nanmean(speed) if detected.any() else np.nan,
+               "mean_speed_px_s": np.nanmean(per_frame["speed_px_s"]) if detected.any() else np.nan,
                "time_moving_s": per_frame["moving"].sum() / fps,
                "time_moving_percent": 100 * per_frame["moving"].sum() / max(detected.sum(), 1),
                "moving_threshold_px_s": report.moving_speed * body}
@@ -135,7 +141,7 @@ def write_track(path: Path, animal, table: pd.DataFrame, fps: float, cfg, out_di
     stem = source_stem(path) + (f".{animal}" if animal else "")
     xy = positions(table, num_keypoints)
     per_frame, summary = kinematics(table, xy, fps, report)
-    table = table.assign(x_px=per_frame["x_px"], y_px=per_frame["y_px"], speed_px_s=per_frame["speed_smoothed_px_s"],
+    table = table.assign(x_px=per_frame["x_px"], y_px=per_frame["y_px"], speed_px_s=per_frame["speed_px_s"],
                          moving=per_frame["moving"].astype(int),
                          **{f"in_{z.name}": z.contains(xy).astype(int) for z in zones})
     paths = {"tracking": out_dir / f"{stem}.tracking.csv", "workbook": out_dir / f"{stem}.tracking.xlsx",
@@ -147,7 +153,7 @@ def write_track(path: Path, animal, table: pd.DataFrame, fps: float, cfg, out_di
                                                                 **{k: getattr(report, k) for k in TRACKING_SETTINGS[InferenceConfig]}})}
     atomic_write_xlsx(paths["workbook"], sheets)
     plot_trajectory(xy, zones, background_image(path), paths["trajectory"], f"{stem}: path over {summary['duration_s']:.0f} s")
-    plot_speed(per_frame["time_s"].to_numpy(), per_frame["speed_smoothed_px_s"].to_numpy(),
+    plot_speed(per_frame["time_s"].to_numpy(), per_frame["speed_px_s"].to_numpy(),
                summary["moving_threshold_px_s"], "px/s", paths["speed"])
     log.info("%s: animal found in %.1f%% of %d frames, distance %.0f px%s, moving %.1f%% of the time; wrote %s",
              stem, summary["frames_with_animal_percent"], summary["frames"], summary["distance_px"],

@@ -140,13 +140,21 @@ def test_pose_only_model_classifies_held_out_pose_files(pose_run):
     root, _, model = pose_run
     result = benchmark_pipeline.main(benchmark_pipeline.get_args_parser().parse_args([
         "--model_path", str(model), "--input_dir", str(root / "held_out"), "--output_root", str(root / "eval"),
-        "--pixels_per_cm", "10", "--device", "cpu"]))
+        "--pixels_per_cm", "10", "--device", "cpu", "--zones", "arena:-1e4,-1e4;1e4,-1e4;1e4,1e4;-1e4,1e4",
+        "nowhere:-30,-30;-20,-30;-20,-20"]))
     assert result["scores"]["macro_f1"] > 0.6  # five behaviours: chance is 0.2
     frames = pd.read_csv(root / "eval" / "session_00.frames.csv")
     assert len(frames) == 600 and set(frames["label"]) <= {"walk", "rest", "groom", "rear", "turn"}
     per_frame = pd.read_excel(root / "eval" / "session_00.metrics.xlsx", sheet_name="per_frame")
     np.testing.assert_allclose(per_frame["box_speed_cm_s"], per_frame["box_speed_px_s"] / 10, rtol=1e-3, atol=1e-3)
     assert not (root / "eval" / "session_00.review.mp4").exists()
+    zones = pd.read_excel(root / "eval" / "session_00.metrics.xlsx", sheet_name="zones").set_index(["zone", "behavior"])
+    seen = np.isfinite(per_frame["box_speed_px_s"]).sum() + 1  # frames with a position (the first has no speed)
+    assert zones.loc[("arena", "all"), "time_in_zone_s"] == pytest.approx(seen / 30, abs=0.04)
+    assert zones.loc[("arena", "all"), "entries"] == 1 and zones.loc[("arena", "all"), "latency_to_first_entry_s"] == 0
+    for behavior in set(frames["label"]):
+        assert zones.loc[("arena", behavior), "percent_of_behavior"] == pytest.approx(100)
+    assert (zones.loc["nowhere", "time_in_zone_s"] == 0).all() and zones.loc["nowhere", "latency_to_first_entry_s"].isna().all()
 
 
 def test_decision_weights_from_the_checkpoint_decide(pose_run, tmp_path):

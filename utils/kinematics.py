@@ -34,6 +34,20 @@ def box_centres(boxes: np.ndarray) -> np.ndarray:
     return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
 
 
+def interpolate_gaps(values: np.ndarray) -> np.ndarray:
+    """[T, ...] with NaN gaps filled linearly in time between the known values of each column (nothing before the
+    first or after the last known value): a keypoint the tracker lost for a few frames keeps its place, so the
+    mean of the keypoints does not jump by a body part's offset whenever one drops out."""
+    flat = np.asarray(values, np.float64).reshape(len(values), -1).copy()
+    frames = np.arange(len(flat))
+    for column in flat.T:
+        known = np.isfinite(column)
+        if known.sum() >= 2:
+            inside = (frames > frames[known][0]) & (frames < frames[known][-1]) & ~known
+            column[inside] = np.interp(frames[inside], frames[known], column[known])
+    return flat.reshape(np.shape(values))
+
+
 def animal_positions(boxes: np.ndarray, kp_centres: np.ndarray) -> np.ndarray:
     """[N,2] per frame: the keypoint centre where the frame has keypoints, else the box centre (NaN if missed)."""
     centres = box_centres(boxes)

@@ -11,7 +11,6 @@ image size; a keypoint not seen is `0 0 0`. data.yaml names the keypoints (`kpt_
 weights, where cropping.py reads them) and `flip_idx`, so left/right augmentation swaps left and right parts.
 """
 import csv
-import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 
 from cropping import keypoint_box
 from utils.errors import UserError
@@ -130,7 +130,7 @@ def pseudo_labels(video, pose_file, out_dir: Path, min_likelihood: float, every:
     jump = np.zeros(len(xy), bool)
     with np.errstate(invalid="ignore"):
         steps = np.linalg.norm(np.diff(xy - centroid[:, :, None], axis=0), axis=-1).max((1, 2))
-    jump[1:] = ~(steps <= max_jump * body)
+    jump[1:] = steps > max_jump * body  # unknown after a missing frame: not counted as a jump
     keep = set(np.flatnonzero(complete & ~jump)[::every].tolist())
     out_dir.mkdir(parents=True, exist_ok=True)
     images = []
@@ -179,9 +179,10 @@ def write_yolo_dataset(root: Path, train: list, val: list, names: list, margin: 
             (root / "labels" / split / f"{stem}.txt").write_text(
                 "\n".join(yolo_label_lines(item.xy, width, height, margin)) + "\n")
     data_yaml = root / "data.yaml"
-    data_yaml.write_text(json.dumps({
+    data_yaml.write_text(yaml.safe_dump({
         "path": str(root.resolve()), "train": "images/train", "val": "images/val", "names": {0: "animal"},
-        "kpt_shape": [len(names), 3], "flip_idx": flip_idx_from_names(names), "kpt_names": {0: list(names)}}))
+        "kpt_shape": [len(names), 3], "flip_idx": flip_idx_from_names(names), "kpt_names": {0: list(names)}},
+        sort_keys=False))
     return data_yaml
 
 
