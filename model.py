@@ -61,7 +61,9 @@ class BackboneSpec:
 
 
 def _torchvision(builder, cfg: ModelConfig) -> nn.Module:
-    """A torchvision model, randomly initialised or with ImageNet weights (local file first; never silent)."""
+    """A torchvision model, randomly initialised or with ImageNet weights from a local file: --backbone_weights, or
+    the file torchvision keeps in its cache. Nothing is downloaded at run time; a missing file stops the run with
+    where it goes and where to get it."""
     if not cfg.pretrained_backbone:
         return builder(weights=None)
     if cfg.backbone_weights:
@@ -69,19 +71,25 @@ def _torchvision(builder, cfg: ModelConfig) -> nn.Module:
         if not path.is_file():
             raise UserError(f"backbone_weights file not found: {path}; give a local state-dict file of "
                             f"{cfg.backbone}'s ImageNet weights or use --no_pretrained_backbone")
-        model = builder(weights=None)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        try:
-            model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
-        except RuntimeError as exc:
-            raise UserError(f"{path} does not match {cfg.backbone}: {str(exc).splitlines()[0]}") from None
-        return model
+        return _with_state_dict(builder, path, cfg.backbone)
+    url = tvm.get_model_weights(builder).DEFAULT.url
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    if not cached.is_file():
+        raise UserError(f"{cfg.backbone} starts from ImageNet weights and nothing is downloaded at run time: download "
+                        f"{url} on a machine with internet and put it at {cached} (or pass --backbone_weights PATH "
+                        f"to it), or train from scratch with --no_pretrained_backbone")
+    return _with_state_dict(builder, cached, cfg.backbone)
+
+
+def _with_state_dict(builder, path: Path, name: str) -> nn.Module:
+    """The model with a local state dict loaded safely (plain tensors only)."""
+    model = builder(weights=None)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     try:
-        return builder(weights="DEFAULT")
-    except Exception as exc:  # offline: urllib/http errors of several kinds
-        raise UserError(f"ImageNet weights for {cfg.backbone} could not be downloaded ({type(exc).__name__}); "
-                        f"either go online once so torchvision caches them, or pass --backbone_weights PATH to a "
-                        f"local state-dict file, or train from scratch with --no_pretrained_backbone") from None
+        model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+    except RuntimeError as exc:
+        raise UserError(f"{path} does not match {name}: {str(exc).splitlines()[0]}") from None
+    return model
 
 
 def _pooled_cnn(model) -> nn.Module:

@@ -1,4 +1,6 @@
 """Shape contract over every registered backbone, head and fusion; frozen backbones; pose-missing paths."""
+import re
+
 import pytest
 import torch
 
@@ -159,17 +161,16 @@ def test_slowfast_at_its_minimum_clip_length_with_pose():
     assert model(frames, pose, torch.tensor([True, False])).shape == (2, 3)
 
 
-def test_offline_imagenet_download_says_both_ways(monkeypatch):
-    import urllib.error
-
+def test_imagenet_weights_come_from_a_local_file_never_a_download(monkeypatch, tmp_path):
     import model as model_module
-
-    def offline(weights=None):
-        if weights is not None:
-            raise urllib.error.URLError("no network")
-        return model_module.tvm.resnet18(weights=None)
-    monkeypatch.setitem(model_module.BACKBONES._items, "resnet18",
-                        lambda cfg: model_module.BackboneSpec(model_module._torchvision(offline, cfg), 512, False))
-    with pytest.raises(UserError, match=r"could not be downloaded \(URLError\).*--backbone_weights PATH.*"
-                                        r"--no_pretrained_backbone"):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # torchvision's cache, empty
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    with pytest.raises(UserError, match=r"nothing is downloaded.*download https://download.pytorch.org/models/"
+                                        r"resnet18-f37072fd.pth.*" + re.escape(str(cached)) + r".*--no_pretrained_backbone"):
         build_model(config(backbone="resnet18", pretrained_backbone=True))
+    reference = model_module.tvm.resnet18(weights=None)
+    cached.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), cached)  # what a download on another machine leaves in the cache
+    built = build_model(config(backbone="resnet18", pretrained_backbone=True))
+    first = next(v for k, v in built.state_dict().items() if k.endswith("conv1.weight"))
+    assert torch.equal(first, reference.conv1.weight)
