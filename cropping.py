@@ -70,6 +70,7 @@ class YoloDetector:
         self.half, self.candidates, self.backend_name, self.agreement_px = False, [], "torch", None
         self.static_batch = 0  # an export's fixed batch size
         self.imgsz = cfg.yolo_imgsz  # None: Ultralytics' own choice for the warm-up (the trained/exported size)
+        self.use_keypoints = False  # known after the warm-up, whose detections (if any, on a blank frame) are dropped
         self._warm_up()
         self.backend = self.model.predictor.model
         self.native_imgsz = native_imgsz(self.model, self.backend)
