@@ -1424,4 +1424,5 @@ def review_paths(args) -> tuple:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     run_cli(main, get_args_parser())

@@ -382,7 +382,8 @@ class PoseFileDetector:
         present = np.isfinite(xy).all(1)
         if not present.any():
             return Detection()
-        return Detection(keypoint_box(xy[present], self.margin), float(conf[present].mean()), np.concatenate([xy, conf[:, None]], 1).astype(np.float32),
+        keypoints = np.concatenate([xy, conf[:, None]], 1).astype(np.float32)
+        return Detection(keypoint_box(xy[present], self.margin), float(conf[present].mean()), keypoints,
                          STATUS_DETECTED, self._partner(index, xy[present].mean(0)) if self.social else None)
 
     def _partner(self, index: int, centre: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ each window's centre (utils.windows.frame_weights).
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -149,10 +149,11 @@ def write_track(path: Path, animal, table: pd.DataFrame, fps: float, cfg, out_di
     atomic_write_csv(paths["tracking"], table.round(4))
     sheets = {"summary": pd.DataFrame([{"recording": str(path), "animal": animal, **summary}]).round(4),
               "per_frame": per_frame, "zones": zone_table(xy, zones, fps),
-              "metadata": metadata_table(cfg.preprocessing, {"source": str(path),
-                                                                **{k: getattr(report, k) for k in TRACKING_SETTINGS[InferenceConfig]}})}
+              "metadata": metadata_table(cfg.preprocessing, {"source": str(path), **{
+                  k: getattr(report, k) for k in TRACKING_SETTINGS[InferenceConfig]}})}
     atomic_write_xlsx(paths["workbook"], sheets)
-    plot_trajectory(xy, zones, background_image(path), paths["trajectory"], f"{stem}: path over {summary['duration_s']:.0f} s")
+    plot_trajectory(xy, zones, background_image(path), paths["trajectory"],
+                    f"{stem}: path over {summary['duration_s']:.0f} s")
     plot_speed(per_frame["time_s"].to_numpy(), per_frame["speed_px_s"].to_numpy(),
                summary["moving_threshold_px_s"], "px/s", paths["speed"])
     log.info("%s: animal found in %.1f%% of %d frames, distance %.0f px%s, moving %.1f%% of the time; wrote %s",
@@ -167,7 +168,8 @@ def main(args):
     settings = cfg.preprocessing
     sources = recordings(args.video_path, settings.detector == "pose_file")
     if any(is_pose_file(s) for s in sources) and settings.detector != "pose_file":
-        raise UserError(f"{next(s for s in sources if is_pose_file(s))} is a pose file; track it with --detector pose_file")
+        pose = next(s for s in sources if is_pose_file(s))
+        raise UserError(f"{pose} is a pose file; track it with --detector pose_file")
     detector = build_detector(settings.detector, settings)  # loaded once for every recording
     results = []
     for path in sources:

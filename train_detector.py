@@ -14,7 +14,6 @@ Ultralytics run (train/), best.pt (keypoint names inside, so cropping.py reports
 (Ultralytics val) and keypoint pixel error on the held-out hand-labelled frames. Use best.pt as --yolo_weights.
 """
 import argparse
-import json
 import logging
 import os
 import shutil

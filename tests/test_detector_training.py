@@ -67,7 +67,8 @@ def test_multi_animal_labels_give_one_box_per_animal_and_the_yolo_layout_holds(t
     first = labelled_frames(tmp_path / "v2", 4, seed=1)
     second = first + np.array([200.0, 40.0])  # another animal, elsewhere
     second[1] = np.nan  # not in frame 1 at all
-    dlc_table(tmp_path / "v2", np.stack([first, second], 1), ["a", "b"]).to_csv(tmp_path / "v2" / "CollectedData_me.csv")
+    table = dlc_table(tmp_path / "v2", np.stack([first, second], 1), ["a", "b"])
+    table.to_csv(tmp_path / "v2" / "CollectedData_me.csv")
     names, images = read_dlc_labels(tmp_path / "v2" / "CollectedData_me.csv")
     assert [len(im.xy) for im in images] == [2, 1, 2, 2]
     data_yaml = write_yolo_dataset(tmp_path / "yolo", images[:3], images[3:], names, margin=0.15)
@@ -138,7 +139,8 @@ def test_real_deeplabcut_labelled_frames_convert(shared_data, tmp_path):
     data_yaml = write_yolo_dataset(tmp_path / "yolo", images[:96], images[96:], names, margin=0.15)
     assert yaml.safe_load(data_yaml.read_text())["flip_idx"] == [0, 2, 1, 3]
     labels = sorted((tmp_path / "yolo" / "labels" / "train").iterdir())
-    assert len(labels) == 96 and {p.stem for p in labels} == {p.stem for p in (tmp_path / "yolo" / "images" / "train").iterdir()}
+    pictures = {p.stem for p in (tmp_path / "yolo" / "images" / "train").iterdir()}
+    assert len(labels) == 96 and {p.stem for p in labels} == pictures
     for label, item in zip(labels, images[:96]):
         boxes, xy = read_yolo_labels(label, 4, 640, 480)
         np.testing.assert_allclose(xy[np.isfinite(xy)], np.clip(item.xy, 0, [640, 480])[np.isfinite(xy)], atol=0.01)

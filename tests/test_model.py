@@ -165,8 +165,9 @@ def test_imagenet_weights_come_from_a_local_file_never_a_download(monkeypatch, t
     import model as model_module
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # torchvision's cache, empty
     cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-    with pytest.raises(UserError, match=r"nothing is downloaded.*download https://download.pytorch.org/models/"
-                                        r"resnet18-f37072fd.pth.*" + re.escape(str(cached)) + r".*--no_pretrained_backbone"):
+    expected = (r"nothing is downloaded.*download https://download.pytorch.org/models/resnet18-f37072fd.pth.*"
+                + re.escape(str(cached)) + r".*--no_pretrained_backbone")
+    with pytest.raises(UserError, match=expected):
         build_model(config(backbone="resnet18", pretrained_backbone=True))
     reference = model_module.tvm.resnet18(weights=None)
     cached.parent.mkdir(parents=True)

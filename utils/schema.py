@@ -328,7 +328,7 @@ class DetectorTrainingConfig:
         check_imgsz(self.imgsz, "imgsz")
 
 
-# the settings a tracking-only run reads (track_video.py and the dashboard's Track tab): the detector's, and the report's
+# the settings a tracking-only run reads (track_video.py, the dashboard's Track tab): the detector's and the report's
 TRACKING_SETTINGS = {
     PreprocessingConfig: ("detector", "yolo_weights", "yolo_task", "yolo_conf", "yolo_iou", "yolo_imgsz", "yolo_batch",
                           "detect_every", "detector_backend", "device", "num_threads", "pose_min_likelihood",

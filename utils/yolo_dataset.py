@@ -223,8 +223,9 @@ def keypoint_errors(model, image_dir: Path, label_dir: Path, imgsz: int, device:
         return {**result, "keypoint_error_px_median": None, "keypoint_error_px_mean": None,
                 "keypoint_error_px_p90": None, "keypoints_within_10px": 0.0}
     errors = np.concatenate(errors)
-    return {**result, "keypoint_error_px_median": float(np.median(errors)), "keypoint_error_px_mean": float(np.mean(errors)),
-            "keypoint_error_px_p90": float(np.quantile(errors, 0.9)), "keypoints_within_10px": float(np.mean(errors <= 10))}
+    return {**result, "keypoint_error_px_median": float(np.median(errors)),
+            "keypoint_error_px_mean": float(np.mean(errors)), "keypoint_error_px_p90": float(np.quantile(errors, 0.9)),
+            "keypoints_within_10px": float(np.mean(errors <= 10))}
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
