@@ -2,7 +2,7 @@
 
 Usage:
     python3 demo.py                        # minutes on a 2-core CPU (README: measured); writes demo_output/
-    python3 demo.py --full                 # twice the training videos, and RGB-only vs Pose+RGB models beside
+    python3 demo.py --full                 # more videos, and RGB-only vs Pose+RGB models beside the pose ones
     python3 demo.py --output_dir /tmp/bs_demo --device cuda
 
 Steps (each one of the project's own scripts, called as a user would call it):
@@ -43,7 +43,7 @@ MODELS = {  # name: training flags (the RGB models learn their backbone from scr
 }
 SIZES = {  # (training videos, test videos, frames per video, window stride, RGB epochs)
     "quick": (8, 2, 900, 5, 0),
-    "full": (16, 4, 900, 5, 8),
+    "full": (12, 4, 900, 10, 8),
 }
 
 
@@ -52,8 +52,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="demo_output", help="folder for the data, the model and every output")
     parser.add_argument("--full", action="store_true",
-                        help="16 training and 4 test videos, and RGB-only and Pose+RGB models (backbone learnt from "
-                             "scratch) beside the pose models (an hour or more on a CPU)")
+                        help="12 training and 4 test videos, and RGB-only and Pose+RGB models (backbone learnt from "
+                             "scratch, 8 epochs) beside the pose models (about an hour on a CPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0, help="seed of training (the generated videos are fixed)")
     return parser

@@ -249,3 +249,14 @@ def test_screenshots_of_every_tab(app):
     for name in ("Preprocess", "Train", "Inference", "Evaluate", "Track", "Detector", "Review"):
         app.notebook.select(app.tabs[name])
         assert screenshot(app, f"tab_{name.lower()}").stat().st_size > 10_000
+
+
+def test_review_flags_open_a_result_and_name_a_missing_file(predicted_video, tmp_path):
+    import behaviorscope_gui as gui
+    video, frames_csv, model = predicted_video
+    args = gui.get_args_parser().parse_args(["--review_video", str(video), "--review_frames", str(frames_csv),
+                                            "--review_model", str(model)])
+    assert gui.review_paths(args) == (video, frames_csv)
+    args.review_frames = None  # default: <stem>.frames.csv beside the video, which is not there
+    with pytest.raises(gui.UserError, match=f"{video.stem}.frames.csv does not exist"):
+        gui.review_paths(args)
