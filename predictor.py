@@ -32,7 +32,7 @@ from utils.motion import FeatureSpec
 from utils.pose_io import recording_animals
 from utils.schema import InferenceConfig, PreprocessingConfig
 from utils.timing import StageTimer
-from utils.windows import Windower, frame_weights, inference_stride, usable
+from utils.windows import Windower, frame_rate_differs, frame_weights, inference_stride, usable
 
 log = logging.getLogger("predictor")
 STATUSES = (STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED, STATUS_INTERPOLATED)
@@ -295,7 +295,7 @@ class Predictor:
         size, stride = self.settings.window_size, self.settings.window_stride
         trained = self.ckpt["preprocessing"].get("fps")
         fixed = self.model.is_video or getattr(self.model.cfg, "positional_encoding", "none") == "learned"
-        if fixed or self.options.window_size or not trained or abs(fps / trained - 1) <= 0.05:
+        if fixed or self.options.window_size or not frame_rate_differs(fps, trained):
             return size, stride
         scaled = max(2, int(round(size * fps / trained)))
         log.warning("%.3g fps, the model was trained at %.3g fps: windows of %d frames (%.2f s, as trained) instead "
@@ -323,7 +323,8 @@ class Predictor:
         if self.drift is None:
             return
         windows = prediction.acc.windows
-        prediction.drift = self.drift.score(np.array([w[3] for w in windows]), np.array([w[4] for w in windows]))
+        prediction.drift = self.drift.score(np.array([w[3] for w in windows]), np.array([w[4] for w in windows]),
+                                            prediction.fps, self.ckpt["preprocessing"].get("fps"))
         if prediction.drift["drift_warning"]:
             log.warning(warning_text(prediction.video_path, prediction.drift))
 

@@ -63,8 +63,8 @@ def test_gradient_boosted_trees_classify_through_the_same_inference(models, vide
 
 def test_a_video_unlike_training_is_flagged_in_the_outputs(models, videos, tmp_path, caplog):
     """The same animal and behaviours, but the file says 10 frames/s for a 30 frames/s recording (a wrong frame
-    rate, as a re-encoded video can carry): every speed is a third of the truth. The drift score goes to the
-    workbook and the result, and the run warns."""
+    rate, as a re-encoded video can carry): every speed is a third of the truth. The drift score and the frame-rate
+    ratio go to the workbook and the result, and the run warns."""
     from utils.synthetic import render_video, write_video
     labels = pd.read_csv(videos["long"].with_suffix(".csv"))["behavior"].tolist()
     write_video(tmp_path / "slow.mp4", render_video(labels, seed=21).frames, fps=10)
@@ -72,8 +72,8 @@ def test_a_video_unlike_training_is_flagged_in_the_outputs(models, videos, tmp_p
     caplog.clear()
     slow = run(models["gbt"], tmp_path / "slow.mp4", tmp_path / "slow")["drift"]
     assert not normal["drift_warning"] and slow["drift_warning"], (normal, slow)
-    assert "looks unlike the training videos" in caplog.text
-    assert slow["low_confidence_share"] > normal["low_confidence_share"] + 0.2
+    assert "looks unlike the training videos" in caplog.text and "frame rate is 0.33 times" in caplog.text
+    assert slow["frame_rate_ratio"] == pytest.approx(1 / 3, abs=1e-3) and normal["frame_rate_ratio"] == 1
     meta = pd.read_excel(tmp_path / "slow" / "slow.metrics.xlsx", sheet_name="metadata").set_index("key")["value"]
     assert meta["drift_warning"] == "True" and float(meta["drift_score"]) == slow["drift_score"]
     windows = pd.read_excel(tmp_path / "slow" / "slow.metrics.xlsx", sheet_name="windows")

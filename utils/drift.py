@@ -20,11 +20,17 @@ is fitted and calibrated, and stored in the checkpoint (`drift`, plain numbers):
     warn_low_confidence  the same for the share of windows below confidence_limit (at least MIN_WARN_LOW_CONFIDENCE,
                        0.25)
 Per video (`DriftReference.score`): drift_score = the share of unfamiliar windows, low_confidence_share, the median
-distance relative to the validation median, and drift_warning when either share passes its limit.
+distance relative to the validation median, frame_rate_ratio (the video's frame rate over the training data's),
+and drift_warning when either share passes its limit or the frame rate differs by more than 5%. The frame rate is
+checked directly because a model need not be unsure of a video whose every speed is off by the same factor: slow
+walking looks like some training window (measured: a video labelled 10 fps instead of 30 kept every window within
+the distance limit, and a confident model kept its confidence).
 """
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from utils.windows import frame_rate_differs
 
 DISTANCE_QUANTILE = 0.99
 CONFIDENCE_QUANTILE = 0.05
@@ -80,13 +86,18 @@ class DriftReference:
             return 0.0, 0.0
         return float(np.mean(distances > self.distance_limit)), float(np.mean(confidence < self.confidence_limit))
 
-    def score(self, distances: np.ndarray, confidence: np.ndarray) -> dict:
-        """A video's drift from its windows' distances and top probabilities (module docstring)."""
+    def score(self, distances: np.ndarray, confidence: np.ndarray, fps: float = None,
+              trained_fps: float = None) -> dict:
+        """A video's drift from its windows' distances and top probabilities, and its frame rate against the
+        training data's (module docstring)."""
         unfamiliar, low = self.shares(np.asarray(distances), np.asarray(confidence))
         relative = float(np.median(distances) / self.median_distance) if len(distances) and self.median_distance else 0.0
+        other_rate = bool(fps and frame_rate_differs(fps, trained_fps))
+        warn = unfamiliar > self.warn_unfamiliar or low > self.warn_low_confidence or other_rate
         return {"drift_score": round(unfamiliar, 4), "low_confidence_share": round(low, 4),
                 "relative_median_distance": round(relative, 3),
-                "drift_warning": bool(unfamiliar > self.warn_unfamiliar or low > self.warn_low_confidence),
+                "frame_rate_ratio": round(fps / trained_fps, 3) if fps and trained_fps else None,
+                "drift_warning": bool(warn),
                 "drift_limits": f"unfamiliar > {self.warn_unfamiliar:.3f} or low confidence > "
                                 f"{self.warn_low_confidence:.3f} (calibrated on {self.validation_windows} "
                                 f"validation windows)"}
@@ -102,7 +113,10 @@ class DriftReference:
 
 
 def warning_text(video, score: dict) -> str:
+    ratio = score.get("frame_rate_ratio")
+    rate = (f"; its frame rate is {ratio:.2f} times the training videos' (a wrong rate in the file scales every "
+            f"speed)" if ratio and frame_rate_differs(ratio, 1.0) else "")
     return (f"{video} looks unlike the training videos: {100 * score['drift_score']:.0f}% of its windows are "
             f"farther from the training data than 99% of validation windows, {100 * score['low_confidence_share']:.0f}% "
-            f"are low-confidence ({score['drift_limits']}). Its counts may be wrong: check a few bouts in the Review "
-            f"tab, and label some of its clips for training if they are")
+            f"are low-confidence ({score['drift_limits']}){rate}. Its counts may be wrong: check a few bouts in the "
+            f"Review tab, and label some of its clips for training if they are")

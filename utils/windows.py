@@ -17,6 +17,14 @@ from functools import lru_cache
 import numpy as np
 
 
+FRAME_RATE_TOLERANCE = 0.05  # a recording whose frame rate is further from the training data's is "another rate"
+
+
+def frame_rate_differs(fps: float, trained_fps) -> bool:
+    """True when a recording's frame rate is more than FRAME_RATE_TOLERANCE away from the training data's."""
+    return bool(trained_fps) and abs(fps / trained_fps - 1) > FRAME_RATE_TOLERANCE
+
+
 def window_starts(num_frames: int, size: int, stride: int) -> list:
     """Start frames of every window of a video of num_frames frames (none when it is shorter than a window)."""
     if num_frames < size:
