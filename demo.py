@@ -43,7 +43,7 @@ MODELS = {  # name: training flags (the RGB models learn their backbone from scr
 }
 SIZES = {  # (training videos, test videos, frames per video, window stride, RGB epochs)
     "quick": (8, 2, 900, 5, 0),
-    "full": (12, 4, 900, 10, 8),
+    "full": (12, 4, 900, 15, 6),
 }
 
 
@@ -53,7 +53,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", default="demo_output", help="folder for the data, the model and every output")
     parser.add_argument("--full", action="store_true",
                         help="12 training and 4 test videos, and RGB-only and Pose+RGB models (backbone learnt from "
-                             "scratch, 8 epochs) beside the pose models (about an hour on a CPU)")
+                             "scratch, 6 epochs) beside the pose models (most of an hour on a 2-core CPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0, help="seed of training (the generated videos are fixed)")
     return parser
