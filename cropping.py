@@ -25,6 +25,7 @@ from utils.detector_backends import (AGREEMENT_PX, candidate_backends, exported_
                                      remember_choice, remembered_choice)
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError
+from utils.kinematics import keypoint_box
 from utils.motion import ScaleTracker, body_axis
 from utils.pose_io import check_frame_count, find_pose_file, is_pose_file, read_pose_file
 from utils.registry import Registry
@@ -317,14 +318,6 @@ class BackgroundDetector:
     def describe(self) -> dict:
         return {"detector": "background", "bg_num_samples": self.num_samples, "bg_threshold": self.threshold,
                 "bg_min_area": self.min_area}
-
-
-def keypoint_box(xy: np.ndarray, margin: float) -> np.ndarray:
-    """[x1, y1, x2, y2] around the given [N, 2] keypoints, grown by `margin` of the extent's longer side on each side
-    (keypoints sit on the body's outline or inside it: the body reaches past them)."""
-    low, high = xy.min(0), xy.max(0)
-    grow = margin * max(float((high - low).max()), 1.0)
-    return np.concatenate([low - grow, high + grow]).astype(np.float32)
 
 
 @DETECTORS.register("pose_file")

@@ -54,3 +54,11 @@ def animal_positions(boxes: np.ndarray, kp_centres: np.ndarray) -> np.ndarray:
     if kp_centres is None:
         return centres
     return np.where(np.isfinite(kp_centres).all(1, keepdims=True), kp_centres, centres)
+
+
+def keypoint_box(xy: np.ndarray, margin: float) -> np.ndarray:
+    """[x1, y1, x2, y2] around the given [N, 2] keypoints, grown by `margin` of the extent's longer side on each side
+    (keypoints sit on the body's outline or inside it: the body reaches past them)."""
+    low, high = xy.min(0), xy.max(0)
+    grow = margin * max(float((high - low).max()), 1.0)
+    return np.concatenate([low - grow, high + grow]).astype(np.float32)

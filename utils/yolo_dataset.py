@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import yaml
 
-from cropping import keypoint_box
 from utils.errors import UserError
+from utils.kinematics import keypoint_box
 from utils.pose_io import flip_idx_from_names, read_pose_file
 from utils.video_io import iter_frame_batches
 
