@@ -247,6 +247,23 @@ def test_track_tab_runs_tracking_only_with_zones(app, predicted_video, tiny_yolo
     screenshot(app, "track_finished")
 
 
+def test_detector_tab_trains_reports_and_hands_its_weights_to_preprocess(app, tmp_path):
+    from test_detector_training import dlc_table, labelled_frames
+    folder = tmp_path / "labeled-data" / "v1"
+    dlc_table(folder, labelled_frames(folder, 8)).to_csv(folder / "CollectedData_me.csv")
+    tab = app.tabs["Detector"]
+    app.notebook.select(tab)
+    fill(tab, "detector_training", dlc_labels=[str(tmp_path / "labeled-data")], output_dir=tmp_path / "det",
+         epochs=1, imgsz=64, batch=4, device="cpu", workers=0, val_fraction=0.25)
+    tab.run()
+    wait_for_job(app)
+    assert tab.job.returncode == 0, "\n".join(tab.job.lines[-20:])
+    rows = dict(tab.report.tree.item(i)["values"][:2] for i in tab.report.tree.get_children())
+    assert int(rows["animals"]) == 2 and "keypoint_error_px_median" in rows
+    assert app.tabs["Preprocess"].form.get("preprocessing", "yolo_weights") == str(tmp_path / "det" / "best.pt")
+    screenshot(app, "detector_finished")
+
+
 def test_screenshots_of_every_tab(app):
     for name in ("Preprocess", "Train", "Inference", "Evaluate", "Track", "Detector", "Review"):
         app.notebook.select(app.tabs[name])
