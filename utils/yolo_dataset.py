@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+from PIL import Image
 
 from utils.errors import UserError
 from utils.kinematics import keypoint_box
@@ -173,7 +174,7 @@ def write_yolo_dataset(root: Path, train: list, val: list, names: list, margin: 
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
         for number, item in enumerate(images):
-            height, width = cv2.imread(str(item.image), cv2.IMREAD_UNCHANGED).shape[:2]
+            width, height = image_size(item.image)
             stem = f"{item.group.replace(':', '_')}_{number:05d}_{item.image.stem}"
             shutil.copyfile(item.image, root / "images" / split / f"{stem}{item.image.suffix.lower()}")
             (root / "labels" / split / f"{stem}.txt").write_text(
@@ -184,6 +185,12 @@ def write_yolo_dataset(root: Path, train: list, val: list, names: list, margin: 
         "kpt_shape": [len(names), 3], "flip_idx": flip_idx_from_names(names), "kpt_names": {0: list(names)}},
         sort_keys=False))
     return data_yaml
+
+
+def image_size(path: Path) -> tuple:
+    """(width, height) from the image file's header, without decoding its pixels."""
+    with Image.open(path) as image:
+        return image.size
 
 
 def read_yolo_labels(label_file: Path, num_keypoints: int, width: int, height: int) -> tuple:
@@ -205,7 +212,7 @@ def keypoint_errors(model, image_dir: Path, label_dir: Path, imgsz: int, device:
     errors, missed, animals = [], 0, 0
     for image in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         label = label_dir / f"{image.stem}.txt"
-        height, width = cv2.imread(str(image)).shape[:2]
+        width, height = image_size(image)
         boxes, truth = read_yolo_labels(label, num_keypoints, width, height)
         result = model.predict(str(image), imgsz=imgsz, conf=0.25, verbose=False, device=device)[0]
         predicted = result.boxes.xyxy.cpu().numpy()
