@@ -44,6 +44,7 @@ from utils.logging_utils import progress, setup_logging
 from utils.metrics import classification_scores, tune_decision_weights
 from utils.plots import plot_training_curves, save_crops_preview, save_pose_preview
 from utils.schema import AugmentConfig, ModelSettings, TrainingConfig
+from utils.splits import time_blocked_folds
 from utils.windows import frame_weights
 
 log = logging.getLogger("train")
@@ -357,9 +358,10 @@ def fit_drift_reference(model, datasets: dict, device, batch_size: int) -> Drift
 
 
 def add_drift_references(model, datasets: dict, run_dir: Path, device, batch_size: int,
-                         tune_decisions: bool = False) -> None:
+                         tune_decisions: bool = False, more_held_out: tuple = None) -> None:
     """Store a drift reference (utils.drift) in each best checkpoint, fitted with that checkpoint's weights, and
-    with tune_decisions the per-class decision weights tuned on the same validation windows."""
+    with tune_decisions the per-class decision weights tuned on the same validation windows, plus
+    more_held_out = (probabilities, labels) of other windows the model did not learn from (out-of-fold)."""
     if not len(datasets["val"]):
         log.warning("no validation split: the models get no drift reference, so inference cannot flag videos "
                     "unlike the training ones")
@@ -374,10 +376,13 @@ def add_drift_references(model, datasets: dict, run_dir: Path, device, batch_siz
         reference, val_probs = fit_drift_reference(model, datasets, device, batch_size)
         ckpt["drift"] = reference.recorded()
         if tune_decisions:
-            weights, tuned, plain = tune_decision_weights(val_probs, datasets["val"].labels, val_probs.shape[1])
+            probs, labels = val_probs, list(datasets["val"].labels)
+            if more_held_out is not None:
+                probs, labels = np.concatenate([probs, more_held_out[0]]), labels + list(more_held_out[1])
+            weights, tuned, plain = tune_decision_weights(probs, labels, probs.shape[1])
             ckpt["decision_weights"] = [float(w) for w in weights]
-            log.info("%s: decision weights %s: validation window macro-F1 %.3f -> %.3f", name,
-                     dict(zip(ckpt["class_names"], np.round(weights, 2).tolist())), plain, tuned)
+            log.info("%s: decision weights %s: macro-F1 of %d held-out windows %.3f -> %.3f", name,
+                     dict(zip(ckpt["class_names"], np.round(weights, 2).tolist())), len(labels), plain, tuned)
         save_checkpoint(path, **{k: v for k, v in ckpt.items() if k != "format_version"})
         log.info("%s: drift reference from %d training and %d validation windows; a video is flagged above %.0f%% "
                  "unfamiliar or %.0f%% low-confidence windows (%.1f s)", name, reference.training_windows,
@@ -432,9 +437,36 @@ def fit_gbt(model: WindowStatsGBT, datasets: dict, cfg, mcfg, run_dir: Path) -> 
         save_checkpoint(run_dir / name, selection=selection, **saved)
         if result:
             write_evaluation(run_dir, f"best_{metric}", result, class_names)
-    add_drift_references(model, datasets, run_dir, "cpu", cfg.training.batch_size, cfg.training.tune_decision_weights)
+    folds = cfg.training.decision_folds if cfg.training.tune_decision_weights else 0
+    add_drift_references(model, datasets, run_dir, "cpu", cfg.training.batch_size, cfg.training.tune_decision_weights,
+                         out_of_fold_probs(mcfg, datasets["train"], (pose, motion, labels), weights, cfg, folds))
     test = evaluate_test_split(datasets, run_dir, lambda dataset, best: evaluate_gbt(model, *stacked_inputs(dataset)))
     return {"run_dir": str(run_dir), "history": [row], "stopped": None, "test": test}
+
+
+def out_of_fold_probs(mcfg, train: WindowDataset, stacked: tuple, class_weight, cfg, folds: int):
+    """(probabilities, labels) of the training windows, each predicted by trees fitted without its block of time
+    (utils.splits.time_blocked_folds) and without the augmented views of the held-out windows; None when folds < 2.
+    Decision weights tuned on validation alone follow its few bouts; these add every training bout."""
+    if folds < 2:
+        return None
+    pose, motion, labels = stacked
+    clean = len(train)
+    views = len(labels) // clean  # the clean windows, then each augmented view, in the same order
+    probs, held_labels, start = [], [], time.time()
+    for fit, held in time_blocked_folds(train.entries, folds):
+        rows = np.concatenate([np.asarray(fit) + v * clean for v in range(views)])
+        if len(set(labels[rows].tolist())) < mcfg.num_classes:
+            log.info("decision weights: a fold is left out, its other blocks lack a class")
+            continue
+        trees = WindowStatsGBT(mcfg).fit(pose[rows], motion[rows], labels[rows], class_weight, cfg.training.seed)
+        probs.append(trees.predict_proba(pose[held], motion[held]))
+        held_labels += labels[held].tolist()
+    if not probs:
+        return None
+    log.info("decision weights: out-of-fold predictions of %d training windows in %d blocks of time (%.1f s)",
+             len(held_labels), len(probs), time.time() - start)
+    return np.concatenate(probs), held_labels
 
 
 def write_evaluation(run_dir: Path, tag: str, result: dict, class_names: list) -> None:
@@ -567,12 +599,16 @@ def ignored_settings(cfg, model) -> list:
     def changed(section, names):
         defaults = type(getattr(cfg, section))()
         return [f"{section}.{n}" for n in names if getattr(getattr(cfg, section), n) != getattr(defaults, n)]
+    folds = [] if cfg.training.tune_decision_weights else [
+        (n, "tune_decision_weights is off") for n in changed("training", ("decision_folds",))]
     if isinstance(model, WindowStatsGBT):
         frames = [] if cfg.model.backbone == "none" else changed("model", ("backbone",))
-        return [(n, "the gbt classifier has no neural network and sees no frames") for n in
-                frames + changed("model", GBT_UNUSED_MODEL) + changed("training", GBT_UNUSED_TRAINING) +
-                changed("augmentation", BODY_POSE_UNUSED if cfg.training.pose_features == "body" else PIXEL_AUGMENTATION)]
-    out = []
+        return folds + [(n, "the gbt classifier has no neural network and sees no frames") for n in
+                        frames + changed("model", GBT_UNUSED_MODEL) + changed("training", GBT_UNUSED_TRAINING) +
+                        changed("augmentation", BODY_POSE_UNUSED if cfg.training.pose_features == "body"
+                                else PIXEL_AUGMENTATION)]
+    out = folds or [(n, "only the gbt classifier is refitted per block of time; a neural model's decision weights "
+                     "are tuned on validation") for n in changed("training", ("decision_folds",))]
     if model.backbone is None:
         unused = PIXEL_AUGMENTATION if cfg.training.pose_features == "crop" else BODY_POSE_UNUSED
         out += [(n, "a pose-only model sees no frames") for n in changed("augmentation", unused)]

@@ -161,7 +161,10 @@ def test_pose_only_model_classifies_held_out_pose_files(pose_run):
 def test_decision_weights_from_the_checkpoint_decide(pose_run, tmp_path):
     import infer_behavior_lstm as infer
     from utils.checkpoint import load_checkpoint, save_checkpoint
-    root, _, model = pose_run
+    root, manifest, model = pose_run
+    log = (model.parent / "train.log").read_text()
+    # tuned on validation plus every training window, each predicted by trees fitted without its block of time
+    assert f"out-of-fold predictions of {len(manifest['splits']['train'])} training windows in 5 blocks" in log
     ckpt = load_checkpoint(model)
     assert len(ckpt["decision_weights"]) == len(ckpt["class_names"]) == 5 and ckpt["decision_weights"][0] == 1
     windows = {}

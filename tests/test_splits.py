@@ -57,3 +57,23 @@ def test_long_videos_with_different_majority_classes_still_fill_validation():
     videos = {f"session_{i}.mp4": [c] * 10 for i, c in enumerate(["groom", "rear", "rest", "turn", "walk", "walk"])}
     a = split_by_video(videos, (0.75, 0.25, 0.0), seed=0)
     assert list(a.values()).count("val") == split_counts(6, (0.75, 0.25, 0.0))[1] == 1
+
+
+def test_time_blocked_folds_hold_each_window_out_once_and_never_fit_an_overlapping_one():
+    from utils.splits import time_blocked_folds
+    entries = [{"source_video": video, "start_frame": start, "end_frame": start + 29}
+               for video, length in (("a.mp4", 300), ("b.mp4", 150)) for start in range(0, length - 29, 5)]
+    folds = time_blocked_folds(entries, 5)
+    assert len(folds) == 5
+    held = sorted(i for _, block in folds for i in block)
+    assert held == list(range(len(entries)))  # every window predicted exactly once
+    for fit, block in folds:
+        assert {entries[i]["source_video"] for i in block} == {"a.mp4", "b.mp4"}  # a block of time in each video
+        for i in fit:
+            for j in block:
+                if entries[i]["source_video"] == entries[j]["source_video"]:
+                    assert entries[i]["end_frame"] < entries[j]["start_frame"] or \
+                        entries[i]["start_frame"] > entries[j]["end_frame"]
+        # only the windows that overlap the block are left out of fitting: 5 on each side in each video
+        assert len(fit) >= len(entries) - len(block) - 4 * 5
+    assert time_blocked_folds(entries[:1], 5) == []  # one window: nothing left to fit on

@@ -61,8 +61,11 @@ def test_segment_f1_matches_bouts_at_iou_half():
     assert scores["macro_f1"] == 0.5
     perfect = segment_f1(true, true, NAMES)
     assert perfect["macro_f1"] == 1.0
-    unlabelled = segment_f1([None] * 5 + ["walk"] * 5, ["rest"] * 5 + ["walk"] * 5, NAMES)
-    assert unlabelled["walk"]["f1"] == 1.0 and unlabelled["rest"]["pred_bouts"] == 1
+    # frames nobody annotated score nothing: the rest bout there is no false positive, and the walk bout that
+    # runs 10 frames into them is cut at the labelled edge (IoU 1, not 5/15)
+    unlabelled = segment_f1([None] * 10 + ["walk"] * 5, ["rest"] * 5 + ["walk"] * 10, NAMES)
+    assert unlabelled["walk"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "true_bouts": 1, "pred_bouts": 1}
+    assert unlabelled["rest"]["pred_bouts"] == 0 and unlabelled["macro_f1"] == 1.0
 
 
 def reference_merge_short_bouts(labels, min_frames):

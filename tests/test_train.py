@@ -178,18 +178,22 @@ def test_no_validation_split_is_said_loudly_and_nothing_called_best(pose_manifes
 def test_settings_a_run_cannot_apply_are_named(pose_manifest):
     from utils.config import resolve_config
     args = train_args(pose_manifest, "unused", "--brightness", "0.5", "--hflip_prob", "0.2", "--bidirectional",
-                      "--sequence_model", "tcn")
+                      "--sequence_model", "tcn", "--tune_decision_weights", "--decision_folds", "3")
     cfg = resolve_config(args, train.SECTIONS, required=train.REQUIRED)
     model = train.build_model(train.build_model_config(cfg, train.build_datasets(cfg)))
     ignored = dict(train.ignored_settings(cfg, model))
-    assert set(ignored) == {"augmentation.brightness", "model.bidirectional"}  # hflip mirrors the pose: used
+    # hflip mirrors the pose: used
+    assert set(ignored) == {"augmentation.brightness", "model.bidirectional", "training.decision_folds"}
     assert "pose-only" in ignored["augmentation.brightness"] and "tcn" in ignored["model.bidirectional"]
-    args = train_args(pose_manifest, "unused", "--classifier", "gbt", "--epochs", "7", "--hflip_prob", "0.2")
+    assert "only the gbt" in ignored["training.decision_folds"]
+    args = train_args(pose_manifest, "unused", "--classifier", "gbt", "--epochs", "7", "--hflip_prob", "0.2",
+                      "--decision_folds", "3")
     cfg = resolve_config(args, train.SECTIONS, required=train.REQUIRED)
     model = train.build_model(train.build_model_config(cfg, train.build_datasets(cfg)))
     ignored = dict(train.ignored_settings(cfg, model))  # train_args' small network and lr are for a neural model
     assert {"training.epochs", "training.lr", "model.hidden_dim"} <= set(ignored)
     assert "augmentation.hflip_prob" not in ignored and "gbt" in ignored["training.epochs"]
+    assert "tune_decision_weights is off" in ignored["training.decision_folds"]
 
 
 def test_gradient_boosted_trees_learn_and_are_stored_without_pickle(learned, tmp_path):

@@ -33,12 +33,15 @@ def classification_scores(y_true, y_pred, classes: list) -> dict:
 
 def segment_f1(true_labels, pred_labels, class_names: list, iou_threshold: float = 0.5) -> dict:
     """Bout-level F1 per class: a predicted bout matches an unmatched true bout of the same class when their
-    frame IoU >= iou_threshold (one-to-one, best IoU first). Frames whose true label is None are ignored
-    for true bouts. Returns {class: {"precision", "recall", "f1", "true_bouts", "pred_bouts"}} and "macro_f1"
+    frame IoU >= iou_threshold (one-to-one, best IoU first). Frames whose true label is None (not annotated)
+    are ignored for both: a predicted bout in a stretch nobody labelled is not a false positive, and one that
+    runs into it is cut at its edge. Returns {class: {"precision", "recall", "f1", "true_bouts", "pred_bouts"}} and "macro_f1"
     (over classes with a true or predicted bout)."""
     true_bouts = [b for b in to_bouts(np.asarray(true_labels, dtype=object), np.zeros(len(true_labels)))
                   if b.behavior != "None"]
-    pred_bouts = to_bouts(np.asarray(pred_labels, dtype=object), np.zeros(len(pred_labels)))
+    scored = [None if t is None else p for t, p in zip(true_labels, pred_labels)]
+    pred_bouts = [b for b in to_bouts(np.asarray(scored, dtype=object), np.zeros(len(scored)))
+                  if b.behavior != "None"]
     result = {}
     for name in class_names:
         t = [(b.start_frame, b.end_frame) for b in true_bouts if b.behavior == name]

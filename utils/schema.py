@@ -213,6 +213,9 @@ class TrainingConfig:
                                           "decision argmax(p * w) maximises validation macro-F1 (under-predicted or "
                                           "rare behaviours); stored in the checkpoint, applied at inference. Needs "
                                           "a validation split like the test data")
+    decision_folds: int = setting(5, "gbt with tune_decision_weights: also tune on out-of-fold predictions of the "
+                                  "training windows, cut into this many blocks of time per video (trees refitted "
+                                  "without each block); 0 = validation windows only", minimum=0)
     stop_file: str = setting("STOP", "training stops cleanly when this file appears in the run folder")
     seed: int = setting(42, "seed of weights, sampling and augmentation")
 

@@ -84,3 +84,25 @@ def read_split_file(path, videos) -> dict:
     if missing:
         raise UserError(f"{path} gives no split for {len(missing)} video(s), e.g. {missing[0]}; add rows for them")
     return assignment
+
+
+def time_blocked_folds(entries: list, folds: int) -> list:
+    """[(fit indices, held-out indices)] for cross-validation within videos: each video's windows, in time order,
+    are cut into `folds` contiguous blocks, and fold k holds out block k of every video. Windows are fitted only
+    if they share no frame with their video's held-out block, since overlapping windows would leak its labels.
+    Folds that would hold out nothing or fit nothing are left out."""
+    by_video = defaultdict(list)
+    for index, entry in enumerate(entries):
+        by_video[entry["source_video"]].append(index)
+    blocks = {video: np.array_split(sorted(indices, key=lambda i: entries[i]["start_frame"]), folds)
+              for video, indices in by_video.items()}
+    out = []
+    for k in range(folds):
+        held = [int(i) for video in blocks for i in blocks[video][k]]
+        spans = {video: (min(entries[i]["start_frame"] for i in block[k]), max(entries[i]["end_frame"] for i in block[k]))
+                 for video, block in blocks.items() if len(block[k])}
+        fit = [i for i, e in enumerate(entries) if e["source_video"] not in spans
+               or e["end_frame"] < spans[e["source_video"]][0] or e["start_frame"] > spans[e["source_video"]][1]]
+        if held and fit:
+            out.append((fit, held))
+    return out
