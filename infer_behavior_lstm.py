@@ -40,6 +40,7 @@ from utils.outputs import write_outputs
 from utils.motion import body_axis
 from utils.schema import InferenceConfig
 from utils.social import contact_bouts
+from utils.timeline import bout_frames
 from utils.timing import StageTimer
 
 log = logging.getLogger("infer")
@@ -102,7 +103,7 @@ def write_contact_bouts(predictor: Predictor, cfg: InferenceConfig, results: lis
     recording = predictor.detector.recording
     axis = body_axis(recording.keypoint_names, len(recording.keypoint_names))
     bouts = contact_bouts(recording.xy, recording.conf, recording.individuals, axis, results[0]["fps"],
-                          cfg.contact_distance, cfg.min_bout_frames)
+                          cfg.contact_distance, bout_frames(cfg.min_bout_s, results[0]["fps"]))
     labels = {r["animal"]: r["frames_table"]["label"] for r in results}
     for side in ("a", "b"):
         animal = bouts[f"animal_{side}"]

@@ -8,7 +8,7 @@ DeepLabCut CSV) with a `frame,behavior` file that labels only the part's frames 
 so no window is taken there and no frame is scored there). The pose of the whole session sets the running scale
 references (body length, box area); no label of another part is seen. Prepared with --detector pose_file, trained,
 and scored with benchmark_pipeline.py on the test part: per-frame F1 of freezing and segment F1 (IoU >= 0.5,
-utils/metrics.py). Parts cut into separate files instead restart the references, and a mouse that freezes curled
+utils/metrics.py), with the inference minimum bout (`--min_bout_s`) that scored best on the validation part. Parts cut into separate files instead restart the references, and a mouse that freezes curled
 for much of a short part gets a body-length reference 15-30% off (bench/README.md).
 
 Frame rate and scale: the features are in body lengths and seconds, so the same model must work on a recording
@@ -52,6 +52,8 @@ PARTS = {"train": [(0, 2000), (2500, 3000)], "val": [(2000, 2500)], "test": [(30
 # (freezing F1 0.685 with the default --pose_jitter 0.02, 0.800 without); freezing is a minority (19% of the
 # training frames, 27% of the test ones): classes weighted
 REAL_DATA = ["--pose_jitter", "0", "--class_weighting", "sqrt_inverse", "--tune_decision_weights"]
+# inference minimum bout durations tried on the validation part (the default is 0.1 s; BehaviorDEPOT's rule uses 0.9)
+MIN_BOUT_CANDIDATES = (0.1, 0.2, 0.3, 0.5, 0.9)
 MODELS = {"gbt": ["--classifier", "gbt", "--backbone", "none", "--use_pose", *REAL_DATA],
           "pose_lstm": ["--backbone", "none", "--use_pose", *REAL_DATA]}
 
@@ -64,13 +66,18 @@ def part_labels(labels: list, part: str) -> list:
     return [label if k else None for label, k in zip(labels, keep)]
 
 
+def write_part(folder: Path, part: str, recording, labels: list) -> None:
+    write_pose_file(folder / f"{part}DLC_demo1.csv", recording.xy, recording.conf, recording.keypoint_names)
+    write_label_csv(folder / f"{part}.csv", part_labels(labels, part))
+
+
 def write_parts(work: Path, recording, labels: list) -> None:
-    """The whole recording once per part, labelled on that part only; the test part also at 25 fps and half the
+    """The whole recording once per part, labelled on that part only (training and validation parts together in
+    the dataset, validation alone again to choose the minimum bout); the test part also at 25 fps and half the
     resolution (every other frame, coordinates halved)."""
     for part in PARTS:
-        folder = work / ("test" if part == "test" else "dataset")
-        write_pose_file(folder / f"{part}DLC_demo1.csv", recording.xy, recording.conf, recording.keypoint_names)
-        write_label_csv(folder / f"{part}.csv", part_labels(labels, part))
+        write_part(work / ("test" if part == "test" else "dataset"), part, recording, labels)
+    write_part(work / "validate", "val", recording, labels)
     write_pose_file(work / "test_25fps_half" / "testDLC_demo1.csv", recording.xy[::2] / 2, recording.conf[::2],
                     recording.keypoint_names)
     write_label_csv(work / "test_25fps_half" / "test.csv", part_labels(labels, "test")[::2])
@@ -97,6 +104,14 @@ def score(model: Path, folder: Path, out: Path, extra: list) -> dict:
         *extra]))["scores"]
     return {"freezing_f1": result["per_class"]["freezing"]["f1"], "segment_f1": result["segment"]["freezing"]["f1"],
             "macro_f1": result["macro_f1"], "frames": result["frames_evaluated"]}
+
+
+def choose_min_bout(model: Path, work: Path, key: str) -> tuple:
+    """(min_bout_s, validation freezing F1): the inference minimum bout that scores best on the validation part."""
+    scored = [(score(model, work / "validate", work / "eval" / f"{key}_val_{s}", ["--min_bout_s", str(s)])
+               ["freezing_f1"], -s) for s in MIN_BOUT_CANDIDATES]
+    f1, s = max(scored)
+    return -s, f1
 
 
 def smoothed_speed_cm_s(recording, start: int, stop: int, smooth_s: float, lag_s: float = 0.2) -> np.ndarray:
@@ -198,14 +213,20 @@ def main(args) -> dict:
     labels = pd.read_csv(DATA / "demo1_freezing.csv")["behavior"].tolist()
     if not (work / "splits.csv").is_file():
         write_parts(work, recording, labels)
+    if not (work / "validate").is_dir():  # work folders of earlier versions of this bench
+        write_part(work / "validate", "val", recording, labels)
     results = {**depot_baselines(recording, labels), "speed_threshold_rule": heuristic_baseline(recording, labels)}
     for name in args.models:
         for window in args.window_sizes:
             model = train_model(work, name, window, args.stride)
             key = f"{name}_w{window}"
-            results[key] = score(model, work / "test", work / "eval" / key, [])
-            results[f"{key}_at_25fps_half_resolution"] = score(model, work / "test_25fps_half",
-                                                               work / "eval" / f"{key}_25", ["--pose_fps", "25"])
+            min_bout, val_f1 = choose_min_bout(model, work, key)
+            chosen = ["--min_bout_s", str(min_bout)]
+            results[key] = {**score(model, work / "test", work / "eval" / key, chosen), "min_bout_s": min_bout,
+                            "validation_freezing_f1": val_f1}
+            results[f"{key}_min_bout_default"] = score(model, work / "test", work / "eval" / f"{key}_default", [])
+            results[f"{key}_at_25fps_half_resolution"] = score(
+                model, work / "test_25fps_half", work / "eval" / f"{key}_25", ["--pose_fps", "25", *chosen])
     for key, row in results.items():
         print(f"{key:<45} freezing F1 {row['freezing_f1']:.3f}   segment F1 {row['segment_f1']:.3f}")
     if args.output:

@@ -39,13 +39,14 @@ def run(model, video, out, *extra):
 
 
 def test_timeline_covers_the_video_and_beats_chance(models, videos, tmp_path):
-    result = run(models["pose"], videos["long"], tmp_path, "--min_bout_frames", "5")
+    result = run(models["pose"], videos["long"], tmp_path, "--min_bout_s", "0.2")
     bouts = pd.read_csv(tmp_path / "session_00.behavior.csv")
     assert bouts["start_frame"].iloc[0] == 0 and bouts["end_frame"].iloc[-1] == 449
     assert (bouts["start_frame"].iloc[1:].values == bouts["end_frame"].iloc[:-1].values + 1).all()
     np.testing.assert_allclose(bouts["duration_s"], (bouts["end_frame"] - bouts["start_frame"] + 1) / 30, atol=1e-3)
+    assert (bouts["duration_s"] >= 0.2 - 1e-6).all()  # 0.2 s = 6 frames at 30 fps: shorter ones were merged
     frames = pd.read_csv(tmp_path / "session_00.frames.csv")
-    assert "min_bout_frames: 5" in (tmp_path / "session_00.config.yaml").read_text()  # the resolved settings
+    assert "min_bout_s: 0.2" in (tmp_path / "session_00.config.yaml").read_text()  # the resolved settings
     assert len(frames) == 450 and result["windows_with_pose"] == result["windows"]
     truth = pd.read_csv(videos["long"].with_suffix(".csv"))["behavior"]
     f1 = f1_score(truth, frames["label"], labels=list(BEHAVIORS), average="macro", zero_division=0)

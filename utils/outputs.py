@@ -13,7 +13,7 @@ from utils.io import atomic_path, atomic_write_csv, atomic_write_xlsx
 from utils.kinematics import animal_positions, box_centres, point_kinematics
 from utils.live import source_stem
 from utils.plots import plot_ethogram
-from utils.timeline import frame_labels, merge_short_bouts, to_bouts
+from utils.timeline import bout_frames, frame_labels, merge_short_bouts, to_bouts
 from utils.video_io import is_video_file, iter_frame_batches, video_info
 from utils.zones import parse_zones, zone_table
 
@@ -23,7 +23,7 @@ def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: 
     acc, fps = prediction.acc, prediction.fps
     probs, covered = acc.mean_probs()
     labels, conf = frame_labels(probs, covered, class_names, cfg.prob_threshold, cfg.smoothing, cfg.smoothing_window)
-    labels = merge_short_bouts(labels, cfg.min_bout_frames)
+    labels = merge_short_bouts(labels, bout_frames(cfg.min_bout_s, fps))
     bouts = to_bouts(labels, conf)
     video, stem = Path(prediction.video_path), source_stem(prediction.video_path)
     if prediction.animal is not None:

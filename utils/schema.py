@@ -277,7 +277,8 @@ class InferenceConfig:
                                     maximum=1)
     smoothing: str = setting("median", "per-frame label smoothing", choices=("none", "median", "majority"))
     smoothing_window: int = setting(5, "frames in the smoothing window (odd)", minimum=1)
-    min_bout_frames: int = setting(3, "shorter bouts are merged into their neighbours", minimum=1)
+    min_bout_s: float = setting(0.1, "bouts shorter than this many seconds are merged into their neighbours (in "
+                                "seconds, so that a model means the same at any frame rate)", minimum=0)
     top_k: int = setting(3, "probabilities per frame written to the frames CSV", minimum=1)
 
     def check(self) -> None:

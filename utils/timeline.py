@@ -2,8 +2,8 @@
 
 Order: frames whose top probability is below prob_threshold become `unknown`; labels are smoothed (median
 of class indices is meaningless, so `median` smooths the probabilities over time before the argmax, and
-`majority` takes the most frequent label in a centred window); bouts shorter than min_bout_frames are merged
-into the longer neighbour. Frames no window covered keep the label `no_window` (e.g. missed detections).
+`majority` takes the most frequent label in a centred window); bouts shorter than min_bout_s seconds
+(`bout_frames`) are merged into the longer neighbour. Frames no window covered keep the label `no_window` (e.g. missed detections).
 """
 import heapq
 from dataclasses import dataclass
@@ -72,6 +72,11 @@ def to_bouts(labels: np.ndarray, confidence: np.ndarray) -> list:
     sums = np.r_[0.0, np.cumsum(np.asarray(confidence, np.float64))]
     return [Bout(int(s), int(e) - 1, str(labels[s]), float((sums[e] - sums[s]) / (e - s)))
             for s, e in zip(starts, ends)]
+
+
+def bout_frames(seconds: float, fps: float) -> int:
+    """The shortest bout in frames for a duration in seconds at this frame rate (at least one frame)."""
+    return max(1, int(round(seconds * fps)))
 
 
 def merge_short_bouts(labels: np.ndarray, min_frames: int) -> np.ndarray:
