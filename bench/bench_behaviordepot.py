@@ -85,7 +85,7 @@ def write_parts(work: Path, recording, labels: list) -> None:
         work / "splits.csv", index=False)
 
 
-def train_model(work: Path, name: str, window: int, stride: int) -> Path:
+def train_model(work: Path, name: str, window: int, stride: int, extra: tuple = ()) -> Path:
     prepared = work / f"prepared_w{window}"
     if not (prepared / "sequence_manifest.json").is_file():
         prepare.main(prepare.get_args_parser().parse_args([
@@ -94,7 +94,7 @@ def train_model(work: Path, name: str, window: int, stride: int) -> Path:
             "--split_strategy", "file", "--split_file", str(work / "splits.csv")]))
     train.main(train.get_args_parser().parse_args([
         "--manifest_path", str(prepared / "sequence_manifest.json"), "--output_dir", str(work / "runs"),
-        "--run_name", f"{name}_w{window}", "--num_workers", "0", "--device", "cpu", *MODELS[name]]))
+        "--run_name", f"{name}_w{window}", "--num_workers", "0", "--device", "cpu", *MODELS[name], *extra]))
     return work / "runs" / f"{name}_w{window}" / "best_model_macro_f1.pt"
 
 
