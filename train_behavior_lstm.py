@@ -437,7 +437,8 @@ def fit_gbt(model: WindowStatsGBT, datasets: dict, cfg, mcfg, run_dir: Path) -> 
         save_checkpoint(run_dir / name, selection=selection, **saved)
         if result:
             write_evaluation(run_dir, f"best_{metric}", result, class_names)
-    folds = cfg.training.decision_folds if cfg.training.tune_decision_weights else 0
+    # without validation nothing is tuned (add_drift_references returns early): no out-of-fold fits either
+    folds = cfg.training.decision_folds if cfg.training.tune_decision_weights and len(datasets["val"]) else 0
     add_drift_references(model, datasets, run_dir, "cpu", cfg.training.batch_size, cfg.training.tune_decision_weights,
                          out_of_fold_probs(mcfg, datasets["train"], (pose, motion, labels), weights, cfg, folds))
     test = evaluate_test_split(datasets, run_dir, lambda dataset, best: evaluate_gbt(model, *stacked_inputs(dataset)))
