@@ -51,6 +51,17 @@ class Detection:
 DETECTORS = Registry("detector")
 
 
+@dataclass
+class Runtime:
+    """The model a YOLO detector runs for frames of one input shape: PyTorch's, or an export made at that shape
+    (imgsz (h, w); static_batch its fixed batch) and how far it was from PyTorch on the first frames (px)."""
+    name: str
+    model: object
+    static_batch: int
+    imgsz: tuple
+    agreement_px: float = None
+
+
 def build_detector(name: str, cfg):
     """A detector from the registry, configured by a PreprocessingConfig (or anything with its fields)."""
     return DETECTORS.get(name)(cfg)
@@ -68,7 +79,7 @@ class YoloDetector:
         self.num_threads = cfg.num_threads
         self.weights = str(cfg.yolo_weights)
         self.model = load_yolo(cfg.yolo_weights)
-        self.half, self.candidates, self.backend_name, self.agreement_px = False, [], "torch", None
+        self.half, self.backends, self.backend_name, self.agreement_px = False, [], "torch", None
         self.static_batch = 0  # an export's fixed batch size
         self.imgsz = cfg.yolo_imgsz  # None: Ultralytics' own choice for the warm-up (the trained/exported size)
         self.use_keypoints = False  # known after the warm-up, whose detections (if any, on a blank frame) are dropped
@@ -90,37 +101,16 @@ class YoloDetector:
         self._load_accelerated(cfg.detector_backend, cfg.yolo_batch)
 
     def _load_accelerated(self, requested: str, batch: int) -> None:
-        """Export .pt weights to faster runtimes (utils.detector_backends); one of them takes over on the first
-        batch of real frames (_choose_backend)."""
-        self.timed, self.choice_key = requested == "auto", None
+        """Which faster runtimes to try (utils.detector_backends). They are exported and checked on the first
+        batch of real frames (_choose_runtime), at the input shape PyTorch gives those frames."""
+        self.timed, self.batch = requested == "auto", batch
+        self.runtimes = {}  # letterboxed input shape (h, w) -> Runtime used for frames of that shape
         backends = candidate_backends(requested, self.device)
-        if self.timed and backends and Path(self.weights).suffix == ".pt":
-            self.choice_key = machine_key(self.weights, self.imgsz, batch, self.device)
-            remembered = remembered_choice(self.choice_key)
-            if remembered is not None:  # timed on this machine before: load only the winner, still checked
-                backends = [b for b in backends if b.name == remembered]
-                self.timed = False
-        if not backends:
-            self.half = self.timed and self.device.startswith("cuda")  # no TensorRT: PyTorch in half precision
-            return
-        if Path(self.weights).suffix != ".pt":
+        if backends and Path(self.weights).suffix != ".pt":
             log.info("detector backend %s: %s is already exported, used as it is", requested, self.weights)
-            return
-        for backend in backends:
-            try:
-                path = exported_weights(self.weights, backend, self.imgsz, batch, self.device)
-                model = load_yolo(path)
-            except UserError as exc:
-                log.warning("%s; not using %s", exc, backend.name)
-                continue
-            if backend.name == "openvino":
-                try:
-                    self._predict(model, [np.zeros((480, 640, 3), np.uint8)], batch)  # sets up the runtime
-                    full_precision_openvino(model, path)
-                except Exception as exc:  # Ultralytics' OpenVINO internals may change between versions
-                    log.warning("cannot run %s in FP32 (%s: %s); not using openvino", path, type(exc).__name__, exc)
-                    continue
-            self.candidates.append((backend.name, model, batch))
+            backends = []
+        self.half = not backends and self.timed and self.device.startswith("cuda")  # no TensorRT: PyTorch in fp16
+        self.backends = backends
 
     def _warm_up(self) -> None:
         """One predict on a blank frame: sets up the backend, which reads an exported model's metadata."""
@@ -146,15 +136,32 @@ class YoloDetector:
         """Nothing per video: the weights are loaded once."""
 
     def detect(self, frames) -> list:
-        if self.candidates:
-            return self._choose_backend(frames)
-        return self._predict(self.model, frames, self.static_batch)
+        shape = self._input_shape(frames) if self.backends else None
+        if shape is None:  # PyTorch only, or frames of mixed sizes in one batch
+            return self._predict(self.model, frames, self.static_batch)
+        if shape not in self.runtimes:
+            self.runtimes[shape], reference = self._choose_runtime(frames, shape)
+            return reference
+        runtime = self.runtimes[shape]
+        return self._predict(runtime.model, frames, runtime.static_batch, runtime.imgsz)
 
-    def _predict(self, model, frames, static_batch: int = 0) -> list:
+    def _input_shape(self, frames):
+        """(h, w) of the letterboxed input PyTorch makes from these frames (the long side imgsz, the other padded
+        to the stride), or None when the frames differ in size."""
+        sizes = {np.shape(f)[:2] for f in frames}
+        if len(sizes) != 1:
+            return None
+        from ultralytics.data.augment import LetterBox
+        stride = int(max(getattr(self.backend, "stride", 32) or 32, 32))
+        return LetterBox(new_shape=(self.imgsz, self.imgsz), auto=True, stride=stride)(
+            image=np.zeros((*sizes.pop(), 3), np.uint8)).shape[:2]
+
+    def _predict(self, model, frames, static_batch: int = 0, imgsz=None) -> list:
         """Detections of a list of frames; an export with a fixed batch gets whole batches (padded with copies of
-        the last frame, whose results are dropped)."""
+        the last frame, whose results are dropped) at the input shape it was exported at (`imgsz`)."""
         frames = list(frames)
-        options = {"imgsz": self.imgsz} if self.imgsz else {}  # unset: Ultralytics uses the weights' own size
+        imgsz = imgsz or self.imgsz
+        options = {"imgsz": list(imgsz) if isinstance(imgsz, tuple) else imgsz} if imgsz else {}  # unset: the weights' size
         if self.half:  # only when set: Ultralytics warns that passing `half` at all is deprecated
             options["half"] = True
         out = []
@@ -167,43 +174,69 @@ class YoloDetector:
         set_cpu_threads(self.num_threads)  # Ultralytics lowers torch's thread count on its first CPU predict
         return out
 
-    def _choose_backend(self, frames) -> list:
-        """First real batch: an export is used only if its boxes and keypoints agree with PyTorch's within
-        AGREEMENT_PX; `auto` then keeps whichever of PyTorch and the agreeing exports ran this batch fastest
-        (which runtime wins depends on the CPU: bench/README.md)."""
-        candidates, self.candidates = self.candidates, []
-        reference = self._predict(self.model, frames)
-        timings = {"torch": self._seconds(self.model, frames, 0)} if self.timed else {}
-        chosen = ("torch", self.model, 0, None)
-        for name, model, batch in candidates:
+    def _exported_runtimes(self, frames, shape: tuple, backends: list) -> list:
+        """Each backend exported at `shape` (cached) and loaded; one that cannot be is skipped with a warning."""
+        loaded = []
+        for backend in backends:
             try:
-                difference = detection_difference(reference, self._predict(model, frames, batch))
+                path = exported_weights(self.weights, backend, shape, self.batch, self.device)
+                model = load_yolo(path)
+                if backend.name == "openvino":
+                    self._predict(model, frames[:1], self.batch, shape)  # sets up the runtime
+                    full_precision_openvino(model, path)
+            except UserError as exc:
+                log.warning("%s; not using %s", exc, backend.name)
+                continue
+            except Exception as exc:  # Ultralytics' runtime internals may change between versions
+                log.warning("cannot run %s's export of %s (%s: %s); not using it", backend.name, self.weights,
+                            type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+                continue
+            loaded.append(Runtime(backend.name, model, self.batch, shape))
+        return loaded
+
+    def _choose_runtime(self, frames, shape: tuple) -> tuple:
+        """(Runtime for frames of this input shape, PyTorch's detections of `frames`). The exports are made at the
+        letterboxed shape PyTorch itself uses for these frames, so both see the same pixels; an export is used only
+        if its boxes and keypoints agree with PyTorch's within AGREEMENT_PX. `auto` keeps whichever of PyTorch and
+        the agreeing exports ran this batch fastest (it depends on the CPU: bench/README.md) and remembers it."""
+        key = machine_key(self.weights, shape, self.batch, self.device) if self.timed else None
+        remembered = remembered_choice(key) if key else None
+        timed = self.timed and remembered is None
+        backends = [b for b in self.backends if remembered is None or b.name == remembered]
+        reference = self._predict(self.model, frames)
+        timings = {"torch": self._seconds(self.model, frames, 0)} if timed else {}
+        chosen = Runtime("torch", self.model, 0, None)
+        for runtime in self._exported_runtimes(frames, shape, backends):
+            try:
+                difference = detection_difference(reference, self._predict(runtime.model, frames,
+                                                                           runtime.static_batch, shape))
             except Exception as exc:  # a runtime that loads but cannot run falls back like a missing one
-                log.warning("detector backend %s failed on the first frames (%s: %s)", name, type(exc).__name__,
-                            str(exc).splitlines()[0][:200] if str(exc) else "")
+                log.warning("detector backend %s failed on the first frames (%s: %s)", runtime.name,
+                            type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
                 continue
             if difference > AGREEMENT_PX:
                 log.warning("detector backend %s differs from PyTorch by up to %.1f px on the first %d frames (limit "
-                            "%.1f px): not used", name, difference, len(frames), AGREEMENT_PX)
+                            "%.1f px): not used", runtime.name, difference, len(frames), AGREEMENT_PX)
                 continue
-            log.info("detector backend %s agrees with PyTorch within %.2f px on the first %d frames", name,
-                     difference, len(frames))
-            if self.timed:
-                timings[name] = self._seconds(model, frames, batch)
-            if not self.timed or timings[name] == min(timings.values()):
-                chosen = (name, model, batch, difference)
-        self.backend_name, self.model, self.static_batch, self.agreement_px = chosen
-        if self.timed:
+            log.info("detector backend %s agrees with PyTorch within %.2f px on the first %d frames (input %dx%d)",
+                     runtime.name, difference, len(frames), shape[1], shape[0])
+            runtime.agreement_px = difference
+            if timed:
+                timings[runtime.name] = self._seconds(runtime.model, frames, runtime.static_batch, shape)
+            if not timed or timings[runtime.name] == min(timings.values()):
+                chosen = runtime
+        self.backend_name, self.agreement_px = chosen.name, chosen.agreement_px
+        if timed:
             log.info("detector backend auto: %s per %d frames; using %s (remembered for this machine)", ", ".join(
-                f"{n} {t:.3f} s" for n, t in timings.items()), len(frames), self.backend_name)
-            remember_choice(self.choice_key, self.backend_name, timings)
-        elif candidates and self.backend_name == "torch":
+                f"{n} {t:.3f} s" for n, t in timings.items()), len(frames), chosen.name)
+            remember_choice(key, chosen.name, timings)
+        elif backends and chosen.name == "torch":
             log.warning("using PyTorch for the detector")
-        return reference
+        return chosen, reference
 
-    def _seconds(self, model, frames, batch: int) -> float:
+    def _seconds(self, model, frames, batch: int, imgsz=None) -> float:
         start = time.perf_counter()
-        self._predict(model, frames, batch)
+        self._predict(model, frames, batch, imgsz)
         return time.perf_counter() - start
 
     def _to_detection(self, result) -> Detection:

@@ -128,7 +128,7 @@ def test_auto_keeps_the_fastest_runtime_that_agrees(tiny_yolo, frames, monkeypat
     remembered = {}
     monkeypatch.setattr(cropping, "remembered_choice", lambda key: None)
     monkeypatch.setattr(cropping, "remember_choice", lambda key, name, timings: remembered.update({key: name}))
-    monkeypatch.setattr(YoloDetector, "_seconds", lambda self, model, f, batch: torch_seconds if batch == 0 else 0.5)
+    monkeypatch.setattr(YoloDetector, "_seconds", lambda self, model, f, batch, imgsz=None: torch_seconds if batch == 0 else 0.5)
     detector = backend_detector(tiny_yolo, "auto")
     detector.detect(frames[:8])
     used = detector.describe()["detector_backend"]
@@ -138,10 +138,13 @@ def test_auto_keeps_the_fastest_runtime_that_agrees(tiny_yolo, frames, monkeypat
 
 def test_auto_loads_only_the_runtime_it_chose_before_on_this_machine(tiny_yolo, frames, monkeypatch):
     import cropping
+    import utils.detector_backends as backends
     from cropping import YoloDetector
+    exported = []
     monkeypatch.setattr(cropping, "remembered_choice", lambda key: "onnx")
     monkeypatch.setattr(YoloDetector, "_seconds", lambda *a: pytest.fail("timed again"))
+    monkeypatch.setattr(cropping, "exported_weights", lambda w, backend, *a: exported.append(backend.name) or
+                        backends.exported_weights(w, backend, *a))
     detector = backend_detector(tiny_yolo, "auto")
-    assert [name for name, _, _ in detector.candidates] == ["onnx"]
     detector.detect(frames[:8])
-    assert detector.describe()["detector_backend"] == "onnx"
+    assert exported == ["onnx"] and detector.describe()["detector_backend"] == "onnx"

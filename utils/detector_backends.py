@@ -11,12 +11,17 @@ weights run faster in OpenVINO or ONNX Runtime (CPU) and TensorRT (NVIDIA GPU). 
                agrees is kept. Which one wins depends on the CPU: on this project's 2-core test machine PyTorch
                (two threads) beat both exports in FP32 (bench/README.md)
 The choice auto makes is remembered per machine (CPU model, torch threads), weights, input size and batch
-(`choices/` in the cache), so later runs load only the winner. Only PyTorch weights (.pt) are exported; other formats are used as they are. Exports are cached under
-BEHAVIORSCOPE_CACHE (default ~/.cache/behaviorscope)/detectors/, keyed by the weights' SHA-256, the backend,
-input size, batch and precision, and the Ultralytics version, so each is made once per machine. Nothing is
-downloaded: a runtime that is not installed (or an export that fails) falls back to PyTorch with a warning.
-On first use the exported model's boxes and keypoints are compared with PyTorch's on the first frames it sees
-(`AGREEMENT_PX`); a larger difference also falls back to PyTorch, with a warning naming the difference.
+(`choices/` in the cache), so later runs load only the winner. Only PyTorch weights (.pt) are exported; other
+formats are used as they are.
+Exports are made at the input shape PyTorch gives the frames (the long side imgsz, the short side padded to the
+stride: 416x320 for 640x480 video at 416), not a square: they then see the same pixels as PyTorch and agree with
+it to float precision, and do a quarter less work. A square export letterboxes differently and moved boxes by up
+to 4.5 px. Exports are cached under BEHAVIORSCOPE_CACHE (default ~/.cache/behaviorscope)/detectors/, keyed by the
+weights' SHA-256, the backend, input shape, batch and precision, and the Ultralytics version, so each is made once
+per machine and frame size. Nothing is downloaded: a runtime that is not installed (or an export that fails)
+falls back to PyTorch with a warning. On the first frames of each size the exported model's boxes and keypoints
+are compared with PyTorch's (`AGREEMENT_PX`); a larger difference also falls back to PyTorch, with a warning
+naming the difference.
 OpenVINO runs in FP32: its bfloat16 default on CPUs that have it moved keypoints by up to 5.5 px.
 """
 import hashlib
@@ -74,8 +79,9 @@ def candidate_backends(requested: str, device: str) -> list:
     return [] if why or backend.name == "torch" else [backend]
 
 
-def machine_key(weights, imgsz: int, batch: int, device: str) -> str:
-    """What auto's timing depends on: the weights, input size, batch, device, CPU model and torch's threads."""
+def machine_key(weights, shape: tuple, batch: int, device: str) -> str:
+    """What auto's timing depends on: the weights, input shape (h, w), batch, device, CPU model and torch's
+    threads."""
     import torch
     import ultralytics
     cpu = ""
@@ -83,7 +89,7 @@ def machine_key(weights, imgsz: int, batch: int, device: str) -> str:
     if cpuinfo.is_file():
         cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
                     if line.startswith("model name")), "")
-    text = f"{file_hash(Path(weights))}|{imgsz}|{batch}|{device}|{cpu}|{torch.get_num_threads()}|{ultralytics.__version__}"
+    text = f"{file_hash(Path(weights))}|{shape[0]}x{shape[1]}|{batch}|{device}|{cpu}|{torch.get_num_threads()}|{ultralytics.__version__}"
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -121,17 +127,18 @@ def _hash_of(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def export_key(weights: Path, backend: Backend, imgsz: int, batch: int) -> str:
+def export_key(weights: Path, backend: Backend, shape: tuple, batch: int) -> str:
     import ultralytics
     precision = "fp16" if backend.half else "fp32"
-    return f"{file_hash(weights)[:16]}_{backend.name}_{imgsz}px_b{batch}_{precision}_u{ultralytics.__version__}"
+    return (f"{file_hash(weights)[:16]}_{backend.name}_{shape[1]}x{shape[0]}px_b{batch}_{precision}"
+            f"_u{ultralytics.__version__}")
 
 
-def exported_weights(weights, backend: Backend, imgsz: int, batch: int, device: str) -> Path:
-    """Path of the cached export of `weights` for `backend`, made now when missing (atomically: a folder
-    renamed into place, so an interrupted export is never used)."""
+def exported_weights(weights, backend: Backend, shape: tuple, batch: int, device: str) -> Path:
+    """Path of the cached export of `weights` for `backend` at input shape (h, w), made now when missing
+    (atomically: a folder renamed into place, so an interrupted export is never used)."""
     weights = Path(weights)
-    target = cache_root() / export_key(weights, backend, imgsz, batch)
+    target = cache_root() / export_key(weights, backend, shape, batch)
     if target.exists():
         return exported_file(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -140,9 +147,9 @@ def exported_weights(weights, backend: Backend, imgsz: int, batch: int, device: 
         copy = work / weights.name  # Ultralytics writes the export beside the weights it is given
         shutil.copyfile(weights, copy)
         from ultralytics import YOLO
-        log.info("exporting %s to %s (imgsz %d, batch %d), once; cached in %s", weights, backend.name, imgsz, batch,
-                 target)
-        YOLO(str(copy)).export(format=backend.export_format, imgsz=imgsz, batch=batch, half=backend.half,
+        log.info("exporting %s to %s (input %dx%d, batch %d), once; cached in %s", weights, backend.name, shape[1],
+                 shape[0], batch, target)
+        YOLO(str(copy)).export(format=backend.export_format, imgsz=list(shape), batch=batch, half=backend.half,
                                device=device, dynamic=False, verbose=False)
         copy.unlink()
         os.replace(work, target)
