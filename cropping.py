@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from utils.detector_backends import (AGREEMENT_PX, candidate_backends, exported_weights, machine_key,
-                                     remember_choice, remembered_choice)
+from utils.detector_backends import (AGREEMENT_PX, candidate_backends, checked_agreement, exported_weights,
+                                     machine_key, remember_agreement, remember_choice, remembered_choice)
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError
 from utils.kinematics import keypoint_box
@@ -60,6 +60,8 @@ class Runtime:
     static_batch: int
     imgsz: tuple
     agreement_px: float = None
+    path: Path = None  # the cached export
+    backend: object = None  # its utils.detector_backends.Backend
 
 
 def build_detector(name: str, cfg):
@@ -191,22 +193,46 @@ class YoloDetector:
                 log.warning("cannot run %s's export of %s (%s: %s); not using it", backend.name, self.weights,
                             type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
                 continue
-            loaded.append(Runtime(backend.name, model, self.batch, shape))
+            loaded.append(Runtime(backend.name, model, self.batch, shape, checked_agreement(path, backend), path,
+                                  backend))
         return loaded
 
     def _choose_runtime(self, frames, shape: tuple) -> tuple:
-        """(Runtime for frames of this input shape, PyTorch's detections of `frames`). The exports are made at the
+        """(Runtime for frames of this input shape, its detections of `frames`). The exports are made at the
         letterboxed shape PyTorch itself uses for these frames, so both see the same pixels; an export is used only
-        if its boxes and keypoints agree with PyTorch's within AGREEMENT_PX. `auto` keeps whichever of PyTorch and
-        the agreeing exports ran this batch fastest (it depends on the CPU: bench/README.md) and remembers it."""
+        if its boxes and keypoints agreed with PyTorch's within AGREEMENT_PX on the first frames it saw (remembered
+        per export and runtime version, so later runs skip the check). `auto` keeps whichever of PyTorch and the
+        agreeing exports ran this batch fastest (it depends on the CPU: bench/README.md) and remembers it."""
         key = machine_key(self.weights, shape, self.batch, self.device) if self.timed else None
         remembered = remembered_choice(key) if key else None
         timed = self.timed and remembered is None
         backends = [b for b in self.backends if remembered is None or b.name == remembered]
+        runtimes = self._exported_runtimes(frames, shape, backends)
+        checked = [r for r in runtimes if r.agreement_px is not None]
+        if checked and not timed:  # this export agreed on its first use: not checked on every run
+            chosen = checked[0]
+            self.backend_name, self.agreement_px = chosen.name, chosen.agreement_px
+            log.info("detector backend %s (agreed with PyTorch within %.2f px when first used)", chosen.name,
+                     chosen.agreement_px)
+            return chosen, self._predict(chosen.model, frames, chosen.static_batch, shape)
+        chosen, reference, timings = self._compare_with_pytorch(frames, shape, runtimes, timed)
+        self.backend_name, self.agreement_px = chosen.name, chosen.agreement_px
+        if timed:
+            log.info("detector backend auto: %s per %d frames; using %s (remembered for this machine)", ", ".join(
+                f"{n} {t:.3f} s" for n, t in timings.items()), len(frames), chosen.name)
+            remember_choice(key, chosen.name, timings)
+        elif backends and chosen.name == "torch":
+            log.warning("using PyTorch for the detector")
+        return chosen, reference
+
+    def _compare_with_pytorch(self, frames, shape: tuple, runtimes: list, timed: bool) -> tuple:
+        """(the runtime to use, PyTorch's detections, seconds per runtime when timed): exports that differ from
+        PyTorch by more than AGREEMENT_PX (or fail) are dropped; of the others the first, or the fastest when
+        timed, is chosen. Each agreement is remembered with its export."""
         reference = self._predict(self.model, frames)
         timings = {"torch": self._seconds(self.model, frames, 0)} if timed else {}
         chosen = Runtime("torch", self.model, 0, None)
-        for runtime in self._exported_runtimes(frames, shape, backends):
+        for runtime in runtimes:
             try:
                 difference = detection_difference(reference, self._predict(runtime.model, frames,
                                                                            runtime.static_batch, shape))
@@ -221,18 +247,13 @@ class YoloDetector:
             log.info("detector backend %s agrees with PyTorch within %.2f px on the first %d frames (input %dx%d)",
                      runtime.name, difference, len(frames), shape[1], shape[0])
             runtime.agreement_px = difference
+            remember_agreement(runtime.path, runtime.backend, difference)
             if timed:
                 timings[runtime.name] = self._seconds(runtime.model, frames, runtime.static_batch, shape)
-            if not timed or timings[runtime.name] == min(timings.values()):
+            fastest = timed and timings[runtime.name] == min(timings.values())
+            if fastest or not timed and chosen.name == "torch":
                 chosen = runtime
-        self.backend_name, self.agreement_px = chosen.name, chosen.agreement_px
-        if timed:
-            log.info("detector backend auto: %s per %d frames; using %s (remembered for this machine)", ", ".join(
-                f"{n} {t:.3f} s" for n, t in timings.items()), len(frames), chosen.name)
-            remember_choice(key, chosen.name, timings)
-        elif backends and chosen.name == "torch":
-            log.warning("using PyTorch for the detector")
-        return chosen, reference
+        return chosen, reference, timings
 
     def _seconds(self, model, frames, batch: int, imgsz=None) -> float:
         start = time.perf_counter()

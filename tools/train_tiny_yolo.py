@@ -5,14 +5,12 @@ from many short generated videos, each with its own floor and animal look; a few
 their look. The script ends by reporting box mAP50 and keypoint pixel error on held-out generated videos
 (pose mAP alone hides keypoints collapsed onto the box centre).
 
-The defaults (96 videos x 16 frames, 40 epochs at imgsz 320: 88 minutes on the 2-core CPU) give a median keypoint
-error of 3.70 px on 12 held-out videos; bench/README.md measures classifiers with those weights. The committed
-fixture is the smaller recipe `--num_videos 48 --frames_per_video 12 --epochs 35` (4.83 px on the same videos): the
-tests check that ONNX and OpenVINO exports agree with PyTorch within 2 px, and the larger recipe's exported boxes
-differ by up to 3.7 px (a square input instead of PyTorch's rectangular one; keypoints within 1 px).
+The defaults (96 videos x 16 frames, 40 epochs at imgsz 320: 88 minutes on the 2-core CPU) made the committed
+fixture: a median keypoint error of 3.70 px on 12 held-out videos. The earlier, smaller recipe
+`--num_videos 48 --frames_per_video 12 --epochs 35` gave 4.83 px on the same videos.
 
 Usage:
-    YOLO_OFFLINE=1 python tools/train_tiny_yolo.py --epochs 40 --output tests/fixtures/tiny_yolo_pose.pt
+    YOLO_OFFLINE=1 python tools/train_tiny_yolo.py --output tests/fixtures/tiny_yolo_pose.pt
     YOLO_OFFLINE=1 python tools/train_tiny_yolo.py --init tests/fixtures/tiny_yolo_pose.pt --epochs 20 ...
     YOLO_OFFLINE=1 python tools/train_tiny_yolo.py --evaluate_only --output tests/fixtures/tiny_yolo_pose.pt
 """

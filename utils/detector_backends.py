@@ -19,9 +19,10 @@ it to float precision, and do a quarter less work. A square export letterboxes d
 to 4.5 px. Exports are cached under BEHAVIORSCOPE_CACHE (default ~/.cache/behaviorscope)/detectors/, keyed by the
 weights' SHA-256, the backend, input shape, batch and precision, and the Ultralytics version, so each is made once
 per machine and frame size. Nothing is downloaded: a runtime that is not installed (or an export that fails)
-falls back to PyTorch with a warning. On the first frames of each size the exported model's boxes and keypoints
-are compared with PyTorch's (`AGREEMENT_PX`); a larger difference also falls back to PyTorch, with a warning
-naming the difference.
+falls back to PyTorch with a warning. The first time an export is used, its boxes and keypoints on the first
+frames are compared with PyTorch's (`AGREEMENT_PX`); a larger difference also falls back to PyTorch, with a
+warning naming the difference. An agreement is remembered (`checks/` in the cache, with the runtime's version), so
+later runs skip the comparison and do not run PyTorch at all after its warm-up.
 OpenVINO runs in FP32: its bfloat16 default on CPUs that have it moved keypoints by up to 5.5 px.
 """
 import hashlib
@@ -106,6 +107,34 @@ def remember_choice(key: str, backend: str, timings: dict) -> None:
     path = cache_root() / "choices" / f"{key}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {"backend": backend, "seconds_per_batch": timings})
+
+
+def checked_agreement(export: Path, backend: Backend):
+    """The difference from PyTorch (px) measured when this export was first used, or None: never checked, or
+    checked with another version of its runtime."""
+    try:
+        record = json.loads(check_record(export).read_text())
+    except (OSError, ValueError):
+        return None
+    return record.get("agreement_px") if record.get("runtime") == runtime_version(backend) else None
+
+
+def remember_agreement(export: Path, backend: Backend, difference: float) -> None:
+    atomic_write_json(check_record(export), {"agreement_px": difference, "runtime": runtime_version(backend)})
+
+
+def check_record(export: Path) -> Path:
+    """Beside the export's cache folder, not in it (the folder holds only what Ultralytics loads)."""
+    folder = Path(export).parent  # the cache folder named by export_key
+    return folder.parent / "checks" / f"{folder.name}.json"
+
+
+def runtime_version(backend: Backend) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return f"{backend.module} {version(backend.module)}"
+    except (PackageNotFoundError, ValueError):
+        return backend.module
 
 
 def cache_root() -> Path:
