@@ -82,7 +82,6 @@ class YoloDetector:
         self.weights = str(cfg.yolo_weights)
         self.model = load_yolo(cfg.yolo_weights)
         self.half, self.backends, self.backend_name, self.agreement_px = False, [], "torch", None
-        self.static_batch = 0  # an export's fixed batch size
         self.imgsz = cfg.yolo_imgsz  # None: Ultralytics' own choice for the warm-up (the trained/exported size)
         self.use_keypoints = False  # known after the warm-up, whose detections (if any, on a blank frame) are dropped
         self._warm_up()
@@ -140,7 +139,7 @@ class YoloDetector:
     def detect(self, frames) -> list:
         shape = self._input_shape(frames) if self.backends else None
         if shape is None:  # PyTorch only, or frames of mixed sizes in one batch
-            return self._predict(self.model, frames, self.static_batch)
+            return self._predict(self.model, frames)
         if shape not in self.runtimes:
             self.runtimes[shape], reference = self._choose_runtime(frames, shape)
             return reference

@@ -8,8 +8,8 @@ weights run faster in OpenVINO or ONNX Runtime (CPU) and TensorRT (NVIDIA GPU). 
     tensorrt   TensorRT engine, FP16 (CUDA only; the tensorrt package must be installed)
     auto       on CUDA: tensorrt when installed, else PyTorch in half precision. On CPU: PyTorch and every
                installed export (openvino, onnx) are timed on the first batch of real frames and the fastest that
-               agrees is kept. Which one wins depends on the CPU: on this project's 2-core test machine PyTorch
-               (two threads) beat both exports in FP32 (bench/README.md)
+               agrees is kept. Which one wins depends on the CPU: on this project's 2-core test machine
+               OpenVINO in FP32 ran 1.11x PyTorch end to end (bench/README.md)
 The choice auto makes is remembered per machine (CPU model, torch threads), weights, input size and batch
 (`choices/` in the cache), so later runs load only the winner. Only PyTorch weights (.pt) are exported; other
 formats are used as they are.
