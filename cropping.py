@@ -16,6 +16,7 @@ import os
 import time
 from contextlib import closing
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -152,10 +153,7 @@ class YoloDetector:
         sizes = {np.shape(f)[:2] for f in frames}
         if len(sizes) != 1:
             return None
-        from ultralytics.data.augment import LetterBox
-        stride = int(max(getattr(self.backend, "stride", 32) or 32, 32))
-        return LetterBox(new_shape=(self.imgsz, self.imgsz), auto=True, stride=stride)(
-            image=np.zeros((*sizes.pop(), 3), np.uint8)).shape[:2]
+        return letterbox_shape(sizes.pop(), self.imgsz, int(max(getattr(self.backend, "stride", 32) or 32, 32)))
 
     def _predict(self, model, frames, static_batch: int = 0, imgsz=None) -> list:
         """Detections of a list of frames; an export with a fixed batch gets whole batches (padded with copies of
@@ -278,6 +276,15 @@ class YoloDetector:
         return {"detector": "yolo", "yolo_weights": self.weights, "yolo_task": self.task, "yolo_conf": self.conf,
                 "yolo_iou": self.iou, "yolo_imgsz": self.imgsz, "detector_backend": self.backend_name,
                 "detector_backend_agreement_px": self.agreement_px, "detector_half": self.half}
+
+
+@lru_cache(maxsize=16)
+def letterbox_shape(frame_hw: tuple, imgsz: int, stride: int) -> tuple:
+    """(h, w) of Ultralytics' rectangular letterbox of a frame: the long side imgsz, the other padded to the
+    stride. Asked of Ultralytics itself, so exports made at this shape see exactly PyTorch's input."""
+    from ultralytics.data.augment import LetterBox
+    return LetterBox(new_shape=(imgsz, imgsz), auto=True, stride=stride)(
+        image=np.zeros((*frame_hw, 3), np.uint8)).shape[:2]
 
 
 def full_precision_openvino(model, path: Path) -> None:

@@ -117,6 +117,14 @@ def test_each_frame_size_gets_an_export_at_its_own_input_shape(tiny_yolo, frames
     assert {r.name for r in detector.runtimes.values()} == {"onnx"}
 
 
+def test_letterbox_shape_is_pytorchs_rectangular_input():
+    from cropping import letterbox_shape
+    assert letterbox_shape((480, 640), 416, 32) == (320, 416)  # 312 rows padded up to the stride
+    assert letterbox_shape((480, 640), 640, 32) == (480, 640)
+    assert letterbox_shape((1080, 1920), 640, 32) == (384, 640)  # 360 rows padded up to the stride
+    assert letterbox_shape((640, 480), 320, 32) == (320, 256)
+
+
 def test_a_disagreeing_or_missing_backend_falls_back_to_pytorch_with_a_warning(tiny_yolo, frames, monkeypatch,
                                                                                caplog):
     import cropping
