@@ -10,7 +10,7 @@ weights run faster in OpenVINO or ONNX Runtime (CPU) and TensorRT (NVIDIA GPU). 
                installed export (openvino, onnx) are timed on the first batch of real frames and the fastest that
                agrees is kept. Which one wins depends on the CPU: on this project's 2-core test machine
                OpenVINO in FP32 ran 1.11x PyTorch end to end (bench/README.md)
-The choice auto makes is remembered per machine (CPU model, torch threads), weights, input size and batch
+The choice auto makes is remembered per machine (CPU model, torch threads), weights, input shape and batch
 (`choices/` in the cache), so later runs load only the winner. Only PyTorch weights (.pt) are exported; other
 formats are used as they are.
 Exports are made at the input shape PyTorch gives the frames (the long side imgsz, the short side padded to the
