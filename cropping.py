@@ -208,21 +208,21 @@ class YoloDetector:
         checked = [r for r in runtimes if r.agreement_px is not None]
         if checked and not timed:  # this export agreed on its first use: not checked on every run
             chosen = checked[0]
-            self.backend_name, self.agreement_px = chosen.name, chosen.agreement_px
             log.info("detector backend %s (agreed with PyTorch within %.2f px when first used)", chosen.name,
                      chosen.agreement_px)
-            return chosen, self._predict(chosen.model, frames, chosen.static_batch, shape)
-        chosen, reference, timings = self._compare_with_pytorch(frames, shape, runtimes, timed)
+            reference = self._predict(chosen.model, frames, chosen.static_batch, chosen.imgsz)
+        else:
+            chosen, reference, timings = self._compare_with_pytorch(frames, runtimes, timed)
+            if timed:
+                log.info("detector backend auto: %s per %d frames; using %s (remembered for this machine)",
+                         ", ".join(f"{n} {t:.3f} s" for n, t in timings.items()), len(frames), chosen.name)
+                remember_choice(key, chosen.name, timings)
+            elif backends and chosen.name == "torch":
+                log.warning("using PyTorch for the detector")
         self.backend_name, self.agreement_px = chosen.name, chosen.agreement_px
-        if timed:
-            log.info("detector backend auto: %s per %d frames; using %s (remembered for this machine)", ", ".join(
-                f"{n} {t:.3f} s" for n, t in timings.items()), len(frames), chosen.name)
-            remember_choice(key, chosen.name, timings)
-        elif backends and chosen.name == "torch":
-            log.warning("using PyTorch for the detector")
         return chosen, reference
 
-    def _compare_with_pytorch(self, frames, shape: tuple, runtimes: list, timed: bool) -> tuple:
+    def _compare_with_pytorch(self, frames, runtimes: list, timed: bool) -> tuple:
         """(the runtime to use, PyTorch's detections, seconds per runtime when timed): exports that differ from
         PyTorch by more than AGREEMENT_PX (or fail) are dropped; of the others the first, or the fastest when
         timed, is chosen. Each agreement is remembered with its export."""
@@ -232,7 +232,7 @@ class YoloDetector:
         for runtime in runtimes:
             try:
                 difference = detection_difference(reference, self._predict(runtime.model, frames,
-                                                                           runtime.static_batch, shape))
+                                                                           runtime.static_batch, runtime.imgsz))
             except Exception as exc:  # a runtime that loads but cannot run falls back like a missing one
                 log.warning("detector backend %s failed on the first frames (%s: %s)", runtime.name,
                             type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
@@ -242,11 +242,11 @@ class YoloDetector:
                             "%.1f px): not used", runtime.name, difference, len(frames), AGREEMENT_PX)
                 continue
             log.info("detector backend %s agrees with PyTorch within %.2f px on the first %d frames (input %dx%d)",
-                     runtime.name, difference, len(frames), shape[1], shape[0])
+                     runtime.name, difference, len(frames), runtime.imgsz[1], runtime.imgsz[0])
             runtime.agreement_px = difference
             remember_agreement(runtime.path, runtime.backend, difference)
             if timed:
-                timings[runtime.name] = self._seconds(runtime.model, frames, runtime.static_batch, shape)
+                timings[runtime.name] = self._seconds(runtime.model, frames, runtime.static_batch, runtime.imgsz)
             fastest = timed and timings[runtime.name] == min(timings.values())
             if fastest or not timed and chosen.name == "torch":
                 chosen = runtime
