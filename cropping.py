@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from utils.detector_backends import (AGREEMENT_PX, candidate_backends, checked_agreement, exported_weights,
-                                     machine_key, remember_agreement, remember_choice, remembered_choice)
+                                     machine_key, openvino_compile_cache, remember_agreement, remember_choice,
+                                     remembered_choice)
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError
 from utils.kinematics import keypoint_box
@@ -74,7 +75,8 @@ def build_detector(name: str, cfg):
 class YoloDetector:
     """Ultralytics YOLO in any format it loads (.pt, TorchScript, ONNX, an OpenVINO folder), one predict call per
     batch of frames, highest-confidence box only (max_det=1 after NMS). The keypoint layout, task and native input
-    size are read from what the loaded model reports after one warm-up call, so exported models keep them."""
+    size are read from the .pt model, or from what an exported model reports after one warm-up call, so exported
+    models keep them."""
 
     def __init__(self, cfg):
         self.conf, self.iou = cfg.yolo_conf, cfg.yolo_iou
@@ -83,11 +85,10 @@ class YoloDetector:
         self.weights = str(cfg.yolo_weights)
         self.model = load_yolo(cfg.yolo_weights)
         self.half, self.backends, self.backend_name, self.agreement_px = False, [], "torch", None
-        self.imgsz = cfg.yolo_imgsz  # None: Ultralytics' own choice for the warm-up (the trained/exported size)
-        self.use_keypoints = False  # known after the warm-up, whose detections (if any, on a blank frame) are dropped
-        self._warm_up()
-        self.backend = self.model.predictor.model
-        self.native_imgsz = native_imgsz(self.model, self.backend)
+        self.imgsz = cfg.yolo_imgsz  # None: Ultralytics' own choice for an export's warm-up (its exported size)
+        self.use_keypoints = False  # known after an export's warm-up, whose detections (if any) are dropped
+        self.layout = self._model_layout()
+        self.native_imgsz = self.layout.imgsz
         self.imgsz = cfg.yolo_imgsz or self.native_imgsz or 640
         if cfg.yolo_imgsz and self.native_imgsz and cfg.yolo_imgsz != self.native_imgsz:
             log.warning("yolo_imgsz %d differs from the %d px that %s was trained or exported at: boxes and "
@@ -114,6 +115,23 @@ class YoloDetector:
         self.half = not backends and self.timed and self.device.startswith("cuda")  # no TensorRT: PyTorch in fp16
         self.backends = backends
 
+    def _model_layout(self) -> "ModelLayout":
+        """What the weights say about themselves. A .pt model is read as it is: setting up PyTorch's predictor
+        (a deep copy and fusion, about 0.5 s) would be wasted when an export runs the frames. An exported model
+        reports its metadata only once a backend has loaded it, so it is run once on a blank frame."""
+        if not isinstance(self.model.model, str):
+            net = self.model.model
+            train_args = (getattr(self.model, "ckpt", None) or {}).get("train_args") or {}
+            return ModelLayout(getattr(net, "kpt_shape", None) or (getattr(net, "yaml", None) or {}).get("kpt_shape"),
+                               getattr(net, "kpt_names", None) or {}, int(net.stride.max()),
+                               largest(train_args.get("imgsz") or self.model.overrides.get("imgsz")))
+        self._warm_up()
+        backend = self.model.predictor.model
+        metadata = getattr(backend, "metadata", None) or {}
+        return ModelLayout(getattr(backend, "kpt_shape", None) or metadata.get("kpt_shape"),
+                           metadata.get("kpt_names") or {}, int(getattr(backend, "stride", 32) or 32),
+                           largest(metadata.get("imgsz")))
+
     def _warm_up(self) -> None:
         """One predict on a blank frame: sets up the backend, which reads an exported model's metadata."""
         try:
@@ -124,14 +142,12 @@ class YoloDetector:
 
     def _keypoint_layout(self) -> tuple:
         """(count, names) as the loaded model reports them (exported formats carry them in their metadata)."""
-        metadata = getattr(self.backend, "metadata", None) or {}
-        kpt_shape = getattr(self.backend, "kpt_shape", None) or metadata.get("kpt_shape")
-        if not kpt_shape:
+        if not self.layout.kpt_shape:
             raise UserError(f"{self.weights} is a pose model but reports no keypoint shape (kpt_shape); re-export it "
                             f"with a current Ultralytics, or use --yolo_task detect")
-        names = getattr(self.model.model, "kpt_names", None) or metadata.get("kpt_names") or {}
+        names = self.layout.kpt_names
         names = names.get(0, names.get("0", [])) if isinstance(names, dict) else []  # {class: [names]}
-        count = int(kpt_shape[0])
+        count = int(self.layout.kpt_shape[0])
         return count, list(names) if len(names) == count else []
 
     def prepare(self, video_path, individual=None) -> None:
@@ -153,25 +169,33 @@ class YoloDetector:
         sizes = {np.shape(f)[:2] for f in frames}
         if len(sizes) != 1:
             return None
-        return letterbox_shape(sizes.pop(), self.imgsz, int(max(getattr(self.backend, "stride", 32) or 32, 32)))
+        return letterbox_shape(sizes.pop(), self.imgsz, max(self.layout.stride, 32))
 
     def _predict(self, model, frames, static_batch: int = 0, imgsz=None) -> list:
         """Detections of a list of frames; an export with a fixed batch gets whole batches (padded with copies of
         the last frame, whose results are dropped) at the input shape it was exported at (`imgsz`)."""
-        frames = list(frames)
-        imgsz = imgsz or self.imgsz
-        options = {"imgsz": list(imgsz) if isinstance(imgsz, tuple) else imgsz} if imgsz else {}  # unset: the weights' size
-        if self.half:  # only when set: Ultralytics warns that passing `half` at all is deprecated
-            options["half"] = True
+        frames, options = list(frames), self._predict_options(imgsz)
         out = []
         for start in range(0, len(frames), static_batch or max(len(frames), 1)):
             chunk = frames[start:start + static_batch] if static_batch else frames
             padded = chunk + [chunk[-1]] * (static_batch - len(chunk)) if static_batch else chunk
-            results = model.predict(padded, conf=self.conf, iou=self.iou, max_det=1, device=self.device,
-                                    verbose=False, **options)
+            results = model.predict(padded, **options)
             out += [self._to_detection(r) for r in results[:len(chunk)]]
         set_cpu_threads(self.num_threads)  # Ultralytics lowers torch's thread count on its first CPU predict
         return out
+
+    def _predict_options(self, imgsz=None) -> dict:
+        imgsz = imgsz or self.imgsz
+        options = {"conf": self.conf, "iou": self.iou, "max_det": 1, "device": self.device, "verbose": False}
+        if imgsz:  # unset: the weights' own size
+            options["imgsz"] = list(imgsz) if isinstance(imgsz, tuple) else imgsz
+        if self.half:  # only when set: Ultralytics warns that passing `half` at all is deprecated
+            options["half"] = True
+        return options
+
+    def _set_up(self, model, frames, imgsz) -> None:
+        """Load the model's runtime without running it: a streamed predict sets up its predictor lazily."""
+        model.predict(frames[:1], stream=True, **self._predict_options(imgsz))
 
     def _exported_runtimes(self, frames, shape: tuple, backends: list) -> list:
         """Each backend exported at `shape` (cached) and loaded; one that cannot be is skipped with a warning."""
@@ -180,9 +204,9 @@ class YoloDetector:
             try:
                 path = exported_weights(self.weights, backend, shape, self.batch, self.device)
                 model = load_yolo(path)
-                if backend.name == "openvino":
-                    self._predict(model, frames[:1], self.batch, shape)  # sets up the runtime
-                    full_precision_openvino(model, path)
+                if backend.export_format == "openvino":
+                    self._set_up(model, frames, shape)
+                    set_openvino_precision(model, path, backend.precision)
             except UserError as exc:
                 log.warning("%s; not using %s", exc, backend.name)
                 continue
@@ -287,13 +311,23 @@ def letterbox_shape(frame_hw: tuple, imgsz: int, stride: int) -> tuple:
         image=np.zeros((*frame_hw, 3), np.uint8)).shape[:2]
 
 
-def full_precision_openvino(model, path: Path) -> None:
-    """Recompile a loaded OpenVINO model in FP32: on CPUs with bfloat16 support OpenVINO otherwise runs in bf16
-    by default, which moved keypoints by up to 5.5 px from PyTorch's (tiny YOLO-pose, 320 px)."""
+def set_openvino_precision(model, path: Path, precision: str) -> None:
+    """Compile a loaded OpenVINO model in FP32 unless it already is, or (bf16) keep the precision Ultralytics
+    compiled it in: OpenVINO's default, bfloat16 on CPUs that have it. bf16 ran 1.5x FP32's speed end to end on
+    this project's CPU, but moves boxes and keypoints from PyTorch's by a median 0.2 px and up to 7 px where two
+    candidate boxes score alike (bench/README.md). FP32 is cached by OpenVINO (CACHE_DIR, beside the
+    exports), which halves the recompile on later runs."""
     import openvino as ov
+    backend = model.predictor.model.backend
+    compiled = backend.ov_compiled_model.get_property("INFERENCE_PRECISION_HINT")
+    if precision == "bf16" or compiled == ov.Type.f32:
+        if precision == "bf16" and compiled != ov.Type.bf16:
+            log.info("this CPU has no bfloat16 support: OpenVINO runs the detector in %s", compiled)
+        return
     xml = path if path.is_file() else next(Path(path).glob("*.xml"))
-    model.predictor.model.backend.ov_compiled_model = ov.Core().compile_model(
-        str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": ov.Type.f32})
+    backend.ov_compiled_model = ov.Core().compile_model(
+        str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": ov.Type.f32,
+                          "CACHE_DIR": str(openvino_compile_cache())})
 
 
 def detection_difference(reference: list, trial: list) -> float:
@@ -310,12 +344,18 @@ def detection_difference(reference: list, trial: list) -> float:
     return worst
 
 
-def native_imgsz(model, backend):
-    """The input size the weights were trained at (.pt) or exported at (other formats); None when unknown."""
-    if isinstance(model.model, str):  # an exported model: its metadata
-        size = (getattr(backend, "metadata", None) or {}).get("imgsz")
-    else:
-        size = ((getattr(model, "ckpt", None) or {}).get("train_args") or {}).get("imgsz") or model.overrides.get("imgsz")
+@dataclass
+class ModelLayout:
+    """What YOLO weights report about themselves: keypoint shape and names, stride, the size they were trained or
+    exported at (None when unknown)."""
+    kpt_shape: list
+    kpt_names: dict
+    stride: int
+    imgsz: int = None
+
+
+def largest(size):
+    """An image size given as one number or a (h, w) pair, as one number (the long side); None stays None."""
     if isinstance(size, (list, tuple)):
         size = max(size)
     return int(size) if size else None

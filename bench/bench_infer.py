@@ -155,14 +155,14 @@ def summarise(imgsz: int, crop: int, runs: list) -> dict:
 def print_speed(report: dict) -> None:
     print(f"{report['frames']} frames 640x480, {report['backbone']}, window {report['window_size']} / stride "
           f"{report['window_stride']}, medians of {report['repeats']}")
-    print(f"{'imgsz':>6}{'crop':>6}{'backend':>10}{'every':>7}{'end-to-end f/s':>16}{'floor f/s':>11}{'detector f/s':>14}{'backbone f/s':>14}"
+    print(f"{'imgsz':>6}{'crop':>6}{'backend':>15}{'every':>7}{'end-to-end f/s':>16}{'floor f/s':>11}{'detector f/s':>14}{'backbone f/s':>14}"
           f"{'overhead':>10}{'without load+write':>20}")
     for r in report["results"]:
         print_row(r)
 
 
 def print_row(r: dict) -> None:
-    print(f"{r['yolo_imgsz']:>6}{r['crop_size']:>6}{r['backend_used']:>10}{r['detect_every']:>7}"
+    print(f"{r['yolo_imgsz']:>6}{r['crop_size']:>6}{r['backend_used']:>15}{r['detect_every']:>7}"
           f"{r['end_to_end_fps']:>16.2f}{r['floor_fps']:>11.2f}"
           f"{r['detector_fps']:>14.1f}{r['backbone_fps']:>14.1f}{r['overhead_percent']:>9.1f}%"
           f"{r['overhead_without_load_and_write_percent']:>19.1f}%")

@@ -175,3 +175,29 @@ def test_auto_loads_only_the_runtime_it_chose_before_on_this_machine(tiny_yolo, 
     detector = backend_detector(tiny_yolo, "auto")
     detector.detect(frames[:8])
     assert exported == ["onnx"] and detector.describe()["detector_backend"] == "onnx"
+
+
+def test_openvino_bf16_keeps_the_cpus_reduced_precision_and_is_still_checked(tiny_yolo, frames, caplog):
+    import openvino as ov
+    from pathlib import Path
+    from utils.detector_backends import AGREEMENT_PX
+
+    def compiled_precision(detector):
+        runtime = next(iter(detector.runtimes.values()))
+        return runtime, runtime.model.predictor.model.backend.ov_compiled_model.get_property("INFERENCE_PRECISION_HINT")
+
+    exact = backend_detector(tiny_yolo, "openvino")
+    exact.detect(frames[:16])
+    assert compiled_precision(exact)[1] == ov.Type.f32
+    with caplog.at_level(logging.WARNING):
+        detector = backend_detector(tiny_yolo, "openvino_bf16")
+        detector.detect(frames[:16])
+    cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    if detector.describe()["detector_backend"] == "torch":  # its first frames moved more than the limit
+        assert "openvino_bf16 differs from PyTorch" in caplog.text
+        return
+    runtime, precision = compiled_precision(detector)
+    assert "_bf16_" in runtime.path.parent.name and runtime.path.parent != compiled_precision(exact)[0].path.parent
+    assert (precision == ov.Type.bf16) == ("avx512_bf16" in cpu or "amx_bf16" in cpu)
+    assert detector.describe()["detector_backend"] == "openvino_bf16"
+    assert detector.describe()["detector_backend_agreement_px"] <= AGREEMENT_PX

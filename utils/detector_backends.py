@@ -4,6 +4,10 @@ The detector is 88-96% of the time on a CPU (bench/README.md), and Ultralytics' 
 weights run faster in OpenVINO or ONNX Runtime (CPU) and TensorRT (NVIDIA GPU). `--detector_backend`:
     torch      the weights as given (any format Ultralytics loads)
     openvino   OpenVINO IR, FP32 (CPU)
+    openvino_bf16  the same IR in OpenVINO's default precision: bfloat16 on CPUs that have it (else FP32).
+               Opt-in, never chosen by auto: 1.5x FP32 OpenVINO's speed end to end on this project's CPU, but not
+               exact. Boxes and keypoints move by a median 0.2 px (up to 7 px where two candidate boxes score
+               alike), and 1-3.5% of per-frame labels changed on the accuracy bench (bench/README.md)
     onnx       ONNX Runtime, FP32
     tensorrt   TensorRT engine, FP16 (CUDA only; the tensorrt package must be installed)
     auto       on CUDA: tensorrt when installed, else PyTorch in half precision. On CPU: PyTorch and every
@@ -22,8 +26,8 @@ per machine and frame size. Nothing is downloaded: a runtime that is not install
 falls back to PyTorch with a warning. The first time an export is used, its boxes and keypoints on the first
 frames are compared with PyTorch's (`AGREEMENT_PX`); a larger difference also falls back to PyTorch, with a
 warning naming the difference. An agreement is remembered (`checks/` in the cache, with the runtime's version), so
-later runs skip the comparison and do not run PyTorch at all after its warm-up.
-OpenVINO runs in FP32: its bfloat16 default on CPUs that have it moved keypoints by up to 5.5 px.
+later runs skip the comparison and never set up PyTorch's predictor (about 0.5 s).
+`openvino` runs in FP32 (recompiled when Ultralytics compiled it in bfloat16), so it agrees exactly.
 """
 import hashlib
 import importlib.util
@@ -45,11 +49,12 @@ BACKENDS = Registry("detector backend")
 
 
 class Backend:
-    """One runtime: the Ultralytics export format, the module it needs, where it runs, its precision."""
+    """One runtime: the Ultralytics export format, the module it needs, where it runs, its precision (fp32,
+    fp16: exported in half precision, bf16: OpenVINO's bfloat16 on CPUs that have it)."""
 
-    def __init__(self, name: str, export_format: str, module: str, cuda_only: bool = False, half: bool = False):
+    def __init__(self, name: str, export_format: str, module: str, cuda_only: bool = False, precision: str = "fp32"):
         self.name, self.export_format, self.module = name, export_format, module
-        self.cuda_only, self.half = cuda_only, half
+        self.cuda_only, self.precision, self.half = cuda_only, precision, precision == "fp16"
 
     def available(self, device: str) -> str:
         """'' when usable on `device`, else why not."""
@@ -61,7 +66,8 @@ class Backend:
 
 
 for _backend in (Backend("torch", "", ""), Backend("openvino", "openvino", "openvino"),
-                 Backend("onnx", "onnx", "onnxruntime"), Backend("tensorrt", "engine", "tensorrt", True, True)):
+                 Backend("openvino_bf16", "openvino", "openvino", precision="bf16"),
+                 Backend("onnx", "onnx", "onnxruntime"), Backend("tensorrt", "engine", "tensorrt", True, "fp16")):
     BACKENDS.register(_backend.name)(_backend)
 BACKEND_CHOICES = ("auto", *BACKENDS.names())
 
@@ -141,6 +147,11 @@ def cache_root() -> Path:
     return Path(os.environ.get("BEHAVIORSCOPE_CACHE") or Path.home() / ".cache" / "behaviorscope") / "detectors"
 
 
+def openvino_compile_cache() -> Path:
+    """OpenVINO's own cache of compiled models (its CACHE_DIR), keyed by it on the model, device and settings."""
+    return cache_root() / "openvino_compiled"
+
+
 def file_hash(path: Path) -> str:
     """SHA-256 of a file, read once per process while its size and time stay the same."""
     stat = Path(path).stat()
@@ -158,8 +169,7 @@ def _hash_of(path: str, size: int, mtime_ns: int) -> str:
 
 def export_key(weights: Path, backend: Backend, shape: tuple, batch: int) -> str:
     import ultralytics
-    precision = "fp16" if backend.half else "fp32"
-    return (f"{file_hash(weights)[:16]}_{backend.name}_{shape[1]}x{shape[0]}px_b{batch}_{precision}"
+    return (f"{file_hash(weights)[:16]}_{backend.name}_{shape[1]}x{shape[0]}px_b{batch}_{backend.precision}"
             f"_u{ultralytics.__version__}")
 
 

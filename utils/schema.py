@@ -50,7 +50,8 @@ class PreprocessingConfig:
     detector_backend: str = setting("auto", "runtime of .pt YOLO weights: exported once (cached, checked against "
                                     "PyTorch within 2 px) to openvino or onnx (CPU) or tensorrt (CUDA); auto = the "
                                     "fastest of PyTorch and the installed ones, timed once per machine; torch = as "
-                                    "given", choices=BACKEND_CHOICES)
+                                    "given; openvino_bf16 = OpenVINO in bfloat16 where the CPU has it: faster, not "
+                                    "exact (never chosen by auto)", choices=BACKEND_CHOICES)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     num_threads: int = setting(0, "CPU threads for torch; 0 = all cores (Ultralytics would otherwise leave one)",
                                minimum=0)
