@@ -123,7 +123,8 @@ class YoloDetector:
             net = self.model.model
             train_args = (getattr(self.model, "ckpt", None) or {}).get("train_args") or {}
             return ModelLayout(getattr(net, "kpt_shape", None) or (getattr(net, "yaml", None) or {}).get("kpt_shape"),
-                               getattr(net, "kpt_names", None) or {}, int(net.stride.max()),
+                               getattr(net, "kpt_names", None) or {},
+                               int(net.stride.max()) if hasattr(net, "stride") else 32,
                                largest(train_args.get("imgsz") or self.model.overrides.get("imgsz")))
         self._warm_up()
         backend = self.model.predictor.model

@@ -625,6 +625,9 @@ def ignored_settings(cfg, model) -> list:
     elif cfg.model.sequence_model != "lstm":
         out += [(n, f"only the lstm head uses it, not {cfg.model.sequence_model}")
                 for n in changed("model", ("bidirectional", "attention_pool"))]
+        if cfg.model.sequence_model != "tcn":
+            out += [(n, f"only the lstm and tcn heads use it, not {cfg.model.sequence_model}")
+                    for n in changed("model", ("num_layers",))]
     if not cfg.model.use_pose:
         out += [(n, "use_pose is off") for n in changed("training", ("min_keypoint_conf", "pose_features"))]
     return out

@@ -186,6 +186,11 @@ def test_settings_a_run_cannot_apply_are_named(pose_manifest):
     assert set(ignored) == {"augmentation.brightness", "model.bidirectional", "training.decision_folds"}
     assert "pose-only" in ignored["augmentation.brightness"] and "tcn" in ignored["model.bidirectional"]
     assert "only the gbt" in ignored["training.decision_folds"]
+    args = train_args(pose_manifest, "unused", "--sequence_model", "attention", "--num_layers", "2")
+    cfg = resolve_config(args, train.SECTIONS, required=train.REQUIRED)
+    model = train.build_model(train.build_model_config(cfg, train.build_datasets(cfg)))
+    assert dict(train.ignored_settings(cfg, model)) == {
+        "model.num_layers": "only the lstm and tcn heads use it, not attention"}
     args = train_args(pose_manifest, "unused", "--classifier", "gbt", "--epochs", "7", "--hflip_prob", "0.2",
                       "--decision_folds", "3")
     cfg = resolve_config(args, train.SECTIONS, required=train.REQUIRED)
