@@ -263,8 +263,11 @@ class YoloDetector:
                             type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
                 continue
             if difference > AGREEMENT_PX:
+                reduced = runtime.backend.precision != "fp32"
                 log.warning("detector backend %s differs from PyTorch by up to %.1f px on the first %d frames (limit "
-                            "%.1f px): not used", runtime.name, difference, len(frames), AGREEMENT_PX)
+                            "%.1f px): not used%s", runtime.name, difference, len(frames), AGREEMENT_PX,
+                            f" (it computes in {runtime.backend.precision}; an FP32 runtime such as openvino or onnx "
+                            f"agrees exactly)" if reduced else "")
                 continue
             log.info("detector backend %s agrees with PyTorch within %.2f px on the first %d frames (input %dx%d)",
                      runtime.name, difference, len(frames), runtime.imgsz[1], runtime.imgsz[0])

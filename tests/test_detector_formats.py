@@ -134,6 +134,13 @@ def test_a_disagreeing_or_missing_backend_falls_back_to_pytorch_with_a_warning(t
         detector = backend_detector(tiny_yolo, "onnx")
         detector.detect(frames[:4])
     assert detector.describe()["detector_backend"] == "torch" and "differs from PyTorch by up to 9.0 px" in caplog.text
+    assert "computes in" not in caplog.text  # an FP32 runtime gets no precision hint
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        detector = backend_detector(tiny_yolo, "openvino_bf16")
+        detector.detect(frames[:4])
+    assert detector.describe()["detector_backend"] == "torch"
+    assert "computes in bf16; an FP32 runtime such as openvino or onnx agrees exactly" in caplog.text
     caplog.clear()
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
     with caplog.at_level(logging.WARNING):
@@ -194,7 +201,7 @@ def test_openvino_bf16_keeps_the_cpus_reduced_precision_and_is_still_checked(tin
         detector.detect(frames[:16])
     cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     if detector.describe()["detector_backend"] == "torch":  # its first frames moved more than the limit
-        assert "openvino_bf16 differs from PyTorch" in caplog.text
+        assert "openvino_bf16 differs from PyTorch" in caplog.text and "computes in bf16" in caplog.text
         return
     runtime, precision = compiled_precision(detector)
     assert "_bf16_" in runtime.path.parent.name and runtime.path.parent != compiled_precision(exact)[0].path.parent
