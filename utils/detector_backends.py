@@ -13,7 +13,8 @@ weights run faster in OpenVINO or ONNX Runtime (CPU) and TensorRT (NVIDIA GPU). 
     auto       on CUDA: tensorrt when installed, else PyTorch in half precision. On CPU: PyTorch and every
                installed export (openvino, onnx) are timed on the first batch of real frames and the fastest that
                agrees is kept. Which one wins depends on the CPU: on this project's 2-core test machine
-               OpenVINO in FP32 ran 1.11x PyTorch end to end (bench/README.md)
+               OpenVINO in FP32 ran 1.11x and 1.24x PyTorch end to end in two runs, 0.96x in a third: the machine
+               drifts more than that (bench/README.md)
 The choice auto makes is remembered per machine (CPU model, torch threads), weights, input shape and batch
 (`choices/` in the cache), so later runs load only the winner. Only PyTorch weights (.pt) are exported; other
 formats are used as they are.
