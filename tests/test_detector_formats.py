@@ -187,7 +187,7 @@ def test_auto_loads_only_the_runtime_it_chose_before_on_this_machine(tiny_yolo, 
 def test_openvino_bf16_keeps_the_cpus_reduced_precision_and_is_still_checked(tiny_yolo, frames, caplog):
     import openvino as ov
     from pathlib import Path
-    from utils.detector_backends import AGREEMENT_PX
+    from utils.detector_backends import AGREEMENT_PX, BACKENDS, check_record
 
     def compiled_precision(detector):
         runtime = next(iter(detector.runtimes.values()))
@@ -204,7 +204,9 @@ def test_openvino_bf16_keeps_the_cpus_reduced_precision_and_is_still_checked(tin
         assert "openvino_bf16 differs from PyTorch" in caplog.text and "computes in bf16" in caplog.text
         return
     runtime, precision = compiled_precision(detector)
-    assert "_bf16_" in runtime.path.parent.name and runtime.path.parent != compiled_precision(exact)[0].path.parent
+    assert runtime.path == compiled_precision(exact)[0].path  # one export, compiled two ways, checked apart
+    records = {check_record(runtime.path, BACKENDS.get(name)) for name in ("openvino", "openvino_bf16")}
+    assert len(records) == 2 and all(r.is_file() for r in records)
     assert (precision == ov.Type.bf16) == ("avx512_bf16" in cpu or "amx_bf16" in cpu)
     assert detector.describe()["detector_backend"] == "openvino_bf16"
     assert detector.describe()["detector_backend_agreement_px"] <= AGREEMENT_PX

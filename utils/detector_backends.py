@@ -51,11 +51,14 @@ BACKENDS = Registry("detector backend")
 
 class Backend:
     """One runtime: the Ultralytics export format, the module it needs, where it runs, its precision (fp32,
-    fp16: exported in half precision, bf16: OpenVINO's bfloat16 on CPUs that have it)."""
+    fp16: exported in half precision, bf16: OpenVINO's bfloat16 on CPUs that have it), and whose export it runs
+    (openvino_bf16 compiles the openvino export differently; it is made and cached once for both)."""
 
-    def __init__(self, name: str, export_format: str, module: str, cuda_only: bool = False, precision: str = "fp32"):
+    def __init__(self, name: str, export_format: str, module: str, cuda_only: bool = False, precision: str = "fp32",
+                 exports_as: str = ""):
         self.name, self.export_format, self.module = name, export_format, module
         self.cuda_only, self.precision, self.half = cuda_only, precision, precision == "fp16"
+        self.exports_as = exports_as or name
 
     def available(self, device: str) -> str:
         """'' when usable on `device`, else why not."""
@@ -67,7 +70,7 @@ class Backend:
 
 
 for _backend in (Backend("torch", "", ""), Backend("openvino", "openvino", "openvino"),
-                 Backend("openvino_bf16", "openvino", "openvino", precision="bf16"),
+                 Backend("openvino_bf16", "openvino", "openvino", precision="bf16", exports_as="openvino"),
                  Backend("onnx", "onnx", "onnxruntime"), Backend("tensorrt", "engine", "tensorrt", True, "fp16")):
     BACKENDS.register(_backend.name)(_backend)
 BACKEND_CHOICES = ("auto", *BACKENDS.names())
@@ -120,20 +123,22 @@ def checked_agreement(export: Path, backend: Backend):
     """The difference from PyTorch (px) measured when this export was first used, or None: never checked, or
     checked with another version of its runtime."""
     try:
-        record = json.loads(check_record(export).read_text())
+        record = json.loads(check_record(export, backend).read_text())
     except (OSError, ValueError):
         return None
     return record.get("agreement_px") if record.get("runtime") == runtime_version(backend) else None
 
 
 def remember_agreement(export: Path, backend: Backend, difference: float) -> None:
-    atomic_write_json(check_record(export), {"agreement_px": difference, "runtime": runtime_version(backend)})
+    atomic_write_json(check_record(export, backend), {"agreement_px": difference, "runtime": runtime_version(backend)})
 
 
-def check_record(export: Path) -> Path:
-    """Beside the export's cache folder, not in it (the folder holds only what Ultralytics loads)."""
+def check_record(export: Path, backend: Backend) -> Path:
+    """Beside the export's cache folder, not in it (the folder holds only what Ultralytics loads); one per runtime
+    that runs the export (openvino and openvino_bf16 share one)."""
     folder = Path(export).parent  # the cache folder named by export_key
-    return folder.parent / "checks" / f"{folder.name}.json"
+    variant = "" if backend.name == backend.exports_as else f"_{backend.name}"
+    return folder.parent / "checks" / f"{folder.name}{variant}.json"
 
 
 def runtime_version(backend: Backend) -> str:
@@ -170,7 +175,8 @@ def _hash_of(path: str, size: int, mtime_ns: int) -> str:
 
 def export_key(weights: Path, backend: Backend, shape: tuple, batch: int) -> str:
     import ultralytics
-    return (f"{file_hash(weights)[:16]}_{backend.name}_{shape[1]}x{shape[0]}px_b{batch}_{backend.precision}"
+    precision = "fp16" if backend.half else "fp32"
+    return (f"{file_hash(weights)[:16]}_{backend.exports_as}_{shape[1]}x{shape[0]}px_b{batch}_{precision}"
             f"_u{ultralytics.__version__}")
 
 
