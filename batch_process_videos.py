@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 import infer_behavior_lstm as infer
-from utils.errors import UserError, run_cli
+from utils.errors import UserError, first_line, run_cli
 from utils.io import atomic_write_csv
 from utils.pose_io import find_recordings, recording_name
 
@@ -70,7 +70,7 @@ def main(args) -> pd.DataFrame:
                          "drift_warning": drift.get("drift_warning"), "error": ""})
         except (UserError, OSError, RuntimeError, ValueError) as exc:  # one bad video must not stop the batch
             log.error("%s failed: %s", rel, exc)
-            rows.append({"video": rel.as_posix(), "status": "failed", "error": str(exc).splitlines()[0]})
+            rows.append({"video": rel.as_posix(), "status": "failed", "error": first_line(exc)})
     summary = pd.DataFrame(rows, columns=["video", "status", "frames", "bouts", "drift_score", "drift_warning", "error"])
     out_root.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(out_root / f"batch_summary_{shard[0]}of{shard[1]}.csv", summary)

@@ -22,11 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from utils.detector_backends import (AGREEMENT_PX, candidate_backends, checked_agreement, exported_weights,
+from utils.detector_backends import (AGREEMENT_PX, Backend, candidate_backends, checked_agreement, exported_weights,
                                      machine_key, openvino_compile_cache, remember_agreement, remember_choice,
                                      remembered_choice)
 from utils.device import resolve_device, set_cpu_threads
-from utils.errors import UserError
+from utils.errors import UserError, first_line
 from utils.kinematics import keypoint_box
 from utils.motion import ScaleTracker, body_axis
 from utils.pose_io import check_frame_count, find_pose_file, is_pose_file, read_pose_file
@@ -63,7 +63,7 @@ class Runtime:
     imgsz: tuple
     agreement_px: float = None
     path: Path = None  # the cached export
-    backend: object = None  # its utils.detector_backends.Backend
+    backend: Backend = None  # how it was exported and runs
 
 
 def build_detector(name: str, cfg):
@@ -139,7 +139,7 @@ class YoloDetector:
             self.detect([np.zeros((480, 640, 3), np.uint8)])
         except Exception as exc:  # a file Ultralytics loads but cannot run: same fix for every cause
             raise UserError(f"cannot run YOLO weights {self.weights}: {type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}; export or copy them again") from None
+                            f"{first_line(exc)}; export or copy them again") from None
 
     def _keypoint_layout(self) -> tuple:
         """(count, names) as the loaded model reports them (exported formats carry them in their metadata)."""
@@ -213,7 +213,7 @@ class YoloDetector:
                 continue
             except Exception as exc:  # Ultralytics' runtime internals may change between versions
                 log.warning("cannot run %s's export of %s (%s: %s); not using it", backend.name, self.weights,
-                            type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+                            type(exc).__name__, first_line(exc))
                 continue
             loaded.append(Runtime(backend.name, model, self.batch, shape, checked_agreement(path, backend), path,
                                   backend))
@@ -260,7 +260,7 @@ class YoloDetector:
                                                                            runtime.static_batch, runtime.imgsz))
             except Exception as exc:  # a runtime that loads but cannot run falls back like a missing one
                 log.warning("detector backend %s failed on the first frames (%s: %s)", runtime.name,
-                            type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+                            type(exc).__name__, first_line(exc))
                 continue
             if difference > AGREEMENT_PX:
                 reduced = runtime.backend.precision != "fp32"
@@ -378,7 +378,7 @@ def load_yolo(weights):
     try:
         return YOLO(str(path))
     except Exception as exc:  # Ultralytics raises many types for a bad file; all mean the same to the user
-        raise UserError(f"cannot load YOLO weights {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}; "
+        raise UserError(f"cannot load YOLO weights {path}: {type(exc).__name__}: {first_line(exc)}; "
                         f"the file is not Ultralytics weights or is damaged, export or copy it again") from None
 
 

@@ -24,7 +24,7 @@ import torch.nn as nn
 import torchvision.models as tvm
 import torchvision.models.video as tvvm
 
-from utils.errors import UserError
+from utils.errors import UserError, first_line
 from utils.registry import Registry
 from utils.schema import ModelSettings, PreprocessingConfig
 
@@ -88,7 +88,7 @@ def _with_state_dict(builder, path: Path, name: str) -> nn.Module:
     try:
         model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
     except RuntimeError as exc:
-        raise UserError(f"{path} does not match {name}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"{path} does not match {name}: {first_line(exc)}") from None
     return model
 
 
@@ -261,7 +261,7 @@ def load_slowfast_weights(model: SlowFastR50, path) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise UserError(f"{path} is not a SlowFast-R50 checkpoint: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"{path} is not a SlowFast-R50 checkpoint: {first_line(exc)}") from None
 
 
 @BACKBONES.register("slowfast_r50")

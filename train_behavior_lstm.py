@@ -37,7 +37,7 @@ from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.device import resolve_device, set_cpu_threads
 from utils.drift import DriftReference
-from utils.errors import UserError, run_cli
+from utils.errors import UserError, first_line, run_cli
 from utils.io import atomic_write_csv, atomic_write_json, ensure_dir
 from utils.labels import label_file_of, load_frame_labels
 from utils.logging_utils import progress, setup_logging
@@ -643,7 +643,7 @@ def init_weights(model, path, class_names: list) -> None:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
         raise UserError(f"init_from {path} has another architecture than these settings "
-                        f"({str(exc).splitlines()[0][:160]}); use the model settings it was trained with") from None
+                        f"({first_line(exc, 160)}); use the model settings it was trained with") from None
     log.info("weights initialised from %s (%s)", path, ckpt.get("selection"))
 
 

@@ -55,3 +55,10 @@ def test_bad_output_paths_are_one_line_errors(tmp_path):
     (tmp_path / "folder").mkdir()
     with pytest.raises(UserError, match="folder.* is a folder; cannot write a file there"):
         atomic_write_text(tmp_path / "folder", "x")
+
+
+def test_an_exception_becomes_one_bounded_line():
+    from utils.errors import first_line
+    assert first_line(ValueError("bad value\n  traceback-like detail\nmore")) == "bad value"
+    assert first_line(RuntimeError()) == ""  # an empty message does not fail
+    assert first_line(OSError("x" * 500)) == "x" * 200 and first_line(OSError("abcdef"), 3) == "abc"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from utils.errors import UserError
+from utils.errors import UserError, first_line
 from utils.io import atomic_write_text
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "default_config.yaml"
@@ -168,7 +168,7 @@ def read_yaml_layer(path) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
+        raise UserError(f"{path} is not valid YAML ({first_line(exc)}); fix the syntax") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} must be a mapping of sections to keys, like default_config.yaml")
     sections, layer = all_sections(), {}

@@ -40,7 +40,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from utils.errors import UserError
+from utils.errors import UserError, first_line
 from utils.io import atomic_write_json
 from utils.registry import Registry
 
@@ -202,7 +202,7 @@ def exported_weights(weights, backend: Backend, shape: tuple, batch: int, device
     except Exception as exc:  # exporters raise many types; all mean the same: no accelerated model
         shutil.rmtree(work, ignore_errors=True)
         raise UserError(f"exporting {weights} to {backend.name} failed: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+                        f"{first_line(exc)}") from None
     return exported_file(target)
 
 

@@ -7,6 +7,13 @@ class UserError(Exception):
     """Bad input or settings. The message names the bad value, what was expected and the fix."""
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most `limit` characters ('' for an empty message): libraries'
+    errors can run to pages, and a one-line error must stay one line."""
+    lines = str(exc).splitlines()
+    return lines[0][:limit] if lines else ""
+
+
 def run_cli(main, parser) -> None:
     """Parse argv, run main(args); a UserError becomes one line on stderr and exit 2, Ctrl-C exit 130."""
     args = parser.parse_args()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import UserError
+from utils.errors import UserError, first_line
 from utils.video_io import find_videos
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def _read_pose_file(path: Path, size: int, mtime_ns: int, min_likelihood: float)
         ds = load_dataset(path, source_software=software)
     except Exception as exc:  # movement and its readers raise many types for a damaged or foreign file
         raise UserError(f"cannot read pose file {path} as {software}: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+                        f"{first_line(exc)}") from None
     xy = ds["position"].transpose("time", "individuals", "keypoints", "space").values.astype(np.float32)
     conf = ds["confidence"].transpose("time", "individuals", "keypoints").values.astype(np.float32)
     conf = np.where(np.isfinite(conf), conf, np.where(np.isfinite(xy).all(-1), 1.0, 0.0)).astype(np.float32)
