@@ -27,6 +27,7 @@ from utils.detector_backends import (AGREEMENT_PX, Backend, candidate_backends, 
                                      remembered_choice)
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, first_line
+from utils.export_runtime import ExportRunner
 from utils.kinematics import keypoint_box
 from utils.motion import ScaleTracker, body_axis
 from utils.pose_io import check_frame_count, find_pose_file, is_pose_file, read_pose_file
@@ -55,12 +56,13 @@ DETECTORS = Registry("detector")
 
 @dataclass
 class Runtime:
-    """The model a YOLO detector runs for frames of one input shape: PyTorch's, or an export made at that shape
-    (imgsz (h, w); static_batch its fixed batch) and how far it was from PyTorch on the first frames (px)."""
+    """What a YOLO detector runs for frames of one input shape: PyTorch's model, or an export made at that shape
+    (imgsz (h, w)) and how far it was from PyTorch on the first frames (px). run: frames -> [Detection]; model:
+    the Ultralytics model or the ExportRunner behind it."""
     name: str
+    run: object
     model: object
-    static_batch: int
-    imgsz: tuple
+    imgsz: tuple = None
     agreement_px: float = None
     path: Path = None  # the cached export
     backend: Backend = None  # how it was exported and runs
@@ -161,8 +163,7 @@ class YoloDetector:
         if shape not in self.runtimes:
             self.runtimes[shape], reference = self._choose_runtime(frames, shape)
             return reference
-        runtime = self.runtimes[shape]
-        return self._predict(runtime.model, frames, runtime.static_batch, runtime.imgsz)
+        return self.runtimes[shape].run(frames)
 
     def _input_shape(self, frames):
         """(h, w) of the letterboxed input PyTorch makes from these frames (the long side imgsz, the other padded
@@ -194,20 +195,13 @@ class YoloDetector:
             options["half"] = True
         return options
 
-    def _set_up(self, model, frames, imgsz) -> None:
-        """Load the model's runtime without running it: a streamed predict sets up its predictor lazily."""
-        model.predict(frames[:1], stream=True, **self._predict_options(imgsz))
-
-    def _exported_runtimes(self, frames, shape: tuple, backends: list) -> list:
+    def _exported_runtimes(self, shape: tuple, backends: list) -> list:
         """Each backend exported at `shape` (cached) and loaded; one that cannot be is skipped with a warning."""
         loaded = []
         for backend in backends:
             try:
                 path = exported_weights(self.weights, backend, shape, self.batch, self.device)
-                model = load_yolo(path)
-                if backend.export_format == "openvino":
-                    self._set_up(model, frames, shape)
-                    set_openvino_precision(model, path, backend.precision)
+                runtime = self._export_runtime(backend, path, shape)
             except UserError as exc:
                 log.warning("%s; not using %s", exc, backend.name)
                 continue
@@ -215,9 +209,24 @@ class YoloDetector:
                 log.warning("cannot run %s's export of %s (%s: %s); not using it", backend.name, self.weights,
                             type(exc).__name__, first_line(exc))
                 continue
-            loaded.append(Runtime(backend.name, model, self.batch, shape, checked_agreement(path, backend), path,
-                                  backend))
+            runtime.agreement_px = checked_agreement(path, backend)
+            loaded.append(runtime)
         return loaded
+
+    def _export_runtime(self, backend: Backend, path: Path, shape: tuple) -> Runtime:
+        """OpenVINO and ONNX exports on the CPU run directly (utils.export_runtime: Ultralytics' results without its
+        predictor, about 1 ms per frame sooner); TensorRT, and anything on CUDA, through Ultralytics."""
+        if backend.export_format in ("openvino", "onnx") and self.device == "cpu":
+            runner = ExportRunner(path, backend.export_format, backend.precision, shape, self.batch,
+                                  len(self.model.names), self.layout.kpt_shape, self.conf, openvino_compile_cache())
+            return Runtime(backend.name, lambda frames: [self._found_detection(f) for f in runner(frames)], runner,
+                           shape, path=path, backend=backend)
+        model = load_yolo(path)
+        return Runtime(backend.name, lambda frames: self._predict(model, frames, self.batch, shape), model, shape,
+                       path=path, backend=backend)
+
+    def _torch_runtime(self) -> Runtime:
+        return Runtime("torch", lambda frames: self._predict(self.model, frames), self.model)
 
     def _choose_runtime(self, frames, shape: tuple) -> tuple:
         """(Runtime for frames of this input shape, its detections of `frames`). The exports are made at the
@@ -229,13 +238,13 @@ class YoloDetector:
         remembered = remembered_choice(key) if key else None
         timed = self.timed and remembered is None
         backends = [b for b in self.backends if remembered is None or b.name == remembered]
-        runtimes = self._exported_runtimes(frames, shape, backends)
+        runtimes = self._exported_runtimes(shape, backends)
         checked = [r for r in runtimes if r.agreement_px is not None]
         if checked and not timed:  # this export agreed on its first use: not checked on every run
             chosen = checked[0]
             log.info("detector backend %s (agreed with PyTorch within %.2f px when first used)", chosen.name,
                      chosen.agreement_px)
-            reference = self._predict(chosen.model, frames, chosen.static_batch, chosen.imgsz)
+            reference = chosen.run(frames)
         else:
             chosen, reference, timings = self._compare_with_pytorch(frames, runtimes, timed)
             if timed:
@@ -251,13 +260,12 @@ class YoloDetector:
         """(the runtime to use, PyTorch's detections, seconds per runtime when timed): exports that differ from
         PyTorch by more than AGREEMENT_PX (or fail) are dropped; of the others the first, or the fastest when
         timed, is chosen. Each agreement is remembered with its export."""
-        reference = self._predict(self.model, frames)
-        timings = {"torch": self._seconds(self.model, frames, 0)} if timed else {}
-        chosen = Runtime("torch", self.model, 0, None)
+        chosen = self._torch_runtime()
+        reference = chosen.run(frames)
+        timings = {"torch": self._seconds(chosen, frames)} if timed else {}
         for runtime in runtimes:
             try:
-                difference = detection_difference(reference, self._predict(runtime.model, frames,
-                                                                           runtime.static_batch, runtime.imgsz))
+                difference = detection_difference(reference, runtime.run(frames))
             except Exception as exc:  # a runtime that loads but cannot run falls back like a missing one
                 log.warning("detector backend %s failed on the first frames (%s: %s)", runtime.name,
                             type(exc).__name__, first_line(exc))
@@ -274,16 +282,24 @@ class YoloDetector:
             runtime.agreement_px = difference
             remember_agreement(runtime.path, runtime.backend, difference)
             if timed:
-                timings[runtime.name] = self._seconds(runtime.model, frames, runtime.static_batch, runtime.imgsz)
+                timings[runtime.name] = self._seconds(runtime, frames)
             fastest = timed and timings[runtime.name] == min(timings.values())
             if fastest or not timed and chosen.name == "torch":
                 chosen = runtime
         return chosen, reference, timings
 
-    def _seconds(self, model, frames, batch: int, imgsz=None) -> float:
+    def _seconds(self, runtime: Runtime, frames) -> float:
         start = time.perf_counter()
-        self._predict(model, frames, batch, imgsz)
+        runtime.run(frames)
         return time.perf_counter() - start
+
+    def _found_detection(self, found) -> Detection:
+        """A Detection from an ExportRunner's (box, confidence, keypoints) or None."""
+        if found is None:
+            return Detection()
+        box, confidence, keypoints = found
+        keypoints = keypoints.astype(np.float32) if self.use_keypoints and keypoints is not None else None
+        return Detection(box.astype(np.float32), confidence, keypoints, STATUS_DETECTED)
 
     def _to_detection(self, result) -> Detection:
         if result.boxes is None or len(result.boxes) == 0:
@@ -313,25 +329,6 @@ def letterbox_shape(frame_hw: tuple, imgsz: int, stride: int) -> tuple:
     from ultralytics.data.augment import LetterBox
     return LetterBox(new_shape=(imgsz, imgsz), auto=True, stride=stride)(
         image=np.zeros((*frame_hw, 3), np.uint8)).shape[:2]
-
-
-def set_openvino_precision(model, path: Path, precision: str) -> None:
-    """Compile a loaded OpenVINO model in FP32 unless it already is, or (bf16) keep the precision Ultralytics
-    compiled it in: OpenVINO's default, bfloat16 on CPUs that have it. bf16 ran 1.5x FP32's speed end to end on
-    this project's CPU, but moves boxes and keypoints from PyTorch's by a median 0.2 px and up to 7 px where two
-    candidate boxes score alike (bench/README.md). FP32 is cached by OpenVINO (CACHE_DIR, beside the
-    exports), which halves the recompile on later runs."""
-    import openvino as ov
-    backend = model.predictor.model.backend
-    compiled = backend.ov_compiled_model.get_property("INFERENCE_PRECISION_HINT")
-    if precision == "bf16" or compiled == ov.Type.f32:
-        if precision == "bf16" and compiled != ov.Type.bf16:
-            log.info("this CPU has no bfloat16 support: OpenVINO runs the detector in %s", compiled)
-        return
-    xml = path if path.is_file() else next(Path(path).glob("*.xml"))
-    backend.ov_compiled_model = ov.Core().compile_model(
-        str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": ov.Type.f32,
-                          "CACHE_DIR": str(openvino_compile_cache())})
 
 
 def detection_difference(reference: list, trial: list) -> float:

@@ -162,7 +162,7 @@ def test_auto_keeps_the_fastest_runtime_that_agrees(tiny_yolo, frames, monkeypat
     remembered = {}
     monkeypatch.setattr(cropping, "remembered_choice", lambda key: None)
     monkeypatch.setattr(cropping, "remember_choice", lambda key, name, timings: remembered.update({key: name}))
-    monkeypatch.setattr(YoloDetector, "_seconds", lambda self, model, f, batch, imgsz=None: torch_seconds if batch == 0 else 0.5)
+    monkeypatch.setattr(YoloDetector, "_seconds", lambda self, runtime, f: torch_seconds if runtime.name == "torch" else 0.5)
     detector = backend_detector(tiny_yolo, "auto")
     detector.detect(frames[:8])
     used = detector.describe()["detector_backend"]
@@ -191,7 +191,7 @@ def test_openvino_bf16_keeps_the_cpus_reduced_precision_and_is_still_checked(tin
 
     def compiled_precision(detector):
         runtime = next(iter(detector.runtimes.values()))
-        return runtime, runtime.model.predictor.model.backend.ov_compiled_model.get_property("INFERENCE_PRECISION_HINT")
+        return runtime, runtime.model.compiled.get_property("INFERENCE_PRECISION_HINT")
 
     exact = backend_detector(tiny_yolo, "openvino")
     exact.detect(frames[:16])
@@ -210,3 +210,63 @@ def test_openvino_bf16_keeps_the_cpus_reduced_precision_and_is_still_checked(tin
     assert (precision == ov.Type.bf16) == ("avx512_bf16" in cpu or "amx_bf16" in cpu)
     assert detector.describe()["detector_backend"] == "openvino_bf16"
     assert detector.describe()["detector_backend_agreement_px"] <= AGREEMENT_PX
+
+
+@pytest.mark.parametrize("backend", ("onnx", "openvino"))
+def test_an_export_run_directly_gives_ultralytics_own_results(tiny_yolo, frames, backend):
+    import openvino as ov
+    from cropping import load_yolo
+    detector = backend_detector(tiny_yolo, backend)
+    direct = detector.detect(frames[:16]) + detector.detect(frames[16:21])  # a full and a padded partial batch
+    runtime = next(iter(detector.runtimes.values()))
+    assert runtime.name == backend and type(runtime.model).__name__ == "ExportRunner"
+    model = load_yolo(runtime.path)
+    if backend == "openvino":  # Ultralytics compiles in the CPU's default precision: give it the runner's FP32 one
+        detector._predict(model, frames[:1], 16, runtime.imgsz)
+        assert runtime.model.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+        model.predictor.model.backend.ov_compiled_model = runtime.model.compiled
+    predicted = [d for chunk in (frames[:16], frames[16:21]) for d in detector._predict(model, chunk, 16, runtime.imgsz)]
+    assert sum(d.box is not None for d in direct) >= 18
+    for a, b in zip(predicted, direct):
+        assert (a.box is None) == (b.box is None)
+        if a.box is not None:
+            # float32 rounding apart (the mapping to frame pixels runs in NumPy, not torch)
+            np.testing.assert_allclose(a.box, b.box, rtol=0, atol=1e-4)
+            np.testing.assert_allclose(a.keypoints, b.keypoints, rtol=0, atol=1e-4)
+            assert a.confidence == pytest.approx(b.confidence, abs=1e-5)
+
+
+@pytest.mark.parametrize("end2end", (False, True))
+def test_the_best_candidate_is_what_ultralytics_nms_keeps(end2end):
+    """Made-up raw outputs with two classes, 3 keypoints and several overlapping candidates: the direct decoding
+    keeps the box Ultralytics' NMS keeps with max_det=1, mapped back to the frame the same way."""
+    import torch
+    from ultralytics.utils import nms, ops
+    from utils.export_runtime import ExportRunner, best_candidate
+    rng = np.random.default_rng(0)
+    shape, frame_shape, kpt_shape, conf = (320, 416), (480, 640, 3), (3, 3), 0.25
+    for trial in range(20):
+        n = 50
+        xywh = np.c_[rng.uniform(50, 350, (n, 2)), rng.uniform(10, 80, (n, 2))].astype(np.float32)
+        scores = rng.uniform(0, 0.2 if trial % 5 == 0 else 0.9, (n, 2)).astype(np.float32)  # some with no box
+        kpts = rng.uniform(0, 400, (n, 9)).astype(np.float32)
+        if end2end:
+            raw = np.c_[ops.xywh2xyxy(xywh), scores.max(1), scores.argmax(1), kpts].astype(np.float32)
+            raw = raw[np.argsort(-raw[:, 4])]  # NMS-free heads give their candidates best first
+            kept = nms.non_max_suppression(torch.from_numpy(raw[None]), conf, 0.7, max_det=1, nc=2, end2end=True)[0]
+        else:
+            raw = np.c_[xywh, scores, kpts].T.copy()
+            kept = nms.non_max_suppression(torch.from_numpy(raw[None]), conf, 0.7, max_det=1, nc=2)[0]
+        found = best_candidate(raw, 2, kpt_shape, conf, end2end)
+        assert (found is None) == (len(kept) == 0) == (trial % 5 == 0)
+        if found is None:
+            continue
+        np.testing.assert_array_equal(found[0], kept[0, :4].numpy())
+        np.testing.assert_array_equal(found[2].ravel(), kept[0, 6:].numpy())
+        runner = ExportRunner.__new__(ExportRunner)  # only its mapping to frame pixels, no model
+        runner.shape, runner.num_classes, runner.kpt_shape, runner.conf, runner.end2end = shape, 2, kpt_shape, conf, end2end
+        box, _, keypoints = runner._best(raw, frame_shape)
+        expected = ops.scale_boxes(shape, kept[:, :4].clone(), frame_shape)[0].numpy()
+        np.testing.assert_allclose(box, expected, rtol=0, atol=1e-4)
+        expected = ops.scale_coords(shape, kept[:, 6:].view(1, 3, 3).clone(), frame_shape)[0].numpy()
+        np.testing.assert_allclose(keypoints, expected, rtol=0, atol=1e-4)
