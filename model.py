@@ -5,7 +5,8 @@ BehaviorSequenceClassifier, which combines them.
     pose   [B,T,Dp]   -> proj      -> P' [B,T,F] -+                                 |   -> dropout -> linear
     motion [B,T,5]    -> proj      -> M' [B,T,Fm] ----------------------------------+  (concatenated)
 
-Pose and box-motion inputs are standardised with training-set statistics kept as model buffers (input_stats).
+Pose and box-motion inputs are scaled with training-set statistics kept as model buffers (input_stats):
+through their quantiles onto a normal scale (input_scaling quantile), or by mean and spread (standard).
 
 The classifier exposes `encode_frames` (backbone only) and `forward_from_features` (everything after it),
 so a frozen backbone's features can be cached in training and reused across overlapping inference windows.
@@ -41,13 +42,49 @@ class ModelConfig(ModelSettings):
     num_classes: int = 0  # from the data: the manifest's classes
     pose_dim: int = 0  # from the data: pose feature size (0 = no keypoints)
     box_motion_dim: int = 0  # from the data: box-motion feature size (0 = none, as in checkpoints before it)
-    input_stats: bool = False  # pose/motion inputs standardised by training-set statistics (model buffers)
+    input_stats: bool = False  # pose/motion inputs scaled by training-set statistics (model buffers)
+    input_scaling: str = "standard"  # checkpoints from before quantile scaling lack the key: they used mean/std
     crop_size: int = PreprocessingConfig.crop_size  # from the data: the manifest's crop_size
     window_size: int = PreprocessingConfig.window_size  # from the data: the manifest's window_size
 
     def __post_init__(self):
         if self.num_classes < 1:
             raise ValueError(f"ModelConfig needs num_classes >= 1, got {self.num_classes}")
+
+
+# ------------------------------------------------------------------------------------------------ input scaling
+QUANTILE_KNOTS = 129  # training quantiles kept per input feature for quantile scaling
+
+
+def quantile_levels(count: int = QUANTILE_KNOTS) -> torch.Tensor:
+    """The probability of each knot: (i + 0.5) / count, so the normal scale ends at about +-2.66, not infinity."""
+    return (torch.arange(count, dtype=torch.float64) + 0.5) / count
+
+
+def quantile_knots(rows: torch.Tensor, count: int = QUANTILE_KNOTS) -> torch.Tensor:
+    """(features, count) training quantiles of rows (N, features), non-decreasing along each feature."""
+    knots = np.quantile(rows.double().numpy(), quantile_levels(count).numpy(), axis=0)  # torch's caps the size
+    return torch.from_numpy(knots.T.astype(np.float32)).contiguous()
+
+
+def quantile_scale(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
+    """Each feature of x (..., F) mapped through its training quantiles (knots (F, K)) onto a standard normal scale:
+    its quantile level, interpolated linearly between knots, through the inverse normal CDF; values beyond the
+    training range take the end levels. Where a value recurs (knots tied, as for a feature that is often exactly 0)
+    it gets the middle of its levels, as scikit-learn's QuantileTransformer does: the mean of interpolating from
+    below and from above."""
+    shape, count = x.shape, knots.shape[1]
+    levels = quantile_levels(count).to(x.dtype).to(x.device)
+    flat = x.reshape(-1, shape[-1]).T.contiguous()  # (F, N)
+
+    def level(right: bool) -> torch.Tensor:
+        i = torch.searchsorted(knots, flat, right=right).clamp(1, count - 1)
+        low, high = knots.gather(1, i - 1), knots.gather(1, i)
+        width = high - low
+        w = torch.where(width > 0, (flat - low) / torch.where(width > 0, width, 1), 0).clamp(0, 1)
+        return levels[i - 1] + w * (levels[i] - levels[i - 1])
+
+    return torch.special.ndtri(0.5 * (level(False) + level(True))).T.reshape(shape)
 
 
 # ------------------------------------------------------------------------------------------------ backbones
@@ -461,6 +498,8 @@ class BehaviorSequenceClassifier(nn.Module):
             for name, dim in (("pose", cfg.pose_dim), ("motion", cfg.box_motion_dim)):
                 self.register_buffer(f"{name}_mean", torch.zeros(dim))
                 self.register_buffer(f"{name}_std", torch.ones(dim))
+                if cfg.input_scaling == "quantile":
+                    self.register_buffer(f"{name}_knots", torch.zeros(dim, QUANTILE_KNOTS))
         self.feature_dim = seq_dim
         if self.is_video:  # one embedding per clip: temporal settings do not apply
             self.temporal, self.head, out_dim = nn.Identity(), None, seq_dim
@@ -495,16 +534,19 @@ class BehaviorSequenceClassifier(nn.Module):
                 return self.backbone(frames.transpose(1, 2))[:, None]  # backbone takes (B, 3, T, H, W)
             return self.backbone(frames.flatten(0, 1)).reshape(b, t, -1)
 
-    def set_input_stats(self, pose_mean=None, pose_std=None, motion_mean=None, motion_std=None) -> None:
-        """Training-set mean and spread of the pose and box-motion inputs (needs cfg.input_stats)."""
-        for name, value in (("pose_mean", pose_mean), ("pose_std", pose_std), ("motion_mean", motion_mean),
-                            ("motion_std", motion_std)):
-            if value is not None and value.numel():
+    def set_input_stats(self, **stats) -> None:
+        """Training-set statistics of the pose and box-motion inputs (needs cfg.input_stats): {pose,motion}_mean,
+        _std and, with quantile scaling, _knots (features x QUANTILE_KNOTS); those the model has no buffer for are
+        not needed."""
+        for name, value in stats.items():
+            if value is not None and value.numel() and hasattr(self, name):
                 getattr(self, name).copy_(value)
 
     def _standardise(self, x, name: str):
         if not self.cfg.input_stats or x is None:
             return x
+        if self.cfg.input_scaling == "quantile":
+            return quantile_scale(x, getattr(self, f"{name}_knots"))
         return (x - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
 
     def forward_from_features(self, visual=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:

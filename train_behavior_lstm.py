@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, default_collate
 
 from data import CachedFeatureDataset, WindowDataset, balanced_sampler, build_feature_cache, class_weights
-from model import ModelConfig, WindowStatsGBT, build_model, model_args
+from model import ModelConfig, WindowStatsGBT, build_model, model_args, quantile_knots
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.device import resolve_device, set_cpu_threads
@@ -150,8 +150,9 @@ def build_model_config(cfg, datasets) -> ModelConfig:
 
 
 def input_statistics(dataset: WindowDataset, limit: int = 2000) -> dict:
-    """Mean and spread of the pose and box-motion inputs over (up to `limit`) clean training windows; the
-    model standardises its inputs with them (features in body lengths and radians differ in scale)."""
+    """Mean, spread and quantile knots of the pose and box-motion inputs over (up to `limit`) clean training
+    windows; the model scales its inputs with them (features in body lengths and radians differ in scale, and
+    speeds have heavy tails)."""
     picks = np.linspace(0, len(dataset) - 1, min(len(dataset), limit)).astype(int)
     samples = [dataset.item(int(i), with_frames=False)[0] for i in picks]
     stats = {}
@@ -160,6 +161,7 @@ def input_statistics(dataset: WindowDataset, limit: int = 2000) -> dict:
                          [torch.zeros(0, samples[0][name].shape[-1])])
         if len(rows) > 1 and rows.shape[1]:
             stats[f"{name}_mean"], stats[f"{name}_std"] = rows.mean(0), rows.std(0).clamp(min=1e-3)
+            stats[f"{name}_knots"] = quantile_knots(rows)
     return stats
 
 

@@ -303,10 +303,10 @@ def test_checkpoints_from_before_feature_version_2_still_classify(pose_manifest,
     train.main(train_args(pose_manifest, tmp_path, "--run_name", "crop", "--epochs", "2", "--pose_features", "crop",
                           "--no-use_box_motion"))
     ckpt = load_checkpoint(tmp_path / "crop" / "best_model.pt")
-    new_keys = ("box_motion_dim", "input_stats", "use_box_motion", "motion_proj_dim")
+    new_keys = ("box_motion_dim", "input_stats", "use_box_motion", "motion_proj_dim", "input_scaling")
     old = {**{k: v for k, v in ckpt.items() if k != "features"}, "config": {"min_keypoint_conf": 0.0},
            "model_args": {k: v for k, v in ckpt["model_args"].items() if k not in new_keys},
-           "model": {k: v for k, v in ckpt["model"].items() if not k.endswith(("_mean", "_std"))}}
+           "model": {k: v for k, v in ckpt["model"].items() if not k.endswith(("_mean", "_std", "_knots"))}}
     save_checkpoint(tmp_path / "old.pt", **old)
     predictor = Predictor.from_checkpoint(tmp_path / "old.pt", InferenceConfig(device="cpu"))
     assert predictor.features.pose_features == "crop" and not predictor.features.box_motion

@@ -175,3 +175,37 @@ def test_imagenet_weights_come_from_a_local_file_never_a_download(monkeypatch, t
     built = build_model(config(backbone="resnet18", pretrained_backbone=True))
     first = next(v for k, v in built.state_dict().items() if k.endswith("conv1.weight"))
     assert torch.equal(first, reference.conv1.weight)
+
+def test_quantile_scaling_maps_training_quantiles_onto_a_normal_scale():
+    from scipy.stats import norm
+    from model import quantile_knots, quantile_scale
+    g = torch.Generator().manual_seed(0)
+    often_zero = torch.cat([torch.zeros(6000), torch.rand(4000, generator=g)])  # 60% exactly 0, then uniform
+    heavy = torch.distributions.StudentT(1.5).sample((10000,))  # heavy tails: mean/std would squash the middle
+    knots = quantile_knots(torch.stack([often_zero, heavy], 1))
+    out = quantile_scale(torch.tensor([[0.0, 0.0], [0.5, float(heavy.quantile(0.9))], [7.0, 1e6], [-1.0, -1e6]]),
+                         knots)
+    assert out[0, 0] == pytest.approx(norm.ppf(0.3), abs=0.02)  # the tie at 0 gets the middle of its 60%
+    assert out[1, 0] == pytest.approx(norm.ppf(0.8), abs=0.03)  # 0.5 lies at the 80th percentile
+    assert out[0, 1] == pytest.approx(0.0, abs=0.02) and out[1, 1] == pytest.approx(norm.ppf(0.9), abs=0.03)
+    end = float(norm.ppf(0.5 / knots.shape[1]))  # beyond the training range: the end levels, never more
+    torch.testing.assert_close(out[2:], torch.tensor([[-end, -end], [end, end]]), atol=1e-4, rtol=0)
+    ordered = heavy.sort().values
+    assert torch.all(torch.diff(quantile_scale(torch.stack([ordered, ordered], 1), knots)[:, 1]) >= 0)  # monotone
+    batch = torch.stack([often_zero[::100], heavy[::100]], 1).reshape(5, 20, 2)  # any leading shape
+    assert quantile_scale(batch, knots).shape == (5, 20, 2)
+
+
+def test_a_model_scales_its_inputs_as_its_checkpoint_says():
+    """New models scale pose and box motion by training quantiles; checkpoints from before, which lack the setting
+    and the knots, keep mean and spread."""
+    from model import QUANTILE_KNOTS
+    new = build_model(ModelConfig(backbone="none", use_pose=True, num_classes=3, pose_dim=4, box_motion_dim=2,
+                                  input_stats=True, input_scaling="quantile"))
+    assert new.pose_knots.shape == (4, QUANTILE_KNOTS) and new.motion_knots.shape == (2, QUANTILE_KNOTS)
+    old_args = {k: v for k, v in model_args(new.cfg).items() if k != "input_scaling"}
+    old = build_model(ModelConfig(**old_args))
+    assert old.cfg.input_scaling == "standard" and not hasattr(old, "pose_knots")
+    x = torch.full((1, 30, 4), 5.0)
+    old.set_input_stats(pose_mean=torch.ones(4), pose_std=torch.full((4,), 2.0), pose_knots=torch.zeros(4, 9))
+    torch.testing.assert_close(old._standardise(x, "pose"), torch.full((1, 30, 4), 2.0))

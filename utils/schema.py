@@ -162,6 +162,10 @@ class ModelSettings:
                                    "the video's median) to the temporal head beside the visual and pose features; "
                                    "works with any detector")
     motion_proj_dim: int = setting(32, "box-motion projection size", minimum=1)
+    input_scaling: str = setting("quantile", "how pose and box-motion inputs are scaled for the network: quantile "
+                                 "(each feature through its training quantiles onto a normal scale, clipped at the "
+                                 "training range: heavy tails and unseen extremes cannot dominate) or standard "
+                                 "(training mean and spread)", choices=("quantile", "standard"))
     slowfast_alpha: int = setting(4, "SlowFast frame-rate ratio between the fast and slow pathways", minimum=1)
 
     def check(self) -> None:
