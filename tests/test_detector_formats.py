@@ -162,7 +162,8 @@ def test_auto_keeps_the_fastest_runtime_that_agrees(tiny_yolo, frames, monkeypat
     remembered = {}
     monkeypatch.setattr(cropping, "remembered_choice", lambda key: None)
     monkeypatch.setattr(cropping, "remember_choice", lambda key, name, timings: remembered.update({key: name}))
-    monkeypatch.setattr(YoloDetector, "_seconds", lambda self, runtime, f: torch_seconds if runtime.name == "torch" else 0.5)
+    monkeypatch.setattr(YoloDetector, "_seconds",
+                        lambda self, runtime, f: torch_seconds if runtime.name == "torch" else 0.5)
     detector = backend_detector(tiny_yolo, "auto")
     detector.detect(frames[:8])
     used = detector.describe()["detector_backend"]
@@ -225,7 +226,8 @@ def test_an_export_run_directly_gives_ultralytics_own_results(tiny_yolo, frames,
         detector._predict(model, frames[:1], 16, runtime.imgsz)
         assert runtime.model.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
         model.predictor.model.backend.ov_compiled_model = runtime.model.compiled
-    predicted = [d for chunk in (frames[:16], frames[16:21]) for d in detector._predict(model, chunk, 16, runtime.imgsz)]
+    predicted = [d for chunk in (frames[:16], frames[16:21])
+                 for d in detector._predict(model, chunk, 16, runtime.imgsz)]
     assert sum(d.box is not None for d in direct) >= 18
     for a, b in zip(predicted, direct):
         assert (a.box is None) == (b.box is None)
@@ -264,7 +266,8 @@ def test_the_best_candidate_is_what_ultralytics_nms_keeps(end2end):
         np.testing.assert_array_equal(found[0], kept[0, :4].numpy())
         np.testing.assert_array_equal(found[2].ravel(), kept[0, 6:].numpy())
         runner = ExportRunner.__new__(ExportRunner)  # only its mapping to frame pixels, no model
-        runner.shape, runner.num_classes, runner.kpt_shape, runner.conf, runner.end2end = shape, 2, kpt_shape, conf, end2end
+        runner.shape, runner.num_classes, runner.kpt_shape = shape, 2, kpt_shape
+        runner.conf, runner.end2end = conf, end2end
         box, _, keypoints = runner._best(raw, frame_shape)
         expected = ops.scale_boxes(shape, kept[:, :4].clone(), frame_shape)[0].numpy()
         np.testing.assert_allclose(box, expected, rtol=0, atol=1e-4)

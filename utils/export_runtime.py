@@ -4,10 +4,11 @@ The detector keeps one animal per frame: the highest-confidence box after NMS (m
 the highest-scoring candidate, so that box is simply the candidate with the highest class score above the
 confidence threshold, and no NMS is needed. The frames are letterboxed by Ultralytics' own LetterBox and the
 results mapped back by its own scale_boxes / scale_coords (in NumPy where the predictor uses torch), so the boxes
-and keypoints are those of Ultralytics' predictor to float32 rounding, under 1e-4 px (tests/test_detector_formats.py
-compares both on the exported fixture and on made-up raw outputs). What is saved is the predictor's per-batch work around the network: tensor conversions, NMS over every
-candidate and a Results object per frame, about 1 ms per frame, and Ultralytics' own OpenVINO compile, which
-runs in bfloat16 on CPUs that have it and had to be redone in FP32 (bench/README.md).
+and keypoints are those of Ultralytics' predictor to float32 rounding, under 1e-4 px
+(tests/test_detector_formats.py compares both on the exported fixture and on made-up raw outputs). What is saved
+is the predictor's per-batch work around the network (tensor conversions, NMS over every candidate, a Results
+object per frame: about 1 ms per frame) and Ultralytics' own OpenVINO compile, which runs in bfloat16 on CPUs
+that have it and had to be redone in FP32 (bench/README.md).
 
 Two output layouts are read: the usual one, (batch, 4 box xywh + classes + keypoints, candidates), and the
 end-to-end one of NMS-free heads, (batch, candidates, 4 box xyxy + score + class + keypoints).
