@@ -12,6 +12,9 @@ The classifier exposes `encode_frames` (backbone only) and `forward_from_feature
 so a frozen backbone's features can be cached in training and reused across overlapping inference windows.
 A video backbone encodes a whole clip to one embedding; pose is then pooled over time and fused once.
 
+With ensemble_members > 1, ClassifierEnsemble holds that many such networks, trained one after another, on one
+frozen backbone and averages their probabilities.
+
 CLASSIFIERS picks the model kind: `neural` (the above) or `gbt`, gradient-boosted trees on window statistics of
 the pose and box-motion features (WindowStatsGBT), which prediction drives through the same interface.
 """
@@ -468,27 +471,33 @@ FUSIONS.register("concat")(ConcatFusion)
 
 # ------------------------------------------------------------------------------------------------ classifier
 class BehaviorSequenceClassifier(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, shared_backbone: BackboneSpec = None):
+        """shared_backbone: another member's (ClassifierEnsemble), whose features this model reads without holding
+        the module."""
         super().__init__()
         self.cfg = cfg
         self.backbone, v_dim, self.is_video = None, 0, False
-        if cfg.backbone != "none":
-            spec = BACKBONES.get(cfg.backbone)(cfg)
-            check_crop_size(cfg.backbone, spec, cfg.crop_size)
-            self.backbone, v_dim, self.is_video = spec.module, spec.dim, spec.is_video
-            self.backbone.requires_grad_(cfg.train_backbone)
+        self.sees_frames = cfg.backbone != "none"
+        if self.sees_frames:
+            spec = shared_backbone or BACKBONES.get(cfg.backbone)(cfg)
+            v_dim, self.is_video = spec.dim, spec.is_video
+            if shared_backbone is None:
+                check_crop_size(cfg.backbone, spec, cfg.crop_size)
+                self.backbone = spec.module
+                self.backbone.requires_grad_(cfg.train_backbone)
         elif not cfg.use_pose:
             raise UserError("--backbone none needs --use_pose (a pose-only model); otherwise pick a backbone")
+        self.visual_dim = v_dim
         if cfg.use_pose and cfg.pose_dim <= 0:
             raise UserError("--use_pose needs pose features, but the data has no keypoints (pose_dim 0); "
                             "prepare the data with YOLO pose weights or drop --use_pose")
         self.pose_proj = (nn.Sequential(nn.Linear(cfg.pose_dim, cfg.pose_fusion_dim), nn.ReLU())
                           if cfg.use_pose else None)
         self.fusion, seq_dim = None, v_dim
-        if cfg.use_pose and self.backbone is not None:
+        if cfg.use_pose and self.sees_frames:
             self.fusion = FUSIONS.get(cfg.pose_fusion_strategy)(v_dim, cfg.pose_fusion_dim, cfg.attention_heads)
             seq_dim = self.fusion.out_dim
-        elif self.backbone is None:
+        elif not self.sees_frames:
             seq_dim = cfg.pose_fusion_dim
         self.motion_proj = None
         if cfg.use_box_motion and cfg.box_motion_dim:
@@ -558,7 +567,7 @@ class BehaviorSequenceClassifier(nn.Module):
                 pose_present = torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
             if self.is_video:  # pose pooled over time, fused once with the clip embedding
                 p = p.mean(1, keepdim=True)
-        if self.backbone is None:
+        if not self.sees_frames:
             x = p
         elif self.fusion is not None:
             x = self.fusion(visual, p, pose_present)
@@ -591,6 +600,67 @@ class BehaviorSequenceClassifier(nn.Module):
         backbone); the embedding is the clip representation the classifier reads (utils.drift)."""
         features = self.forward_from_features(visual, pose, pose_present, motion)
         return torch.softmax(self.forward_head(features), -1), features
+
+    def forward(self, frames=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(frames, pose, pose_present, motion))
+
+
+class ClassifierEnsemble(nn.Module):
+    """cfg.ensemble_members BehaviorSequenceClassifiers (a deep ensemble), each trained on its own from its own
+    random start (train_behavior_lstm.fit_members); the first holds the frozen backbone and the others read its
+    features, so frames are encoded once. Predictions average the members' probabilities: steadier from run to run
+    than one network, whose result depends on its seed and on which epoch validation happened to pick.
+
+    Same interface as one classifier: forward and forward_head give the log of the mean probability (B, C), so
+    softmax, argmax and cross-entropy see the ensemble."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        lead = BehaviorSequenceClassifier(cfg)
+        shared = BackboneSpec(lead.backbone, lead.visual_dim, lead.is_video) if lead.sees_frames else None
+        self.members = nn.ModuleList([lead] + [BehaviorSequenceClassifier(cfg, shared)
+                                               for _ in range(cfg.ensemble_members - 1)])
+        self.is_video = lead.is_video
+
+    @property
+    def backbone(self):
+        return self.members[0].backbone
+
+    @property
+    def uses_pose(self) -> bool:
+        return self.members[0].uses_pose
+
+    @property
+    def uses_motion(self) -> bool:
+        return self.members[0].uses_motion
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.members[0].encode_frames(frames)
+
+    def set_input_stats(self, **stats) -> None:
+        for member in self.members:
+            member.set_input_stats(**stats)
+
+    def forward_from_features(self, visual=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
+        """Every member's clip representation, stacked: (members, B, D_head)."""
+        return torch.stack([m.forward_from_features(visual, pose, pose_present, motion) for m in self.members])
+
+    def forward_features(self, frames=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
+        visual = self.encode_frames(frames) if self.backbone is not None else None
+        return self.forward_from_features(visual, pose, pose_present, motion)
+
+    def mean_probabilities(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.softmax(m.forward_head(f).float(), -1)
+                            for m, f in zip(self.members, features)]).mean(0)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.mean_probabilities(features).clamp(min=1e-12).log()
+
+    def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
+        """(mean class probabilities (B, C), the members' clip representations side by side (B, members * D))."""
+        features = self.forward_from_features(visual, pose, pose_present, motion)
+        return self.mean_probabilities(features), features.permute(1, 0, 2).flatten(1)
 
     def forward(self, frames=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
         return self.forward_head(self.forward_features(frames, pose, pose_present, motion))
@@ -675,7 +745,8 @@ class WindowStatsGBT:
 
 
 CLASSIFIERS = Registry("classifier")
-CLASSIFIERS.register("neural")(lambda cfg: BehaviorSequenceClassifier(cfg))
+CLASSIFIERS.register("neural")(lambda cfg: ClassifierEnsemble(cfg) if cfg.ensemble_members > 1
+                               else BehaviorSequenceClassifier(cfg))
 CLASSIFIERS.register("gbt")(WindowStatsGBT)
 
 

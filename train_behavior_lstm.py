@@ -13,6 +13,10 @@ When the manifest has a test split, best_model_macro_f1.pt is evaluated on it on
 selection): test_metrics.json (per-window and per-frame accuracy and macro-F1, per-class F1),
 confusion_matrix_test*.csv and per_class_metrics_test.csv. Ctrl-C, SIGTERM or a file named STOP in the run
 folder ends training after the current batch and still writes every output.
+
+With --ensemble_members N > 1 the members are trained one after another in member_<i>/ (each a whole run with
+seed + i); the run's best_model*.pt average them, each at its own best epoch (docs/formats.md, section 5). Resume
+with the interrupted member's checkpoint: --resume runs/<run_name>/member_<i>/last_checkpoint.pt.
 """
 import argparse
 import copy
@@ -21,7 +25,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -32,7 +36,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, default_collate
 
 from data import CachedFeatureDataset, WindowDataset, balanced_sampler, build_feature_cache, class_weights
-from model import ModelConfig, WindowStatsGBT, build_model, model_args, quantile_knots
+from model import ClassifierEnsemble, ModelConfig, WindowStatsGBT, build_model, model_args, quantile_knots
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.device import resolve_device, set_cpu_threads
@@ -209,12 +213,12 @@ def forward_batch(model, batch, inputs: dict):
     return model(inputs["visual"], inputs["pose"], inputs["pose_present"], inputs["motion"])
 
 
-def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop, epoch) -> tuple:
+def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop, desc) -> tuple:
     """(mean loss, completed): completed is False when a stop request cut the epoch short."""
     model.train()
     total, count, batches = 0.0, 0, 0
     amp = device.startswith("cuda") and cfg.training.amp
-    with progress(total=len(loader), desc=f"epoch {epoch}") as bar:
+    with progress(total=len(loader), desc=desc) as bar:
         for batch in loader:
             if stop:
                 break
@@ -222,11 +226,11 @@ def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop
             target = batch["label"]
             inputs = model_inputs(model, batch)
             if cfg.training.mixup_alpha > 0:
-                inputs, target = mixup(inputs, target, cfg, model.classifier.out_features)
+                inputs, target = mixup(inputs, target, cfg, model.cfg.num_classes)
             with torch.autocast("cuda", enabled=amp):
                 loss = loss_fn(forward_batch(model, batch, inputs), target, weights, cfg)
             if not torch.isfinite(loss):
-                raise UserError(f"loss became {loss.item()} at epoch {epoch}; lower --lr or check the data")
+                raise UserError(f"loss became {loss.item()} at {desc}; lower --lr or check the data")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -261,7 +265,7 @@ def evaluate(model, loader, weights, cfg, device) -> dict:
         probs.append(torch.softmax(logits.float(), -1).cpu())
         targets.append(batch["label"].cpu())
     probs, y_true = torch.cat(probs).numpy(), torch.cat(targets).numpy()
-    scores = classification_scores(y_true.tolist(), probs.argmax(-1).tolist(), list(range(model.classifier.out_features)))
+    scores = classification_scores(y_true.tolist(), probs.argmax(-1).tolist(), list(range(model.cfg.num_classes)))
     return {"loss": sum(losses) / len(y_true), "acc": scores["accuracy"], "macro_f1": scores["macro_f1"],
             "scores": scores, "probs": probs}
 
@@ -560,20 +564,18 @@ def main(args):
         init_weights(model, cfg.training.init_from, class_names_of(datasets["train"].manifest))
     if uses_feature_cache(cfg, model):
         datasets = cache_features(model, datasets, cfg, device)
-    optimizer, scheduler = build_optimizer(model, cfg)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and cfg.training.amp)
     weights = None if cfg.training.class_weighting == "none" else class_weights(
         datasets["train"].labels, mcfg.num_classes, cfg.training.class_weighting, cfg.training.class_weight_clamp).to(device)
     has_val = len(datasets["val"]) > 0
     if not has_val:
         log.warning("NO VALIDATION SPLIT: nothing is selected on validation; best_model*.pt are the last epoch's "
                     "weights, and early stopping is off. Re-run preprocessing with --val_ratio > 0.")
-    state = {"start": 0, "best": {"acc": -1.0, "macro_f1": -1.0}, "since_best": 0}
-    if args.resume:
-        state = resume(args.resume, model, optimizer, scheduler, scaler)
     stop = StopFlag(run_dir / cfg.training.stop_file)
     try:
-        history = fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, has_val)
+        if isinstance(model, ClassifierEnsemble):
+            history, model = fit_members(model, datasets, weights, cfg, mcfg, device, run_dir, stop, args.resume)
+        else:
+            history = fit_network(model, datasets, weights, cfg, mcfg, device, run_dir, stop, args.resume)
     finally:
         stop.restore()
     if history:
@@ -668,6 +670,98 @@ def cache_features(model, datasets: dict, cfg, device) -> dict:
     return cached
 
 
+def fit_network(model, datasets, weights, cfg, mcfg, device, run_dir, stop, resume_path=None, desc="epoch") -> list:
+    """Train one network in run_dir (from resume_path's last checkpoint when given); the epochs' history."""
+    optimizer, scheduler = build_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and cfg.training.amp)
+    state = {"start": 0, "best": {"acc": -1.0, "macro_f1": -1.0}, "since_best": 0}
+    if resume_path:
+        state = resume(resume_path, model, optimizer, scheduler, scaler)
+    return fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop,
+               len(datasets["val"]) > 0, desc)
+
+
+MEMBER_DIR = "member_{}"
+
+
+def fit_members(ensemble, datasets, weights, cfg, mcfg, device, run_dir, stop, resume_path=None) -> tuple:
+    """Train each member of an ensemble as one network would be, one after another in run_dir/member_<i>/ (its
+    own seed for batch order and augmentation, its own early stopping and best epochs; a member's checkpoints are
+    models on their own), then write the run's best_model*.pt: the members at their best epochs, averaged.
+    A resumed run continues the member whose last_checkpoint.pt it names; earlier members are done. A stop ends
+    the ensemble with the members trained so far. Returns (history with a member column, the ensemble)."""
+    first = resumed_member(resume_path, run_dir) if resume_path else 0
+    member_cfg = replace(mcfg, ensemble_members=1)
+    count, history = len(ensemble.members), []
+    for i in range(first):
+        history += member_history(run_dir, i)
+    for i in range(first, count):
+        member_dir = ensure_dir(run_dir / MEMBER_DIR.format(i), "ensemble member folder")
+        net = ensemble.members[i]
+        if net.backbone is None and ensemble.backbone is not None:
+            net.backbone = ensemble.backbone  # borrowed for training: frames are encoded by the shared backbone
+        seed_everything(cfg.training.seed + i)
+        log.info("ensemble member %d of %d (seed %d) in %s", i + 1, count, cfg.training.seed + i, member_dir)
+        fit_network(net, datasets, weights, cfg, member_cfg, device, member_dir, stop,
+                    resume_path if i == first else None, desc=f"member {i + 1}/{count} epoch")
+        if i:
+            net.backbone = None
+        history += member_history(run_dir, i)
+        if stop:
+            count = i + 1 if (member_dir / "best_model_macro_f1.pt").is_file() else i
+            log.warning("stopped during ensemble member %d: the model averages the %d member(s) trained so far",
+                        i + 1, count)
+            break
+    if history:
+        atomic_write_csv(run_dir / "metrics.csv", pd.DataFrame(history))
+        plot_training_curves(history, run_dir / "training_curves.png")
+    if not count:
+        return [], ensemble
+    model = ensemble if count == len(ensemble.members) else build_model(replace(mcfg, ensemble_members=count))
+    model = model.to(device)
+    save_ensemble_bests(model, count, datasets, weights, cfg, device, run_dir)
+    return history, model
+
+
+def resumed_member(path, run_dir: Path) -> int:
+    """Index of the member whose last_checkpoint.pt an ensemble run resumes."""
+    folder = Path(path).resolve().parent
+    for i in range(len(list(run_dir.glob(MEMBER_DIR.format("*"))))):
+        if folder == (run_dir / MEMBER_DIR.format(i)).resolve():
+            return i
+    raise UserError(f"--resume {path}: an ensemble resumes from one member's checkpoint, "
+                    f"{run_dir / MEMBER_DIR.format('<i>') / 'last_checkpoint.pt'} (the member that was training)")
+
+
+def member_history(run_dir: Path, i: int) -> list:
+    path = run_dir / MEMBER_DIR.format(i) / "metrics.csv"
+    return [dict(row, member=i) for row in pd.read_csv(path).to_dict("records")] if path.is_file() else []
+
+
+def save_ensemble_bests(model, count: int, datasets, weights, cfg, device, run_dir: Path) -> None:
+    """best_model.pt and best_model_macro_f1.pt of the run: every member at its own best epoch for that metric,
+    averaged; evaluated on validation as one model (the evaluation files, best_metric)."""
+    class_names = class_names_of(datasets["train"].manifest)
+    loader = DataLoader(datasets["val"], batch_size=cfg.training.batch_size, shuffle=False, num_workers=0)
+    for metric, name in (("acc", "best_model.pt"), ("macro_f1", "best_model_macro_f1.pt")):
+        members = [load_checkpoint(run_dir / MEMBER_DIR.format(i) / name) for i in range(count)]
+        states = [{k: v for k, v in m["model"].items() if not (i and k.startswith("backbone."))}
+                  for i, m in enumerate(members)]
+        model.load_state_dict(states[0] if count == 1 else
+                              {f"members.{i}.{k}": v for i, state in enumerate(states) for k, v in state.items()})
+        best = None
+        if len(datasets["val"]):
+            result = evaluate(model, loader, weights, cfg, device)
+            best = {"acc": result["acc"], "macro_f1": result["macro_f1"]}
+            write_evaluation(run_dir, f"best_{metric}", result, class_names)
+        epochs = [m["epoch"] for m in members]
+        saved = checkpoint_fields(model, None, None, None, max(epochs), best, cfg, model.cfg, datasets)
+        save_checkpoint(run_dir / name, selection=f"{count} ensemble members, each at its {members[0]['selection']}"
+                        f" (epochs {epochs})", **saved)
+        log.info("%s: %d members at epochs %s%s", name, count, epochs,
+                 f", validation {metric} {best[metric]:.4f}" if best else "")
+
+
 def resume(path, model, optimizer, scheduler, scaler) -> dict:
     ckpt = load_checkpoint(path)
     model.load_state_dict(ckpt["model"])
@@ -681,7 +775,8 @@ def resume(path, model, optimizer, scheduler, scaler) -> dict:
     return {"start": ckpt["epoch"] + 1, "best": ckpt["best_metric"], "since_best": ckpt.get("since_best", 0)}
 
 
-def fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, has_val):
+def fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, has_val,
+        desc="epoch"):
     history_path = run_dir / "metrics.csv"
     history = pd.read_csv(history_path).to_dict("records") if state["start"] and history_path.exists() else []
     history = [h for h in history if h["epoch"] < state["start"]]
@@ -690,7 +785,7 @@ def fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, devic
         start = time.time()
         loaders = build_loaders(datasets, cfg, epoch)
         train_loss, completed = train_one_epoch(model, loaders["train"], optimizer, scaler, weights, cfg, device,
-                                                stop, epoch)
+                                                stop, f"{desc} {epoch}")
         if not completed:  # its weights are half-updated: resume restarts it from the last checkpoint
             log.warning("stopping (%s) during epoch %d: that epoch is not counted", stop.reason, epoch)
             break

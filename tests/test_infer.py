@@ -20,8 +20,11 @@ def models(pose_manifest, tmp_path_factory):
     train.main(train_args(pose_manifest, out, "--run_name", "fused", "--epochs", "1", "--backbone", "resnet18",
                           "--no_pretrained_backbone"))
     train.main(train_args(pose_manifest, out, "--run_name", "gbt", "--classifier", "gbt", "--gbt_max_iter", "100"))
-    return {"pose": out / "pose" / "best_model.pt", "fused": out / "fused" / "best_model.pt",
-            "gbt": out / "gbt" / "best_model.pt"}
+    train.main(train_args(pose_manifest, out, "--run_name", "ensemble", "--epochs", "25", "--patience", "0",
+                          "--ensemble_members", "3"))
+    train.main(train_args(pose_manifest, out, "--run_name", "fused_ensemble", "--epochs", "1", "--backbone",
+                          "resnet18", "--no_pretrained_backbone", "--ensemble_members", "2"))
+    return {name: out / name / "best_model.pt" for name in ("pose", "fused", "gbt", "ensemble", "fused_ensemble")}
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +88,20 @@ def test_each_frame_goes_through_the_backbone_once(models, videos, tmp_path):
     result = run(models["fused"], videos["short"], tmp_path, "--window_stride", "4")
     assert result["frames"] == 64 and result["windows"] == (64 - 16) // 4 + 1
     assert result["backbone_frames"] == 64  # 13 overlapping windows of 16, yet every frame encoded once
+
+
+def test_an_ensemble_classifies_through_the_same_inference_encoding_each_frame_once(models, videos, tmp_path):
+    from utils.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(models["ensemble"])
+    assert ckpt["model_args"]["ensemble_members"] == 3 and "members.2.classifier.weight" in ckpt["model"]
+    result = run(models["ensemble"], videos["long"], tmp_path / "pose")
+    frames = pd.read_csv(tmp_path / "pose" / "session_00.frames.csv")
+    assert len(frames) == 450 and result["windows_with_pose"] == result["windows"] > 0
+    truth = pd.read_csv(videos["long"].with_suffix(".csv"))["behavior"]
+    f1 = f1_score(truth, frames["label"], labels=list(BEHAVIORS), average="macro", zero_division=0)
+    assert f1 > 0.5, f"ensemble per-frame macro-F1 {f1:.2f} (chance about 0.25)"
+    result = run(models["fused_ensemble"], videos["short"], tmp_path / "fused", "--window_stride", "4")
+    assert result["backbone_frames"] == 64  # two members, one backbone: every frame encoded once
 
 
 def test_bbox_mode_never_uses_pose_and_require_pose_stops(models, videos, tmp_path):

@@ -6,6 +6,7 @@ import torch
 
 from model import BACKBONES, FUSIONS, TEMPORAL_HEADS, ModelConfig, build_model, model_args
 from utils.errors import UserError
+from utils.schema import ModelSettings
 
 FAST_BACKBONES = [b for b in BACKBONES.names() if b != "vit_b_16"]
 
@@ -209,3 +210,27 @@ def test_a_model_scales_its_inputs_as_its_checkpoint_says():
     x = torch.full((1, 30, 4), 5.0)
     old.set_input_stats(pose_mean=torch.ones(4), pose_std=torch.full((4,), 2.0), pose_knots=torch.zeros(4, 9))
     torch.testing.assert_close(old._standardise(x, "pose"), torch.full((1, 30, 4), 2.0))
+
+
+def test_an_ensemble_shares_one_frozen_backbone_and_averages_its_members():
+    """Members start from their own random weights, read the features of the one backbone (encoded once, held by
+    the first member), and the model's probabilities are the mean of theirs."""
+    model = build_model(config(use_pose=True, ensemble_members=3)).eval()
+    keys = model.state_dict().keys()
+    assert any(k.startswith("members.0.backbone.") for k in keys)
+    assert not any(k.startswith(("members.1.backbone.", "members.2.backbone.")) for k in keys)
+    first, second = (model.members[i].classifier.weight for i in (0, 1))
+    assert not torch.allclose(first, second)
+    frames, pose = clip()
+    visual = model.encode_frames(frames)
+    alone = torch.stack([torch.softmax(m.forward_head(m.forward_from_features(visual, pose)), -1)
+                         for m in model.members])
+    assert not torch.allclose(alone[0], alone[1], atol=1e-3)
+    probs, embeddings = model.window_outputs(visual, pose)
+    torch.testing.assert_close(probs, alone.mean(0))
+    torch.testing.assert_close(torch.softmax(model(frames, pose), -1), alone.mean(0))
+    assert embeddings.shape == (2, 3 * 16)
+    with pytest.raises(UserError, match="ensemble_members 3 needs a frozen backbone"):
+        ModelSettings(backbone="resnet18", ensemble_members=3, train_backbone=True).check()
+    with pytest.raises(UserError, match="ensemble_members 2 applies to the neural classifier"):
+        ModelSettings(classifier="gbt", use_pose=True, ensemble_members=2).check()

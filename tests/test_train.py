@@ -83,9 +83,9 @@ def test_resume_reaches_the_same_weights(pose_manifest, tmp_path):
 def test_stop_file_ends_cleanly_with_outputs(pose_manifest, tmp_path, monkeypatch):
     real = train.train_one_epoch
 
-    def epoch_then_stop_file(model, loader, optimizer, scaler, weights, cfg, device, stop, epoch):
-        result = real(model, loader, optimizer, scaler, weights, cfg, device, stop, epoch)
-        if epoch == 1:
+    def epoch_then_stop_file(model, loader, optimizer, scaler, weights, cfg, device, stop, desc):
+        result = real(model, loader, optimizer, scaler, weights, cfg, device, stop, desc)
+        if desc == "epoch 1":
             (tmp_path / "stopper" / "STOP").touch()  # appears after epoch 1's last batch: epoch 1 still counts
         return result
 
@@ -96,6 +96,50 @@ def test_stop_file_ends_cleanly_with_outputs(pose_manifest, tmp_path, monkeypatc
     assert torch.load(tmp_path / "stopper" / "last_checkpoint.pt", weights_only=True)["epoch"] == 1
     assert (tmp_path / "stopper" / "training_curves.png").is_file()
     assert not list((tmp_path / "stopper").glob("*.tmp*"))
+
+
+def test_an_ensemble_trains_each_member_on_its_own_stops_resumes_and_averages_them(pose_manifest, tmp_path,
+                                                                                    monkeypatch):
+    common = ["--run_name", "ens", "--epochs", "3", "--patience", "0", "--ensemble_members", "3", "--seed", "4"]
+    run, real = tmp_path / "ens", train.train_one_epoch
+
+    def stop_during_the_second_member(*args):
+        result = real(*args)
+        if args[-1] == "member 2/3 epoch 1":
+            (run / "STOP").touch()
+        return result
+
+    monkeypatch.setattr(train, "train_one_epoch", stop_during_the_second_member)
+    stopped = train.main(train_args(pose_manifest, tmp_path, *common))
+    assert stopped["stopped"].startswith("stop file") and not (run / "member_2").exists()
+    load = (lambda path: torch.load(path, map_location="cpu", weights_only=True))
+    assert load(run / "best_model_macro_f1.pt")["model_args"]["ensemble_members"] == 2  # the members trained so far
+    (run / "STOP").unlink()
+    monkeypatch.undo()
+    train.main(train_args(pose_manifest, tmp_path, *common, "--resume", run / "member_1" / "last_checkpoint.pt"))
+    assert pd.read_csv(run / "metrics.csv").groupby("member").size().tolist() == [3, 3, 3]
+    ckpt = load(run / "best_model_macro_f1.pt")
+    members = [load(run / f"member_{i}" / "best_model_macro_f1.pt") for i in range(3)]
+    assert ckpt["model_args"]["ensemble_members"] == 3 and "drift" in ckpt
+    assert [m["model_args"]["ensemble_members"] for m in members] == [1, 1, 1]  # each a model on its own
+    for i, member in enumerate(members):
+        for key, value in member["model"].items():
+            assert torch.equal(ckpt["model"][f"members.{i}.{key}"], value), (i, key)
+    assert not torch.equal(members[0]["model"]["classifier.weight"], members[1]["model"]["classifier.weight"])
+    ensemble = build_model(ModelConfig(**ckpt["model_args"])).eval()
+    ensemble.load_state_dict(ckpt["model"])
+    nets = [build_model(ModelConfig(**m["model_args"])).eval() for m in members]
+    for net, member in zip(nets, members):
+        net.load_state_dict(member["model"])
+    torch.manual_seed(0)
+    pose = torch.randn(5, 16, ckpt["model_args"]["pose_dim"])
+    motion = torch.randn(5, 16, ckpt["model_args"]["box_motion_dim"])
+    probs = ensemble.window_outputs(pose=pose, motion=motion)[0]
+    alone = torch.stack([net.window_outputs(pose=pose, motion=motion)[0] for net in nets])
+    assert not torch.allclose(alone[0], alone[1], atol=1e-3)
+    torch.testing.assert_close(probs, alone.mean(0))
+    per_class = pd.read_csv(run / "per_class_metrics_best_macro_f1.csv")  # the ensemble, scored on validation
+    assert ckpt["best_metric"]["macro_f1"] == pytest.approx(per_class["f1"].mean(), abs=1e-6)
 
 
 def test_frozen_backbone_is_unchanged_by_training(pose_manifest, tmp_path):

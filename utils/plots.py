@@ -17,16 +17,22 @@ def _save(fig, path) -> None:
 
 
 def plot_training_curves(history: list, path) -> None:
-    """Loss (train, val) and validation accuracy / macro-F1 per epoch."""
-    epochs = [h["epoch"] for h in history]
+    """Loss (train, val) and validation accuracy / macro-F1 per epoch; one set of lines per ensemble member when
+    the rows carry a `member`."""
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train loss")
-    if history and "val_loss" in history[0]:
-        ax_loss.plot(epochs, [h["val_loss"] for h in history], label="val loss")
-        ax_metric.plot(epochs, [h["val_acc"] for h in history], label="val accuracy")
-        ax_metric.plot(epochs, [h["val_macro_f1"] for h in history], label="val macro-F1")
-        ax_metric.set_ylim(0, 1)
-    else:
+    members = {}
+    for h in history:
+        members.setdefault(h.get("member"), []).append(h)
+    for member, rows in members.items():
+        tag = "" if member is None else f"member {member}: "
+        epochs = [h["epoch"] for h in rows]
+        ax_loss.plot(epochs, [h["train_loss"] for h in rows], label=f"{tag}train loss")
+        if "val_loss" in rows[0]:
+            ax_loss.plot(epochs, [h["val_loss"] for h in rows], label=f"{tag}val loss")
+            ax_metric.plot(epochs, [h["val_acc"] for h in rows], label=f"{tag}val accuracy")
+            ax_metric.plot(epochs, [h["val_macro_f1"] for h in rows], label=f"{tag}val macro-F1")
+            ax_metric.set_ylim(0, 1)
+    if not ax_metric.lines:
         ax_metric.text(0.5, 0.5, "no validation split", ha="center", va="center", transform=ax_metric.transAxes)
     for ax, title in ((ax_loss, "loss"), (ax_metric, "validation")):
         ax.set_xlabel("epoch")

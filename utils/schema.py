@@ -167,13 +167,24 @@ class ModelSettings:
                                  "training range: heavy tails and unseen extremes cannot dominate) or standard "
                                  "(training mean and spread)", choices=("quantile", "standard"))
     slowfast_alpha: int = setting(4, "SlowFast frame-rate ratio between the fast and slow pathways", minimum=1)
+    ensemble_members: int = setting(1, "networks trained one after another, each from its own random start and "
+                                    "batch order and kept at its own best validation epoch; the model averages their "
+                                    "probabilities (steadier from run to run, at this many times the training time "
+                                    "and the head's inference cost); they share one frozen backbone",
+                                    minimum=1, maximum=10)
 
     def check(self) -> None:
         if self.classifier == "gbt":
             if not (self.use_pose or self.use_box_motion):
                 raise UserError("classifier gbt needs use_pose or use_box_motion: it classifies their statistics")
+            if self.ensemble_members > 1:
+                raise UserError(f"ensemble_members {self.ensemble_members} applies to the neural classifier; "
+                                f"classifier gbt is one model of many trees already: set --ensemble_members 1")
         elif self.backbone == "none" and not self.use_pose:
             raise UserError("backbone none needs use_pose (a pose-only model); otherwise pick a backbone")
+        elif self.ensemble_members > 1 and self.backbone != "none" and self.train_backbone:
+            raise UserError(f"ensemble_members {self.ensemble_members} needs a frozen backbone (the members share "
+                            f"it), but train_backbone is on; drop --train_backbone or set --ensemble_members 1")
 
 
 @dataclass
