@@ -700,9 +700,11 @@ def fit_members(ensemble, datasets, weights, cfg, mcfg, device, run_dir, stop, r
         net = ensemble.members[i]
         if net.backbone is None and ensemble.backbone is not None:
             net.backbone = ensemble.backbone  # borrowed for training: frames are encoded by the shared backbone
-        seed_everything(cfg.training.seed + i)
-        log.info("ensemble member %d of %d (seed %d) in %s", i + 1, count, cfg.training.seed + i, member_dir)
-        fit_network(net, datasets, weights, cfg, member_cfg, device, member_dir, stop,
+        member_train = copy.copy(cfg)  # its own seed: batch order, sampler, dropout and augmentation
+        member_train.training = replace(cfg.training, seed=cfg.training.seed + i)
+        seed_everything(member_train.training.seed)
+        log.info("ensemble member %d of %d (seed %d) in %s", i + 1, count, member_train.training.seed, member_dir)
+        fit_network(net, datasets, weights, member_train, member_cfg, device, member_dir, stop,
                     resume_path if i == first else None, desc=f"member {i + 1}/{count} epoch")
         if i:
             net.backbone = None

@@ -5,7 +5,9 @@ Data, built like a lab's: long generated videos with per-frame labels, every vid
 test videos come from different seeds, so no test animal, floor or light was seen in training. Preprocessing
 uses the committed tiny YOLO-pose, as a lab would use its own detector. Each variant is trained with the
 project's defaults plus its own flags, then evaluated with benchmark_pipeline.py on the test videos
-(per-frame macro-F1 over every behaviour, per-class F1).
+(per-frame macro-F1 over every behaviour, per-class F1). With several --seeds each variant is trained once per
+seed (runs/<variant>_s<seed>) and the median macro-F1 over seeds is printed: one training run moves by several
+hundredths with its seed alone.
 
 With --pose_files the same generator writes what a DeepLabCut or SLEAP user has instead of videos: each
 recording's keypoints with 1.5 px of tracker noise and 2% of points dropped to a low likelihood, as DeepLabCut
@@ -14,12 +16,14 @@ CSVs without video, prepared with --detector pose_file (pose-only and gbt varian
 Usage:
     YOLO_OFFLINE=1 python bench/bench_accuracy.py --work /tmp/acc --output bench/results_accuracy.json
     YOLO_OFFLINE=1 python bench/bench_accuracy.py --work /tmp/acc --variants pose_body_motion pose_crop
+    python bench/bench_accuracy.py --work /tmp/acc --variants pose_body_motion --seeds 0 1 2 --train_flags --lr 1e-3
     python bench/bench_accuracy.py --work /tmp/acc_pose --pose_files --variants gbt_body_motion pose_body_motion
 The prepared data in --work is reused when it exists (delete the folder to regenerate).
 """
 import argparse
 import json
 import logging
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -71,15 +75,16 @@ def make_data(work: Path, args) -> tuple:
     return manifest, test_dir
 
 
-def run_variant(name: str, manifest: Path, test_dir: Path, work: Path, args) -> dict:
+def run_variant(name: str, seed: int, manifest: Path, test_dir: Path, work: Path, args) -> dict:
+    run = name if len(args.seeds) == 1 else f"{name}_s{seed}"
     start = time.perf_counter()
-    argv = ["--manifest_path", str(manifest), "--output_dir", str(work / "runs"), "--run_name", name,
-            "--device", "cpu", "--num_workers", "0", "--seed", str(args.seed), *VARIANTS[name], *args.train_flags]
+    argv = ["--manifest_path", str(manifest), "--output_dir", str(work / "runs"), "--run_name", run,
+            "--device", "cpu", "--num_workers", "0", "--seed", str(seed), *VARIANTS[name], *args.train_flags]
     train.main(train.get_args_parser().parse_args(argv))
     train_seconds = time.perf_counter() - start
-    out = work / "eval" / name
+    out = work / "eval" / run
     benchmark_pipeline.main(benchmark_pipeline.get_args_parser().parse_args([
-        "--model_path", str(work / "runs" / name / "best_model_macro_f1.pt"), "--input_dir", str(test_dir),
+        "--model_path", str(work / "runs" / run / "best_model_macro_f1.pt"), "--input_dir", str(test_dir),
         "--output_root", str(out), "--device", "cpu"]))
     scores = json.loads((out / "eval_results.json").read_text())["scores"]
     return {"macro_f1": round(scores["macro_f1"], 4), "train_seconds": round(train_seconds, 1),
@@ -99,7 +104,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--crop_size", type=int, default=96)
     parser.add_argument("--window_size", type=int, default=30)
     parser.add_argument("--stride", type=int, default=5, help="training window stride (inference: its default)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="training seeds: each variant is trained once per seed, and the median is reported")
     parser.add_argument("--yolo_weights", default=str(ROOT / "tests" / "fixtures" / "tiny_yolo_pose.pt"))
     parser.add_argument("--pose_files", action="store_true",
                         help="generate DeepLabCut pose files without video instead of videos (module docstring)")
@@ -115,10 +121,19 @@ def main(args) -> dict:
     manifest, test_dir = make_data(work, args)
     results = {}
     for name in args.variants:
-        results[name] = run_variant(name, manifest, test_dir, work, args)
-        print(f"{name:24s} macro-F1 {results[name]['macro_f1']:.3f}  per class {results[name]['per_class_f1']}  "
-              f"segment {results[name]['segment_macro_f1']:.3f}  train {results[name]['train_seconds']:.0f} s",
-              flush=True)
+        for seed in args.seeds:
+            key = name if len(args.seeds) == 1 else f"{name}_s{seed}"
+            results[key] = run_variant(name, seed, manifest, test_dir, work, args)
+            print(f"{key:24s} macro-F1 {results[key]['macro_f1']:.3f}  per class {results[key]['per_class_f1']}  "
+                  f"segment {results[key]['segment_macro_f1']:.3f}  train {results[key]['train_seconds']:.0f} s",
+                  flush=True)
+        if len(args.seeds) > 1:
+            runs = [results[f"{name}_s{seed}"] for seed in args.seeds]
+            results[name] = {k: statistics.median(r[k] for r in runs)
+                             for k in ("macro_f1", "segment_macro_f1", "train_seconds")}
+            print(f"{name:24s} median over seeds {args.seeds}: macro-F1 {results[name]['macro_f1']:.3f}  "
+                  f"segment {results[name]['segment_macro_f1']:.3f}  train {results[name]['train_seconds']:.0f} s",
+                  flush=True)
     if args.output:
         Path(args.output).write_text(json.dumps({"args": {k: v for k, v in vars(args).items()}, "results": results},
                                                 indent=2))

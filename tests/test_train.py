@@ -122,6 +122,7 @@ def test_an_ensemble_trains_each_member_on_its_own_stops_resumes_and_averages_th
     members = [load(run / f"member_{i}" / "best_model_macro_f1.pt") for i in range(3)]
     assert ckpt["model_args"]["ensemble_members"] == 3 and "drift" in ckpt
     assert [m["model_args"]["ensemble_members"] for m in members] == [1, 1, 1]  # each a model on its own
+    assert [m["config"]["training"]["seed"] for m in members] == [4, 5, 6]  # own batch order and augmentation
     for i, member in enumerate(members):
         for key, value in member["model"].items():
             assert torch.equal(ckpt["model"][f"members.{i}.{key}"], value), (i, key)
