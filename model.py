@@ -558,11 +558,19 @@ class BehaviorSequenceClassifier(nn.Module):
             return quantile_scale(x, getattr(self, f"{name}_knots"))
         return (x - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
 
+    def _scaled(self, x, name: str):
+        """Scaled inputs (B, T, F); in training, with feature_dropout, features blanked per window (not rescaled:
+        0 is the typical value on either input scale)."""
+        x = self._standardise(x, name)
+        if self.training and self.cfg.feature_dropout and x is not None:
+            x = x * torch.bernoulli(torch.full_like(x[:, :1], 1 - self.cfg.feature_dropout))
+        return x
+
     def forward_from_features(self, visual=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
         """Everything after the backbone, up to the clip representation (B, D_head)."""
         p = None
         if self.pose_proj is not None:
-            p = self.pose_proj(self._standardise(pose, "pose"))  # (B, T, F)
+            p = self.pose_proj(self._scaled(pose, "pose"))  # (B, T, F)
             if pose_present is None:
                 pose_present = torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
             if self.is_video:  # pose pooled over time, fused once with the clip embedding
@@ -574,7 +582,7 @@ class BehaviorSequenceClassifier(nn.Module):
         else:
             x = visual
         if self.motion_proj is not None:  # locomotion and size, beside whatever the crops and pose gave
-            m = self.motion_proj(self._standardise(motion, "motion"))
+            m = self.motion_proj(self._scaled(motion, "motion"))
             x = torch.cat([x, m.mean(1, keepdim=True) if self.is_video else m], -1)
         if self.is_video:
             return x[:, 0]

@@ -234,3 +234,18 @@ def test_an_ensemble_shares_one_frozen_backbone_and_averages_its_members():
         ModelSettings(backbone="resnet18", ensemble_members=3, train_backbone=True).check()
     with pytest.raises(UserError, match="ensemble_members 2 applies to the neural classifier"):
         ModelSettings(classifier="gbt", use_pose=True, ensemble_members=2).check()
+
+
+def test_feature_dropout_blanks_whole_features_per_window_in_training_only():
+    model = build_model(config(backbone="none", use_pose=True, feature_dropout=0.5))
+    seen = []
+    torch.manual_seed(0)
+    model.pose_proj[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach()))
+    pose = torch.randn(64, 6, 10)
+    model.train()(pose=pose)
+    kept = (seen[-1] == pose).all(1)  # (windows, features): the feature kept over the whole window
+    blanked = (seen[-1] == 0).all(1)
+    assert (kept | blanked).all()
+    assert 0.35 < blanked.float().mean() < 0.65
+    model.eval()(pose=pose)
+    torch.testing.assert_close(seen[-1], pose)

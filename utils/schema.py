@@ -155,6 +155,9 @@ class ModelSettings:
     hidden_dim: int = setting(256, "temporal head width", minimum=1)
     num_layers: int = setting(1, "LSTM / TCN layers", minimum=1)
     dropout: float = setting(0.5, "dropout before the classifier", minimum=0, maximum=0.95)
+    feature_dropout: float = setting(0.0, "in training, the probability of setting one pose or box-motion feature to "
+                                     "its typical value (0 after scaling) for a whole window, so that no single "
+                                     "feature, which a new video may shift, decides alone", minimum=0, maximum=0.9)
     use_pose: bool = setting(False, "fuse pose features with visual features")
     pose_fusion_strategy: str = setting("gated_attention", "late fusion of pose", registry="model:FUSIONS")
     pose_fusion_dim: int = setting(128, "pose projection size", minimum=1)
