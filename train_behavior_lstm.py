@@ -265,7 +265,7 @@ def evaluate(model, loader, weights, cfg, device) -> dict:
         probs.append(torch.softmax(logits.float(), -1).cpu())
         targets.append(batch["label"].cpu())
     probs, y_true = torch.cat(probs).numpy(), torch.cat(targets).numpy()
-    scores = classification_scores(y_true.tolist(), probs.argmax(-1).tolist(), list(range(model.cfg.num_classes)))
+    scores = classification_scores(y_true.tolist(), probs.argmax(-1).tolist(), list(range(probs.shape[1])))
     return {"loss": sum(losses) / len(y_true), "acc": scores["accuracy"], "macro_f1": scores["macro_f1"],
             "scores": scores, "probs": probs}
 
