@@ -23,14 +23,16 @@ def plot_training_curves(history: list, path) -> None:
     members = {}
     for h in history:
         members.setdefault(h.get("member"), []).append(h)
-    for member, rows in members.items():
-        tag = "" if member is None else f"member {member}: "
+    for i, (member, rows) in enumerate(members.items()):
+        # members: one colour each, the line style tells the curve
+        tag, look = ("", {}) if member is None else (f"member {member}: ", {"color": f"C{i}"})
+        dashed = {**look, "linestyle": "--"} if look else {}
         epochs = [h["epoch"] for h in rows]
-        ax_loss.plot(epochs, [h["train_loss"] for h in rows], label=f"{tag}train loss")
+        ax_loss.plot(epochs, [h["train_loss"] for h in rows], label=f"{tag}train loss", **look)
         if "val_loss" in rows[0]:
-            ax_loss.plot(epochs, [h["val_loss"] for h in rows], label=f"{tag}val loss")
-            ax_metric.plot(epochs, [h["val_acc"] for h in rows], label=f"{tag}val accuracy")
-            ax_metric.plot(epochs, [h["val_macro_f1"] for h in rows], label=f"{tag}val macro-F1")
+            ax_loss.plot(epochs, [h["val_loss"] for h in rows], label=f"{tag}val loss", **dashed)
+            ax_metric.plot(epochs, [h["val_acc"] for h in rows], label=f"{tag}val accuracy", **dashed)
+            ax_metric.plot(epochs, [h["val_macro_f1"] for h in rows], label=f"{tag}val macro-F1", **look)
             ax_metric.set_ylim(0, 1)
     if not ax_metric.lines:
         ax_metric.text(0.5, 0.5, "no validation split", ha="center", va="center", transform=ax_metric.transAxes)
