@@ -566,8 +566,7 @@ def main(args):
         datasets = cache_features(model, datasets, cfg, device)
     weights = None if cfg.training.class_weighting == "none" else class_weights(
         datasets["train"].labels, mcfg.num_classes, cfg.training.class_weighting, cfg.training.class_weight_clamp).to(device)
-    has_val = len(datasets["val"]) > 0
-    if not has_val:
+    if not len(datasets["val"]):
         log.warning("NO VALIDATION SPLIT: nothing is selected on validation; best_model*.pt are the last epoch's "
                     "weights, and early stopping is off. Re-run preprocessing with --val_ratio > 0.")
     stop = StopFlag(run_dir / cfg.training.stop_file)
@@ -677,8 +676,7 @@ def fit_network(model, datasets, weights, cfg, mcfg, device, run_dir, stop, resu
     state = {"start": 0, "best": {"acc": -1.0, "macro_f1": -1.0}, "since_best": 0}
     if resume_path:
         state = resume(resume_path, model, optimizer, scheduler, scaler)
-    return fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop,
-               len(datasets["val"]) > 0, desc)
+    return fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, desc)
 
 
 MEMBER_DIR = "member_{}"
@@ -777,8 +775,9 @@ def resume(path, model, optimizer, scheduler, scaler) -> dict:
     return {"start": ckpt["epoch"] + 1, "best": ckpt["best_metric"], "since_best": ckpt.get("since_best", 0)}
 
 
-def fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop, has_val,
+def fit(model, datasets, optimizer, scheduler, scaler, weights, cfg, mcfg, device, run_dir, state, stop,
         desc="epoch"):
+    has_val = len(datasets["val"]) > 0
     history_path = run_dir / "metrics.csv"
     history = pd.read_csv(history_path).to_dict("records") if state["start"] and history_path.exists() else []
     history = [h for h in history if h["epoch"] < state["start"]]

@@ -75,8 +75,8 @@ def make_data(work: Path, args) -> tuple:
     return manifest, test_dir
 
 
-def run_variant(name: str, seed: int, manifest: Path, test_dir: Path, work: Path, args) -> dict:
-    run = name if len(args.seeds) == 1 else f"{name}_s{seed}"
+def run_variant(name: str, seed: int, run: str, manifest: Path, test_dir: Path, work: Path, args) -> dict:
+    """Train variant `name` with `seed` as runs/<run>, then score it on the held-out videos."""
     start = time.perf_counter()
     argv = ["--manifest_path", str(manifest), "--output_dir", str(work / "runs"), "--run_name", run,
             "--device", "cpu", "--num_workers", "0", "--seed", str(seed), *VARIANTS[name], *args.train_flags]
@@ -123,7 +123,7 @@ def main(args) -> dict:
     for name in args.variants:
         for seed in args.seeds:
             key = name if len(args.seeds) == 1 else f"{name}_s{seed}"
-            results[key] = run_variant(name, seed, manifest, test_dir, work, args)
+            results[key] = run_variant(name, seed, key, manifest, test_dir, work, args)
             print(f"{key:24s} macro-F1 {results[key]['macro_f1']:.3f}  per class {results[key]['per_class_f1']}  "
                   f"segment {results[key]['segment_macro_f1']:.3f}  train {results[key]['train_seconds']:.0f} s",
                   flush=True)
