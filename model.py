@@ -559,11 +559,15 @@ class BehaviorSequenceClassifier(nn.Module):
         return (x - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
 
     def _scaled(self, x, name: str):
-        """Scaled inputs (B, T, F); in training, with feature_dropout, features blanked per window (not rescaled:
-        0 is the typical value on either input scale)."""
+        """Scaled inputs (B, T, F); in training, features blanked per window (feature_dropout; not rescaled: 0 is
+        the typical value on either input scale) and moved by one offset per window (feature_shift)."""
         x = self._standardise(x, name)
-        if self.training and self.cfg.feature_dropout and x is not None:
+        if not self.training or x is None:
+            return x
+        if self.cfg.feature_dropout:
             x = x * torch.bernoulli(torch.full_like(x[:, :1], 1 - self.cfg.feature_dropout))
+        if self.cfg.feature_shift:
+            x = x + self.cfg.feature_shift * torch.randn_like(x[:, :1])
         return x
 
     def forward_from_features(self, visual=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:

@@ -249,3 +249,18 @@ def test_feature_dropout_blanks_whole_features_per_window_in_training_only():
     assert 0.35 < blanked.float().mean() < 0.65
     model.eval()(pose=pose)
     torch.testing.assert_close(seen[-1], pose)
+
+
+def test_feature_shift_moves_each_feature_by_one_offset_per_window_in_training_only():
+    model = build_model(config(backbone="none", use_pose=True, feature_shift=0.5))
+    seen = []
+    torch.manual_seed(0)
+    model.pose_proj[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach()))
+    pose = torch.randn(256, 6, 10)
+    model.train()(pose=pose)
+    offset = seen[-1] - pose  # (windows, steps, features)
+    torch.testing.assert_close(offset, offset[:, :1].expand_as(offset))  # one offset over the whole window
+    assert 0.45 < offset[:, 0].std().item() < 0.55 and abs(offset[:, 0].mean().item()) < 0.05
+    assert offset[:, 0].std(0).min() > 0.3  # every feature is moved, each by its own draw
+    model.eval()(pose=pose)
+    torch.testing.assert_close(seen[-1], pose)

@@ -158,6 +158,10 @@ class ModelSettings:
     feature_dropout: float = setting(0.0, "in training, the probability of setting one pose or box-motion feature to "
                                      "its typical value (0 after scaling) for a whole window, so that no single "
                                      "feature, which a new video may shift, decides alone", minimum=0, maximum=0.9)
+    feature_shift: float = setting(0.3, "in training, each pose and box-motion feature of a window is moved by "
+                                   "one offset drawn from a normal distribution with this spread (in units of the "
+                                   "scaled feature), as a new animal, floor or light moves it (bench/README.md, "
+                                   "Feature shift)", minimum=0, maximum=2)
     use_pose: bool = setting(False, "fuse pose features with visual features")
     pose_fusion_strategy: str = setting("gated_attention", "late fusion of pose", registry="model:FUSIONS")
     pose_fusion_dim: int = setting(128, "pose projection size", minimum=1)
