@@ -47,6 +47,7 @@ class ModelConfig(ModelSettings):
     box_motion_dim: int = 0  # from the data: box-motion feature size (0 = none, as in checkpoints before it)
     input_stats: bool = False  # pose/motion inputs scaled by training-set statistics (model buffers)
     input_scaling: str = "standard"  # checkpoints from before quantile scaling lack the key: they used mean/std
+    feature_shift: float = 0.0  # checkpoints from before feature shift lack the key: trained without it
     crop_size: int = PreprocessingConfig.crop_size  # from the data: the manifest's crop_size
     window_size: int = PreprocessingConfig.window_size  # from the data: the manifest's window_size
 

@@ -264,3 +264,7 @@ def test_feature_shift_moves_each_feature_by_one_offset_per_window_in_training_o
     assert offset[:, 0].std(0).min() > 0.3  # every feature is moved, each by its own draw
     model.eval()(pose=pose)
     torch.testing.assert_close(seen[-1], pose)
+    # a checkpoint from before the setting lacks the key: it was trained without a shift
+    old_args = {k: v for k, v in model_args(model.cfg).items() if k != "feature_shift"}
+    assert ModelConfig(**old_args).feature_shift == 0.0
+    assert ModelSettings().feature_shift == 0.3  # new runs shift by default
