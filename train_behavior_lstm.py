@@ -609,8 +609,8 @@ def ignored_settings(cfg, model) -> list:
         frames = [] if cfg.model.backbone == "none" else changed("model", ("backbone",))
         return folds + [(n, "the gbt classifier has no neural network and sees no frames") for n in
                         frames + changed("model", GBT_UNUSED_MODEL) + changed("training", GBT_UNUSED_TRAINING) +
-                        changed("augmentation", BODY_POSE_UNUSED if cfg.training.pose_features == "body"
-                                else PIXEL_AUGMENTATION)]
+                        changed("augmentation", PIXEL_AUGMENTATION if cfg.training.pose_features == "crop"
+                                else BODY_POSE_UNUSED)]
     out = folds or [(n, "only the gbt classifier is refitted per block of time; a neural model's decision weights "
                      "are tuned on validation") for n in changed("training", ("decision_folds",))]
     if model.backbone is None:

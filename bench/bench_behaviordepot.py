@@ -11,6 +11,9 @@ and scored with benchmark_pipeline.py on the test part: per-frame F1 of freezing
 utils/metrics.py), with the inference minimum bout (`--min_bout_s`) that scored best on the validation part. Parts cut into separate files instead restart the references, and a mouse that freezes curled
 for much of a short part gets a body-length reference 15-30% off (bench/README.md).
 
+Each model also runs on the movement-only feature set (`gbt_motion`, `pose_lstm_motion`: `--pose_features motion`,
+speeds and turning rates without posture, distances or keypoint confidence), as freezing is defined by movement.
+
 Frame rate and scale: the features are in body lengths and seconds, so the same model must work on a recording
 made at another rate and resolution. The test part is also scored resampled to 25 fps (every other frame) with its
 coordinates halved (a camera with half the resolution), classified by the same model with --pose_fps 25.
@@ -26,6 +29,7 @@ Baselines, both on the same test frames:
 
 Usage:
     python bench/bench_behaviordepot.py --work /tmp/bdepot --output bench/results_behaviordepot.json
+    python bench/bench_behaviordepot.py --work /tmp/bdepot_ens --models pose_lstm --train_flags --ensemble_members 5
 """
 import argparse
 import json
@@ -56,6 +60,8 @@ REAL_DATA = ["--pose_jitter", "0", "--class_weighting", "sqrt_inverse", "--tune_
 MIN_BOUT_CANDIDATES = (0.1, 0.2, 0.3, 0.5, 0.9)
 MODELS = {"gbt": ["--classifier", "gbt", "--backbone", "none", "--use_pose", *REAL_DATA],
           "pose_lstm": ["--backbone", "none", "--use_pose", *REAL_DATA]}
+# the same models on the movement-only feature set (speeds and turning rates: no posture, distances or confidence)
+MODELS.update({f"{name}_motion": [*flags, "--pose_features", "motion"] for name, flags in list(MODELS.items())})
 
 
 def part_labels(labels: list, part: str) -> list:
@@ -201,6 +207,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--window_sizes", nargs="+", type=int, default=[30], help="window sizes in frames (50 fps)")
     parser.add_argument("--stride", type=int, default=5, help="training window stride in frames")
     parser.add_argument("--output", default=None, help="JSON file for the results")
+    parser.add_argument("--train_flags", nargs=argparse.REMAINDER, default=[],
+                        help="everything after it goes to train_behavior_lstm.py, after the model's own flags "
+                             "(e.g. --train_flags --ensemble_members 5)")
     return parser
 
 
@@ -218,7 +227,7 @@ def main(args) -> dict:
     results = {**depot_baselines(recording, labels), "speed_threshold_rule": heuristic_baseline(recording, labels)}
     for name in args.models:
         for window in args.window_sizes:
-            model = train_model(work, name, window, args.stride)
+            model = train_model(work, name, window, args.stride, args.train_flags)
             key = f"{name}_w{window}"
             min_bout, val_f1 = choose_min_bout(model, work, key)
             chosen = ["--min_bout_s", str(min_bout)]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from utils.motion import (BOX_MOTION_DIM, FeatureSpec, RunningQuantile, ScaleTracker, body_axis, body_pose_feature_dim,
-                          body_pose_features, box_motion_features)
+                          body_pose_features, body_rate_columns, box_motion_features)
 from utils.synthetic import KEYPOINT_NAMES, animal_geometry, sample_label_sequence, sample_style, simulate_states
 
 
@@ -104,12 +104,38 @@ def test_motion_and_scale_separate_behaviours_across_animal_sizes():
     assert min(length["walk"]) > max(length["rear"]) + 0.1
 
 
-@pytest.mark.parametrize("pose_features", ["body", "crop"])
+@pytest.mark.parametrize("pose_features", ["body", "motion", "crop"])
 @pytest.mark.parametrize("box_motion", [True, False])
 def test_feature_spec_round_trips_through_the_checkpoint(pose_features, box_motion):
     spec = FeatureSpec(pose_features, 6, (0, 5), 0.3, 96, box_motion)
     ckpt = {"features": spec.recorded(), "preprocessing": {"num_keypoints": 6, "crop_size": 96}}
     assert FeatureSpec.from_checkpoint(ckpt) == spec  # crop features with box motion stay that way
+
+
+def walking_arrays(shape_scale: float, conf: float, t: int = 20) -> dict:
+    """Three keypoints walking 10 px per frame along +x at 10 fps (body 40 px): `shape_scale` stretches the body
+    sideways (another animal's shape), `conf` is the tracker's confidence."""
+    base = np.array([[40.0, 0.0], [20.0, 8.0 * shape_scale], [0.0, 0.0]])
+    return {"keypoints_xy_raw": np.stack([base + [10.0 * i, 0.0] for i in range(t)]),
+            "keypoints_conf_raw": np.full((t, 3), conf), "bbox_xyxy": np.tile([0.0, 0, 40, 10], (t, 1)),
+            "scale_ref": np.tile([40.0, 400.0, 4.0], (t, 1))}
+
+
+def test_motion_set_is_the_body_sets_rates_and_ignores_shape_and_confidence():
+    assert body_rate_columns(3).tolist() == [9, 10, 11, 18, 19, 20, 21, 22, 23, 24]  # speeds, 3 rates, 4 steady
+    assert body_rate_columns(3, version=2).tolist() == [9, 10, 11, 18, 19, 20]
+    motion, body = FeatureSpec("motion", 3, (2, 0)), FeatureSpec("body", 3, (2, 0))
+    assert motion.pose_dim == 3 + 3 + 4 and motion.recorded()["pose_features_version"] == 3
+    pose, _ = motion.window_inputs(walking_arrays(1.0, 0.9), 10.0, True)
+    full, _ = body.window_inputs(walking_arrays(1.0, 0.9), 10.0, True)
+    np.testing.assert_array_equal(pose, full[:, body_rate_columns(3)])
+    np.testing.assert_allclose(pose[:, :3], 2.5, atol=1e-6)  # 100 px/s = 2.5 body lengths per second
+    np.testing.assert_allclose(pose[4:16, -4:], np.tile([2.5, 2.5, 0.0, 0.0], (12, 1)), atol=1e-6)
+    # another animal's shape and the tracker's confidence change the body set, not the motion set
+    other, _ = motion.window_inputs(walking_arrays(2.0, 0.6), 10.0, True)
+    other_full, _ = body.window_inputs(walking_arrays(2.0, 0.6), 10.0, True)
+    np.testing.assert_allclose(other, pose, atol=1e-5)
+    assert np.abs(other_full - full).max() > 0.2
 
 
 def test_version_2_checkpoints_keep_their_features():

@@ -33,6 +33,9 @@ Body-pose features (`body_pose_features`, feature set "body", version 3), per fr
     steady keypoint speed    1    mean over the present keypoints, body lengths per second
     posture change           1    mean speed of the egocentric keypoints (posture without locomotion), same units
     steady turning           1    |change of the smoothed tail->head angle|, radians per second / 10
+The "motion" set (`body_rate_columns`) keeps only the rates above: keypoint speeds, centroid speed and acceleration,
+heading velocity and the steady rates (3 + K + 4 columns). For behaviours defined by movement (freezing,
+immobility) it leaves the trees no posture, distance or confidence to learn one animal's shape by.
 Box-motion features (`box_motion_features`, any detector, 5 per frame):
     box speed           box-centre speed in box sizes per second (box size = sqrt of the area reference)
     box accel           change of that speed per second / 10
@@ -140,6 +143,17 @@ class ScaleTracker:
 def body_pose_feature_dim(num_keypoints: int, version: int = FEATURE_SET_VERSION["body"]) -> int:
     k = num_keypoints
     return 2 * k + k + k + k * (k - 1) // 2 + 2 * max(k - 2, 0) + 4 + (STEADY_DIM if version >= 3 else 0)
+
+
+def body_rate_columns(num_keypoints: int, version: int = FEATURE_SET_VERSION["body"]) -> np.ndarray:
+    """Indices of the body set's rates (keypoint speeds, centroid speed and acceleration, heading velocity and, from
+    version 3, the steady rates): the "motion" set, which leaves out posture, distances, angles, confidence and
+    body length (module docstring)."""
+    k = num_keypoints
+    speeds = np.arange(3 * k, 4 * k)
+    after_angles = 4 * k + k * (k - 1) // 2 + 2 * max(k - 2, 0)  # body length, then the three rates
+    steady = np.arange(after_angles + 4, after_angles + 4 + STEADY_DIM) if version >= 3 else np.zeros(0, int)
+    return np.concatenate([speeds, np.arange(after_angles + 1, after_angles + 4), steady])
 
 
 def _lag_index(t: int, fps: float) -> tuple:
@@ -303,7 +317,7 @@ def box_motion_features(boxes: np.ndarray, refs: np.ndarray, fps: float) -> np.n
 @dataclass
 class FeatureSpec:
     """How a model's per-frame pose and box-motion inputs are computed; recorded in checkpoints (`features`)."""
-    pose_features: str = "body"  # "body" (this module, version 3) | "crop" (utils.pose_features, version 1)
+    pose_features: str = "body"  # "body" (this module, version 3) | "motion" (its rates) | "crop" (utils.pose_features)
     num_keypoints: int = 0
     body_axis: tuple = (0, 0)  # (tail, head) keypoint indices
     min_keypoint_conf: float = 0.0
@@ -319,6 +333,8 @@ class FeatureSpec:
         from utils.social import SOCIAL_DIM  # utils.social builds on this module
         if self.pose_features == "crop":
             return pose_feature_dim(self.num_keypoints) + SOCIAL_DIM * self.social
+        if self.pose_features == "motion":
+            return len(body_rate_columns(self.num_keypoints, self.version)) + SOCIAL_DIM * self.social
         return body_pose_feature_dim(self.num_keypoints, self.version) + SOCIAL_DIM * self.social
 
     @property
@@ -327,7 +343,7 @@ class FeatureSpec:
 
     def recorded(self) -> dict:
         values = {k: v for k, v in asdict(self).items() if k != "version"}
-        version = self.version if self.pose_features == "body" else FEATURE_SET_VERSION["crop"]
+        version = FEATURE_SET_VERSION["crop"] if self.pose_features == "crop" else self.version
         return {"pose_features_version": version, **values, "body_axis": list(self.body_axis)}
 
     @classmethod
@@ -341,7 +357,7 @@ class FeatureSpec:
             return cls("crop", trained.get("num_keypoints", 0), (0, 0), conf, trained["crop_size"], False)
         known = {f.name for f in fields(cls)} - {"version"}
         values = {k: v for k, v in features.items() if k in known}
-        body = values["pose_features"] == "body"
+        body = values["pose_features"] != "crop"
         version = features.get("pose_features_version", 2) if body else FEATURE_SET_VERSION["body"]
         return cls(**{**values, "body_axis": tuple(values.get("body_axis", (0, 0))), "version": version})
 
@@ -357,6 +373,8 @@ class FeatureSpec:
                 pose = body_pose_features(arrays["keypoints_xy_raw"], arrays["keypoints_conf_raw"],
                                           arrays["scale_ref"], fps, self.body_axis, self.min_keypoint_conf,
                                           self.version)
+                if self.pose_features == "motion":
+                    pose = pose[:, body_rate_columns(self.num_keypoints, self.version)]
         if pose is not None and self.social:
             pose = np.concatenate([pose, self._social(arrays, fps)], 1)
         if self.box_motion:
