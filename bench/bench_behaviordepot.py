@@ -11,7 +11,7 @@ and scored with benchmark_pipeline.py on the test part: per-frame F1 of freezing
 utils/metrics.py), with the inference minimum bout (`--min_bout_s`) that scored best on the validation part. Parts cut into separate files instead restart the references, and a mouse that freezes curled
 for much of a short part gets a body-length reference 15-30% off (bench/README.md).
 
-Each model also runs on the movement-only feature set (`gbt_motion`, `pose_lstm_motion`: `--pose_features motion`,
+Each model also runs on the speeds-only feature set (`gbt_speeds`, `pose_lstm_speeds`: `--pose_features speeds`,
 speeds and turning rates without posture, distances or keypoint confidence), as freezing is defined by movement.
 
 Frame rate and scale: the features are in body lengths and seconds, so the same model must work on a recording
@@ -60,8 +60,8 @@ REAL_DATA = ["--pose_jitter", "0", "--class_weighting", "sqrt_inverse", "--tune_
 MIN_BOUT_CANDIDATES = (0.1, 0.2, 0.3, 0.5, 0.9)
 MODELS = {"gbt": ["--classifier", "gbt", "--backbone", "none", "--use_pose", *REAL_DATA],
           "pose_lstm": ["--backbone", "none", "--use_pose", *REAL_DATA]}
-# the same models on the movement-only feature set (speeds and turning rates: no posture, distances or confidence)
-MODELS.update({f"{name}_motion": [*flags, "--pose_features", "motion"] for name, flags in list(MODELS.items())})
+# the same models on the speeds-only feature set (speeds and turning rates: no posture, distances or confidence)
+MODELS.update({f"{name}_speeds": [*flags, "--pose_features", "speeds"] for name, flags in list(MODELS.items())})
 
 
 def part_labels(labels: list, part: str) -> list:

@@ -65,15 +65,15 @@ def test_gradient_boosted_trees_classify_through_the_same_inference(models, vide
     assert f1 > 0.5, f"gbt per-frame macro-F1 {f1:.2f} (chance about 0.25)"
 
 
-def test_trees_on_the_motion_feature_set_record_it_and_classify_by_movement(pose_manifest, videos, tmp_path):
+def test_trees_on_the_speeds_feature_set_record_it_and_classify_by_speeds(pose_manifest, videos, tmp_path):
     from predictor import Predictor
     from utils.checkpoint import load_checkpoint
     from utils.schema import InferenceConfig
-    train.main(train_args(pose_manifest, tmp_path, "--run_name", "motion", "--classifier", "gbt", "--gbt_max_iter",
-                          "100", "--pose_features", "motion"))
-    model = tmp_path / "motion" / "best_model.pt"
+    train.main(train_args(pose_manifest, tmp_path, "--run_name", "speeds", "--classifier", "gbt", "--gbt_max_iter",
+                          "100", "--pose_features", "speeds"))
+    model = tmp_path / "speeds" / "best_model.pt"
     features = load_checkpoint(model)["features"]
-    assert features["pose_features"] == "motion" and features["pose_features_version"] == 3
+    assert features["pose_features"] == "speeds" and features["pose_features_version"] == 3
     predictor = Predictor.from_checkpoint(model, InferenceConfig(device="cpu"))
     k = features["num_keypoints"]
     assert predictor.features.pose_dim == k + 7  # keypoint speeds, 3 rates, 4 steady rates
@@ -81,7 +81,7 @@ def test_trees_on_the_motion_feature_set_record_it_and_classify_by_movement(pose
     frames = pd.read_csv(tmp_path / "out" / "session_00.frames.csv")
     truth = pd.read_csv(videos["long"].with_suffix(".csv"))["behavior"]
     f1 = f1_score(truth, frames["label"], labels=list(BEHAVIORS), average=None, zero_division=0)
-    assert f1.mean() > 0.7, f"motion-set per-frame F1 {np.round(f1, 2)} (chance about 0.25)"
+    assert f1.mean() > 0.7, f"speeds-set per-frame F1 {np.round(f1, 2)} (chance about 0.25)"
 
 
 def test_a_video_unlike_training_is_flagged_in_the_outputs(models, videos, tmp_path, caplog):

@@ -104,7 +104,7 @@ def test_motion_and_scale_separate_behaviours_across_animal_sizes():
     assert min(length["walk"]) > max(length["rear"]) + 0.1
 
 
-@pytest.mark.parametrize("pose_features", ["body", "motion", "crop"])
+@pytest.mark.parametrize("pose_features", ["body", "speeds", "crop"])
 @pytest.mark.parametrize("box_motion", [True, False])
 def test_feature_spec_round_trips_through_the_checkpoint(pose_features, box_motion):
     spec = FeatureSpec(pose_features, 6, (0, 5), 0.3, 96, box_motion)
@@ -124,14 +124,14 @@ def walking_arrays(shape_scale: float, conf: float, t: int = 20) -> dict:
 def test_motion_set_is_the_body_sets_rates_and_ignores_shape_and_confidence():
     assert body_rate_columns(3).tolist() == [9, 10, 11, 18, 19, 20, 21, 22, 23, 24]  # speeds, 3 rates, 4 steady
     assert body_rate_columns(3, version=2).tolist() == [9, 10, 11, 18, 19, 20]
-    motion, body = FeatureSpec("motion", 3, (2, 0)), FeatureSpec("body", 3, (2, 0))
+    motion, body = FeatureSpec("speeds", 3, (2, 0)), FeatureSpec("body", 3, (2, 0))
     assert motion.pose_dim == 3 + 3 + 4 and motion.recorded()["pose_features_version"] == 3
     pose, _ = motion.window_inputs(walking_arrays(1.0, 0.9), 10.0, True)
     full, _ = body.window_inputs(walking_arrays(1.0, 0.9), 10.0, True)
     np.testing.assert_array_equal(pose, full[:, body_rate_columns(3)])
     np.testing.assert_allclose(pose[:, :3], 2.5, atol=1e-6)  # 100 px/s = 2.5 body lengths per second
     np.testing.assert_allclose(pose[4:16, -4:], np.tile([2.5, 2.5, 0.0, 0.0], (12, 1)), atol=1e-6)
-    # another animal's shape and the tracker's confidence change the body set, not the motion set
+    # another animal's shape and the tracker's confidence change the body set, not the speeds set
     other, _ = motion.window_inputs(walking_arrays(2.0, 0.6), 10.0, True)
     other_full, _ = body.window_inputs(walking_arrays(2.0, 0.6), 10.0, True)
     np.testing.assert_allclose(other, pose, atol=1e-5)

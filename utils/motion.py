@@ -33,9 +33,9 @@ Body-pose features (`body_pose_features`, feature set "body", version 3), per fr
     steady keypoint speed    1    mean over the present keypoints, body lengths per second
     posture change           1    mean speed of the egocentric keypoints (posture without locomotion), same units
     steady turning           1    |change of the smoothed tail->head angle|, radians per second / 10
-The "motion" set (`body_rate_columns`) keeps only the rates above: keypoint speeds, centroid speed and acceleration,
+The "speeds" set (`body_rate_columns`) keeps only the rates above: keypoint speeds, centroid speed and acceleration,
 heading velocity and the steady rates (3 + K + 4 columns). For behaviours defined by movement (freezing,
-immobility) it leaves the trees no posture, distance or confidence to learn one animal's shape by.
+immobility) it leaves a model no posture, distance or confidence to learn one animal's shape by.
 Box-motion features (`box_motion_features`, any detector, 5 per frame):
     box speed           box-centre speed in box sizes per second (box size = sqrt of the area reference)
     box accel           change of that speed per second / 10
@@ -147,7 +147,7 @@ def body_pose_feature_dim(num_keypoints: int, version: int = FEATURE_SET_VERSION
 
 def body_rate_columns(num_keypoints: int, version: int = FEATURE_SET_VERSION["body"]) -> np.ndarray:
     """Indices of the body set's rates (keypoint speeds, centroid speed and acceleration, heading velocity and, from
-    version 3, the steady rates): the "motion" set, which leaves out posture, distances, angles, confidence and
+    version 3, the steady rates): the "speeds" set, which leaves out posture, distances, angles, confidence and
     body length (module docstring)."""
     k = num_keypoints
     speeds = np.arange(3 * k, 4 * k)
@@ -317,7 +317,7 @@ def box_motion_features(boxes: np.ndarray, refs: np.ndarray, fps: float) -> np.n
 @dataclass
 class FeatureSpec:
     """How a model's per-frame pose and box-motion inputs are computed; recorded in checkpoints (`features`)."""
-    pose_features: str = "body"  # "body" (this module, version 3) | "motion" (its rates) | "crop" (utils.pose_features)
+    pose_features: str = "body"  # "body" (this module, version 3) | "speeds" (its rates) | "crop" (utils.pose_features)
     num_keypoints: int = 0
     body_axis: tuple = (0, 0)  # (tail, head) keypoint indices
     min_keypoint_conf: float = 0.0
@@ -333,7 +333,7 @@ class FeatureSpec:
         from utils.social import SOCIAL_DIM  # utils.social builds on this module
         if self.pose_features == "crop":
             return pose_feature_dim(self.num_keypoints) + SOCIAL_DIM * self.social
-        if self.pose_features == "motion":
+        if self.pose_features == "speeds":
             return len(body_rate_columns(self.num_keypoints, self.version)) + SOCIAL_DIM * self.social
         return body_pose_feature_dim(self.num_keypoints, self.version) + SOCIAL_DIM * self.social
 
@@ -373,7 +373,7 @@ class FeatureSpec:
                 pose = body_pose_features(arrays["keypoints_xy_raw"], arrays["keypoints_conf_raw"],
                                           arrays["scale_ref"], fps, self.body_axis, self.min_keypoint_conf,
                                           self.version)
-                if self.pose_features == "motion":
+                if self.pose_features == "speeds":
                     pose = pose[:, body_rate_columns(self.num_keypoints, self.version)]
         if pose is not None and self.social:
             pose = np.concatenate([pose, self._social(arrays, fps)], 1)

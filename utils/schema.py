@@ -204,10 +204,10 @@ class TrainingConfig:
     min_keypoint_conf: float = setting(0.0, "keypoints below this confidence count as missing in pose features "
                                        "(recorded in the checkpoint; inference applies the same)", minimum=0, maximum=1)
     pose_features: str = setting("body", "body: frame-pixel keypoints in body lengths and seconds, egocentric, with "
-                                 "locomotion and relative size (version 3); motion: only the body set's speeds and "
+                                 "locomotion and relative size (version 3); speeds: only the body set's speeds and "
                                  "turning rates, for behaviours defined by movement such as freezing (no posture, "
                                  "so a new animal's shape or tracking confidence cannot mislead it); crop: "
-                                 "crop-pixel keypoints (version 1)", choices=("body", "motion", "crop"))
+                                 "crop-pixel keypoints (version 1)", choices=("body", "speeds", "crop"))
     lr: float = setting(1.0e-3, "AdamW learning rate of the head and fusion (bench/bench_schedule.py)",
                         exclusive_minimum=0)
     backbone_lr: float = setting(1.0e-4, "learning rate of a fine-tuned backbone", exclusive_minimum=0)
