@@ -41,6 +41,7 @@ VARIANTS = {  # name: training flags on top of the defaults
     "gbt_body_motion": GBT + ["--use_pose"],
     "gbt_body": GBT + ["--use_pose", "--no-use_box_motion"],
     "gbt_crop_motion": GBT + ["--use_pose", "--pose_features", "crop"],
+    "gbt_speeds_motion": GBT + ["--use_pose", "--pose_features", "speeds"],  # no posture: for movement behaviours
     "gbt_motion": GBT + ["--no-use_pose"],  # box motion alone: what a detect-only YOLO gives
     "pose_body_motion": POSE,
     "pose_body": POSE + ["--no-use_box_motion"],
