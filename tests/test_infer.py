@@ -65,7 +65,7 @@ def test_gradient_boosted_trees_classify_through_the_same_inference(models, vide
     assert f1 > 0.5, f"gbt per-frame macro-F1 {f1:.2f} (chance about 0.25)"
 
 
-def test_trees_on_the_speeds_feature_set_record_it_and_classify_by_speeds(pose_manifest, videos, tmp_path):
+def test_trees_on_the_speeds_feature_set_record_it_and_classify_by_movement(pose_manifest, videos, tmp_path):
     from predictor import Predictor
     from utils.checkpoint import load_checkpoint
     from utils.schema import InferenceConfig

@@ -121,18 +121,18 @@ def walking_arrays(shape_scale: float, conf: float, t: int = 20) -> dict:
             "scale_ref": np.tile([40.0, 400.0, 4.0], (t, 1))}
 
 
-def test_motion_set_is_the_body_sets_rates_and_ignores_shape_and_confidence():
+def test_speeds_set_is_the_body_sets_rates_and_ignores_shape_and_confidence():
     assert body_rate_columns(3).tolist() == [9, 10, 11, 18, 19, 20, 21, 22, 23, 24]  # speeds, 3 rates, 4 steady
     assert body_rate_columns(3, version=2).tolist() == [9, 10, 11, 18, 19, 20]
-    motion, body = FeatureSpec("speeds", 3, (2, 0)), FeatureSpec("body", 3, (2, 0))
-    assert motion.pose_dim == 3 + 3 + 4 and motion.recorded()["pose_features_version"] == 3
-    pose, _ = motion.window_inputs(walking_arrays(1.0, 0.9), 10.0, True)
+    speeds, body = FeatureSpec("speeds", 3, (2, 0)), FeatureSpec("body", 3, (2, 0))
+    assert speeds.pose_dim == 3 + 3 + 4 and speeds.recorded()["pose_features_version"] == 3
+    pose, _ = speeds.window_inputs(walking_arrays(1.0, 0.9), 10.0, True)
     full, _ = body.window_inputs(walking_arrays(1.0, 0.9), 10.0, True)
     np.testing.assert_array_equal(pose, full[:, body_rate_columns(3)])
     np.testing.assert_allclose(pose[:, :3], 2.5, atol=1e-6)  # 100 px/s = 2.5 body lengths per second
     np.testing.assert_allclose(pose[4:16, -4:], np.tile([2.5, 2.5, 0.0, 0.0], (12, 1)), atol=1e-6)
     # another animal's shape and the tracker's confidence change the body set, not the speeds set
-    other, _ = motion.window_inputs(walking_arrays(2.0, 0.6), 10.0, True)
+    other, _ = speeds.window_inputs(walking_arrays(2.0, 0.6), 10.0, True)
     other_full, _ = body.window_inputs(walking_arrays(2.0, 0.6), 10.0, True)
     np.testing.assert_allclose(other, pose, atol=1e-5)
     assert np.abs(other_full - full).max() > 0.2

@@ -339,6 +339,7 @@ def test_behaviordepot_freezing_from_real_deeplabcut_pose(shared_data, tmp_path)
     # decision weights from validation only: out-of-fold tuning (5 more fits) is tested on small files above
     model = bench.train_model(tmp_path, "gbt_speeds", 30, 5, ("--decision_folds", "0"))
     scores = bench.score(model, tmp_path / "test", tmp_path / "eval", [])
-    rule = bench.depot_baselines(recording, labels)["behaviordepot_rule_published"]  # 0.856 / 0.600
+    truth = np.array([label == "freezing" for label in labels[3000:]])
+    rule = bench.freezing_scores(truth, bench.depot_rule(recording, 3000, 6000))  # published parameters: 0.856 / 0.600
     assert scores["frames"] == 3000 and scores["freezing_f1"] > rule["freezing_f1"] + 0.01, (scores, rule)
     assert scores["segment_f1"] > rule["segment_f1"] + 0.1, (scores, rule)

@@ -52,6 +52,7 @@ import heapq
 import math
 import re
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -145,15 +146,18 @@ def body_pose_feature_dim(num_keypoints: int, version: int = FEATURE_SET_VERSION
     return 2 * k + k + k + k * (k - 1) // 2 + 2 * max(k - 2, 0) + 4 + (STEADY_DIM if version >= 3 else 0)
 
 
+@lru_cache(maxsize=8)
 def body_rate_columns(num_keypoints: int, version: int = FEATURE_SET_VERSION["body"]) -> np.ndarray:
     """Indices of the body set's rates (keypoint speeds, centroid speed and acceleration, heading velocity and, from
     version 3, the steady rates): the "speeds" set, which leaves out posture, distances, angles, confidence and
-    body length (module docstring)."""
+    body length (module docstring). Computed once per layout (read-only: every window shares it)."""
     k = num_keypoints
     speeds = np.arange(3 * k, 4 * k)
     after_angles = 4 * k + k * (k - 1) // 2 + 2 * max(k - 2, 0)  # body length, then the three rates
     steady = np.arange(after_angles + 4, after_angles + 4 + STEADY_DIM) if version >= 3 else np.zeros(0, int)
-    return np.concatenate([speeds, np.arange(after_angles + 1, after_angles + 4), steady])
+    columns = np.concatenate([speeds, np.arange(after_angles + 1, after_angles + 4), steady])
+    columns.flags.writeable = False
+    return columns
 
 
 def _lag_index(t: int, fps: float) -> tuple:
