@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-import infer_behavior_lstm as infer
+import inference
 from utils.errors import UserError, first_line, run_cli
 from utils.io import atomic_write_csv
 from utils.pose_io import find_recordings, recording_name
@@ -26,7 +26,7 @@ log = logging.getLogger("batch")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = infer.get_folder_args_parser(__doc__, "every video in it is classified", add_help)
+    parser = inference.get_folder_args_parser(__doc__, "every video in it is classified", add_help)
     parser.add_argument("--skip_existing", action="store_true", help="skip videos whose <video>.behavior.csv exists")
     parser.add_argument("--shard", default="1/1", metavar="I/N", help="process shard I of N (1-based), e.g. 3/8")
     return parser
@@ -53,8 +53,8 @@ def main(args) -> pd.DataFrame:
     root, out_root = Path(args.input_dir), Path(args.output_root)
     if not root.is_dir():
         raise UserError(f"--input_dir {root} is not a folder")
-    cfg, predictor = infer.load_folder_predictor(args)  # loaded once: a bad model stops before any video
-    videos = shard_videos(find_recordings(root, predictor.settings.detector == "pose_file", []), shard)
+    cfg, predictor = inference.load_folder_predictor(args)  # loaded once: a bad model stops before any video
+    videos = shard_videos(find_recordings(root, predictor.detector.reads_pose_files, []), shard)
     rows = []
     for video in videos:
         rel = video.relative_to(root)
@@ -63,7 +63,7 @@ def main(args) -> pd.DataFrame:
             rows.append({"video": rel.as_posix(), "status": "skipped (exists)", "error": ""})
             continue
         try:
-            result = infer.classify_in_tree(predictor, cfg, root, out_root, video)
+            result = inference.classify_in_tree(predictor, cfg, root, out_root, video)
             drift = result["drift"] or {}
             rows.append({"video": rel.as_posix(), "status": "ok", "frames": result["frames"],
                          "bouts": len(result["bouts"]), "drift_score": drift.get("drift_score"),

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import infer_behavior_lstm as infer
+import inference
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from utils.labels import label_file_of, load_frame_labels
@@ -33,7 +33,7 @@ log = logging.getLogger("benchmark")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    return infer.get_folder_args_parser(__doc__, "videos with a label file beside each", add_help)
+    return inference.get_folder_args_parser(__doc__, "videos with a label file beside each", add_help)
 
 
 def labelled_videos(root: Path, pose_files: bool = False) -> list:
@@ -84,9 +84,9 @@ def main(args) -> dict:
     root, out_root = Path(args.input_dir), Path(args.output_root)
     true_all, pred_all, results, class_names = [], [], [], None
     load_timer = StageTimer()
-    cfg, predictor = infer.load_folder_predictor(args, load_timer)  # loaded once for every video
-    for video in labelled_videos(root, predictor.settings.detector == "pose_file"):
-        first = infer.classify_in_tree(predictor, cfg, root, out_root, video)
+    cfg, predictor = inference.load_folder_predictor(args, load_timer)  # loaded once for every video
+    for video in labelled_videos(root, predictor.detector.reads_pose_files):
+        first = inference.classify_in_tree(predictor, cfg, root, out_root, video)
         for result in [first] + first["other_animals"]:  # one per animal of a multi-animal pose file
             class_names = result["class_names"]
             labels = load_frame_labels(label_file_of(video), result["frames"], result["fps"],

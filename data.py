@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
+from utils.crop_store import CropStoreReader
 from utils.errors import UserError
 from utils.manifest import load_manifest
 from utils.motion import FeatureSpec, augment_motion_inputs, body_axis
@@ -157,7 +158,7 @@ class WindowDataset(Dataset):
         self.augment_cfg = augment
         self.augment = ClipAugment(augment) if augment is not None else None
         self.noise_std = augment.noise_std if augment is not None else 0.0
-        self._small = {}
+        self._small, self._stores = {}, {}
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation draws depend on (seed, epoch, index) only: the same with any number of workers, and
@@ -189,9 +190,17 @@ class WindowDataset(Dataset):
         return self._small[index]
 
     def load(self, index: int) -> tuple:
-        """Raw (frames uint8 [T,3,S,S] tensor, crop keypoints [T,K,3] or None) of one window."""
-        frames = torch.from_numpy(self._read(index, ("frames",))["frames"]).permute(0, 3, 1, 2).contiguous()
-        return frames, self.small_arrays(index).get("keypoints")
+        """Raw (frames uint8 [T,3,S,S] tensor, crop keypoints [T,K,3] or None) of one window: from its video's
+        crop store (utils.crop_store), or from its own npz in manifests of schema version 2."""
+        store = self.entries[index].get("crop_store")
+        if store:
+            rows = self.small_arrays(index)["frame_index"]
+            if store not in self._stores:
+                self._stores[store] = CropStoreReader(self.manifest_path.parent / store)
+            crops = self._stores[store].frames(int(rows[0]), int(rows[-1]))
+        else:
+            crops = self._read(index, ("frames",))["frames"]
+        return torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous(), self.small_arrays(index).get("keypoints")
 
     def __getitem__(self, index: int) -> dict:
         return self.item(index)[0]

@@ -5,7 +5,7 @@ Usage:
     python3 demo.py --full                 # more videos, and RGB-only vs Pose+RGB models beside the pose ones
     python3 demo.py --output_dir /tmp/bs_demo --device cuda
 
-Steps (each one of the project's own scripts, called as a user would call it):
+Steps (the stages a user runs, called in-process: the training engine directly, the other stages as scripts):
   1. generate labelled videos of a mouse-like animal (utils/synthetic.py): training videos, and held-out test
      videos whose animals, floors and lighting no training video has;
   2. detect, crop and window the training videos with the committed tiny YOLO-pose detector
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import benchmark_pipeline
 import prepare_sequences_from_yolo as prepare
-import train_behavior_lstm as train
+from training.engine import train, training_config
 from utils.errors import run_cli
 from utils.synthetic import make_long_video_dataset
 
@@ -78,11 +78,9 @@ def preprocess(train_dir: Path, prepared: Path, stride: int, device: str) -> Pat
 
 
 def train_model(name: str, manifest: Path, runs: Path, args, epochs: int) -> Path:
-    argv = ["--manifest_path", str(manifest), "--output_dir", str(runs), "--run_name", name, "--device", args.device,
-            "--seed", str(args.seed), "--num_workers", "0", *MODELS[name]]
-    if epochs:
-        argv += ["--epochs", str(epochs), "--patience", str(max(3, epochs // 2))]
-    train.main(train.get_args_parser().parse_args(argv))
+    schedule = {"epochs": epochs, "patience": max(3, epochs // 2)} if epochs else {}
+    train(training_config(*MODELS[name], manifest_path=manifest, output_dir=runs, run_name=name, device=args.device,
+                          seed=args.seed, num_workers=0, **schedule))
     return runs / name / "best_model_macro_f1.pt"
 
 

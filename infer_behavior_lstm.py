@@ -21,29 +21,19 @@ Stop) ends the run and writes every output above for what was seen. Frames that 
 behind by a full queue are dropped and counted, never queued without bound.
 """
 import argparse
-import csv
-import logging
-import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
+from inference import classify_video
 from predictor import Predictor
-from utils.config import add_config_arguments, dump_config, resolve_config
-from utils.errors import UserError, run_cli
-from utils.io import atomic_write_csv, ensure_dir
-from utils.live import LiveSource, is_live_source, source_stem
+from utils.config import add_config_arguments, resolve_config
+from utils.errors import run_cli
+from utils.io import ensure_dir
+from utils.live import source_stem
 from utils.logging_utils import setup_logging
-from utils.outputs import write_outputs
-from utils.motion import body_axis
 from utils.schema import InferenceConfig
-from utils.social import contact_bouts
-from utils.timeline import bout_frames
 from utils.timing import StageTimer
 
-log = logging.getLogger("infer")
 REQUIRED = ("model_path", "video_path")
 
 
@@ -52,116 +42,6 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, (InferenceConfig,), required=REQUIRED)
     return parser
-
-
-def get_folder_args_parser(doc: str, input_help: str, add_help: bool = True) -> argparse.ArgumentParser:
-    """Parser of the scripts that run inference over a folder: every inference flag, plus --input_dir and
-    --output_root; --video_path and --output_dir are set per video (classify_in_tree)."""
-    parser = argparse.ArgumentParser(description=doc.split("\n")[0], add_help=add_help, epilog=doc,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser, (InferenceConfig,), required=("model_path",), exclude=("video_path", "output_dir"))
-    parser.add_argument("--input_dir", required=True, help="folder searched recursively: " + input_help)
-    parser.add_argument("--output_root", required=True, help="outputs go to output_root/<same relative folder>/")
-    return parser
-
-
-def load_folder_predictor(args, timer: StageTimer = None) -> tuple:
-    """(InferenceConfig, Predictor) of a folder run: the model and detector are loaded once for all videos."""
-    cfg = resolve_config(args, InferenceConfig, required=("model_path",))
-    return cfg, Predictor.from_checkpoint(cfg.model_path, cfg, timer)
-
-
-def classify_in_tree(predictor: Predictor, cfg: InferenceConfig, input_dir, output_root, video: Path) -> dict:
-    """classify_video on one video of input_dir, its outputs in the mirrored folder under output_root."""
-    out_dir = Path(output_root) / video.relative_to(input_dir).parent
-    return classify_video(predictor, replace(cfg, video_path=str(video), output_dir=str(out_dir)))
-
-
-def classify_video(predictor: Predictor, cfg: InferenceConfig, timer: StageTimer = None) -> dict:
-    """Predict one video and write every output; returns paths, tables and counts."""
-    start = time.perf_counter()
-    timer = timer or StageTimer()
-    video, stem = Path(cfg.video_path), source_stem(cfg.video_path)
-    out_dir = ensure_dir(cfg.output_dir or video.parent)
-    setup_logging(out_dir / f"{stem}.infer.log")
-    log.info("command: %s", " ".join(sys.argv))
-    dump_config(cfg, out_dir / f"{stem}.config.yaml")
-    if cfg.live or is_live_source(cfg.video_path):
-        return write_prediction(predictor, cfg, classify_live(predictor, cfg, out_dir / f"{stem}.live.csv", timer),
-                                out_dir, timer, start)
-    results = [write_prediction(predictor, cfg, predictor.predict_video(video, timer, animal), out_dir, timer, start)
-               for animal in predictor.animals(video)]
-    results[0]["other_animals"] = results[1:]  # several animals: each has its own outputs, <stem>.<animal>.*
-    if len(results) > 1:
-        results[0]["paths"]["social"] = write_contact_bouts(predictor, cfg, results, out_dir / f"{stem}.social.csv")
-    return results[0]
-
-
-def write_contact_bouts(predictor: Predictor, cfg: InferenceConfig, results: list, path: Path) -> Path:
-    """<stem>.social.csv: contact bouts between every pair of animals of the pose file just classified (`results`:
-    one per animal), with the behaviour each animal showed most during the bout."""
-    recording = predictor.detector.recording
-    axis = body_axis(recording.keypoint_names, len(recording.keypoint_names))
-    bouts = contact_bouts(recording.xy, recording.conf, recording.individuals, axis, results[0]["fps"],
-                          cfg.contact_distance, bout_frames(cfg.min_bout_s, results[0]["fps"]))
-    labels = {r["animal"]: r["frames_table"]["label"] for r in results}
-    for side in ("a", "b"):
-        animal = bouts[f"animal_{side}"]
-        bouts[f"behavior_{side}"] = [labels[a][start:end + 1].mode().iloc[0]
-                                     for a, start, end in zip(animal, bouts["start_frame"], bouts["end_frame"])]
-    atomic_write_csv(path, bouts)
-    log.info("%d contact bouts (nearest keypoints closer than %.2f body lengths): %s", len(bouts),
-             cfg.contact_distance, path)
-    return path
-
-
-def write_prediction(predictor: Predictor, cfg: InferenceConfig, prediction, out_dir: Path, timer: StageTimer,
-                     start: float) -> dict:
-    """Write every output of one prediction (one animal of one recording); returns paths, tables and counts."""
-    log.info("Pose features used in %d/%d windows", prediction.with_pose, prediction.windows)
-    meta_rows = {**predictor.describe(), "fps": prediction.fps, "animal": prediction.animal,
-                 "windows": prediction.windows, "windows_with_pose": prediction.with_pose,
-                 "frames_dropped": prediction.dropped,
-                 **(prediction.drift or {"drift_score": "not available: the model has no drift reference"})}
-    with timer.stage("write"):
-        result = write_outputs(prediction, predictor.class_names, cfg, out_dir, meta_rows)
-    result["frames_table"] = result["frames"]
-    result.update(class_names=predictor.class_names, seconds=dict(timer.seconds), fps=prediction.fps,
-                  animal=prediction.animal, other_animals=[],
-                  total_seconds=time.perf_counter() - start, labels=result["frames"]["label"].to_numpy(),
-                  windows=prediction.windows, windows_with_pose=prediction.with_pose, skipped=prediction.skipped,
-                  backbone_frames=prediction.backbone_frames, frames=prediction.frames, drift=prediction.drift)
-    log.info("%d frames, %d windows (%d skipped), backbone encoded %d frames; wrote %s", prediction.frames,
-             prediction.windows, prediction.skipped, prediction.backbone_frames,
-             ", ".join(str(p) for p in result["paths"].values()))
-    return result
-
-
-def classify_live(predictor: Predictor, cfg: InferenceConfig, live_csv: Path, timer: StageTimer):
-    """Run a live source, appending each window's label to live_csv as it comes (header first, one flushed row
-    per window: a reader sees whole rows only)."""
-    if predictor.settings.detector != "yolo":
-        raise UserError(f"live mode needs the yolo detector; this model was trained with {predictor.settings.detector}"
-                        f" (its background model is built from frames sampled across a whole file)")
-    source = LiveSource(cfg.video_path, pace=not is_live_source(cfg.video_path))
-    names, fps, latencies = predictor.class_names, source.fps, []
-    with open(live_csv, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["window_start", "window_end", "start_time_s", "label", "confidence", "latency_s"])
-        f.flush()
-
-        def on_window(start: int, probs, latency: float, t: int) -> None:
-            best = int(probs.argmax())
-            writer.writerow([start, start + t - 1, round(start / fps, 3), names[best], round(float(probs[best]), 4),
-                             round(latency, 4)])
-            f.flush()
-            latencies.append(latency)
-        prediction = predictor.predict_live(source, on_window, timer)
-    if latencies:
-        log.info("live: %d windows labelled, latency from the capture of a window's last frame to its label: median "
-                 "%.3f s, max %.3f s; %d frames dropped", len(latencies), float(np.median(latencies)),
-                 max(latencies), prediction.dropped)
-    return prediction
 
 
 def main(args):

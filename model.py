@@ -15,8 +15,8 @@ A video backbone encodes a whole clip to one embedding; pose is then pooled over
 With ensemble_members > 1, ClassifierEnsemble holds that many such networks, trained one after another, on one
 frozen backbone and averages their probabilities.
 
-CLASSIFIERS picks the model kind: `neural` (the above) or `gbt`, gradient-boosted trees on window statistics of
-the pose and box-motion features (WindowStatsGBT), which prediction drives through the same interface.
+These are the networks of the `neural` classifier kind; classifiers.py holds the contract every kind (networks,
+ensembles, gradient-boosted trees) meets and the registry that creates them.
 """
 import math
 from dataclasses import asdict, dataclass
@@ -46,8 +46,6 @@ class ModelConfig(ModelSettings):
     pose_dim: int = 0  # from the data: pose feature size (0 = no keypoints)
     box_motion_dim: int = 0  # from the data: box-motion feature size (0 = none, as in checkpoints before it)
     input_stats: bool = False  # pose/motion inputs scaled by training-set statistics (model buffers)
-    input_scaling: str = "standard"  # checkpoints from before quantile scaling lack the key: they used mean/std
-    feature_shift: float = 0.0  # checkpoints from before feature shift lack the key: trained without it
     crop_size: int = PreprocessingConfig.crop_size  # from the data: the manifest's crop_size
     window_size: int = PreprocessingConfig.window_size  # from the data: the manifest's window_size
 
@@ -620,7 +618,7 @@ class BehaviorSequenceClassifier(nn.Module):
 
 class ClassifierEnsemble(nn.Module):
     """cfg.ensemble_members BehaviorSequenceClassifiers (a deep ensemble), each trained on its own from its own
-    random start (train_behavior_lstm.fit_members); the first holds the frozen backbone and the others read its
+    random start (training.ensemble.fit_members); the first holds the frozen backbone and the others read its
     features, so frames are encoded once. Predictions average the members' probabilities: steadier from run to run
     than one network, whose result depends on its seed and on which epoch validation happened to pick.
 
@@ -634,7 +632,7 @@ class ClassifierEnsemble(nn.Module):
         shared = BackboneSpec(lead.backbone, lead.visual_dim, lead.is_video) if lead.sees_frames else None
         self.members = nn.ModuleList([lead] + [BehaviorSequenceClassifier(cfg, shared)
                                                for _ in range(cfg.ensemble_members - 1)])
-        self.is_video = lead.is_video
+        self.is_video, self.sees_frames = lead.is_video, lead.sees_frames
 
     @property
     def backbone(self):
@@ -679,100 +677,15 @@ class ClassifierEnsemble(nn.Module):
         return self.forward_head(self.forward_features(frames, pose, pose_present, motion))
 
 
-# --------------------------------------------------------------------------- gradient-boosted trees (baseline)
-# the only class a stored tree model may hold beyond skops' own safe list (numpy arrays, sklearn estimators)
-GBT_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
-
-
-def window_statistics(x: np.ndarray) -> np.ndarray:
-    """(B, T, D) per-frame features -> (B, 6D): mean, spread, min, max over the window, the mean of its centre
-    third (windows are labelled by their centre frame) and the change from its first to its last quarter."""
-    t = x.shape[1]
-    q, third = max(t // 4, 1), slice(t // 3, max(2 * t // 3, t // 3 + 1))
-    return np.concatenate([x.mean(1), x.std(1), x.min(1), x.max(1), x[:, third].mean(1),
-                           x[:, -q:].mean(1) - x[:, :q].mean(1)], 1).astype(np.float32)
-
-
-class WindowStatsGBT:
-    """Gradient-boosted trees (scikit-learn's histogram GBT) on window statistics of the pose and box-motion
-    features: the SimBA / A-SOiD recipe, trained in seconds on a CPU. Speaks the part of the torch model's
-    interface that prediction uses (window_outputs, uses_pose, state_dict); stored with skops, never pickled."""
-    backbone, is_video = None, False
-
-    def __init__(self, cfg: ModelConfig):
-        if not (cfg.use_pose and cfg.pose_dim) and not (cfg.use_box_motion and cfg.box_motion_dim):
-            raise UserError("classifier gbt needs pose (--use_pose with YOLO-pose data) or box motion "
-                            "(--use_box_motion); it does not see frames")
-        self.cfg, self.estimator = cfg, None
-
-    @property
-    def uses_pose(self) -> bool:
-        return bool(self.cfg.use_pose and self.cfg.pose_dim)
-
-    @property
-    def uses_motion(self) -> bool:
-        return bool(self.cfg.use_box_motion and self.cfg.box_motion_dim)
-
-    def window_features(self, pose, motion) -> np.ndarray:
-        parts = [p for p, used in ((pose, self.uses_pose), (motion, self.uses_motion)) if used]
-        return window_statistics(np.concatenate([np.asarray(p, np.float32) for p in parts], -1))
-
-    def fit(self, pose, motion, labels, class_weight=None, seed: int = 0) -> "WindowStatsGBT":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        self.estimator = HistGradientBoostingClassifier(
-            max_iter=self.cfg.gbt_max_iter, learning_rate=self.cfg.gbt_learning_rate, early_stopping=False,
-            class_weight=class_weight, random_state=seed).fit(self.window_features(pose, motion), labels)
-        if len(self.estimator.classes_) != self.cfg.num_classes:
-            raise UserError(f"gbt: training windows hold {len(self.estimator.classes_)} of the "
-                            f"{self.cfg.num_classes} classes; every class needs training windows")
-        return self
-
-    def predict_proba(self, pose, motion) -> np.ndarray:
-        return self.estimator.predict_proba(self.window_features(pose, motion))
-
-    def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
-        """(class probabilities, embeddings): the embedding is the window statistics the trees read."""
-        to_numpy = (lambda v: v.cpu().numpy() if isinstance(v, torch.Tensor) else v)
-        features = self.window_features(to_numpy(pose), to_numpy(motion))
-        return torch.from_numpy(self.estimator.predict_proba(features)).float(), torch.from_numpy(features)
-
-    def state_dict(self) -> dict:
-        import skops.io
-        return {"skops": torch.frombuffer(bytearray(skops.io.dumps(self.estimator)), dtype=torch.uint8)}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Load with skops, refusing any type outside its safe list and GBT_TRUSTED_TYPES."""
-        import skops.io
-        data = bytes(state["skops"].numpy().tobytes())
-        unknown = sorted(set(skops.io.get_untrusted_types(data=data)) - set(GBT_TRUSTED_TYPES))
-        if unknown:
-            raise UserError(f"the stored tree model holds types that are not trusted ({', '.join(unknown)}); it was "
-                            f"not written by BehaviorScope, refusing to load it")
-        self.estimator = skops.io.loads(data, trusted=GBT_TRUSTED_TYPES)
-
-    def to(self, device):
-        return self
-
-    def eval(self):
-        return self
-
-
-CLASSIFIERS = Registry("classifier")
-CLASSIFIERS.register("neural")(lambda cfg: ClassifierEnsemble(cfg) if cfg.ensemble_members > 1
-                               else BehaviorSequenceClassifier(cfg))
-CLASSIFIERS.register("gbt")(WindowStatsGBT)
-
-
-def build_model(cfg: ModelConfig):
-    """The classifier for a config; every name is checked against the registries first."""
-    build = CLASSIFIERS.get(cfg.classifier)
-    if cfg.classifier == "neural":
-        if cfg.backbone != "none":
-            BACKBONES.get(cfg.backbone)
-        TEMPORAL_HEADS.get(cfg.sequence_model)
-        if cfg.use_pose:
-            FUSIONS.get(cfg.pose_fusion_strategy)
-    return build(cfg)
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The network for a config (an ensemble with ensemble_members > 1); every name is checked against the
+    registries first. classifiers.build_classifier wraps it in the classifier contract."""
+    if cfg.backbone != "none":
+        BACKBONES.get(cfg.backbone)
+    TEMPORAL_HEADS.get(cfg.sequence_model)
+    if cfg.use_pose:
+        FUSIONS.get(cfg.pose_fusion_strategy)
+    return ClassifierEnsemble(cfg) if cfg.ensemble_members > 1 else BehaviorSequenceClassifier(cfg)
 
 
 def model_args(cfg: ModelConfig) -> dict:

@@ -6,7 +6,7 @@
 It owns the model and every preprocessing setting recorded at training (crop, pad, window, detector settings,
 keypoint layout, min_keypoint_conf), applies the user's overrides with a warning naming both values, and checks
 the detector against the model before the first frame (keypoint count and names, pose available at all).
-The video runs through the one frame pipeline (cropping.iter_frame_records) and the one windowing rule
+The video runs through the one frame pipeline (frame_pipeline.iter_frame_records) and the one windowing rule
 (utils.windows): with a frame backbone every frame is encoded once and overlapping windows are classified from
 buffered features; each frame's probabilities are the mean over the windows that cover it, weighted towards
 each window's centre (utils.windows.frame_weights).
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from cropping import (STATUS_DETECTED, STATUS_INTERPOLATED, STATUS_MISSED, STATUS_REUSED, build_detector,
-                      iter_frame_records, prepare_source, window_arrays)
+from classifiers import load_classifier
 from data import normalise_frames
-from model import ModelConfig, build_model
+from detectors import STATUS_DETECTED, STATUS_INTERPOLATED, STATUS_MISSED, STATUS_REUSED, build_detector
+from frame_pipeline import iter_frame_records, prepare_source, window_arrays
 from utils.checkpoint import load_checkpoint
-from utils.config import from_recorded
+from utils.config import from_recorded, section_options
 from utils.device import resolve_device, set_cpu_threads
 from utils.drift import DriftReference, warning_text
 from utils.errors import UserError
@@ -36,9 +36,7 @@ from utils.windows import Windower, frame_rate_differs, frame_weights, inference
 
 log = logging.getLogger("predictor")
 STATUSES = (STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED, STATUS_INTERPOLATED)
-# inference settings that override the recorded preprocessing ones when given (None = the checkpoint's)
 GPU_BATCH = 64  # frames per detector and backbone call on a GPU when yolo_batch is not given
-OVERRIDABLE = ("window_size", "keep_last_box", "yolo_weights", "yolo_imgsz", "detect_every", "pose_fps")
 
 
 def to_device(x: torch.Tensor, device: str) -> torch.Tensor:
@@ -134,21 +132,24 @@ class VideoPrediction:
 
 def recorded_settings(ckpt: dict, options: InferenceConfig, source: str,
                       video_backbone: bool) -> PreprocessingConfig:
-    """The checkpoint's preprocessing settings with the user's overrides (each differing one warned about);
-    stride defaults to utils.windows.inference_stride; device, detector_backend and yolo_mode are the user's."""
+    """The checkpoint's preprocessing settings with the inference settings that override them (declared in the
+    schema: `overrides`; each differing value warned about, `machine` ones such as the device always the user's);
+    stride defaults to utils.windows.inference_stride, the detector batch to GPU_BATCH on a GPU."""
     trained = from_recorded(PreprocessingConfig, ckpt["preprocessing"], source)
     chosen = {}
-    for key in OVERRIDABLE:
-        value, recorded = getattr(options, key), getattr(trained, key)
-        if value is not None and value != recorded:
-            log.warning("%s: using %s given here, the model was trained with %s", key, value, recorded)
-            chosen[key] = value
+    for name, opt in section_options(InferenceConfig).items():
+        value, recorded = getattr(options, name), getattr(trained, opt.overrides or name, None)
+        if opt.machine:
+            chosen[opt.overrides] = value
+        elif opt.overrides and value is not None and value != recorded:
+            log.warning("%s: using %s given here, the model was trained with %s", name, value, recorded)
+            chosen[opt.overrides] = value
     window = chosen.get("window_size", trained.window_size)
     on_gpu = resolve_device(options.device).startswith("cuda")
     chosen["yolo_batch"] = options.yolo_batch or (GPU_BATCH if on_gpu else trained.yolo_batch)
     yolo_task = {"auto": "auto", "bbox": "detect", "pose": "pose"}[options.yolo_mode]
     return replace(trained, **chosen, window_stride=options.window_stride or inference_stride(window, video_backbone),
-                   yolo_task=yolo_task, device=options.device, detector_backend=options.detector_backend, num_threads=0)
+                   yolo_task=yolo_task, num_threads=0)
 
 
 class Predictor:
@@ -171,9 +172,7 @@ class Predictor:
         with (timer or StageTimer()).stage("load"):
             device = resolve_device(options.device)
             ckpt = load_checkpoint(path)
-            model = build_model(ModelConfig(**{**ckpt["model_args"], "pretrained_backbone": False}))
-            model.load_state_dict(ckpt["model"])
-            model = model.to(device).eval()
+            model = load_classifier(ckpt, device)
             settings = recorded_settings(ckpt, options, str(path), model.is_video)
             detector = build_detector(settings.detector, settings)
             set_cpu_threads(0)
@@ -193,16 +192,15 @@ class Predictor:
     @property
     def pose_only(self) -> bool:
         """No frames are seen and pose is an input: a window without keypoints cannot be classified."""
-        return self.model.backbone is None and self.model.uses_pose
+        return not self.model.sees_frames and self.model.uses_pose
 
     def check_detector(self) -> None:
         """Stop before the first frame when the detector cannot feed this model."""
         trained = self.ckpt["preprocessing"]
         want_k, want_names = trained.get("num_keypoints", 0), trained.get("keypoint_names") or []
-        if getattr(self.detector, "expect_keypoints", None):  # pose files: each is checked when it is opened
-            self.detector.expect_keypoints(want_names, self.source)
+        self.detector.expect_keypoints(want_names, self.source)  # pose files: each is checked when it is opened
         have_k, have_names = self.detector.num_keypoints, self.detector.keypoint_names
-        weights = getattr(self.detector, "weights", self.settings.detector)
+        weights = self.detector.label
         if self.pose_only and self.options.yolo_mode == "bbox":
             raise UserError(f"{self.source} is a pose-only model (backbone none): --yolo_mode bbox gives it no "
                             f"input; use --yolo_mode auto or pose")
@@ -225,18 +223,18 @@ class Predictor:
 
     # ------------------------------------------------------------------------------------------- running
     def animals(self, path) -> list:
-        return recording_animals(path, self.settings.detector)
+        return recording_animals(path, self.detector.reads_pose_files)
 
     def predict_video(self, video_path, timer: StageTimer = None, animal: str = None) -> VideoPrediction:
         """Stream the video (or pose file) once through detection, cropping, the backbone and the windows; `animal`:
         which one of a multi-animal pose file."""
         timer = timer or StageTimer()
         info = prepare_source(video_path, self.detector, self.settings, animal)
-        if not info.has_frames and self.model.backbone is not None:
+        if not info.has_frames and self.model.sees_frames:
             raise UserError(f"{self.source} classifies video frames (backbone {self.model.cfg.backbone}), but "
                             f"{video_path} is a pose file without video; put the video beside it, or train a pose-only "
                             f"model (--backbone none --use_pose, or --classifier gbt)")
-        if not (info.has_frames or self.detector.recording.fps or self.options.pose_fps):
+        if not (info.has_frames or self.detector.fps or self.options.pose_fps):
             log.warning("%s: frame rate %.3g fps, the one the model was trained with (no --pose_fps given)", video_path,
                         info.fps)
         prediction = VideoPrediction(str(video_path), info.fps, Accumulator(len(self.class_names),
@@ -334,7 +332,7 @@ class Predictor:
         crops themselves (video backbone: encoded per window). None for missed frames and pose-only models."""
         present = [i for i, r in enumerate(records) if r.crop is not None]
         out = [None] * len(records)
-        if self.model.backbone is None or not present:
+        if not self.model.sees_frames or not present:
             return out
         x = normalise_frames(torch.from_numpy(np.stack([records[i].crop for i in present])).permute(0, 3, 1, 2))
         if self.model.is_video:
@@ -400,7 +398,7 @@ class WindowClassifier:
         if has_pose:
             arrays["keypoints"] = np.stack([r.keypoints_crop for r in records]).astype(np.float32)
         pose, motion = self.p.features.window_inputs(arrays, self.out.fps, has_pose and self.p.needs_pose)
-        visual = torch.stack([f for _, f in items]) if self.p.model.backbone is not None else None
+        visual = torch.stack([f for _, f in items]) if self.p.model.sees_frames else None
         self.pending.append((start, visual, None if pose is None else torch.from_numpy(pose),
                              None if motion is None else torch.from_numpy(motion)))
 
@@ -410,7 +408,7 @@ class WindowClassifier:
             return
         model, device, t = self.p.model, self.p.device, self.out.window[0]
         visual = None
-        if model.backbone is not None:
+        if model.sees_frames:
             visual = torch.stack([v for _, v, _, _ in self.pending]).to(device)  # (B, T, ...) features or crops
             if model.is_video:
                 self.out.backbone_frames += visual.shape[0] * t

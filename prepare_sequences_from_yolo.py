@@ -30,9 +30,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cropping import (RecordedDetector, build_detector, draw_keypoints, iter_frame_records, prepare_source,
-                      tracking_row, window_arrays)
+from cropping import draw_keypoints
+from detectors import RecordedDetector, build_detector, detector_class, warn_ignored_settings
+from frame_pipeline import iter_frame_records, prepare_source, tracking_row, window_arrays
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
+from utils.crop_store import CropStoreWriter
 from utils.errors import UserError, run_cli
 from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, ensure_dir
 from utils.labels import label_file_of, load_frame_labels
@@ -117,8 +119,8 @@ def discover_videos(root: Path, layout: str, detector: str = "yolo", min_likelih
     """(layout used, [VideoItem], [skip messages]) for the dataset folder."""
     if not root.is_dir():
         raise UserError(f"dataset_root {root} is not a folder; pass --dataset_root with your videos")
-    skipped = []
-    videos = find_recordings(root, detector == "pose_file", skipped)
+    skipped, reads_pose_files = [], detector_class(detector).reads_pose_files
+    videos = find_recordings(root, reads_pose_files, skipped)
     if layout == "auto":
         layout = "labelled_videos" if any(label_file_of(v) for v in videos) else "class_folders"
     if layout == "class_folders":
@@ -141,9 +143,8 @@ def discover_videos(root: Path, layout: str, detector: str = "yolo", min_likelih
         raise UserError(f"no usable videos under {root} (layout {layout}, detector {detector}); expected "
                         + ("<root>/<behaviour>/<video>.mp4" if layout == "class_folders"
                            else "<video>.mp4 with <video>.csv `frame,behavior` beside it")
-                        + (" and a pose file beside each video, or pose files alone" if detector == "pose_file"
-                           else ""))
-    return layout, (per_animal(items, min_likelihood, skipped) if detector == "pose_file" else items), skipped
+                        + (" and a pose file beside each video, or pose files alone" if reads_pose_files else ""))
+    return layout, (per_animal(items, min_likelihood, skipped) if reads_pose_files else items), skipped
 
 
 
@@ -156,14 +157,26 @@ class WindowWriter:
         self.labels, self.fps, self.num_kp, self.has_frames = labels, fps, num_kp, has_frames
         self.windower = Windower(cfg.window_size, cfg.window_stride)
         self.result = VideoResult()
+        self.store_path = out_root / "frames" / f"{item.video_id}.h5"
+        # each frame's crop once, in the video's crop store; the window files hold keypoints, boxes and indices
+        self.store = CropStoreWriter(self.store_path, cfg.crop_size) if has_frames and cfg.save_sequence_npz else None
 
     def add(self, record) -> None:
+        if self.store is not None:
+            self.store.put(record.index, record.crop)
         for start, frames in self.windower.push(record):
             self._emit(start, frames)
 
     def finish(self) -> None:
         for start, frames in self.windower.finish():
             self._emit(start, frames)
+        if self.store is not None:
+            self.store.close()
+
+    def abort(self) -> None:
+        """A failed or stopped video: no partial crop store is left behind."""
+        if self.store is not None:
+            self.store.abort()
 
     def _window_label(self, start: int):
         if self.item.class_name is not None:
@@ -190,7 +203,8 @@ class WindowWriter:
             "id": window_id, "class_name": label,
             "npz": relative_to_manifest(npz_path, self.manifest_dir) if self.cfg.save_sequence_npz else None,
             "start_frame": start, "end_frame": end, "fps": self.fps, "source_video": self.item.rel,
-            "has_keypoints": has_kp, "has_frames": self.has_frames})
+            "has_keypoints": has_kp, "has_frames": self.has_frames,
+            "crop_store": relative_to_manifest(self.store_path, self.manifest_dir) if self.store else None})
 
     def _arrays(self, frames, has_kp: bool) -> dict:
         arrays = window_arrays(frames, self.num_kp)
@@ -200,8 +214,6 @@ class WindowWriter:
                       detection_conf=np.array([f.confidence for f in frames], np.float32))
         if has_kp:
             arrays["keypoints"] = np.stack([f.keypoints_crop for f in frames]).astype(np.float32)
-        if self.has_frames:
-            arrays["frames"] = np.stack([f.crop for f in frames])
         return arrays
 
     def _write_qa(self, frame, label: str, window_id: str) -> None:
@@ -229,11 +241,15 @@ def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: 
                                    item.individual or cfg.boris_subject, media=item.path)
     writer = WindowWriter(item, cfg, out_root, manifest_dir, labels, info.fps, detector.num_keypoints, info.has_frames)
     rows = []
-    for records in iter_frame_records(item.path, detector, cfg):
-        for record in records:
-            rows.append(tracking_row(record, detector.num_keypoints))
-            writer.add(record)
-        bar.update(len(records))
+    try:
+        for records in iter_frame_records(item.path, detector, cfg):
+            for record in records:
+                rows.append(tracking_row(record, detector.num_keypoints))
+                writer.add(record)
+            bar.update(len(records))
+    except BaseException:
+        writer.abort()
+        raise
     writer.finish()
     result = writer.result
     result.frames = len(rows)
@@ -271,7 +287,7 @@ def fingerprint(cfg, detector, item: VideoItem) -> dict:
 def recorded_detections(record_path: Path, expected: dict, tracking: Path, detector, cfg):
     """A RecordedDetector replaying the tracking table of an earlier run whose detections are still valid
     (same detection fingerprint), so that changing only crop, window or label settings skips the detector."""
-    if cfg.detector == "pose_file" or not (record_path.is_file() and tracking.is_file()):
+    if detector.reads_pose_files or not (record_path.is_file() and tracking.is_file()):
         return None  # a pose file is read as fast as its tracking table, and it holds every animal
     record = json.loads(record_path.read_text())
     if (record.get("fingerprint") or {}).get("detection") != expected["detection"]:
@@ -286,7 +302,8 @@ def load_finished(record_path: Path, expected: dict, manifest_dir: Path):
     record = json.loads(record_path.read_text())
     if record.get("fingerprint") != expected:
         return None
-    if any(w["npz"] and not (manifest_dir / w["npz"]).is_file() for w in record["windows"]):
+    files = [w[key] for w in record["windows"] for key in ("npz", "crop_store") if w.get(key)]
+    if any(not (manifest_dir / f).is_file() for f in files):
         return None
     return VideoResult(record["windows"], Counter(record["dropped"]), record["frames"], Counter(record["status_counts"]))
 
@@ -332,7 +349,9 @@ def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_value
                  "fps": fps[0] if len(fps) == 1 else None,
                  "has_frames": all(w["has_frames"] for entries in splits.values() for w in entries),
                  "social": any("#" in v for v in results),  # several animals per recording: social features
-                 "frame_format": "RGB uint8 [T,H,W,3]; absent for pose files without video",
+                 "frame_format": "RGB uint8 [N,S,S,3] per video in frames/<video_id>.h5 (utils/crop_store.py), "
+                                 "row = frame index; a window's crop_store and start_frame..end_frame select its "
+                                 "frames; absent for pose files without video",
                  "keypoint_format": "float32 [T,K,3] crop pixels (x, y, conf)"})
     return {"schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "class_to_idx": class_to_idx, "idx_to_class": {str(i): c for c, i in class_to_idx.items()},
@@ -373,6 +392,7 @@ def main(args):
     layout, items, skipped = discover_videos(Path(cfg.dataset_root), cfg.dataset_layout, cfg.detector,
                                              cfg.pose_min_likelihood)
     log.info("layout %s: %d videos", layout, len(items))
+    warn_ignored_settings(cfg)
     detector = build_detector(cfg.detector, cfg)  # bad names and weights fail here, before anything is removed
     # a stale manifest would point at windows this run is about to rewrite: remove it until the run completes
     manifest_path.unlink(missing_ok=True)

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cropping import build_detector, iter_frame_records, prepare_source, tracking_row
+from detectors import build_detector, detector_class, warn_ignored_settings
+from frame_pipeline import iter_frame_records, prepare_source, tracking_row
 from utils.config import add_config_arguments, dump_config, resolve_config
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, atomic_write_xlsx, ensure_dir
@@ -166,10 +167,12 @@ def write_track(path: Path, animal, table: pd.DataFrame, fps: float, cfg, out_di
 def main(args):
     cfg = resolve_config(args, (PreprocessingConfig, InferenceConfig))
     settings = cfg.preprocessing
-    sources = recordings(args.video_path, settings.detector == "pose_file")
-    if any(is_pose_file(s) for s in sources) and settings.detector != "pose_file":
+    reads_pose_files = detector_class(settings.detector).reads_pose_files
+    sources = recordings(args.video_path, reads_pose_files)
+    if any(is_pose_file(s) for s in sources) and not reads_pose_files:
         pose = next(s for s in sources if is_pose_file(s))
         raise UserError(f"{pose} is a pose file; track it with --detector pose_file")
+    warn_ignored_settings(settings)
     detector = build_detector(settings.detector, settings)  # loaded once for every recording
     results = []
     for path in sources:
@@ -177,7 +180,7 @@ def main(args):
         setup_logging(out_dir / f"{source_stem(path)}.track.log")
         dump_config([settings, cfg.inference], out_dir / f"{source_stem(path)}.track_config.yaml")
         start = time.perf_counter()
-        for animal in recording_animals(path, settings.detector):
+        for animal in recording_animals(path, reads_pose_files):
             table, fps = track(path, detector, settings, animal)
             results.append(write_track(path, animal, table, fps, cfg, out_dir, detector.num_keypoints))
         log.info("%s tracked in %.1f s", path, time.perf_counter() - start)

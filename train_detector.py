@@ -10,7 +10,7 @@ predictions on whole videos as pseudo-labels), or from an existing Ultralytics Y
     python3 train_detector.py --yolo_data my_yolo/data.yaml --model weights/mouse_pose.pt
 
 Writes in --output_dir: dataset/ (images, YOLO labels, data.yaml with keypoint names and flip_idx), the
-Ultralytics run (train/), best.pt (keypoint names inside, so cropping.py reports them), and report.json: box mAP50
+Ultralytics run (train/), best.pt (keypoint names inside, so detectors.py reports them), and report.json: box mAP50
 (Ultralytics val) and keypoint pixel error on the held-out hand-labelled frames. Use best.pt as --yolo_weights.
 """
 import argparse

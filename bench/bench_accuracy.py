@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import benchmark_pipeline  # noqa: E402
 import prepare_sequences_from_yolo as prepare  # noqa: E402
-import train_behavior_lstm as train  # noqa: E402
+from training.engine import train, training_config  # noqa: E402
 from utils.synthetic import FPS, make_long_video_dataset, make_pose_file_dataset  # noqa: E402
 
 POSE = ["--backbone", "none", "--use_pose"]
@@ -81,7 +81,7 @@ def run_variant(name: str, seed: int, run: str, manifest: Path, test_dir: Path, 
     start = time.perf_counter()
     argv = ["--manifest_path", str(manifest), "--output_dir", str(work / "runs"), "--run_name", run,
             "--device", "cpu", "--num_workers", "0", "--seed", str(seed), *VARIANTS[name], *args.train_flags]
-    train.main(train.get_args_parser().parse_args(argv))
+    train(training_config(*argv))
     train_seconds = time.perf_counter() - start
     out = work / "eval" / run
     benchmark_pipeline.main(benchmark_pipeline.get_args_parser().parse_args([

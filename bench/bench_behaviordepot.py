@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import benchmark_pipeline  # noqa: E402
 import prepare_sequences_from_yolo as prepare  # noqa: E402
-import train_behavior_lstm as train  # noqa: E402
+from training.engine import train, training_config  # noqa: E402
 from utils.metrics import classification_scores, segment_f1  # noqa: E402
 from utils.pose_io import read_pose_file, write_pose_file  # noqa: E402
 from utils.synthetic import write_label_csv  # noqa: E402
@@ -98,7 +98,7 @@ def train_model(work: Path, name: str, window: int, stride: int, extra: tuple = 
             "--dataset_root", str(work / "dataset"), "--output_root", str(prepared), "--detector", "pose_file",
             "--pose_fps", str(FPS), "--window_size", str(window), "--window_stride", str(stride),
             "--split_strategy", "file", "--split_file", str(work / "splits.csv")]))
-    train.main(train.get_args_parser().parse_args([
+    train(training_config(*[
         "--manifest_path", str(prepared / "sequence_manifest.json"), "--output_dir", str(work / "runs"),
         "--run_name", f"{name}_w{window}", "--num_workers", "0", "--device", "cpu", *MODELS[name], *extra]))
     return work / "runs" / f"{name}_w{window}" / "best_model_macro_f1.pt"

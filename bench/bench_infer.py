@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import infer_behavior_lstm as infer  # noqa: E402
 import prepare_sequences_from_yolo as prepare  # noqa: E402
-import train_behavior_lstm as train  # noqa: E402
+from training.engine import train, training_config  # noqa: E402
 from cropping import crop_detection  # noqa: E402
 from data import normalise_frames  # noqa: E402
 from predictor import Predictor  # noqa: E402
@@ -56,7 +56,7 @@ def make_checkpoint(work: Path, yolo_imgsz: int, crop_size: int, args) -> Path:
         str(args.yolo_weights), "--yolo_imgsz", str(yolo_imgsz), "--crop_size", str(crop_size), "--device", "cpu",
         "--window_size", str(args.window_size), "--window_stride", str(args.window_stride), "--val_ratio", "0",
         "--train_ratio", "1", "--test_ratio", "0"]))
-    train.main(train.get_args_parser().parse_args([
+    train(training_config(*[
         "--manifest_path", str(work / f"prep_{tag}" / "sequence_manifest.json"), "--output_dir", str(work / "runs"),
         "--run_name", tag, "--backbone", args.backbone, "--no_pretrained_backbone", "--epochs", "1",
         "--device", "cpu", "--num_workers", "0"]))

@@ -4,7 +4,7 @@ true keypoints, on true keypoints with added noise, and on the detector's keypoi
 The accuracy bench's data (generated long videos, training and held-out test videos from different seeds, so
 other animals, floors and lighting) is generated again here with its ground truth. For each keypoint source the
 per-frame scale references (utils.motion.ScaleTracker), body-pose and box-motion features (FeatureSpec) and the
-gradient-boosted window classifier (model.WindowStatsGBT) are exactly the product's; windows of 30 frames,
+gradient-boosted window classifier (classifiers.WindowStatsGBT) are exactly the product's; windows of 30 frames,
 stride 5, per-frame probabilities centre-weighted as at inference (utils.windows.frame_weights). Boxes are the
 true ones for the truth sources, the detector's for the detector source. Only the keypoints change, so the
 differences are the detector's.
@@ -21,8 +21,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from cropping import build_detector, iter_frame_records  # noqa: E402
-from model import ModelConfig, WindowStatsGBT  # noqa: E402
+from classifiers import WindowStatsGBT  # noqa: E402
+from detectors import build_detector  # noqa: E402
+from frame_pipeline import iter_frame_records  # noqa: E402
+from model import ModelConfig  # noqa: E402
 from utils.metrics import classification_scores  # noqa: E402
 from utils.motion import FeatureSpec, ScaleTracker, body_axis  # noqa: E402
 from utils.schema import PreprocessingConfig  # noqa: E402
@@ -101,7 +103,7 @@ def evaluate_source(train: list, test: list) -> dict:
     pose, motion, labels = (np.concatenate([p[i] for p in parts]) for i in range(3))
     cfg = ModelConfig(classifier="gbt", backbone="none", use_pose=True, num_classes=len(BEHAVIORS),
                       pose_dim=spec.pose_dim, box_motion_dim=spec.motion_dim)
-    model = WindowStatsGBT(cfg).fit(pose, motion, labels)
+    model = WindowStatsGBT(cfg).fit_arrays(pose, motion, labels)
     return frame_macro_f1(model, test, spec)
 
 

@@ -19,7 +19,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import prepare_sequences_from_yolo as prepare  # noqa: E402
-from cropping import build_detector, crop_frame, square_crop_box  # noqa: E402
+from cropping import crop_frame, square_crop_box  # noqa: E402
+from detectors import build_detector  # noqa: E402
 from utils.device import set_cpu_threads  # noqa: E402
 from utils.io import atomic_save_npz  # noqa: E402
 from utils.synthetic import make_class_folder_dataset  # noqa: E402

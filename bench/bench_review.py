@@ -97,9 +97,10 @@ def summary(times) -> dict:
 
 
 def time_review_tab(video: Path, frames_csv: Path, targets, play_seconds: float) -> dict:
-    import behaviorscope_gui as gui
-    gui.STATE_PATH = video.parent / "gui_state.json"  # never the user's own recent-paths file
-    app = gui.BehaviorScopeApp()
+    from gui import state
+    from gui.app import BehaviorScopeApp
+    state.STATE_PATH = video.parent / "gui_state.json"  # never the user's own recent-paths file
+    app = BehaviorScopeApp()
     app.geometry("1366x740+0+0")
     tab = app.tabs["Review"]
     app.notebook.select(tab)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import train_behavior_lstm as train  # noqa: E402
+from training.engine import train, training_config  # noqa: E402
 
 
 def run_setting(manifest: str, lr: float, scheduler: str, seed: int, args, out: Path) -> dict:
@@ -29,7 +29,7 @@ def run_setting(manifest: str, lr: float, scheduler: str, seed: int, args, out: 
             "--device", "cpu", "--num_workers", "0", "--seed", str(seed), "--lr", str(lr), "--scheduler", scheduler,
             "--epochs", str(args.epochs), "--patience", str(args.patience), *args.model_flags]
     start = time.perf_counter()
-    history = train.main(train.get_args_parser().parse_args(argv))["history"]
+    history = train(training_config(*argv)).history
     best = max(history, key=lambda h: h["val_macro_f1"])
     return {"best_val_macro_f1": round(best["val_macro_f1"], 4), "best_epoch": int(best["epoch"]),
             "epochs_run": len(history), "seconds": round(time.perf_counter() - start, 1)}

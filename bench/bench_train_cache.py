@@ -20,7 +20,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import prepare_sequences_from_yolo as prepare  # noqa: E402
-import train_behavior_lstm as train  # noqa: E402
+from training.engine import train, training_config  # noqa: E402
 from utils.synthetic import make_class_folder_dataset  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def epoch_seconds(manifest: Path, out: Path, name: str, cache: bool, args) -> tu
     argv = ["--manifest_path", str(manifest), "--output_dir", str(out), "--run_name", name, "--epochs",
             str(args.epochs), "--no_pretrained_backbone", "--device", "cpu", "--num_workers", str(args.num_workers),
             "--batch_size", "8", "--patience", "0", "--feature_cache" if cache else "--no-feature_cache"]
-    train.main(train.get_args_parser().parse_args(argv))
+    train(training_config(*argv))
     seconds = pd.read_csv(out / name / "metrics.csv")["seconds"]
     log = (out / name / "train.log").read_text()
     build = re.search(r"feature cache: .* in ([0-9.]+) s", log)

@@ -171,7 +171,7 @@ def test_print_config_shows_the_resolved_settings_and_exits(tmp_path, capsys):
 
 
 def test_registry_names_are_the_choices_of_their_settings():
-    from cropping import DETECTORS
+    from detectors import DETECTORS
     from model import BACKBONES
     from utils.schema import ModelSettings
     assert section_options(PreprocessingConfig)["detector"].choices == tuple(DETECTORS.names())

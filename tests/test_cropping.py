@@ -5,8 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from cropping import (STATUS_DETECTED, STATUS_MISSED, STATUS_REUSED, BoxTracker, Detection, build_detector,
-                      crop_frame, DETECTORS, load_yolo, map_keypoints_to_crop, square_crop_box)
+from cropping import crop_frame, map_keypoints_to_crop, square_crop_box
+from detectors import (DETECTORS, STATUS_DETECTED, STATUS_MISSED, STATUS_REUSED, Detection, Detector, build_detector,
+                       load_yolo)
+from frame_pipeline import BoxTracker
 from utils.errors import UserError
 from utils.schema import PreprocessingConfig
 
@@ -113,7 +115,7 @@ def test_yolo_pose_task_needs_pose_weights(tiny_yolo):
     assert build_detector("yolo", cfg).num_keypoints == 6
 
 
-class IndexDetector:
+class IndexDetector(Detector):
     """Reads the frame index written into pixel (0, 0) and returns a box and keypoints moving linearly with it;
     frames listed in `misses` are missed. Records which frames it saw."""
 
@@ -138,7 +140,7 @@ def index_frames(n):
 
 
 def run_sparse(detector, n, every, batch):
-    from cropping import SparseDetector
+    from detectors import SparseDetector
     sparse, frames, out = SparseDetector(detector, every), index_frames(n), []
     for first in range(0, n, batch):
         out += sparse.push(first, frames[first:first + batch])
@@ -146,7 +148,7 @@ def run_sparse(detector, n, every, batch):
 
 
 def test_detect_every_interpolates_between_detections_in_frame_order():
-    from cropping import STATUS_INTERPOLATED
+    from detectors import STATUS_INTERPOLATED
     detector = IndexDetector()
     out = run_sparse(detector, 10, every=4, batch=3)
     assert [i for i, _, _ in out] == list(range(10)) and detector.seen == [0, 4, 8, 9]

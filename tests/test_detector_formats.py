@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import prepare_args
-from cropping import build_detector
+from detectors import build_detector
 from prepare_sequences_from_yolo import main as prepare
 from utils.schema import PreprocessingConfig
 from utils.synthetic import KEYPOINT_NAMES
@@ -97,7 +97,7 @@ def test_accelerated_backend_is_exported_once_checked_and_agrees(tiny_yolo, fram
     def no_second_export(*args, **kwargs):
         raise AssertionError("exported again instead of using the cache")
     monkeypatch.setattr("ultralytics.YOLO.export", no_second_export)
-    monkeypatch.setattr("cropping.detection_difference", lambda a, b: pytest.fail("checked again"))
+    monkeypatch.setattr("detectors.detection_difference", lambda a, b: pytest.fail("checked again"))
     again = backend_detector(tiny_yolo, backend)
     for a, b in zip(fast, again.detect(frames[:3])):  # the agreement measured on first use is remembered
         np.testing.assert_allclose(a.keypoints[:, :2], b.keypoints[:, :2], atol=1e-3)
@@ -118,7 +118,7 @@ def test_each_frame_size_gets_an_export_at_its_own_input_shape(tiny_yolo, frames
 
 
 def test_letterbox_shape_is_pytorchs_rectangular_input():
-    from cropping import letterbox_shape
+    from detectors import letterbox_shape
     assert letterbox_shape((480, 640), 416, 32) == (320, 416)  # 312 rows padded up to the stride
     assert letterbox_shape((480, 640), 640, 32) == (480, 640)
     assert letterbox_shape((1080, 1920), 640, 32) == (384, 640)  # 360 rows padded up to the stride
@@ -127,9 +127,9 @@ def test_letterbox_shape_is_pytorchs_rectangular_input():
 
 def test_a_disagreeing_or_missing_backend_falls_back_to_pytorch_with_a_warning(tiny_yolo, frames, monkeypatch,
                                                                                caplog):
-    import cropping
-    monkeypatch.setattr(cropping, "checked_agreement", lambda path, backend: None)  # a first use: checked
-    monkeypatch.setattr(cropping, "detection_difference", lambda a, b: 9.0)
+    import detectors
+    monkeypatch.setattr(detectors, "checked_agreement", lambda path, backend: None)  # a first use: checked
+    monkeypatch.setattr(detectors, "detection_difference", lambda a, b: 9.0)
     with caplog.at_level(logging.WARNING):
         detector = backend_detector(tiny_yolo, "onnx")
         detector.detect(frames[:4])
@@ -157,11 +157,11 @@ def test_auto_tries_the_installed_cpu_runtimes_and_tensorrt_needs_cuda():
 
 @pytest.mark.parametrize("torch_seconds,expected", [(1.0, "export"), (0.1, "torch")])
 def test_auto_keeps_the_fastest_runtime_that_agrees(tiny_yolo, frames, monkeypatch, torch_seconds, expected):
-    import cropping
-    from cropping import YoloDetector
+    import detectors
+    from detectors import YoloDetector
     remembered = {}
-    monkeypatch.setattr(cropping, "remembered_choice", lambda key: None)
-    monkeypatch.setattr(cropping, "remember_choice", lambda key, name, timings: remembered.update({key: name}))
+    monkeypatch.setattr(detectors, "remembered_choice", lambda key: None)
+    monkeypatch.setattr(detectors, "remember_choice", lambda key, name, timings: remembered.update({key: name}))
     monkeypatch.setattr(YoloDetector, "_seconds",
                         lambda self, runtime, f: torch_seconds if runtime.name == "torch" else 0.5)
     detector = backend_detector(tiny_yolo, "auto")
@@ -172,13 +172,13 @@ def test_auto_keeps_the_fastest_runtime_that_agrees(tiny_yolo, frames, monkeypat
 
 
 def test_auto_loads_only_the_runtime_it_chose_before_on_this_machine(tiny_yolo, frames, monkeypatch):
-    import cropping
+    import detectors
     import utils.detector_backends as backends
-    from cropping import YoloDetector
+    from detectors import YoloDetector
     exported = []
-    monkeypatch.setattr(cropping, "remembered_choice", lambda key: "onnx")
+    monkeypatch.setattr(detectors, "remembered_choice", lambda key: "onnx")
     monkeypatch.setattr(YoloDetector, "_seconds", lambda *a: pytest.fail("timed again"))
-    monkeypatch.setattr(cropping, "exported_weights", lambda w, backend, *a: exported.append(backend.name) or
+    monkeypatch.setattr(detectors, "exported_weights", lambda w, backend, *a: exported.append(backend.name) or
                         backends.exported_weights(w, backend, *a))
     detector = backend_detector(tiny_yolo, "auto")
     detector.detect(frames[:8])
@@ -216,7 +216,7 @@ def test_openvino_bf16_keeps_the_cpus_reduced_precision_and_is_still_checked(tin
 @pytest.mark.parametrize("backend", ("onnx", "openvino"))
 def test_an_export_run_directly_gives_ultralytics_own_results(tiny_yolo, frames, backend):
     import openvino as ov
-    from cropping import load_yolo
+    from detectors import load_yolo
     detector = backend_detector(tiny_yolo, backend)
     direct = detector.detect(frames[:16]) + detector.detect(frames[16:21])  # a full and a padded partial batch
     runtime = next(iter(detector.runtimes.values()))

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import train_detector
-from cropping import build_detector
+from detectors import build_detector
 from utils.errors import UserError
 from utils.pose_io import write_pose_file
 from utils.schema import PreprocessingConfig

@@ -41,13 +41,16 @@ def display():
 
 @pytest.fixture(scope="module")
 def app(display, tmp_path_factory):
+    from tkinter import messagebox
+
     import behaviorscope_gui as gui
-    gui.STATE_PATH = tmp_path_factory.mktemp("gui_state") / "gui.json"  # never the user's own state
+    from gui import state
+    state.STATE_PATH = tmp_path_factory.mktemp("gui_state") / "gui.json"  # never the user's own state
 
     def no_dialog(title, message, **_):  # a modal dialog would block the test: fail with its text instead
         raise AssertionError(f"dialog {title!r}: {message}")
     for name in ("showerror", "showinfo", "askyesno"):
-        setattr(gui.messagebox, name, no_dialog)
+        setattr(messagebox, name, no_dialog)
     window = gui.BehaviorScopeApp()
     window.geometry("1366x740+0+0")
     pump(window)

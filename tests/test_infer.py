@@ -319,7 +319,7 @@ def test_inference_applies_the_min_keypoint_conf_of_training(models, videos, tmp
     save_checkpoint(strict, **{**ckpt, "features": {**ckpt["features"], "min_keypoint_conf": 1.0}})
     old_style = tmp_path / "old.pt"  # before features were recorded: min_keypoint_conf lived in the flat config
     save_checkpoint(old_style, **{**{k: v for k, v in ckpt.items() if k != "features"},
-                                  "config": {"min_keypoint_conf": 0.7}})
+                                  "config": {"min_keypoint_conf": 0.7}, "format_version": 1})
     options = InferenceConfig(device="cpu")
     assert Predictor.from_checkpoint(old_style, options).min_keypoint_conf == 0.7
     probs = {}
@@ -341,6 +341,7 @@ def test_checkpoints_from_before_feature_version_2_still_classify(pose_manifest,
     ckpt = load_checkpoint(tmp_path / "crop" / "best_model.pt")
     new_keys = ("box_motion_dim", "input_stats", "use_box_motion", "motion_proj_dim", "input_scaling")
     old = {**{k: v for k, v in ckpt.items() if k != "features"}, "config": {"min_keypoint_conf": 0.0},
+           "format_version": 1,
            "model_args": {k: v for k, v in ckpt["model_args"].items() if k not in new_keys},
            "model": {k: v for k, v in ckpt["model"].items() if not k.endswith(("_mean", "_std", "_knots"))}}
     save_checkpoint(tmp_path / "old.pt", **old)
@@ -365,7 +366,7 @@ def test_live_mode_labels_windows_as_they_complete_and_writes_every_output(model
 
 
 def test_live_mode_stopped_by_ctrl_c_keeps_what_it_saw(models, videos, tmp_path, monkeypatch):
-    from cropping import YoloDetector
+    from detectors import YoloDetector
     calls, detect = [], YoloDetector.detect
 
     def interrupted(self, frames):

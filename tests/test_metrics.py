@@ -30,10 +30,10 @@ def test_a_class_in_the_truth_never_predicted_counts_as_zero():
 def test_training_validation_uses_the_same_definition():
     import torch
 
-    import train_behavior_lstm as train
+    from training.loop import evaluate
 
     class Fixed(torch.nn.Module):  # predicts class 0 for every clip; 3 classes, class 2 absent from the split
-        backbone, uses_pose, uses_motion, classifier = None, True, False, torch.nn.Linear(1, 3)
+        sees_frames, uses_pose, uses_motion, classifier = None, True, False, torch.nn.Linear(1, 3)
 
         def forward_from_features(self, visual, pose, pose_present, motion):
             return pose[:, 0]
@@ -43,7 +43,7 @@ def test_training_validation_uses_the_same_definition():
 
     batch = {"pose": torch.zeros(4, 2, 1), "pose_present": torch.ones(4, dtype=torch.bool),
              "label": torch.tensor([0, 0, 1, 1]), "visual": torch.zeros(4, 2, 1)}
-    result = train.evaluate(Fixed(), [batch], None, None, "cpu")
+    result = evaluate(Fixed(), [batch], None, None, "cpu")
     assert result["macro_f1"] == pytest.approx(macro_f1([0, 0, 1, 1], [0, 0, 0, 0], [0, 1, 2]))
 
 

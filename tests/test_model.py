@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from model import BACKBONES, FUSIONS, TEMPORAL_HEADS, ModelConfig, build_model, model_args
+from utils.checkpoint import migrate_checkpoint
 from utils.errors import UserError
 from utils.schema import ModelSettings
 
@@ -15,6 +16,13 @@ def config(**kw):
     base = dict(num_classes=3, pretrained_backbone=False, crop_size=32, hidden_dim=16, pose_dim=10,
                 pose_fusion_dim=8, attention_heads=2, dropout=0.0)
     return ModelConfig(**{**base, **kw})
+
+
+def format_1_model_args(model_args: dict) -> dict:
+    """model_args of a format 1 checkpoint as loading brings them to the current format (utils.checkpoint)."""
+    old = {"format_version": 1, "model_args": model_args, "config": {}, "preprocessing": {},
+           "features": {"pose_features": "body", "pose_features_version": 3}}
+    return migrate_checkpoint(old, "old.pt")["model_args"]
 
 
 def clip(b=2, t=4, size=32):
@@ -205,7 +213,7 @@ def test_a_model_scales_its_inputs_as_its_checkpoint_says():
                                   input_stats=True, input_scaling="quantile"))
     assert new.pose_knots.shape == (4, QUANTILE_KNOTS) and new.motion_knots.shape == (2, QUANTILE_KNOTS)
     old_args = {k: v for k, v in model_args(new.cfg).items() if k != "input_scaling"}
-    old = build_model(ModelConfig(**old_args))
+    old = build_model(ModelConfig(**format_1_model_args(old_args)))
     assert old.cfg.input_scaling == "standard" and not hasattr(old, "pose_knots")
     x = torch.full((1, 30, 4), 5.0)
     old.set_input_stats(pose_mean=torch.ones(4), pose_std=torch.full((4,), 2.0), pose_knots=torch.zeros(4, 9))
@@ -266,5 +274,5 @@ def test_feature_shift_moves_each_feature_by_one_offset_per_window_in_training_o
     torch.testing.assert_close(seen[-1], pose)
     # a checkpoint from before the setting lacks the key: it was trained without a shift
     old_args = {k: v for k, v in model_args(model.cfg).items() if k != "feature_shift"}
-    assert ModelConfig(**old_args).feature_shift == 0.0
+    assert ModelConfig(**format_1_model_args(old_args)).feature_shift == 0.0
     assert ModelSettings().feature_shift == 0.3  # new runs shift by default

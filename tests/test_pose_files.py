@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from conftest import prepare_args
+from utils.crop_store import CropStoreReader
 from utils.errors import UserError
 from utils.pose_io import (find_pose_file, is_pose_file, pose_stem, read_pose_file, recording_name,
                            write_pose_file)
@@ -232,8 +233,9 @@ def test_pose_file_beside_a_video_gives_crops_with_its_keypoints(tmp_path):
                                     "--crop_size", 64, "--split_strategy", "window"))
     assert manifest["meta"]["has_frames"] is True and manifest["meta"]["detector"] == "pose_file"
     entry = next(e for s in manifest["splits"].values() for e in s)
+    store = CropStoreReader(tmp_path / "prepared" / entry["crop_store"])
+    assert store.frames(entry["start_frame"], entry["end_frame"]).shape == (20, 64, 64, 3)
     with np.load(tmp_path / "prepared" / entry["npz"]) as npz:
-        assert npz["frames"].shape == (20, 64, 64, 3)
         crop_kp, crop_box = npz["keypoints"], npz["crop_xyxy"]
         raw = npz["keypoints_xy_raw"]
     scale = 64 / (crop_box[:, 2] - crop_box[:, 0])

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import prepare_sequences_from_yolo as prep
 from conftest import ROOT, prepare_args
+from utils.crop_store import CropStoreReader
 from utils.errors import UserError
 from utils.synthetic import FLIP_IDX, KEYPOINT_NAMES, render_video, write_label_csv, write_video
 
@@ -21,6 +23,11 @@ FAST = ["--yolo_imgsz", "320", "--device", "cpu", "--crop_size", "96", "--window
 def run_prepare(dataset, out, weights, *extra):
     return prep.main(prepare_args("--dataset_root", dataset, "--output_root", out, "--yolo_weights", weights,
                                   *FAST, *extra))
+
+
+def window_crops(manifest_dir: Path, entry: dict):
+    """The crops of a window, from its video's crop store."""
+    return CropStoreReader(manifest_dir / entry["crop_store"]).frames(entry["start_frame"], entry["end_frame"])
 
 
 def all_entries(manifest):
@@ -38,7 +45,7 @@ def prepared(class_folder_dataset, tiny_yolo, tmp_path_factory):
 def test_manifest_schema_and_values(prepared):
     out, manifest = prepared
     on_disk = json.loads((out / "sequence_manifest.json").read_text())
-    assert on_disk["schema_version"] == 2 and on_disk["splits"] == manifest["splits"]
+    assert on_disk["schema_version"] == 3 and on_disk["splits"] == manifest["splits"]
     assert manifest["class_to_idx"] == {"groom": 0, "rear": 1, "walk": 2}
     assert manifest["idx_to_class"] == {"0": "groom", "1": "rear", "2": "walk"}
     meta = manifest["meta"]
@@ -57,6 +64,42 @@ def test_manifest_schema_and_values(prepared):
     assert (out / "config.yaml").is_file() and (out / "prepare.log").is_file()
 
 
+def test_each_frame_is_stored_once_and_windows_read_their_frames_from_it(prepared):
+    import h5py
+    out, manifest = prepared
+    for video, info in manifest["videos"].items():
+        entries = [e for e in all_entries(manifest) if e["source_video"] == video]
+        stores = {e["crop_store"] for e in entries}
+        assert len(stores) == 1  # one store per video
+        with h5py.File(out / stores.pop()) as store:
+            assert store["crops"].shape == (info["frames"], 96, 96, 3)  # every frame once, none per window
+            for e in entries:
+                np.testing.assert_array_equal(window_crops(out, e), store["crops"][e["start_frame"]:e["end_frame"] + 1])
+    with np.load(out / all_entries(manifest)[0]["npz"]) as npz:
+        assert "frames" not in npz.files  # the window files hold no pixels
+
+
+def test_schema_2_manifests_with_crops_in_the_window_files_are_still_read(prepared, tmp_path):
+    """The previous layout (crops inside each window's npz) trains as before, with the same frames."""
+    from data import WindowDataset
+    from utils.io import atomic_save_npz
+    out, manifest = prepared
+    old = json.loads((out / "sequence_manifest.json").read_text())
+    old["schema_version"] = 2
+    for e in all_entries(old):
+        with np.load(out / e["npz"]) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        e["npz"] = str(tmp_path / Path(e["npz"]).name)
+        atomic_save_npz(e["npz"], frames=window_crops(out, e), **arrays)
+        del e["crop_store"]
+    (out / "old_manifest.json").write_text(json.dumps(old))
+    new = WindowDataset(out / "sequence_manifest.json", "train")
+    legacy = WindowDataset(out / "old_manifest.json", "train")
+    assert len(new) == len(legacy) > 0
+    for i in (0, len(new) - 1):
+        assert torch.equal(new[i]["frames"], legacy[i]["frames"])
+
+
 def test_video_split_never_leaks(prepared):
     _, manifest = prepared
     videos = {s: {e["source_video"] for e in entries} for s, entries in manifest["splits"].items()}
@@ -71,7 +114,8 @@ def test_npz_keypoints_land_on_the_animal(prepared, class_folder_dataset):
     errors = []
     for e in all_entries(manifest):
         data = np.load(out / e["npz"], allow_pickle=False)
-        assert data["frames"].shape == (15, 96, 96, 3) and data["frames"].dtype == np.uint8
+        crops = window_crops(out, e)
+        assert crops.shape == (15, 96, 96, 3) and crops.dtype == np.uint8
         assert data["keypoints"].shape == (15, 6, 3) and data["keypoints"].dtype == np.float32
         assert list(data["frame_index"]) == list(range(e["start_frame"], e["end_frame"] + 1))
         assert set(data["detection_status"]) == {"detected"}
@@ -173,7 +217,8 @@ def test_same_file_names_in_different_folders_do_not_collide(tmp_path, tiny_yolo
                            "--train_ratio", "1", "--val_ratio", "0", "--test_ratio", "0")
     entries = all_entries(manifest)
     assert len(entries) == 2 and len({e["npz"] for e in entries}) == 2
-    a, b = (np.load(tmp_path / "out" / e["npz"])["frames"] for e in entries)
+    a, b = (window_crops(tmp_path / "out", e) for e in entries)
+    assert entries[0]["crop_store"] != entries[1]["crop_store"]
     assert not np.array_equal(a, b)
 
 
@@ -223,7 +268,7 @@ def test_interrupted_run_leaves_no_manifest_and_resumes(tmp_path, tiny_yolo, cla
     unchanged = [n for n, t in npz_times.items() if (out / n).stat().st_mtime_ns == t]
     assert len(unchanged) == len(npz_times) - 2 * 3  # only the 2 videos redone at crop 64 were rewritten
     for e in all_entries(resumed):
-        assert np.load(out / e["npz"])["frames"].shape[1] == 96
+        assert window_crops(out, e).shape[1] == 96
 
 
 def test_manifest_elsewhere_points_at_the_files(tmp_path, tiny_yolo, class_folder_dataset):
@@ -256,7 +301,7 @@ def write_detector_yaml(tmp_path, name):
 
 def test_changing_only_crop_or_window_reuses_the_detections(tmp_path, tiny_yolo, class_folder_dataset, monkeypatch,
                                                            caplog):
-    from cropping import YoloDetector
+    from detectors import YoloDetector
     out = tmp_path / "out"
     first = run_prepare(class_folder_dataset, out, tiny_yolo)
     tables = {p.name: pd.read_csv(p) for p in (out / "tracking").glob("*.csv")}
@@ -275,8 +320,8 @@ def test_changing_only_crop_or_window_reuses_the_detections(tmp_path, tiny_yolo,
         pd.testing.assert_frame_equal(table.drop(columns=[c for c in table if c.startswith("crop_")]),
                                       again.drop(columns=[c for c in again if c.startswith("crop_")]), atol=1e-3)
     entry = all_entries(second)[0]
-    arrays = np.load(out / entry["npz"])
-    assert arrays["frames"].shape[1:3] == (64, 64) and len(arrays["frames"]) == 10
+    crops = window_crops(out, entry)
+    assert crops.shape[1:3] == (64, 64) and len(crops) == 10
     assert len(all_entries(second)) > len(all_entries(first))
     monkeypatch.undo()  # other weights: the detections must be made again
     other = tmp_path / "other.pt"

@@ -1,4 +1,4 @@
-"""train_behavior_lstm.py: it learns, resumes exactly, stops cleanly, and writes safe checkpoints."""
+"""train_behavior_lstm.py and the training engine: it learns, resumes exactly, stops cleanly, and writes safe checkpoints."""
 import json
 from pathlib import Path
 
@@ -8,8 +8,14 @@ import pytest
 import torch
 
 import train_behavior_lstm as train
+import training.loop
+import training.run
+from classifiers import build_classifier
 from conftest import train_args
+from data import WindowDataset
 from model import ModelConfig, build_model
+from training.run import REQUIRED, SECTIONS, build_datasets, build_model_config
+from training.trees import evaluate_trees, stacked_inputs
 from utils.errors import UserError
 
 
@@ -81,7 +87,7 @@ def test_resume_reaches_the_same_weights(pose_manifest, tmp_path):
 
 
 def test_stop_file_ends_cleanly_with_outputs(pose_manifest, tmp_path, monkeypatch):
-    real = train.train_one_epoch
+    real = training.loop.train_one_epoch
 
     def epoch_then_stop_file(model, loader, optimizer, scaler, weights, cfg, device, stop, desc):
         result = real(model, loader, optimizer, scaler, weights, cfg, device, stop, desc)
@@ -89,9 +95,9 @@ def test_stop_file_ends_cleanly_with_outputs(pose_manifest, tmp_path, monkeypatc
             (tmp_path / "stopper" / "STOP").touch()  # appears after epoch 1's last batch: epoch 1 still counts
         return result
 
-    monkeypatch.setattr(train, "train_one_epoch", epoch_then_stop_file)
+    monkeypatch.setattr(training.loop, "train_one_epoch", epoch_then_stop_file)
     result = train.main(train_args(pose_manifest, tmp_path, "--run_name", "stopper", "--epochs", "50"))
-    assert result["stopped"].startswith("stop file")
+    assert result.stopped.startswith("stop file")
     assert len(pd.read_csv(tmp_path / "stopper" / "metrics.csv")) == 2
     assert torch.load(tmp_path / "stopper" / "last_checkpoint.pt", weights_only=True)["epoch"] == 1
     assert (tmp_path / "stopper" / "training_curves.png").is_file()
@@ -101,7 +107,7 @@ def test_stop_file_ends_cleanly_with_outputs(pose_manifest, tmp_path, monkeypatc
 def test_an_ensemble_trains_each_member_on_its_own_stops_resumes_and_averages_them(pose_manifest, tmp_path,
                                                                                     monkeypatch):
     common = ["--run_name", "ens", "--epochs", "3", "--patience", "0", "--ensemble_members", "3", "--seed", "4"]
-    run, real = tmp_path / "ens", train.train_one_epoch
+    run, real = tmp_path / "ens", training.loop.train_one_epoch
 
     def stop_during_the_second_member(*args):
         result = real(*args)
@@ -109,9 +115,9 @@ def test_an_ensemble_trains_each_member_on_its_own_stops_resumes_and_averages_th
             (run / "STOP").touch()
         return result
 
-    monkeypatch.setattr(train, "train_one_epoch", stop_during_the_second_member)
+    monkeypatch.setattr(training.loop, "train_one_epoch", stop_during_the_second_member)
     stopped = train.main(train_args(pose_manifest, tmp_path, *common))
-    assert stopped["stopped"].startswith("stop file") and not (run / "member_2").exists()
+    assert stopped.stopped.startswith("stop file") and not (run / "member_2").exists()
     load = (lambda path: torch.load(path, map_location="cpu", weights_only=True))
     assert load(run / "best_model_macro_f1.pt")["model_args"]["ensemble_members"] == 2  # the members trained so far
     (run / "STOP").unlink()
@@ -147,7 +153,7 @@ def test_frozen_backbone_is_unchanged_by_training(pose_manifest, tmp_path):
     train.main(train_args(pose_manifest, tmp_path, "--run_name", "frozen", "--epochs", "1", "--backbone",
                           "mobilenet_v3_small", "--no_pretrained_backbone", "--seed", "5"))
     ckpt = torch.load(tmp_path / "frozen" / "last_checkpoint.pt", weights_only=True)
-    train.seed_everything(5)
+    training.run.seed_everything(5)
     fresh = build_model(ModelConfig(**ckpt["model_args"])).state_dict()
     backbone_keys = [k for k in fresh if k.startswith("backbone.")]
     assert backbone_keys and any("running_mean" in k for k in backbone_keys)
@@ -224,23 +230,23 @@ def test_settings_a_run_cannot_apply_are_named(pose_manifest):
     from utils.config import resolve_config
     args = train_args(pose_manifest, "unused", "--brightness", "0.5", "--hflip_prob", "0.2", "--bidirectional",
                       "--sequence_model", "tcn", "--tune_decision_weights", "--decision_folds", "3")
-    cfg = resolve_config(args, train.SECTIONS, required=train.REQUIRED)
-    model = train.build_model(train.build_model_config(cfg, train.build_datasets(cfg)))
-    ignored = dict(train.ignored_settings(cfg, model))
+    cfg = resolve_config(args, SECTIONS, required=REQUIRED)
+    model = build_classifier(build_model_config(cfg, build_datasets(cfg)))
+    ignored = dict(model.ignored_settings(cfg))
     # hflip mirrors the pose: used
     assert set(ignored) == {"augmentation.brightness", "model.bidirectional", "training.decision_folds"}
     assert "pose-only" in ignored["augmentation.brightness"] and "tcn" in ignored["model.bidirectional"]
     assert "only the gbt" in ignored["training.decision_folds"]
     args = train_args(pose_manifest, "unused", "--sequence_model", "attention", "--num_layers", "2")
-    cfg = resolve_config(args, train.SECTIONS, required=train.REQUIRED)
-    model = train.build_model(train.build_model_config(cfg, train.build_datasets(cfg)))
-    assert dict(train.ignored_settings(cfg, model)) == {
+    cfg = resolve_config(args, SECTIONS, required=REQUIRED)
+    model = build_classifier(build_model_config(cfg, build_datasets(cfg)))
+    assert dict(model.ignored_settings(cfg)) == {
         "model.num_layers": "only the lstm and tcn heads use it, not attention"}
     args = train_args(pose_manifest, "unused", "--classifier", "gbt", "--epochs", "7", "--hflip_prob", "0.2",
                       "--decision_folds", "3")
-    cfg = resolve_config(args, train.SECTIONS, required=train.REQUIRED)
-    model = train.build_model(train.build_model_config(cfg, train.build_datasets(cfg)))
-    ignored = dict(train.ignored_settings(cfg, model))  # train_args' small network and lr are for a neural model
+    cfg = resolve_config(args, SECTIONS, required=REQUIRED)
+    model = build_classifier(build_model_config(cfg, build_datasets(cfg)))
+    ignored = dict(model.ignored_settings(cfg))  # train_args' small network and lr are for a neural model
     assert {"training.epochs", "training.lr", "model.hidden_dim"} <= set(ignored)
     assert "augmentation.hflip_prob" not in ignored and "gbt" in ignored["training.epochs"]
     assert "tune_decision_weights is off" in ignored["training.decision_folds"]
@@ -256,12 +262,11 @@ def test_gradient_boosted_trees_learn_and_are_stored_without_pickle(learned, tmp
     assert row["val_acc"] >= 0.6, f"gbt validation accuracy {row['val_acc']:.2f} with 4 classes (chance 0.25)"
     ckpt = torch.load(run_dir / "best_model_macro_f1.pt", map_location="cpu", weights_only=True)
     assert ckpt["model_args"]["classifier"] == "gbt" and ckpt["model"]["skops"].dtype == torch.uint8
-    model = build_model(ModelConfig(**ckpt["model_args"]))
+    model = build_classifier(ModelConfig(**ckpt["model_args"]))
     model.load_state_dict(ckpt["model"])
-    val = train.evaluate_gbt(model, *train.stacked_inputs(train.WindowDataset(manifest, "val", use_pose=True,
-                                                                              load_frames=False)))
+    val = evaluate_trees(model, *stacked_inputs(WindowDataset(manifest, "val", use_pose=True, load_frames=False)))
     assert val["macro_f1"] == pytest.approx(ckpt["best_metric"]["macro_f1"])  # the stored trees, unchanged
-    assert result["history"][0]["val_macro_f1"] == pytest.approx(val["macro_f1"])
+    assert result.history[0]["val_macro_f1"] == pytest.approx(val["macro_f1"])
     hostile = {"skops": torch.frombuffer(bytearray(skops.io.dumps(FunctionTransformer(func=print))), dtype=torch.uint8)}
     with pytest.raises(UserError, match="not trusted"):
         model.load_state_dict(hostile)
@@ -283,7 +288,7 @@ def test_best_model_is_evaluated_once_on_the_test_split_per_window_and_per_frame
     result = train.main(train_args(tmp_path / "prep" / "sequence_manifest.json", tmp_path / "runs", "--run_name",
                                    "t", "--epochs", "3", "--patience", "0"))
     summary = json.loads((tmp_path / "runs" / "t" / "test_metrics.json").read_text())
-    assert summary == result["test"] and summary["windows"] == len(test_entries) > 0
+    assert summary == result.test and summary["windows"] == len(test_entries) > 0
     covered = {f for e in test_entries for f in range(e["start_frame"], e["end_frame"] + 1)}
     assert summary["frames"] == len(covered)  # every frame under a test window, truth from the label file
     assert 0 <= summary["frame_macro_f1"] <= 1 and 0 <= summary["window_macro_f1"] <= 1

@@ -7,6 +7,11 @@ manifest's meta: crop_size, pad_ratio, window, detector settings, keypoint layou
 weights were chosen: best validation accuracy / macro-F1 at an epoch, or the last epoch when there is no
 validation split), drift (utils.drift: the reference that scores how unlike the training videos a new
 video looks; absent without a validation split), rng (for exact resume).
+
+Checkpoints of an older format go through `migrate_checkpoint` when they are loaded, one step per format version,
+so every reader (training, the predictor, the dashboard) sees the current format and no reader keeps rules for
+old files. Format 2 (this version) states every setting the model was built with: format 1 files written before a
+setting existed lack it, and meant the behaviour of before.
 """
 import json
 from pathlib import Path
@@ -16,7 +21,14 @@ import torch
 from utils.errors import UserError
 from utils.io import atomic_path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# settings that format 1 checkpoints may lack, with the value those models were trained with
+FORMAT_1_MODEL_DEFAULTS = {
+    "box_motion_dim": 0, "use_box_motion": False,  # before box motion
+    "input_stats": False,  # before input scaling
+    "input_scaling": "standard",  # before quantile scaling: mean and spread
+    "feature_shift": 0.0,  # before feature shift
+}
 
 
 def save_checkpoint(path, **fields) -> None:
@@ -37,7 +49,46 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     except Exception as exc:  # unpickling errors come in many types
         raise UserError(f"cannot read checkpoint {path} safely ({type(exc).__name__}); it is damaged or not a "
                         f"BehaviorScope checkpoint") from None
-    if ckpt.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{path} has checkpoint format {ckpt.get('format_version')}; this version reads "
-                        f"{FORMAT_VERSION}")
+    return migrate_checkpoint(ckpt, path)
+
+
+def migrate_checkpoint(ckpt: dict, source) -> dict:
+    """The checkpoint in the current format: each older format brought forward one version at a time."""
+    version = ckpt.get("format_version")
+    if version not in MIGRATIONS and version != FORMAT_VERSION:
+        raise UserError(f"{source} has checkpoint format {version}; this version reads formats "
+                        f"{', '.join(map(str, sorted([*MIGRATIONS, FORMAT_VERSION])))}: train it again with this "
+                        f"version, or use the BehaviorScope that wrote it")
+    while version != FORMAT_VERSION:
+        ckpt = MIGRATIONS[version](dict(ckpt))
+        version = ckpt["format_version"]
     return ckpt
+
+
+def _format_1_to_2(ckpt: dict) -> dict:
+    """Every setting stated: model settings that did not exist yet get the value the model was trained with;
+    `features` from before feature version 2 (no `pose_features`: crop-pixel features, no box motion,
+    min_keypoint_conf in a flat `config`) is written out; a flat `config` of before sections is split by section."""
+    from utils.config import section_options
+    from utils.schema import AugmentConfig, ModelSettings, TrainingConfig
+    ckpt["model_args"] = {**FORMAT_1_MODEL_DEFAULTS, **ckpt["model_args"]}
+    config = ckpt.get("config") or {}
+    sections = {cls: section_options(cls) for cls in (AugmentConfig, ModelSettings, TrainingConfig)}
+    if not any(next(iter(options.values())).section in config for options in sections.values()):
+        config = {next(iter(options.values())).section: {k: v for k, v in config.items() if k in options}
+                  for options in sections.values()}
+    ckpt["config"] = config
+    features, trained = dict(ckpt.get("features") or {}), ckpt["preprocessing"]
+    if "pose_features" not in features:
+        conf = features.get("min_keypoint_conf", config["training"].get("min_keypoint_conf", 0.0))
+        features = {"pose_features_version": 1, "pose_features": "crop",
+                    "num_keypoints": trained.get("num_keypoints", 0), "body_axis": [0, 0], "min_keypoint_conf": conf,
+                    "crop_size": trained["crop_size"], "box_motion": False, "social": False}
+    elif features["pose_features"] != "crop":
+        features.setdefault("pose_features_version", 2)  # the body set before the steady rates
+    ckpt["features"] = features
+    ckpt["format_version"] = 2
+    return ckpt
+
+
+MIGRATIONS = {1: _format_1_to_2}  # format -> the step to the next one

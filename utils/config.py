@@ -24,12 +24,24 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "default_config.yaml
 
 
 def setting(default, help: str, *, minimum=None, maximum=None, exclusive_minimum=None, choices=None,
-            registry: str = None, extra_choices=(), path: bool = False):
+            registry: str = None, extra_choices=(), path: bool = False, applies: dict = None, requires: str = None,
+            off_value=None, overrides: str = None, machine: bool = False):
     """A schema field: default plus the metadata every consumer reads. `registry` ("module:NAME") names a
-    Registry whose names are the valid values (imported when first needed, so the schema stays light)."""
+    Registry whose names are the valid values (imported when first needed, so the schema stays light).
+
+    How settings relate, declared here once:
+      applies    {dimension: values}: the setting does something only where the run's value of each dimension
+                 (APPLIES_WHY: classifier, head, backbone, input, detector) is one of these
+      requires   "section.name" of a boolean setting that must be on for this one to act
+      off_value  the value that switches the setting's feature off: never reported as ignored
+      overrides  inference settings: the recorded preprocessing setting this one replaces when given (None = the
+                 checkpoint's, another value with a warning)
+      machine    with overrides: always the value given here (a property of this machine, not of the model)
+    """
     meta = dict(help=help, minimum=minimum, maximum=maximum, exclusive_minimum=exclusive_minimum,
                 choices=tuple(choices) if choices else None, registry=registry, extra_choices=tuple(extra_choices),
-                path=path)
+                path=path, applies={k: tuple(v) for k, v in (applies or {}).items()}, requires=requires,
+                off_value=off_value, overrides=overrides, machine=machine)
     return field(default=default, metadata=meta)
 
 
@@ -48,6 +60,11 @@ class Option:
     static_choices: tuple = None
     registry: str = None
     extra_choices: tuple = ()
+    applies: dict = field(default_factory=dict)
+    requires: str = None
+    off_value: object = None
+    overrides: str = None
+    machine: bool = False
 
     @property
     def choices(self):
@@ -101,7 +118,65 @@ def section_options(cls) -> dict:
         m = f.metadata
         out[f.name] = Option(section, f.name, None if f.default is MISSING else f.default, kind, optional, m["help"],
                              m["minimum"], m["maximum"], m["exclusive_minimum"], m["choices"], m["registry"],
-                             m["extra_choices"])
+                             m["extra_choices"], m["applies"], m["requires"], m["off_value"], m["overrides"],
+                             m["machine"])
+    return out
+
+
+# ------------------------------------------------------------------------------- how settings relate
+# how a setting that does not apply to a run is explained, per dimension of `applies` (in the order checked)
+APPLIES_WHY = {
+    "detector": "only the {allowed} detector{s} use{v} it, not {actual}",
+    "classifier": "only the {allowed} classifier{s} use{v} it, not {actual}",
+    "backbone": "only a model with a {allowed} backbone uses it; {actual}",
+    "head": "only the {allowed} head{s} use{v} it, not {actual}",
+    "input": "it changes only the {allowed}: {actual}",
+}
+
+
+def _joined(values, conjunction: str = "and") -> str:
+    values = list(values)
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} {conjunction} {values[-1]}"
+
+
+def settings_that_apply(cls, dimension: str, value: str) -> tuple:
+    """Names of the section's settings that act where `dimension` is `value` (settings without that dimension
+    act everywhere)."""
+    return tuple(n for n, o in section_options(cls).items() if value in o.applies.get(dimension, (value,)))
+
+
+def why_inapplicable(opt: Option, cfg, context: dict):
+    """Why setting `opt` cannot act in a run, or None. cfg: a namespace of section instances (for `requires`);
+    context: {dimension: (the run's values, how to call them)}."""
+    if opt.requires:
+        section, name = opt.requires.split(".")
+        if not getattr(getattr(cfg, section), name):
+            return f"{name} is off"
+    for dimension, template in APPLIES_WHY.items():
+        allowed = opt.applies.get(dimension)
+        if allowed is None or dimension not in context:
+            continue
+        values, actual = context[dimension]
+        if not set(values) & set(allowed):
+            many = len(allowed) > 1
+            allowed = _joined(allowed, "or" if dimension == "backbone" else "and")
+            return template.format(allowed=allowed, actual=actual, s="s" if many else "", v="" if many else "s")
+    return None
+
+
+def inapplicable_settings(cfg, sections, context: dict) -> list:
+    """(section.name, why) for each setting of the named sections of cfg given a non-default value (other than its
+    off_value) that cannot act in a run described by `context` (see why_inapplicable)."""
+    out = []
+    for section in sections:
+        instance = getattr(cfg, section)
+        for name, opt in section_options(type(instance)).items():
+            value = getattr(instance, name)
+            if value == opt.default or (opt.off_value is not None and value == opt.off_value):
+                continue
+            why = why_inapplicable(opt, cfg, context)
+            if why:
+                out.append((f"{section}.{name}", why))
     return out
 
 
@@ -137,7 +212,7 @@ def validate_value(opt: Option, value, source: str = ""):
         choices = opt.choices
         if str(value) not in choices:
             raise UserError(f"{where}{opt.name}={value!r} is not one of {', '.join(choices)}"
-                            f"{_did_you_mean(str(value), choices)}")
+                            f"{did_you_mean(str(value), choices)}")
         return str(value)
     if opt.kind == "list":
         if not isinstance(value, (list, tuple)):
@@ -154,7 +229,7 @@ def _in_range(value, opt: Option) -> bool:
     return opt.exclusive_minimum is None or value > opt.exclusive_minimum
 
 
-def _did_you_mean(word, candidates) -> str:
+def did_you_mean(word, candidates) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -174,7 +249,7 @@ def read_yaml_layer(path) -> dict:
     sections, layer = all_sections(), {}
     for section, keys in data.items():
         if section not in sections:
-            raise UserError(f"{path}: unknown section '{section}'{_did_you_mean(section, sections)}; "
+            raise UserError(f"{path}: unknown section '{section}'{did_you_mean(section, sections)}; "
                             f"valid sections: {', '.join(sections)}")
         if not isinstance(keys, dict):
             raise UserError(f"{path}: section '{section}' must hold `key: value` lines")
@@ -182,7 +257,7 @@ def read_yaml_layer(path) -> dict:
         for key, value in keys.items():
             if key not in options:
                 raise UserError(f"{path}: unknown key '{key}' in section '{section}'"
-                                f"{_did_you_mean(key, options)}; valid keys: {', '.join(options)}")
+                                f"{did_you_mean(key, options)}; valid keys: {', '.join(options)}")
             layer.setdefault(section, {})[key] = validate_value(options[key], value, source=str(path))
     return layer
 

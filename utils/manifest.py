@@ -5,7 +5,8 @@ from pathlib import Path
 from utils.errors import UserError
 from utils.io import atomic_write_json
 
-SCHEMA_VERSION = 2  # 2: windows carry scale_ref (utils.motion) and meta body_axis
+SCHEMA_VERSION = 3  # 3: crops in one store per video (utils.crop_store), not in each window's npz
+READABLE = (2, 3)  # 2: windows carry scale_ref (utils.motion) and meta body_axis, and their frames in the npz
 
 
 def write_manifest(path, manifest: dict) -> None:
@@ -22,8 +23,8 @@ def load_manifest(path) -> dict:
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc}); re-run preprocessing") from None
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise UserError(f"{path} has schema_version {version}; this BehaviorScope reads {SCHEMA_VERSION}: "
+    if version not in READABLE:
+        raise UserError(f"{path} has schema_version {version}; this BehaviorScope reads {READABLE}: "
                         f"re-run prepare_sequences_from_yolo.py")
     for key in ("class_to_idx", "idx_to_class", "meta", "splits"):
         if key not in manifest:

@@ -352,18 +352,12 @@ class FeatureSpec:
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "FeatureSpec":
-        """Checkpoints from before version 2 (their `features` has no `pose_features` key) used crop-pixel pose
-        features, no box motion, and kept min_keypoint_conf in `config`. Later ones record the whole spec, the
-        crop features (version 1) with box motion included."""
-        features, trained = ckpt.get("features") or {}, ckpt["preprocessing"]
-        if "pose_features" not in features:
-            conf = features.get("min_keypoint_conf", (ckpt.get("config") or {}).get("min_keypoint_conf", 0.0))
-            return cls("crop", trained.get("num_keypoints", 0), (0, 0), conf, trained["crop_size"], False)
+        """The spec a checkpoint records (utils.checkpoint brings older formats to the current one)."""
+        features = ckpt["features"]
         known = {f.name for f in fields(cls)} - {"version"}
         values = {k: v for k, v in features.items() if k in known}
-        body = values["pose_features"] != "crop"
-        version = features.get("pose_features_version", 2) if body else FEATURE_SET_VERSION["body"]
-        return cls(**{**values, "body_axis": tuple(values.get("body_axis", (0, 0))), "version": version})
+        version = FEATURE_SET_VERSION["body"] if values["pose_features"] == "crop" else features["pose_features_version"]
+        return cls(**{**values, "body_axis": tuple(values["body_axis"]), "version": version})
 
     def window_inputs(self, arrays: dict, fps: float, with_pose: bool) -> tuple:
         """(pose [T, pose_dim] or None, motion [T, motion_dim] or None) of one window. `arrays`: keypoints

@@ -191,10 +191,10 @@ def flip_idx_from_names(names) -> list:
     return flip
 
 
-def recording_animals(path, detector: str) -> list:
-    """The animals to follow in a recording one by one: the names of a multi-animal pose file's animals (detector
-    pose_file), otherwise [None] (the one animal)."""
-    if detector != "pose_file":
+def recording_animals(path, reads_pose_files: bool) -> list:
+    """The animals to follow in a recording one by one: the names of a multi-animal pose file's animals (a detector
+    that reads pose files), otherwise [None] (the one animal)."""
+    if not reads_pose_files:
         return [None]
     pose_file = Path(path) if is_pose_file(path) else find_pose_file(path)
     animals = read_pose_file(pose_file).individuals if pose_file else []

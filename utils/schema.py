@@ -18,6 +18,24 @@ from utils.splits import validate_ratios
 from utils.zones import parse_zones
 
 
+# where settings act (utils.config.setting: applies); a run's values come from its detector, classifier and model
+NEURAL = {"classifier": ("neural",)}
+TREES = {"classifier": ("gbt",)}
+BACKBONE = {**NEURAL, "backbone": ("frame", "video")}
+FRAME_BACKBONE = {**NEURAL, "backbone": ("frame",)}
+TEMPORAL_HEAD = {**NEURAL, "head": ("attention", "lstm", "tcn")}
+LSTM = {**NEURAL, "head": ("lstm",)}
+LSTM_TCN = {**NEURAL, "head": ("lstm", "tcn")}
+YOLO = {"detector": ("yolo",)}
+POSE_FILE = {"detector": ("pose_file",)}
+BACKGROUND = {"detector": ("background",)}
+# the inputs an augmentation changes: frames, crop-pixel keypoints, body pose and box motion (frame pixels, egocentric:
+# only mirroring and scale reach them)
+PIXELS = {"input": ("frames",)}
+ROTATION = {"input": ("frames", "crop_keypoints")}
+MIRROR_SCALE = {"input": ("frames", "crop_keypoints", "body_features")}
+
+
 @dataclass
 class PreprocessingConfig:
     """Stage A/B: detection, cropping and windows (prepare_sequences_from_yolo.py)"""
@@ -35,15 +53,15 @@ class PreprocessingConfig:
                                         "own name)")
     detector: str = setting("yolo", "animal localiser: yolo (weights), background (subtraction, static camera), or "
                             "pose_file (DeepLabCut, SLEAP or NWB pose files beside the videos, or alone without "
-                            "video: docs/formats.md)", registry="cropping:DETECTORS")
+                            "video: docs/formats.md)", registry="detectors:DETECTORS")
     yolo_weights: str | None = setting(None, "Ultralytics weights: .pt, TorchScript, ONNX or an OpenVINO folder; "
-                                       "nothing is downloaded", path=True)
+                                       "nothing is downloaded", path=True, applies=YOLO)
     yolo_task: str = setting("auto", "auto = the task stored in the weights; detect ignores keypoints",
-                             choices=("auto", "detect", "pose"))
-    yolo_conf: float = setting(0.25, "minimum detection confidence", minimum=0, maximum=1)
-    yolo_iou: float = setting(0.45, "NMS IoU threshold", minimum=0, maximum=1)
+                             choices=("auto", "detect", "pose"), applies=YOLO)
+    yolo_conf: float = setting(0.25, "minimum detection confidence", minimum=0, maximum=1, applies=YOLO)
+    yolo_iou: float = setting(0.45, "NMS IoU threshold", minimum=0, maximum=1, applies=YOLO)
     yolo_imgsz: int | None = setting(None, "detector input size in px, a multiple of 32; null = the size the "
-                                     "detector was trained or exported at", minimum=32)
+                                     "detector was trained or exported at", minimum=32, applies=YOLO)
     yolo_batch: int = setting(16, "frames per detector call", minimum=1)
     detect_every: int = setting(1, "run the detector on every Nth frame (and the last); boxes and keypoints "
                                 "of the frames between are interpolated (status 'interpolated')", minimum=1)
@@ -51,25 +69,28 @@ class PreprocessingConfig:
                                     "PyTorch within 2 px) to openvino or onnx (CPU) or tensorrt (CUDA); auto = the "
                                     "fastest of PyTorch and the installed ones, timed once per machine; torch = as "
                                     "given; openvino_bf16 = OpenVINO in bfloat16 where the CPU has it: faster, not "
-                                    "exact (never chosen by auto)", choices=BACKEND_CHOICES)
+                                    "exact (never chosen by auto)", choices=BACKEND_CHOICES, applies=YOLO)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     num_threads: int = setting(0, "CPU threads for torch; 0 = all cores (Ultralytics would otherwise leave one)",
                                minimum=0)
     pose_min_likelihood: float = setting(0.6, "pose_file: points with a lower likelihood count as missing "
-                                         "(0.6 is DeepLabCut's default pcutoff)", minimum=0, maximum=1)
+                                         "(0.6 is DeepLabCut's default pcutoff)", minimum=0, maximum=1,
+                                         applies=POSE_FILE)
     pose_box_margin: float = setting(0.15, "pose_file: the animal's box is the extent of its keypoints grown by this "
-                                     "fraction of the extent's longer side on every side", minimum=0, maximum=2)
+                                     "fraction of the extent's longer side on every side", minimum=0, maximum=2,
+                                     applies=POSE_FILE)
     pose_fps: float | None = setting(None, "pose_file without a video: the recording's frame rate (DeepLabCut and "
                                      "SLEAP files do not store it; NWB files do); a video beside the file gives its "
-                                     "own", exclusive_minimum=0)
+                                     "own", exclusive_minimum=0, applies=POSE_FILE)
     bg_num_samples: int = setting(25, "background detector: frames sampled across the video for the median "
-                                  "background", minimum=3)
+                                  "background", minimum=3, applies=BACKGROUND)
     bg_threshold: int = setting(25, "background detector: grey-level difference that counts as foreground",
-                                minimum=1, maximum=255)
-    bg_min_area: int = setting(80, "background detector: smallest blob in px that counts as the animal", minimum=1)
+                                minimum=1, maximum=255, applies=BACKGROUND)
+    bg_min_area: int = setting(80, "background detector: smallest blob in px that counts as the animal", minimum=1,
+                               applies=BACKGROUND)
     keep_last_box: bool = setting(False, "reuse the last box and keypoints through detector misses")
     max_reuse_frames: int = setting(0, "with keep_last_box: give up after this many consecutive misses; 0 = no "
-                                    "limit", minimum=0)
+                                    "limit", minimum=0, requires="preprocessing.keep_last_box")
     crop_size: int = setting(224, "side of the square crop in px", minimum=16)
     pad_ratio: float = setting(0.2, "the crop square's side is max(box w, h) * (1 + 2 * pad_ratio)", minimum=0,
                                maximum=3)
@@ -105,16 +126,19 @@ def check_imgsz(imgsz, name: str = "yolo_imgsz") -> None:
 @dataclass
 class AugmentConfig:
     """Stage D training-time augmentation (train_behavior_lstm.py); sampled once per clip, applied to every frame"""
-    hflip_prob: float = setting(0.5, "horizontal flip probability", minimum=0, maximum=1)
-    vflip_prob: float = setting(0.5, "vertical flip probability (top-down video has no up)", minimum=0, maximum=1)
-    rotation_deg: float = setting(15.0, "maximum rotation in degrees", minimum=0, maximum=180)
-    scale_range: float = setting(0.1, "scale drawn from 1 +- this", minimum=0, maximum=0.9)
-    translate_frac: float = setting(0.05, "maximum shift as a fraction of crop_size", minimum=0, maximum=0.5)
-    brightness: float = setting(0.2, "colour jitter: brightness", minimum=0, maximum=1)
-    contrast: float = setting(0.2, "colour jitter: contrast", minimum=0, maximum=1)
-    saturation: float = setting(0.1, "colour jitter: saturation", minimum=0, maximum=1)
-    blur_prob: float = setting(0.1, "Gaussian blur probability", minimum=0, maximum=1)
-    noise_std: float = setting(0.02, "Gaussian pixel noise (in 0..1 intensity units)", minimum=0, maximum=1)
+    hflip_prob: float = setting(0.5, "horizontal flip probability", minimum=0, maximum=1, applies=MIRROR_SCALE)
+    vflip_prob: float = setting(0.5, "vertical flip probability (top-down video has no up)", minimum=0, maximum=1,
+                                applies=MIRROR_SCALE)
+    rotation_deg: float = setting(15.0, "maximum rotation in degrees", minimum=0, maximum=180, applies=ROTATION)
+    scale_range: float = setting(0.1, "scale drawn from 1 +- this", minimum=0, maximum=0.9, applies=MIRROR_SCALE)
+    translate_frac: float = setting(0.05, "maximum shift as a fraction of crop_size", minimum=0, maximum=0.5,
+                                    applies=ROTATION)
+    brightness: float = setting(0.2, "colour jitter: brightness", minimum=0, maximum=1, applies=PIXELS)
+    contrast: float = setting(0.2, "colour jitter: contrast", minimum=0, maximum=1, applies=PIXELS)
+    saturation: float = setting(0.1, "colour jitter: saturation", minimum=0, maximum=1, applies=PIXELS)
+    blur_prob: float = setting(0.1, "Gaussian blur probability", minimum=0, maximum=1, applies=PIXELS)
+    noise_std: float = setting(0.02, "Gaussian pixel noise (in 0..1 intensity units)", minimum=0, maximum=1,
+                               applies=PIXELS)
     temporal_jitter: int = setting(2, "random shift of the clip start in frames", minimum=0)
     frame_dropout: float = setting(0.0, "probability of replacing a frame (and its keypoints) by its predecessor",
                                    minimum=0, maximum=0.5)
@@ -135,50 +159,58 @@ class ModelSettings:
     """Stage C-E model (train_behavior_lstm.py); inference rebuilds the model from the checkpoint"""
     classifier: str = setting("neural", "neural: backbone and/or pose with a temporal head (torch); gbt: "
                               "gradient-boosted trees on window statistics of the pose and box-motion features "
-                              "(scikit-learn, seconds to train; no frames)", registry="model:CLASSIFIERS")
-    gbt_max_iter: int = setting(300, "gbt: boosting rounds", minimum=1)
-    gbt_learning_rate: float = setting(0.1, "gbt: shrinkage of each round", exclusive_minimum=0, maximum=1)
+                              "(scikit-learn, seconds to train; no frames)", registry="classifiers:CLASSIFIERS")
+    gbt_max_iter: int = setting(300, "gbt: boosting rounds", minimum=1, applies=TREES)
+    gbt_learning_rate: float = setting(0.1, "gbt: shrinkage of each round", exclusive_minimum=0, maximum=1,
+                                       applies=TREES)
     backbone: str = setting("mobilenet_v3_small", "frame or video backbone, or none (pose only)",
-                            registry="model:BACKBONES", extra_choices=("none",))
-    pretrained_backbone: bool = setting(True, "start from ImageNet weights (torchvision's, or backbone_weights)")
+                            registry="model:BACKBONES", extra_choices=("none",), applies=NEURAL, off_value="none")
+    pretrained_backbone: bool = setting(True, "start from ImageNet weights (torchvision's, or backbone_weights)",
+                                        applies=BACKBONE)
     backbone_weights: str | None = setting(None, "local state-dict file of the backbone's ImageNet weights "
-                                           "(offline nodes)", path=True)
-    train_backbone: bool = setting(False, "fine-tune the backbone; frozen by default and kept in eval mode")
-    sequence_model: str = setting("lstm", "temporal head", registry="model:TEMPORAL_HEADS")
-    bidirectional: bool = setting(False, "bidirectional LSTM")
+                                           "(offline nodes)", path=True, applies=BACKBONE)
+    train_backbone: bool = setting(False, "fine-tune the backbone; frozen by default and kept in eval mode",
+                                   applies=BACKBONE)
+    sequence_model: str = setting("lstm", "temporal head", registry="model:TEMPORAL_HEADS", applies=TEMPORAL_HEAD)
+    bidirectional: bool = setting(False, "bidirectional LSTM", applies=LSTM)
     attention_pool: bool = setting(False, "LSTM: learned-query attention pooling over all steps instead of the "
-                                   "final state")
-    temporal_attention_layers: int = setting(0, "self-attention blocks over time before the head", minimum=0)
-    attention_heads: int = setting(4, "heads of every attention module", minimum=1)
+                                   "final state", applies=LSTM)
+    temporal_attention_layers: int = setting(0, "self-attention blocks over time before the head", minimum=0,
+                                             applies=TEMPORAL_HEAD)
+    attention_heads: int = setting(4, "heads of every attention module", minimum=1, applies=NEURAL)
     positional_encoding: str = setting("none", "positional encoding for attention over time",
-                                       choices=("none", "sinusoidal", "learned"))
-    hidden_dim: int = setting(256, "temporal head width", minimum=1)
-    num_layers: int = setting(1, "LSTM / TCN layers", minimum=1)
-    dropout: float = setting(0.5, "dropout before the classifier", minimum=0, maximum=0.95)
+                                       choices=("none", "sinusoidal", "learned"), applies=NEURAL)
+    hidden_dim: int = setting(256, "temporal head width", minimum=1, applies=TEMPORAL_HEAD)
+    num_layers: int = setting(1, "LSTM / TCN layers", minimum=1, applies=LSTM_TCN)
+    dropout: float = setting(0.5, "dropout before the classifier", minimum=0, maximum=0.95, applies=NEURAL)
     feature_dropout: float = setting(0.0, "in training, the probability of setting one pose or box-motion feature to "
                                      "its typical value (0 after scaling) for a whole window, so that no single "
-                                     "feature, which a new video may shift, decides alone", minimum=0, maximum=0.9)
+                                     "feature, which a new video may shift, decides alone", minimum=0, maximum=0.9,
+                                     applies=NEURAL)
     feature_shift: float = setting(0.3, "in training, each pose and box-motion feature of a window is moved by "
                                    "one offset drawn from a normal distribution with this spread (in units of the "
                                    "scaled feature), as a new animal, floor or light moves it (bench/README.md, "
-                                   "Feature shift)", minimum=0, maximum=2)
+                                   "Feature shift)", minimum=0, maximum=2, applies=NEURAL)
     use_pose: bool = setting(False, "fuse pose features with visual features")
-    pose_fusion_strategy: str = setting("gated_attention", "late fusion of pose", registry="model:FUSIONS")
-    pose_fusion_dim: int = setting(128, "pose projection size", minimum=1)
+    pose_fusion_strategy: str = setting("gated_attention", "late fusion of pose", registry="model:FUSIONS",
+                                        applies=NEURAL, requires="model.use_pose")
+    pose_fusion_dim: int = setting(128, "pose projection size", minimum=1, applies=NEURAL, requires="model.use_pose")
     use_box_motion: bool = setting(True, "feed box motion and size (speed, acceleration, area and aspect relative to "
                                    "the video's median) to the temporal head beside the visual and pose features; "
                                    "works with any detector")
-    motion_proj_dim: int = setting(32, "box-motion projection size", minimum=1)
+    motion_proj_dim: int = setting(32, "box-motion projection size", minimum=1, applies=NEURAL,
+                                   requires="model.use_box_motion")
     input_scaling: str = setting("quantile", "how pose and box-motion inputs are scaled for the network: quantile "
                                  "(each feature through its training quantiles onto a normal scale, clipped at the "
                                  "training range: heavy tails and unseen extremes cannot dominate) or standard "
-                                 "(training mean and spread)", choices=("quantile", "standard"))
-    slowfast_alpha: int = setting(4, "SlowFast frame-rate ratio between the fast and slow pathways", minimum=1)
+                                 "(training mean and spread)", choices=("quantile", "standard"), applies=NEURAL)
+    slowfast_alpha: int = setting(4, "SlowFast frame-rate ratio between the fast and slow pathways", minimum=1,
+                                  applies=NEURAL)
     ensemble_members: int = setting(1, "networks trained one after another, each from its own random start and "
                                     "batch order and kept at its own best validation epoch; the model averages their "
                                     "probabilities (steadier from run to run, at this many times the training time "
                                     "and the head's inference cost); they share one frozen backbone",
-                                    minimum=1, maximum=10)
+                                    minimum=1, maximum=10, applies=NEURAL)
 
     def check(self) -> None:
         if self.classifier == "gbt":
@@ -202,45 +234,51 @@ class TrainingConfig:
     output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>/", path=True)
     run_name: str | None = setting(None, "run folder name; null = behavior_<date>_<time>")
     min_keypoint_conf: float = setting(0.0, "keypoints below this confidence count as missing in pose features "
-                                       "(recorded in the checkpoint; inference applies the same)", minimum=0, maximum=1)
+                                       "(recorded in the checkpoint; inference applies the same)", minimum=0,
+                                       maximum=1, requires="model.use_pose")
     pose_features: str = setting("body", "body: frame-pixel keypoints in body lengths and seconds, egocentric, with "
                                  "locomotion and relative size (version 3); speeds: only the body set's speeds and "
                                  "turning rates, for behaviours defined by movement such as freezing (no posture, "
                                  "so a new animal's shape or tracking confidence cannot mislead it); crop: "
-                                 "crop-pixel keypoints (version 1)", choices=("body", "speeds", "crop"))
+                                 "crop-pixel keypoints (version 1)", choices=("body", "speeds", "crop"),
+                                 requires="model.use_pose")
     lr: float = setting(1.0e-3, "AdamW learning rate of the head and fusion (bench/bench_schedule.py)",
-                        exclusive_minimum=0)
-    backbone_lr: float = setting(1.0e-4, "learning rate of a fine-tuned backbone", exclusive_minimum=0)
-    weight_decay: float = setting(3.0e-4, "AdamW weight decay", minimum=0)
-    epochs: int = setting(100, "maximum epochs", minimum=1)
-    batch_size: int = setting(8, "clips per batch", minimum=1)
+                        exclusive_minimum=0, applies=NEURAL)
+    backbone_lr: float = setting(1.0e-4, "learning rate of a fine-tuned backbone", exclusive_minimum=0, applies=NEURAL)
+    weight_decay: float = setting(3.0e-4, "AdamW weight decay", minimum=0, applies=NEURAL)
+    epochs: int = setting(100, "maximum epochs", minimum=1, applies=NEURAL)
+    batch_size: int = setting(8, "clips per batch", minimum=1, applies=NEURAL)
     patience: int = setting(15, "early stop after this many epochs without validation improvement; 0 = never",
-                            minimum=0)
-    scheduler: str = setting("plateau", "plateau watches validation loss", choices=("none", "plateau", "cosine"))
-    loss: str = setting("cross_entropy", "training loss", choices=("cross_entropy", "focal"))
-    label_smoothing: float = setting(0.0, "cross-entropy label smoothing", minimum=0, maximum=0.5)
-    focal_gamma: float = setting(2.0, "focal loss gamma", minimum=0)
+                            minimum=0, applies=NEURAL)
+    scheduler: str = setting("plateau", "plateau watches validation loss", choices=("none", "plateau", "cosine"),
+                             applies=NEURAL)
+    loss: str = setting("cross_entropy", "training loss", choices=("cross_entropy", "focal"), applies=NEURAL)
+    label_smoothing: float = setting(0.0, "cross-entropy label smoothing", minimum=0, maximum=0.5, applies=NEURAL)
+    focal_gamma: float = setting(2.0, "focal loss gamma", minimum=0, applies=NEURAL)
     class_weighting: str = setting("none", "loss weights from training class counts",
                                    choices=("none", "inverse", "sqrt_inverse"))
     class_weight_clamp: float = setting(10.0, "largest ratio between two class weights", minimum=1)
-    train_sampler: str = setting("shuffle", "weighted = class-balanced sampling", choices=("shuffle", "weighted"))
-    mixup_alpha: float = setting(0.0, "mixup Beta(alpha, alpha); 0 = off", minimum=0)
+    train_sampler: str = setting("shuffle", "weighted = class-balanced sampling", choices=("shuffle", "weighted"),
+                                 applies=NEURAL)
+    mixup_alpha: float = setting(0.0, "mixup Beta(alpha, alpha); 0 = off", minimum=0, applies=NEURAL)
     num_workers: int = setting(2, "data loader workers", minimum=0)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     feature_cache: bool = setting(True, "frozen frame backbone: encode each unique source frame once and train the "
-                                  "head on cached features")
+                                  "head on cached features", applies=FRAME_BACKBONE)
     cache_augmented_views: int = setting(2, "with feature_cache: extra augmented views encoded per training clip "
                                          "(one is drawn per epoch)", minimum=0)
-    amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)")
+    amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)", applies=NEURAL)
     init_from: str | None = setting(None, "start from this checkpoint's weights (same architecture and classes; "
-                                    "fresh optimizer), e.g. to fine-tune on corrected labels", path=True)
+                                    "fresh optimizer), e.g. to fine-tune on corrected labels", path=True,
+                                    applies=NEURAL)
     tune_decision_weights: bool = setting(False, "after training, weight each class's probability so that the "
                                           "decision argmax(p * w) maximises validation macro-F1 (under-predicted or "
                                           "rare behaviours); stored in the checkpoint, applied at inference. Needs "
                                           "a validation split like the test data")
     decision_folds: int = setting(5, "gbt with tune_decision_weights: also tune on out-of-fold predictions of the "
                                   "training windows, cut into this many blocks of time per video (trees refitted "
-                                  "without each block); 0 = validation windows only", minimum=0)
+                                  "without each block); 0 = validation windows only", minimum=0, applies=TREES,
+                                  requires="training.tune_decision_weights")
     stop_file: str = setting("STOP", "training stops cleanly when this file appears in the run folder")
     seed: int = setting(42, "seed of weights, sampling and augmentation")
 
@@ -258,19 +296,22 @@ class InferenceConfig:
                                      "DeepLabCut, SLEAP, NWB)", path=True)
     output_dir: str | None = setting(None, "folder for the outputs; null = beside the video", path=True)
     yolo_weights: str | None = setting(None, "detector weights (any format Ultralytics loads); null = the ones "
-                                       "recorded in the checkpoint", path=True)
+                                       "recorded in the checkpoint", path=True, overrides="yolo_weights")
     yolo_imgsz: int | None = setting(None, "detector input size; null = the checkpoint's (another value is used "
-                                     "with a warning)", minimum=32)
+                                     "with a warning)", minimum=32, overrides="yolo_imgsz")
     window_size: int | None = setting(None, "null = the checkpoint's; another value is used with a warning",
-                                      minimum=1)
+                                      minimum=1, overrides="window_size")
     window_stride: int | None = setting(None, "null = window_size // 6 (window_size // 2 for video backbones, "
                                           "which encode every window); smaller strides sharpen bout boundaries",
                                         minimum=1)
-    keep_last_box: bool | None = setting(None, "null = as in training; reuse the last box through detector misses")
+    keep_last_box: bool | None = setting(None, "null = as in training; reuse the last box through detector misses",
+                                         overrides="keep_last_box")
     detect_every: int | None = setting(None, "run the detector on every Nth frame, interpolating between; null = "
-                                       "as in training (another value is used with a warning)", minimum=1)
+                                       "as in training (another value is used with a warning)", minimum=1,
+                                       overrides="detect_every")
     pose_fps: float | None = setting(None, "models trained on pose files: the frame rate of a pose file without "
-                                     "video; null = the checkpoint's (with a warning)", exclusive_minimum=0)
+                                     "video; null = the checkpoint's (with a warning)", exclusive_minimum=0,
+                                     overrides="pose_fps")
     pixels_per_cm: float | None = setting(None, "scale of the video or pose file: kinematics are also written in cm "
                                           "(distance, speed); null = pixels only", exclusive_minimum=0)
     zones: list | None = setting(None, "arena zones (polygons in frame pixels) reported in the workbook: time in zone, "
@@ -292,9 +333,10 @@ class InferenceConfig:
     require_pose: bool = setting(False, "stop at start unless the detector gives the keypoints the model was "
                                  "trained on (otherwise a pose+RGB model runs on the frames alone)")
     batch_size: int = setting(16, "windows per classifier batch", minimum=1)
-    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N", overrides="device", machine=True)
     detector_backend: str = setting("auto", "runtime of .pt YOLO weights (see preprocessing); the result agrees "
-                                    "with PyTorch within 2 px or PyTorch is used", choices=BACKEND_CHOICES)
+                                    "with PyTorch within 2 px or PyTorch is used", choices=BACKEND_CHOICES,
+                                    overrides="detector_backend", machine=True)
     yolo_batch: int | None = setting(None, "frames per detector and backbone call; null = 16 on a CPU, 64 on a "
                                      "GPU (larger batches keep a GPU busy)", minimum=1)
     amp: bool = setting(True, "on CUDA, run the backbone and head in half precision (autocast); no effect on CPU")

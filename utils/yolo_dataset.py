@@ -8,7 +8,7 @@ empty where the labeller saw no point. Each labelled individual becomes one box 
 
 Ultralytics YOLO-pose labels (one .txt per image): `0 cx cy w h` then `x y v` per keypoint, all divided by the
 image size; a keypoint not seen is `0 0 0`. data.yaml names the keypoints (`kpt_names`, kept in the trained
-weights, where cropping.py reads them) and `flip_idx`, so left/right augmentation swaps left and right parts.
+weights, where detectors.py reads them) and `flip_idx`, so left/right augmentation swaps left and right parts.
 """
 import csv
 import logging

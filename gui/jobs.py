@@ -1,0 +1,72 @@
+"""One view of a running job, for every tab that runs one: the stage scripts' tabs and Review's retrain.
+
+The job (utils.jobs.Job) runs the stage scripts as subprocesses; the app polls the tab every POLL_MS and the tab
+hands the poll to its JobView, which streams the output lines into the tab's log pane, drives the progress bar and
+the status line from PROGRESS lines (elapsed, ETA), and at the end says how it ended (finished, cancelled: finished
+outputs are kept, FAILED: the error dialog with the log's path)."""
+import tkinter as tk
+from tkinter import ttk
+
+from gui.widgets import show_error_dialog
+from utils.jobs import error_message, format_seconds, parse_progress
+
+LOG_LINES = 3000  # the log pane keeps the last lines; the full log is in the run folder
+
+
+class JobView:
+    def __init__(self, owner, title: str, log: tk.Text, progress: ttk.Progressbar, status: tk.StringVar):
+        self.owner, self.title, self.log, self.progress, self.status = owner, title, log, progress, status
+        self.job = None
+
+    def start(self, job) -> None:
+        self.job = job
+        self.log.delete("1.0", "end")
+        self.progress.configure(value=0)
+        self.status.set(f"{self.title}: started")
+
+    def cancel(self) -> None:
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+            self.status.set("cancelling: the stage finishes its current step and keeps what is complete…")
+
+    def poll(self) -> bool:
+        """Show what the job printed since the last poll; True once it has ended (and its end is shown)."""
+        lines = self.job.poll()
+        progress = None
+        for line in lines:
+            progress = parse_progress(line) or progress
+        self._show([line for line in lines if not line.startswith("PROGRESS")])
+        if progress is not None:
+            self.progress.configure(value=100 * progress.fraction)
+            self.status.set(f"{progress.desc}: {progress.n}/{progress.total or '?'} | elapsed "
+                            f"{format_seconds(self.job.elapsed)} | ETA {format_seconds(progress.eta_seconds)}")
+        if self.job.running:
+            return False
+        self._show([line for line in self.job.poll(max_lines=10 ** 9) if not line.startswith("PROGRESS")])
+        self._show_end()
+        return True
+
+    @property
+    def succeeded(self) -> bool:
+        return self.job is not None and not self.job.running and self.job.returncode == 0 and not self.job.cancelled
+
+    def _show(self, lines: list) -> None:
+        if not lines:
+            return
+        self.log.insert("end", "\n".join(lines) + "\n")
+        excess = int(self.log.index("end-1c").split(".")[0]) - LOG_LINES
+        if excess > 0:
+            self.log.delete("1.0", f"{excess}.0")
+        self.log.see("end")
+
+    def _show_end(self) -> None:
+        code, took = self.job.returncode, format_seconds(self.job.elapsed)
+        if self.job.cancelled:
+            self.status.set(f"cancelled after {took} (exit {code}); finished outputs are kept")
+        elif code == 0:
+            self.progress.configure(value=100)
+            self.status.set(f"finished in {took} (exit 0)")
+        else:
+            self.status.set(f"FAILED after {took} (exit {code})")
+            message = error_message(self.job.lines) or (self.job.lines[-1] if self.job.lines else "no output")
+            show_error_dialog(self.owner, f"{self.title} failed", message, self.job.log_path)

@@ -1,0 +1,95 @@
+"""The training engine: settings in, a trained and checked model out, for every kind of classifier.
+
+    from training.engine import train, training_config
+    result = train(training_config(manifest_path="prepared/sequence_manifest.json", classifier="gbt"))
+    result = train(training_config("--backbone", "none", "--use_pose", manifest_path=manifest), resume=None)
+
+train_behavior_lstm.py, demo.py, the benches, the dashboard's retrain and the tests all call `train`.
+"""
+import argparse
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from classifiers import build_classifier
+from training.evaluation import add_drift_references, evaluate_test_split, write_startup_previews
+from training.run import (REQUIRED, SECTIONS, StopFlag, TrainingRun, build_datasets, build_model_config,
+                          make_run_dir, seed_everything)
+from utils.config import add_config_arguments, did_you_mean, dump_config, resolve_config, section_options
+from utils.device import resolve_device, set_cpu_threads
+from utils.errors import UserError
+from utils.logging_utils import setup_logging
+
+log = logging.getLogger("train")
+
+
+@dataclass
+class TrainResult:
+    """run_dir: the run folder; history: one row per epoch (metrics.csv); stopped: why training ended early
+    (None when it ran to the end); test: test_metrics.json's summary ({} without a test split)."""
+    run_dir: str
+    history: list
+    stopped: str = None
+    test: dict = field(default_factory=dict)
+
+
+def training_config(*flags, config: str = None, **settings):
+    """The resolved sections (augmentation, model, training) as the command line gives them: schema defaults <
+    default_config.yaml < the YAML file `config` < `flags` (command-line spelling, e.g. "--backbone", "none") <
+    `settings` by name; every value validated, an unknown name answered with the closest one."""
+    parser = argparse.ArgumentParser(prog="training_config", add_help=False)
+    add_config_arguments(parser, SECTIONS)
+    args = parser.parse_args([str(f) for f in flags])
+    known = [name for cls in SECTIONS for name in section_options(cls)]
+    for name, value in settings.items():
+        if name not in known:
+            raise UserError(f"unknown training setting {name!r}{did_you_mean(name, known)}")
+        setattr(args, name, str(value) if isinstance(value, Path) else value)
+    args.config = config or args.config
+    return resolve_config(args, SECTIONS, required=REQUIRED)
+
+
+def start_run(cfg, resume=None, command: str = None) -> TrainingRun:
+    """The run folder (config.yaml, train.log), seeds, device, datasets and the model config."""
+    run_dir = make_run_dir(cfg)
+    setup_logging(run_dir / "train.log")
+    if command:
+        log.info("command: %s", command)
+    dump_config(cfg, run_dir / "config.yaml")
+    seed_everything(cfg.training.seed)
+    device = resolve_device(cfg.training.device)
+    set_cpu_threads(0)
+    datasets = build_datasets(cfg)
+    return TrainingRun(cfg, run_dir, device, datasets, build_model_config(cfg, datasets),
+                       resume=Path(resume) if resume else None)
+
+
+def warn_about_settings(cfg, classifier) -> None:
+    if cfg.model.backbone != "none" and not cfg.model.pretrained_backbone and not cfg.model.train_backbone:
+        log.warning("the backbone is random (--no_pretrained_backbone) and frozen: its features are noise; "
+                    "add --train_backbone, give --backbone_weights, or use --backbone none --use_pose")
+    for name, why in classifier.ignored_settings(cfg):
+        log.warning("%s is ignored: %s", name, why)
+
+
+def train(cfg, resume=None, command: str = None) -> TrainResult:
+    """Train the classifier `cfg` describes (training_config) in <output_dir>/<run_name>/, from `resume` (a
+    last_checkpoint.pt) when given: fit, drift references and decision weights, then the test split once.
+    `command`: the command line, for train.log."""
+    run = start_run(cfg, resume, command)
+    write_startup_previews(run)
+    classifier = build_classifier(run.mcfg)
+    warn_about_settings(cfg, classifier)
+    if not run.has_validation:
+        log.warning("NO VALIDATION SPLIT: nothing is selected on validation; best_model*.pt are the last epoch's "
+                    "weights, and early stopping is off. Re-run preprocessing with --val_ratio > 0.")
+    run.stop = StopFlag(run.run_dir / cfg.training.stop_file)
+    try:
+        history = classifier.fit(run)
+    finally:
+        run.stop.restore()
+    test = {}
+    if history:
+        add_drift_references(classifier, run, classifier.held_out_predictions(run))
+        test = evaluate_test_split(classifier, run)
+    return TrainResult(str(run.run_dir), history, run.stop.reason, test)
