@@ -20,7 +20,7 @@ import pandas as pd
 import inference
 from utils.errors import UserError, first_line, run_cli
 from utils.io import atomic_write_csv
-from utils.pose_io import find_recordings, recording_name
+from utils.readers.pose_io import find_recordings, recording_name
 
 log = logging.getLogger("batch")
 

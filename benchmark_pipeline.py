@@ -7,7 +7,7 @@ Every video under --input_dir that has a label file beside it (<stem>.csv `frame
 export, as in preprocessing) is classified with infer_behavior_lstm.py's settings; the model and detector
 are loaded once. Reported over all frames
 whose true label is known: per-frame accuracy, per-class precision/recall/F1, macro-F1 (over the classes that occur in the truth or the
-predictions; utils/metrics.py), confusion matrix
+predictions; utils/results/metrics.py), confusion matrix
 (CSV and PNG), a truth-vs-prediction ethogram per video (<video>.truth_vs_prediction.png beside its
 outputs), segment F1 (bouts matched one-to-one at IoU >= 0.5), and timing: frames/s end to end and
 seconds per stage (load, decode, detect, crop, backbone, head, write). Written to eval_results.json and
@@ -23,11 +23,11 @@ import pandas as pd
 import inference
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
-from utils.labels import label_file_of, load_frame_labels
-from utils.plots import plot_confusion_matrix, plot_ethogram
-from utils.metrics import classification_scores, segment_f1
+from utils.readers.labels import label_file_of, load_frame_labels
+from utils.results.plots import plot_confusion_matrix, plot_ethogram
+from utils.results.metrics import classification_scores, segment_f1
 from utils.timing import StageTimer
-from utils.pose_io import find_recordings
+from utils.readers.pose_io import find_recordings
 
 log = logging.getLogger("benchmark")
 
@@ -47,7 +47,7 @@ def labelled_videos(root: Path, pose_files: bool = False) -> list:
 
 
 def evaluate(true: list, pred: list, class_names: list) -> dict:
-    """Per-frame and bout-level scores over frames with a known true label (definitions: utils/metrics.py)."""
+    """Per-frame and bout-level scores over frames with a known true label (definitions: utils/results/metrics.py)."""
     known = [i for i, t in enumerate(true) if t is not None]
     scores = classification_scores([true[i] for i in known], [pred[i] for i in known], class_names)
     return {"frames_evaluated": len(known), **scores, "segment": segment_f1(true, pred, class_names)}

@@ -19,7 +19,8 @@ import torch
 from data import class_weights
 from model import ModelConfig, build_model
 from training.ensemble import fit_members
-from training.loop import cache_features, evaluate_dataset, fit_network, init_weights, input_statistics, uses_feature_cache
+from training.loop import (cache_features, evaluate_dataset, fit_network, init_weights, input_statistics,
+                           uses_feature_cache)
 from training.run import TrainingRun
 from training.trees import evaluate_trees, fit_trees, out_of_fold_probs, stacked_inputs
 from utils.errors import UserError
@@ -54,11 +55,12 @@ class Classifier(ABC):
 
     @abstractmethod
     def evaluate(self, dataset, run: TrainingRun) -> dict:
-        """loss, acc, macro_f1, scores (utils.metrics) and probs [N, C] of every window of a split, in order."""
+        """loss, acc, macro_f1, scores (utils.results.metrics) and probs [N, C] of every window of a split, in order."""
 
     @abstractmethod
     def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
-        """(class probabilities (B, C), embeddings (B, D)) of a batch of windows; the embeddings feed utils.drift."""
+        """(class probabilities (B, C), embeddings (B, D)) of a batch of windows; the embeddings feed
+        utils.results.drift."""
 
     @abstractmethod
     def state_dict(self) -> dict:

@@ -3,9 +3,9 @@
 A sample is a dict:
     frames        float32 [T, 3, S, S]  normalised with ImageNet mean/std (S = the manifest's crop_size); absent
                                         for pose-only models (no frame is decoded)
-    pose          float32 [T, D]        pose features (utils.motion: "body" set, or utils.pose_features: "crop"
+    pose          float32 [T, D]        pose features (utils.features.motion: "body" set, or utils.pose_features: "crop"
                                         set); zeros when the clip has no keypoints
-    motion        float32 [T, M]        box-motion features (utils.motion.box_motion_features); M = 0 when off
+    motion        float32 [T, M]        box-motion features (utils.features.motion.box_motion_features); M = 0 when off
     pose_present  bool                  False for a clip without keypoints (the model then ignores `pose`)
     label         int64
 Augmentation is sampled once per clip. On frames it is applied identically to every frame and to the crop
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from utils.crop_store import CropStoreReader
+from utils.data.crop_store import CropStoreReader
 from utils.errors import UserError
-from utils.manifest import load_manifest
-from utils.motion import FeatureSpec, augment_motion_inputs, body_axis
+from utils.data.manifest import load_manifest
+from utils.features.motion import FeatureSpec, augment_motion_inputs, body_axis
 from utils.schema import AugmentConfig
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -129,7 +129,7 @@ def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
 
 class WindowDataset(Dataset):
     """Windows of one split of a manifest. With `augment` (training) each clip gets a fresh draw: ClipAugment on
-    the frames (and crop keypoints), feature-space augmentation (utils.motion.augment_motion_inputs) on the
+    the frames (and crop keypoints), feature-space augmentation (utils.features.motion.augment_motion_inputs) on the
     frame-pixel keypoints and boxes, one temporal index for all of them. Without `load_frames` (pose-only
     models) no frame is ever decoded: the small per-window arrays are read once and kept in memory."""
     SMALL = ("keypoints", "keypoints_xy_raw", "keypoints_conf_raw", "bbox_xyxy", "scale_ref", "frame_index",
@@ -191,7 +191,7 @@ class WindowDataset(Dataset):
 
     def load(self, index: int) -> tuple:
         """Raw (frames uint8 [T,3,S,S] tensor, crop keypoints [T,K,3] or None) of one window: from its video's
-        crop store (utils.crop_store), or from its own npz in manifests of schema version 2."""
+        crop store (utils.data.crop_store), or from its own npz in manifests of schema version 2."""
         store = self.entries[index].get("crop_store")
         if store:
             rows = self.small_arrays(index)["frame_index"]

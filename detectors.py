@@ -2,7 +2,7 @@
 (`DETECTORS.names()`, `build_detector(name, cfg)`):
     yolo        Ultralytics YOLO detect or pose weights, run on batches of frames
     background  median background + largest foreground blob, for a static camera; needs no weights
-    pose_file   keypoints from another tracker's pose file (DeepLabCut, SLEAP, NWB: utils.pose_io), beside the
+    pose_file   keypoints from another tracker's pose file (DeepLabCut, SLEAP, NWB: utils.readers.pose_io), beside the
                 video or alone; the box is the keypoints' extent plus a margin. Without a video there are no
                 pixels: the records carry boxes and keypoints only, which pose-only models need.
 Wrappers the frame pipeline puts around one: RecordedDetector (replays an earlier run's tracking table) and
@@ -24,16 +24,16 @@ import cv2
 import numpy as np
 
 from utils.config import inapplicable_settings
-from utils.detector_backends import (AGREEMENT_PX, Backend, candidate_backends, checked_agreement, exported_weights,
-                                     machine_key, openvino_compile_cache, remember_agreement, remember_choice,
-                                     remembered_choice)
+from utils.detection.detector_backends import (AGREEMENT_PX, Backend, candidate_backends, checked_agreement,
+                                               exported_weights, machine_key, openvino_compile_cache,
+                                               remember_agreement, remember_choice, remembered_choice)
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, first_line
-from utils.export_runtime import ExportRunner
-from utils.kinematics import keypoint_box
-from utils.pose_io import check_frame_count, find_pose_file, is_pose_file, read_pose_file
+from utils.detection.export_runtime import ExportRunner
+from utils.results.kinematics import keypoint_box
+from utils.readers.pose_io import check_frame_count, find_pose_file, is_pose_file, read_pose_file
 from utils.registry import Registry
-from utils.video_io import sample_frames, video_info
+from utils.data.video_io import sample_frames, video_info
 
 log = logging.getLogger(__name__)
 STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED = "detected", "reused", "missed"
@@ -171,7 +171,7 @@ class YoloDetector(Detector):
         self._load_accelerated(cfg.detector_backend, cfg.yolo_batch)
 
     def _load_accelerated(self, requested: str, batch: int) -> None:
-        """Which faster runtimes to try (utils.detector_backends). They are exported and checked on the first
+        """Which faster runtimes to try (utils.detection.detector_backends). They are exported and checked on the first
         batch of real frames (_choose_runtime), at the input shape PyTorch gives those frames."""
         self.timed, self.batch_size = requested == "auto", batch
         self.runtimes = {}  # letterboxed input shape (h, w) -> Runtime used for frames of that shape
@@ -276,8 +276,8 @@ class YoloDetector(Detector):
         return loaded
 
     def _export_runtime(self, backend: Backend, path: Path, shape: tuple) -> Runtime:
-        """OpenVINO and ONNX exports on the CPU run directly (utils.export_runtime: Ultralytics' results without its
-        predictor, about 1 ms per frame sooner); TensorRT, and anything on CUDA, through Ultralytics."""
+        """OpenVINO and ONNX exports on the CPU run directly (utils.detection.export_runtime: Ultralytics' results
+        without its predictor, about 1 ms per frame sooner); TensorRT, and anything on CUDA, through Ultralytics."""
         if backend.export_format in ("openvino", "onnx") and self.device == "cpu":
             runner = ExportRunner(path, backend.export_format, backend.precision, shape, self.batch_size,
                                   len(self.model.names), self.layout.kpt_shape, self.conf, openvino_compile_cache())
@@ -489,7 +489,7 @@ class BackgroundDetector(Detector):
 
 @DETECTORS.register("pose_file")
 class PoseFileDetector(Detector):
-    """Keypoints of one animal from a pose file (utils.pose_io): the file itself, or the one beside the video.
+    """Keypoints of one animal from a pose file (utils.readers.pose_io): the file itself, or the one beside the video.
     Its box is the extent of the keypoints present, grown by pose_box_margin of the extent's longer side on every
     side; its confidence the mean likelihood of those keypoints. A frame without any keypoint above
     pose_min_likelihood is a miss. The keypoint layout comes from the first file; every later file (and, at

@@ -1,8 +1,8 @@
 """The one frame pipeline of every stage (preprocessing, inference, tracking, the benches):
 
-    decode (utils.video_io, a background thread) -> detect (detectors.py; every frame, or every detect_every-th
+    decode (utils.data.video_io, a background thread) -> detect (detectors.py; every frame, or every detect_every-th
     with interpolation between) -> keep_last_box (BoxTracker) -> square crop and keypoints into the crop
-    (cropping.py) -> running scale references (utils.motion) -> FrameRecords in frame order
+    (cropping.py) -> running scale references (utils.features.motion) -> FrameRecords in frame order
 
 A pose file alone runs the same pipeline without pixels: records carry boxes and keypoints only.
 """
@@ -16,10 +16,10 @@ from cropping import crop_detection, map_keypoints_to_crop
 from detectors import (STATUS_DETECTED, STATUS_INTERPOLATED, STATUS_MISSED, STATUS_REUSED, Detection, Detector,
                        SparseDetector)
 from utils.errors import UserError
-from utils.motion import ScaleTracker, body_axis
-from utils.pose_io import is_pose_file
+from utils.features.motion import ScaleTracker, body_axis
+from utils.readers.pose_io import is_pose_file
 from utils.timing import StageTimer
-from utils.video_io import iter_frame_batches, prefetched, video_info
+from utils.data.video_io import iter_frame_batches, prefetched, video_info
 
 
 @dataclass
@@ -85,7 +85,7 @@ class FrameRecord:
     crop: np.ndarray = None  # RGB [crop_size, crop_size, 3]; None when missed or without video
     keypoints: np.ndarray = None  # [K, 3] (x, y, conf)
     keypoints_crop: np.ndarray = None  # [K, 3]
-    scale_ref: np.ndarray = None  # [3] the video's running scale references (utils.motion.ScaleTracker)
+    scale_ref: np.ndarray = None  # [3] the video's running scale references (utils.features.motion.ScaleTracker)
     partner: np.ndarray = None  # [K, 3] frame px: the nearest other animal (several animals), else None
 
     @property

@@ -29,7 +29,7 @@ from predictor import Predictor
 from utils.config import add_config_arguments, resolve_config
 from utils.errors import run_cli
 from utils.io import ensure_dir
-from utils.live import source_stem
+from utils.data.live import source_stem
 from utils.logging_utils import setup_logging
 from utils.schema import InferenceConfig
 from utils.timing import StageTimer

@@ -18,13 +18,13 @@ from predictor import Predictor
 from utils.config import add_config_arguments, dump_config, resolve_config
 from utils.errors import UserError
 from utils.io import atomic_write_csv, ensure_dir
-from utils.live import LiveSource, is_live_source, source_stem
+from utils.data.live import LiveSource, is_live_source, source_stem
 from utils.logging_utils import setup_logging
-from utils.motion import body_axis
-from utils.outputs import write_outputs
+from utils.features.motion import body_axis
+from utils.results.outputs import write_outputs
 from utils.schema import InferenceConfig
-from utils.social import contact_bouts
-from utils.timeline import bout_frames
+from utils.features.social import contact_bouts
+from utils.results.timeline import bout_frames
 from utils.timing import StageTimer
 
 log = logging.getLogger("infer")

@@ -608,7 +608,7 @@ class BehaviorSequenceClassifier(nn.Module):
 
     def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
         """(class probabilities (B, C), embeddings (B, D)) of windows from backbone features (or crops of a video
-        backbone); the embedding is the clip representation the classifier reads (utils.drift)."""
+        backbone); the embedding is the clip representation the classifier reads (utils.results.drift)."""
         features = self.forward_from_features(visual, pose, pose_present, motion)
         return torch.softmax(self.forward_head(features), -1), features
 

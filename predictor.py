@@ -7,9 +7,9 @@ It owns the model and every preprocessing setting recorded at training (crop, pa
 keypoint layout, min_keypoint_conf), applies the user's overrides with a warning naming both values, and checks
 the detector against the model before the first frame (keypoint count and names, pose available at all).
 The video runs through the one frame pipeline (frame_pipeline.iter_frame_records) and the one windowing rule
-(utils.windows): with a frame backbone every frame is encoded once and overlapping windows are classified from
+(utils.data.windows): with a frame backbone every frame is encoded once and overlapping windows are classified from
 buffered features; each frame's probabilities are the mean over the windows that cover it, weighted towards
-each window's centre (utils.windows.frame_weights).
+each window's centre (utils.data.windows.frame_weights).
 """
 import logging
 import time
@@ -25,14 +25,14 @@ from frame_pipeline import iter_frame_records, prepare_source, window_arrays
 from utils.checkpoint import load_checkpoint
 from utils.config import from_recorded, section_options
 from utils.device import resolve_device, set_cpu_threads
-from utils.drift import DriftReference, warning_text
+from utils.results.drift import DriftReference, warning_text
 from utils.errors import UserError
 from utils.logging_utils import progress
-from utils.motion import FeatureSpec
-from utils.pose_io import recording_animals
+from utils.features.motion import FeatureSpec
+from utils.readers.pose_io import recording_animals
 from utils.schema import InferenceConfig, PreprocessingConfig
 from utils.timing import StageTimer
-from utils.windows import Windower, frame_rate_differs, frame_weights, inference_stride, usable
+from utils.data.windows import Windower, frame_rate_differs, frame_weights, inference_stride, usable
 
 log = logging.getLogger("predictor")
 STATUSES = (STATUS_DETECTED, STATUS_REUSED, STATUS_MISSED, STATUS_INTERPOLATED)
@@ -120,7 +120,7 @@ class VideoPrediction:
     skipped: int = 0
     backbone_frames: int = 0  # frames through the backbone (each frame once with a frame backbone)
     seconds: dict = field(default_factory=dict)
-    drift: dict = None  # utils.drift.DriftReference.score; None when the checkpoint has no reference
+    drift: dict = None  # utils.results.drift.DriftReference.score; None when the checkpoint has no reference
     dropped: int = 0  # live sources: frames dropped because the pipeline fell behind
     animal: str = None  # the animal of a multi-animal pose file
     window: tuple = None  # (size, stride) in frames for this recording (Predictor.window_for)
@@ -134,7 +134,7 @@ def recorded_settings(ckpt: dict, options: InferenceConfig, source: str,
                       video_backbone: bool) -> PreprocessingConfig:
     """The checkpoint's preprocessing settings with the inference settings that override them (declared in the
     schema: `overrides`; each differing value warned about, `machine` ones such as the device always the user's);
-    stride defaults to utils.windows.inference_stride, the detector batch to GPU_BATCH on a GPU."""
+    stride defaults to utils.data.windows.inference_stride, the detector batch to GPU_BATCH on a GPU."""
     trained = from_recorded(PreprocessingConfig, ckpt["preprocessing"], source)
     chosen = {}
     for name, opt in section_options(InferenceConfig).items():
@@ -247,7 +247,7 @@ class Predictor:
         return self._finish(prediction, classifier, timer)
 
     def predict_live(self, source, on_window, timer: StageTimer = None) -> VideoPrediction:
-        """Classify a live source (utils.live.LiveSource) as its frames arrive: each window is classified as soon
+        """Classify a live source (utils.data.live.LiveSource) as its frames arrive: each window is classified as soon
         as it is complete and handed to on_window(start, probs, latency_s, length), the latency counted from the
         capture of the window's last frame. Ctrl-C (the dashboard's Stop sends it too) or the end of the stream
         ends the run; what was seen is classified and returned like a video's prediction."""

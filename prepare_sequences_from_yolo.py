@@ -34,18 +34,18 @@ from cropping import draw_keypoints
 from detectors import RecordedDetector, build_detector, detector_class, warn_ignored_settings
 from frame_pipeline import iter_frame_records, prepare_source, tracking_row, window_arrays
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
-from utils.crop_store import CropStoreWriter
+from utils.data.crop_store import CropStoreWriter
 from utils.errors import UserError, run_cli
 from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, ensure_dir
-from utils.labels import label_file_of, load_frame_labels
+from utils.readers.labels import label_file_of, load_frame_labels
 from utils.logging_utils import progress, setup_logging
-from utils.manifest import SCHEMA_VERSION, write_manifest
-from utils.motion import body_axis
-from utils.pose_io import find_pose_file, find_recordings, flip_idx_from_names, is_pose_file, read_pose_file
+from utils.data.manifest import SCHEMA_VERSION, write_manifest
+from utils.features.motion import body_axis
+from utils.readers.pose_io import find_pose_file, find_recordings, flip_idx_from_names, is_pose_file, read_pose_file
 from utils.schema import PreprocessingConfig
-from utils.splits import SPLITS, read_split_file, split_by_video, stratified_assign
-from utils.video_io import video_info
-from utils.windows import Windower, usable
+from utils.data.splits import SPLITS, read_split_file, split_by_video, stratified_assign
+from utils.data.video_io import video_info
+from utils.data.windows import Windower, usable
 
 log = logging.getLogger("prepare")
 REQUIRED = ("dataset_root", "output_root")
@@ -349,7 +349,7 @@ def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_value
                  "fps": fps[0] if len(fps) == 1 else None,
                  "has_frames": all(w["has_frames"] for entries in splits.values() for w in entries),
                  "social": any("#" in v for v in results),  # several animals per recording: social features
-                 "frame_format": "RGB uint8 [N,S,S,3] per video in frames/<video_id>.h5 (utils/crop_store.py), "
+                 "frame_format": "RGB uint8 [N,S,S,3] per video in frames/<video_id>.h5 (utils/data/crop_store.py), "
                                  "row = frame index; a window's crop_store and start_frame..end_frame select its "
                                  "frames; absent for pose files without video",
                  "keypoint_format": "float32 [T,K,3] crop pixels (x, y, conf)"})

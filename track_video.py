@@ -33,16 +33,16 @@ from frame_pipeline import iter_frame_records, prepare_source, tracking_row
 from utils.config import add_config_arguments, dump_config, resolve_config
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_csv, atomic_write_xlsx, ensure_dir
-from utils.kinematics import animal_positions, interpolate_gaps, point_kinematics
-from utils.live import source_stem
+from utils.results.kinematics import animal_positions, interpolate_gaps, point_kinematics
+from utils.data.live import source_stem
 from utils.logging_utils import progress, setup_logging
-from utils.motion import centred_mean
-from utils.outputs import metadata_table
-from utils.plots import plot_speed, plot_trajectory
-from utils.pose_io import find_recordings, is_pose_file, recording_animals
+from utils.features.motion import centred_mean
+from utils.results.outputs import metadata_table
+from utils.results.plots import plot_speed, plot_trajectory
+from utils.readers.pose_io import find_recordings, is_pose_file, recording_animals
 from utils.schema import TRACKING_SETTINGS, InferenceConfig, PreprocessingConfig
-from utils.video_io import is_video_file, sample_frames
-from utils.zones import parse_zones, zone_table
+from utils.data.video_io import is_video_file, sample_frames
+from utils.results.zones import parse_zones, zone_table
 
 log = logging.getLogger("track")
 # positions are averaged over this long before distance and speed: a tracker's jitter of a pixel per frame alone

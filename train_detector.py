@@ -26,10 +26,10 @@ from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_json
 from utils.logging_utils import setup_logging
-from utils.pose_io import find_pose_file
+from utils.readers.pose_io import find_pose_file
 from utils.schema import DetectorTrainingConfig
-from utils.yolo_dataset import (find_dlc_label_files, keypoint_errors, pseudo_labels, read_dlc_labels, split_images,
-                                write_yolo_dataset)
+from utils.detection.yolo_dataset import (find_dlc_label_files, keypoint_errors, pseudo_labels, read_dlc_labels,
+                                          split_images, write_yolo_dataset)
 
 log = logging.getLogger("train_detector")
 
@@ -56,7 +56,7 @@ def hand_labelled_images(cfg) -> tuple:
 
 
 def pseudo_labelled_images(cfg, names: list, frames_dir: Path) -> list:
-    """Frames of --pseudo_videos with their tracker's keypoints (utils.yolo_dataset.pseudo_labels)."""
+    """Frames of --pseudo_videos with their tracker's keypoints (utils.detection.yolo_dataset.pseudo_labels)."""
     images = []
     for number, video in enumerate(cfg.pseudo_videos or []):
         pose = cfg.pseudo_pose[number] if cfg.pseudo_pose else find_pose_file(video)

@@ -8,7 +8,7 @@ DeepLabCut CSV) with a `frame,behavior` file that labels only the part's frames 
 so no window is taken there and no frame is scored there). The pose of the whole session sets the running scale
 references (body length, box area); no label of another part is seen. Prepared with --detector pose_file, trained,
 and scored with benchmark_pipeline.py on the test part: per-frame F1 of freezing and segment F1 (IoU >= 0.5,
-utils/metrics.py), with the inference minimum bout (`--min_bout_s`) that scored best on the validation part. Parts cut into separate files instead restart the references, and a mouse that freezes curled
+utils/results/metrics.py), with the inference minimum bout (`--min_bout_s`) that scored best on the validation part. Parts cut into separate files instead restart the references, and a mouse that freezes curled
 for much of a short part gets a body-length reference 15-30% off (bench/README.md).
 
 Each model also runs on the speeds-only feature set (`gbt_speeds`, `pose_lstm_speeds`: `--pose_features speeds`,
@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 import benchmark_pipeline  # noqa: E402
 import prepare_sequences_from_yolo as prepare  # noqa: E402
 from training.engine import train, training_config  # noqa: E402
-from utils.metrics import classification_scores, segment_f1  # noqa: E402
-from utils.pose_io import read_pose_file, write_pose_file  # noqa: E402
+from utils.results.metrics import classification_scores, segment_f1  # noqa: E402
+from utils.readers.pose_io import read_pose_file, write_pose_file  # noqa: E402
 from utils.synthetic import write_label_csv  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "behaviordepot"

@@ -1,7 +1,7 @@
 """Per-frame ceiling of window classification: the macro-F1 a perfect window classifier would reach.
 
 Every window gets the true label of its centre frame (what preprocessing trains on and a perfect model would
-predict); frames then get their label the way inference does it (utils.windows: window_starts, and either flat
+predict); frames then get their label the way inference does it (utils.data.windows: window_starts, and either flat
 or centre-weighted frame_weights). What is lost is lost to the windowing alone: bouts shorter than a window,
 boundaries blurred over half a window. Label sequences come from the generator's sample_label_sequence (bouts
 of min..max frames, no two alike in a row), 20 sequences of 900 frames per bout range.
@@ -17,9 +17,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from utils.metrics import classification_scores  # noqa: E402
+from utils.results.metrics import classification_scores  # noqa: E402
 from utils.synthetic import BEHAVIORS, sample_label_sequence  # noqa: E402
-from utils.windows import frame_weights, window_starts  # noqa: E402
+from utils.data.windows import frame_weights, window_starts  # noqa: E402
 
 
 def ceiling(labels: np.ndarray, size: int, stride: int, weighted: bool, num_classes: int) -> tuple:

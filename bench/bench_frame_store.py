@@ -26,7 +26,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from training.engine import train, training_config  # noqa: E402
-from utils.crop_store import CropStoreReader  # noqa: E402
+from utils.data.crop_store import CropStoreReader  # noqa: E402
 from utils.io import atomic_save_npz  # noqa: E402
 from utils.synthetic import make_long_video_dataset  # noqa: E402
 

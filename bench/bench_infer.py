@@ -41,7 +41,7 @@ from data import normalise_frames  # noqa: E402
 from predictor import Predictor  # noqa: E402
 from utils.schema import InferenceConfig  # noqa: E402
 from utils.synthetic import make_class_folder_dataset, make_long_video_dataset  # noqa: E402
-from utils.video_io import iter_frame_batches  # noqa: E402
+from utils.data.video_io import iter_frame_batches  # noqa: E402
 
 
 def make_checkpoint(work: Path, yolo_imgsz: int, crop_size: int, args) -> Path:

@@ -3,9 +3,9 @@ true keypoints, on true keypoints with added noise, and on the detector's keypoi
 
 The accuracy bench's data (generated long videos, training and held-out test videos from different seeds, so
 other animals, floors and lighting) is generated again here with its ground truth. For each keypoint source the
-per-frame scale references (utils.motion.ScaleTracker), body-pose and box-motion features (FeatureSpec) and the
+per-frame scale references (utils.features.motion.ScaleTracker), body-pose and box-motion features (FeatureSpec) and the
 gradient-boosted window classifier (classifiers.WindowStatsGBT) are exactly the product's; windows of 30 frames,
-stride 5, per-frame probabilities centre-weighted as at inference (utils.windows.frame_weights). Boxes are the
+stride 5, per-frame probabilities centre-weighted as at inference (utils.data.windows.frame_weights). Boxes are the
 true ones for the truth sources, the detector's for the detector source. Only the keypoints change, so the
 differences are the detector's.
 
@@ -25,11 +25,11 @@ from classifiers import WindowStatsGBT  # noqa: E402
 from detectors import build_detector  # noqa: E402
 from frame_pipeline import iter_frame_records  # noqa: E402
 from model import ModelConfig  # noqa: E402
-from utils.metrics import classification_scores  # noqa: E402
-from utils.motion import FeatureSpec, ScaleTracker, body_axis  # noqa: E402
+from utils.results.metrics import classification_scores  # noqa: E402
+from utils.features.motion import FeatureSpec, ScaleTracker, body_axis  # noqa: E402
 from utils.schema import PreprocessingConfig  # noqa: E402
 from utils.synthetic import BEHAVIORS, KEYPOINT_NAMES, make_long_video_dataset  # noqa: E402
-from utils.windows import frame_weights, window_starts  # noqa: E402
+from utils.data.windows import frame_weights, window_starts  # noqa: E402
 
 FPS, WINDOW, STRIDE = 30.0, 30, 5
 

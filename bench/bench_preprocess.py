@@ -24,7 +24,7 @@ from detectors import build_detector  # noqa: E402
 from utils.device import set_cpu_threads  # noqa: E402
 from utils.io import atomic_save_npz  # noqa: E402
 from utils.synthetic import make_class_folder_dataset  # noqa: E402
-from utils.video_io import iter_frame_batches  # noqa: E402
+from utils.data.video_io import iter_frame_batches  # noqa: E402
 
 
 def timed(fn, frames: int) -> float:

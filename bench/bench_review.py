@@ -2,7 +2,7 @@
 
 Writes a one-hour 640x480 video (30 fps, 108,000 frames: a dark animal moving over a textured floor) and a
 matching <video>.frames.csv, then
-  1. times random seeks with utils.video_io.FrameReader alone (decode only);
+  1. times random seeks with utils.data.video_io.FrameReader alone (decode only);
   2. opens the video in the dashboard's Review tab (under the DISPLAY you give, e.g. Xvfb) and times
      ReviewTab.seek to random frames (decode + drawing + ethogram marker + Tk image);
   3. plays for --play_seconds at 1x and counts the distinct frames shown per second against the video's rate.
@@ -27,7 +27,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from utils.video_io import FrameReader  # noqa: E402
+from utils.data.video_io import FrameReader  # noqa: E402
 
 CLASSES = ["groom", "rear", "rest", "walk"]
 

@@ -1,6 +1,6 @@
 """Timeline post-processing time against video length, on noisy per-frame probabilities.
 
-The whole post-processing of inference (utils/timeline.py): median smoothing of the probabilities, argmax,
+The whole post-processing of inference (utils/results/timeline.py): median smoothing of the probabilities, argmax,
 threshold, minimum bout length (merge_short_bouts), bouts; also majority smoothing and, for the lengths where
 it finishes in reasonable time, the former quadratic merge_short_bouts (kept in tests/test_timeline.py as the
 oracle of the linear one), measured in the same run. Noisy input: each frame's class is drawn at random
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 from test_timeline import reference_merge_short_bouts  # noqa: E402
-from utils.timeline import frame_labels, majority_filter, merge_short_bouts, to_bouts  # noqa: E402
+from utils.results.timeline import frame_labels, majority_filter, merge_short_bouts, to_bouts  # noqa: E402
 
 CLASSES = ["walk", "rest", "groom"]
 

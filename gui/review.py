@@ -175,9 +175,9 @@ class ReviewTab(ttk.Frame):
             self.update_files()
 
     def open(self, video, frames_csv, truth=None, model_path=None) -> None:
-        from utils.labels import find_label_file
-        from utils.review import ReviewSession
-        from utils.video_io import FrameReader
+        from utils.readers.labels import find_label_file
+        from utils.results.review import ReviewSession
+        from utils.data.video_io import FrameReader
         try:
             session = ReviewSession.from_frames_csv(frames_csv, self.model_classes(frames_csv))
             reader = FrameReader(video)
@@ -220,7 +220,7 @@ class ReviewTab(ttk.Frame):
         return list(ast.literal_eval(value)) if isinstance(value, str) else None
 
     def load_truth(self, path) -> None:
-        from utils.labels import load_frame_labels
+        from utils.readers.labels import load_frame_labels
         try:
             labels = load_frame_labels(path, len(self.session), self.reader.info.fps)
         except UserError as exc:
@@ -247,7 +247,7 @@ class ReviewTab(ttk.Frame):
     def show_frame(self, index: int) -> None:
         from PIL import Image, ImageTk
 
-        from utils.outputs import draw_review
+        from utils.results.outputs import draw_review
         if self.session is None:
             return
         index = int(np.clip(index, 0, len(self.session) - 1))
@@ -307,7 +307,7 @@ class ReviewTab(ttk.Frame):
 
     # ---------------------------------------------------------------------------------------- ethogram
     def draw_strip(self) -> None:
-        from utils.plots import ethogram_bars
+        from utils.results.plots import ethogram_bars
         self.ax.clear()
         self.ax_p.clear()
         for ax in (self.ax, self.ax_p):

@@ -14,7 +14,7 @@ from gui.state import remember
 from gui.widgets import ImagePane, SettingsForm, TablePane, folder_entry, write_config
 from utils.errors import UserError
 from utils.jobs import Job, script_command
-from utils.pose_io import recording_name
+from utils.readers.pose_io import recording_name
 from utils.schema import (TRACKING_SETTINGS, AugmentConfig, DetectorTrainingConfig, InferenceConfig, ModelSettings,
                           PreprocessingConfig, TrainingConfig)
 

@@ -14,7 +14,7 @@ from gui.state import load_state, remember
 from utils.config import parse_scalar, resolve_config, section_name, section_options, settings_dict, validate_value
 from utils.errors import UserError
 from utils.io import atomic_write_text
-from utils.zones import zone_text
+from utils.results.zones import zone_text
 
 
 class Tooltip:

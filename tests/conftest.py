@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics must never reach the network in tests
-# detector exports (utils.detector_backends) go to a fresh folder per test session, not the user's cache
+# detector exports (utils.detection.detector_backends) go to a fresh folder per test session, not the user's cache
 os.environ.setdefault("BEHAVIORSCOPE_CACHE", tempfile.mkdtemp(prefix="behaviorscope_test_cache_"))
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

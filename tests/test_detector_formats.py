@@ -81,7 +81,7 @@ def frames():
 
 @pytest.mark.parametrize("backend", ("onnx", "openvino"))
 def test_accelerated_backend_is_exported_once_checked_and_agrees(tiny_yolo, frames, backend, monkeypatch, caplog):
-    import utils.detector_backends as backends
+    import utils.detection.detector_backends as backends
     reference = backend_detector(tiny_yolo, "torch").detect(frames)
     with caplog.at_level(logging.INFO):
         detector = backend_detector(tiny_yolo, backend)
@@ -149,7 +149,7 @@ def test_a_disagreeing_or_missing_backend_falls_back_to_pytorch_with_a_warning(t
 
 
 def test_auto_tries_the_installed_cpu_runtimes_and_tensorrt_needs_cuda():
-    from utils.detector_backends import BACKENDS, candidate_backends
+    from utils.detection.detector_backends import BACKENDS, candidate_backends
     assert {b.name for b in candidate_backends("auto", "cpu")} == {"openvino", "onnx"}  # both are requirements
     assert "CUDA" in BACKENDS.get("tensorrt").available("cpu")
     assert candidate_backends("tensorrt", "cpu") == [] and candidate_backends("torch", "cpu") == []
@@ -173,7 +173,7 @@ def test_auto_keeps_the_fastest_runtime_that_agrees(tiny_yolo, frames, monkeypat
 
 def test_auto_loads_only_the_runtime_it_chose_before_on_this_machine(tiny_yolo, frames, monkeypatch):
     import detectors
-    import utils.detector_backends as backends
+    import utils.detection.detector_backends as backends
     from detectors import YoloDetector
     exported = []
     monkeypatch.setattr(detectors, "remembered_choice", lambda key: "onnx")
@@ -188,7 +188,7 @@ def test_auto_loads_only_the_runtime_it_chose_before_on_this_machine(tiny_yolo, 
 def test_openvino_bf16_keeps_the_cpus_reduced_precision_and_is_still_checked(tiny_yolo, frames, caplog):
     import openvino as ov
     from pathlib import Path
-    from utils.detector_backends import AGREEMENT_PX, BACKENDS, check_record
+    from utils.detection.detector_backends import AGREEMENT_PX, BACKENDS, check_record
 
     def compiled_precision(detector):
         runtime = next(iter(detector.runtimes.values()))
@@ -244,7 +244,7 @@ def test_the_best_candidate_is_what_ultralytics_nms_keeps(end2end):
     keeps the box Ultralytics' NMS keeps with max_det=1, mapped back to the frame the same way."""
     import torch
     from ultralytics.utils import nms, ops
-    from utils.export_runtime import ExportRunner, best_candidate
+    from utils.detection.export_runtime import ExportRunner, best_candidate
     rng = np.random.default_rng(0)
     shape, frame_shape, kpt_shape, conf = (320, 416), (480, 640, 3), (3, 3), 0.25
     for trial in range(20):

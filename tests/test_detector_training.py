@@ -15,10 +15,10 @@ import yaml
 import train_detector
 from detectors import build_detector
 from utils.errors import UserError
-from utils.pose_io import write_pose_file
+from utils.readers.pose_io import write_pose_file
 from utils.schema import PreprocessingConfig
 from utils.synthetic import FRAME_H, FRAME_W, KEYPOINT_NAMES, render_video, sample_label_sequence, write_video
-from utils.yolo_dataset import pseudo_labels, read_dlc_labels, read_yolo_labels, write_yolo_dataset
+from utils.detection.yolo_dataset import pseudo_labels, read_dlc_labels, read_yolo_labels, write_yolo_dataset
 
 NAMES = list(KEYPOINT_NAMES)  # nose, left_ear, right_ear, neck, tail_base, tail_tip
 

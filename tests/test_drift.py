@@ -1,9 +1,9 @@
-"""utils/drift.py: the reference is fitted on training windows, calibrated on validation ones, and flags videos
+"""utils/results/drift.py: the reference is fitted on training windows, calibrated on validation ones, and flags videos
 whose windows lie away from every training class."""
 import numpy as np
 import torch
 
-from utils.drift import DriftReference
+from utils.results.drift import DriftReference
 
 
 def clustered(rng, n: int, shift=0.0, dims: int = 20):

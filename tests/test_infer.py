@@ -383,7 +383,7 @@ def test_live_mode_stopped_by_ctrl_c_keeps_what_it_saw(models, videos, tmp_path,
 
 def test_a_live_source_that_outruns_the_pipeline_drops_frames_and_counts_them(videos):
     import time
-    from utils.live import LiveSource
+    from utils.data.live import LiveSource
     source = LiveSource(videos["short"], pace=False, queue_frames=4)
     time.sleep(1.0)  # nothing consumed: the reader fills the queue, then drops
     kept = sum(len(batch) for batch in source.batches(16))

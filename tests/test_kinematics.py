@@ -1,7 +1,7 @@
 """Box-centre kinematics against hand-computed values."""
 import numpy as np
 
-from utils.kinematics import box_centres, point_kinematics
+from utils.results.kinematics import box_centres, point_kinematics
 
 
 def test_point_kinematics_values_and_gaps():

@@ -2,7 +2,7 @@
 import pytest
 
 from utils.errors import UserError
-from utils.labels import find_label_file, load_frame_labels
+from utils.readers.labels import find_label_file, load_frame_labels
 
 
 def test_frame_csv(tmp_path):

@@ -1,8 +1,8 @@
-"""One definition of macro-F1 (utils/metrics.py), shared by training, evaluation and the benches."""
+"""One definition of macro-F1 (utils/results/metrics.py), shared by training, evaluation and the benches."""
 import numpy as np
 import pytest
 
-from utils.metrics import classification_scores, segment_f1
+from utils.results.metrics import classification_scores, segment_f1
 
 
 def macro_f1(y_true, y_pred, classes):
@@ -58,7 +58,7 @@ def test_segment_f1_counts_one_to_one_matches():
 
 
 def test_decision_weights_correct_an_under_predicted_class():
-    from utils.metrics import tune_decision_weights
+    from utils.results.metrics import tune_decision_weights
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 400)
     # class 1 is seen (its probability is higher when true) but the model leans to class 0

@@ -1,11 +1,11 @@
-"""Motion and scale features (utils/motion.py): running references, hand-computed values, and the regression
-guard of issue 10: walk vs rest from box motion alone and rear vs walk from relative body length, with one
-threshold across animals of different sizes."""
+"""Motion and scale features (utils/features/motion.py): running references, hand-computed values, and the
+regression guard of issue 10: walk vs rest from box motion alone and rear vs walk from relative body length, with
+one threshold across animals of different sizes."""
 import numpy as np
 import pytest
 
-from utils.motion import (BOX_MOTION_DIM, FeatureSpec, RunningQuantile, ScaleTracker, body_axis, body_pose_feature_dim,
-                          body_pose_features, body_rate_columns, box_motion_features)
+from utils.features.motion import (BOX_MOTION_DIM, FeatureSpec, RunningQuantile, ScaleTracker, body_axis,
+                                   body_pose_feature_dim, body_pose_features, body_rate_columns, box_motion_features)
 from utils.synthetic import KEYPOINT_NAMES, animal_geometry, sample_label_sequence, sample_style, simulate_states
 
 

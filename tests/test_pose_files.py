@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from conftest import prepare_args
-from utils.crop_store import CropStoreReader
+from utils.data.crop_store import CropStoreReader
 from utils.errors import UserError
-from utils.pose_io import (find_pose_file, is_pose_file, pose_stem, read_pose_file, recording_name,
+from utils.readers.pose_io import (find_pose_file, is_pose_file, pose_stem, read_pose_file, recording_name,
                            write_pose_file)
 from utils.synthetic import KEYPOINT_NAMES, make_long_video_dataset, make_pose_file_dataset, write_label_csv
 
@@ -292,7 +292,7 @@ def test_several_animals_get_their_own_windows_labels_and_outputs(tmp_path):
 
 
 def test_social_features_of_two_animals_facing_each_other():
-    from utils.social import SOCIAL_DIM, contact_bouts, social_features
+    from utils.features.social import SOCIAL_DIM, contact_bouts, social_features
     t, fps = 20, 10.0
     body = np.array([[20.0, 0.0], [0.0, 0.0], [-20.0, 0.0]])  # head, middle, tail along +x: 40 px long
     own = np.stack([body] * t)
@@ -315,7 +315,7 @@ def test_social_features_of_two_animals_facing_each_other():
 
 
 def test_labels_per_animal_from_csv_columns_and_boris_subjects(tmp_path):
-    from utils.labels import load_frame_labels
+    from utils.readers.labels import load_frame_labels
     (tmp_path / "a.csv").write_text("frame,mouse0,mouse1\n0,rest,walk\n1,groom,walk\n")
     assert load_frame_labels(tmp_path / "a.csv", 2, 30, "mouse1").labels == ["walk", "walk"]
     with pytest.raises(UserError, match="no column for animal 'mouse2'"):

@@ -13,7 +13,7 @@ import torch
 
 import prepare_sequences_from_yolo as prep
 from conftest import ROOT, prepare_args
-from utils.crop_store import CropStoreReader
+from utils.data.crop_store import CropStoreReader
 from utils.errors import UserError
 from utils.synthetic import FLIP_IDX, KEYPOINT_NAMES, render_video, write_label_csv, write_video
 
@@ -149,7 +149,7 @@ def test_labelled_videos_take_the_centre_frame_label(long_video_dataset, tiny_yo
                            "--split_strategy", "window")
     assert manifest["meta"]["dataset_layout"] == "labelled_videos"
     entries = all_entries(manifest)
-    # strided starts 0..130, plus the tail window aligned to the last frame (start 135): utils/windows.py
+    # strided starts 0..130, plus the tail window aligned to the last frame (start 135): utils/data/windows.py
     assert len(entries) == 2 * ((150 - 15) // 10 + 1 + 1)
     assert sorted({e["start_frame"] for e in entries})[-2:] == [130, 135]
     for e in entries:

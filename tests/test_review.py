@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from utils.errors import UserError
-from utils.labels import load_frame_labels
-from utils.review import ReviewSession
+from utils.readers.labels import load_frame_labels
+from utils.results.review import ReviewSession
 
 CLASSES = ["groom", "rest", "walk"]
 

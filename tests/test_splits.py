@@ -2,7 +2,7 @@
 import pytest
 
 from utils.errors import UserError
-from utils.splits import read_split_file, split_by_video, split_counts, stratified_assign, validate_ratios
+from utils.data.splits import read_split_file, split_by_video, split_counts, stratified_assign, validate_ratios
 
 
 @pytest.mark.parametrize("n,expected", [(1, [1, 0, 0]), (2, [2, 0, 0]), (3, [1, 1, 1]), (10, [7, 2, 1]),
@@ -60,7 +60,7 @@ def test_long_videos_with_different_majority_classes_still_fill_validation():
 
 
 def test_time_blocked_folds_hold_each_window_out_once_and_never_fit_an_overlapping_one():
-    from utils.splits import time_blocked_folds
+    from utils.data.splits import time_blocked_folds
     entries = [{"source_video": video, "start_frame": start, "end_frame": start + 29}
                for video, length in (("a.mp4", 300), ("b.mp4", 150)) for start in range(0, length - 29, 5)]
     folds = time_blocked_folds(entries, 5)

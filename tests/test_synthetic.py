@@ -3,7 +3,7 @@ import numpy as np
 
 from utils.synthetic import (BEHAVIORS, make_long_video_dataset, render_video, render_video_file,
                               sample_label_sequence)
-from utils.video_io import iter_frame_batches
+from utils.data.video_io import iter_frame_batches
 
 
 def test_same_seed_same_video_and_looks_differ_between_seeds():

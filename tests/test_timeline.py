@@ -1,7 +1,7 @@
 """Post-processing of per-frame probabilities: threshold, smoothing, minimum bout length, bouts."""
 import numpy as np
 
-from utils.timeline import NO_WINDOW, UNKNOWN, frame_labels, merge_short_bouts, smooth_probabilities, to_bouts
+from utils.results.timeline import NO_WINDOW, UNKNOWN, frame_labels, merge_short_bouts, smooth_probabilities, to_bouts
 
 NAMES = ["rest", "walk"]
 
@@ -51,7 +51,7 @@ def test_short_bouts_merge_into_the_longer_neighbour():
 
 
 def test_segment_f1_matches_bouts_at_iou_half():
-    from utils.metrics import segment_f1
+    from utils.results.metrics import segment_f1
     true = ["rest"] * 10 + ["walk"] * 10 + ["rest"] * 10
     pred = ["rest"] * 12 + ["walk"] * 4 + ["rest"] * 14  # walk bout IoU 4/10 < 0.5: missed
     scores = segment_f1(true, pred, NAMES)
@@ -92,7 +92,7 @@ def reference_majority(labels, window):
 
 
 def test_linear_post_processing_equals_the_reference_on_random_noisy_labels():
-    from utils.timeline import majority_filter
+    from utils.results.timeline import majority_filter
     rng = np.random.default_rng(0)
     for _ in range(300):
         runs = rng.integers(1, 8, size=rng.integers(1, 120))

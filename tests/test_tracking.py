@@ -7,10 +7,10 @@ import pytest
 
 import track_video
 from utils.errors import UserError
-from utils.motion import centred_mean
-from utils.pose_io import write_pose_file
+from utils.features.motion import centred_mean
+from utils.readers.pose_io import write_pose_file
 from utils.synthetic import FPS, KEYPOINT_NAMES, make_pose_file_dataset, sample_label_sequence, simulate_pose
-from utils.zones import parse_zones, zone_table, zone_text
+from utils.results.zones import parse_zones, zone_table, zone_text
 
 SQUARE = "box:10,10;20,10;20,20;10,20"
 

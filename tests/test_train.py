@@ -1,4 +1,5 @@
-"""train_behavior_lstm.py and the training engine: it learns, resumes exactly, stops cleanly, and writes safe checkpoints."""
+"""train_behavior_lstm.py and the training engine (training/): it learns, resumes exactly, stops cleanly, and writes
+safe checkpoints."""
 import json
 from pathlib import Path
 

@@ -6,7 +6,7 @@ import pytest
 
 from utils.errors import UserError
 from utils.synthetic import render_video, write_video
-from utils.video_io import iter_frame_batches, prefetched
+from utils.data.video_io import iter_frame_batches, prefetched
 
 
 def test_prefetched_batches_equal_direct_decoding(tmp_path):

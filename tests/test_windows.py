@@ -1,7 +1,7 @@
-"""The one windowing rule (utils/windows.py): strided starts plus a tail window aligned to the last frame."""
+"""The one windowing rule (utils/data/windows.py): strided starts plus a tail window aligned to the last frame."""
 import pytest
 
-from utils.windows import Windower, window_starts
+from utils.data.windows import Windower, window_starts
 
 
 @pytest.mark.parametrize("n,size,stride,expected", [

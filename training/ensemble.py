@@ -12,7 +12,7 @@ from training.run import TrainingRun, checkpoint_fields, seed_everything, write_
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import UserError
 from utils.io import atomic_write_csv, ensure_dir
-from utils.plots import plot_training_curves
+from utils.results.plots import plot_training_curves
 
 log = logging.getLogger("train")
 MEMBER_DIR = "member_{}"

@@ -12,12 +12,12 @@ from torch.utils.data import default_collate
 from training.loop import model_inputs, to_device
 from training.run import TrainingRun, dataset_of, write_evaluation
 from utils.checkpoint import load_checkpoint, save_checkpoint
-from utils.drift import DriftReference
+from utils.results.drift import DriftReference
 from utils.io import atomic_write_json
-from utils.labels import label_file_of, load_frame_labels
-from utils.metrics import classification_scores, tune_decision_weights
-from utils.plots import save_crops_preview, save_pose_preview
-from utils.windows import frame_weights
+from utils.readers.labels import label_file_of, load_frame_labels
+from utils.results.metrics import classification_scores, tune_decision_weights
+from utils.results.plots import save_crops_preview, save_pose_preview
+from utils.data.windows import frame_weights
 
 log = logging.getLogger("train")
 DRIFT_TRAIN_WINDOWS = 2000  # an even sample of the training windows is enough for a mean and a spread
@@ -104,7 +104,7 @@ def fit_drift_reference(classifier, run: TrainingRun) -> tuple:
 
 
 def add_drift_references(classifier, run: TrainingRun, more_held_out: tuple = None) -> None:
-    """Store a drift reference (utils.drift) in each best checkpoint, fitted with that checkpoint's weights, and
+    """Store a drift reference (utils.results.drift) in each best checkpoint, fitted with that checkpoint's weights, and
     with tune_decision_weights the per-class decision weights tuned on the same validation windows, plus
     more_held_out = (probabilities, labels) of other windows the model did not learn from (out-of-fold)."""
     if not run.has_validation:

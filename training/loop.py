@@ -22,8 +22,8 @@ from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import UserError, first_line
 from utils.io import atomic_write_csv
 from utils.logging_utils import progress
-from utils.metrics import classification_scores
-from utils.plots import plot_training_curves
+from utils.results.metrics import classification_scores
+from utils.results.plots import plot_training_curves
 
 log = logging.getLogger("train")
 
@@ -144,7 +144,7 @@ def mixup(inputs: dict, target, cfg, num_classes) -> tuple:
 
 @torch.no_grad()
 def evaluate(model, loader, weights, cfg, device) -> dict:
-    """Loss and the scores of utils/metrics.py (accuracy, macro-F1, per class, confusion) over a split;
+    """Loss and the scores of utils/results/metrics.py (accuracy, macro-F1, per class, confusion) over a split;
     `probs` are the windows' class probabilities in the split's order."""
     model.eval()
     losses, probs, targets = [], [], []

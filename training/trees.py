@@ -11,8 +11,8 @@ from data import WindowDataset, class_weights
 from training.run import TrainingRun, checkpoint_fields, write_evaluation
 from utils.checkpoint import save_checkpoint
 from utils.io import atomic_write_csv
-from utils.metrics import classification_scores
-from utils.splits import time_blocked_folds
+from utils.results.metrics import classification_scores
+from utils.data.splits import time_blocked_folds
 
 log = logging.getLogger("train")
 
@@ -41,7 +41,8 @@ def tree_class_weights(labels, run: TrainingRun):
     t = run.cfg.training
     if t.class_weighting == "none":
         return None
-    return dict(enumerate(class_weights(labels, run.mcfg.num_classes, t.class_weighting, t.class_weight_clamp).tolist()))
+    weights = class_weights(labels, run.mcfg.num_classes, t.class_weighting, t.class_weight_clamp)
+    return dict(enumerate(weights.tolist()))
 
 
 def fit_trees(trees, run: TrainingRun) -> tuple:
@@ -75,7 +76,7 @@ def fit_trees(trees, run: TrainingRun) -> tuple:
 
 def out_of_fold_probs(build_trees, run: TrainingRun, stacked: tuple, class_weight):
     """(probabilities, labels) of the training windows, each predicted by trees fitted without its block of time
-    (utils.splits.time_blocked_folds) and without the augmented views of the held-out windows; None when
+    (utils.data.splits.time_blocked_folds) and without the augmented views of the held-out windows; None when
     decision_folds < 2 or nothing is tuned. Decision weights tuned on validation alone follow its few bouts;
     these add every training bout. `build_trees()` gives an unfitted tree model."""
     t = run.cfg.training

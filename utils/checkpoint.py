@@ -5,7 +5,7 @@ Keys: format_version, model (state_dict), optimizer, scheduler, scaler, epoch, b
 min_keypoint_conf: how pose features were computed; inference applies the same), class_names, preprocessing (the
 manifest's meta: crop_size, pad_ratio, window, detector settings, keypoint layout), selection (how the
 weights were chosen: best validation accuracy / macro-F1 at an epoch, or the last epoch when there is no
-validation split), drift (utils.drift: the reference that scores how unlike the training videos a new
+validation split), drift (utils.results.drift: the reference that scores how unlike the training videos a new
 video looks; absent without a validation split), rng (for exact resume).
 
 Checkpoints of an older format go through `migrate_checkpoint` when they are loaded, one step per format version,

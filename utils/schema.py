@@ -12,10 +12,10 @@ Cross-field rules live in each section's `check()`.
 from dataclasses import dataclass
 
 from utils.config import setting
-from utils.detector_backends import BACKEND_CHOICES
+from utils.detection.detector_backends import BACKEND_CHOICES
 from utils.errors import UserError
-from utils.splits import validate_ratios
-from utils.zones import parse_zones
+from utils.data.splits import validate_ratios
+from utils.results.zones import parse_zones
 
 
 # where settings act (utils.config.setting: applies); a run's values come from its detector, classifier and model
@@ -316,7 +316,7 @@ class InferenceConfig:
                                           "(distance, speed); null = pixels only", exclusive_minimum=0)
     zones: list | None = setting(None, "arena zones (polygons in frame pixels) reported in the workbook: time in zone, "
                                  "entries, latency, time per behaviour; YAML list of {name, polygon: [[x, y], ...]}, "
-                                 "or on the command line 'name:x,y;x,y;x,y' per zone (utils/zones.py)")
+                                 "or on the command line 'name:x,y;x,y;x,y' per zone (utils/results/zones.py)")
     moving_speed: float = setting(0.25, "tracking summary: the animal counts as moving while its speed (averaged over "
                                   "0.3 s) exceeds this many body lengths per second (body length: the median long "
                                   "side of its box), a threshold that holds at any resolution", exclusive_minimum=0)

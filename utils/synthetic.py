@@ -376,7 +376,7 @@ def make_pose_file_dataset(root, num_recordings: int = 2, num_frames: int = 900,
     """Pose files without video, as a DeepLabCut or SLEAP user has them: root/session_XX<suffix> (DeepLabCut CSV or
     HDF5, or SLEAP `.analysis.h5`, by suffix) with root/session_XX.csv labels: `frame,behavior` for one animal,
     `frame,mouse0,mouse1...` for several (each animal its own behaviours). Returns the pose file paths."""
-    from utils.pose_io import write_pose_file
+    from utils.readers.pose_io import write_pose_file
     paths = []
     for vi in range(num_recordings):
         names = [f"mouse{a}" for a in range(animals)]

@@ -4,7 +4,7 @@ The state is one per-frame label array (class codes, -1 = unlabelled) plus a per
 are its runs of equal labels. Every edit is a change of a frame span, recorded for undo/redo. The dashboard
 saves the session after every edit (`<video>.review.json`, atomically, run-length encoded), so a crash loses
 nothing; `export_csv` writes the corrected labels as the per-frame CSV (`frame,behavior`) that preprocessing
-reads; `agreement` scores the model's predictions against the corrected labels (utils/metrics.py).
+reads; `agreement` scores the model's predictions against the corrected labels (utils/results/metrics.py).
 No widget here: every operation is tested without a display.
 """
 import json
@@ -16,7 +16,7 @@ import pandas as pd
 
 from utils.errors import UserError
 from utils.io import atomic_write_csv, atomic_write_text
-from utils.metrics import classification_scores
+from utils.results.metrics import classification_scores
 
 UNLABELLED = -1
 FORMAT = "behaviorscope-review-1"

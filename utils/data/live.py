@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 
 from utils.errors import UserError
-from utils.pose_io import recording_name
+from utils.readers.pose_io import recording_name
 
 log = logging.getLogger(__name__)
 DEFAULT_CAMERA_FPS = 30.0

@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from utils.motion import (CLIP, SLOW_LAG_SECONDS, SMOOTH_SECONDS, body_lengths, centred_mean, centred_rate,
+from utils.features.motion import (CLIP, SLOW_LAG_SECONDS, SMOOTH_SECONDS, body_lengths, centred_mean, centred_rate,
                           centroids, reference_length)
 from utils.pose_features import keypoints_present
 

@@ -9,7 +9,7 @@ Segment F1: true and predicted bouts of a class are matched one-to-one, best fra
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from utils.timeline import to_bouts
+from utils.results.timeline import to_bouts
 
 
 def classification_scores(y_true, y_pred, classes: list) -> dict:

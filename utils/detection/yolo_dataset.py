@@ -22,9 +22,9 @@ import yaml
 from PIL import Image
 
 from utils.errors import UserError
-from utils.kinematics import keypoint_box
-from utils.pose_io import flip_idx_from_names, read_pose_file
-from utils.video_io import iter_frame_batches
+from utils.results.kinematics import keypoint_box
+from utils.readers.pose_io import flip_idx_from_names, read_pose_file
+from utils.data.video_io import iter_frame_batches
 
 log = logging.getLogger(__name__)
 HEADER_ROWS = ("scorer", "individuals", "bodyparts", "coords")

@@ -5,8 +5,8 @@ from pathlib import Path
 from utils.errors import UserError
 from utils.io import atomic_write_json
 
-SCHEMA_VERSION = 3  # 3: crops in one store per video (utils.crop_store), not in each window's npz
-READABLE = (2, 3)  # 2: windows carry scale_ref (utils.motion) and meta body_axis, and their frames in the npz
+SCHEMA_VERSION = 3  # 3: crops in one store per video (utils.data.crop_store), not in each window's npz
+READABLE = (2, 3)  # 2: windows carry scale_ref (utils.features.motion) and meta body_axis, and their frames in the npz
 
 
 def write_manifest(path, manifest: dict) -> None:

@@ -1,4 +1,4 @@
-"""Per-frame behaviour labels for long videos: a `frame,behavior` CSV or a BORIS export (utils/boris.py: tabular
+"""Per-frame behaviour labels for long videos: a `frame,behavior` CSV or a BORIS export (utils/readers/boris.py: tabular
 or aggregated events, CSV, TSV or XLSX).
 
 Several animals (a multi-animal pose file): a CSV `frame,<animal>,<animal>...` with one column per animal (named as
@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.boris import header_index, read_intervals, read_rows
+from utils.readers.boris import header_index, read_intervals, read_rows
 from utils.errors import UserError
-from utils.pose_io import recording_name
+from utils.readers.pose_io import recording_name
 
 log = logging.getLogger(__name__)
 LABEL_SUFFIXES = (".csv", ".boris.csv", ".tsv", ".boris.tsv", ".xlsx", ".boris.xlsx")
@@ -37,7 +37,7 @@ class FrameLabels:
 
 def find_label_file(video_path, stem: str = None):
     """The label file beside a video: <stem> + one of LABEL_SUFFIXES, in that order; None if there is none.
-    `stem`: the recording's name when it is not the file's stem (pose files: utils.pose_io.pose_stem)."""
+    `stem`: the recording's name when it is not the file's stem (pose files: utils.readers.pose_io.pose_stem)."""
     video_path = Path(video_path)
     for suffix in LABEL_SUFFIXES:
         candidate = video_path.with_name((stem or video_path.stem) + suffix)

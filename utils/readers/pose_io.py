@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.errors import UserError, first_line
-from utils.video_io import find_videos
+from utils.data.video_io import find_videos
 
 log = logging.getLogger(__name__)
 POSE_SUFFIXES = (".csv", ".h5", ".slp", ".nwb")

@@ -328,13 +328,13 @@ class FeatureSpec:
     crop_size: int = 0
     box_motion: bool = True
     version: int = FEATURE_SET_VERSION["body"]  # of the body set: 2 = without the steady rates
-    social: bool = False  # several animals: utils.social features appended to the pose features
+    social: bool = False  # several animals: utils.features.social features appended to the pose features
 
     @property
     def pose_dim(self) -> int:
         if not self.num_keypoints:
             return 0
-        from utils.social import SOCIAL_DIM  # utils.social builds on this module
+        from utils.features.social import SOCIAL_DIM  # utils.features.social builds on this module
         if self.pose_features == "crop":
             return pose_feature_dim(self.num_keypoints) + SOCIAL_DIM * self.social
         if self.pose_features == "speeds":
@@ -356,7 +356,8 @@ class FeatureSpec:
         features = ckpt["features"]
         known = {f.name for f in fields(cls)} - {"version"}
         values = {k: v for k, v in features.items() if k in known}
-        version = FEATURE_SET_VERSION["body"] if values["pose_features"] == "crop" else features["pose_features_version"]
+        crop = values["pose_features"] == "crop"
+        version = FEATURE_SET_VERSION["body"] if crop else features["pose_features_version"]
         return cls(**{**values, "body_axis": tuple(values["body_axis"]), "version": version})
 
     def window_inputs(self, arrays: dict, fps: float, with_pose: bool) -> tuple:
@@ -381,7 +382,7 @@ class FeatureSpec:
 
     def _social(self, arrays: dict, fps: float) -> np.ndarray:
         """Social features of the window (zeros, partner absent, when the arrays hold no other animal)."""
-        from utils.social import SOCIAL_DIM, social_features  # utils.social builds on this module
+        from utils.features.social import SOCIAL_DIM, social_features  # utils.features.social builds on this module
         xy = arrays["keypoints_xy_raw"]
         if "partner_xy_raw" not in arrays:
             return np.zeros((len(xy), SOCIAL_DIM), np.float32)

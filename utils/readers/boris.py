@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from utils.errors import UserError
-from utils.pose_io import recording_name
+from utils.readers.pose_io import recording_name
 
 log = logging.getLogger(__name__)
 ALIASES = {"status": ("Behavior type", "Status"), "media": ("Media file name", "Media file path"),

@@ -29,8 +29,8 @@ frames are compared with PyTorch's (`AGREEMENT_PX`); a larger difference also fa
 warning naming the difference. An agreement is remembered (`checks/` in the cache, with the runtime's version), so
 later runs skip the comparison and never set up PyTorch's predictor (about 0.5 s).
 `openvino` runs in FP32, so it agrees exactly. On a CPU, OpenVINO and ONNX exports are run by
-utils.export_runtime, not Ultralytics' predictor (the same results, about 1 ms per frame sooner); TensorRT, and
-anything on CUDA, by Ultralytics.
+utils.detection.export_runtime, not Ultralytics' predictor (the same results, about 1 ms per frame sooner);
+TensorRT, and anything on CUDA, by Ultralytics.
 """
 import hashlib
 import importlib.util
@@ -48,7 +48,7 @@ from utils.registry import Registry
 
 log = logging.getLogger(__name__)
 AGREEMENT_PX = 2.0  # largest box-corner or keypoint difference from PyTorch accepted, in frame pixels
-DIRECT_RUNNER = "direct-1"  # the version of utils.export_runtime's decoding, part of every remembered check
+DIRECT_RUNNER = "direct-1"  # the version of utils.detection.export_runtime's decoding, part of every remembered check
 BACKENDS = Registry("detector backend")
 
 
@@ -145,8 +145,8 @@ def check_record(export: Path, backend: Backend) -> Path:
 
 
 def runtime_version(backend: Backend) -> str:
-    """The runtime's version and the direct runner's (utils.export_runtime): a check remembered from before either
-    changed is made again once."""
+    """The runtime's version and the direct runner's (utils.detection.export_runtime): a check remembered from
+    before either changed is made again once."""
     from importlib.metadata import PackageNotFoundError, version
     try:
         return f"{backend.module} {version(backend.module)} {DIRECT_RUNNER}"

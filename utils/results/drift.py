@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from utils.windows import frame_rate_differs
+from utils.data.windows import frame_rate_differs
 
 DISTANCE_QUANTILE = 0.99
 CONFIDENCE_QUANTILE = 0.05

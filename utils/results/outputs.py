@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 
 from utils.io import atomic_path, atomic_write_csv, atomic_write_xlsx
-from utils.kinematics import animal_positions, box_centres, point_kinematics
-from utils.live import source_stem
-from utils.plots import plot_ethogram
-from utils.timeline import bout_frames, frame_labels, merge_short_bouts, to_bouts
-from utils.video_io import is_video_file, iter_frame_batches, video_info
-from utils.zones import parse_zones, zone_table
+from utils.results.kinematics import animal_positions, box_centres, point_kinematics
+from utils.data.live import source_stem
+from utils.results.plots import plot_ethogram
+from utils.results.timeline import bout_frames, frame_labels, merge_short_bouts, to_bouts
+from utils.data.video_io import is_video_file, iter_frame_batches, video_info
+from utils.results.zones import parse_zones, zone_table
 
 
 def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: dict) -> dict:
