@@ -134,6 +134,7 @@ class WindowDataset(Dataset):
     models) no frame is ever decoded: the small per-window arrays are read once and kept in memory."""
     SMALL = ("keypoints", "keypoints_xy_raw", "keypoints_conf_raw", "bbox_xyxy", "scale_ref", "frame_index",
              "partner_xy_raw", "partner_conf_raw")
+    in_memory = False  # samples are read from the prepared files: loader workers help
 
     def __init__(self, manifest_path, split: str, augment: AugmentConfig = None, use_pose: bool = False,
                  min_keypoint_conf: float = 0.0, seed: int = 0, pose_features: str = "body",
@@ -279,6 +280,8 @@ class CachedFeatureDataset(Dataset):
     1.. = augmented clips; each access draws one view from (seed, epoch, index), like the augmentation. Pose
     and box motion are cheap: they come from the source dataset on every access, freshly augmented."""
 
+    in_memory = True  # the features are in memory: loader workers would only copy them
+
     def __init__(self, bank: torch.Tensor, frame_index: torch.Tensor, source: WindowDataset):
         self.bank, self.frame_index, self.source = bank, frame_index, source  # frame_index: (N, V, T) bank rows
         self.labels_, self.manifest, self.seed, self.epoch = source.labels, source.manifest, source.seed, 0
@@ -294,6 +297,10 @@ class CachedFeatureDataset(Dataset):
     @property
     def labels(self) -> list:
         return self.labels_
+
+    @property
+    def entries(self) -> list:
+        return self.source.entries
 
     def __getitem__(self, index: int) -> dict:
         views = self.frame_index.shape[1]

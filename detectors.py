@@ -67,6 +67,8 @@ class Detector:
                           recording first (the background model)
         batch_size        frames per detect() call that suit it (YOLO: the yolo_batch setting; 1 for the others)
         fps               after prepare(): the frame rate the source itself stores (pose files), else None
+        recording         after prepare(): the pose file's every animal (utils.readers.pose_io), else None
+        weights_file      the weights it loaded (a change means new detections), else None
         miss_hint         what to check when the animal was found in no frame
         label             what messages call it: its weights file, or its registry name
     """
@@ -77,7 +79,7 @@ class Detector:
     reads_pose_files = False
     streams = False
     batch_size = 1
-    fps = None
+    fps = recording = weights_file = None
     miss_hint = "check the detector settings"
 
     @property
@@ -381,6 +383,10 @@ class YoloDetector(Detector):
     @property
     def label(self) -> str:
         return self.weights
+
+    @property
+    def weights_file(self) -> Path:
+        return Path(self.weights)
 
     def describe(self) -> dict:
         return {"detector": "yolo", "yolo_weights": self.weights, "yolo_task": self.task, "yolo_conf": self.conf,

@@ -292,7 +292,7 @@ class Predictor:
         encodings keep their frame count."""
         size, stride = self.settings.window_size, self.settings.window_stride
         trained = self.ckpt["preprocessing"].get("fps")
-        fixed = self.model.is_video or getattr(self.model.cfg, "positional_encoding", "none") == "learned"
+        fixed = self.model.is_video or self.model.cfg.positional_encoding == "learned"
         if fixed or self.options.window_size or not frame_rate_differs(fps, trained):
             return size, stride
         scaled = max(2, int(round(size * fps / trained)))

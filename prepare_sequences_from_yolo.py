@@ -268,8 +268,8 @@ def detection_fingerprint(cfg, detector, item: VideoItem) -> dict:
     """What the detections of a video depend on: the video, the detector (its weights file's size and time
     too) and detect_every. The runtime and its measured agreement may differ between runs within tolerance."""
     stat = item.path.stat()
-    weights = Path(str(getattr(detector, "weights", "")))
-    weights_stat = [weights.stat().st_size, weights.stat().st_mtime] if weights.is_file() else None
+    weights = detector.weights_file
+    weights_stat = [weights.stat().st_size, weights.stat().st_mtime] if weights and weights.is_file() else None
     pose = item.pose_file.stat() if item.pose_file else None
     described = {k: v for k, v in detector.describe().items() if not k.startswith(("detector_", "pose_software"))}
     return {"detector": described, "weights_file": weights_stat, "detect_every": cfg.detect_every,

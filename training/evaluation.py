@@ -61,7 +61,7 @@ def evaluate_test_split(classifier, run: TrainingRun) -> dict:
     result = classifier.evaluate(test, run)
     class_names = run.class_names
     write_evaluation(run.run_dir, "test", result, class_names)
-    frames = frame_scores(getattr(test, "source", test), result["probs"], class_names)
+    frames = frame_scores(test, result["probs"], class_names)
     summary = {"model": best.name, "windows": len(test), "window_accuracy": result["acc"],
                "window_macro_f1": result["macro_f1"], "frames": int(np.sum(frames["confusion"]["counts"])),
                "frame_accuracy": frames["accuracy"], "frame_macro_f1": frames["macro_f1"],
@@ -97,7 +97,7 @@ def fit_drift_reference(classifier, run: TrainingRun) -> tuple:
     sample = np.unique(np.linspace(0, len(train) - 1, min(len(train), DRIFT_TRAIN_WINDOWS)).round().astype(int))
     _, train_embeddings = window_outputs(classifier, train, sample, run.device, batch)
     val_probs, val_embeddings = window_outputs(classifier, val, np.arange(len(val)), run.device, batch)
-    videos = [e["source_video"] for e in getattr(val, "source", val).entries]
+    videos = [e["source_video"] for e in val.entries]
     reference = DriftReference.fit(train_embeddings, np.asarray(train.labels)[sample], val_embeddings, val_probs,
                                    videos)
     return reference, val_probs

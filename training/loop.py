@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from data import CachedFeatureDataset, WindowDataset, balanced_sampler, build_feature_cache
+from data import WindowDataset, balanced_sampler, build_feature_cache
 from model import quantile_knots
 from training.run import TrainingRun, checkpoint_fields, write_evaluation
 from utils.checkpoint import load_checkpoint, save_checkpoint
@@ -34,7 +34,7 @@ def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
     train.set_epoch(epoch)
     gen = torch.Generator().manual_seed(cfg.training.seed * 1000 + epoch)
     sampler = balanced_sampler(train.labels, cfg.training.seed * 1000 + epoch) if cfg.training.train_sampler == "weighted" else None
-    workers = 0 if isinstance(train, CachedFeatureDataset) else cfg.training.num_workers  # cached features are in memory
+    workers = 0 if train.in_memory else cfg.training.num_workers
     kw = dict(batch_size=cfg.training.batch_size, num_workers=workers, persistent_workers=False)
     loaders = {"train": DataLoader(train, shuffle=sampler is None, sampler=sampler, generator=gen, drop_last=False, **kw)}
     for split in ("val", "test"):
