@@ -13,6 +13,7 @@ ensemble, model.ClassifierEnsemble) and `gbt` (gradient-boosted trees on window 
 box-motion features, stored with skops, never pickled).
 """
 from abc import ABC, abstractmethod
+
 import numpy as np
 import torch
 
@@ -23,12 +24,13 @@ from training.loop import (cache_features, evaluate_dataset, fit_network, init_w
                            uses_feature_cache)
 from training.run import TrainingRun
 from training.trees import evaluate_trees, fit_trees, out_of_fold_probs, stacked_inputs
-from utils.errors import UserError
 from utils.config import inapplicable_settings, settings_that_apply
+from utils.errors import UserError
 from utils.registry import Registry
 from utils.schema import AugmentConfig
 
 CLASSIFIERS = Registry("classifier")
+
 
 class Classifier(ABC):
     """What training and prediction need of a model, whatever its kind.
@@ -55,7 +57,8 @@ class Classifier(ABC):
 
     @abstractmethod
     def evaluate(self, dataset, run: TrainingRun) -> dict:
-        """loss, acc, macro_f1, scores (utils.results.metrics) and probs [N, C] of every window of a split, in order."""
+        """loss, acc, macro_f1, scores (utils.results.metrics) and probs [N, C] of every window of a split, in
+        order."""
 
     @abstractmethod
     def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:

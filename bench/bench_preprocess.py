@@ -1,5 +1,5 @@
-"""Preprocessing speed: frames/s of decoding, detection (batched vs one frame per call), crop, npz write, and
-end to end, on a generated dataset. Each figure is the median of --repeats runs.
+"""Preprocessing speed: frames/s of decoding, detection (batched vs one frame per call), crop, crop store write
+(each frame once, utils.data.crop_store), and end to end, on a generated dataset. Each figure is the median of --repeats runs.
 
 Usage:
     YOLO_OFFLINE=1 python bench/bench_preprocess.py --repeats 3 --yolo_imgsz 320 --output bench/results_preprocess.json
@@ -21,10 +21,10 @@ sys.path.insert(0, str(ROOT))
 import prepare_sequences_from_yolo as prepare  # noqa: E402
 from cropping import crop_frame, square_crop_box  # noqa: E402
 from detectors import build_detector  # noqa: E402
-from utils.device import set_cpu_threads  # noqa: E402
-from utils.io import atomic_save_npz  # noqa: E402
-from utils.synthetic import make_class_folder_dataset  # noqa: E402
+from utils.data.crop_store import CropStoreWriter  # noqa: E402
 from utils.data.video_io import iter_frame_batches  # noqa: E402
+from utils.device import set_cpu_threads  # noqa: E402
+from utils.synthetic import make_class_folder_dataset  # noqa: E402
 
 
 def timed(fn, frames: int) -> float:
@@ -52,11 +52,12 @@ def bench_stages(videos, detector, args) -> dict:
     results["crop"] = timed(crop_all, n)
     crops = np.stack(crop_all())
     with tempfile.TemporaryDirectory() as tmp:
-        def write_all():  # windows of window_size at stride window_size//2, as the default layout writes them
-            step = args.window_size // 2
-            for i, start in enumerate(range(0, n - args.window_size + 1, step)):
-                atomic_save_npz(Path(tmp) / f"w{i}.npz", frames=crops[start:start + args.window_size])
-        results["write_npz"] = timed(write_all, n)
+        def write_all():  # each crop once, as preprocessing stores them
+            store = CropStoreWriter(Path(tmp) / "crops.h5", args.crop_size)
+            for index, crop in enumerate(crops):
+                store.put(index, crop)
+            store.close()
+        results["write_crop_store"] = timed(write_all, n)
     return results
 
 

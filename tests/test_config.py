@@ -184,3 +184,28 @@ def test_an_edited_default_config_yaml_changes_the_defaults(tmp_path, monkeypatc
     edited.write_text(render_default_config().replace("  window_size: 30 ", "  window_size: 20 "))
     monkeypatch.setattr(utils.config, "DEFAULT_CONFIG_PATH", edited)
     assert parse().window_size == 20
+
+
+def test_how_settings_relate_is_declared_once_in_the_schema():
+    """Where a setting acts (applies, requires, off_value) and which inference settings override recorded ones
+    (overrides, machine) come from the schema's fields; the checks and the predictor read them there."""
+    from types import SimpleNamespace
+
+    from utils.config import inapplicable_settings, settings_that_apply
+    from utils.schema import AugmentConfig, InferenceConfig
+    prep = PreprocessingConfig(detector="background", yolo_conf=0.5, bg_threshold=10, max_reuse_frames=3,
+                               pose_fps=25.0)
+    ignored = dict(inapplicable_settings(SimpleNamespace(preprocessing=prep), ("preprocessing",),
+                                         {"detector": ({"background"}, "background")}))
+    assert ignored == {"preprocessing.yolo_conf": "only the yolo detector uses it, not background",
+                       "preprocessing.pose_fps": "only the pose_file detector uses it, not background",
+                       "preprocessing.max_reuse_frames": "keep_last_box is off"}
+    assert settings_that_apply(AugmentConfig, "input", "body_features") == (
+        "hflip_prob", "vflip_prob", "scale_range", "temporal_jitter", "frame_dropout", "pose_jitter", "speed_range",
+        "flip_idx")  # the egocentric body features: mirroring, scale and time, never rotation or pixels
+    overrides = {n: (o.overrides, o.machine) for n, o in section_options(InferenceConfig).items() if o.overrides}
+    assert overrides == {"yolo_weights": ("yolo_weights", False), "yolo_imgsz": ("yolo_imgsz", False),
+                         "window_size": ("window_size", False), "keep_last_box": ("keep_last_box", False),
+                         "detect_every": ("detect_every", False), "pose_fps": ("pose_fps", False),
+                         "device": ("device", True), "detector_backend": ("detector_backend", True)}
+    assert all(name in section_options(PreprocessingConfig) for name, _ in overrides.values())

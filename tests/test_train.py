@@ -250,6 +250,7 @@ def test_settings_a_run_cannot_apply_are_named(pose_manifest):
     ignored = dict(model.ignored_settings(cfg))  # train_args' small network and lr are for a neural model
     assert {"training.epochs", "training.lr", "model.hidden_dim"} <= set(ignored)
     assert "augmentation.hflip_prob" not in ignored and "gbt" in ignored["training.epochs"]
+    assert "model.backbone" not in ignored  # none, as train_args gives it: the value that switches frames off
     assert "tune_decision_weights is off" in ignored["training.decision_folds"]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from utils.errors import UserError
 from utils.io import NPZ_COMPRESSLEVEL
 
-CHUNK_FRAMES = 16  # frames per compressed chunk: a 30-frame window reads 2-3 chunks
+CHUNK_FRAMES = 8  # frames per compressed chunk: a 30-frame window inflates 4-5 chunks (32-40 frames)
 DATASET = "crops"
 
 
