@@ -14,6 +14,7 @@ flip_idx); the frame-pixel keypoints and boxes behind the "body" pose and box-mo
 scale, speed and jitter draw in feature space. One temporal index (start jitter, frame dropout) serves all.
 """
 import random
+from collections import OrderedDict
 from pathlib import Path
 
 import cv2
@@ -27,6 +28,7 @@ from utils.data.manifest import load_manifest
 from utils.features.motion import FeatureSpec, augment_motion_inputs, body_axis
 from utils.schema import AugmentConfig
 
+OPEN_STORES = 8  # crop stores kept open per process: at most OPEN_STORES x crop_store.CACHE_BYTES of chunk cache
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -159,7 +161,7 @@ class WindowDataset(Dataset):
         self.augment_cfg = augment
         self.augment = ClipAugment(augment) if augment is not None else None
         self.noise_std = augment.noise_std if augment is not None else 0.0
-        self._small, self._stores = {}, {}
+        self._small, self._stores = {}, OrderedDict()
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation draws depend on (seed, epoch, index) only: the same with any number of workers, and
@@ -196,12 +198,20 @@ class WindowDataset(Dataset):
         store = self.entries[index].get("crop_store")
         if store:
             rows = self.small_arrays(index)["frame_index"]
-            if store not in self._stores:
-                self._stores[store] = CropStoreReader(self.manifest_path.parent / store)
-            crops = self._stores[store].frames(int(rows[0]), int(rows[-1]))
+            crops = self._store(store).frames(int(rows[0]), int(rows[-1]))
         else:
             crops = self._read(index, ("frames",))["frames"]
         return torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous(), self.small_arrays(index).get("keypoints")
+
+    def _store(self, relative: str) -> CropStoreReader:
+        """The crop store of a video, kept open among the OPEN_STORES last used (each caches inflated chunks)."""
+        if relative in self._stores:
+            self._stores.move_to_end(relative)
+        else:
+            self._stores[relative] = CropStoreReader(self.manifest_path.parent / relative)
+            if len(self._stores) > OPEN_STORES:
+                self._stores.popitem(last=False)[1].close()
+        return self._stores[relative]
 
     def __getitem__(self, index: int) -> dict:
         return self.item(index)[0]
