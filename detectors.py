@@ -84,7 +84,7 @@ class Detector:
 
     @property
     def label(self) -> str:
-        return DETECTORS.name_of(type(self))
+        return DETECTORS.name_of(type(self)) or type(self).__name__
 
     def prepare(self, source, individual=None) -> None:
         """Ready for one recording before its first frame (`individual`: which animal of a multi-animal file)."""

@@ -25,6 +25,6 @@ class Registry:
     def names(self) -> list:
         return sorted(self._items)
 
-    def name_of(self, item) -> str:
-        """The name an item was registered under."""
-        return next(name for name, registered in self._items.items() if registered is item)
+    def name_of(self, item):
+        """The name an item was registered under; None for an item never registered."""
+        return next((name for name, registered in self._items.items() if registered is item), None)
