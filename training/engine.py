@@ -2,9 +2,10 @@
 
     from training.engine import train, training_config
     result = train(training_config(manifest_path="prepared/sequence_manifest.json", classifier="gbt"))
-    result = train(training_config("--backbone", "none", "--use_pose", manifest_path=manifest), resume=None)
+    result = train(training_config("--backbone", "none", "--use_pose", manifest_path=manifest))
 
-train_behavior_lstm.py, demo.py, the benches, the dashboard's retrain and the tests all call `train`.
+train_behavior_lstm.py, demo.py, the benches and the tests call `train`; the dashboard (and its retrain) runs
+train_behavior_lstm.py as a job, so it reaches `train` through the script.
 """
 import argparse
 import logging
