@@ -6,7 +6,9 @@ Usage:
     python batch_process_videos.py --input_dir videos/ --output_root results/ --model_path best.pt --shard 3/8
 
 A failing video does not stop the batch: it is reported in the summary (batch_summary_<shard>.csv) and the
-exit status is 1 when any video failed. With --skip_existing, videos whose bouts CSV exists are skipped.
+exit status is 1 when any video failed. A video (or pose file) that is missing frames (cut short, rows lost) is
+classified as far as it goes and reported `damaged`, with what was lost in the error column, never `ok`. With
+--skip_existing, videos whose bouts CSV exists are skipped.
 Every inference setting of infer_behavior_lstm.py (and --config) applies to all videos; the model and
 detector are loaded once per process. A model trained on pose files (detector pose_file) takes the videos with a
 pose file beside them and the pose files alone.
@@ -65,9 +67,10 @@ def main(args) -> pd.DataFrame:
         try:
             result = inference.classify_in_tree(predictor, cfg, root, out_root, video)
             drift = result["drift"] or {}
-            rows.append({"video": rel.as_posix(), "status": "ok", "frames": result["frames"],
-                         "bouts": len(result["bouts"]), "drift_score": drift.get("drift_score"),
-                         "drift_warning": drift.get("drift_warning"), "error": ""})
+            rows.append({"video": rel.as_posix(), "status": "damaged" if result["damage"] else "ok",
+                         "frames": result["frames"], "bouts": len(result["bouts"]),
+                         "drift_score": drift.get("drift_score"), "drift_warning": drift.get("drift_warning"),
+                         "error": "; ".join(result["damage"])})
         except (UserError, OSError, RuntimeError, ValueError) as exc:  # one bad video must not stop the batch
             log.error("%s failed: %s", rel, exc)
             rows.append({"video": rel.as_posix(), "status": "failed", "error": first_line(exc)})

@@ -36,11 +36,13 @@ class Classifier(ABC):
     """What training and prediction need of a model, whatever its kind.
 
     cfg: the ModelConfig it was built from (stored in checkpoints as model_args).
-    sees_frames: frames (or cached frame features) are an input; is_video: a video backbone encodes whole windows.
+    sees_frames: frames (or cached frame features) are an input; is_video: a video backbone encodes whole windows;
+    resumable: fit continues from a last_checkpoint.pt (epochs); a kind that trains in one go is not.
     """
     cfg: ModelConfig
     sees_frames: bool = False
     is_video: bool = False
+    resumable: bool = False
 
     @property
     def uses_pose(self) -> bool:
@@ -115,6 +117,7 @@ def _neural(cfg: ModelConfig) -> "NetworkClassifier":
 class NetworkClassifier(Classifier):
     """One torch network (model.BehaviorSequenceClassifier): frames and/or pose and box motion, trained by the
     loop in training/loop.py; `net` is the nn.Module."""
+    resumable = True
 
     def __init__(self, cfg: ModelConfig):
         self.cfg, self.net = cfg, build_model(cfg)

@@ -30,6 +30,8 @@ from utils.detection.detector_backends import (AGREEMENT_PX, Backend, candidate_
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, first_line
 from utils.detection.export_runtime import ExportRunner
+from utils.detection.safe_weights import check_detector_weights
+from utils.features.motion import nan_mean
 from utils.results.kinematics import keypoint_box
 from utils.readers.pose_io import check_frame_count, find_pose_file, is_pose_file, read_pose_file
 from utils.registry import Registry
@@ -442,6 +444,7 @@ def load_yolo(weights):
     if not path.exists():
         raise UserError(f"YOLO weights not found: {path}. They cannot be downloaded automatically (offline); "
                         f"put the weights file at that path, pass --yolo_weights PATH, or use --detector background")
+    check_detector_weights(path)
     os.environ.setdefault("YOLO_OFFLINE", "1")
     from ultralytics import YOLO
     try:
@@ -564,8 +567,7 @@ class PoseFileDetector(Detector):
     def _partner(self, index: int, centre: np.ndarray) -> np.ndarray:
         """[K,3] keypoints of the other animal whose centroid is nearest in this frame; NaN when none is seen."""
         xy, conf = self.recording.xy[index], self.recording.conf[index]
-        with np.errstate(all="ignore"):
-            distance = np.linalg.norm(np.nanmean(xy, axis=1) - centre, axis=1)
+        distance = np.linalg.norm(nan_mean(xy, axis=1) - centre, axis=1)
         distance[self.animal] = np.nan
         if not np.isfinite(distance).any():
             return np.full((self.num_keypoints, 3), np.nan, np.float32)

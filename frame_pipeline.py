@@ -7,7 +7,7 @@
 A pose file alone runs the same pipeline without pixels: records carry boxes and keypoints only.
 """
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ class SourceInfo:
     frame_count: int
     fps: float
     has_frames: bool
+    damage: list = field(default_factory=list)  # what the files are missing (cut short, rows lost), warned already
 
 
 def prepare_source(path, detector: Detector, settings, individual=None) -> SourceInfo:
@@ -42,10 +43,15 @@ def prepare_source(path, detector: Detector, settings, individual=None) -> Sourc
         if not fps:
             raise UserError(f"{path} does not store its frame rate ({detector.software}); pass --pose_fps "
                             f"(frames per second of the recording)")
-        return SourceInfo(detector.num_frames, float(fps), False)
+        return SourceInfo(detector.num_frames, float(fps), False, pose_damage(detector))
     info = video_info(path)
     detector.prepare(path, individual)
-    return SourceInfo(info.frame_count, info.fps, True)
+    return SourceInfo(info.frame_count, info.fps, True, [info.damage] * bool(info.damage) + pose_damage(detector))
+
+
+def pose_damage(detector: Detector) -> list:
+    recording = detector.recording
+    return [recording.damage] if recording is not None and recording.damage else []
 
 
 def blank_frame_batches(num_frames: int, batch: int):

@@ -17,7 +17,7 @@ import numpy as np
 from predictor import Predictor
 from utils.config import add_config_arguments, dump_config, resolve_config
 from utils.errors import UserError
-from utils.io import atomic_write_csv, ensure_dir
+from utils.io import atomic_write_csv, ensure_dir, output_set
 from utils.data.live import LiveSource, is_live_source, source_stem
 from utils.logging_utils import setup_logging
 from utils.features.motion import body_axis
@@ -61,15 +61,20 @@ def classify_video(predictor: Predictor, cfg: InferenceConfig, timer: StageTimer
     out_dir = ensure_dir(cfg.output_dir or video.parent)
     setup_logging(out_dir / f"{stem}.infer.log")
     log.info("command: %s", " ".join(sys.argv))
-    dump_config(cfg, out_dir / f"{stem}.config.yaml")
-    if cfg.live or is_live_source(cfg.video_path):
-        return write_prediction(predictor, cfg, classify_live(predictor, cfg, out_dir / f"{stem}.live.csv", timer),
-                                out_dir, timer, start)
-    results = [write_prediction(predictor, cfg, predictor.predict_video(video, timer, animal), out_dir, timer, start)
-               for animal in predictor.animals(video)]
-    results[0]["other_animals"] = results[1:]  # several animals: each has its own outputs, <stem>.<animal>.*
-    if len(results) > 1:
-        results[0]["paths"]["social"] = write_contact_bouts(predictor, cfg, results, out_dir / f"{stem}.social.csv")
+    with output_set(out_dir) as staging:  # published together at the end: a failure leaves the previous set
+        dump_config(cfg, staging / f"{stem}.config.yaml")
+        if cfg.live or is_live_source(cfg.video_path):
+            prediction = classify_live(predictor, cfg, out_dir / f"{stem}.live.csv", timer)
+            results = [write_prediction(predictor, cfg, prediction, staging, timer, start)]
+        else:
+            results = [write_prediction(predictor, cfg, predictor.predict_video(video, timer, animal), staging, timer,
+                                        start) for animal in predictor.animals(video)]
+        results[0]["other_animals"] = results[1:]  # several animals: each has its own outputs, <stem>.<animal>.*
+        if len(results) > 1:
+            results[0]["paths"]["social"] = write_contact_bouts(predictor, cfg, results, staging / f"{stem}.social.csv")
+    for result in results:
+        result["paths"] = {kind: out_dir / path.name for kind, path in result["paths"].items()}
+    log.info("wrote %s", ", ".join(str(p) for r in results for p in r["paths"].values()))
     return results[0]
 
 
@@ -97,7 +102,7 @@ def write_prediction(predictor: Predictor, cfg: InferenceConfig, prediction, out
     log.info("Pose features used in %d/%d windows", prediction.with_pose, prediction.windows)
     meta_rows = {**predictor.describe(), "fps": prediction.fps, "animal": prediction.animal,
                  "windows": prediction.windows, "windows_with_pose": prediction.with_pose,
-                 "frames_dropped": prediction.dropped,
+                 "frames_dropped": prediction.dropped, "damage": "; ".join(prediction.damage) or "none",
                  **(prediction.drift or {"drift_score": "not available: the model has no drift reference"})}
     with timer.stage("write"):
         result = write_outputs(prediction, predictor.class_names, cfg, out_dir, meta_rows)
@@ -106,10 +111,10 @@ def write_prediction(predictor: Predictor, cfg: InferenceConfig, prediction, out
                   animal=prediction.animal, other_animals=[],
                   total_seconds=time.perf_counter() - start, labels=result["frames"]["label"].to_numpy(),
                   windows=prediction.windows, windows_with_pose=prediction.with_pose, skipped=prediction.skipped,
-                  backbone_frames=prediction.backbone_frames, frames=prediction.frames, drift=prediction.drift)
-    log.info("%d frames, %d windows (%d skipped), backbone encoded %d frames; wrote %s", prediction.frames,
-             prediction.windows, prediction.skipped, prediction.backbone_frames,
-             ", ".join(str(p) for p in result["paths"].values()))
+                  backbone_frames=prediction.backbone_frames, frames=prediction.frames, drift=prediction.drift,
+                  damage=prediction.damage)
+    log.info("%d frames, %d windows (%d skipped), backbone encoded %d frames", prediction.frames,
+             prediction.windows, prediction.skipped, prediction.backbone_frames)
     return result
 
 

@@ -32,6 +32,7 @@ from utils.features.motion import FeatureSpec
 from utils.readers.pose_io import recording_animals
 from utils.schema import InferenceConfig, PreprocessingConfig
 from utils.timing import StageTimer
+from utils.data.video_io import decoded_short, video_info
 from utils.data.windows import Windower, frame_rate_differs, frame_weights, inference_stride, usable
 
 log = logging.getLogger("predictor")
@@ -124,6 +125,7 @@ class VideoPrediction:
     dropped: int = 0  # live sources: frames dropped because the pipeline fell behind
     animal: str = None  # the animal of a multi-animal pose file
     window: tuple = None  # (size, stride) in frames for this recording (Predictor.window_for)
+    damage: list = field(default_factory=list)  # what the input files are missing (warned as found)
 
     @property
     def frames(self) -> int:
@@ -239,11 +241,14 @@ class Predictor:
                         info.fps)
         prediction = VideoPrediction(str(video_path), info.fps, Accumulator(len(self.class_names),
                                      self.detector.num_keypoints), animal=animal, window=self.window_for(info.fps))
+        prediction.damage = list(info.damage)
         classifier = WindowClassifier(self, prediction)
         with progress(total=max(info.frame_count, 0), desc="frames") as bar:
             for records in iter_frame_records(video_path, self.detector, self.settings, timer):
                 self._add_records(records, prediction, classifier, timer)
                 bar.update(len(records))
+        if info.has_frames and decoded_short(video_info(video_path), prediction.frames):
+            prediction.damage.append(decoded_short(video_info(video_path), prediction.frames))
         return self._finish(prediction, classifier, timer)
 
     def predict_live(self, source, on_window, timer: StageTimer = None) -> VideoPrediction:

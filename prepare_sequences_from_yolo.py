@@ -43,7 +43,7 @@ from utils.data.manifest import SCHEMA_VERSION, write_manifest
 from utils.features.motion import body_axis
 from utils.readers.pose_io import find_pose_file, find_recordings, flip_idx_from_names, is_pose_file, read_pose_file
 from utils.schema import PreprocessingConfig
-from utils.data.splits import SPLITS, read_split_file, split_by_video, stratified_assign
+from utils.data.splits import SPLITS, read_split_file, split_by_video, stratified_assign, teaching_problems
 from utils.data.video_io import video_info
 from utils.data.windows import Windower, usable
 
@@ -362,7 +362,7 @@ def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_value
                            "dropped": dict(r.dropped)} for v, (video_id, r) in results.items()}}
 
 
-def summary_lines(results: dict, splits: dict, skipped: list) -> list:
+def summary_lines(results: dict, splits: dict, skipped: list, strategy: str) -> list:
     lines = [f"videos processed: {len(results)}, skipped: {len(skipped)}"]
     lines += [f"  skipped {s}" for s in skipped]
     classes = sorted({w["class_name"] for e in splits.values() for w in e})
@@ -371,10 +371,10 @@ def summary_lines(results: dict, splits: dict, skipped: list) -> list:
     for c in classes:
         lines.append(f"  {c:<20}" + "".join(f"{sum(w['class_name'] == c for w in splits[s]):>8}" for s in SPLITS))
     lines.append(f"  {'total':<20}" + "".join(f"{len(splits[s]):>8}" for s in SPLITS))
-    for s in ("val", "test"):
-        missing = [c for c in classes if not any(w["class_name"] == c for w in splits[s])]
-        if missing and splits[s]:
-            lines.append(f"  WARNING: no {s} windows for class(es) {', '.join(missing)}")
+    for problem in teaching_problems({s: [w["class_name"] for w in splits[s]] for s in SPLITS},
+                                     {s: {w["source_video"].split("#")[0] for w in splits[s]} for s in SPLITS},
+                                     strategy):
+        lines.append(f"  WARNING: {problem}")
     dropped = sum((r.dropped for _, r in results.values()), Counter())
     lines.append("dropped: " + (", ".join(f"{k}={v}" for k, v in sorted(dropped.items())) or "none"))
     return lines
@@ -403,10 +403,10 @@ def main(args):
     kp_names = detector.keypoint_names or [f"kp{k}" for k in range(detector.num_keypoints)]
     manifest = build_manifest(cfg, layout, detector, results, splits, fps_values, kp_names,
                               flip_idx_from_names(detector.keypoint_names), out_root, manifest_dir)
-    manifest["summary"] = summary_lines(results, splits, skipped)
+    manifest["summary"] = summary_lines(results, splits, skipped, cfg.split_strategy)
     write_manifest(manifest_path, manifest)
     for line in manifest["summary"]:
-        log.info(line)
+        (log.warning if "WARNING" in line else log.info)(line)
     log.info("manifest written: %s", manifest_path)
     return manifest
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.config import add_config_arguments, dump_config, resolve_config
+from utils.detection.safe_weights import check_detector_weights
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, run_cli
 from utils.io import atomic_write_json
@@ -91,6 +92,7 @@ def train(cfg, data_yaml: Path, out: Path, device: str) -> Path:
     if not cfg.model.endswith((".yaml", ".yml")) and not Path(cfg.model).is_file():
         raise UserError(f"--model {cfg.model} is neither a model YAML (e.g. yolov8n-pose.yaml) nor a local weights "
                         f"file; nothing is downloaded")
+    check_detector_weights(cfg.model)
     model = YOLO(cfg.model)
     shutil.rmtree(out / "train", ignore_errors=True)
     model.train(data=str(data_yaml), imgsz=cfg.imgsz, epochs=cfg.epochs, batch=cfg.batch, device=device,

@@ -52,6 +52,8 @@ def training_config(*flags, config: str = None, **settings):
 
 def start_run(cfg, resume=None, command: str = None) -> TrainingRun:
     """The run folder (config.yaml, train.log), seeds, device, datasets and the model config."""
+    if resume and not Path(resume).is_file():
+        raise UserError(f"--resume {resume}: no such checkpoint; pass the last_checkpoint.pt of the run to continue")
     run_dir = make_run_dir(cfg)
     setup_logging(run_dir / "train.log")
     if command:
@@ -80,6 +82,9 @@ def train(cfg, resume=None, command: str = None) -> TrainResult:
     run = start_run(cfg, resume, command)
     write_startup_previews(run)
     classifier = build_classifier(run.mcfg)
+    if run.resume and not classifier.resumable:
+        raise UserError(f"--resume {run.resume}: classifier {cfg.model.classifier} trains in one go and has no epochs "
+                        f"to continue; drop --resume (a new run takes seconds)")
     warn_about_settings(cfg, classifier)
     if not run.has_validation:
         log.warning("NO VALIDATION SPLIT: nothing is selected on validation; best_model*.pt are the last epoch's "

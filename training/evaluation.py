@@ -40,7 +40,7 @@ def frame_scores(dataset, probs, class_names: list) -> dict:
         recording, _, animal = rel.partition("#")  # one animal of a multi-animal pose file: <file>#<animal>
         source = Path(meta["dataset_root"]) / recording
         label_file = label_file_of(source)
-        labels = load_frame_labels(label_file, max(frames) + 1, fps[rel], animal or meta.get("boris_subject"),
+        labels = load_frame_labels(label_file, None, fps[rel], animal or meta.get("boris_subject"),
                                    media=source) if label_file else None
         for frame, (total, clip_class) in frames.items():
             true = labels.label_at(frame, meta.get("background_label")) if labels else clip_class

@@ -18,6 +18,7 @@ import torch
 from data import WindowDataset
 from model import ModelConfig, model_args
 from utils.config import settings_dict
+from utils.data.splits import teaching_problems
 from utils.errors import UserError
 from utils.io import atomic_write_csv, ensure_dir
 from utils.schema import AugmentConfig, ModelSettings, TrainingConfig
@@ -113,12 +114,27 @@ def build_datasets(cfg) -> dict:
     check_frames_available(train.manifest, cfg)
     if len(train) == 0:
         raise UserError(f"{cfg.training.manifest_path} has no training windows; re-run preprocessing with a train_ratio > 0")
+    check_teaching(datasets, cfg)
     counts = np.bincount(train.labels, minlength=len(train.manifest["class_to_idx"]))
     empty = [c for c, i in train.manifest["class_to_idx"].items() if counts[i] == 0]
     if empty:
         raise UserError(f"class(es) {', '.join(empty)} have no training windows in {cfg.training.manifest_path}; add videos "
                         f"of them or re-split (e.g. --split_strategy window for a quick test)")
     return datasets
+
+
+def check_teaching(datasets: dict, cfg) -> None:
+    """One class: refused (nothing to learn, a perfect score that means nothing). The rest (rare classes, an empty
+    or one-class validation split): loud warnings, repeated where the scores are reported."""
+    manifest = datasets["train"].manifest
+    names = {i: c for c, i in manifest["class_to_idx"].items()}
+    classes = {s: [names[int(y)] for y in d.labels] for s, d in datasets.items()}
+    recordings = {s: {e["source_video"].split("#")[0] for e in manifest["splits"].get(s, [])} for s in datasets}
+    problems = teaching_problems(classes, recordings, manifest["meta"].get("split_strategy", "video"))
+    if len(manifest["class_to_idx"]) < 2:
+        raise UserError(f"{cfg.training.manifest_path}: {problems[0]}")
+    for problem in problems:
+        log.warning("DATASET: %s", problem)
 
 
 def check_frames_available(manifest: dict, cfg) -> None:

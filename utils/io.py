@@ -1,6 +1,10 @@
-"""Atomic file writes: a temp file in the destination folder, then os.replace, so no reader ever sees half a file."""
+"""Atomic file writes: a temp file in the destination folder, then os.replace, so no reader ever sees half a file;
+and output sets (output_set): a run's files staged together and published together, so a failure (a full disk, a
+read-only folder, Ctrl-C) leaves the previous complete set, never a mix of two runs."""
+import errno
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -37,6 +41,58 @@ def ensure_dir(path, what: str = "output folder") -> Path:
     return path
 
 
+# a folder that cannot take the files: full (ENOSPC, EDQUOT) or not writable (EROFS, EACCES, EPERM)
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+STAGING_PREFIX = ".staging-"
+
+
+def disk_error(folder, exc: OSError, needed: int = 0) -> UserError:
+    """One line for a folder that cannot take the files: which folder, why, the space free and needed, the fix."""
+    folder = Path(folder)
+    if folder.name.startswith(STAGING_PREFIX):
+        folder = folder.parent
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
+        need = f"; this run had written {human_bytes(needed)} when it ran out" if needed else ""
+        return UserError(f"no space left in {folder} ({human_bytes(shutil.disk_usage(existing).free)} free{need}); "
+                         f"earlier outputs there are untouched: free some space or write elsewhere (--output_dir)")
+    return UserError(f"cannot write in {folder}: {exc.strerror} (a read-only disk or a folder that is not yours); "
+                     f"earlier outputs there are untouched: pass a folder you can write to (--output_dir)")
+
+
+def human_bytes(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+@contextmanager
+def output_set(folder):
+    """Yield a staging folder inside `folder`; when the block succeeds its files replace their namesakes in
+    `folder` (renames on one disk: a moment), otherwise they are removed and `folder` is as it was. A full or
+    read-only folder is a UserError naming it (disk_error)."""
+    folder = ensure_dir(folder)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
+    except OSError as exc:
+        raise disk_error(folder, exc) from None
+    try:
+        yield staging
+        for name in sorted(os.listdir(staging)):
+            os.replace(staging / name, folder / name)
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        raise disk_error(folder, exc, folder_bytes(staging)) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temp path beside `path` (same suffix); on success it replaces `path`, on error it is removed.
@@ -49,12 +105,16 @@ def atomic_path(path):
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror}; choose a folder you can write to") from None
+        raise disk_error(path.parent, exc) from None
     os.fchmod(fd, 0o666 & ~current_umask())
     os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        raise disk_error(path.parent, exc, os.path.getsize(tmp) if os.path.exists(tmp) else 0) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

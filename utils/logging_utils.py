@@ -2,6 +2,7 @@
 import logging
 import sys
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -19,7 +20,11 @@ def setup_logging(log_file=None, level=logging.INFO) -> logging.Logger:
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     handlers = [console]
     if log_file is not None:
-        handlers.append(logging.FileHandler(log_file, mode="a", encoding="utf-8"))
+        try:
+            handlers.append(logging.FileHandler(log_file, mode="a", encoding="utf-8"))
+        except OSError as exc:
+            from utils.io import disk_error
+            raise disk_error(Path(log_file).parent, exc) from None
         handlers[-1].setFormatter(logging.Formatter(LOG_FORMAT))
     for handler in handlers:
         handler._behaviorscope = True

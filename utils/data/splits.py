@@ -106,3 +106,39 @@ def time_blocked_folds(entries: list, folds: int) -> list:
         if held and fit:
             out.append((fit, held))
     return out
+
+
+MIN_CLASS_WINDOWS = 5  # fewer cannot put a class in train, validation and test and still leave it learnable
+
+
+def teaching_problems(classes_by_split: dict, recordings_by_split: dict, strategy: str) -> list:
+    """What keeps a dataset from teaching or from measuring, one sentence each (the first: one class, which the
+    trainer refuses; the others are warnings). classes_by_split: {split: [class name per window]};
+    recordings_by_split: {split: set of recordings}."""
+    counts = Counter(c for names in classes_by_split.values() for c in names)
+    problems = []
+    if len(counts) == 1:
+        only = next(iter(counts))
+        problems.append(f"every window is one behaviour ({only}): a classifier learns nothing from one class, and a "
+                        f"model that always says {only} would score a perfect F1; label at least one other behaviour "
+                        f"(or set --background_label for unlabelled frames) and prepare again")
+    few = sorted(c for c, n in counts.items() if n < MIN_CLASS_WINDOWS)
+    if few:
+        problems.append(f"class(es) {', '.join(f'{c} ({counts[c]} windows)' for c in few)} have fewer than "
+                        f"{MIN_CLASS_WINDOWS} windows: too few to appear in train, validation and test; label more of "
+                        f"them or merge them into another class")
+    recordings = set().union(*recordings_by_split.values()) if recordings_by_split else set()
+    empty = [s for s in ("val", "test") if not classes_by_split.get(s)]
+    if strategy == "video" and len(recordings) < 3 and empty:
+        problems.append(f"all windows come from {len(recordings)} recording(s) and the video split keeps each in one "
+                        f"split, so {' and '.join(empty)} hold(s) no windows; add recordings, or use --split_strategy "
+                        f"window (windows of one video in several splits: optimistic scores)")
+    for split in ("val", "test"):
+        held = Counter(classes_by_split.get(split, []))
+        if len(held) == 1 and len(counts) > 1:
+            problems.append(f"{split} windows are all {next(iter(held))}: its macro-F1 scores only that class (a model "
+                            f"that always says it scores 1.0); add {split} recordings of the other behaviours")
+        elif held and set(counts) - set(held):
+            problems.append(f"no {split} windows for class(es) {', '.join(sorted(set(counts) - set(held)))}: "
+                            f"{split} macro-F1 says nothing about them")
+    return problems

@@ -1,13 +1,18 @@
 """Video reading shared by every stage: streamed in batches, so memory does not grow with video length."""
+import logging
+import math
 import queue
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from utils.errors import UserError
 
+log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 
 
@@ -23,37 +28,138 @@ def find_videos(root) -> list:
 @dataclass
 class VideoInfo:
     path: str
-    fps: float
-    frame_count: int  # as the container reports it; the true count is known only after decoding
+    fps: float  # frames per second: the container's, or from the timestamps when the container has none
+    frame_count: int  # frames the file holds (its packets); the container's index may declare more
     width: int
     height: int
+    declared_frames: int = 0  # what the container's index declares
+    damage: str = None  # what is missing, when the file holds fewer frames than it declares
+
+
+# A recording's frame times may wander this far from a constant rate (the larger of the two) before the video is
+# refused as variable-frame-rate: a dropped frame or two is timing noise, a change of rate is not.
+DRIFT_FRAMES, DRIFT_S = 2, 0.1
+# A frame count the container may get wrong by this much (last-frame rounding) without the file being damaged.
+COUNT_SLACK = 2
 
 
 def open_video(path):
-    """An opened cv2.VideoCapture and its VideoInfo; a UserError when the file cannot be read as video."""
+    """An opened cv2.VideoCapture and its VideoInfo (checked: video_info); a UserError when the file cannot be
+    read as video."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"video not found: {path}")
+    info = video_info(path)
     cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise UserError(f"cannot open video {path}: not a video OpenCV can decode (corrupt or unsupported codec); "
-                        f"re-encode it, e.g. ffmpeg -i in -c:v libx264 out.mp4")
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    info = VideoInfo(str(path), float(fps) if fps and fps > 0 else 30.0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
-                     int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     return cap, info
 
 
 def video_info(path) -> VideoInfo:
-    """The VideoInfo of a readable video (the capture is released at once); a UserError otherwise."""
-    cap, info = open_video(path)
-    cap.release()
+    """The VideoInfo of a readable video, its time base checked before any frame is decoded: frame times from the
+    container's timestamps (read without decoding), a variable frame rate refused, a missing frame rate derived
+    from the timestamps, a file cut short reported in `damage` (and logged). Kept per file version."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"video not found: {path}")
+    stat = path.stat()
+    return _checked_info(str(path.resolve()), stat.st_size, stat.st_mtime_ns, str(path))
+
+
+@lru_cache(maxsize=32)
+def _checked_info(resolved: str, size: int, mtime_ns: int, shown: str) -> VideoInfo:
+    cap = cv2.VideoCapture(resolved)
+    try:
+        if not cap.isOpened():
+            raise UserError(not_a_video_message(shown))
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        info = VideoInfo(shown, float(fps) if fps and math.isfinite(fps) else 0.0,
+                         int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                         int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    finally:
+        cap.release()
+    info.declared_frames = info.frame_count
+    times = frame_times(resolved)
+    if times is not None:
+        check_time_base(info, times)
+    elif info.fps <= 0:
+        raise UserError(f"video {shown} declares a frame rate of {info.fps:g} fps and has no timestamps to derive "
+                        f"one from; set the true rate, e.g. ffmpeg -r 30 -i {shown} -c copy {Path(shown).stem}_30fps"
+                        f"{Path(shown).suffix}")
     return info
 
 
+def not_a_video_message(shown: str) -> str:
+    """Why a file that OpenCV cannot open is no video: a pose or label file given as one, or a damaged video."""
+    from utils.readers.pose_io import pose_file_problem
+    path = Path(shown)
+    if pose_file_problem(path):
+        return pose_file_problem(path)
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        return (f"{shown} is not a video (a {path.suffix or 'suffix-less'} file); pass a video "
+                f"({', '.join(VIDEO_EXTENSIONS)}), or a pose file with --detector pose_file")
+    return (f"cannot open video {shown}: not a video OpenCV can decode (corrupt or unsupported codec); "
+            f"re-encode it, e.g. ffmpeg -i in -c:v libx264 out.mp4")
+
+
+def frame_times(path):
+    """Presentation time (s) of each frame, sorted, read from the container's packets without decoding (PyAV);
+    None when PyAV cannot read the file (OpenCV may still)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            base = float(stream.time_base)
+            pts = [packet.pts for packet in container.demux(stream) if packet.pts is not None]
+    except (av.FFmpegError, IndexError, OSError):  # no video stream, or damaged beyond the packets read
+        return None
+    return np.sort(np.asarray(pts, np.float64)) * base
+
+
+def check_time_base(info: VideoInfo, times: np.ndarray) -> None:
+    """Settle info.fps and info.frame_count from the frame times (UserError for a variable frame rate, or a rate
+    that cannot be known); note a file cut short in info.damage."""
+    present = len(times)
+    if present < info.declared_frames - COUNT_SLACK:
+        lost = info.declared_frames - present
+        info.damage = (f"{info.path} is cut short: its index declares {info.declared_frames} frames, the file holds "
+                       f"{present} (the last {lost} missing: copied while still being written, or a partial "
+                       f"transfer); results cover frames 0-{present - 1} only; copy the file again")
+        log.warning("DAMAGED: %s", info.damage)
+    if present:
+        info.frame_count = present
+    steps = np.diff(times)
+    steps = steps[steps > 0]
+    if not len(steps):
+        if info.fps <= 0:
+            raise UserError(f"video {info.path} declares a frame rate of {info.fps:g} fps and holds {present} "
+                            f"frame(s), too few to measure one; re-encode it with its true rate, e.g. ffmpeg -r 30 "
+                            f"-i {info.path} {Path(info.path).stem}_30fps.mp4")
+        return
+    measured = 1.0 / float(np.median(steps))
+    if info.fps <= 0:
+        log.warning("%s declares a frame rate of %g fps; its timestamps give %.4g fps: using that", info.path,
+                    info.fps, measured)
+        info.fps = measured
+    drift = times - times[0] - np.arange(present) / info.fps
+    tolerance = max(DRIFT_FRAMES / info.fps, DRIFT_S)
+    off = np.flatnonzero(np.abs(drift) > tolerance)
+    if len(off):
+        k = int(off[0])
+        raise UserError(
+            f"video {info.path} has a variable frame rate: frame {k} is at {times[k] - times[0]:.3f} s, but its "
+            f"declared {info.fps:.4g} fps puts it at {k / info.fps:.3f} s (frame intervals from {steps.min() * 1e3:.1f} "
+            f"to {steps.max() * 1e3:.1f} ms); times, durations and speeds need evenly spaced frames: re-encode it at "
+            f"a constant rate, e.g. ffmpeg -i {info.path} -vf fps={round(1 / float(steps.min()))} -c:v libx264 "
+            f"-crf 18 {Path(info.path).stem}_cfr.mp4")
+
+
 def iter_frame_batches(path, batch_size: int):
-    """Yield (first_frame_index, [BGR frames]) batches; a UserError if the video yields no frame at all."""
-    cap, _ = open_video(path)
+    """Yield (first_frame_index, [BGR frames]) batches; a UserError if the video yields no frame at all, a warning
+    when decoding stops before the frames the file holds (decoded_short says what the caller reports)."""
+    cap, info = open_video(path)
     index = 0
     try:
         while True:
@@ -71,6 +177,15 @@ def iter_frame_batches(path, batch_size: int):
         cap.release()
     if index == 0:
         raise UserError(f"video {path} has no readable frames (empty or corrupt); re-encode or remove it")
+
+
+def decoded_short(info: VideoInfo, decoded: int):
+    """What was lost when decoding stopped early (frames decoded vs held), or None."""
+    if decoded >= info.frame_count - COUNT_SLACK:
+        return None
+    return (f"{info.path}: decoded {decoded} of its {info.frame_count} frames (frames {decoded}-{info.frame_count - 1} "
+            f"unreadable: damaged data); results cover frames 0-{decoded - 1} only; copy the file again or re-encode "
+            f"it, e.g. ffmpeg -i {info.path} -c:v libx264 {Path(info.path).stem}_fixed.mp4")
 
 
 def prefetched(iterable, depth: int = 2):

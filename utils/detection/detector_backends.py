@@ -42,6 +42,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from utils.detection.safe_weights import check_detector_weights
 from utils.errors import UserError, first_line
 from utils.io import atomic_write_json
 from utils.registry import Registry
@@ -197,6 +198,7 @@ def exported_weights(weights, backend: Backend, shape: tuple, batch: int, device
     try:
         copy = work / weights.name  # Ultralytics writes the export beside the weights it is given
         shutil.copyfile(weights, copy)
+        check_detector_weights(copy)  # the copy is what Ultralytics unpickles
         from ultralytics import YOLO
         log.info("exporting %s to %s (input %dx%d, batch %d), once; cached in %s", weights, backend.name, shape[1],
                  shape[0], batch, target)

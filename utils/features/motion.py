@@ -219,6 +219,16 @@ def _centred_speed(points: np.ndarray, fps: float, seconds: float) -> np.ndarray
     return np.linalg.norm(centred_rate(points, fps, seconds), axis=-1)
 
 
+def nan_mean(values: np.ndarray, axis: int) -> np.ndarray:
+    """np.nanmean without its "Mean of empty slice" warning: NaN where a slice has no finite value (a frame where
+    no keypoint of an animal was seen is expected, not a fault to print)."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis)
+    total = np.where(finite, values, 0).sum(axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def _steady_rates(xy: np.ndarray, centroid: np.ndarray, ego: np.ndarray, scale: np.ndarray, axis: tuple,
                   fps: float) -> np.ndarray:
     """Version 3's jitter-robust rates per frame [T, STEADY_DIM] (module docstring); NaN where missing."""
@@ -229,8 +239,8 @@ def _steady_rates(xy: np.ndarray, centroid: np.ndarray, ego: np.ndarray, scale: 
     with np.errstate(all="ignore"):
         turning = np.abs(centred_rate(heading, fps, SLOW_LAG_SECONDS)) / 10
         return np.stack([_centred_speed(steady(centroid), fps, SLOW_LAG_SECONDS) / scale[:, 0],
-                         np.nanmean(_centred_speed(steady(xy), fps, SLOW_LAG_SECONDS), 1) / scale[:, 0],
-                         np.nanmean(_centred_speed(steady(ego), fps, SLOW_LAG_SECONDS), 1),
+                         nan_mean(_centred_speed(steady(xy), fps, SLOW_LAG_SECONDS), 1) / scale[:, 0],
+                         nan_mean(_centred_speed(steady(ego), fps, SLOW_LAG_SECONDS), 1),
                          turning], 1)
 
 

@@ -17,6 +17,7 @@ from utils.errors import UserError
 from utils.readers.pose_io import recording_name
 
 log = logging.getLogger(__name__)
+LABELLED_EVERYWHERE = -1  # load_frame_labels' num_frames=None: as far as the file labels
 LABEL_SUFFIXES = (".csv", ".boris.csv", ".tsv", ".boris.tsv", ".xlsx", ".boris.xlsx")
 
 
@@ -53,16 +54,21 @@ def label_file_of(path):
     return find_label_file(path, recording_name(path))
 
 
-def load_frame_labels(path, num_frames: int, fps: float, subject: str = None, media=None) -> FrameLabels:
+def load_frame_labels(path, num_frames, fps: float, subject: str = None, media=None) -> FrameLabels:
     """Read a per-frame CSV or a BORIS export (detected from its content) as one label per frame; `subject`: the
     animal whose labels are wanted (its CSV column, or its BORIS Subject); `media`: the video or pose file the
-    labels must belong to (BORIS exports name it)."""
+    labels must belong to (BORIS exports name it). num_frames: the recording's length (labels beyond it are
+    warned about), or None to take every labelled frame (scoring a split, which covers part of a recording)."""
     path = Path(path)
     rows = read_rows(path)
+    if num_frames is None:
+        num_frames = LABELLED_EVERYWHERE
     start = header_index(rows)
     if start is not None:
         return _labels_from_intervals(read_intervals(rows, start, path, fps, subject, media), num_frames, str(path))
     header = rows[0] if rows else []
+    if header[:1] == ["frame"]:
+        rows = without_cut_last_row(rows, path)
     if [c.lower() for c in header[:2]] == ["frame", "behavior"]:
         return _parse_frame_csv(rows[1:], path, num_frames)
     if header[:1] == ["frame"] and subject is not None:
@@ -75,7 +81,28 @@ def load_frame_labels(path, num_frames: int, fps: float, subject: str = None, me
                     f"aggregated events export (a header row with Subject, Behavior, and Time or Start (s))")
 
 
+def without_cut_last_row(rows: list, path: Path) -> list:
+    """The rows without a last row cut short: a text file that does not end with a line break, whose last row
+    lacks a label or names a label found nowhere else (`12,gro` of `12,groom`), was cut while being written or
+    copied; that row is dropped and said, rather than becoming a behaviour of its own."""
+    if path.suffix.lower() == ".xlsx" or len(rows) < 2:
+        return rows
+    with open(path, "rb") as f:
+        f.seek(max(path.stat().st_size - 1, 0))
+        if f.read(1) in (b"\n", b"\r", b""):
+            return rows
+    last = rows[-1]
+    seen = {c for row in rows[1:-1] for c in row[1:]}
+    if len(last) >= len(rows[0]) and all(c in seen for c in last[1:] if c):
+        return rows
+    log.warning("DAMAGED: label file %s ends mid-row (line %d: %r): the file was cut while being written or copied; "
+                "that row is ignored; export or copy the labels again", path, len(rows), ",".join(last))
+    return rows[:-1]
+
+
 def _parse_frame_csv(rows, path, num_frames) -> FrameLabels:
+    if num_frames == LABELLED_EVERYWHERE:
+        num_frames = 1 + max((int(r[0]) for r in rows if r and r[0].strip().lstrip("-").isdigit()), default=-1)
     labels = [None] * num_frames
     beyond = 0
     for line, row in enumerate(rows, start=2):
@@ -99,6 +126,9 @@ def _parse_frame_csv(rows, path, num_frames) -> FrameLabels:
 
 def _labels_from_intervals(intervals, num_frames, source) -> FrameLabels:
     """Frames [start, stop) take the behaviour; frames under two different behaviours become None (ambiguous)."""
+    if num_frames == LABELLED_EVERYWHERE:
+        intervals = list(intervals)
+        num_frames = max((stop for _, stop, _ in intervals), default=0)
     labels = [None] * num_frames
     ambiguous = [False] * num_frames
     for start, stop, behavior in intervals:

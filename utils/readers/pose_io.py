@@ -42,6 +42,7 @@ class PoseRecording:
     xy: np.ndarray
     conf: np.ndarray
     fps: float = None  # from the file when it stores one (NWB); None otherwise
+    damage: str = None  # what the file is missing (a row cut short, frames absent), warned when read
 
     @property
     def num_frames(self) -> int:
@@ -96,6 +97,27 @@ def pose_software(path):
 
 def is_pose_file(path) -> bool:
     return pose_software(path) is not None
+
+
+def named_like_pose_file(path) -> bool:
+    """Named as trackers name their CSVs (<stem>DLC_<scorer>.csv, .dlc/.pose/.lp.csv): meant as a pose file."""
+    name = Path(path).name
+    return name.lower().endswith(".csv") and _STEM_TAILS.search(name[:-4]) is not None
+
+
+def pose_file_problem(path):
+    """Why a CSV named like a pose file is not read as one (its first cells), or None when it is one or is not
+    named like one: such a file is reported, never silently taken for a video or dropped from a dataset."""
+    if not named_like_pose_file(path) or is_pose_file(path):
+        return None
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            first = f.readline().strip()[:40]
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror}"
+    return (f"{path} is named like a DeepLabCut pose file but starts {first!r}, not DeepLabCut's header (rows "
+            f"scorer / bodyparts / coords, first cell `scorer`); export the predictions from DeepLabCut (or save "
+            f"them with movement), see docs/formats.md, Pose files")
 
 
 def recording_name(path) -> str:
@@ -163,9 +185,74 @@ def _read_pose_file(path: Path, size: int, mtime_ns: int, min_likelihood: float)
     fps = ds.attrs.get("fps") if software == "NWB" else None
     recording = PoseRecording(path, software, [_node_name(k) for k in ds["keypoints"].values],
                               [str(i) for i in ds["individuals"].values], xy, conf, float(fps) if fps else None)
+    if software == "DeepLabCut" and path.suffix.lower() == ".csv":
+        check_csv_rows(recording)
     if recording.num_frames == 0:
         raise UserError(f"pose file {path} holds no frames")
     return recording
+
+
+DLC_HEADER_CELLS = {"scorer", "individuals", "bodyparts", "coords"}
+
+
+def check_csv_rows(recording: PoseRecording) -> None:
+    """A DeepLabCut CSV read in full: every row as wide as the header (a last row cut short is a file cut while
+    being written or copied: dropped, and said), frame numbers in the first column without gaps (missing rows
+    become untracked frames at their own index, so later frames keep their times). A row of the wrong width in the
+    middle is damage that cannot be placed: an error."""
+    path = recording.path
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        lines = f.read().splitlines()
+    header = 0
+    while header < len(lines) and lines[header].split(",", 1)[0].strip().lower() in DLC_HEADER_CELLS:
+        header += 1
+    rows = [line for line in lines[header:] if line.strip()]
+    width = lines[0].count(",")
+    short = [i for i, line in enumerate(rows) if line.count(",") != width]
+    notes = []
+    if short and short != [len(rows) - 1]:
+        line = header + short[0] + 1
+        raise UserError(f"pose file {path} line {line} has {rows[short[0]].count(',') + 1} values, the header "
+                        f"{width + 1}: the file is damaged; export it again from the tracker")
+    if short:
+        notes.append(f"its last row (line {header + len(rows)}) is cut short, {rows[-1].count(',') + 1} of "
+                     f"{width + 1} values: the file was cut while being written or copied; that frame is dropped")
+        rows = rows[:-1]
+        recording.xy, recording.conf = recording.xy[:len(rows)], recording.conf[:len(rows)]
+    frames = frame_numbers(rows)
+    if frames is not None and len(frames) and (np.diff(frames) != 1).any():
+        if (np.diff(frames) <= 0).any():
+            raise UserError(f"pose file {path}: frame numbers in the first column go backwards or repeat near row "
+                            f"{int(np.flatnonzero(np.diff(frames) <= 0)[0]) + 1}; export it again from the tracker")
+        xy = np.full((int(frames[-1]) + 1, *recording.xy.shape[1:]), np.nan, np.float32)
+        conf = np.zeros(xy.shape[:-1], np.float32)
+        xy[frames], conf[frames] = recording.xy, recording.conf
+        absent = np.setdiff1d(np.arange(len(xy)), frames)
+        notes.append(f"{len(absent)} frames have no row ({describe_frames(absent)}); they count as untracked")
+        recording.xy, recording.conf = xy, conf
+    if notes:
+        recording.damage = f"pose file {path}: {'; '.join(notes)}; export it again or copy the whole file"
+        log.warning("DAMAGED: %s", recording.damage)
+
+
+def frame_numbers(rows: list):
+    """The first column as frame numbers, or None where it is not numbers (labelled frames' image paths)."""
+    try:
+        return np.array([int(float(row.split(",", 1)[0])) for row in rows], np.int64)
+    except ValueError:
+        return None
+
+
+def describe_frames(frames) -> str:
+    """Frame numbers as ranges: 'frames 120-139, 400'."""
+    runs, start = [], frames[0]
+    for prev, cur in zip(frames[:-1], frames[1:]):
+        if cur != prev + 1:
+            runs.append((start, prev))
+            start = cur
+    runs.append((start, frames[-1]))
+    text = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs[:5])
+    return f"frames {text}{' ...' if len(runs) > 5 else ''}"
 
 
 def _node_name(value) -> str:
