@@ -13,6 +13,7 @@ each window's centre (utils.data.windows.frame_weights).
 """
 import logging
 import time
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -109,6 +110,16 @@ class Accumulator:
     def mean_probs(self) -> tuple:
         weight = self.weight.values()
         return self.prob_sum.values() / np.maximum(weight, 1e-12)[:, None], weight > 0
+
+
+MIN_WINDOW_FRAMES = 4  # a window re-timed to fewer frames has no motion left to classify
+
+
+def rate_hint(source) -> str:
+    """The fix when a recording's frame rate may be what is wrong (a container written with a made-up rate)."""
+    name = Path(str(source))
+    return (f"if that is not the true frame rate, set it: ffmpeg -r TRUE_FPS -i {name} -c:v libx264 "
+            f"{name.stem}_fixed.mp4 (pose files: --pose_fps)")
 
 
 @dataclass
@@ -239,8 +250,13 @@ class Predictor:
         if not (info.has_frames or self.detector.fps or self.options.pose_fps):
             log.warning("%s: frame rate %.3g fps, the one the model was trained with (no --pose_fps given)", video_path,
                         info.fps)
+        window = self.window_for(info.fps, video_path)
+        if 0 < info.frame_count < window[0]:
+            raise UserError(f"{video_path} has {info.frame_count} frames ({info.frame_count / info.fps:.2f} s at "
+                            f"{info.fps:.4g} fps), fewer than one window of {window[0]} frames; {rate_hint(video_path)}"
+                            f"; a clip this short cannot be classified with this model")
         prediction = VideoPrediction(str(video_path), info.fps, Accumulator(len(self.class_names),
-                                     self.detector.num_keypoints), animal=animal, window=self.window_for(info.fps))
+                                     self.detector.num_keypoints), animal=animal, window=window)
         prediction.damage = list(info.damage)
         classifier = WindowClassifier(self, prediction)
         with progress(total=max(info.frame_count, 0), desc="frames") as bar:
@@ -258,7 +274,7 @@ class Predictor:
         ends the run; what was seen is classified and returned like a video's prediction."""
         timer = timer or StageTimer()
         prediction = VideoPrediction(source.name, source.fps, Accumulator(len(self.class_names),
-                                     self.detector.num_keypoints), window=self.window_for(source.fps))
+                                     self.detector.num_keypoints), window=self.window_for(source.fps, source.name))
         captured = {}  # frame index -> capture time, until its windows are done
 
         def labelled(start: int, probs, length: int) -> None:
@@ -290,7 +306,7 @@ class Predictor:
                         "clock by the frames dropped)", source.dropped)
         return self._finish(prediction, classifier, timer)
 
-    def window_for(self, fps: float) -> tuple:
+    def window_for(self, fps: float, source) -> tuple:
         """(size, stride) in frames for a recording at `fps`: the trained window's duration in seconds when the
         recording's frame rate differs from the training data's by more than 5% (and no --window_size was given),
         since the features are in seconds but a window counts frames; video backbones and learned positional
@@ -300,7 +316,11 @@ class Predictor:
         fixed = self.model.is_video or self.model.cfg.positional_encoding == "learned"
         if fixed or self.options.window_size or not frame_rate_differs(fps, trained):
             return size, stride
-        scaled = max(2, int(round(size * fps / trained)))
+        scaled = int(round(size * fps / trained))
+        if scaled < MIN_WINDOW_FRAMES:
+            raise UserError(f"{source} runs at {fps:.4g} fps, the model was trained at {trained:.4g} fps: its window of "
+                            f"{size / trained:.2f} s would be {scaled} frame(s) here; {rate_hint(source)}, or pass "
+                            f"--window_size (at least {MIN_WINDOW_FRAMES})")
         log.warning("%.3g fps, the model was trained at %.3g fps: windows of %d frames (%.2f s, as trained) instead "
                     "of %d; pass --window_size to choose", fps, trained, scaled, scaled / fps, size)
         return scaled, self.options.window_stride or inference_stride(scaled, False)

@@ -406,7 +406,7 @@ def main(args):
     manifest["summary"] = summary_lines(results, splits, skipped, cfg.split_strategy)
     write_manifest(manifest_path, manifest)
     for line in manifest["summary"]:
-        (log.warning if "WARNING" in line else log.info)(line)
+        (log.warning if line.lstrip().startswith(("WARNING", "skipped")) else log.info)(line)
     log.info("manifest written: %s", manifest_path)
     return manifest
 

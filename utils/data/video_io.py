@@ -39,6 +39,7 @@ class VideoInfo:
 # A recording's frame times may wander this far from a constant rate (the larger of the two) before the video is
 # refused as variable-frame-rate: a dropped frame or two is timing noise, a change of rate is not.
 DRIFT_FRAMES, DRIFT_S = 2, 0.1
+USUAL_FPS = (1.0, 500.0)  # outside: a warning naming the rate (high-speed cameras exist; made-up rates more often)
 # A frame count the container may get wrong by this much (last-frame rounding) without the file being damaged.
 COUNT_SLACK = 2
 
@@ -85,6 +86,10 @@ def _checked_info(resolved: str, size: int, mtime_ns: int, shown: str) -> VideoI
         raise UserError(f"video {shown} declares a frame rate of {info.fps:g} fps and has no timestamps to derive "
                         f"one from; set the true rate, e.g. ffmpeg -r 30 -i {shown} -c copy {Path(shown).stem}_30fps"
                         f"{Path(shown).suffix}")
+    if not USUAL_FPS[0] <= info.fps <= USUAL_FPS[1]:
+        log.warning("%s declares %.4g fps (%d frames = %.3g s): an unusual rate; if it is not the true one, times, "
+                    "speeds and windows are wrong: set it, e.g. ffmpeg -r TRUE_FPS -i %s -c:v libx264 %s_fixed.mp4",
+                    shown, info.fps, info.frame_count, info.frame_count / info.fps, shown, Path(shown).stem)
     return info
 
 

@@ -149,8 +149,9 @@ def find_recordings(root: Path, pose_files: bool, skipped: list) -> list:
         else:
             with_pose.append(v)
     video_stems = {(v.parent, v.stem) for v in videos}
-    alone = [p for p in sorted(root.rglob("*")) if p.is_file() and (p.parent, pose_stem(p)) not in video_stems
-             and is_pose_file(p)]
+    files = [p for p in sorted(root.rglob("*")) if p.is_file()]
+    alone = [p for p in files if (p.parent, pose_stem(p)) not in video_stems and is_pose_file(p)]
+    skipped += [pose_file_problem(p) for p in files if pose_file_problem(p)]
     return sorted(with_pose + alone)
 
 
