@@ -48,13 +48,15 @@ STAGING_PREFIX = ".staging-"
 
 def disk_error(folder, exc: OSError, needed: int = 0) -> UserError:
     """One line for a folder that cannot take the files: which folder, why, the space free and needed, the fix."""
-    folder = Path(folder)
-    if folder.name.startswith(STAGING_PREFIX):
+    folder, staged = Path(folder), 0
+    if folder.name.startswith(STAGING_PREFIX):  # its files are removed with it: they count as free, and as needed
+        staged = folder_bytes(folder)
         folder = folder.parent
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
+        free, needed = shutil.disk_usage(existing).free + staged, max(needed, staged)
         need = f"; this run had written {human_bytes(needed)} when it ran out" if needed else ""
-        return UserError(f"no space left in {folder} ({human_bytes(shutil.disk_usage(existing).free)} free{need}); "
+        return UserError(f"no space left in {folder} ({human_bytes(free)} free{need}); "
                          f"earlier outputs there are untouched: free some space or write elsewhere (--output_dir)")
     return UserError(f"cannot write in {folder}: {exc.strerror} (a read-only disk or a folder that is not yours); "
                      f"earlier outputs there are untouched: pass a folder you can write to (--output_dir)")
@@ -88,7 +90,7 @@ def output_set(folder):
     except OSError as exc:
         if exc.errno not in DISK_ERRNOS:
             raise
-        raise disk_error(folder, exc, folder_bytes(staging)) from None
+        raise disk_error(staging, exc) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
