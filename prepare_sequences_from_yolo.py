@@ -35,7 +35,7 @@ from detectors import RecordedDetector, build_detector, detector_class, warn_ign
 from frame_pipeline import iter_frame_records, prepare_source, tracking_row, window_arrays
 from utils.config import add_config_arguments, dump_config, resolve_config, settings_dict
 from utils.data.crop_store import CropStoreWriter
-from utils.errors import UserError, run_cli
+from utils.errors import DiskError, UserError, run_cli
 from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, ensure_dir
 from utils.readers.labels import label_file_of, load_frame_labels
 from utils.logging_utils import progress, setup_logging
@@ -445,6 +445,8 @@ def process_all(items, detector, cfg, out_root: Path, manifest_dir: Path, skippe
                     atomic_write_json(record_path, {"fingerprint": expected, "windows": result.windows,
                                                     "dropped": result.dropped, "frames": result.frames,
                                                     "status_counts": result.status_counts})
+            except DiskError:
+                raise  # the output folder, not this video: every later video would fail alike
             except UserError as exc:
                 log.warning("skipped %s", exc)
                 skipped.append(str(exc))

@@ -301,3 +301,17 @@ def test_animals_out_of_view_give_no_numpy_warnings(tmp_path):
         detections = detector.detect_at(range(30))
         np.testing.assert_array_equal(nan_mean(np.array([[1.0, np.nan], [np.nan, np.nan]]), 1), [1.0, np.nan])
     assert np.isnan(detections[7].partner).all() and np.isfinite(detections[20].partner[:, :2]).all()
+
+
+def test_a_crop_store_stops_before_the_disk_fills_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+    from utils.data import crop_store
+    from utils.errors import DiskError
+    writer = crop_store.CropStoreWriter(tmp_path / "frames" / "v.h5", 16)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 1 << 20))  # 1 MB free
+    with pytest.raises(DiskError, match=r"no space left in .*frames \(1\.0 MB free\)"):
+        for i in range(40):
+            writer.put(i, np.zeros((16, 16, 3), np.uint8))
+    assert list((tmp_path / "frames").iterdir()) == []

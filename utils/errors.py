@@ -7,6 +7,11 @@ class UserError(Exception):
     """Bad input or settings. The message names the bad value, what was expected and the fix."""
 
 
+class DiskError(UserError):
+    """An output folder that cannot take the files (full, read-only): it stops the whole run, where a bad input
+    file is skipped with its reason and the run goes on."""
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message, at most `limit` characters ('' for an empty message): libraries'
     errors can run to pages, and a one-line error must stay one line."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.errors import UserError
+from utils.errors import DiskError, UserError
 
 
 def current_umask() -> int:
@@ -46,20 +46,20 @@ DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPER
 STAGING_PREFIX = ".staging-"
 
 
-def disk_error(folder, exc: OSError, needed: int = 0) -> UserError:
+def disk_error(folder, exc: OSError, needed: int = 0) -> DiskError:
     """One line for a folder that cannot take the files: which folder, why, the space free and needed, the fix."""
-    folder, staged = Path(folder), 0
+    folder, staged, kept = Path(folder), 0, "nothing half-written is left"
     if folder.name.startswith(STAGING_PREFIX):  # its files are removed with it: they count as free, and as needed
-        staged = folder_bytes(folder)
+        staged, kept = folder_bytes(folder), "earlier outputs there are untouched"
         folder = folder.parent
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
         free, needed = shutil.disk_usage(existing).free + staged, max(needed, staged)
         need = f"; this run had written {human_bytes(needed)} when it ran out" if needed else ""
-        return UserError(f"no space left in {folder} ({human_bytes(free)} free{need}); "
-                         f"earlier outputs there are untouched: free some space or write elsewhere (--output_dir)")
-    return UserError(f"cannot write in {folder}: {exc.strerror} (a read-only disk or a folder that is not yours); "
-                     f"earlier outputs there are untouched: pass a folder you can write to (--output_dir)")
+        return DiskError(f"no space left in {folder} ({human_bytes(free)} free{need}); {kept}: free some space or "
+                         f"write elsewhere (--output_dir)")
+    return DiskError(f"cannot write in {folder}: {exc.strerror} (a read-only disk or a folder that is not yours); "
+                     f"{kept}: pass a folder you can write to (--output_dir)")
 
 
 def human_bytes(size: int) -> str:

@@ -8,20 +8,24 @@ Overlapping windows share frames: at window 30 and stride 5 every frame used to 
 window file (bench/README.md, Prepared data). Written while the video streams (memory flat in its length) and
 renamed into place when complete, so a stopped run never leaves a store that looks whole.
 """
+import errno
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from utils.errors import UserError
-from utils.io import NPZ_COMPRESSLEVEL
+from utils.io import DISK_ERRNOS, NPZ_COMPRESSLEVEL, disk_error
 
 CHUNK_FRAMES = 4  # frames per compressed chunk: a 30-frame window inflates 8-9 chunks (32-36 frames)
 # inflated chunks kept per open store (HDF5's own cache is 1 MB): overlapping windows read the same chunks again
 # (window 30, stride 5: six windows share each frame), so a cache saves inflating them again; bench/README.md,
 # "Prepared data", measures the epochs
 CACHE_BYTES = 16 << 20
+HEADROOM_BYTES = 32 << 20  # free space kept while writing: HDF5 cannot survive a write that fills the disk
 DATASET = "crops"
 
 
@@ -33,12 +37,16 @@ class CropStoreWriter:
         self.path, self.size = Path(path), crop_size
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = h5py.File(self.tmp, "w")
+        try:
+            self.file = h5py.File(self.tmp, "w")
+        except OSError as exc:  # a read-only folder (a full one is caught before each write: _check_space)
+            raise disk_error(self.path.parent, exc if exc.errno else OSError(errno.EACCES, str(exc))) from None
         shape = (0, crop_size, crop_size, 3)
         self.crops = self.file.create_dataset(DATASET, shape, np.uint8, maxshape=(None, *shape[1:]),
                                               chunks=(CHUNK_FRAMES, *shape[1:]), compression="gzip",
                                               compression_opts=NPZ_COMPRESSLEVEL)
         self.pending, self.first = [], 0  # crops not yet written, starting at frame `first`
+        self.closing = False
 
     def put(self, index: int, crop) -> None:
         """The crop of frame `index` (RGB uint8 [S, S, 3], or None for a missed frame); indices increase."""
@@ -47,11 +55,32 @@ class CropStoreWriter:
             raise ValueError(f"crop store {self.path}: frame {index} after frame {expected - 1}")
         self.pending += [None] * (index - expected) + [crop]
         if len(self.pending) >= CHUNK_FRAMES * 4:
-            self._flush()
+            with self._aborted_on_disk_error():
+                self._flush()
+
+    def _check_space(self, block_bytes: int) -> None:
+        """Stop before the disk fills: HDF5 cannot recover a file whose write failed (its cleanup at exit crashes
+        the interpreter), so a block is written only while HEADROOM_BYTES more than it are free."""
+        if shutil.disk_usage(self.path.parent).free < block_bytes + HEADROOM_BYTES:
+            self.abort()
+            raise disk_error(self.path.parent, OSError(errno.ENOSPC, "No space left on device"))
+
+    @contextmanager
+    def _aborted_on_disk_error(self):
+        """HDF5 reports a full or read-only disk as OSError (errno set): the partial file is removed and the run
+        stops with one line (utils.io.disk_error); a file left half-closed would crash the interpreter at exit."""
+        try:
+            yield
+        except OSError as exc:
+            self.abort()
+            if exc.errno in DISK_ERRNOS:
+                raise disk_error(self.path.parent, exc) from None
+            raise
 
     def _flush(self) -> None:
         if not self.pending:
             return
+        self._check_space(len(self.pending) * self.size * self.size * 3)
         block = np.zeros((len(self.pending), self.size, self.size, 3), np.uint8)
         for i, crop in enumerate(self.pending):
             if crop is not None:
@@ -61,12 +90,18 @@ class CropStoreWriter:
         self.first, self.pending = self.first + len(block), []
 
     def close(self) -> None:
-        self._flush()
-        self.file.close()
-        os.replace(self.tmp, self.path)
+        with self._aborted_on_disk_error():
+            self._flush()
+            self.closing = True
+            self.file.close()
+            os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        self.file.close()
+        if not self.closing:  # HDF5 crashes the process when a file whose close failed is closed again
+            try:
+                self.file.close()
+            except OSError:  # closing flushes: on a full disk that fails again; the file is removed anyway
+                pass
         self.tmp.unlink(missing_ok=True)
 
 
