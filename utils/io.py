@@ -47,14 +47,15 @@ STAGING_PREFIX = ".staging-"
 
 
 def disk_error(folder, exc: OSError, needed: int = 0) -> DiskError:
-    """One line for a folder that cannot take the files: which folder, why, the space free and needed, the fix."""
+    """One line for a folder that cannot take the files: which folder, why, the space free and needed, the fix.
+    `needed`: bytes of a partial file about to be removed (free once it is)."""
     folder, staged, kept = Path(folder), 0, "nothing half-written is left"
     if folder.name.startswith(STAGING_PREFIX):  # its files are removed with it: they count as free, and as needed
         staged, kept = folder_bytes(folder), "earlier outputs there are untouched"
         folder = folder.parent
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
-        free, needed = shutil.disk_usage(existing).free + staged, max(needed, staged)
+        free, needed = shutil.disk_usage(existing).free + max(needed, staged), max(needed, staged)
         need = f"; this run had written {human_bytes(needed)} when it ran out" if needed else ""
         return DiskError(f"no space left in {folder} ({human_bytes(free)} free{need}); {kept}: free some space or "
                          f"write elsewhere (--output_dir)")
