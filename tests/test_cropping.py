@@ -102,7 +102,7 @@ def test_missing_weights_say_no_download_and_what_to_do(tmp_path):
 def test_damaged_weights_are_a_clear_error(tmp_path):
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(UserError, match=r"cannot load YOLO weights .*broken\.pt"):
+    with pytest.raises(UserError, match=r"detector weights .*broken\.pt are not a PyTorch zip checkpoint"):
         load_yolo(bad)
 
 
