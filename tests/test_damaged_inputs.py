@@ -136,6 +136,11 @@ def test_missing_pose_rows_keep_later_frames_at_their_times(tmp_path):
     assert recording.num_frames == 100 and "10 frames have no row (frames 20-29)" in recording.damage
     assert np.isnan(recording.xy[20:30]).all() and (recording.conf[20:30] == 0).all()
     np.testing.assert_allclose(recording.xy[30:], original.xy[30:])
+    table = pd.read_hdf(write_pose_file(tmp_path / "hDLC_x.h5", original.xy, original.conf, original.keypoint_names))
+    table.drop(index=range(40, 45)).to_hdf(tmp_path / "h2DLC_x.h5", key="df_with_missing")
+    recording = read_pose_file(tmp_path / "h2DLC_x.h5")
+    assert recording.num_frames == 100 and "5 frames have no row (frames 40-44)" in recording.damage
+    np.testing.assert_allclose(recording.xy[45:], original.xy[45:])
     lines[10] = lines[10].rsplit(",", 2)[0]  # a short row in the middle: damage that cannot be placed
     (tmp_path / "midDLC_x.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(UserError, match=r"midDLC_x\.csv line 11 has 8 values, the header 10"):

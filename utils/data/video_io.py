@@ -78,10 +78,10 @@ def _checked_info(resolved: str, size: int, mtime_ns: int, shown: str) -> VideoI
                          int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     finally:
         cap.release()
-    info.declared_frames = info.frame_count
-    times = frame_times(resolved)
+    times, declared = container_index(resolved)
+    info.declared_frames = declared or info.frame_count
     if times is not None:
-        check_time_base(info, times)
+        check_time_base(info, times, bool(declared))
     elif info.fps <= 0:
         raise UserError(f"video {shown} declares a frame rate of {info.fps:g} fps and has no timestamps to derive "
                         f"one from; set the true rate, e.g. ffmpeg -r 30 -i {shown} -c copy {Path(shown).stem}_30fps"
@@ -108,26 +108,37 @@ def not_a_video_message(shown: str) -> str:
 
 def frame_times(path):
     """Presentation time (s) of each frame, sorted, read from the container's packets without decoding (PyAV);
-    None when PyAV cannot read the file (OpenCV may still)."""
+    None when PyAV cannot read them (OpenCV may still read the file)."""
+    return container_index(path)[0]
+
+
+def container_index(path) -> tuple:
+    """(frame times as frame_times gives them, or None; the frame count the container's index declares, or 0 where
+    it keeps none, as Matroska)."""
     try:
         import av
     except ImportError:
-        return None
+        return None, 0
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            base = float(stream.time_base)
-            pts = [packet.pts for packet in container.demux(stream) if packet.pts is not None]
+            base, declared = float(stream.time_base), int(stream.frames or 0)
+            stamps = [packet.pts if packet.pts is not None else packet.dts for packet in container.demux(stream)
+                      if packet.size]
     except (av.FFmpegError, IndexError, OSError):  # no video stream, or damaged beyond the packets read
-        return None
-    return np.sort(np.asarray(pts, np.float64)) * base
+        return None, 0
+    stamps = [t for t in stamps if t is not None]
+    if not stamps:
+        return None, declared
+    return np.sort(np.asarray(stamps, np.float64)) * base, declared
 
 
-def check_time_base(info: VideoInfo, times: np.ndarray) -> None:
+def check_time_base(info: VideoInfo, times: np.ndarray, indexed: bool = True) -> None:
     """Settle info.fps and info.frame_count from the frame times (UserError for a variable frame rate, or a rate
-    that cannot be known); note a file cut short in info.damage."""
+    that cannot be known); note a file cut short in info.damage (`indexed`: the container declares its frame
+    count, so frames missing from the file can be counted)."""
     present = len(times)
-    if present < info.declared_frames - COUNT_SLACK:
+    if indexed and present < info.declared_frames - COUNT_SLACK:
         lost = info.declared_frames - present
         info.damage = (f"{info.path} is cut short: its index declares {info.declared_frames} frames, the file holds "
                        f"{present} (the last {lost} missing: copied while still being written, or a partial "

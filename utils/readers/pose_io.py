@@ -186,8 +186,8 @@ def _read_pose_file(path: Path, size: int, mtime_ns: int, min_likelihood: float)
     fps = ds.attrs.get("fps") if software == "NWB" else None
     recording = PoseRecording(path, software, [_node_name(k) for k in ds["keypoints"].values],
                               [str(i) for i in ds["individuals"].values], xy, conf, float(fps) if fps else None)
-    if software == "DeepLabCut" and path.suffix.lower() == ".csv":
-        check_csv_rows(recording)
+    if software == "DeepLabCut":
+        check_dlc_rows(recording)
     if recording.num_frames == 0:
         raise UserError(f"pose file {path} holds no frames")
     return recording
@@ -196,11 +196,28 @@ def _read_pose_file(path: Path, size: int, mtime_ns: int, min_likelihood: float)
 DLC_HEADER_CELLS = {"scorer", "individuals", "bodyparts", "coords"}
 
 
-def check_csv_rows(recording: PoseRecording) -> None:
-    """A DeepLabCut CSV read in full: every row as wide as the header (a last row cut short is a file cut while
-    being written or copied: dropped, and said), frame numbers in the first column without gaps (missing rows
-    become untracked frames at their own index, so later frames keep their times). A row of the wrong width in the
-    middle is damage that cannot be placed: an error."""
+def check_dlc_rows(recording: PoseRecording) -> None:
+    """A DeepLabCut file read in full. CSV: every row as wide as the header (a last row cut short is a file cut
+    while being written or copied: dropped, and said; a row of the wrong width in the middle is damage that cannot
+    be placed: an error). CSV and HDF5: frame numbers (the first column, the table's index) without gaps, missing
+    rows becoming untracked frames at their own index so later frames keep their times."""
+    notes = []
+    if recording.path.suffix.lower() == ".csv":
+        frames = check_csv_widths(recording, notes)
+    else:
+        import pandas as pd
+        index = pd.read_hdf(recording.path).index
+        frames = np.asarray(index, np.int64) if pd.api.types.is_integer_dtype(index) else None
+    if frames is not None and len(frames) == recording.num_frames and (np.diff(frames) != 1).any():
+        fill_missing_frames(recording, frames, notes)
+    if notes:
+        recording.damage = f"pose file {recording.path}: {'; '.join(notes)}; export it again or copy the whole file"
+        log.warning("DAMAGED: %s", recording.damage)
+
+
+def check_csv_widths(recording: PoseRecording, notes: list):
+    """The frame numbers of a DeepLabCut CSV's rows (None where the first column holds image paths), its rows
+    checked against the header's width."""
     path = recording.path
     with open(path, encoding="utf-8-sig", errors="replace") as f:
         lines = f.read().splitlines()
@@ -210,7 +227,6 @@ def check_csv_rows(recording: PoseRecording) -> None:
     rows = [line for line in lines[header:] if line.strip()]
     width = lines[0].count(",")
     short = [i for i, line in enumerate(rows) if line.count(",") != width]
-    notes = []
     if short and short != [len(rows) - 1]:
         line = header + short[0] + 1
         raise UserError(f"pose file {path} line {line} has {rows[short[0]].count(',') + 1} values, the header "
@@ -220,20 +236,20 @@ def check_csv_rows(recording: PoseRecording) -> None:
                      f"{width + 1} values: the file was cut while being written or copied; that frame is dropped")
         rows = rows[:-1]
         recording.xy, recording.conf = recording.xy[:len(rows)], recording.conf[:len(rows)]
-    frames = frame_numbers(rows)
-    if frames is not None and len(frames) and (np.diff(frames) != 1).any():
-        if (np.diff(frames) <= 0).any():
-            raise UserError(f"pose file {path}: frame numbers in the first column go backwards or repeat near row "
-                            f"{int(np.flatnonzero(np.diff(frames) <= 0)[0]) + 1}; export it again from the tracker")
-        xy = np.full((int(frames[-1]) + 1, *recording.xy.shape[1:]), np.nan, np.float32)
-        conf = np.zeros(xy.shape[:-1], np.float32)
-        xy[frames], conf[frames] = recording.xy, recording.conf
-        absent = np.setdiff1d(np.arange(len(xy)), frames)
-        notes.append(f"{len(absent)} frames have no row ({describe_frames(absent)}); they count as untracked")
-        recording.xy, recording.conf = xy, conf
-    if notes:
-        recording.damage = f"pose file {path}: {'; '.join(notes)}; export it again or copy the whole file"
-        log.warning("DAMAGED: %s", recording.damage)
+    return frame_numbers(rows)
+
+
+def fill_missing_frames(recording: PoseRecording, frames: np.ndarray, notes: list) -> None:
+    """Rows at their frame numbers, absent frames untracked (NaN); frame numbers that go back are an error."""
+    if (np.diff(frames) <= 0).any():
+        raise UserError(f"pose file {recording.path}: frame numbers go backwards or repeat near row "
+                        f"{int(np.flatnonzero(np.diff(frames) <= 0)[0]) + 1}; export it again from the tracker")
+    xy = np.full((int(frames[-1]) + 1, *recording.xy.shape[1:]), np.nan, np.float32)
+    conf = np.zeros(xy.shape[:-1], np.float32)
+    xy[frames], conf[frames] = recording.xy, recording.conf
+    absent = np.setdiff1d(np.arange(len(xy)), frames)
+    notes.append(f"{len(absent)} frames have no row ({describe_frames(absent)}); they count as untracked")
+    recording.xy, recording.conf = xy, conf
 
 
 def frame_numbers(rows: list):
