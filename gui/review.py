@@ -457,7 +457,7 @@ class ReviewTab(ttk.Frame):
             except OSError:
                 import shutil
                 shutil.copy2(video, beside)
-        self.status.set(f"exported {int((self.session.codes >= 0).sum())} labelled frames to {path}")
+        self.status.set(f"exported the {int(self.session.checked().sum())} frames you reviewed to {path}")
         return path
 
     def show_agreement(self) -> dict:
@@ -468,8 +468,8 @@ class ReviewTab(ttk.Frame):
         except UserError as exc:
             self.status.set(f"⚠ {exc}")
             return None
-        lines = [f"model vs your labels over {result['frames']} labelled frames ({result['reviewed_frames']} "
-                 f"reviewed by you)", f"per-frame macro-F1 {result['macro_f1']:.3f}, accuracy {result['accuracy']:.3f}",
+        lines = [f"model vs your labels over the {result['frames']} frames you reviewed (of "
+                 f"{result['total_frames']})", f"per-frame macro-F1 {result['macro_f1']:.3f}, accuracy {result['accuracy']:.3f}",
                  f"{'behaviour':<14}{'precision':>10}{'recall':>8}{'F1':>7}{'frames':>8}"]
         lines += [f"{c:<14}{s['precision']:>10.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}{s['support']:>8}"
                   for c, s in result["per_class"].items()]

@@ -79,25 +79,28 @@ def test_autosave_restores_every_edit(tmp_path):
         other.restore(tmp_path / "v.review.json")
 
 
-def test_export_is_the_per_frame_csv_preprocessing_reads(tmp_path):
+def test_export_is_the_per_frame_csv_preprocessing_reads_with_reviewed_frames_only(tmp_path):
     s = session()
-    s.relabel(s.bout_at(16), "rest")
+    s.relabel(s.bout_at(16), "rest")  # the unknown frames 15-17 become rest, joining the predicted rest 10-14
+    s.confirm(s.bout_at(25))
     path = s.export_csv(tmp_path / "v.csv")
     labels = load_frame_labels(path, 30, 30.0)
-    assert [labels.label_at(f) for f in range(30)] == ["walk"] * 10 + ["rest"] * 8 + ["groom"] * 12
-    s.delete(s.bout_at(0))
+    # frames 0-14 were never reviewed: the model's guesses, not labels
+    assert [labels.label_at(f) for f in range(30)] == [None] * 15 + ["rest"] * 3 + ["groom"] * 12
+    s.delete(s.bout_at(25))
     table = pd.read_csv(s.export_csv(tmp_path / "v.csv"))
-    assert list(table["frame"]) == list(range(10, 30))  # deleted frames are unlabelled: no rows
+    assert list(table["frame"]) == [15, 16, 17]  # deleted frames are unlabelled: no rows
 
 
 def test_agreement_scores_predictions_against_corrections():
     s = session()
     s.relabel(s.bout_at(12), "walk")  # the model said rest on 5 frames that are walk
     s.relabel(s.bout_at(16), "walk")  # and unknown on 3 walk frames
+    s.confirm(s.bout_at(25))  # 12 groom frames the model got right
     result = s.agreement()
-    assert result["frames"] == 30 and result["reviewed_frames"] == 8  # the two edited bouts
-    assert result["per_class"]["walk"]["recall"] == pytest.approx(10 / 18)
-    assert result["per_class"]["groom"]["f1"] == 1.0 and result["accuracy"] == pytest.approx(22 / 30)
+    assert result["frames"] == 20 and result["total_frames"] == 30  # reviewed frames only, and it says so
+    assert result["per_class"]["walk"]["recall"] == 0.0 and result["per_class"]["walk"]["support"] == 8
+    assert result["per_class"]["groom"]["f1"] == 1.0 and result["accuracy"] == pytest.approx(12 / 20)
 
 
 def test_from_frames_csv_takes_classes_from_the_top_k_columns(tmp_path):

@@ -199,19 +199,26 @@ class ReviewSession:
         return True
 
     # ----------------------------------------------------------------------------------------- results
+    def checked(self) -> np.ndarray:
+        """Frames the user confirmed or corrected and left labelled: the only frames that are labels. A frame
+        never reviewed still shows the model's prediction, which is not evidence of anything."""
+        return self.reviewed & (self.codes != UNLABELLED)
+
     def agreement(self) -> dict:
-        """The model's per-frame predictions scored against the corrected labels, over labelled frames;
-        `reviewed_frames` says how much of that the user actually checked."""
-        labelled = self.codes != UNLABELLED
-        if not labelled.any():
-            raise UserError("no labelled frames to compare with: relabel or confirm some bouts first")
-        scores = classification_scores(self.label_names()[labelled].tolist(),
-                                       [str(p) for p in self.predicted[labelled]], self.classes)
-        return {**scores, "frames": int(labelled.sum()), "reviewed_frames": int(self.reviewed.sum())}
+        """The model's per-frame predictions scored against the user's labels, over the frames the user checked
+        (`frames`; `total_frames`: the video's)."""
+        checked = self.checked()
+        if not checked.any():
+            raise UserError("no reviewed frames to compare with yet: confirm or correct some bouts first")
+        scores = classification_scores(self.label_names()[checked].tolist(),
+                                       [str(p) for p in self.predicted[checked]], self.classes)
+        return {**scores, "frames": int(checked.sum()), "reviewed_frames": int(checked.sum()),
+                "total_frames": len(self)}
 
     def export_csv(self, path) -> Path:
-        """Corrected labels as `frame,behavior` (labelled frames only): preprocessing's per-frame label file."""
-        labelled = np.flatnonzero(self.codes != UNLABELLED)
+        """The user's labels as `frame,behavior`: reviewed, labelled frames only (the rest stays unlabelled, so a
+        retrain never learns the model's own unchecked predictions); preprocessing's per-frame label file."""
+        labelled = np.flatnonzero(self.checked())
         atomic_write_csv(path, pd.DataFrame({"frame": labelled, "behavior": self.label_names()[labelled]}))
         return Path(path)
 
