@@ -9,9 +9,10 @@ import pandas as pd
 
 from gui.jobs import JobView
 from gui.state import remember
-from training.retrain import plan_retrain
+from training.retrain import original_manifest_of, plan_retrain
+from utils.checkpoint import load_checkpoint
 from utils.errors import UserError
-from utils.jobs import Job, format_seconds
+from utils.jobs import Job
 
 
 class ReviewTab(ttk.Frame):
@@ -479,9 +480,9 @@ class ReviewTab(ttk.Frame):
 
     # ----------------------------------------------------------------------------------------- retrain
     def retrain(self) -> None:
-        """Preprocess every corrected video (the checkpoint's own settings) and train from the current model,
-        as one job (training.retrain plans it); afterwards the new model's validation scores are shown next to the
-        old one's."""
+        """Retrain on the model's training data plus every corrected video, as one job (retrain_behavior_model.py);
+        afterwards both models' scores on the same held-out windows are shown side by side, and the new model is
+        used only if the user takes it."""
         if self.session is None or self.app.job_tab is not None:
             self.status.set("⚠ open a reviewed video first, and wait for any running job")
             return
@@ -491,6 +492,7 @@ class ReviewTab(ttk.Frame):
                 return
         try:
             self.export(self.corrected_folder() / f"{Path(self.paths['video']).stem}.csv")
+            original_manifest_of(load_checkpoint(self.paths["model"]), self.paths["model"])  # said now, not later
             self.plan = plan_retrain(self.paths["model"], self.corrected_folder())
         except UserError as exc:
             messagebox.showerror("Cannot retrain", str(exc), parent=self)
@@ -511,18 +513,36 @@ class ReviewTab(ttk.Frame):
             self.show_retrain_result()
         return True
 
-    def show_retrain_result(self) -> None:
-        from utils.checkpoint import load_checkpoint
-        new_path, old = self.plan.new_model, self.plan.old_metric
-        new = load_checkpoint(new_path).get("best_metric") or {}
-        fmt = lambda d, k: f"{d[k]:.3f}" if d.get(k) is not None else "-"  # noqa: E731
+    def show_retrain_result(self) -> dict:
+        """Both models on the same held-out windows (the run's comparison.json), per class; the new model replaces
+        the current one only when the user says so, and a worse one is marked worse."""
+        import json
+        if not self.plan.comparison.is_file():
+            self.status.set(f"retraining ended without a comparison; the current model is unchanged (see "
+                            f"{self.plan.folder / 'retrain.log'})")
+            return None
+        result = json.loads(self.plan.comparison.read_text())
+        lines = ["held-out windows (the same for both)   current    new"]
+        for group, scores in result["groups"].items():
+            lines.append(f"{group} ({scores['windows']} windows): macro-F1 {scores['current']['macro_f1']:>8.3f} "
+                         f"{scores['new']['macro_f1']:>6.3f}")
+            lines += [f"    {c:<22}{scores['current']['per_class_f1'][c]:>16.3f} {scores['new']['per_class_f1'][c]:>6.3f}"
+                      for c, n in scores["new"]["support"].items() if n]
+        verdict = result["verdict"]
+        lines.append(f"the new model is {verdict.upper()} ({result['macro_f1_change']:+.3f}); "
+                     f"{self.plan.comparison.with_suffix('.csv')}")
         self.report.delete("1.0", "end")
-        self.report.insert("1.0", f"validation     old model   new model\n"
-                                  f"accuracy       {fmt(old, 'acc'):>9}   {fmt(new, 'acc'):>9}\n"
-                                  f"macro-F1       {fmt(old, 'macro_f1'):>9}   {fmt(new, 'macro_f1'):>9}\n"
-                                  f"(old: its own validation split; new: windows of the corrected videos)\n"
-                                  f"new model: {new_path}")
-        self.paths["model"] = str(new_path)
-        self.app.tabs["Inference"].form.set("inference", "model_path", str(new_path))
+        self.report.insert("1.0", "\n".join(lines))
+        question = (f"The new model scores {result['macro_f1_change']:+.3f} macro-F1 on the held-out windows"
+                    f"{' (WORSE than the current one)' if verdict == 'worse' else ''}. Use it from now on?")
+        if self.ask_yes_no("Use the retrained model?", question):
+            self.paths["model"] = str(self.plan.new_model)
+            self.app.tabs["Inference"].form.set("inference", "model_path", str(self.plan.new_model))
+            self.status.set(f"using the retrained model {self.plan.new_model}")
+        else:
+            self.status.set(f"kept the current model; the retrained one stays in {self.plan.run_dir}")
         self.update_files()
-        self.status.set(f"retrained in {format_seconds(self.job.elapsed)}: {new_path}")
+        return result
+
+    def ask_yes_no(self, title: str, question: str) -> bool:
+        return messagebox.askyesno(title, question, parent=self)
