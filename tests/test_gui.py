@@ -191,6 +191,11 @@ def test_review_seek_relabel_export_and_read_back_through_preprocessing(app, pre
     tab.redo()
     assert tab.session.bout_at(60).label == new_label
     agreement = tab.show_agreement()
+    assert agreement["frames"] == bout.frames and agreement["accuracy"] == 0.0  # over the reviewed bout only
+    assert f"over the {bout.frames} frames you reviewed (of 120)" in tab.report.get("1.0", "end")
+    for other in [b for b in tab.session.bouts() if not b.reviewed]:
+        tab.session.confirm(other)
+    agreement = tab.show_agreement()
     assert agreement["frames"] == 120 and 0 <= agreement["macro_f1"] < 1.0  # one bout now disagrees
     exported = tab.export(tmp_path / "corrected" / f"{video.stem}.csv")
     assert (tmp_path / "corrected" / video.name).exists()  # the video is linked beside its labels
