@@ -287,3 +287,31 @@ def test_review_flags_open_a_result_and_name_a_missing_file(predicted_video, tmp
     args.review_frames = None  # default: <stem>.frames.csv beside the video, which is not there
     with pytest.raises(gui.UserError, match=f"{video.stem}.frames.csv does not exist"):
         gui.review_paths(args)
+
+
+def test_a_retrained_model_is_used_only_when_accepted_and_a_worse_one_says_so(app, tmp_path, monkeypatch):
+    import json
+
+    from training.retrain import RetrainPlan
+    tab = app.tabs["Review"]
+    app.notebook.select(tab)
+    plan = RetrainPlan(tmp_path, "r1", tmp_path / "p.yaml", tmp_path / "t.yaml", {}, tmp_path / "current.pt",
+                       tmp_path / "manifest.json")
+    plan.run_dir.mkdir(parents=True)
+    scores = {"macro_f1": 0.9, "accuracy": 0.9, "per_class_f1": {"rest": 0.95, "walk": 0.85},
+              "support": {"rest": 10, "walk": 8}}
+    worse = {**scores, "macro_f1": 0.7, "per_class_f1": {"rest": 0.9, "walk": 0.5}}
+    plan.comparison.write_text(json.dumps({"groups": {"all held-out": {"windows": 18, "current": scores, "new": worse}},
+                                           "macro_f1_change": -0.2, "verdict": "worse"}))
+    tab.plan, tab.paths["model"] = plan, str(tmp_path / "current.pt")
+    questions = []
+    monkeypatch.setattr(tab, "ask_yes_no", lambda title, question: questions.append(question) or False)
+    tab.show_retrain_result()
+    assert "WORSE than the current one" in questions[-1] and "-0.200" in questions[-1]
+    assert tab.paths["model"] == str(tmp_path / "current.pt")  # rejected: nothing replaced
+    report = tab.report.get("1.0", "end")
+    assert "the new model is WORSE (-0.200)" in report and "walk" in report and "0.500" in report
+    monkeypatch.setattr(tab, "ask_yes_no", lambda title, question: True)
+    tab.show_retrain_result()
+    assert tab.paths["model"] == str(plan.new_model)
+    assert app.tabs["Inference"].form.get("inference", "model_path") == str(plan.new_model)
