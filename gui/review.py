@@ -15,6 +15,18 @@ from utils.errors import UserError
 from utils.jobs import Job
 
 
+KEYS_TAG = "ReviewShortcuts"  # first in every widget's bindtags: the Review tab's keys before any widget's own
+
+
+def put_keys_first(widget) -> None:
+    """The review shortcuts before the widget's own bindings, in it and every widget inside it."""
+    tags = widget.bindtags()
+    if KEYS_TAG not in tags:
+        widget.bindtags((KEYS_TAG, *tags))
+    for child in widget.winfo_children():
+        put_keys_first(child)
+
+
 class ReviewTab(ttk.Frame):
     """Play a classified video with its predictions, correct its bouts, export labels, retrain."""
     title = "Review"
@@ -133,12 +145,17 @@ class ReviewTab(ttk.Frame):
                 "<Control-z>": self.undo, "<Control-y>": self.redo, "c": self.confirm}
         keys.update({str(k): (lambda k=k: self.relabel_key(k)) for k in range(1, 10)})
         for sequence, action in keys.items():
-            self.app.bind(sequence, lambda e, a=action: self.on_key(e, a), add="+")
+            self.app.bind_class(KEYS_TAG, sequence, lambda e, a=action: self.on_key(e, a))
+        self.after_idle(lambda: put_keys_first(self.app))
 
-    def on_key(self, event, action) -> None:
+    def on_key(self, event, action):
+        """A shortcut acts whatever has the focus (a button's Space, the bout list's arrows), except while typing;
+        "break" keeps the focused widget from acting on the key as well."""
         typing = isinstance(event.widget, (tk.Entry, ttk.Entry, tk.Text, ttk.Combobox))
         if self.app.notebook.select() == str(self) and self.session is not None and not typing:
             action()
+            return "break"
+        return None
 
     # ----------------------------------------------------------------------------------------- opening
     def suggest(self, video, frames_csv, model_path) -> None:

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from tkinter import ttk
 
 import pandas as pd
 import pytest
@@ -206,6 +207,36 @@ def test_review_seek_relabel_export_and_read_back_through_preprocessing(app, pre
                                          "--window_size", "16", "--window_stride", "8", "--split_strategy", "window"))
     entries = [e for split in manifest["splits"].values() for e in split]
     assert entries and all(e["class_name"] == corrected[e["start_frame"] + 8] for e in entries)
+
+
+def test_review_keys_act_whatever_has_the_focus(app, predicted_video):
+    """After a click in the bout list the arrows still step frames (the list does not pull the frame back to the
+    bout's start), and Space plays rather than pressing the focused button."""
+    video, frames_csv, model = predicted_video
+    tab = app.tabs["Review"]
+    app.notebook.select(tab)
+    tab.open(video, frames_csv, model_path=model)
+    pump(app)
+    bout = tab.session.bouts()[1]
+    tab.tree.selection_set(str(bout.start))  # a click on the bout in the list
+    pump(app)
+    assert tab.frame_index == bout.start
+    tab.tree.focus_set()
+    for _ in range(3):
+        tab.tree.event_generate("<Right>")
+        pump(app, 0.05)
+    assert tab.frame_index == bout.start + 3
+    merge = next(w for w in descendants(tab) if isinstance(w, ttk.Button) and w.cget("text") == "Merge next")
+    merge.focus_set()
+    layout = [(b.start, b.end, b.label) for b in tab.session.bouts()]
+    merge.event_generate("<space>")
+    pump(app, 0.1)
+    assert tab.playing and [(b.start, b.end, b.label) for b in tab.session.bouts()] == layout  # played, not merged
+    tab.toggle_play()
+
+
+def descendants(widget) -> list:
+    return [child for w in widget.winfo_children() for child in (w, *descendants(w))]
 
 
 def test_inference_and_evaluate_tabs_run_and_show_their_results(app, predicted_video, tmp_path):
