@@ -122,12 +122,13 @@ class ReviewTab(ttk.Frame):
         edit.pack(fill="x", padx=4)
         self.label_choice = ttk.Combobox(edit, width=14, state="readonly")
         self.label_choice.grid(row=0, column=0, padx=4, pady=2)
-        buttons = (("Relabel", self.relabel), ("Confirm", self.confirm), ("Split here", self.split),
+        buttons = (("Relabel", self.relabel), ("New behaviour…", self.ask_new_class), ("Confirm", self.confirm),
+                   ("Split here", self.split),
                    ("Start here", self.start_here), ("End here", self.end_here), ("Merge next", self.merge_next),
                    ("Delete", self.delete), ("Undo", self.undo), ("Redo", self.redo))
         for i, (text, command) in enumerate(buttons):
-            ttk.Button(edit, text=text, command=command, width=10).grid(row=(i + 1) // 5, column=(i + 1) % 5,
-                                                                        padx=2, pady=2)
+            ttk.Button(edit, text=text, command=command, width=max(10, len(text))).grid(
+                row=(i + 1) // 5, column=(i + 1) % 5, padx=2, pady=2)
         results = ttk.Frame(parent)
         results.pack(fill="x", padx=4, pady=4)
         ttk.Button(results, text="Export labels…", command=self.export).pack(side="left")
@@ -415,6 +416,26 @@ class ReviewTab(ttk.Frame):
 
     def relabel(self) -> None:
         self.edit(lambda: self.session.relabel(self.current_bout(), self.label_choice.get()))
+
+    def ask_new_class(self) -> None:
+        from tkinter import simpledialog
+        if self.session is not None:
+            self.add_class(simpledialog.askstring("New behaviour", "Name of the behaviour to add:", parent=self))
+
+    def add_class(self, name) -> None:
+        """Add a behaviour while reviewing (key: its number); the retrain learns it."""
+        if not name:
+            return
+        try:
+            key = self.session.add_class(name)
+        except UserError as exc:
+            self.status.set(f"⚠ {exc}")
+            return
+        self.label_choice.configure(values=self.session.classes)
+        self.label_choice.set(name)
+        self.session.save(self.autosave_path(self.paths["frames"]))
+        self.status.set(f"added behaviour {name}" + (f" (key {key})" if key <= 9 else "") +
+                        "; label its bouts, and retrain to teach it")
 
     def relabel_key(self, number: int) -> None:
         if number <= len(self.session.classes):

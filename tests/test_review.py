@@ -109,3 +109,19 @@ def test_from_frames_csv_takes_classes_from_the_top_k_columns(tmp_path):
                  ).to_csv(tmp_path / "v.frames.csv", index=False)
     s = ReviewSession.from_frames_csv(tmp_path / "v.frames.csv")
     assert s.classes == CLASSES and layout(s) == [(0, 1, "walk"), (2, 2, None), (3, 3, "rest")]
+
+
+def test_a_behaviour_added_while_reviewing_labels_exports_and_comes_back(tmp_path):
+    s = session()
+    assert s.add_class("sniff") == len(CLASSES) + 1  # its key: the next number
+    with pytest.raises(UserError, match="already a behaviour"):
+        s.add_class("sniff")
+    with pytest.raises(UserError, match="without commas"):
+        s.add_class("a,b")
+    s.relabel(s.bout_at(12), "sniff")
+    table = pd.read_csv(s.export_csv(tmp_path / "v.csv"))
+    assert set(table["behavior"]) == {"sniff"} and list(table["frame"]) == list(range(10, 15))
+    s.save(tmp_path / "v.review.json")
+    again = session()  # the model's classes only, as a new session starts
+    assert again.restore(tmp_path / "v.review.json")
+    assert again.classes == CLASSES + ["sniff"] and again.bout_at(12).label == "sniff"

@@ -108,6 +108,18 @@ class ReviewSession:
         return self.bouts()[int(np.searchsorted(starts, frame, side="right")) - 1]
 
     # ---------------------------------------------------------------------------------------------- edits
+    def add_class(self, name: str) -> int:
+        """A behaviour the model does not know, added while reviewing: it can label bouts at once, is exported like
+        the others, and a retrain learns it (training.retrain merges classes). Its key is the next number."""
+        name = str(name).strip()
+        if not name or name in ("unknown", "no_window") or "," in name:
+            raise UserError(f"behaviour name {name!r}: give a word or two without commas (not unknown / no_window)")
+        if name in self.classes:
+            raise UserError(f"{name} is already a behaviour ({', '.join(self.classes)})")
+        self.classes.append(name)
+        self._bouts = None
+        return len(self.classes)
+
     def _code(self, label) -> int:
         if label is None:
             return UNLABELLED
@@ -236,9 +248,11 @@ class ReviewSession:
         if not path.is_file():
             return False
         data = json.loads(path.read_text())
-        if data.get("format") != FORMAT or data.get("frames") != len(self) or data.get("classes") != self.classes:
+        saved = data.get("classes") or []
+        if data.get("format") != FORMAT or data.get("frames") != len(self) or saved[:len(self.classes)] != self.classes:
             raise UserError(f"{path} belongs to another video or model ({data.get('frames')} frames, classes "
                             f"{data.get('classes')}); move it away to start a new review")
+        self.classes += saved[len(self.classes):]  # behaviours added during the review
         for s, e, c in data["labels"]:
             self.codes[s:e + 1] = c
         self.reviewed[:] = False
