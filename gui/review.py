@@ -135,6 +135,9 @@ class ReviewTab(ttk.Frame):
         ttk.Button(results, text="Agreement", command=self.show_agreement).pack(side="left", padx=4)
         self.retrain_button = ttk.Button(results, text="Retrain with corrections", command=self.retrain)
         self.retrain_button.pack(side="left")
+        self.cancel_button = ttk.Button(results, text="Cancel retrain", state="disabled",
+                                        command=lambda: self.view.cancel())
+        self.cancel_button.pack(side="left", padx=4)
         self.progress = ttk.Progressbar(parent, maximum=100)
         self.progress.pack(fill="x", padx=4)
         self.report = tk.Text(parent, height=9, wrap="word", font=self.app.mono)
@@ -537,6 +540,7 @@ class ReviewTab(ttk.Frame):
             return
         self.view.start(Job(self.plan.commands(), self.plan.folder / "retrain.log", self.plan.run_dir / "STOP").start())
         self.retrain_button.configure(state="disabled")
+        self.cancel_button.configure(state="normal")
         self.app.job_started(self)
 
     @property
@@ -547,6 +551,7 @@ class ReviewTab(ttk.Frame):
         if not self.view.poll():
             return False
         self.retrain_button.configure(state="normal")
+        self.cancel_button.configure(state="disabled")
         if self.view.succeeded:
             self.show_retrain_result()
         return True
