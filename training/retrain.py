@@ -149,7 +149,8 @@ def merge_corrections(original_path, corrections_path, out_path, holdout_share: 
     held = dropped = 0
     for video, entries in sorted(by_video.items()):
         entries.sort(key=lambda e: e["start_frame"])
-        cut = entries[int(round(len(entries) * (1 - holdout_share)))]["start_frame"] if len(entries) > 1 else None
+        first_held = min(int(round(len(entries) * (1 - holdout_share))), len(entries) - 1)
+        cut = entries[first_held]["start_frame"] if len(entries) > 1 else None
         for entry in entries:
             if cut is None or entry["end_frame"] < cut:
                 splits["train"].append(entry)
