@@ -38,8 +38,9 @@ class JobView:
         self._show([line for line in lines if not line.startswith("PROGRESS")])
         if progress is not None:
             self.progress.configure(value=100 * progress.fraction)
-            self.status.set(f"{progress.desc}: {progress.n}/{progress.total or '?'} | elapsed "
-                            f"{format_seconds(self.job.elapsed)} | ETA {format_seconds(progress.eta_seconds)}")
+            self.status.set(f"{'cancelling… | ' if self.job.cancelled else ''}{progress.desc}: {progress.n}/"
+                            f"{progress.total or '?'} | elapsed {format_seconds(self.job.elapsed)} | ETA "
+                            f"{format_seconds(progress.eta_seconds)}")
         if self.job.running:
             return False
         self._show([line for line in self.job.poll(max_lines=10 ** 9) if not line.startswith("PROGRESS")])
