@@ -15,6 +15,7 @@ from utils.errors import UserError
 from utils.jobs import Job
 
 
+EDIT_COLUMNS = 4  # the edit buttons' grid: four fit beside the video on a 1366 px screen
 KEYS_TAG = "ReviewShortcuts"  # first in every widget's bindtags: the Review tab's keys before any widget's own
 
 
@@ -128,7 +129,7 @@ class ReviewTab(ttk.Frame):
                    ("Delete", self.delete), ("Undo", self.undo), ("Redo", self.redo))
         for i, (text, command) in enumerate(buttons):
             ttk.Button(edit, text=text, command=command, width=max(10, len(text))).grid(
-                row=(i + 1) // 5, column=(i + 1) % 5, padx=2, pady=2)
+                row=(i + 1) // EDIT_COLUMNS, column=(i + 1) % EDIT_COLUMNS, padx=2, pady=2)
         results = ttk.Frame(parent)
         results.pack(fill="x", padx=4, pady=4)
         ttk.Button(results, text="Export labels…", command=self.export).pack(side="left")
