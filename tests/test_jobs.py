@@ -69,3 +69,12 @@ def test_cancel_escalates_from_sigint_to_terminate(tmp_path):
         time.sleep(0.02)
     graceful.cancel()
     assert wait(graceful, timeout=10) == -2  # ended by its SIGINT (KeyboardInterrupt), no escalation needed
+
+
+def test_a_job_runs_in_the_folder_the_dashboard_was_started_in(tmp_path, monkeypatch):
+    """A relative output_dir in a form lands where the user started the dashboard, not in the repository."""
+    monkeypatch.chdir(tmp_path)
+    job = Job([[sys.executable, "-c", "from pathlib import Path; Path('made_here.txt').write_text('x')"]],
+              tmp_path / "job.log").start()
+    assert job.wait(60) == 0
+    assert (tmp_path / "made_here.txt").is_file()

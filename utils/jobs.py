@@ -75,7 +75,9 @@ def script_command(script: str, config_path, *extra) -> list:
 
 
 class Job:
-    """A chain of commands, each a subprocess; output lines go to `log_path` and to poll()."""
+    """A chain of commands, each a subprocess; output lines go to `log_path` and to poll(). They run in the folder
+    the dashboard was started in, so a relative path in a form means what it means in the dashboard's own file
+    dialogs and in the user's shell (the stage scripts are given by absolute path)."""
 
     def __init__(self, commands: list, log_path, stop_file=None, grace: float = 15.0, env: dict = None):
         self.commands, self.log_path = [list(c) for c in commands], Path(log_path)
@@ -83,7 +85,7 @@ class Job:
         self.grace = grace
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "YOLO_OFFLINE": "1", **(env or {})}
         self.lines, self.returncode, self.cancelled = [], None, False
-        self.started = None
+        self.started, self.cwd = None, Path.cwd()
         self._queue, self._proc, self._lock = queue.Queue(), None, threading.Lock()
         self._thread = threading.Thread(target=self._run, name="job", daemon=True)
 
@@ -113,7 +115,7 @@ class Job:
                     log.write("$ " + " ".join(command) + "\n")
                     self._queue.put("$ " + " ".join(command))
                     self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                  text=True, bufsize=1, cwd=ROOT, env=self.env)
+                                                  text=True, bufsize=1, cwd=self.cwd, env=self.env)
                 ran = True
                 for line in self._proc.stdout:
                     log.write(line)
