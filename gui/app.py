@@ -27,6 +27,7 @@ class BehaviorScopeApp(tk.Tk):
         if "clam" in style.theme_names():
             style.theme_use("clam")
         style.configure("Invalid.TEntry", foreground="#c00000", fieldbackground="#ffe8e8")
+        style.configure("Invalid.TCombobox", foreground="#c00000", fieldbackground="#ffe8e8")
         # clam draws the bar in nearly the trough's grey: a full bar looked empty
         style.configure("Horizontal.TProgressbar", background="#3a78c2", troughcolor="#e4e4e4")
         self.notebook = ttk.Notebook(self)

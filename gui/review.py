@@ -9,6 +9,7 @@ import pandas as pd
 
 from gui.jobs import JobView
 from gui.state import remember
+from gui.widgets import with_scrollbars
 from training.retrain import original_manifest_of, plan_retrain
 from utils.checkpoint import load_checkpoint
 from utils.errors import UserError
@@ -141,8 +142,10 @@ class ReviewTab(ttk.Frame):
         self.cancel_button.pack(side="left", padx=4)
         self.progress = ttk.Progressbar(parent, maximum=100)
         self.progress.pack(fill="x", padx=4)
-        self.report = tk.Text(parent, height=9, wrap="word", font=self.app.mono)
-        self.report.pack(fill="both", expand=True, padx=4, pady=4)
+        report = ttk.Frame(parent)
+        report.pack(fill="both", expand=True, padx=4, pady=4)
+        self.report = tk.Text(report, height=9, wrap="none", font=self.app.mono)
+        with_scrollbars(self.report)
 
     def bind_keys(self) -> None:
         keys = {"<space>": self.toggle_play, "<Left>": lambda: self.step(-1), "<Right>": lambda: self.step(1),

@@ -11,7 +11,7 @@ import yaml
 
 from gui.jobs import JobView
 from gui.state import remember
-from gui.widgets import ImagePane, SettingsForm, TablePane, folder_entry, write_config
+from gui.widgets import ImagePane, SettingsForm, TablePane, folder_entry, with_scrollbars, write_config
 from utils.errors import UserError
 from utils.jobs import Job, script_command
 from utils.readers.pose_io import recording_name
@@ -38,10 +38,7 @@ class StageTab(ttk.Frame):
         self.outputs = ttk.Notebook(panes)
         log_frame = ttk.Frame(self.outputs)
         self.log = tk.Text(log_frame, height=10, width=56, wrap="none", font=app.mono)
-        bar = ttk.Scrollbar(log_frame, orient="vertical", command=self.log.yview)
-        self.log.configure(yscrollcommand=bar.set)
-        self.log.pack(side="left", fill="both", expand=True)
-        bar.pack(side="right", fill="y")
+        with_scrollbars(self.log)
         self.outputs.add(log_frame, text="Log")
         self.build_results(self.outputs)
         panes.add(self.outputs, weight=2)

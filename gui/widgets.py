@@ -128,8 +128,9 @@ class Field:
             self.error = ""
         except UserError as exc:
             self.error = str(exc)
-        if isinstance(self.widget, ttk.Entry):
-            self.widget.configure(style="Invalid.TEntry" if self.error else "TEntry")
+        if isinstance(self.widget, ttk.Entry):  # a Combobox is an Entry too: its own style keeps its arrow
+            base = "TCombobox" if isinstance(self.widget, ttk.Combobox) else "TEntry"
+            self.widget.configure(style=f"Invalid.{base}" if self.error else base)
         self.on_change(self)
 
 
@@ -247,16 +248,27 @@ def format_cell(value) -> str:
     return str(value)
 
 
+def with_scrollbars(widget) -> None:
+    """Both scrollbars for a Text or Treeview that fills its own frame (widget.master): long log lines and wide
+    tables are scrolled to, never cut off."""
+    frame = widget.master
+    across = ttk.Scrollbar(frame, orient="horizontal", command=widget.xview)
+    down = ttk.Scrollbar(frame, orient="vertical", command=widget.yview)
+    widget.configure(xscrollcommand=across.set, yscrollcommand=down.set)
+    widget.grid(row=0, column=0, sticky="nsew")
+    down.grid(row=0, column=1, sticky="ns")
+    across.grid(row=1, column=0, sticky="ew")
+    frame.rowconfigure(0, weight=1)
+    frame.columnconfigure(0, weight=1)
+
+
 class TablePane(ttk.Frame):
     """A DataFrame in a Treeview (click a header to sort)."""
 
     def __init__(self, parent, height: int = 12):
         super().__init__(parent)
         self.tree = ttk.Treeview(self, show="headings", height=height)
-        bar = ttk.Scrollbar(self, orient="vertical", command=self.tree.yview)
-        self.tree.configure(yscrollcommand=bar.set)
-        self.tree.pack(side="left", fill="both", expand=True)
-        bar.pack(side="right", fill="y")
+        with_scrollbars(self.tree)
         self.frame = None
 
     def show(self, frame: pd.DataFrame) -> None:
