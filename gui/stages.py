@@ -12,11 +12,12 @@ import yaml
 from gui.jobs import JobView
 from gui.state import remember
 from gui.widgets import ImagePane, SettingsForm, TablePane, folder_entry, with_scrollbars, write_config
+from utils.config import section_options
 from utils.errors import UserError
 from utils.jobs import Job, script_command
 from utils.readers.pose_io import recording_name
-from utils.schema import (TRACKING_SETTINGS, AugmentConfig, DetectorTrainingConfig, InferenceConfig, ModelSettings,
-                          PreprocessingConfig, TrainingConfig)
+from utils.schema import (SECTIONS, TRACKING_SETTINGS, AugmentConfig, DetectorTrainingConfig, InferenceConfig,
+                          ModelSettings, PreprocessingConfig, TrainingConfig)
 
 
 class StageTab(ttk.Frame):
@@ -101,11 +102,18 @@ class StageTab(ttk.Frame):
         return {**(existing if isinstance(existing, dict) else {}), **values}
 
     def validated_values(self) -> dict:
+        """The form's values, checked before anything runs or is written: required fields filled, input files
+        and folders there (relative paths: from the folder the dashboard was started in, as the stages see them)."""
         values = self.form.values()
         for section, settings in values.items():
             for name in self.required:
                 if name in settings and settings[name] in (None, ""):
                     raise UserError(f"{name} is required: fill it in the {section} section")
+            options = section_options(SECTIONS[section]) if section in SECTIONS else {}
+            for name, opt in options.items():
+                if opt.must_exist and settings.get(name) and not Path(settings[name]).exists():
+                    raise UserError(f"{name}: {settings[name]} does not exist (looked for in {Path.cwd()}); choose "
+                                    f"an existing file or folder with its … button")
         return values
 
     def run(self) -> None:

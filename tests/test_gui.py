@@ -346,3 +346,15 @@ def test_a_retrained_model_is_used_only_when_accepted_and_a_worse_one_says_so(ap
     tab.show_retrain_result()
     assert tab.paths["model"] == str(plan.new_model)
     assert app.tabs["Inference"].form.get("inference", "model_path") == str(plan.new_model)
+
+
+def test_a_missing_input_is_reported_at_once_and_nothing_is_written(app, tmp_path):
+    tab = app.tabs["Train"]
+    app.notebook.select(tab)
+    fill(tab, "training", manifest_path=str(tmp_path / "nowhere" / "sequence_manifest.json"),
+         output_dir=str(tmp_path / "runs"), run_name="r")
+    start = time.perf_counter()
+    with pytest.raises(AssertionError, match=r"dialog 'Cannot run': manifest_path: .*nowhere.* does not exist"):
+        tab.run()
+    assert time.perf_counter() - start < 1.0 and app.job_tab is None
+    assert not (tmp_path / "runs").exists()  # no run folder, no config written

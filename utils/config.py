@@ -24,7 +24,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "default_config.yaml
 
 
 def setting(default, help: str, *, minimum=None, maximum=None, exclusive_minimum=None, choices=None,
-            registry: str = None, extra_choices=(), path: bool = False, applies: dict = None, requires: str = None,
+            registry: str = None, extra_choices=(), path=False, applies: dict = None, requires: str = None,
             off_value=None, overrides: str = None, machine: bool = False):
     """A schema field: default plus the metadata every consumer reads. `registry` ("module:NAME") names a
     Registry whose names are the valid values (imported when first needed, so the schema stays light).
@@ -37,6 +37,8 @@ def setting(default, help: str, *, minimum=None, maximum=None, exclusive_minimum
       overrides  inference settings: the recorded preprocessing setting this one replaces when given (None = the
                  checkpoint's, another value with a warning)
       machine    with overrides: always the value given here (a property of this machine, not of the model)
+      path       True: a file or folder; "input": one that must exist when given (the dashboard says so before
+                 anything runs or is written)
     """
     meta = dict(help=help, minimum=minimum, maximum=maximum, exclusive_minimum=exclusive_minimum,
                 choices=tuple(choices) if choices else None, registry=registry, extra_choices=tuple(extra_choices),
@@ -65,6 +67,7 @@ class Option:
     off_value: object = None
     overrides: str = None
     machine: bool = False
+    must_exist: bool = False  # an input path (setting(path="input"))
 
     @property
     def choices(self):
@@ -119,7 +122,7 @@ def section_options(cls) -> dict:
         out[f.name] = Option(section, f.name, None if f.default is MISSING else f.default, kind, optional, m["help"],
                              m["minimum"], m["maximum"], m["exclusive_minimum"], m["choices"], m["registry"],
                              m["extra_choices"], m["applies"], m["requires"], m["off_value"], m["overrides"],
-                             m["machine"])
+                             m["machine"], m["path"] == "input")
     return out
 
 

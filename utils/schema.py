@@ -40,7 +40,7 @@ MIRROR_SCALE = {"input": ("frames", "crop_keypoints", "body_features")}
 class PreprocessingConfig:
     """Stage A/B: detection, cropping and windows (prepare_sequences_from_yolo.py)"""
     dataset_root: str | None = setting(None, "folder of videos: <root>/<behaviour>/**/<video> or videos with label "
-                                       "files beside them", path=True)
+                                       "files beside them", path="input")
     dataset_layout: str = setting("auto", "auto = labelled_videos when any video has a label file beside it",
                                   choices=("auto", "class_folders", "labelled_videos"))
     output_root: str | None = setting(None, "folder for sequence_npz/, tracking/, qa_crops/, the manifest, log and "
@@ -55,7 +55,7 @@ class PreprocessingConfig:
                             "pose_file (DeepLabCut, SLEAP or NWB pose files beside the videos, or alone without "
                             "video: docs/formats.md)", registry="detectors:DETECTORS")
     yolo_weights: str | None = setting(None, "Ultralytics weights: .pt, TorchScript, ONNX or an OpenVINO folder; "
-                                       "nothing is downloaded", path=True, applies=YOLO)
+                                       "nothing is downloaded", path="input", applies=YOLO)
     yolo_task: str = setting("auto", "auto = the task stored in the weights; detect ignores keypoints",
                              choices=("auto", "detect", "pose"), applies=YOLO)
     yolo_conf: float = setting(0.25, "minimum detection confidence", minimum=0, maximum=1, applies=YOLO)
@@ -103,7 +103,7 @@ class PreprocessingConfig:
     split_strategy: str = setting("video", "video: no source video in two splits; window: leaky; file: "
                                   "--split_file", choices=("video", "window", "file"))
     split_file: str | None = setting(None, "with split_strategy file: CSV `video,split` (video = path relative to "
-                                     "dataset_root, or file name)", path=True)
+                                     "dataset_root, or file name)", path="input")
     train_ratio: float = setting(0.7, "fraction of videos (or windows) for training", minimum=0, maximum=1)
     val_ratio: float = setting(0.15, "fraction for validation", minimum=0, maximum=1)
     test_ratio: float = setting(0.15, "fraction for testing; the three ratios sum to 1", minimum=0, maximum=1)
@@ -168,7 +168,7 @@ class ModelSettings:
     pretrained_backbone: bool = setting(True, "start from ImageNet weights (torchvision's, or backbone_weights)",
                                         applies=BACKBONE)
     backbone_weights: str | None = setting(None, "local state-dict file of the backbone's ImageNet weights "
-                                           "(offline nodes)", path=True, applies=BACKBONE)
+                                           "(offline nodes)", path="input", applies=BACKBONE)
     train_backbone: bool = setting(False, "fine-tune the backbone; frozen by default and kept in eval mode",
                                    applies=BACKBONE)
     sequence_model: str = setting("lstm", "temporal head", registry="model:TEMPORAL_HEADS", applies=TEMPORAL_HEAD)
@@ -230,7 +230,7 @@ class ModelSettings:
 class TrainingConfig:
     """Training (train_behavior_lstm.py)"""
     manifest_path: str | None = setting(None, "sequence_manifest.json written by prepare_sequences_from_yolo.py",
-                                        path=True)
+                                        path="input")
     output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>/", path=True)
     run_name: str | None = setting(None, "run folder name; null = behavior_<date>_<time>")
     min_keypoint_conf: float = setting(0.0, "keypoints below this confidence count as missing in pose features "
@@ -269,7 +269,7 @@ class TrainingConfig:
                                          "(one is drawn per epoch)", minimum=0)
     amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)", applies=NEURAL)
     init_from: str | None = setting(None, "start from this checkpoint's weights (same architecture and classes; "
-                                    "fresh optimizer), e.g. to fine-tune on corrected labels", path=True,
+                                    "fresh optimizer), e.g. to fine-tune on corrected labels", path="input",
                                     applies=NEURAL)
     tune_decision_weights: bool = setting(False, "after training, weight each class's probability so that the "
                                           "decision argmax(p * w) maximises validation macro-F1 (under-predicted or "
@@ -291,12 +291,12 @@ class TrainingConfig:
 class InferenceConfig:
     """Inference on long videos (infer_behavior_lstm.py, benchmark_pipeline.py, batch_process_videos.py); crop,
     window and detector settings come from the checkpoint"""
-    model_path: str | None = setting(None, "trained checkpoint (best_model_macro_f1.pt or best_model.pt)", path=True)
+    model_path: str | None = setting(None, "trained checkpoint (best_model_macro_f1.pt or best_model.pt)", path="input")
     video_path: str | None = setting(None, "video to classify, or a pose file (models trained on pose files: "
                                      "DeepLabCut, SLEAP, NWB)", path=True)
     output_dir: str | None = setting(None, "folder for the outputs; null = beside the video", path=True)
     yolo_weights: str | None = setting(None, "detector weights (any format Ultralytics loads); null = the ones "
-                                       "recorded in the checkpoint", path=True, overrides="yolo_weights")
+                                       "recorded in the checkpoint", path="input", overrides="yolo_weights")
     yolo_imgsz: int | None = setting(None, "detector input size; null = the checkpoint's (another value is used "
                                      "with a warning)", minimum=32, overrides="yolo_imgsz")
     window_size: int | None = setting(None, "null = the checkpoint's; another value is used with a warning",
@@ -362,7 +362,7 @@ class DetectorTrainingConfig:
     dlc_labels: list | None = setting(None, "DeepLabCut labelled frames: labeled-data folders, a project folder or "
                                       "CollectedData_<scorer>.csv/.h5 files, with their PNGs beside them")
     yolo_data: str | None = setting(None, "an existing Ultralytics YOLO-pose data.yaml, instead of (not with) "
-                                    "--dlc_labels", path=True)
+                                    "--dlc_labels", path="input")
     pseudo_videos: list | None = setting(None, "videos whose tracker predictions (a DeepLabCut, SLEAP or NWB pose "
                                          "file beside each, or --pseudo_pose) add training frames")
     pseudo_pose: list | None = setting(None, "pose files of --pseudo_videos, in the same order; null = the pose file "
