@@ -18,14 +18,17 @@ from utils.results.zones import zone_text
 
 
 class Tooltip:
+    """A setting's help after 500 ms over its field. At most one tip per field: an <Enter> without a <Leave> (a
+    dropdown's list closed with Escape) once scheduled a second tip and orphaned the first over every tab."""
+
     def __init__(self, widget, text_fn):
         self.widget, self.text_fn, self.tip, self.job = widget, text_fn, None, None
         widget.bind("<Enter>", lambda e: self._schedule(), add="+")
-        widget.bind("<Leave>", lambda e: self._hide(), add="+")
-        widget.bind("<ButtonPress>", lambda e: self._hide(), add="+")
-        widget.bind("<Unmap>", lambda e: self._hide(), add="+")
+        for event in ("<Leave>", "<ButtonPress>", "<Unmap>", "<FocusOut>", "<KeyPress>"):
+            widget.bind(event, lambda e: self._hide(), add="+")
 
     def _schedule(self):
+        self._hide()
         self.job = self.widget.after(500, self._show)
 
     def _show(self):

@@ -358,3 +358,22 @@ def test_a_missing_input_is_reported_at_once_and_nothing_is_written(app, tmp_pat
         tab.run()
     assert time.perf_counter() - start < 1.0 and app.job_tab is None
     assert not (tmp_path / "runs").exists()  # no run folder, no config written
+
+
+def test_a_tooltip_is_never_left_standing(app):
+    """<Enter> twice without <Leave> (a dropdown closed with Escape) used to leave an orphaned tip."""
+    import tkinter as tk
+    tab = app.tabs["Train"]
+    app.notebook.select(tab)
+    field = next(w for w in descendants(tab) if isinstance(w, ttk.Combobox))  # its help is a tooltip
+
+    def tips():
+        return [w for w in descendants(field) if isinstance(w, tk.Toplevel) and w.winfo_exists()]
+    for _ in range(2):
+        field.event_generate("<Enter>")
+    pump(app, 0.7)
+    assert len(tips()) == 1  # one tip, not two
+    field.focus_force()
+    field.event_generate("<KeyPress-Escape>")
+    pump(app, 0.1)
+    assert tips() == []
