@@ -8,7 +8,7 @@ import tkinter as tk
 from tkinter import ttk
 
 from gui.widgets import show_error_dialog
-from utils.jobs import error_message, format_seconds, parse_progress
+from utils.jobs import error_message, format_seconds, in_dashboard_terms, parse_progress
 
 LOG_LINES = 3000  # the log pane keeps the last lines; the full log is in the run folder
 
@@ -70,4 +70,4 @@ class JobView:
         else:
             self.status.set(f"FAILED after {took} (exit {code})")
             message = error_message(self.job.lines) or (self.job.lines[-1] if self.job.lines else "no output")
-            show_error_dialog(self.owner, f"{self.title} failed", message, self.job.log_path)
+            show_error_dialog(self.owner, f"{self.title} failed", in_dashboard_terms(message), self.job.log_path)

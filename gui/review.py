@@ -13,7 +13,7 @@ from gui.widgets import with_scrollbars
 from training.retrain import original_manifest_of, plan_retrain
 from utils.checkpoint import load_checkpoint
 from utils.errors import UserError
-from utils.jobs import Job
+from utils.jobs import Job, in_dashboard_terms
 
 
 EDIT_COLUMNS = 4  # the edit buttons' grid: four fit beside the video on a 1366 px screen
@@ -540,7 +540,7 @@ class ReviewTab(ttk.Frame):
             original_manifest_of(load_checkpoint(self.paths["model"]), self.paths["model"])  # said now, not later
             self.plan = plan_retrain(self.paths["model"], self.corrected_folder())
         except UserError as exc:
-            messagebox.showerror("Cannot retrain", str(exc), parent=self)
+            messagebox.showerror("Cannot retrain", in_dashboard_terms(str(exc)), parent=self)
             return
         self.view.start(Job(self.plan.commands(), self.plan.folder / "retrain.log", self.plan.run_dir / "STOP").start())
         self.retrain_button.configure(state="disabled")

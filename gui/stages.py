@@ -14,7 +14,7 @@ from gui.state import remember
 from gui.widgets import ImagePane, SettingsForm, TablePane, folder_entry, with_scrollbars, write_config
 from utils.config import section_options
 from utils.errors import UserError
-from utils.jobs import Job, script_command
+from utils.jobs import Job, in_dashboard_terms, script_command
 from utils.readers.pose_io import recording_name
 from utils.schema import (SECTIONS, TRACKING_SETTINGS, AugmentConfig, DetectorTrainingConfig, InferenceConfig,
                           ModelSettings, PreprocessingConfig, TrainingConfig)
@@ -128,7 +128,7 @@ class StageTab(ttk.Frame):
             write_config(config_path, values)
             commands = self.commands(config_path, values)
         except (UserError, OSError) as exc:
-            messagebox.showerror("Cannot run", str(exc), parent=self)
+            messagebox.showerror("Cannot run", in_dashboard_terms(str(exc)), parent=self)
             return
         self.job_folder, self.job_values = folder, values
         self.view.start(Job(commands, folder / f"gui_{self.title.lower()}.log", self.stop_file(values)).start())

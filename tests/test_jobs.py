@@ -78,3 +78,12 @@ def test_a_job_runs_in_the_folder_the_dashboard_was_started_in(tmp_path, monkeyp
               tmp_path / "job.log").start()
     assert job.wait(60) == 0
     assert (tmp_path / "made_here.txt").is_file()
+
+
+def test_messages_name_form_fields_not_flags():
+    from utils.jobs import in_dashboard_terms
+    message = ("backbone mobilenet_v3_small starts from ImageNet weights and nothing is downloaded; pass "
+               "--backbone_weights PATH, or --no_pretrained_backbone, or --backbone none --use_pose; --shard stays")
+    assert in_dashboard_terms(message) == (
+        "backbone mobilenet_v3_small starts from ImageNet weights and nothing is downloaded; pass "
+        "'backbone_weights' PATH, or 'pretrained_backbone' off, or 'backbone' none 'use_pose'; --shard stays")

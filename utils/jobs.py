@@ -51,6 +51,21 @@ def parse_progress(line: str):
     return Progress(m["desc"], int(m["n"]), total, float(m["rate"] or 0.0))
 
 
+def in_dashboard_terms(message: str) -> str:
+    """A stage's message as a dashboard user reads it: command-line flags of settings (`--no_pretrained_backbone`,
+    `--backbone none`) become the form's fields (`pretrained_backbone off`, `backbone none`)."""
+    from utils.config import section_options
+    from utils.schema import SECTIONS
+    known = {name for cls in SECTIONS.values() for name in section_options(cls)}
+
+    def field(match):
+        negated, name = match.group(1) == "no_", match.group(2)
+        if name not in known:
+            return match.group(0)
+        return f"'{name}' off" if negated else f"'{name}'"
+    return re.sub(r"--(no_)?([a-z][a-z0-9_]*)", field, message)
+
+
 def error_message(lines) -> str:
     """The one-line error a stage printed (run_cli: `error: ...`), the last one; '' when none."""
     found = ""
