@@ -1,4 +1,5 @@
 """The dashboard's window: the stage tabs and Review, the menu, and the one running job."""
+from pathlib import Path
 import tkinter as tk
 from tkinter import messagebox, ttk
 from tkinter import font as tkfont
@@ -43,6 +44,20 @@ class BehaviorScopeApp(tk.Tk):
         self.protocol("WM_DELETE_WINDOW", self.close)
         if config_path:
             remember("configs", str(config_path))
+        else:
+            self.restore_last_runs()
+
+    def restore_last_runs(self) -> None:
+        """Each tab's form as it was when it last ran (in an earlier session too); a file gone or no longer valid
+        leaves the tab on its defaults."""
+        state = load_state()
+        for tab in self.tabs.values():
+            last = state.get(tab.last_run_key, [None])[0] if isinstance(tab, StageTab) else None
+            if last and Path(last).is_file():
+                try:
+                    tab.form.load(last)
+                except UserError:
+                    continue
 
     def build_menu(self) -> None:
         menu = tk.Menu(self)

@@ -46,6 +46,11 @@ class StageTab(ttk.Frame):
         self.build_controls()
         self.view = JobView(self, self.title, self.log, self.progress, self.status)
 
+    @property
+    def last_run_key(self) -> str:
+        """Where the dashboard remembers this tab's last run, whose settings the next session starts from."""
+        return f"last_run_{self.title.lower()}"
+
     # hooks of each tab
     def build_inputs(self, parent) -> None:
         """Inputs that are script arguments rather than settings (e.g. a folder to run on)."""
@@ -126,6 +131,7 @@ class StageTab(ttk.Frame):
             folder = self.run_folder(values)
             config_path = folder / f"gui_{self.title.lower()}.yaml"
             write_config(config_path, values)
+            remember(self.last_run_key, str(config_path.resolve()), keep=1)
             commands = self.commands(config_path, values)
         except (UserError, OSError) as exc:
             messagebox.showerror("Cannot run", in_dashboard_terms(str(exc)), parent=self)

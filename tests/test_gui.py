@@ -377,3 +377,20 @@ def test_a_tooltip_is_never_left_standing(app):
     field.event_generate("<KeyPress-Escape>")
     pump(app, 0.1)
     assert tips() == []
+
+
+def test_forms_start_from_their_last_run(app, tmp_path):
+    """A run remembers its settings (gui_<tab>.yaml); the next session's tab starts from them."""
+    from gui.state import remember
+    from gui.widgets import write_config
+    tab = app.tabs["Train"]
+    values = tab.form.values()
+    values["training"]["epochs"] = 7
+    write_config(tmp_path / "gui_train.yaml", values)
+    remember(tab.last_run_key, str(tmp_path / "gui_train.yaml"), keep=1)
+    before = tab.form.get("training", "epochs")
+    app.restore_last_runs()  # what a new session does at start
+    try:
+        assert tab.form.get("training", "epochs") == 7
+    finally:
+        tab.form.set("training", "epochs", before)
