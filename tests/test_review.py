@@ -62,8 +62,18 @@ def test_bad_edits_are_clear_errors():
         s.relabel(s.bout_at(0), "rear")
     with pytest.raises(UserError, match="first of its bout"):
         s.split(10, "walk")
-    with pytest.raises(UserError, match="last bout has no following bout"):
+    with pytest.raises(UserError, match="no later groom bout to merge bout 18-29 with"):
         s.merge_next(s.bouts()[-1])
+
+
+def test_merge_joins_two_bouts_of_one_behaviour_and_relabels_only_the_frames_between():
+    s = ReviewSession(CLASSES, ["groom"] * 10 + ["walk"] * 2 + ["groom"] * 8 + ["walk"] * 30)
+    s.merge_next(s.bout_at(0))
+    assert layout(s) == [(0, 19, "groom"), (20, 49, "walk")]  # the 30 walk frames after are not touched
+    assert s.reviewed[:20].all() and not s.reviewed[20:].any()
+    with pytest.raises(UserError, match="no later groom bout"):
+        s.merge_next(s.bout_at(0))  # the long walk bout is never relabelled by a merge
+    assert s.undo() and layout(s) == [(0, 9, "groom"), (10, 11, "walk"), (12, 19, "groom"), (20, 49, "walk")]
 
 
 def test_autosave_restores_every_edit(tmp_path):

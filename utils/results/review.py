@@ -175,20 +175,14 @@ class ReviewSession:
             self._apply(max(frame, bout.start - 1) + 1, bout.end, following)
 
     def merge_next(self, bout: ReviewBout) -> None:
-        """The following bout takes this bout's label (one bout results)."""
-        if bout.index + 1 >= len(self.bouts()):
-            raise UserError("the last bout has no following bout to merge with")
-        nxt = self.bouts()[bout.index + 1]
-        self._apply(nxt.start, nxt.end, self.codes[bout.start])
-        self._apply(bout.start, bout.end)  # both parts are now reviewed
-        self._merge_last_two_edits()
-
-    def _merge_last_two_edits(self) -> None:
-        """Make the last two edits one undo step (they are adjacent spans)."""
-        second, first = self._undo.pop(), self._undo.pop()
-        a, b = sorted((first, second), key=lambda e: e.start)
-        self._undo.append(Edit(a.start, np.r_[a.before_codes, b.before_codes], np.r_[a.before_reviewed, b.before_reviewed],
-                               np.r_[a.after_codes, b.after_codes], np.r_[a.after_reviewed, b.after_reviewed]))
+        """This bout and the next bout of the same behaviour become one bout: the frames between them take its
+        label (the usual fix of a behaviour cut by a short misclassification); both bouts keep their own frames'
+        labels. Without a later bout of that behaviour it is an error: Relabel is what changes a bout's label."""
+        later = [b for b in self.bouts()[bout.index + 1:] if b.label == bout.label]
+        if bout.label is None or not later:
+            raise UserError(f"no later {bout.label or 'unlabelled'} bout to merge bout {bout.start}-{bout.end} with; to "
+                            f"change the next bout's label, select it and Relabel")
+        self._apply(bout.start, later[0].end, self.codes[bout.start])  # one edit: one undo step
 
     def delete(self, bout: ReviewBout) -> None:
         """The bout's frames become unlabelled: left out of the export and of the agreement."""
