@@ -254,3 +254,36 @@ class ReviewSession:
             self.reviewed[s:e + 1] = True
         self._bouts = None
         return True
+
+
+# ------------------------------------------------------------------------------------------ what to review next
+def suggest_bouts(tables: dict, count: int = None) -> pd.DataFrame:
+    """The bouts of many classified recordings ({name: its frames.csv as a DataFrame}), most worth reviewing
+    first: where the model hesitates and where it says a rare behaviour. Per bout:
+      doubt   1 - the mean margin between the frame's two most probable classes (1: a coin toss);
+      rarity  how rare the bout's label is among the predicted frames of all recordings (1: rarest; a class the
+              model seldom says is where its mistakes cost most in macro-F1 and where labels are scarcest);
+      score   doubt x (0.5 + 0.5 rarity).
+    Frames no window covered (no_window) are not suggested. Returns recording, start_frame, end_frame, label,
+    frames, doubt, rarity, score, sorted by score (the first `count`)."""
+    rows = []
+    for name, table in tables.items():
+        labels = table["label"].astype(str).to_numpy()
+        second = table["top2_prob"].to_numpy(np.float64) if "top2_prob" in table else np.zeros(len(table))
+        margin = np.nan_to_num(table["top1_prob"].to_numpy(np.float64) - np.nan_to_num(second))
+        codes = pd.factorize(labels)[0]
+        for start, end, code in runs(codes):
+            if labels[start] != "no_window":
+                rows.append({"recording": name, "start_frame": start, "end_frame": end, "label": labels[start],
+                             "frames": end - start + 1, "doubt": 1.0 - float(margin[start:end + 1].mean())})
+    if not rows:
+        return pd.DataFrame(columns=["recording", "start_frame", "end_frame", "label", "frames", "doubt", "rarity",
+                                     "score"])
+    bouts = pd.DataFrame(rows)
+    counts = pd.concat([t["label"].astype(str) for t in tables.values()]).value_counts()
+    counts = counts[counts.index != "no_window"]
+    share = bouts["label"].map(counts).astype(float) / counts.sum()
+    bouts["rarity"] = float(share.min()) / share
+    bouts["score"] = bouts["doubt"] * (0.5 + 0.5 * bouts["rarity"])
+    bouts = bouts.sort_values(["score", "recording", "start_frame"], ascending=[False, True, True])
+    return bouts.head(count).reset_index(drop=True) if count else bouts.reset_index(drop=True)
