@@ -1,0 +1,124 @@
+"""Which bouts to review: suggested (suggest_review.py's ranking) against bouts picked at random, with a simulated
+reviewer who labels every frame of a chosen bout with the generator's truth.
+
+A gradient-boosted model is trained on 2 labelled pose recordings; it classifies a pool of unlabelled recordings;
+K bouts of the pool (K = 5, 10, 20, 40) are reviewed, suggested or random (--repeats draws), and
+retrain_behavior_model.py adds them to the training data. Every model, the first included, is scored per frame
+(macro-F1) on held-out recordings the corrections never saw. Pose files without video (the generator's
+DeepLabCut CSVs), so one retrain takes seconds.
+
+Usage:
+    python bench/bench_active_learning.py --work /tmp/al --output bench/results_active_learning.json
+"""
+import argparse
+import json
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import infer_behavior_lstm  # noqa: E402
+import prepare_sequences_from_yolo  # noqa: E402
+import retrain_behavior_model  # noqa: E402
+from training.engine import train, training_config  # noqa: E402
+from utils.results.metrics import classification_scores  # noqa: E402
+from utils.results.review import suggest_bouts  # noqa: E402
+from utils.synthetic import BEHAVIORS, make_pose_file_dataset  # noqa: E402
+
+SUFFIX = "DLC_synthetic.csv"
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help, epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="folder for the recordings, runs and corrections")
+    parser.add_argument("--budgets", default="5,10,20,40", help="numbers of bouts reviewed")
+    parser.add_argument("--repeats", type=int, default=2, help="random draws per budget")
+    parser.add_argument("--frames", type=int, default=600, help="frames per generated recording")
+    parser.add_argument("--output", default=None, help="JSON file for the results")
+    return parser
+
+
+def classify(model: Path, recordings: list, out: Path) -> dict:
+    """{recording stem: its frames.csv table}."""
+    tables = {}
+    for path in recordings:
+        infer_behavior_lstm.main(infer_behavior_lstm.get_args_parser().parse_args([
+            "--model_path", str(model), "--video_path", str(path), "--output_dir", str(out), "--device", "cpu"]))
+        stem = path.name[:-len(SUFFIX)]
+        tables[stem] = pd.read_csv(out / f"{stem}.frames.csv")
+    return tables
+
+
+def held_out_f1(model: Path, held: list, out: Path) -> float:
+    """Per-frame macro-F1 of the model over every frame of the held-out recordings."""
+    truth, predicted = [], []
+    for stem, table in classify(model, held, out).items():
+        labels = pd.read_csv(held[0].parent / f"{stem}.csv")["behavior"].astype(str).tolist()
+        truth += labels
+        predicted += table["label"].astype(str).tolist()[:len(labels)]
+    return classification_scores(truth, predicted, sorted(BEHAVIORS))["macro_f1"]
+
+
+def review(bouts: pd.DataFrame, pool_dir: Path, folder: Path) -> int:
+    """The simulated reviewer: every frame of each chosen bout gets its true label; one label file per recording
+    (reviewed frames only) with its pose file beside it. Returns the frames reviewed."""
+    folder.mkdir(parents=True)
+    reviewed = 0
+    for stem, chosen in bouts.groupby("recording"):
+        truth = pd.read_csv(pool_dir / f"{stem}.csv")
+        frames = sorted({f for s, e in zip(chosen["start_frame"], chosen["end_frame"]) for f in range(s, e + 1)})
+        truth.iloc[frames].to_csv(folder / f"{stem}.csv", index=False)
+        shutil.copy(pool_dir / f"{stem}{SUFFIX}", folder / f"{stem}{SUFFIX}")
+        reviewed += len(frames)
+    return reviewed
+
+
+def main(args) -> dict:
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    make_pose_file_dataset(work / "train", 2, args.frames, seed=1)
+    pool = make_pose_file_dataset(work / "pool", 6, args.frames, seed=2)
+    held = make_pose_file_dataset(work / "held", 3, args.frames, seed=3)
+    prepare_sequences_from_yolo.main(prepare_sequences_from_yolo.get_args_parser().parse_args([
+        "--dataset_root", str(work / "train"), "--output_root", str(work / "prepared"), "--detector", "pose_file",
+        "--pose_fps", "30", "--window_size", "20", "--window_stride", "10", "--split_strategy", "window"]))
+    train(training_config(manifest_path=str(work / "prepared" / "sequence_manifest.json"), classifier="gbt",
+                          use_pose=True, output_dir=str(work / "runs"), run_name="first", num_workers=0))
+    first = work / "runs" / "first" / "best_model_macro_f1.pt"
+    results = {"first_model_f1": held_out_f1(first, held, work / "eval" / "first"), "budgets": {}}
+    tables = classify(first, pool, work / "pool_predictions")
+    every_bout = suggest_bouts(tables)
+    for budget in [int(b) for b in args.budgets.split(",")]:
+        picks = {"suggested": [suggest_bouts(tables, budget)]}
+        picks["random"] = [every_bout.sample(budget, random_state=r) for r in range(args.repeats)]
+        results["budgets"][budget] = {}
+        for strategy, draws in picks.items():
+            scores = []
+            for r, bouts in enumerate(draws):
+                name = f"{strategy}_{budget}_{r}"
+                frames = review(bouts, work / "pool", work / name / "corrected")
+                retrain_behavior_model.main(retrain_behavior_model.get_args_parser().parse_args([
+                    "--model_path", str(first), "--review_dir", str(work / name / "corrected"), "--run_name", name,
+                    "--device", "cpu"]))
+                new = work / name / "retrain" / "runs" / name / "best_model_macro_f1.pt"
+                scores.append({"frames_reviewed": frames, "f1": held_out_f1(new, held, work / "eval" / name)})
+            results["budgets"][budget][strategy] = {
+                "runs": scores, "median_f1": statistics.median(s["f1"] for s in scores),
+                "median_frames_reviewed": statistics.median(s["frames_reviewed"] for s in scores)}
+        print(json.dumps({budget: {k: round(v["median_f1"], 4) for k, v in results["budgets"][budget].items()}}))
+    every = [s["f1"] for b in results["budgets"].values() for v in b.values() for s in v["runs"]]
+    results["worst_change_from_first"] = float(np.min(every) - results["first_model_f1"])
+    print(json.dumps(results, indent=2))
+    if args.output:
+        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
