@@ -29,6 +29,7 @@ from training.engine import train, training_config  # noqa: E402
 from utils.results.metrics import classification_scores  # noqa: E402
 from utils.results.review import suggest_bouts  # noqa: E402
 from utils.synthetic import BEHAVIORS, make_pose_file_dataset  # noqa: E402
+from utils.io import report_json  # noqa: E402
 
 SUFFIX = "DLC_synthetic.csv"
 
@@ -114,10 +115,7 @@ def main(args) -> dict:
         print(json.dumps({budget: {k: round(v["median_f1"], 4) for k, v in results["budgets"][budget].items()}}))
     every = [s["f1"] for b in results["budgets"].values() for v in b.values() for s in v["runs"]]
     results["worst_change_from_first"] = float(np.min(every) - results["first_model_f1"])
-    print(json.dumps(results, indent=2))
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
-    return results
+    return report_json(results, args.output)
 
 
 if __name__ == "__main__":

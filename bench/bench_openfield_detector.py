@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import track_video  # noqa: E402
 import train_detector  # noqa: E402
+from utils.io import report_json  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "openfield"
 
@@ -99,10 +100,7 @@ def main(args) -> dict:
                     "distance_px_detector": round(yolo["summary"]["distance_px"], 1),
                     "distance_px_deeplabcut": round(dlc["summary"]["distance_px"], 1),
                     "keypoints_vs_deeplabcut": keypoint_agreement(yolo["paths"]["tracking"], DATA / "m3v1mp4_DLC.csv")}}
-    print(json.dumps(results, indent=2))
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
-    return results
+    return report_json(results, args.output)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Usage:
 The video in --work is reused when it exists.
 """
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from utils.data.video_io import FrameReader  # noqa: E402
+from utils.io import report_json  # noqa: E402
 
 CLASSES = ["groom", "rear", "rest", "walk"]
 
@@ -174,10 +174,7 @@ def main(args) -> dict:
                          "megabytes": round(video.stat().st_size / 1e6, 1)},
                "reader_seek": summary(time_reader_seeks(video, targets))}
     results["review_tab"] = time_review_tab(video, frames_csv, targets[::-1], args.play_seconds)
-    print(json.dumps(results, indent=2))
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2))
-    return results
+    return report_json(results, args.output)
 
 
 if __name__ == "__main__":

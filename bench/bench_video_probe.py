@@ -8,7 +8,6 @@ Usage:
     python bench/bench_video_probe.py --output bench/results_video_probe.json
 """
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -19,6 +18,7 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from utils.data.video_io import frame_times  # noqa: E402
+from utils.io import report_json  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "openfield" / "m3v1mp4.mp4"
 
@@ -57,10 +57,7 @@ def main(args) -> dict:
                "probe_ms_per_frame": 1e3 * statistics.median(probe) / frames,
                "decode_ms_per_frame": 1e3 * statistics.median(decode) / frames,
                "probe_share_of_decode": statistics.median(probe) / statistics.median(decode)}
-    print(json.dumps(results, indent=2))
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
-    return results
+    return report_json(results, args.output)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ def test_the_plan_prepares_the_corrected_videos_as_the_model_was_and_trains_from
     [command] = plan.commands()  # the whole retrain, one script
     assert command[2].endswith("retrain_behavior_model.py") and command[command.index("--model_path") + 1] == str(
         checkpoint) and command[command.index("--run_name") + 1] == plan.run_name
+    assert command[command.index("--review_dir") + 1] == str(tmp_path / "review" / "corrected")
 
 
 def test_a_format_1_checkpoint_is_planned_with_the_settings_it_was_trained_with(checkpoint, tmp_path):

@@ -28,7 +28,7 @@ from utils.config import from_recorded, section_name, settings_dict
 from utils.data.manifest import SCHEMA_VERSION, load_manifest, write_manifest
 from utils.errors import UserError
 from utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
-from utils.jobs import script_command
+from utils.jobs import script_args
 from utils.results.metrics import classification_scores
 from utils.schema import AugmentConfig, ModelSettings, PreprocessingConfig, TrainingConfig
 
@@ -47,6 +47,7 @@ class RetrainPlan:
     old_metric: dict  # the checkpoint's best_metric (its own validation split)
     model: Path = None  # the current model
     original_manifest: Path = None  # what the current model was trained on
+    corrected: Path = None  # the folder of reviewed labels (and their videos)
 
     @property
     def run_dir(self) -> Path:
@@ -70,9 +71,9 @@ class RetrainPlan:
 
     def commands(self) -> list:
         """The whole retrain as one command (retrain_behavior_model.py): the dashboard's job."""
-        return [[*script_command("retrain_behavior_model.py", self.prepare_config)[:3], "--model_path",
-                 str(self.model), "--review_dir", str(self.prepare_config.parent.parent / "corrected"),
-                 "--manifest_path", str(self.original_manifest), "--run_name", self.run_name]]
+        return [script_args("retrain_behavior_model.py", "--model_path", self.model, "--review_dir",
+                            self.corrected, "--manifest_path",
+                            self.original_manifest, "--run_name", self.run_name)]
 
 
 def recorded_sections(checkpoint: dict) -> dict:
@@ -118,7 +119,7 @@ def plan_retrain(model_path, corrected: Path, now: datetime = None, manifest_pat
                                 output_dir=str(folder / "runs"), run_name=run_name, init_from=str(model_path))
     plan = RetrainPlan(folder, run_name, folder / "retrain_preprocessing.yaml", folder / "retrain_training.yaml",
                        checkpoint.get("best_metric") or {}, Path(model_path),
-                       Path(manifest_path or checkpoint["config"]["training"].get("manifest_path") or ""))
+                       Path(manifest_path or checkpoint["config"]["training"].get("manifest_path") or ""), corrected)
     write_yaml(plan.prepare_config, {"preprocessing": sections["preprocessing"]})
     write_yaml(plan.train_config, {k: sections[k] for k in ("augmentation", "model", "training")})
     return plan

@@ -86,7 +86,12 @@ def format_seconds(seconds) -> str:
 
 def script_command(script: str, config_path, *extra) -> list:
     """[python, -u, <repo>/<script>, --config, <file>, *extra]: how the dashboard starts every stage."""
-    return [sys.executable, "-u", str(ROOT / script), "--config", str(config_path), *[str(e) for e in extra]]
+    return script_args(script, "--config", config_path, *extra)
+
+
+def script_args(script: str, *args) -> list:
+    """[python, -u, <repo>/<script>, *args]: a stage script, unbuffered, with its arguments."""
+    return [sys.executable, "-u", str(ROOT / script), *[str(a) for a in args]]
 
 
 class Job:
