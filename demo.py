@@ -28,19 +28,13 @@ from pathlib import Path
 import benchmark_pipeline
 import prepare_sequences_from_yolo as prepare
 from training.engine import train, training_config
+from training.recipes import RECIPES
 from utils.errors import run_cli
 from utils.synthetic import make_long_video_dataset
 
 ROOT = Path(__file__).resolve().parent
 TINY_YOLO = ROOT / "tests" / "fixtures" / "tiny_yolo_pose.pt"
-POSE_ONLY = ["--backbone", "none", "--use_pose"]
-RGB = ["--backbone", "mobilenet_v3_small", "--no_pretrained_backbone", "--train_backbone", "--no-feature_cache"]
-MODELS = {  # name: training flags (the RGB models learn their backbone from scratch: no ImageNet weights offline)
-    "gbt": ["--classifier", "gbt", *POSE_ONLY],
-    "pose_lstm": POSE_ONLY,
-    "rgb_only": RGB + ["--no-use_pose"],
-    "pose_rgb": RGB + ["--use_pose"],
-}
+MODELS = {name: RECIPES.get(name).flags() for name in ("gbt", "pose_lstm", "rgb_only", "pose_rgb")}  # as the guide
 SIZES = {  # (training videos, test videos, frames per video, window stride, RGB epochs)
     "quick": (8, 2, 900, 5, 0),
     "full": (12, 4, 900, 15, 6),

@@ -19,7 +19,7 @@ class BehaviorScopeApp(tk.Tk):
     def __init__(self, config_path=None):
         super().__init__()
         self.title("BehaviorScope")
-        self.geometry("1340x740")
+        self.geometry("1340x700")  # with the title bar and a task bar, within a 1366x768 screen
         self.minsize(1000, 600)
         for name in ("TkDefaultFont", "TkTextFont", "TkMenuFont", "TkHeadingFont"):
             tkfont.nametofont(name).configure(size=10)

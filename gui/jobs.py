@@ -3,7 +3,8 @@
 The job (utils.jobs.Job) runs the stage scripts as subprocesses; the app polls the tab every POLL_MS and the tab
 hands the poll to its JobView, which streams the output lines into the tab's log pane, drives the progress bar and
 the status line from PROGRESS lines (elapsed, ETA), and at the end says how it ended (finished, cancelled: finished
-outputs are kept, FAILED: the error dialog with the log's path)."""
+outputs are kept, FAILED: the error dialog with the log's path). Warnings the job printed (a drift warning, damaged
+input) stay in a banner under the tab until its next run: the log scrolls on and result tabs open over it."""
 import tkinter as tk
 from tkinter import ttk
 
@@ -11,15 +12,19 @@ from gui.widgets import show_error_dialog
 from utils.jobs import error_message, format_seconds, in_dashboard_terms, parse_progress
 
 LOG_LINES = 3000  # the log pane keeps the last lines; the full log is in the run folder
+BANNER_WARNINGS = 3  # warnings shown in full in the banner; the rest are counted
 
 
 class JobView:
     def __init__(self, owner, title: str, log: tk.Text, progress: ttk.Progressbar, status: tk.StringVar):
         self.owner, self.title, self.log, self.progress, self.status = owner, title, log, progress, status
-        self.job = None
+        self.job, self.warnings = None, []
+        self.banner = tk.Label(owner, anchor="w", justify="left", background="#fff3c4", foreground="#5a4500",
+                               wraplength=1240, padx=8, pady=4)
 
     def start(self, job) -> None:
-        self.job = job
+        self.job, self.warnings = job, []
+        self.banner.pack_forget()
         self.log.delete("1.0", "end")
         self.progress.configure(value=0)
         self.status.set(f"{self.title}: started")
@@ -54,19 +59,31 @@ class JobView:
     def _show(self, lines: list) -> None:
         if not lines:
             return
+        self.warnings += [line[len("WARNING "):] for line in lines if line.startswith("WARNING ")]
         self.log.insert("end", "\n".join(lines) + "\n")
         excess = int(self.log.index("end-1c").split(".")[0]) - LOG_LINES
         if excess > 0:
             self.log.delete("1.0", f"{excess}.0")
         self.log.see("end")
 
+    def _show_warnings(self) -> None:
+        if not self.warnings:
+            return
+        shown = self.warnings[:BANNER_WARNINGS]
+        more = len(self.warnings) - len(shown)
+        self.banner.configure(text="\n".join(f"\u26a0 {w}" for w in shown) +
+                              (f"\n… and {more} more warning(s) in the Log" if more else ""))
+        self.banner.pack(side="bottom", fill="x")
+
     def _show_end(self) -> None:
+        self._show_warnings()
         code, took = self.job.returncode, format_seconds(self.job.elapsed)
         if self.job.cancelled:
             self.status.set(f"cancelled after {took} (exit {code}); finished outputs are kept")
         elif code == 0:
             self.progress.configure(value=100)
-            self.status.set(f"finished in {took} (exit 0)")
+            self.status.set(f"finished in {took} (exit 0)" +
+                            (f"; {len(self.warnings)} warning(s), below" if self.warnings else ""))
         else:
             self.status.set(f"FAILED after {took} (exit {code})")
             message = error_message(self.job.lines) or (self.job.lines[-1] if self.job.lines else "no output")

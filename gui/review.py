@@ -42,6 +42,8 @@ class ReviewTab(ttk.Frame):
         self.paths = {"video": None, "frames": None, "truth": None, "model": None}
         self.status = tk.StringVar(value="open a video and its predictions (<video>.frames.csv from Inference)")
         self.build_top()
+        # packed before the panes: on a short screen the panes shrink, the status line stays
+        ttk.Label(self, textvariable=self.status, padding=(6, 2)).pack(side="bottom", fill="x")
         panes = ttk.PanedWindow(self, orient="horizontal")
         panes.pack(fill="both", expand=True)
         left, right = ttk.Frame(panes), ttk.Frame(panes)
@@ -50,7 +52,6 @@ class ReviewTab(ttk.Frame):
         self.build_player(left)
         self.build_strip(left)
         self.build_bouts(right)
-        ttk.Label(self, textvariable=self.status, padding=(6, 2)).pack(fill="x")
         self.view = JobView(self, "Retraining", self.report, self.progress, self.status)
         self.bind_keys()
 
@@ -73,13 +74,13 @@ class ReviewTab(ttk.Frame):
         controls.pack(fill="x")
         for text, command in (("◀ step", lambda: self.step(-1)), ("play / pause", self.toggle_play),
                               ("step ▶", lambda: self.step(1))):
-            ttk.Button(controls, text=text, width=11, command=command).pack(side="left")
+            ttk.Button(controls, text=text, width=10, command=command).pack(side="left")
         ttk.Label(controls, text="speed").pack(side="left", padx=(8, 2))
         self.speed = ttk.Combobox(controls, values=self.SPEEDS, width=5, state="readonly")
         self.speed.set("1")
         self.speed.pack(side="left")
         self.position = tk.StringVar(value="")
-        ttk.Label(controls, textvariable=self.position, width=34).pack(side="left", padx=8)
+        ttk.Label(controls, textvariable=self.position, width=24).pack(side="left", padx=8)
         self.slider = ttk.Scale(parent, from_=0, to=1, orient="horizontal", command=self.on_slider)
         self.slider.pack(fill="x", padx=2)
 
@@ -93,9 +94,9 @@ class ReviewTab(ttk.Frame):
         self.span.set("whole video")
         self.span.bind("<<ComboboxSelected>>", lambda e: self.update_marker(force=True))
         self.span.pack(side="left")
-        ttk.Label(row, text="upper: prediction, lower: your labels, black: truth; click to seek",
+        ttk.Label(row, text="upper: model, lower: yours, black: truth; click to seek",
                   foreground="#444").pack(side="left", padx=8)
-        self.figure = Figure(figsize=(7.2, 1.9), dpi=90)
+        self.figure = Figure(figsize=(6.4, 1.9), dpi=90)
         self.ax = self.figure.add_axes([0.12, 0.32, 0.86, 0.64])
         self.ax_p = self.figure.add_axes([0.12, 0.1, 0.86, 0.18], sharex=self.ax)
         self.strip = FigureCanvasTkAgg(self.figure, master=parent)
@@ -114,20 +115,20 @@ class ReviewTab(ttk.Frame):
         self.order.bind("<<ComboboxSelected>>", lambda e: self.refresh_bouts())
         self.order.pack(side="left")
         columns = ("start", "end", "seconds", "behaviour", "confidence", "reviewed")
-        self.tree = ttk.Treeview(parent, columns=columns, show="headings", height=14, selectmode="browse")
-        for c, w in zip(columns, (60, 60, 60, 110, 80, 70)):
+        self.tree = ttk.Treeview(parent, columns=columns, show="headings", height=10, selectmode="browse")
+        for c, w in zip(columns, (50, 50, 60, 100, 78, 66)):
             self.tree.heading(c, text=c)
             self.tree.column(c, width=w, anchor="w")
         self.tree.pack(fill="both", expand=True, padx=4, pady=4)
         self.tree.bind("<<TreeviewSelect>>", self.on_select)
-        edit = ttk.LabelFrame(parent, text="edit the selected bout (keys: 1-9 relabel, c confirm, ctrl+z / ctrl+y)")
+        edit = ttk.LabelFrame(parent, text="edit the bout at the frame; [ ] move the selected one (? lists every key)")
         edit.pack(fill="x", padx=4)
         self.label_choice = ttk.Combobox(edit, width=14, state="readonly")
         self.label_choice.grid(row=0, column=0, padx=4, pady=2)
         buttons = (("Relabel", self.relabel), ("New behaviour…", self.ask_new_class), ("Confirm", self.confirm),
                    ("Split here", self.split),
                    ("Start here", self.start_here), ("End here", self.end_here), ("Merge next", self.merge_next),
-                   ("Delete", self.delete), ("Undo", self.undo), ("Redo", self.redo))
+                   ("Delete", self.delete), ("Undo", self.undo), ("Redo", self.redo), ("Keys…", self.show_keys))
         for i, (text, command) in enumerate(buttons):
             ttk.Button(edit, text=text, command=command, width=max(10, len(text))).grid(
                 row=(i + 1) // EDIT_COLUMNS, column=(i + 1) % EDIT_COLUMNS, padx=2, pady=2)
@@ -144,22 +145,50 @@ class ReviewTab(ttk.Frame):
         self.progress.pack(fill="x", padx=4)
         report = ttk.Frame(parent)
         report.pack(fill="both", expand=True, padx=4, pady=4)
-        self.report = tk.Text(report, height=9, wrap="none", font=self.app.mono)
+        self.report = tk.Text(report, height=7, width=60, wrap="none", font=self.app.mono)
         with_scrollbars(self.report)
 
+    def shortcuts(self) -> list:
+        """(key names as shown, Tk sequences, what it does, action): the Review tab's keys, like BORIS's and
+        DeepEthogram's; bound once (focus-independent, see on_key), listed by show_keys and in the user guide."""
+        return [
+            ("Space", ("<space>",), "play / pause", self.toggle_play),
+            ("← →", ("<Left>", "<Right>"), "one frame back / forward", (lambda: self.step(-1), lambda: self.step(1))),
+            ("Shift+← →", ("<Shift-Left>", "<Shift-Right>"), "one second back / forward",
+             (lambda: self.step(-self.second()), lambda: self.step(self.second()))),
+            ("↑ ↓", ("<Up>", "<Down>"), "previous / next bout (selects it)",
+             (lambda: self.goto_bout(-1), lambda: self.goto_bout(1))),
+            ("- +", ("<minus>", "<plus>"), "slower / faster playback", (lambda: self.faster(-1), lambda: self.faster(1))),
+            ("1-9", tuple(str(k) for k in range(1, 10)), "relabel the bout at the frame (the behaviours' order)",
+             tuple((lambda k=k: self.relabel_key(k)) for k in range(1, 10))),
+            ("c", ("c",), "confirm the bout at the frame (reviewed, label kept)", self.confirm),
+            ("[", ("<bracketleft>",), "the selected bout starts at this frame", self.start_here),
+            ("]", ("<bracketright>",), "the selected bout ends at this frame", self.end_here),
+            ("s", ("s",), "split here: from this frame to the bout's end gets the chosen label", self.split),
+            ("m", ("m",), "merge the bout with the next bout of its behaviour", self.merge_next),
+            ("Delete", ("<Delete>",), "delete the bout's label: its frames are left out of the labels", self.delete),
+            ("Ctrl+Z Ctrl+Y", ("<Control-z>", "<Control-y>"), "undo / redo", (self.undo, self.redo)),
+            ("?", ("<question>",), "this list", self.show_keys),
+        ]
+
     def bind_keys(self) -> None:
-        keys = {"<space>": self.toggle_play, "<Left>": lambda: self.step(-1), "<Right>": lambda: self.step(1),
-                "<Shift-Left>": lambda: self.step(-30), "<Shift-Right>": lambda: self.step(30),
-                "<Control-z>": self.undo, "<Control-y>": self.redo, "c": self.confirm}
-        keys.update({str(k): (lambda k=k: self.relabel_key(k)) for k in range(1, 10)})
-        for sequence, action in keys.items():
-            self.app.bind_class(KEYS_TAG, sequence, lambda e, a=action: self.on_key(e, a))
+        for _, sequences, _, actions in self.shortcuts():
+            actions = actions if isinstance(actions, tuple) else (actions,) * len(sequences)
+            for sequence, action in zip(sequences, actions):
+                self.app.bind_class(KEYS_TAG, sequence, lambda e, a=action: self.on_key(e, a))
         self.after_idle(lambda: put_keys_first(self.app))
+
+    def show_keys(self) -> str:
+        text = "\n".join(f"{keys:<15}{what}" for keys, _, what, _ in self.shortcuts())
+        self.report.delete("1.0", "end")
+        self.report.insert("1.0", "keys of the Review tab (whatever has the focus, except while typing)\n" + text)
+        return text
 
     def on_key(self, event, action):
         """A shortcut acts whatever has the focus (a button's Space, the bout list's arrows), except while typing;
         "break" keeps the focused widget from acting on the key as well."""
-        typing = isinstance(event.widget, (tk.Entry, ttk.Entry, tk.Text, ttk.Combobox))
+        typing = (isinstance(event.widget, (tk.Entry, ttk.Entry, tk.Text))  # a readonly dropdown takes no typing
+                  and str(event.widget.cget("state")) not in ("readonly", "disabled"))
         if self.app.notebook.select() == str(self) and self.session is not None and not typing:
             action()
             return "break"
@@ -214,7 +243,8 @@ class ReviewTab(ttk.Frame):
             return
         self.close()
         self.session, self.reader, self.table = session, reader, table
-        self.paths.update(video=str(video), frames=str(frames_csv), model=model_path or self.paths["model"])
+        self.paths.update(video=str(video), frames=str(frames_csv),
+                          model=str(model_path) if model_path else self.paths["model"])
         self.boxes = table[["box_x1", "box_y1", "box_x2", "box_y2"]].to_numpy(np.float32)
         k = len([c for c in table.columns if c.startswith("kp") and c.endswith("_conf")])
         self.keypoints = table[[f"kp{i}_{a}" for i in range(k) for a in ("x", "y", "conf")]].to_numpy(
@@ -309,6 +339,34 @@ class ReviewTab(ttk.Frame):
 
     def seek(self, index: int) -> None:
         self.show_frame(index)
+
+    def second(self) -> int:
+        return max(int(round(self.reader.info.fps)), 1)
+
+    def goto_bout(self, delta: int) -> None:
+        """To the start of the previous / next bout in time, selected in the list for [ and ]."""
+        bouts = self.session.bouts()
+        here = next(i for i, b in enumerate(bouts) if b.start <= self.frame_index <= b.end)
+        target = bouts[int(np.clip(here + delta, 0, len(bouts) - 1))]
+        self.playing = False
+        self.seek(target.start)
+        self.select_bout(target.start)
+
+    def select_bout(self, start: int) -> None:
+        """Select the bout starting at `start` in the list without seeking to it."""
+        if self.tree.exists(str(start)):
+            self._selecting = True
+            self.tree.selection_set(str(start))
+            self.tree.see(str(start))
+            self.update_idletasks()
+            self._selecting = False
+
+    def faster(self, steps: int) -> None:
+        """Next playback speed up or down; playing goes on from the frame shown at the new speed."""
+        index = int(np.clip(self.SPEEDS.index(self.speed.get()) + steps, 0, len(self.SPEEDS) - 1))
+        self.speed.set(self.SPEEDS[index])
+        self._play_started = (time.monotonic(), self.frame_index)
+        self.status.set(f"speed x{self.SPEEDS[index]}")
 
     def toggle_play(self) -> None:
         if self.session is None:
@@ -418,6 +476,7 @@ class ReviewTab(ttk.Frame):
         self.draw_strip()
         self.show_frame(self.frame_index)
         bout = self.current_bout()
+        self.select_bout(bout.start)  # the bout just edited stays selected: [ and ] go on acting on it
         self.status.set(f"bout {bout.start}-{bout.end}: {bout.label or '(unlabelled)'}; saved to "
                         f"{self.autosave_path(self.paths['frames']).name}")
 

@@ -12,7 +12,8 @@ import yaml
 from gui.jobs import JobView
 from gui.state import remember
 from gui.widgets import ImagePane, SettingsForm, TablePane, folder_entry, with_scrollbars, write_config
-from utils.config import section_options
+from training.recipes import FIRST, RECIPES, recipe_titles
+from utils.config import section_name, section_options
 from utils.errors import UserError
 from utils.jobs import Job, in_dashboard_terms, script_command
 from utils.readers.pose_io import recording_name
@@ -33,12 +34,12 @@ class StageTab(ttk.Frame):
         panes.pack(fill="both", expand=True)
         left = ttk.Frame(panes)
         self.build_inputs(left)
-        self.form = SettingsForm(left, self.classes, self.status, config_path, self.only)
+        self.form = SettingsForm(left, self.classes, self.status, config_path, self.only, self.required)
         self.form.pack(fill="both", expand=True)
         panes.add(left, weight=3)
         self.outputs = ttk.Notebook(panes)
         log_frame = ttk.Frame(self.outputs)
-        self.log = tk.Text(log_frame, height=10, width=56, wrap="none", font=app.mono)
+        self.log = tk.Text(log_frame, height=10, width=50, wrap="none", font=app.mono)
         with_scrollbars(self.log)
         self.outputs.add(log_frame, text="Log")
         self.build_results(self.outputs)
@@ -82,7 +83,7 @@ class StageTab(ttk.Frame):
         self.cancel_button.pack(side="left")
         self.progress = ttk.Progressbar(bar, length=220, maximum=100)
         self.progress.pack(side="left", padx=12)
-        ttk.Label(bar, textvariable=self.status, width=60).pack(side="left", fill="x", expand=True)
+        ttk.Label(bar, textvariable=self.status, width=30).pack(side="left", fill="x", expand=True)
 
     def load_config(self) -> None:
         path = filedialog.askopenfilename(filetypes=[("YAML", "*.yaml *.yml"), ("all", "*")])
@@ -111,14 +112,14 @@ class StageTab(ttk.Frame):
         and folders there (relative paths: from the folder the dashboard was started in, as the stages see them)."""
         values = self.form.values()
         for section, settings in values.items():
+            options = section_options(SECTIONS[section]) if section in SECTIONS else {}
             for name in self.required:
                 if name in settings and settings[name] in (None, ""):
-                    raise UserError(f"{name} is required: fill it in the {section} section")
-            options = section_options(SECTIONS[section]) if section in SECTIONS else {}
+                    raise UserError(f"{options[name].label} ({name}) is required: fill it in the {section} section")
             for name, opt in options.items():
                 if opt.must_exist and settings.get(name) and not Path(settings[name]).exists():
-                    raise UserError(f"{name}: {settings[name]} does not exist (looked for in {Path.cwd()}); choose "
-                                    f"an existing file or folder with its … button")
+                    raise UserError(f"{opt.label} ({name}): {settings[name]} does not exist (looked for in "
+                                    f"{Path.cwd()}); choose an existing file or folder with its … button")
         return values
 
     def run(self) -> None:
@@ -186,15 +187,42 @@ class PreprocessTab(StageTab):
 
 
 class TrainTab(StageTab):
+    """Training; starts from a recipe (training/recipes.py): the guide's first model unless an earlier run's
+    settings are remembered."""
     title, script = "Train", "train_behavior_lstm.py"
-    classes, required = (AugmentConfig, ModelSettings, TrainingConfig), ("manifest_path",)
+    classes, required = (TrainingConfig, ModelSettings, AugmentConfig), ("manifest_path",)
+
+    def __init__(self, app, config_path=None):
+        super().__init__(app, config_path)
+        if not config_path:
+            self.apply_recipe(FIRST)
+
+    def build_inputs(self, parent) -> None:
+        row = ttk.Frame(parent, padding=(4, 4, 4, 0))
+        row.pack(fill="x")
+        ttk.Label(row, text="Start from").pack(side="left", padx=(2, 4))
+        self.recipe = ttk.Combobox(row, values=list(recipe_titles()), state="readonly", width=40)
+        self.recipe.pack(side="left")
+        self.recipe.bind("<<ComboboxSelected>>", lambda e: self.apply_recipe(recipe_titles()[self.recipe.get()]))
+        self.recipe_why = tk.StringVar()
+        ttk.Label(parent, textvariable=self.recipe_why, foreground="#555", wraplength=720, padding=(8, 2)
+                  ).pack(fill="x")
+
+    def apply_recipe(self, name: str) -> None:
+        """The recipe's settings into the form (the others keep their values)."""
+        recipe = RECIPES.get(name)
+        for setting, value in recipe.settings.items():
+            section = next(section_name(c) for c in self.classes if setting in section_options(c))
+            self.form.set(section, setting, value)
+        self.recipe.set(recipe.title)
+        self.recipe_why.set(f"{recipe.why}  ({' '.join(recipe.flags())})")
 
     def build_results(self, notebook) -> None:
         self.curves, self.per_class = ImagePane(notebook), TablePane(notebook)
-        notebook.add(self.curves, text="Training curves")
-        notebook.add(self.per_class, text="Per class (best macro-F1)")
+        notebook.add(self.curves, text="Curves")
+        notebook.add(self.per_class, text="Per class")  # of the best macro-F1 epoch
         self.confusion = TablePane(notebook)
-        notebook.add(self.confusion, text="Confusion (best macro-F1)")
+        notebook.add(self.confusion, text="Confusion")
 
     def validated_values(self) -> dict:
         if not self.form.get("training", "run_name"):  # the run folder must be known to show results and stop
@@ -229,11 +257,11 @@ class TrackTab(StageTab):
         box = ttk.LabelFrame(parent, text="recordings: a video, a pose file or a folder of videos")
         box.pack(fill="x", padx=4, pady=4)
         box.columnconfigure(1, weight=1)
-        ttk.Label(box, text="video_path").grid(row=0, column=0, sticky="w", padx=6)
+        ttk.Label(box, text="Recording *").grid(row=0, column=0, sticky="w", padx=6)
         ttk.Entry(box, textvariable=self.video_path, width=48).grid(row=0, column=1, sticky="we", pady=2)
         ttk.Button(box, text="…", width=2, command=lambda: self.video_path.set(
             filedialog.askopenfilename() or self.video_path.get())).grid(row=0, column=2, padx=4)
-        folder_entry(box, "output_dir", self.output_dir, 1)
+        folder_entry(box, "Output folder", self.output_dir, 1)
 
     def build_results(self, notebook) -> None:
         self.trajectory, self.speed, self.summary = ImagePane(notebook), ImagePane(notebook), TablePane(notebook)
@@ -244,7 +272,7 @@ class TrackTab(StageTab):
     def run_folder(self, values: dict) -> Path:
         source = Path(self.video_path.get())
         if not self.video_path.get() or not source.exists():
-            raise UserError(f"video_path {self.video_path.get()!r} does not exist: pick a video, pose file or folder")
+            raise UserError(f"Recording {self.video_path.get()!r} does not exist: pick a video, pose file or folder")
         return Path(self.output_dir.get() or (source if source.is_dir() else source.parent))
 
     def commands(self, config_path: Path, values: dict) -> list:
@@ -292,23 +320,24 @@ class FolderRunTab(StageTab):
         self.folder_box = ttk.LabelFrame(parent, text=self.folder_title)
         self.folder_box.pack(fill="x", padx=4, pady=4)
         self.folder_box.columnconfigure(1, weight=1)
-        folder_entry(self.folder_box, "input_dir", self.input_dir, 0)
-        folder_entry(self.folder_box, "output_root", self.output_root, 1)
+        folder_entry(self.folder_box, "Videos folder *", self.input_dir, 0)
+        folder_entry(self.folder_box, "Output folder *", self.output_root, 1)
 
     def folder_args(self) -> list:
         if not self.input_dir.get() or not self.output_root.get():
-            raise UserError("input_dir and output_root are required: pick the folder of videos and an output folder")
+            raise UserError("Videos folder and Output folder are required: pick the folder of videos and an output "
+                            "folder")
         return ["--input_dir", self.input_dir.get(), "--output_root", self.output_root.get()]
 
 
 class InferenceTab(FolderRunTab):
-    title, folder_title = "Inference", "folder (batch) mode: every video under input_dir"
+    title, folder_title = "Inference", "folder (batch) mode: every video under the videos folder"
 
     def build_inputs(self, parent) -> None:
         self.mode = tk.StringVar(value="video")
         modes = ttk.Frame(parent)
         modes.pack(fill="x", padx=4, pady=(4, 0))
-        ttk.Radiobutton(modes, text="one video (video_path below)", value="video", variable=self.mode).pack(side="left")
+        ttk.Radiobutton(modes, text="one video (Video, below)", value="video", variable=self.mode).pack(side="left")
         ttk.Radiobutton(modes, text="a folder of videos", value="folder", variable=self.mode).pack(side="left", padx=8)
         super().build_inputs(parent)
 
@@ -322,7 +351,7 @@ class InferenceTab(FolderRunTab):
         if self.mode.get() == "folder":
             return Path(self.folder_args()[3])
         if not inference["video_path"]:
-            raise UserError("video_path is required in one-video mode: pick the video to classify")
+            raise UserError("Video is required in one-video mode: pick the video to classify")
         return Path(inference["output_dir"] or Path(inference["video_path"]).parent)
 
     def commands(self, config_path: Path, values: dict) -> list:

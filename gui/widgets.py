@@ -85,9 +85,9 @@ def format_value(value) -> str:
 class Field:
     """One setting's widget, chosen by its type; validates on every change."""
 
-    def __init__(self, parent, opt, row: int, column: int, on_change):
+    def __init__(self, parent, opt, row: int, column: int, on_change, required: bool = False):
         self.opt, self.on_change, self.error = opt, on_change, ""
-        label = ttk.Label(parent, text=opt.name)
+        label = ttk.Label(parent, text=opt.label + (" *" if required else ""))
         label.grid(row=row, column=column, sticky="w", padx=(6, 4), pady=2)
         self.var = tk.StringVar()
         if opt.kind == "bool" and not opt.optional:
@@ -100,13 +100,32 @@ class Field:
         else:
             self.widget = ttk.Entry(parent, textvariable=self.var, width=24)
         self.widget.grid(row=row, column=column + 1, sticky="we", pady=2)
+        self.parts = [label, self.widget]
         if opt.kind == "path":
-            ttk.Button(parent, text="…", width=2, command=self.browse).grid(row=row, column=column + 2, padx=(2, 8))
-        tip = lambda: f"{opt.help}\n[{opt.kind}{', ' + opt.range_text if opt.range_text else ''}]" + (  # noqa: E731
-            f"\n\u26a0 {self.error}" if self.error else "")
-        Tooltip(label, tip)
-        Tooltip(self.widget, tip)
+            self.parts.append(ttk.Button(parent, text="…", width=2, command=self.browse))
+            self.parts[-1].grid(row=row, column=column + 2, padx=(2, 8))
+        self.required = required
+        Tooltip(label, self.tip_text)
+        Tooltip(self.widget, self.tip_text)
         self.var.trace_add("write", lambda *_: self.check())
+
+    def tip_text(self) -> str:
+        """The setting's name (as in YAML and on the command line), help, type and range, and its error."""
+        opt = self.opt
+        return (f"{opt.section}.{opt.name} (--{opt.name}){': required' if self.required else ''}\n{opt.help}\n"
+                f"[{opt.kind}{', ' + opt.range_text if opt.range_text else ''}]" +
+                (f"\n\u26a0 {self.error}" if self.error else ""))
+
+    def widgets(self) -> list:
+        """Label, field and browse button, as gridded in the section's box."""
+        return self.parts
+
+    def changed(self) -> bool:
+        """Set to something other than the setting's default (an advanced field folded away says so)."""
+        try:
+            return self.get() != self.opt.default
+        except UserError:
+            return True
 
     def browse(self) -> None:
         folder = self.opt.name.endswith(("_dir", "_root"))
@@ -142,7 +161,7 @@ class ScrollFrame(ttk.Frame):
 
     def __init__(self, parent):
         super().__init__(parent)
-        self.canvas = tk.Canvas(self, highlightthickness=0, width=780)  # the form gets most of a 1366 px screen
+        self.canvas = tk.Canvas(self, highlightthickness=0, width=760)  # the form gets most of a 1366 px screen
         bar = ttk.Scrollbar(self, orient="vertical", command=self.canvas.yview)
         self.inner = ttk.Frame(self.canvas)
         self.inner.bind("<Configure>", lambda e: self.canvas.configure(scrollregion=self.canvas.bbox("all")))
@@ -164,13 +183,41 @@ class ScrollFrame(ttk.Frame):
             widget = getattr(widget, "master", None)
 
 
-class SettingsForm(ScrollFrame):
-    """Fields for the settings of the given sections, two per row, their starting values resolved like the
-    scripts do (schema < default_config.yaml < --config): the dashboard has no default of its own."""
+class Fold:
+    """Advanced fields folded under a toggle; the toggle counts those changed from their defaults."""
 
-    def __init__(self, parent, classes, status_var: tk.StringVar, config_path=None, only=None):
+    def __init__(self, box, row: int, field_groups: list, count: int):
+        self.fields = [f for group in field_groups for f in group]
+        self.count, self.open = count, False
+        self.button = ttk.Button(box, command=self.toggle, style="Toolbutton")
+        self.button.grid(row=row, column=0, columnspan=6, sticky="w", padx=4, pady=(2, 4))
+        for field in self.fields:
+            for widget in field.widgets():
+                widget.grid_remove()
+        self.update()
+
+    def toggle(self) -> None:
+        self.open = not self.open
+        for field in self.fields:
+            for widget in field.widgets():
+                widget.grid() if self.open else widget.grid_remove()
+        self.update()
+
+    def update(self) -> None:
+        changed = sum(f.changed() for f in self.fields)
+        self.button.configure(text=f"{'▾' if self.open else '▸'} {self.count} advanced settings" +
+                              (f" ({changed} changed from the defaults)" if changed else ""))
+
+
+class SettingsForm(ScrollFrame):
+    """Fields for the settings of the given sections, their starting values resolved like the scripts do (schema <
+    default_config.yaml < --config): the dashboard has no default of its own. Per section, the basic settings
+    (setting(basic=True)) come first, two per row; the others are folded under "advanced" until opened. Labels are
+    in words; a field's tooltip names the setting, its help and range; required settings are marked *."""
+
+    def __init__(self, parent, classes, status_var: tk.StringVar, config_path=None, only=None, required=()):
         super().__init__(parent)
-        self.classes, self.status_var, self.fields = classes, status_var, {}
+        self.classes, self.status_var, self.fields, self.folds = classes, status_var, {}, []
         for cls in classes:
             section = section_name(cls)
             box = ttk.LabelFrame(self.inner, text=section)
@@ -179,12 +226,25 @@ class SettingsForm(ScrollFrame):
                       ).grid(row=0, column=0, columnspan=6, sticky="w", padx=6)
             for c in (1, 4):
                 box.columnconfigure(c, weight=1)
-            shown = [(n, o) for n, o in section_options(cls).items() if not only or cls not in only or n in only[cls]]
-            for i, (name, opt) in enumerate(shown):
-                self.fields[(section, name)] = Field(box, opt, 1 + i // 2, 3 * (i % 2), self._changed)
+            shown = [o for n, o in section_options(cls).items() if not only or cls not in only or n in only[cls]]
+            basic = [o for o in shown if o.basic or o.name in required or only]
+            self.add_fields(box, section, basic, 1, required)
+            advanced = [o for o in shown if o not in basic]
+            if advanced:
+                self.folds.append(Fold(box, 2 + len(basic) // 2 + 1, [
+                    self.add_fields(box, section, advanced, 100, required)], len(advanced)))
         self.load(config_path)
 
+    def add_fields(self, box, section: str, options: list, first_row: int, required) -> list:
+        fields = []
+        for i, opt in enumerate(options):
+            field = Field(box, opt, first_row + i // 2, 3 * (i % 2), self._changed, opt.name in required)
+            self.fields[(section, opt.name)] = fields.append(field) or field
+        return fields
+
     def _changed(self, field: Field) -> None:
+        for fold in self.folds:
+            fold.update()
         if field.error:
             self.status_var.set(f"\u26a0 {field.error}")
         elif self.status_var.get().startswith("\u26a0"):

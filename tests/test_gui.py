@@ -53,7 +53,7 @@ def app(display, tmp_path_factory):
     for name in ("showerror", "showinfo", "askyesno"):
         setattr(messagebox, name, no_dialog)
     window = gui.BehaviorScopeApp()
-    window.geometry("1366x740+0+0")
+    window.geometry("+0+0")  # its own size: what a user on a 1366x768 laptop gets
     pump(window)
     yield window
     window.destroy()
@@ -96,9 +96,13 @@ def test_every_setting_has_a_field_with_the_resolved_default_and_typing_is_valid
     import argparse
     tabs = {"preprocessing": "Preprocess", "augmentation": "Train", "model": "Train", "training": "Train",
             "inference": "Inference", "detector_training": "Detector"}
+    from training.recipes import FIRST, RECIPES
     for section, cls in SECTIONS.items():
         form = app.tabs[tabs[section]].form
-        assert form.values()[section] == settings_dict(resolve_config(argparse.Namespace(config=None), cls))
+        expected = settings_dict(resolve_config(argparse.Namespace(config=None), cls))
+        if tabs[section] == "Train":  # the Train tab starts from the guide's first model, which runs offline
+            expected.update({k: v for k, v in RECIPES.get(FIRST).settings.items() if k in expected})
+        assert form.values()[section] == expected
         assert set(form.values()[section]) == set(section_options(cls))
     train = app.tabs["Train"]
     backbone = train.form.fields[("model", "backbone")].widget
@@ -109,6 +113,39 @@ def test_every_setting_has_a_field_with_the_resolved_default_and_typing_is_valid
     assert str(train.form.fields[("training", "lr")].widget.cget("style")) == "Invalid.TEntry"
     train.form.set("training", "lr", "0.001")
     assert train.form.get("training", "lr") == 0.001 and not train.status.get().startswith("\u26a0")
+
+
+def test_forms_put_basic_settings_first_in_words_and_fold_the_rest(app):
+    from gui.widgets import Fold
+    train = app.tabs["Train"]
+    app.notebook.select(train)
+    pump(app)
+    fields = train.form.fields
+    manifest, hflip = fields[("training", "manifest_path")], fields[("augmentation", "hflip_prob")]
+    assert manifest.parts[0].cget("text") == "Prepared windows (manifest) *"  # in words, required marked
+    assert manifest.widget.winfo_ismapped() and not hflip.widget.winfo_ismapped()  # augmentation folded away
+    assert hflip.parts[0].cget("text") == "Horizontal flip probability"
+    augmentation = next(f for f in train.form.folds if hflip in f.fields)
+    assert augmentation.button.cget("text") == "▸ 15 advanced settings"
+    augmentation.toggle()
+    pump(app)
+    assert hflip.widget.winfo_ismapped()
+    train.form.set("augmentation", "hflip_prob", 0.1)
+    assert "(1 changed from the defaults)" in augmentation.button.cget("text")
+    train.form.set("augmentation", "hflip_prob", 0.5)
+    screenshot(app, "train_advanced_open")
+    augmentation.toggle()
+    # the first thing on the tab is the recipe the guide starts with, and it runs offline
+    assert train.recipe.get().endswith("(start here)") and train.form.get("model", "classifier") == "gbt"
+    assert train.form.get("model", "backbone") == "none"
+    train.recipe.set("LSTM on pose and box motion")
+    train.recipe.event_generate("<<ComboboxSelected>>")
+    assert train.form.get("model", "classifier") == "neural" and "--classifier neural" in train.recipe_why.get()
+    train.apply_recipe("gbt")
+    assert manifest.tip_text().startswith("training.manifest_path (--manifest_path): required\n")
+    assert app.winfo_height() <= 768 - 60 and app.winfo_width() <= 1366  # title and task bars still fit
+    for tab in app.tabs.values():  # nothing cut off at the window's own size (the notebook's tabs take ~30 px)
+        assert tab.winfo_reqwidth() <= app.winfo_width() and tab.winfo_reqheight() <= app.winfo_height() - 30
 
 
 def test_preprocess_runs_the_stage_and_shows_its_windows(app, class_folder_dataset, tiny_yolo, tmp_path):
@@ -235,6 +272,74 @@ def test_review_keys_act_whatever_has_the_focus(app, predicted_video):
     tab.toggle_play()
 
 
+def press(tab, *keys) -> None:
+    """Keys as a keyboard sends them, to the bout list (the widget that had the focus after a click there)."""
+    tab.tree.focus_set()
+    for key in keys:
+        tab.tree.event_generate(key)
+        pump(tab.app, 0.02)
+
+
+def test_every_review_key_does_what_its_name_says(app, predicted_video):
+    video, frames_csv, model = predicted_video
+    tab = app.tabs["Review"]
+    app.notebook.select(tab)
+    frames_csv.with_name(f"{video.stem}.review.json").unlink(missing_ok=True)
+    tab.open(video, frames_csv, model_path=model)
+    pump(app)
+    s = tab.session
+    press(tab, "<question>")
+    assert "merge the bout with the next bout of its behaviour" in tab.report.get("1.0", "end")
+    first, second = s.bouts()[0], s.bouts()[1]
+    press(tab, "<Down>")
+    assert tab.frame_index == second.start and tab.tree.selection() == (str(second.start),)
+    press(tab, "<Up>")
+    assert tab.frame_index == first.start
+    press(tab, "<Down>", "<Left>", "<Left>", "<bracketleft>")  # the selected bout starts two frames earlier
+    assert s.bout_at(second.start - 2).start == second.start - 2 and s.bout_at(second.start - 2).label == second.label
+    moved = s.bout_at(second.start - 2)
+    tab.seek(moved.end + 3)  # a click on the ethogram
+    press(tab, "<bracketright>")  # ... and ends three frames later than it did
+    assert s.bout_at(moved.end + 3).start == moved.start and s.bout_at(moved.end + 3).end == moved.end + 3
+    press(tab, "<Shift-Right>")
+    assert tab.frame_index == moved.end + 3 + round(tab.reader.info.fps)
+    bout = s.bout_at(tab.frame_index)
+    other = next(c for c in s.classes if c != bout.label)
+    tab.label_choice.set(other)
+    if tab.frame_index == bout.start:
+        press(tab, "<Right>")
+    split_at = tab.frame_index
+    press(tab, "s")
+    assert s.bout_at(split_at).start == split_at and s.bout_at(split_at).label == other
+    assert s.bout_at(split_at - 1).label == bout.label
+    press(tab, "2")
+    assert s.bout_at(split_at).label == s.classes[1] and s.bout_at(split_at).reviewed
+    press(tab, "<Control-z>", "<Control-z>")
+    assert s.bout_at(split_at).label == bout.label  # both edits undone
+    press(tab, "<Control-y>")
+    assert s.bout_at(split_at).label == other
+    target = next(b for b in s.bouts() if not b.reviewed and b.label is not None)
+    tab.seek(target.start)
+    press(tab, "c")
+    assert s.bout_at(target.start).reviewed and s.bout_at(target.start).label == target.label
+    press(tab, "<Delete>")
+    assert s.bout_at(target.start).label is None
+    pairs = [(a, b) for a in s.bouts() for b in s.bouts()[a.index + 2:] if a.label and b.label == a.label]
+    a, b = pairs[0]
+    tab.seek(a.start)
+    press(tab, "m")
+    assert s.bout_at(a.start).end == b.end and s.bout_at(a.start).label == a.label
+    press(tab, "<plus>")
+    assert tab.speed.get() == "2"
+    press(tab, "<minus>", "<minus>")
+    assert tab.speed.get() == "0.5"
+    tab.label_choice.focus_set()  # a readonly dropdown: no typing, the keys still act
+    tab.label_choice.event_generate("<Right>")
+    pump(app, 0.05)
+    assert tab.frame_index == a.start + 1
+    screenshot(app, "review_keys")
+
+
 def descendants(widget) -> list:
     return [child for w in widget.winfo_children() for child in (w, *descendants(w))]
 
@@ -348,16 +453,82 @@ def test_a_retrained_model_is_used_only_when_accepted_and_a_worse_one_says_so(ap
     assert app.tabs["Inference"].form.get("inference", "model_path") == str(plan.new_model)
 
 
+def test_review_three_bouts_by_keyboard_retrain_compare_reject_and_accept(app, predicted_video, monkeypatch):
+    """The whole loop in the real window: keys review three bouts (labels from the truth), the retrain job runs
+    (retrain_behavior_model.py), both models' held-out scores are shown, and the new model replaces the current one
+    only when accepted."""
+    import hashlib
+    from collections import Counter
+    video, frames_csv, model = predicted_video
+    tab = app.tabs["Review"]
+    app.notebook.select(tab)
+    frames_csv.with_name(f"{video.stem}.review.json").unlink(missing_ok=True)
+    tab.open(video, frames_csv, model_path=model)
+    pump(app)
+    for _ in range(3):
+        press(tab, "<Down>")
+        bout = tab.current_bout()
+        truth = Counter(tab.truth[bout.start:bout.end + 1]).most_common(1)[0][0]
+        press(tab, str(tab.session.classes.index(truth) + 1))
+        labels = tab.session.label_names()[bout.start:bout.end + 1]
+        assert tab.session.checked()[bout.start:bout.end + 1].all() and set(labels) == {truth}
+    assert tab.session.checked().sum() >= 3
+    before = hashlib.sha256(model.read_bytes()).hexdigest()
+    answers = []
+    monkeypatch.setattr(tab, "ask_yes_no", lambda title, question: answers.append(question) or False)
+    retrain = next(w for w in descendants(tab) if isinstance(w, ttk.Button) and w.cget("text") == "Retrain with corrections")
+    retrain.invoke()
+    assert app.job_tab is tab and str(tab.cancel_button.cget("state")) == "normal"
+    wait_for_job(app, timeout=400)
+    assert tab.view.succeeded, tab.report.get("1.0", "end")[-2000:]
+    report = tab.report.get("1.0", "end")
+    assert "held-out windows (the same for both)   current    new" in report and "macro-F1" in report
+    assert answers and "Use it from now on?" in answers[0]  # asked, and told no
+    assert tab.paths["model"] == str(model) and hashlib.sha256(model.read_bytes()).hexdigest() == before
+    assert app.tabs["Inference"].form.get("inference", "model_path") != str(tab.plan.new_model)
+    assert tab.plan.new_model.is_file() and tab.plan.comparison.with_suffix(".csv").is_file()  # the report stays
+    screenshot(app, "review_retrained")
+    monkeypatch.setattr(tab, "ask_yes_no", lambda title, question: True)
+    tab.show_retrain_result()  # the same comparison, accepted this time
+    assert tab.paths["model"] == str(tab.plan.new_model)
+    assert app.tabs["Inference"].form.get("inference", "model_path") == str(tab.plan.new_model)
+
+
 def test_a_missing_input_is_reported_at_once_and_nothing_is_written(app, tmp_path):
     tab = app.tabs["Train"]
     app.notebook.select(tab)
     fill(tab, "training", manifest_path=str(tmp_path / "nowhere" / "sequence_manifest.json"),
          output_dir=str(tmp_path / "runs"), run_name="r")
     start = time.perf_counter()
-    with pytest.raises(AssertionError, match=r"dialog 'Cannot run': manifest_path: .*nowhere.* does not exist"):
+    message = r"dialog 'Cannot run': Prepared windows \(manifest\) \(manifest_path\): .*nowhere.* does not exist"
+    with pytest.raises(AssertionError, match=message):
         tab.run()
     assert time.perf_counter() - start < 1.0 and app.job_tab is None
     assert not (tmp_path / "runs").exists()  # no run folder, no config written
+
+
+def test_a_jobs_warnings_stay_in_view_until_the_next_run(app, tmp_path):
+    """A drift warning used to scroll away in the log while the results tab opened over it."""
+    import sys
+
+    from utils.jobs import Job
+    tab = app.tabs["Inference"]
+    app.notebook.select(tab)
+    warning = "v.mp4 looks unlike the training videos: 40% of its windows are farther from the training data"
+    script = f"print('INFO start'); print('WARNING {warning}'); [print('INFO line', i) for i in range(200)]"
+    tab.view.start(Job([[sys.executable, "-c", script]], tmp_path / "job.log").start())
+    while not tab.view.poll():
+        pump(app, 0.05)
+    tab.outputs.select(tab.ethogram)  # the results open, as after a real run
+    pump(app)
+    assert tab.view.banner.winfo_ismapped() and warning in tab.view.banner.cget("text")
+    assert "1 warning(s), below" in tab.status.get()
+    screenshot(app, "inference_warning")
+    tab.view.start(Job([[sys.executable, "-c", "print('INFO quiet')"]], tmp_path / "job2.log").start())
+    while not tab.view.poll():
+        pump(app, 0.05)
+    pump(app)
+    assert not tab.view.banner.winfo_ismapped()
 
 
 def test_a_tooltip_is_never_left_standing(app):
@@ -365,7 +536,7 @@ def test_a_tooltip_is_never_left_standing(app):
     import tkinter as tk
     tab = app.tabs["Train"]
     app.notebook.select(tab)
-    field = next(w for w in descendants(tab) if isinstance(w, ttk.Combobox))  # its help is a tooltip
+    field = tab.form.fields[("model", "classifier")].widget  # a dropdown; its help is a tooltip
 
     def tips():
         return [w for w in descendants(field) if isinstance(w, tk.Toplevel) and w.winfo_exists()]

@@ -22,6 +22,10 @@ def test_bad_label_files(tmp_path):
     path.write_text("time;label\n")
     with pytest.raises(UserError, match="not a label file"):
         load_frame_labels(path, 5, 30)
+    path.write_text("frame,behavior\n0,walk\n1,walk\n1,walk\n1,groom\n")  # a repeated row is fine, two labels are not
+    with pytest.raises(UserError, match=r"line 5: frame 1 is labelled groom but also walk \(line 3\); .* overlapping "
+                                        r"behaviours are refused: keep one row per frame"):
+        load_frame_labels(path, 5, 30)
 
 
 BORIS_HEADER = "Observation id,x\n,\nTime,Media file path,Total length,FPS,Subject,Behavior,Behavioral category,Comment,Status\n"

@@ -137,22 +137,33 @@ def test_a_behaviour_added_while_reviewing_labels_exports_and_comes_back(tmp_pat
     assert again.classes == CLASSES + ["sniff"] and again.bout_at(12).label == "sniff"
 
 
-def test_suggested_bouts_put_doubtful_and_rare_ones_first(tmp_path):
+def test_suggested_bouts_put_doubtful_rare_and_unfamiliar_ones_first(tmp_path):
     import suggest_review
     from utils.results.review import suggest_bouts
 
-    def table(labels, top1, top2):
-        return pd.DataFrame({"frame": range(len(labels)), "label": labels, "top1_prob": top1, "top2_prob": top2})
+    def table(labels, top1, top2, unfamiliar=None):
+        frame = pd.DataFrame({"frame": range(len(labels)), "label": labels, "top1_prob": top1, "top2_prob": top2})
+        return frame.assign(unfamiliar=unfamiliar) if unfamiliar is not None else frame
     sure_walk = table(["walk"] * 10 + ["rest"] * 10, [0.95] * 20, [0.03] * 20)
     doubtful = table(["walk"] * 10 + ["groom"] * 4 + ["no_window"] * 2, [0.5] * 10 + [0.6] * 4 + [0.0] * 2,
                      [0.45] * 10 + [0.3] * 4 + [0.0] * 2)
     queue = suggest_bouts({"a": sure_walk, "b": doubtful})
-    # groom: rare (4 of 44 frames) and doubtful; then the doubtful walk; the sure bouts last; no_window never
-    assert list(zip(queue["recording"], queue["label"])) == [("b", "groom"), ("b", "walk"), ("a", "rest"),
+    # the long doubtful walk teaches most (9.5 doubtful frames); groom: rare (4 of 44 frames) and doubtful, but
+    # short (2.8); the sure bouts last; no_window never
+    assert list(zip(queue["recording"], queue["label"])) == [("b", "walk"), ("b", "groom"), ("a", "rest"),
                                                             ("a", "walk")]
-    assert queue.loc[0, "rarity"] == 1.0 and queue.loc[1, "doubt"] == pytest.approx(0.95)
+    assert queue.loc[1, "rarity"] == 1.0 and queue.loc[0, "doubt"] == pytest.approx(0.95)
+    assert queue.loc[0, "doubtful_frames"] == pytest.approx(9.5) and (queue["unfamiliar"] == 0).all()
+    # the same sure rest bout in a recording unlike the training data (half its frames beyond the drift limit)
+    drifted = table(["walk"] * 10 + ["rest"] * 10, [0.95] * 20, [0.03] * 20, [0.5] * 10 + [0.5] * 5 + [3.0] * 5)
+    both = suggest_bouts({"a": sure_walk, "c": drifted})
+    assert (both.loc[0, "recording"], both.loc[0, "label"], both.loc[0, "unfamiliar"]) == ("c", "rest", 0.5)
+    # in rounds: a sure rest bout comes before the second of three doubtful walk bouts
+    many = table(["walk"] * 10 + ["groom"] * 5 + ["walk"] * 10 + ["groom"] * 5 + ["walk"] * 10 + ["rest"] * 10,
+                 [0.5] * 40 + [0.95] * 10, [0.45] * 40 + [0.03] * 10)
+    assert suggest_bouts({"m": many})["label"].tolist() == ["walk", "groom", "rest", "walk", "groom", "walk"]
     sure_walk.to_csv(tmp_path / "a.frames.csv", index=False)
     doubtful.to_csv(tmp_path / "b.frames.csv", index=False)
     saved = suggest_review.main(suggest_review.get_args_parser().parse_args(["--results_dir", str(tmp_path),
                                                                              "--count", "2"]))
-    assert len(saved) == 2 and pd.read_csv(tmp_path / "review_queue.csv")["label"].tolist() == ["groom", "walk"]
+    assert len(saved) == 2 and pd.read_csv(tmp_path / "review_queue.csv")["label"].tolist() == ["walk", "groom"]

@@ -25,7 +25,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "default_config.yaml
 
 def setting(default, help: str, *, minimum=None, maximum=None, exclusive_minimum=None, choices=None,
             registry: str = None, extra_choices=(), path=False, applies: dict = None, requires: str = None,
-            off_value=None, overrides: str = None, machine: bool = False):
+            off_value=None, overrides: str = None, machine: bool = False, label: str = None, basic: bool = False):
     """A schema field: default plus the metadata every consumer reads. `registry` ("module:NAME") names a
     Registry whose names are the valid values (imported when first needed, so the schema stays light).
 
@@ -39,12 +39,25 @@ def setting(default, help: str, *, minimum=None, maximum=None, exclusive_minimum
       machine    with overrides: always the value given here (a property of this machine, not of the model)
       path       True: a file or folder; "input": one that must exist when given (the dashboard says so before
                  anything runs or is written)
+    How the dashboard shows it:
+      label      its name in words (default: the setting's name in words, Option.label)
+      basic      shown first; the others are folded under "advanced" until opened
     """
     meta = dict(help=help, minimum=minimum, maximum=maximum, exclusive_minimum=exclusive_minimum,
                 choices=tuple(choices) if choices else None, registry=registry, extra_choices=tuple(extra_choices),
                 path=path, applies={k: tuple(v) for k, v in (applies or {}).items()}, requires=requires,
-                off_value=off_value, overrides=overrides, machine=machine)
+                off_value=off_value, overrides=overrides, machine=machine, label=label, basic=basic)
     return field(default=default, metadata=meta)
+
+
+# abbreviations in setting names, in words for the dashboard's labels (Option.label)
+LABEL_WORDS = {"yolo": "YOLO", "iou": "IoU", "conf": "confidence", "imgsz": "image size", "num": "number of",
+               "bg": "background", "lr": "learning rate", "gbt": "trees:", "prob": "probability", "std": "spread",
+               "deg": "(degrees)", "frac": "(fraction)", "dim": "size", "idx": "index", "s": "(s)", "min": "minimum",
+               "max": "maximum", "hflip": "horizontal flip", "vflip": "vertical flip", "kp": "keypoint",
+               "npz": "arrays", "dlc": "DeepLabCut", "amp": "mixed precision", "fps": "frame rate", "cm": "cm",
+               "val": "validation", "iter": "rounds", "pseudo": "pseudo-label", "bf16": "bfloat16", "boris": "BORIS",
+               "dir": "folder", "proj": "projection", "slowfast": "SlowFast", "init": "start"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,17 @@ class Option:
     overrides: str = None
     machine: bool = False
     must_exist: bool = False  # an input path (setting(path="input"))
+    given_label: str = None
+    basic: bool = False
+
+    @property
+    def label(self) -> str:
+        """The setting in words, as the dashboard names it (the name itself is in its tooltip)."""
+        if self.given_label:
+            return self.given_label
+        words = [LABEL_WORDS.get(w, w) for w in self.name.split("_")]
+        text = " ".join(w for w in words if w)
+        return text[0].upper() + text[1:]
 
     @property
     def choices(self):
@@ -122,7 +146,7 @@ def section_options(cls) -> dict:
         out[f.name] = Option(section, f.name, None if f.default is MISSING else f.default, kind, optional, m["help"],
                              m["minimum"], m["maximum"], m["exclusive_minimum"], m["choices"], m["registry"],
                              m["extra_choices"], m["applies"], m["requires"], m["off_value"], m["overrides"],
-                             m["machine"], m["path"] == "input")
+                             m["machine"], m["path"] == "input", m["label"], m["basic"])
     return out
 
 

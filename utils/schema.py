@@ -40,11 +40,11 @@ MIRROR_SCALE = {"input": ("frames", "crop_keypoints", "body_features")}
 class PreprocessingConfig:
     """Stage A/B: detection, cropping and windows (prepare_sequences_from_yolo.py)"""
     dataset_root: str | None = setting(None, "folder of videos: <root>/<behaviour>/**/<video> or videos with label "
-                                       "files beside them", path="input")
+                                       "files beside them", path="input", label="Videos folder", basic=True)
     dataset_layout: str = setting("auto", "auto = labelled_videos when any video has a label file beside it",
                                   choices=("auto", "class_folders", "labelled_videos"))
     output_root: str | None = setting(None, "folder for sequence_npz/, tracking/, qa_crops/, the manifest, log and "
-                                      "resolved config", path=True)
+                                      "resolved config", path=True, label="Output folder", basic=True)
     manifest_path: str | None = setting(None, "manifest file; null = <output_root>/sequence_manifest.json", path=True)
     background_label: str | None = setting(None, "labelled_videos: class given to frames no label covers; null = "
                                            "such windows are skipped")
@@ -53,9 +53,10 @@ class PreprocessingConfig:
                                         "own name)")
     detector: str = setting("yolo", "animal localiser: yolo (weights), background (subtraction, static camera), or "
                             "pose_file (DeepLabCut, SLEAP or NWB pose files beside the videos, or alone without "
-                            "video: docs/formats.md)", registry="detectors:DETECTORS")
+                            "video: docs/formats.md)", registry="detectors:DETECTORS", label="Detector", basic=True)
     yolo_weights: str | None = setting(None, "Ultralytics weights: .pt, TorchScript, ONNX or an OpenVINO folder; "
-                                       "nothing is downloaded", path="input", applies=YOLO)
+                                       "nothing is downloaded", path="input", applies=YOLO,
+                                       label="YOLO weights", basic=True)
     yolo_task: str = setting("auto", "auto = the task stored in the weights; detect ignores keypoints",
                              choices=("auto", "detect", "pose"), applies=YOLO)
     yolo_conf: float = setting(0.25, "minimum detection confidence", minimum=0, maximum=1, applies=YOLO)
@@ -70,7 +71,7 @@ class PreprocessingConfig:
                                     "fastest of PyTorch and the installed ones, timed once per machine; torch = as "
                                     "given; openvino_bf16 = OpenVINO in bfloat16 where the CPU has it: faster, not "
                                     "exact (never chosen by auto)", choices=BACKEND_CHOICES, applies=YOLO)
-    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N", label="Device", basic=True)
     num_threads: int = setting(0, "CPU threads for torch; 0 = all cores (Ultralytics would otherwise leave one)",
                                minimum=0)
     pose_min_likelihood: float = setting(0.6, "pose_file: points with a lower likelihood count as missing "
@@ -94,14 +95,14 @@ class PreprocessingConfig:
     crop_size: int = setting(224, "side of the square crop in px", minimum=16)
     pad_ratio: float = setting(0.2, "the crop square's side is max(box w, h) * (1 + 2 * pad_ratio)", minimum=0,
                                maximum=3)
-    window_size: int = setting(30, "frames per window", minimum=1)
+    window_size: int = setting(30, "frames per window", minimum=1, label="Frames per window", basic=True)
     window_stride: int = setting(15, "frames between the starts of consecutive windows (the last window of a "
-                                 "video ends on its last frame)", minimum=1)
+                                 "video ends on its last frame)", minimum=1, label="Frames between windows", basic=True)
     save_sequence_npz: bool = setting(True, "write sequence_npz/<class>/<window>.npz (training needs them)")
     save_frame_crops: bool = setting(False, "write QA crops (qa_crops/<class>/<window>.jpg, centre frame with "
                                      "keypoint overlay)")
     split_strategy: str = setting("video", "video: no source video in two splits; window: leaky; file: "
-                                  "--split_file", choices=("video", "window", "file"))
+                                  "--split_file", choices=("video", "window", "file"), label="Split by", basic=True)
     split_file: str | None = setting(None, "with split_strategy file: CSV `video,split` (video = path relative to "
                                      "dataset_root, or file name)", path="input")
     train_ratio: float = setting(0.7, "fraction of videos (or windows) for training", minimum=0, maximum=1)
@@ -159,19 +160,22 @@ class ModelSettings:
     """Stage C-E model (train_behavior_lstm.py); inference rebuilds the model from the checkpoint"""
     classifier: str = setting("neural", "neural: backbone and/or pose with a temporal head (torch); gbt: "
                               "gradient-boosted trees on window statistics of the pose and box-motion features "
-                              "(scikit-learn, seconds to train; no frames)", registry="classifiers:CLASSIFIERS")
+                              "(scikit-learn, seconds to train; no frames)", registry="classifiers:CLASSIFIERS",
+                              label="Classifier", basic=True)
     gbt_max_iter: int = setting(300, "gbt: boosting rounds", minimum=1, applies=TREES)
     gbt_learning_rate: float = setting(0.1, "gbt: shrinkage of each round", exclusive_minimum=0, maximum=1,
                                        applies=TREES)
     backbone: str = setting("mobilenet_v3_small", "frame or video backbone, or none (pose only)",
-                            registry="model:BACKBONES", extra_choices=("none",), applies=NEURAL, off_value="none")
+                            registry="model:BACKBONES", extra_choices=("none",), applies=NEURAL, off_value="none",
+                            label="Frame backbone", basic=True)
     pretrained_backbone: bool = setting(True, "start from ImageNet weights (torchvision's, or backbone_weights)",
-                                        applies=BACKBONE)
+                                        applies=BACKBONE, label="ImageNet weights", basic=True)
     backbone_weights: str | None = setting(None, "local state-dict file of the backbone's ImageNet weights "
                                            "(offline nodes)", path="input", applies=BACKBONE)
     train_backbone: bool = setting(False, "fine-tune the backbone; frozen by default and kept in eval mode",
                                    applies=BACKBONE)
-    sequence_model: str = setting("lstm", "temporal head", registry="model:TEMPORAL_HEADS", applies=TEMPORAL_HEAD)
+    sequence_model: str = setting("lstm", "temporal head", registry="model:TEMPORAL_HEADS", applies=TEMPORAL_HEAD,
+                                  label="Temporal head", basic=True)
     bidirectional: bool = setting(False, "bidirectional LSTM", applies=LSTM)
     attention_pool: bool = setting(False, "LSTM: learned-query attention pooling over all steps instead of the "
                                    "final state", applies=LSTM)
@@ -191,13 +195,13 @@ class ModelSettings:
                                    "one offset drawn from a normal distribution with this spread (in units of the "
                                    "scaled feature), as a new animal, floor or light moves it (bench/README.md, "
                                    "Feature shift)", minimum=0, maximum=2, applies=NEURAL)
-    use_pose: bool = setting(False, "fuse pose features with visual features")
+    use_pose: bool = setting(False, "fuse pose features with visual features", label="Use pose", basic=True)
     pose_fusion_strategy: str = setting("gated_attention", "late fusion of pose", registry="model:FUSIONS",
                                         applies=NEURAL, requires="model.use_pose")
     pose_fusion_dim: int = setting(128, "pose projection size", minimum=1, applies=NEURAL, requires="model.use_pose")
     use_box_motion: bool = setting(True, "feed box motion and size (speed, acceleration, area and aspect relative to "
                                    "the video's median) to the temporal head beside the visual and pose features; "
-                                   "works with any detector")
+                                   "works with any detector", label="Use box motion", basic=True)
     motion_proj_dim: int = setting(32, "box-motion projection size", minimum=1, applies=NEURAL,
                                    requires="model.use_box_motion")
     input_scaling: str = setting("quantile", "how pose and box-motion inputs are scaled for the network: quantile "
@@ -230,9 +234,10 @@ class ModelSettings:
 class TrainingConfig:
     """Training (train_behavior_lstm.py)"""
     manifest_path: str | None = setting(None, "sequence_manifest.json written by prepare_sequences_from_yolo.py",
-                                        path="input")
-    output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>/", path=True)
-    run_name: str | None = setting(None, "run folder name; null = behavior_<date>_<time>")
+                                        path="input", label="Prepared windows (manifest)", basic=True)
+    output_dir: str = setting("runs", "runs are written to <output_dir>/<run_name>/", path=True,
+                              label="Runs folder", basic=True)
+    run_name: str | None = setting(None, "run folder name; null = behavior_<date>_<time>", label="Run name", basic=True)
     min_keypoint_conf: float = setting(0.0, "keypoints below this confidence count as missing in pose features "
                                        "(recorded in the checkpoint; inference applies the same)", minimum=0,
                                        maximum=1, requires="model.use_pose")
@@ -241,12 +246,12 @@ class TrainingConfig:
                                  "turning rates, for behaviours defined by movement such as freezing (no posture, "
                                  "so a new animal's shape or tracking confidence cannot mislead it); crop: "
                                  "crop-pixel keypoints (version 1)", choices=("body", "speeds", "crop"),
-                                 requires="model.use_pose")
+                                 requires="model.use_pose", label="Pose features", basic=True)
     lr: float = setting(1.0e-3, "AdamW learning rate of the head and fusion (bench/bench_schedule.py)",
                         exclusive_minimum=0, applies=NEURAL)
     backbone_lr: float = setting(1.0e-4, "learning rate of a fine-tuned backbone", exclusive_minimum=0, applies=NEURAL)
     weight_decay: float = setting(3.0e-4, "AdamW weight decay", minimum=0, applies=NEURAL)
-    epochs: int = setting(100, "maximum epochs", minimum=1, applies=NEURAL)
+    epochs: int = setting(100, "maximum epochs", minimum=1, applies=NEURAL, label="Epochs", basic=True)
     batch_size: int = setting(8, "clips per batch", minimum=1, applies=NEURAL)
     patience: int = setting(15, "early stop after this many epochs without validation improvement; 0 = never",
                             minimum=0, applies=NEURAL)
@@ -262,7 +267,7 @@ class TrainingConfig:
                                  applies=NEURAL)
     mixup_alpha: float = setting(0.0, "mixup Beta(alpha, alpha); 0 = off", minimum=0, applies=NEURAL)
     num_workers: int = setting(2, "data loader workers", minimum=0)
-    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N", label="Device", basic=True)
     feature_cache: bool = setting(True, "frozen frame backbone: encode each unique source frame once and train the "
                                   "head on cached features", applies=FRAME_BACKBONE)
     cache_augmented_views: int = setting(2, "with feature_cache: extra augmented views encoded per training clip "
@@ -291,10 +296,12 @@ class TrainingConfig:
 class InferenceConfig:
     """Inference on long videos (infer_behavior_lstm.py, benchmark_pipeline.py, batch_process_videos.py); crop,
     window and detector settings come from the checkpoint"""
-    model_path: str | None = setting(None, "trained checkpoint (best_model_macro_f1.pt or best_model.pt)", path="input")
+    model_path: str | None = setting(None, "trained checkpoint (best_model_macro_f1.pt or best_model.pt)", path="input",
+                                     label="Model", basic=True)
     video_path: str | None = setting(None, "video to classify, or a pose file (models trained on pose files: "
-                                     "DeepLabCut, SLEAP, NWB)", path=True)
-    output_dir: str | None = setting(None, "folder for the outputs; null = beside the video", path=True)
+                                     "DeepLabCut, SLEAP, NWB)", path=True, label="Video", basic=True)
+    output_dir: str | None = setting(None, "folder for the outputs; null = beside the video", path=True,
+                                     label="Output folder", basic=True)
     yolo_weights: str | None = setting(None, "detector weights (any format Ultralytics loads); null = the ones "
                                        "recorded in the checkpoint", path="input", overrides="yolo_weights")
     yolo_imgsz: int | None = setting(None, "detector input size; null = the checkpoint's (another value is used "
@@ -313,10 +320,12 @@ class InferenceConfig:
                                      "video; null = the checkpoint's (with a warning)", exclusive_minimum=0,
                                      overrides="pose_fps")
     pixels_per_cm: float | None = setting(None, "scale of the video or pose file: kinematics are also written in cm "
-                                          "(distance, speed); null = pixels only", exclusive_minimum=0)
+                                          "(distance, speed); null = pixels only", exclusive_minimum=0,
+                                          label="Pixels per cm", basic=True)
     zones: list | None = setting(None, "arena zones (polygons in frame pixels) reported in the workbook: time in zone, "
                                  "entries, latency, time per behaviour; YAML list of {name, polygon: [[x, y], ...]}, "
-                                 "or on the command line 'name:x,y;x,y;x,y' per zone (utils/results/zones.py)")
+                                 "or on the command line 'name:x,y;x,y;x,y' per zone (utils/results/zones.py)",
+                                 label="Zones", basic=True)
     moving_speed: float = setting(0.25, "tracking summary: the animal counts as moving while its speed (averaged over "
                                   "0.3 s) exceeds this many body lengths per second (body length: the median long "
                                   "side of its box), a threshold that holds at any resolution", exclusive_minimum=0)
@@ -333,7 +342,8 @@ class InferenceConfig:
     require_pose: bool = setting(False, "stop at start unless the detector gives the keypoints the model was "
                                  "trained on (otherwise a pose+RGB model runs on the frames alone)")
     batch_size: int = setting(16, "windows per classifier batch", minimum=1)
-    device: str = setting("auto", "auto, cpu, cuda or cuda:N", overrides="device", machine=True)
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N", overrides="device", machine=True,
+                          label="Device", basic=True)
     detector_backend: str = setting("auto", "runtime of .pt YOLO weights (see preprocessing); the result agrees "
                                     "with PyTorch within 2 px or PyTorch is used", choices=BACKEND_CHOICES,
                                     overrides="detector_backend", machine=True)
@@ -345,7 +355,8 @@ class InferenceConfig:
     smoothing: str = setting("median", "per-frame label smoothing", choices=("none", "median", "majority"))
     smoothing_window: int = setting(5, "frames in the smoothing window (odd)", minimum=1)
     min_bout_s: float = setting(0.1, "bouts shorter than this many seconds are merged into their neighbours (in "
-                                "seconds, so that a model means the same at any frame rate)", minimum=0)
+                                "seconds, so that a model means the same at any frame rate)", minimum=0,
+                                label="Shortest bout (s)", basic=True)
     top_k: int = setting(3, "probabilities per frame written to the frames CSV", minimum=1)
 
     def check(self) -> None:
@@ -360,9 +371,10 @@ class InferenceConfig:
 class DetectorTrainingConfig:
     """Training a YOLO-pose detector for your arena from labelled frames (train_detector.py)"""
     dlc_labels: list | None = setting(None, "DeepLabCut labelled frames: labeled-data folders, a project folder or "
-                                      "CollectedData_<scorer>.csv/.h5 files, with their PNGs beside them")
+                                      "CollectedData_<scorer>.csv/.h5 files, with their PNGs beside them",
+                                      label="DeepLabCut labels", basic=True)
     yolo_data: str | None = setting(None, "an existing Ultralytics YOLO-pose data.yaml, instead of (not with) "
-                                    "--dlc_labels", path="input")
+                                    "--dlc_labels", path="input", label="YOLO dataset", basic=True)
     pseudo_videos: list | None = setting(None, "videos whose tracker predictions (a DeepLabCut, SLEAP or NWB pose "
                                          "file beside each, or --pseudo_pose) add training frames")
     pseudo_pose: list | None = setting(None, "pose files of --pseudo_videos, in the same order; null = the pose file "
@@ -379,15 +391,16 @@ class DetectorTrainingConfig:
     val_fraction: float = setting(0.15, "share of the hand-labelled frames held out for validation and the "
                                   "keypoint-error report", minimum=0, maximum=0.9)
     model: str = setting("yolov8n-pose.yaml", "an Ultralytics model YAML (trained from scratch) or local .pt "
-                         "weights to start from; nothing is downloaded")
-    epochs: int = setting(100, "training epochs", minimum=1)
-    imgsz: int = setting(640, "training and evaluation image size in px, a multiple of 32", minimum=32)
+                         "weights to start from; nothing is downloaded", label="Start from", basic=True)
+    epochs: int = setting(100, "training epochs", minimum=1, label="Epochs", basic=True)
+    imgsz: int = setting(640, "training and evaluation image size in px, a multiple of 32", minimum=32,
+                         label="Image size", basic=True)
     batch: int = setting(16, "images per training batch", minimum=1)
     patience: int = setting(30, "stop after this many epochs without a better validation fitness", minimum=1)
     output_dir: str = setting("detector_runs", "folder for dataset/, the Ultralytics run, best weights and "
-                              "report.json", path=True)
+                              "report.json", path=True, label="Output folder", basic=True)
     seed: int = setting(0, "seed of the train/val split and of training")
-    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N", label="Device", basic=True)
     workers: int = setting(2, "data-loading workers", minimum=0)
 
     def check(self) -> None:

@@ -103,7 +103,7 @@ def without_cut_last_row(rows: list, path: Path) -> list:
 def _parse_frame_csv(rows, path, num_frames) -> FrameLabels:
     if num_frames == LABELLED_EVERYWHERE:
         num_frames = 1 + max((int(r[0]) for r in rows if r and r[0].strip().lstrip("-").isdigit()), default=-1)
-    labels = [None] * num_frames
+    labels, first_line = [None] * num_frames, {}
     beyond = 0
     for line, row in enumerate(rows, start=2):
         if not row or not "".join(row).strip():
@@ -118,7 +118,13 @@ def _parse_frame_csv(rows, path, num_frames) -> FrameLabels:
         if frame >= num_frames:
             beyond += 1
             continue
-        labels[frame] = behavior or None
+        if labels[frame] is not None and behavior and behavior != labels[frame]:
+            raise UserError(f"{path} line {line}: frame {frame} is labelled {behavior} but also {labels[frame]} (line "
+                            f"{first_line[frame]}); BehaviorScope classifies one behaviour per frame, so overlapping "
+                            f"behaviours are refused: keep one row per frame (the behaviour to learn there), or "
+                            f"train one model per behaviour, each from its own label file")
+        labels[frame] = behavior or labels[frame]
+        first_line.setdefault(frame, line)
     if beyond:
         log.warning("%s: %d labelled frames lie beyond the video's %d frames and were ignored", path, beyond, num_frames)
     return FrameLabels(labels, str(path), "csv")

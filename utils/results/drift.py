@@ -95,6 +95,7 @@ class DriftReference:
         other_rate = bool(fps and frame_rate_differs(fps, trained_fps))
         warn = unfamiliar > self.warn_unfamiliar or low > self.warn_low_confidence or other_rate
         return {"drift_score": round(unfamiliar, 4), "low_confidence_share": round(low, 4),
+                "distance_limit": round(self.distance_limit, 4),
                 "relative_median_distance": round(relative, 3),
                 "frame_rate_ratio": round(fps / trained_fps, 3) if fps and trained_fps else None,
                 "drift_warning": bool(warn),
@@ -110,6 +111,17 @@ class DriftReference:
         """The checkpoint's reference, or None (trained before drift references, or without validation)."""
         recorded = ckpt.get("drift")
         return cls(**recorded) if recorded else None
+
+
+def frame_unfamiliarity(windows: list, window_frames: int, num_frames: int, distance_limit: float) -> np.ndarray:
+    """Per frame, the largest distance from the training data among the windows covering it, in units of the drift
+    limit (above 1: beyond what 99% of validation windows reach); NaN where no window covered the frame.
+    windows: the predictor's (start, probabilities, has_pose, distance, top probability) per window."""
+    out = np.full(num_frames, np.nan)
+    for start, _, _, distance, _ in windows:
+        span = out[start:start + window_frames]
+        np.fmax(span, distance / distance_limit, out=span)
+    return out
 
 
 def warning_text(video, score: dict) -> str:

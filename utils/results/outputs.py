@@ -12,6 +12,7 @@ import pandas as pd
 from utils.io import atomic_path, atomic_write_csv, atomic_write_xlsx
 from utils.results.kinematics import animal_positions, box_centres, point_kinematics
 from utils.data.live import source_stem
+from utils.results.drift import frame_unfamiliarity
 from utils.results.plots import plot_ethogram
 from utils.results.timeline import bout_frames, frame_labels, merge_short_bouts, to_bouts
 from utils.data.video_io import is_video_file, iter_frame_batches, video_info
@@ -35,6 +36,9 @@ def write_outputs(prediction, class_names: list, cfg, out_dir: Path, meta_rows: 
     top = np.argsort(-probs, axis=1)[:, : cfg.top_k]
     frames_df = pd.DataFrame({"frame": np.arange(len(labels)), "time_s": np.round(np.arange(len(labels)) / fps, 4),
                               "label": labels, "confidence": np.round(conf, 4), "detection_status": acc.statuses()})
+    if prediction.drift:  # what suggest_review.py ranks by, beside the model's doubt
+        frames_df["unfamiliar"] = np.round(frame_unfamiliarity(acc.windows, prediction.window[0], len(labels),
+                                                               prediction.drift["distance_limit"]), 3)
     for k in range(top.shape[1]):
         frames_df[f"top{k + 1}_label"] = np.array(class_names, dtype=object)[top[:, k]]
         frames_df[f"top{k + 1}_prob"] = np.where(covered, np.round(probs[np.arange(len(probs)), top[:, k]], 4), np.nan)
