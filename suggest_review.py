@@ -2,14 +2,16 @@
 
 Usage:
     python suggest_review.py --results_dir results/ --count 20
-    # writes results/review_queue.csv: recording (its frames.csv), start_frame, end_frame, label, frames,
-    # doubt, rarity, score; open each in the dashboard's Review tab and correct or confirm it
+    # writes results/review_queue.csv (docs/formats.md, section 9): one bout per row, its recording's frames.csv
+    # relative to the queue; the dashboard's Review tab works through it (Queue…, then n: the next bout)
 
-Ranking (utils/results/review.py: suggest_bouts): doubt (1 - the mean margin between the two most probable
-classes over the bout) times (0.5 + 0.5 rarity), rarity being how rare the bout's label is among all predicted
-frames. bench/README.md ("Which bouts to review") measures what it buys against bouts picked at random.
+Ranking (utils/results/review.py: suggest_bouts): the bout's doubtful frames (1 - the margin between the two most
+probable classes, summed over the bout) times (0.5 + 0.5 rarity of its label) times (1 + its share of frames beyond
+the drift limit), taken in turns by label. bench/README.md ("Which bouts to review") measures what it buys against
+bouts picked at random.
 """
 import argparse
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +39,8 @@ def main(args) -> pd.DataFrame:
                         f"or batch_process_videos.py)")
     queue = suggest_bouts(tables, args.count)
     output = Path(args.output or root / "review_queue.csv")
+    # each recording's frames.csv relative to the queue: the Review tab finds them wherever the folder is moved
+    queue["recording"] = [os.path.relpath(Path(r).resolve(), output.resolve().parent) for r in queue["recording"]]
     atomic_write_csv(output, queue)
     print(queue.to_string(index=False))
     print(f"{len(queue)} bouts of {len(tables)} recordings to review first: {output}")

@@ -1,11 +1,11 @@
 """Which bouts to review: suggested (suggest_review.py's ranking) against bouts picked at random, with a simulated
 reviewer who labels every frame of a chosen bout with the generator's truth.
 
-A gradient-boosted model is trained on 2 labelled pose recordings; it classifies a pool of unlabelled recordings;
-K bouts of the pool (K = 5, 10, 20, 40) are reviewed, suggested or random (--repeats draws), and
-retrain_behavior_model.py adds them to the training data. Every model, the first included, is scored per frame
-(macro-F1) on held-out recordings the corrections never saw. Pose files without video (the generator's
-DeepLabCut CSVs), so one retrain takes seconds.
+A gradient-boosted model is trained on 2 labelled pose recordings (--train_recordings); it classifies a pool of
+6 unlabelled recordings; K bouts of the pool (K = 5, 10, 20, 40) are reviewed, suggested (suggest_review.py's
+queue) or random (--repeats draws), and retrain_behavior_model.py adds them to the training data. Every model, the
+first included, is scored per frame (macro-F1) on held-out recordings the corrections never saw. Pose files without
+video (the generator's DeepLabCut CSVs), so one retrain takes seconds.
 
 Usage:
     python bench/bench_active_learning.py --work /tmp/al --output bench/results_active_learning.json
@@ -41,6 +41,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--budgets", default="5,10,20,40", help="numbers of bouts reviewed")
     parser.add_argument("--repeats", type=int, default=2, help="random draws per budget")
     parser.add_argument("--frames", type=int, default=600, help="frames per generated recording")
+    parser.add_argument("--train_recordings", type=int, default=2,
+                        help="labelled recordings the first model is trained on (fewer: a weaker first model)")
     parser.add_argument("--output", default=None, help="JSON file for the results")
     return parser
 
@@ -83,7 +85,7 @@ def review(bouts: pd.DataFrame, pool_dir: Path, folder: Path) -> int:
 def main(args) -> dict:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
-    make_pose_file_dataset(work / "train", 2, args.frames, seed=1)
+    make_pose_file_dataset(work / "train", args.train_recordings, args.frames, seed=1)
     pool = make_pose_file_dataset(work / "pool", 6, args.frames, seed=2)
     held = make_pose_file_dataset(work / "held", 3, args.frames, seed=3)
     prepare_sequences_from_yolo.main(prepare_sequences_from_yolo.get_args_parser().parse_args([

@@ -39,6 +39,7 @@ class ReviewTab(ttk.Frame):
         super().__init__(app.notebook)
         self.app, self.session, self.reader, self.plan = app, None, None, None
         self.frame_index, self.playing, self.suggestion = 0, False, None
+        self.queue, self.queue_path, self.queue_next = None, None, 0
         self.paths = {"video": None, "frames": None, "truth": None, "model": None}
         self.status = tk.StringVar(value="open a video and its predictions (<video>.frames.csv from Inference)")
         self.build_top()
@@ -64,6 +65,7 @@ class ReviewTab(ttk.Frame):
         self.last_button.pack(side="left", padx=4)
         ttk.Button(bar, text="Truth labels…", command=self.ask_truth).pack(side="left", padx=4)
         ttk.Button(bar, text="Model…", command=self.ask_model).pack(side="left")
+        ttk.Button(bar, text="Queue…", command=self.ask_queue).pack(side="left", padx=4)
         self.files = tk.StringVar(value="")
         ttk.Label(bar, textvariable=self.files, foreground="#444").pack(side="left", padx=8)
 
@@ -168,6 +170,8 @@ class ReviewTab(ttk.Frame):
             ("m", ("m",), "merge the bout with the next bout of its behaviour", self.merge_next),
             ("Delete", ("<Delete>",), "delete the bout's label: its frames are left out of the labels", self.delete),
             ("Ctrl+Z Ctrl+Y", ("<Control-z>", "<Control-y>"), "undo / redo", (self.undo, self.redo)),
+            ("n", ("n",), "the next bout of the review queue (Queue…: suggest_review.py's review_queue.csv)",
+             self.next_in_queue),
             ("?", ("<question>",), "this list", self.show_keys),
         ]
 
@@ -189,7 +193,8 @@ class ReviewTab(ttk.Frame):
         "break" keeps the focused widget from acting on the key as well."""
         typing = (isinstance(event.widget, (tk.Entry, ttk.Entry, tk.Text))  # a readonly dropdown takes no typing
                   and str(event.widget.cget("state")) not in ("readonly", "disabled"))
-        if self.app.notebook.select() == str(self) and self.session is not None and not typing:
+        ready = self.session is not None or action == self.next_in_queue
+        if self.app.notebook.select() == str(self) and ready and not typing:
             action()
             return "break"
         return None
@@ -263,6 +268,56 @@ class ReviewTab(ttk.Frame):
         remember("reviewed_videos", str(video))
         self.status.set(f"{len(session)} frames, {len(session.bouts())} bouts" +
                         ("; your earlier edits were restored" if restored else ""))
+
+    def ask_queue(self) -> None:
+        path = filedialog.askopenfilename(title="Review queue (suggest_review.py)", filetypes=[("CSV", "*.csv")])
+        if path:
+            self.open_queue(path)
+
+    def open_queue(self, path) -> None:
+        """Work through suggest_review.py's queue: n opens each bout in turn (its recording, if another)."""
+        self.queue, self.queue_path, self.queue_next = pd.read_csv(path), Path(path), 0
+        self.status.set(f"{len(self.queue)} bouts in the queue {Path(path).name}: press n for the first")
+
+    def next_in_queue(self) -> None:
+        if self.queue is None or self.queue_next >= len(self.queue):
+            self.status.set("the review queue is done (or none is open: Queue…); retrain to learn from it"
+                            if self.queue is not None else "open a review queue first (Queue…; suggest_review.py)")
+            return
+        entry = self.queue.iloc[self.queue_next]
+        frames_csv = (self.queue_path.parent / entry["recording"]).resolve()
+        if self.paths["frames"] is None or Path(self.paths["frames"]).resolve() != frames_csv:
+            try:
+                video = self.video_of(frames_csv)
+            except UserError as exc:
+                messagebox.showerror("Cannot open the queue's next recording", str(exc), parent=self)
+                return
+            self.open(video, frames_csv)
+            if self.session is None or Path(self.paths["frames"]).resolve() != frames_csv:
+                return
+        self.queue_next += 1
+        self.playing = False
+        self.seek(int(entry["start_frame"]))
+        self.select_bout(self.current_bout().start)
+        self.status.set(f"queue {self.queue_next}/{len(self.queue)}: frames {entry['start_frame']}-{entry['end_frame']}, "
+                        f"the model says {entry['label']} (doubt {entry['doubt']:.2f}); confirm or correct it, then n")
+
+    @staticmethod
+    def video_of(frames_csv: Path) -> Path:
+        """The video a frames.csv was made from: the one its workbook names, else one of its name beside it."""
+        workbook = Path(str(frames_csv).replace(".frames.csv", ".metrics.xlsx"))
+        named = None
+        if workbook.is_file():
+            meta = pd.read_excel(workbook, sheet_name="metadata")
+            named = dict(zip(meta["key"], meta["value"])).get("video_path")
+        stem = frames_csv.name[:-len(".frames.csv")]
+        candidates = ([Path(named), frames_csv.parent / Path(named).name] if isinstance(named, str) else []) + \
+            [frames_csv.with_name(stem + ext) for ext in (".mp4", ".avi", ".mov", ".mkv")]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise UserError(f"the video of {frames_csv} was not found ({named or 'its workbook names none'}, nor "
+                            f"{stem}.mp4 beside it): open it with Open video…")
+        return found
 
     @staticmethod
     def model_classes(frames_csv):

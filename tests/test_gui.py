@@ -116,7 +116,6 @@ def test_every_setting_has_a_field_with_the_resolved_default_and_typing_is_valid
 
 
 def test_forms_put_basic_settings_first_in_words_and_fold_the_rest(app):
-    from gui.widgets import Fold
     train = app.tabs["Train"]
     app.notebook.select(train)
     pump(app)
@@ -274,7 +273,7 @@ def test_review_keys_act_whatever_has_the_focus(app, predicted_video):
 
 def press(tab, *keys) -> None:
     """Keys as a keyboard sends them, to the bout list (the widget that had the focus after a click there)."""
-    tab.tree.focus_set()
+    tab.tree.focus_force()
     for key in keys:
         tab.tree.event_generate(key)
         pump(tab.app, 0.02)
@@ -453,6 +452,23 @@ def test_a_retrained_model_is_used_only_when_accepted_and_a_worse_one_says_so(ap
     assert app.tabs["Inference"].form.get("inference", "model_path") == str(plan.new_model)
 
 
+def test_the_review_queue_is_worked_through_with_n(app, predicted_video, tmp_path):
+    import suggest_review
+    video, frames_csv, model = predicted_video
+    queue = suggest_review.main(suggest_review.get_args_parser().parse_args([
+        "--results_dir", str(frames_csv.parent), "--count", "3", "--output", str(tmp_path / "queue.csv")]))
+    tab = app.tabs["Review"]
+    app.notebook.select(tab)
+    tab.close()
+    tab.session, tab.paths["frames"] = None, None  # nothing open yet: n opens the queue's recording
+    tab.open_queue(tmp_path / "queue.csv")
+    for i in range(2):
+        press(tab, "n")
+        assert tab.paths["video"] == str(video) and tab.frame_index == queue.loc[i, "start_frame"]
+        assert f"queue {i + 1}/3" in tab.status.get()
+    assert tab.tree.selection() == (str(tab.current_bout().start),)
+
+
 def test_review_three_bouts_by_keyboard_retrain_compare_reject_and_accept(app, predicted_video, monkeypatch):
     """The whole loop in the real window: keys review three bouts (labels from the truth), the retrain job runs
     (retrain_behavior_model.py), both models' held-out scores are shown, and the new model replaces the current one
@@ -476,7 +492,8 @@ def test_review_three_bouts_by_keyboard_retrain_compare_reject_and_accept(app, p
     before = hashlib.sha256(model.read_bytes()).hexdigest()
     answers = []
     monkeypatch.setattr(tab, "ask_yes_no", lambda title, question: answers.append(question) or False)
-    retrain = next(w for w in descendants(tab) if isinstance(w, ttk.Button) and w.cget("text") == "Retrain with corrections")
+    retrain = next(w for w in descendants(tab)
+                   if isinstance(w, ttk.Button) and w.cget("text") == "Retrain with corrections")
     retrain.invoke()
     assert app.job_tab is tab and str(tab.cancel_button.cget("state")) == "normal"
     wait_for_job(app, timeout=400)
