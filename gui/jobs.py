@@ -15,6 +15,12 @@ LOG_LINES = 3000  # the log pane keeps the last lines; the full log is in the ru
 BANNER_WARNINGS = 3  # warnings shown in full in the banner; the rest are counted
 
 
+def is_our_warning(line: str) -> bool:
+    """A warning of BehaviorScope's own logging ("WARNING <message>"); Ultralytics' notices ("WARNING ⚠️ ...", in
+    colour) are about its own setup, not the user's data, and stay in the log only."""
+    return line.startswith("WARNING ") and not line[len("WARNING "):].startswith("\u26a0") and "\x1b[" not in line
+
+
 class JobView:
     def __init__(self, owner, title: str, log: tk.Text, progress: ttk.Progressbar, status: tk.StringVar):
         self.owner, self.title, self.log, self.progress, self.status = owner, title, log, progress, status
@@ -59,7 +65,7 @@ class JobView:
     def _show(self, lines: list) -> None:
         if not lines:
             return
-        self.warnings += [line[len("WARNING "):] for line in lines if line.startswith("WARNING ")]
+        self.warnings += [line[len("WARNING "):] for line in lines if is_our_warning(line)]
         self.log.insert("end", "\n".join(lines) + "\n")
         excess = int(self.log.index("end-1c").split(".")[0]) - LOG_LINES
         if excess > 0:

@@ -202,8 +202,8 @@ def exported_weights(weights, backend: Backend, shape: tuple, batch: int, device
         from ultralytics import YOLO
         log.info("exporting %s to %s (input %dx%d, batch %d), once; cached in %s", weights, backend.name, shape[1],
                  shape[0], batch, target)
-        YOLO(str(copy)).export(format=backend.export_format, imgsz=list(shape), batch=batch, half=backend.half,
-                               device=device, dynamic=False, verbose=False)
+        YOLO(str(copy)).export(format=backend.export_format, imgsz=list(shape), batch=batch, device=device,
+                               dynamic=False, verbose=False, **export_precision(backend.half))
         copy.unlink()
         os.replace(work, target)
     except Exception as exc:  # exporters raise many types; all mean the same: no accelerated model
@@ -211,6 +211,13 @@ def exported_weights(weights, backend: Backend, shape: tuple, batch: int, device
         raise UserError(f"exporting {weights} to {backend.name} failed: {type(exc).__name__}: "
                         f"{first_line(exc)}") from None
     return exported_file(target)
+
+
+def export_precision(half: bool) -> dict:
+    """Ultralytics' export argument for the precision: `quantize` since 8.4 (which warns about `half`), `half`
+    before it."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+    return {"quantize": 16 if half else None} if "quantize" in DEFAULT_CFG_DICT else {"half": half}
 
 
 def exported_file(folder: Path) -> Path:
