@@ -310,6 +310,7 @@ class ReviewTab(ttk.Frame):
         if workbook.is_file():
             meta = pd.read_excel(workbook, sheet_name="metadata")
             named = dict(zip(meta["key"], meta["value"])).get("video_path")
+            named = None if named in ("None", "nan") else named  # the workbook writes every value as text
         stem = frames_csv.name[:-len(".frames.csv")]
         candidates = ([Path(named), frames_csv.parent / Path(named).name] if isinstance(named, str) else []) + \
             [frames_csv.with_name(stem + ext) for ext in (".mp4", ".avi", ".mov", ".mkv")]

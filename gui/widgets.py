@@ -186,9 +186,8 @@ class ScrollFrame(ttk.Frame):
 class Fold:
     """Advanced fields folded under a toggle; the toggle counts those changed from their defaults."""
 
-    def __init__(self, box, row: int, field_groups: list, count: int):
-        self.fields = [f for group in field_groups for f in group]
-        self.count, self.open = count, False
+    def __init__(self, box, row: int, fields: list):
+        self.fields, self.open = fields, False
         self.button = ttk.Button(box, command=self.toggle, style="Toolbutton")
         self.button.grid(row=row, column=0, columnspan=6, sticky="w", padx=4, pady=(2, 4))
         for field in self.fields:
@@ -200,12 +199,15 @@ class Fold:
         self.open = not self.open
         for field in self.fields:
             for widget in field.widgets():
-                widget.grid() if self.open else widget.grid_remove()
+                if self.open:
+                    widget.grid()
+                else:
+                    widget.grid_remove()
         self.update()
 
     def update(self) -> None:
         changed = sum(f.changed() for f in self.fields)
-        self.button.configure(text=f"{'▾' if self.open else '▸'} {self.count} advanced settings" +
+        self.button.configure(text=f"{'▾' if self.open else '▸'} {len(self.fields)} advanced settings" +
                               (f" ({changed} changed from the defaults)" if changed else ""))
 
 
@@ -231,15 +233,15 @@ class SettingsForm(ScrollFrame):
             self.add_fields(box, section, basic, 1, required)
             advanced = [o for o in shown if o not in basic]
             if advanced:
-                self.folds.append(Fold(box, 2 + len(basic) // 2 + 1, [
-                    self.add_fields(box, section, advanced, 100, required)], len(advanced)))
+                # the toggle's row lies between the basic fields' rows and the advanced ones' (from 100)
+                self.folds.append(Fold(box, 2 + len(basic) // 2, self.add_fields(box, section, advanced, 100,
+                                                                                  required)))
         self.load(config_path)
 
     def add_fields(self, box, section: str, options: list, first_row: int, required) -> list:
-        fields = []
-        for i, opt in enumerate(options):
-            field = Field(box, opt, first_row + i // 2, 3 * (i % 2), self._changed, opt.name in required)
-            self.fields[(section, opt.name)] = fields.append(field) or field
+        fields = [Field(box, opt, first_row + i // 2, 3 * (i % 2), self._changed, opt.name in required)
+                  for i, opt in enumerate(options)]
+        self.fields.update({(section, f.opt.name): f for f in fields})
         return fields
 
     def _changed(self, field: Field) -> None:
