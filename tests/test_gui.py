@@ -279,12 +279,16 @@ def press(tab, *keys) -> None:
         pump(tab.app, 0.02)
 
 
-def test_every_review_key_does_what_its_name_says(app, predicted_video):
+def test_every_review_key_does_what_its_name_says(app, predicted_video, tmp_path):
     video, frames_csv, model = predicted_video
     tab = app.tabs["Review"]
     app.notebook.select(tab)
-    frames_csv.with_name(f"{video.stem}.review.json").unlink(missing_ok=True)
-    tab.open(video, frames_csv, model_path=model)
+    # the model's predictions replaced by a known layout (they differ from machine to machine)
+    table = pd.read_csv(frames_csv)
+    table["label"] = ["walk"] * 30 + ["rest"] * 30 + ["walk"] * 30 + ["groom"] * 30
+    designed = tmp_path / frames_csv.name
+    table.to_csv(designed, index=False)
+    tab.open(video, designed, model_path=model)
     pump(app)
     s = tab.session
     press(tab, "<question>")
@@ -303,7 +307,8 @@ def test_every_review_key_does_what_its_name_says(app, predicted_video):
     press(tab, "<Shift-Right>")
     assert tab.frame_index == moved.end + 3 + round(tab.reader.info.fps)
     bout = s.bout_at(tab.frame_index)
-    other = next(c for c in s.classes if c != bout.label)
+    assert bout.label == "groom"
+    other = "walk"  # the split-off part and the walk bout before the groom bout can then be merged
     tab.label_choice.set(other)
     if tab.frame_index == bout.start:
         press(tab, "<Right>")
@@ -323,8 +328,8 @@ def test_every_review_key_does_what_its_name_says(app, predicted_video):
     assert s.bout_at(target.start).reviewed and s.bout_at(target.start).label == target.label
     press(tab, "<Delete>")
     assert s.bout_at(target.start).label is None
-    pairs = [(a, b) for a in s.bouts() for b in s.bouts()[a.index + 2:] if a.label and b.label == a.label]
-    a, b = pairs[0]
+    a, b = s.bout_at(70), s.bout_at(100)  # walk, groom in between, walk
+    assert a.label == b.label == "walk" and b.index == a.index + 2
     tab.seek(a.start)
     press(tab, "m")
     assert s.bout_at(a.start).end == b.end and s.bout_at(a.start).label == a.label

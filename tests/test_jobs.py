@@ -1,4 +1,5 @@
 """The dashboard's job runner without a display: progress parsing, errors, chains, graceful cancel."""
+import signal
 import sys
 import time
 
@@ -62,6 +63,7 @@ def test_cancel_escalates_from_sigint_to_terminate(tmp_path):
     job.cancel()
     assert wait(job, timeout=10) == -15  # SIGINT ignored; SIGTERM after the grace period
     assert job.cancelled and (tmp_path / "STOP").exists()  # the stop file asks training to stop cleanly
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a dashboard started with `nohup ... &`
     graceful = Job([[sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)"]],
                    tmp_path / "job2.log", grace=60).start()  # a loaded machine can take seconds to unwind
     while "ready" not in graceful.lines:
@@ -69,6 +71,7 @@ def test_cancel_escalates_from_sigint_to_terminate(tmp_path):
         time.sleep(0.02)
     graceful.cancel()
     assert wait(graceful, timeout=60) == -2  # ended by its SIGINT (KeyboardInterrupt), no escalation needed
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_job_runs_in_the_folder_the_dashboard_was_started_in(tmp_path, monkeypatch):

@@ -94,6 +94,15 @@ def script_args(script: str, *args) -> list:
     return [sys.executable, "-u", str(ROOT / script), *[str(a) for a in args]]
 
 
+def let_children_be_interrupted() -> None:
+    """A process started in the background by a script (`nohup ... &`, some desktop launchers) ignores SIGINT, and
+    its children inherit that: Cancel's SIGINT would then never stop a stage gracefully, only the SIGTERM after the
+    grace period. Python's own handler here (from the main thread; signal handlers can be set nowhere else) is
+    reset to the default in each child, so the child's Python turns SIGINT into KeyboardInterrupt again."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class Job:
     """A chain of commands, each a subprocess; output lines go to `log_path` and to poll(). They run in the folder
     the dashboard was started in, so a relative path in a form means what it means in the dashboard's own file
@@ -121,6 +130,7 @@ class Job:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.stop_file is not None:
             self.stop_file.unlink(missing_ok=True)  # a stop file left by an earlier cancel would end this run
+        let_children_be_interrupted()
         self.started = time.monotonic()
         self._thread.start()
         return self
