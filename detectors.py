@@ -33,7 +33,8 @@ from utils.detection.export_runtime import ExportRunner
 from utils.detection.safe_weights import check_detector_weights
 from utils.features.motion import nan_mean
 from utils.results.kinematics import keypoint_box
-from utils.readers.pose_io import check_frame_count, find_pose_file, is_pose_file, read_pose_file
+from utils.readers.pose_io import (check_frame_count, conform_keypoints, find_pose_file, is_pose_file,
+                                   parse_keypoint_map, read_pose_file)
 from utils.registry import Registry
 from utils.data.video_io import sample_frames, video_info
 
@@ -501,13 +502,16 @@ class PoseFileDetector(Detector):
     """Keypoints of one animal from a pose file (utils.readers.pose_io): the file itself, or the one beside the video.
     Its box is the extent of the keypoints present, grown by pose_box_margin of the extent's longer side on every
     side; its confidence the mean likelihood of those keypoints. A frame without any keypoint above
-    pose_min_likelihood is a miss. The keypoint layout comes from the first file; every later file (and, at
-    inference, every file given to a model) must have the same keypoints in the same order."""
+    pose_min_likelihood is a miss. The keypoint layout comes from the first file (its names after keypoint_map);
+    every later file, and at inference every file given to a model, is read in that layout: keypoints found by
+    name (after keypoint_map, then ignoring case and punctuation), others of the file left out, a missing one an
+    error unless the map declares it absent (utils.readers.pose_io.conform_keypoints)."""
     needs_frames, reads_pose_files = False, True
     miss_hint = "every point of the pose file is missing or below --pose_min_likelihood; lower it or re-run the tracker"
 
     def __init__(self, cfg):
         self.min_likelihood, self.margin = cfg.pose_min_likelihood, cfg.pose_box_margin
+        self.keypoint_map = parse_keypoint_map(getattr(cfg, "keypoint_map", None))
         self.num_keypoints, self.keypoint_names, self.task = 0, [], "pose"
         self.recording, self.animal, self.layout_from = None, 0, None  # layout_from: "<file> has", "<model> was..."
 
@@ -523,9 +527,11 @@ class PoseFileDetector(Detector):
             raise UserError(f"no pose file beside {source}: expected {source.stem}DLC_<scorer>.h5 or .csv, "
                             f"{source.stem}.slp, {source.stem}.analysis.h5 or {source.stem}.nwb (docs/formats.md)")
         recording = read_pose_file(path, self.min_likelihood)
-        if self.keypoint_names and recording.keypoint_names != self.keypoint_names:
-            raise UserError(f"{path} has keypoints {recording.keypoint_names}, but {self.layout_from} "
-                            f"{self.keypoint_names}; every pose file must have the same body parts in the same order")
+        expected = self.keypoint_names or [self.keypoint_map.get(n, n) for n in recording.keypoint_names]
+        recording, notes = conform_keypoints(recording, expected, self.keypoint_map,
+                                             self.layout_from or "the keypoint map gives")
+        if notes:
+            log.info("%s: keypoints %s", path, "; ".join(notes))
         if path != source:
             check_frame_count(recording, video_info(source).frame_count, source)
         self.animal = recording.individual_index(individual)

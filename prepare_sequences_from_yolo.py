@@ -52,7 +52,8 @@ REQUIRED = ("dataset_root", "output_root")
 # settings that change what a finished video's windows contain; --skip_existing reuses a video only if they match
 FINGERPRINT_KEYS = ("dataset_layout", "background_label", "keep_last_box", "max_reuse_frames", "crop_size",
                     "pad_ratio", "window_size", "window_stride", "save_sequence_npz", "save_frame_crops",
-                    "detect_every", "pose_min_likelihood", "pose_box_margin", "pose_fps", "boris_subject")
+                    "detect_every", "pose_min_likelihood", "pose_box_margin", "keypoint_map", "pose_fps",
+                    "boris_subject")
 
 
 @dataclass

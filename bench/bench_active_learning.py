@@ -43,8 +43,22 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=600, help="frames per generated recording")
     parser.add_argument("--train_recordings", type=int, default=2,
                         help="labelled recordings the first model is trained on (fewer: a weaker first model)")
+    parser.add_argument("--shares", default=None,
+                        help="how often each behaviour occurs in every recording, relative, e.g. "
+                             "rest=4,walk=4,turn=3,groom=1,rear=1 (a lab's common and rare behaviours; default: "
+                             "all equally often)")
     parser.add_argument("--output", default=None, help="JSON file for the results")
     return parser
+
+
+def parse_shares(text) -> object:
+    """{behaviour: relative share} from "rest=4,walk=4,...", or the generator's behaviours, equally often."""
+    if not text:
+        return BEHAVIORS
+    shares = {name.strip(): float(value) for name, value in (part.split("=") for part in text.split(","))}
+    if set(shares) != set(BEHAVIORS):
+        raise SystemExit(f"--shares {text}: give a share for each of {', '.join(BEHAVIORS)}")
+    return shares
 
 
 def classify(model: Path, recordings: list, out: Path) -> dict:
@@ -85,9 +99,10 @@ def review(bouts: pd.DataFrame, pool_dir: Path, folder: Path) -> int:
 def main(args) -> dict:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
-    make_pose_file_dataset(work / "train", args.train_recordings, args.frames, seed=1)
-    pool = make_pose_file_dataset(work / "pool", 6, args.frames, seed=2)
-    held = make_pose_file_dataset(work / "held", 3, args.frames, seed=3)
+    behaviors = parse_shares(args.shares)
+    make_pose_file_dataset(work / "train", args.train_recordings, args.frames, seed=1, behaviors=behaviors)
+    pool = make_pose_file_dataset(work / "pool", 6, args.frames, seed=2, behaviors=behaviors)
+    held = make_pose_file_dataset(work / "held", 3, args.frames, seed=3, behaviors=behaviors)
     prepare_sequences_from_yolo.main(prepare_sequences_from_yolo.get_args_parser().parse_args([
         "--dataset_root", str(work / "train"), "--output_root", str(work / "prepared"), "--detector", "pose_file",
         "--pose_fps", "30", "--window_size", "20", "--window_stride", "10", "--split_strategy", "window"]))

@@ -220,6 +220,45 @@ def test_windows_keep_their_duration_at_another_frame_rate(pose_run, tmp_path, c
     assert result["windows"] == len(range(0, 300 - 15 + 1, 2)) + 1  # stride a sixth of 15, plus the tail window
 
 
+def test_another_trackers_names_are_mapped_to_the_models(pose_run, tmp_path, caplog):
+    """A file with the model's keypoints under other names, in another order, with an extra one: refused at start
+    naming what is missing and the flag; with --keypoint_map it gives exactly the original file's result. A keypoint
+    the map declares absent runs, its features missing."""
+    import infer_behavior_lstm as infer
+    root, _, model = pose_run
+    recording = read_pose_file(root / "held_out" / "session_00DLC_synthetic.csv")
+    # nose, left_ear, right_ear, neck, tail_base, tail_tip as another tracker names them, plus a head implant
+    names = ["tail_end", "TailBase", "Neck", "right_ear", "Left Ear", "snout", "implant"]
+    order = [5, 4, 3, 2, 1, 0, 0]
+    other = write_pose_file(tmp_path / "otherDLC_x.csv", recording.xy[:, :, order] + [[[[0, 0]] * 6 + [[5, 5]]]],
+                            recording.conf[:, :, order], names)
+
+    def run(path, out, *extra):
+        return infer.main(infer.get_args_parser().parse_args([
+            "--model_path", str(model), "--video_path", str(path), "--output_dir", str(tmp_path / out), *extra]))
+    with pytest.raises(UserError, match=r"otherDLC_x.csv has keypoints .* nose, tail_tip not found; name them with "
+                                        r"--keypoint_map '<file's name>=nose'"):
+        run(other, "refused")
+    assert [p.name for p in (tmp_path / "refused").iterdir()] == ["other.infer.log"]  # the run's log, no outputs
+    run(root / "held_out" / "session_00DLC_synthetic.csv", "original")
+    run(other, "mapped", "--keypoint_map", "snout=nose", "tail_end=tail_tip")
+    assert "Left Ear read as left_ear" in caplog.text and "not used: implant" in caplog.text
+    original = pd.read_csv(tmp_path / "original" / "session_00.frames.csv")
+    mapped = pd.read_csv(tmp_path / "mapped" / "other.frames.csv")
+    pd.testing.assert_frame_equal(original.drop(columns="unfamiliar", errors="ignore"),
+                                  mapped.drop(columns="unfamiliar", errors="ignore"))
+
+    no_tip = write_pose_file(tmp_path / "notipDLC_x.csv", recording.xy[:, :, :5], recording.conf[:, :, :5],
+                             KEYPOINT_NAMES[:5])
+    with pytest.raises(UserError, match="tail_tip not found"):
+        run(no_tip, "refused")
+    caplog.clear()
+    result = run(no_tip, "absent", "--keypoint_map", "=tail_tip")
+    assert "absent (never detected): tail_tip" in caplog.text and result["frames"] == 600
+    with pytest.raises(UserError, match="keypoint_map entry 'snout' is not 'file name=name used'"):
+        run(other, "refused", "--keypoint_map", "snout")
+
+
 def test_pose_file_beside_a_video_gives_crops_with_its_keypoints(tmp_path):
     from prepare_sequences_from_yolo import main as prepare
     videos = make_long_video_dataset(tmp_path / "data", num_videos=2, num_frames=60, seed=4)

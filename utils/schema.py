@@ -80,6 +80,11 @@ class PreprocessingConfig:
     pose_box_margin: float = setting(0.15, "pose_file: the animal's box is the extent of its keypoints grown by this "
                                      "fraction of the extent's longer side on every side", minimum=0, maximum=2,
                                      applies=POSE_FILE)
+    keypoint_map: list | None = setting(None, "pose_file: the files' keypoint names as the model names them, "
+                                        "'file name=name used' each (e.g. 'Nose=snout' 'Tail Base=tailbase'); "
+                                        "'=neck' for a keypoint the files lack (never detected). Names equal "
+                                        "ignoring case and punctuation match without it; a file's other keypoints "
+                                        "are left out", applies=POSE_FILE)
     pose_fps: float | None = setting(None, "pose_file without a video: the recording's frame rate (DeepLabCut and "
                                      "SLEAP files do not store it; NWB files do); a video beside the file gives its "
                                      "own", exclusive_minimum=0, applies=POSE_FILE)
@@ -316,6 +321,10 @@ class InferenceConfig:
     detect_every: int | None = setting(None, "run the detector on every Nth frame, interpolating between; null = "
                                        "as in training (another value is used with a warning)", minimum=1,
                                        overrides="detect_every")
+    keypoint_map: list | None = setting(None, "models trained on pose files: the file's keypoint names as the model "
+                                        "names them ('file name=name used', '=neck' for one it lacks); null = "
+                                        "the map the model was trained with (preprocessing.keypoint_map)",
+                                        overrides="keypoint_map")
     pose_fps: float | None = setting(None, "models trained on pose files: the frame rate of a pose file without "
                                      "video; null = the checkpoint's (with a warning)", exclusive_minimum=0,
                                      overrides="pose_fps")
@@ -416,7 +425,7 @@ class DetectorTrainingConfig:
 TRACKING_SETTINGS = {
     PreprocessingConfig: ("detector", "yolo_weights", "yolo_task", "yolo_conf", "yolo_iou", "yolo_imgsz", "yolo_batch",
                           "detect_every", "detector_backend", "device", "num_threads", "pose_min_likelihood",
-                          "pose_box_margin", "pose_fps", "bg_num_samples", "bg_threshold", "bg_min_area",
+                          "pose_box_margin", "keypoint_map", "pose_fps", "bg_num_samples", "bg_threshold", "bg_min_area",
                           "keep_last_box", "max_reuse_frames"),
     InferenceConfig: ("pixels_per_cm", "zones", "moving_speed"),
 }

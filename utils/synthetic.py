@@ -118,11 +118,15 @@ def render_floor(style: VideoStyle, rng: np.random.Generator) -> np.ndarray:
 
 def sample_label_sequence(num_frames: int, rng: np.random.Generator, min_bout: int = 20,
                           max_bout: int = 75, behaviors=BEHAVIORS) -> list:
-    """Bouts of random behaviours (no two consecutive bouts alike) covering num_frames."""
+    """Bouts of random behaviours (no two consecutive bouts alike) covering num_frames. `behaviors`: names, drawn
+    equally often, or {name: how often, relative}, as a lab's recordings have common and rare behaviours."""
+    often = dict(behaviors) if isinstance(behaviors, dict) else dict.fromkeys(behaviors, 1.0)
     labels, previous = [], None
     while len(labels) < num_frames:
-        choices = [b for b in behaviors if b != previous] or list(behaviors)
-        behavior = str(rng.choice(choices))
+        choices = [b for b in often if b != previous] or list(often)
+        weights = np.array([often[b] for b in choices], np.float64)
+        # equal weights draw as before (rng.choice without p), so every generated dataset stays the same
+        behavior = str(rng.choice(choices) if np.ptp(weights) == 0 else rng.choice(choices, p=weights / weights.sum()))
         labels.extend([behavior] * int(rng.integers(min_bout, max_bout + 1)))
         previous = behavior
     return labels[:num_frames]

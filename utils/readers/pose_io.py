@@ -16,7 +16,7 @@ LightningPose, Anipose and NWB prediction files into one array layout with confi
 """
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -312,6 +312,62 @@ def check_frame_count(recording: PoseRecording, video_frames: int, video) -> Non
         raise UserError(f"{recording.path} has {recording.num_frames} frames but {video} has {video_frames}; the pose "
                         f"file belongs to another video, or was made on a trimmed copy: re-run the tracker on this "
                         f"video")
+
+
+def parse_keypoint_map(entries) -> dict:
+    """{file's keypoint name: the name used} from the keypoint_map setting's 'file name=name used' entries; an
+    empty file name ('=neck') says the files have no such keypoint ({"": ["neck"]})."""
+    mapping, absent = {}, []
+    for entry in entries or []:
+        source, sep, target = str(entry).partition("=")
+        if not sep or not target.strip():
+            raise UserError(f"keypoint_map entry {entry!r} is not 'file name=name used' (e.g. 'Nose=snout'; "
+                            f"'=neck' for a keypoint the files lack)")
+        if not source.strip():
+            absent.append(target.strip())
+        elif mapping.setdefault(source.strip(), target.strip()) != target.strip():
+            raise UserError(f"keypoint_map renames '{source.strip()}' twice ({mapping[source.strip()]}, "
+                            f"{target.strip()}); give it one name")
+    return {**mapping, "": absent} if absent else mapping
+
+
+def plain_name(name) -> str:
+    """A keypoint name without case, spaces or punctuation: 'Left Ear', 'left_ear' and 'leftEar' are one name."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def conform_keypoints(recording: PoseRecording, expected: list, keypoint_map: dict, expected_from: str) -> tuple:
+    """The recording with the keypoints `expected` (a model's, or the first file's), in that order: each found
+    by its name after keypoint_map, else by its name ignoring case, spaces and punctuation. Keypoints of the file
+    that are not expected are left out; an expected keypoint the map declares absent ('=neck') is never
+    detected. Any other expected keypoint missing is an error naming the fix. Returns (recording, notes: what was
+    matched by a loose name, left out or absent, for the log)."""
+    absent = set(keypoint_map.get("", []))
+    renamed = [keypoint_map.get(n, n) for n in recording.keypoint_names]
+    if renamed == list(expected) == list(recording.keypoint_names):
+        return recording, []
+    exact = {n: i for i, n in reversed(list(enumerate(renamed)))}
+    loose = {plain_name(n): i for i, n in reversed(list(enumerate(renamed)))}
+    index = [exact.get(n, loose.get(plain_name(n))) for n in expected]
+    missing = [n for n, i in zip(expected, index) if i is None and n not in absent]
+    if missing:
+        raise UserError(f"{recording.path} has keypoints {recording.keypoint_names}, but {expected_from} "
+                        f"{list(expected)}: {', '.join(missing)} not found; name them with --keypoint_map "
+                        f"'<file's name>={missing[0]}' (YAML preprocessing.keypoint_map), or '={missing[0]}' if the "
+                        f"file has none (its features are then missing)")
+    notes = [f"{recording.keypoint_names[i]} read as {n}" for n, i in zip(expected, index)
+             if i is not None and recording.keypoint_names[i] != n]
+    unused = [n for i, n in enumerate(recording.keypoint_names) if i not in index]
+    notes += [f"not used: {', '.join(unused)}"] if unused else []
+    gone = [n for n, i in zip(expected, index) if i is None]
+    notes += [f"absent (never detected): {', '.join(gone)}"] if gone else []
+    shape = recording.xy.shape
+    xy = np.full(shape[:2] + (len(expected), 2), np.nan, recording.xy.dtype)
+    conf = np.zeros(shape[:2] + (len(expected),), recording.conf.dtype)
+    for k, i in enumerate(index):
+        if i is not None:
+            xy[:, :, k], conf[:, :, k] = recording.xy[:, :, i], recording.conf[:, :, i]
+    return replace(recording, keypoint_names=list(expected), xy=xy, conf=conf), notes
 
 
 def write_pose_file(path, xy: np.ndarray, conf: np.ndarray, keypoint_names: list, individuals: list = None,
