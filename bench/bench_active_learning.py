@@ -3,12 +3,15 @@ reviewer who labels every frame of a chosen bout with the generator's truth.
 
 A gradient-boosted model is trained on 2 labelled pose recordings (--train_recordings); it classifies a pool of
 6 unlabelled recordings; K bouts of the pool (K = 5, 10, 20, 40) are reviewed, suggested (suggest_review.py's
-queue) or random (--repeats draws), and retrain_behavior_model.py adds them to the training data. Every model, the
+queue; with --committee also the queue that adds other models' disagreement) or random (--repeats draws), and
+retrain_behavior_model.py adds them to the training data. --shares gives the behaviours a lab's common and rare
+frequencies (the same in every recording). Every model, the
 first included, is scored per frame (macro-F1) on held-out recordings the corrections never saw. Pose files without
 video (the generator's DeepLabCut CSVs), so one retrain takes seconds.
 
 Usage:
     python bench/bench_active_learning.py --work /tmp/al --output bench/results_active_learning.json
+    python bench/bench_active_learning.py --work /tmp/al_rare --shares rest=4,walk=4,turn=3,groom=1,rear=1 --committee 2
 """
 import argparse
 import json
@@ -47,6 +50,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="how often each behaviour occurs in every recording, relative, e.g. "
                              "rest=4,walk=4,turn=3,groom=1,rear=1 (a lab's common and rare behaviours; default: "
                              "all equally often)")
+    parser.add_argument("--committee", type=int, default=0,
+                        help="also rank with disagreement: this many more models (trees with --gbt_max_features 0.5, "
+                             "seeds 1..N) classify the pool, and the strategy 'committee' is suggest_bouts with "
+                             "their tables as other models (suggest_review.py --other_results)")
     parser.add_argument("--output", default=None, help="JSON file for the results")
     return parser
 
@@ -106,14 +113,23 @@ def main(args) -> dict:
     prepare_sequences_from_yolo.main(prepare_sequences_from_yolo.get_args_parser().parse_args([
         "--dataset_root", str(work / "train"), "--output_root", str(work / "prepared"), "--detector", "pose_file",
         "--pose_fps", "30", "--window_size", "20", "--window_stride", "10", "--split_strategy", "window"]))
-    train(training_config(manifest_path=str(work / "prepared" / "sequence_manifest.json"), classifier="gbt",
-                          use_pose=True, output_dir=str(work / "runs"), run_name="first", num_workers=0))
+    manifest = str(work / "prepared" / "sequence_manifest.json")
+    train(training_config(manifest_path=manifest, classifier="gbt", use_pose=True, output_dir=str(work / "runs"),
+                          run_name="first", num_workers=0))
     first = work / "runs" / "first" / "best_model_macro_f1.pt"
     results = {"first_model_f1": held_out_f1(first, held, work / "eval" / "first"), "budgets": {}}
     tables = classify(first, pool, work / "pool_predictions")
+    others = []
+    for seed in range(1, args.committee + 1):
+        train(training_config(manifest_path=manifest, classifier="gbt", use_pose=True, output_dir=str(work / "runs"),
+                              run_name=f"member_{seed}", num_workers=0, gbt_max_features=0.5, seed=seed))
+        others.append(classify(work / "runs" / f"member_{seed}" / "best_model_macro_f1.pt", pool,
+                               work / f"pool_predictions_member_{seed}"))
     every_bout = suggest_bouts(tables)
     for budget in [int(b) for b in args.budgets.split(",")]:
         picks = {"suggested": [suggest_bouts(tables, budget)]}
+        if others:
+            picks["committee"] = [suggest_bouts(tables, budget, others)]
         picks["random"] = [every_bout.sample(budget, random_state=r) for r in range(args.repeats)]
         results["budgets"][budget] = {}
         for strategy, draws in picks.items():

@@ -1,6 +1,7 @@
 """Shape contract over every registered backbone, head and fusion; frozen backbones; pose-missing paths."""
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -276,3 +277,20 @@ def test_feature_shift_moves_each_feature_by_one_offset_per_window_in_training_o
     old_args = {k: v for k, v in model_args(model.cfg).items() if k != "feature_shift"}
     assert ModelConfig(**format_1_model_args(old_args)).feature_shift == 0.0
     assert ModelSettings().feature_shift == 0.3  # new runs shift by default
+
+
+def test_gbt_seeds_differ_only_when_splits_draw_features():
+    """gbt_max_features < 1: each split chooses from a random share of the features, so trees of other seeds
+    differ (a committee for suggest_review.py --other_results); at 1 the seed changes nothing."""
+    from classifiers import WindowStatsGBT
+    rng = np.random.default_rng(0)
+    pose = rng.normal(size=(120, 6, 8)).astype(np.float32)
+    labels = (pose[:, :, 0].mean(1) + 0.5 * pose[:, :, 1].mean(1) + rng.normal(0, 0.3, 120) > 0).astype(int)
+    motion = np.zeros((120, 6, 0), np.float32)
+
+    def probs(max_features, seed):
+        cfg = ModelConfig(classifier="gbt", use_pose=True, pose_dim=8, num_classes=2, gbt_max_iter=20,
+                          gbt_max_features=max_features)
+        return WindowStatsGBT(cfg).fit_arrays(pose, motion, labels, seed=seed).predict_proba(pose, motion)
+    np.testing.assert_array_equal(probs(1.0, 0), probs(1.0, 1))
+    assert np.abs(probs(0.5, 0) - probs(0.5, 1)).max() > 0.01

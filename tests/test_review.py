@@ -167,3 +167,20 @@ def test_suggested_bouts_put_doubtful_rare_and_unfamiliar_ones_first(tmp_path):
     saved = suggest_review.main(suggest_review.get_args_parser().parse_args(["--results_dir", str(tmp_path),
                                                                              "--count", "2"]))
     assert len(saved) == 2 and pd.read_csv(tmp_path / "review_queue.csv")["label"].tolist() == ["walk", "groom"]
+    # another model says groom where this one is sure of rest: that bout's frames are doubtful, and it rises above
+    # the hesitant walk (10 x 0.7 rarity factor against 9.5 x 0.6)
+    other = sure_walk.assign(label=["walk"] * 10 + ["groom"] * 10)
+    split = suggest_bouts({"a": sure_walk, "b": doubtful}, others=[{"a": other}])
+    assert (split.loc[0, "recording"], split.loc[0, "label"], split.loc[0, "disagreement"]) == ("a", "rest", 1.0)
+    assert split.loc[0, "doubtful_frames"] == pytest.approx(10.0)
+    assert split.set_index(["recording", "label"])["disagreement"].drop(("a", "rest")).eq(0).all()
+    (tmp_path / "seed1").mkdir()
+    other.to_csv(tmp_path / "seed1" / "a.frames.csv", index=False)
+    with_other = suggest_review.main(suggest_review.get_args_parser().parse_args([
+        "--results_dir", str(tmp_path), "--other_results", str(tmp_path / "seed1"), "--count", "1",
+        "--output", str(tmp_path / "q.csv")]))
+    assert with_other.loc[0, "label"] == "rest" and with_other.loc[0, "recording"] == "a.frames.csv"
+    with pytest.raises(UserError, match="--other_results .*nowhere: none of the 3 recordings"):
+        suggest_review.main(suggest_review.get_args_parser().parse_args([
+            "--results_dir", str(tmp_path), "--other_results", str(tmp_path / "nowhere"), "--output",
+            str(tmp_path / "q.csv")]))

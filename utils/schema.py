@@ -170,6 +170,10 @@ class ModelSettings:
     gbt_max_iter: int = setting(300, "gbt: boosting rounds", minimum=1, applies=TREES)
     gbt_learning_rate: float = setting(0.1, "gbt: shrinkage of each round", exclusive_minimum=0, maximum=1,
                                        applies=TREES)
+    gbt_max_features: float = setting(1.0, "gbt: share of the features each split chooses from, drawn by "
+                                      "training.seed; below 1 the trees of different seeds differ, so models "
+                                      "trained with other seeds can rank bouts by disagreement (suggest_review.py "
+                                      "--other_results)", exclusive_minimum=0, maximum=1, applies=TREES)
     backbone: str = setting("mobilenet_v3_small", "frame or video backbone, or none (pose only)",
                             registry="model:BACKBONES", extra_choices=("none",), applies=NEURAL, off_value="none",
                             label="Frame backbone", basic=True)

@@ -258,15 +258,19 @@ class ReviewSession:
 
 # ------------------------------------------------------------------------------------------ what to review next
 QUEUE_COLUMNS = ["recording", "start_frame", "end_frame", "label", "frames", "doubt", "doubtful_frames",
-                 "unfamiliar", "rarity", "score"]
+                 "unfamiliar", "disagreement", "rarity", "score"]
 
 
-def suggest_bouts(tables: dict, count: int = None) -> pd.DataFrame:
+def suggest_bouts(tables: dict, count: int = None, others: list = ()) -> pd.DataFrame:
     """The bouts of many classified recordings ({name: its frames.csv as a DataFrame}), most worth reviewing
-    first: where the model hesitates, where the recording looks unlike its training data, and where it says a
-    rare behaviour. Per bout:
+    first: where the model hesitates, where other models disagree with it, where the recording looks unlike its
+    training data, and where it says a rare behaviour. `others`: the same recordings classified by other models
+    (other seeds, ensemble members run alone), each {name: frames.csv table}. Per bout:
       doubt            1 - the mean margin between the frame's two most probable classes (1: a coin toss);
-      doubtful_frames  the same summed over the bout's frames: what one review of the bout teaches. A reviewer
+      disagreement     the share of (frame, other model) pairs where the other model says another label (0
+                       without other models): a single model's confidence misses its confident mistakes;
+      doubtful_frames  per frame 1 - (1 - doubt)(1 - disagreement) (doubtful when the model hesitates or the
+                       models disagree), summed over the bout's frames: what one review of the bout teaches. A reviewer
                        spends about as long on a bout whatever its length, so a long hesitant bout is worth more
                        than a short one (measured: ranking by doubt alone chose short transition bouts and lost
                        to random bouts, bench/README.md);
@@ -283,12 +287,15 @@ def suggest_bouts(tables: dict, count: int = None) -> pd.DataFrame:
         doubt = 1.0 - np.nan_to_num(table["top1_prob"].to_numpy(np.float64) - np.nan_to_num(second))
         far = (table["unfamiliar"].to_numpy(np.float64) > 1.0 if "unfamiliar" in table
                else np.zeros(len(table), bool))
+        differ = disagreement(labels, [o[name] for o in others if name in o])
+        doubtful = 1.0 - (1.0 - doubt) * (1.0 - differ)
         for start, end, _ in runs(pd.factorize(labels)[0]):
             if labels[start] != "no_window":
                 span = slice(start, end + 1)
                 rows.append({"recording": name, "start_frame": start, "end_frame": end, "label": labels[start],
                              "frames": end - start + 1, "doubt": float(doubt[span].mean()),
-                             "doubtful_frames": float(doubt[span].sum()), "unfamiliar": float(far[span].mean())})
+                             "doubtful_frames": float(doubtful[span].sum()), "unfamiliar": float(far[span].mean()),
+                             "disagreement": float(differ[span].mean())})
     if not rows:
         return pd.DataFrame(columns=QUEUE_COLUMNS)
     bouts = pd.DataFrame(rows)
@@ -300,6 +307,18 @@ def suggest_bouts(tables: dict, count: int = None) -> pd.DataFrame:
     bouts = bouts[QUEUE_COLUMNS].sort_values(["score", "recording", "start_frame"], ascending=[False, True, True])
     bouts = in_turns_by_label(bouts)
     return bouts.head(count).reset_index(drop=True) if count else bouts.reset_index(drop=True)
+
+
+def disagreement(labels: np.ndarray, other_tables: list) -> np.ndarray:
+    """Per frame, the share of the other models' tables whose label differs from `labels` (frames a table does not
+    reach, or where either says no_window, count as agreeing)."""
+    differ = np.zeros(len(labels))
+    for table in other_tables:
+        theirs = np.full(len(labels), "no_window", dtype=object)
+        given = table["label"].astype(str).to_numpy()[:len(labels)]
+        theirs[:len(given)] = given
+        differ += (theirs != labels) & (theirs != "no_window") & (labels != "no_window")
+    return differ / max(len(other_tables), 1)
 
 
 def in_turns_by_label(bouts: pd.DataFrame) -> pd.DataFrame:
