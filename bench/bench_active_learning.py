@@ -54,6 +54,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="also rank with disagreement: this many more models (trees with --gbt_max_features 0.5, "
                              "seeds 1..N) classify the pool, and the strategy 'committee' is suggest_bouts with "
                              "their tables as other models (suggest_review.py --other_results)")
+    parser.add_argument("--oracle", action="store_true",
+                        help="also the ceiling of any ranking: the bouts with the most wrong frames (the simulated "
+                             "reviewer's truth), which no tool can know")
     parser.add_argument("--output", default=None, help="JSON file for the results")
     return parser
 
@@ -87,6 +90,15 @@ def held_out_f1(model: Path, held: list, out: Path) -> float:
         truth += labels
         predicted += table["label"].astype(str).tolist()[:len(labels)]
     return classification_scores(truth, predicted, sorted(BEHAVIORS))["macro_f1"]
+
+
+def most_wrong_bouts(bouts: pd.DataFrame, tables: dict, pool_dir: Path, count: int) -> pd.DataFrame:
+    """The `count` bouts with the most frames the model got wrong, by the generator's truth."""
+    wrong = []
+    for stem, start, end in zip(bouts["recording"], bouts["start_frame"], bouts["end_frame"]):
+        truth = pd.read_csv(pool_dir / f"{stem}.csv")["behavior"].astype(str).to_numpy()[start:end + 1]
+        wrong.append(int((truth != tables[stem]["label"].astype(str).to_numpy()[start:end + 1]).sum()))
+    return bouts.assign(wrong=wrong).sort_values("wrong", ascending=False, kind="stable").head(count)
 
 
 def review(bouts: pd.DataFrame, pool_dir: Path, folder: Path) -> int:
@@ -130,6 +142,8 @@ def main(args) -> dict:
         picks = {"suggested": [suggest_bouts(tables, budget)]}
         if others:
             picks["committee"] = [suggest_bouts(tables, budget, others)]
+        if args.oracle:
+            picks["oracle"] = [most_wrong_bouts(every_bout, tables, work / "pool", budget)]
         picks["random"] = [every_bout.sample(budget, random_state=r) for r in range(args.repeats)]
         results["budgets"][budget] = {}
         for strategy, draws in picks.items():
