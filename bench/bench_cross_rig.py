@@ -1,0 +1,130 @@
+"""Train on one rig, test on others: how much per-frame macro-F1 a pose model loses when the camera, frame rate,
+tracker or keypoint names change (generated pose files, the truth known).
+
+Rigs (each its own animals: recordings of other seeds than the training ones):
+  base        30 fps, the generator's scale, tracker noise 1.5 px, the generator's keypoint names
+  fps50       the same animals' behaviour timing filmed at 50 fps
+  fps15       15 fps (a cheap camera)
+  far         the camera twice as high: every coordinate halved (tracker noise stays 1.5 px, so relatively doubled)
+  near        the camera closer: coordinates x1.6
+  jitter      a noisier tracker: 4 px of noise, 8% of points dropped
+  renamed     another tracker's keypoint names in another order, plus one the model never saw; read with
+              --keypoint_map (the names a plain-name match cannot find)
+The model is trained on `--train_rig` (4 recordings, 2 validate) with the given classifier flags, through
+prepare_sequences_from_yolo.py --detector pose_file, train_behavior_lstm.py and benchmark_pipeline.py. Each rig is
+scored on 3 held-out recordings: per-frame macro-F1 and segment macro-F1; `in_rig` is the training rig's own
+held-out score, and `lost` = in_rig - the rig's score.
+
+Usage:
+    python bench/bench_cross_rig.py --work /tmp/rig --output bench/results_cross_rig.json
+    python bench/bench_cross_rig.py --work /tmp/rig_lstm --train_flags --classifier neural --backbone none --use_pose
+"""
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import benchmark_pipeline  # noqa: E402
+import prepare_sequences_from_yolo  # noqa: E402
+from training.engine import train, training_config  # noqa: E402
+from utils.io import report_json  # noqa: E402
+from utils.readers.pose_io import write_pose_file  # noqa: E402
+from utils.synthetic import KEYPOINT_NAMES, sample_label_sequence, simulate_pose, write_label_csv  # noqa: E402
+
+# the renamed rig's tracker: its names for the generator's keypoints, listed in its own order, plus an implant
+RENAMED = {"nose": "Snout", "left_ear": "Ear L", "right_ear": "Ear R", "neck": "Neck", "tail_base": "Tail Base",
+           "tail_tip": "Tail End"}
+RENAMED_MAP = ["Snout=nose", "Ear L=left_ear", "Ear R=right_ear", "Tail End=tail_tip"]  # Neck, Tail Base match plainly
+
+
+@dataclass
+class Rig:
+    fps: float = 30.0
+    scale: float = 1.0
+    noise_px: float = 1.5
+    dropout: float = 0.02
+    renamed: bool = False
+
+
+RIGS = {"base": Rig(), "fps50": Rig(fps=50.0), "fps15": Rig(fps=15.0), "far": Rig(scale=0.5),
+        "near": Rig(scale=1.6), "jitter": Rig(noise_px=4.0, dropout=0.08), "renamed": Rig(renamed=True)}
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help, epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="folder for the recordings, runs and scores")
+    parser.add_argument("--train_rig", default="base", choices=sorted(RIGS))
+    parser.add_argument("--rigs", default=",".join(RIGS), help="rigs to test on, comma-separated")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each recording")
+    parser.add_argument("--output", default=None, help="JSON file for the results")
+    parser.add_argument("--train_flags", nargs=argparse.REMAINDER, default=[],
+                        help="classifier flags as train_behavior_lstm.py takes them (default: --classifier gbt "
+                             "--use_pose); must come last")
+    return parser
+
+
+def make_rig_recordings(folder: Path, rig: Rig, count: int, seconds: float, seed: int) -> None:
+    """`count` pose files (DeepLabCut CSV) with their `frame,behavior` labels, as this rig records them. Bout
+    lengths are drawn in seconds, so a behaviour lasts as long at any frame rate."""
+    frames = int(round(seconds * rig.fps))
+    short, long = int(round(0.67 * rig.fps)), int(round(2.5 * rig.fps))  # 20 and 75 frames at 30 fps
+    for i in range(count):
+        rng = np.random.default_rng(seed * 7919 + i * 31)
+        labels = sample_label_sequence(frames, rng, short, long)
+        xy, conf = simulate_pose(labels, seed * 7919 + i * 31 + 500_000, rig.fps, noise_px=0.0, dropout=rig.dropout)
+        xy = xy * rig.scale + np.random.default_rng(seed + i).normal(0, rig.noise_px, xy.shape)
+        names = list(KEYPOINT_NAMES)
+        if rig.renamed:  # another order and an extra keypoint (an implant above the neck)
+            order = [5, 4, 3, 2, 1, 0]
+            implant = xy[:, [3]] + [0.0, -4.0 * rig.scale]
+            xy, conf = np.concatenate([xy[:, order], implant], 1), np.concatenate([conf[:, order], conf[:, [3]]], 1)
+            names = [RENAMED[names[k]] for k in order] + ["Implant"]
+        write_pose_file(folder / f"rec_{i:02d}DLC_rig.csv", xy[:, None].astype(np.float32),
+                        conf[:, None].astype(np.float32), names)
+        write_label_csv(folder / f"rec_{i:02d}.csv", labels)
+
+
+def score_rig(model: Path, work: Path, name: str, rig: Rig) -> dict:
+    flags = ["--pose_fps", str(rig.fps)] + (["--keypoint_map", *RENAMED_MAP] if rig.renamed else [])
+    result = benchmark_pipeline.main(benchmark_pipeline.get_args_parser().parse_args([
+        "--model_path", str(model), "--input_dir", str(work / "test" / name), "--output_root",
+        str(work / "scores" / name), "--device", "cpu", *flags]))
+    return {"macro_f1": round(result["scores"]["macro_f1"], 4),
+            "segment_f1": round(result["scores"]["segment"]["macro_f1"], 4),
+            "per_class": {c: round(v["f1"], 3) for c, v in result["scores"]["per_class"].items()}}
+
+
+def main(args) -> dict:
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    rig = RIGS[args.train_rig]
+    make_rig_recordings(work / "train", rig, 6, args.seconds, seed=1)
+    flags = ["--pose_fps", str(rig.fps)] + (["--keypoint_map", *RENAMED_MAP] if rig.renamed else [])
+    prepare_sequences_from_yolo.main(prepare_sequences_from_yolo.get_args_parser().parse_args([
+        "--dataset_root", str(work / "train"), "--output_root", str(work / "prepared"), "--detector", "pose_file",
+        "--window_size", "30", "--window_stride", "10", "--train_ratio", "0.67", "--val_ratio", "0.33",
+        "--test_ratio", "0", *flags]))
+    model_flags = args.train_flags or ["--classifier", "gbt", "--use_pose"]
+    train(training_config(*model_flags, manifest_path=str(work / "prepared" / "sequence_manifest.json"),
+                          output_dir=str(work / "runs"), run_name="model", num_workers=0, device="cpu"))
+    model = work / "runs" / "model" / "best_model_macro_f1.pt"
+    results = {"train_rig": args.train_rig, "train_flags": model_flags, "rigs": {}}
+    for name in [args.train_rig] + [r for r in args.rigs.split(",") if r != args.train_rig]:
+        make_rig_recordings(work / "test" / name, RIGS[name], 3, args.seconds, seed=2)
+        results["rigs"][name] = score_rig(model, work, name, RIGS[name])
+        print(json.dumps({name: results["rigs"][name]["macro_f1"]}), flush=True)
+    in_rig = results["rigs"][args.train_rig]["macro_f1"]
+    for name, scores in results["rigs"].items():
+        scores["lost"] = round(in_rig - scores["macro_f1"], 4)
+    return report_json(results, args.output)
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
