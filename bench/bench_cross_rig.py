@@ -12,8 +12,9 @@ Rigs (each its own animals: recordings of other seeds than the training ones):
               --keypoint_map (the names a plain-name match cannot find)
 The model is trained on `--train_rig` (4 recordings, 2 validate) with the given classifier flags, through
 prepare_sequences_from_yolo.py --detector pose_file, train_behavior_lstm.py and benchmark_pipeline.py. Each rig is
-scored on 3 held-out recordings: per-frame macro-F1 and segment macro-F1; `in_rig` is the training rig's own
-held-out score, and `lost` = in_rig - the rig's score.
+scored on 3 held-out recordings: per-frame macro-F1 and segment macro-F1, `lost` = the training rig's own held-out
+score - the rig's, and `unfamiliar_share` (frames farther from the training data than the drift limit: what the
+drift warning sees).
 
 Usage:
     python bench/bench_cross_rig.py --work /tmp/rig --output bench/results_cross_rig.json
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -96,8 +98,11 @@ def score_rig(model: Path, work: Path, name: str, rig: Rig) -> dict:
     result = benchmark_pipeline.main(benchmark_pipeline.get_args_parser().parse_args([
         "--model_path", str(model), "--input_dir", str(work / "test" / name), "--output_root",
         str(work / "scores" / name), "--device", "cpu", *flags]))
+    frames = pd.concat([pd.read_csv(p) for p in (work / "scores" / name).rglob("*.frames.csv")])
     return {"macro_f1": round(result["scores"]["macro_f1"], 4),
             "segment_f1": round(result["scores"]["segment"]["macro_f1"], 4),
+            # what the drift check sees: frames in a window beyond the drift limit (formats.md, frames.csv)
+            "unfamiliar_share": round(float((frames["unfamiliar"] > 1).mean()), 3),
             "per_class": {c: round(v["f1"], 3) for c, v in result["scores"]["per_class"].items()}}
 
 
