@@ -242,7 +242,8 @@ class WindowStatsGBT(Classifier):
         from sklearn.ensemble import HistGradientBoostingClassifier
         self.estimator = HistGradientBoostingClassifier(
             max_iter=self.cfg.gbt_max_iter, learning_rate=self.cfg.gbt_learning_rate, early_stopping=False,
-            max_features=self.cfg.gbt_max_features, class_weight=class_weight, random_state=seed).fit(self.window_features(pose, motion), labels)
+            max_features=self.cfg.gbt_max_features, class_weight=class_weight, random_state=seed,
+        ).fit(self.window_features(pose, motion), labels)
         if len(self.estimator.classes_) != self.cfg.num_classes:
             raise UserError(f"gbt: training windows hold {len(self.estimator.classes_)} of the "
                             f"{self.cfg.num_classes} classes; every class needs training windows")

@@ -8,8 +8,8 @@ Usage:
 
 Ranking (utils/results/review.py: suggest_bouts): the bout's doubtful frames (per frame 1 - the margin between the
 two most probable classes, or where --other_results' models say another label, summed over the bout) times
-(0.5 + 0.5 rarity of its label) times (1 + its share of frames beyond the drift limit), taken in turns by label. bench/README.md ("Which bouts to review") measures what it buys against
-bouts picked at random.
+(0.5 + 0.5 rarity of its label) times (1 + its share of frames beyond the drift limit), taken in turns by label.
+bench/README.md ("Which bouts to review") measures what it buys against bouts picked at random.
 """
 import argparse
 import os

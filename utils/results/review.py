@@ -270,8 +270,8 @@ def suggest_bouts(tables: dict, count: int = None, others: list = ()) -> pd.Data
       disagreement     the share of (frame, other model) pairs where the other model says another label (0
                        without other models): a single model's confidence misses its confident mistakes;
       doubtful_frames  per frame 1 - (1 - doubt)(1 - disagreement) (doubtful when the model hesitates or the
-                       models disagree), summed over the bout's frames: what one review of the bout teaches. A reviewer
-                       spends about as long on a bout whatever its length, so a long hesitant bout is worth more
+                       models disagree), summed over the bout's frames: what one review of the bout teaches. A
+                       reviewer spends about as long on a bout whatever its length, so a long hesitant bout is worth more
                        than a short one (measured: ranking by doubt alone chose short transition bouts and lost
                        to random bouts, bench/README.md);
       unfamiliar       the share of the bout's frames in a window farther from the training data than the drift
