@@ -182,6 +182,7 @@ def test_batch_isolates_failures_shards_and_skips(models, videos, tmp_path, monk
     import shutil
 
     import batch_process_videos as batch
+    from utils.batch import shard_videos
     data = tmp_path / "in"
     for sub in ("day1", "day2/cage3"):
         (data / sub).mkdir(parents=True)
@@ -206,7 +207,7 @@ def test_batch_isolates_failures_shards_and_skips(models, videos, tmp_path, monk
     assert summary.loc["day1/mouse.mp4", "status"] == summary.loc["day2/cage3/mouse.mp4", "status"] == "ok"
     assert (tmp_path / "out" / "day2" / "cage3" / "mouse.behavior.csv").is_file()  # layout mirrored
     videos_all = sorted(p for p in data.rglob("*.mp4"))
-    shards = [batch.shard_videos(videos_all, (i, 2)) for i in (1, 2)]
+    shards = [shard_videos(videos_all, (i, 2)) for i in (1, 2)]
     assert sorted(shards[0] + shards[1]) == videos_all and not set(shards[0]) & set(shards[1])
     (data / "day1" / "broken.mp4").unlink()
     again = run_batch("--skip_existing")

@@ -259,6 +259,35 @@ def test_another_trackers_names_are_mapped_to_the_models(pose_run, tmp_path, cap
         run(other, "refused", "--keypoint_map", "snout")
 
 
+def test_a_folder_is_classified_by_a_submitit_array_and_gathered(pose_run, tmp_path):
+    """--cluster local: submitit runs two shards as separate processes (as SLURM would run an array), the
+    command waits and gathers their summaries; a task that fails as a whole (a damaged model) is reported with its
+    log, and the exit status says so."""
+    import batch_process_videos as batch
+    root, _, model = pose_run
+
+    def run(model_path, out, jobs):
+        return batch.main(batch.get_args_parser().parse_args([
+            "--input_dir", str(root / "held_out"), "--output_root", str(tmp_path / out), "--model_path",
+            str(model_path), "--device", "cpu", "--cluster", "local", "--jobs", str(jobs), "--slurm_time_min", "10"]))
+    summary = run(model, "out", 2)
+    assert sorted(summary["video"]) == ["session_00DLC_synthetic.csv", "session_01DLC_synthetic.csv"]
+    assert set(summary["status"]) == {"ok"} and sorted(summary["shard"]) == ["1/2", "2/2"]
+    assert (summary["frames"] == 600).all()
+    gathered = pd.read_csv(tmp_path / "out" / "batch_summary.csv")
+    assert len(gathered) == 2 and (tmp_path / "out" / "batch_summary_2of2.csv").is_file()
+    table = pd.read_csv(tmp_path / "out" / "session_01.frames.csv")
+    assert len(table) == 600 and table["label"].isin(["walk", "rest", "groom", "rear", "turn"]).all()
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(model.read_bytes()[:1000])
+    with pytest.raises(SystemExit) as exit_info:
+        run(broken, "failed", 1)
+    assert exit_info.value.code == 1
+    failed = pd.read_csv(tmp_path / "failed" / "batch_summary.csv")
+    assert failed["status"].tolist() == ["task failed"] and "broken.pt" in failed.loc[0, "error"].split(" (log: ")[0]
+    assert "log: " in failed.loc[0, "error"]
+
+
 def test_pose_file_beside_a_video_gives_crops_with_its_keypoints(tmp_path):
     from prepare_sequences_from_yolo import main as prepare
     videos = make_long_video_dataset(tmp_path / "data", num_videos=2, num_frames=60, seed=4)
