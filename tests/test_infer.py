@@ -73,7 +73,7 @@ def test_trees_on_the_speeds_feature_set_record_it_and_classify_by_movement(pose
                           "100", "--pose_features", "speeds"))
     model = tmp_path / "speeds" / "best_model.pt"
     features = load_checkpoint(model)["features"]
-    assert features["pose_features"] == "speeds" and features["pose_features_version"] == 3
+    assert features["pose_features"] == "speeds" and features["pose_features_version"] == 4
     predictor = Predictor.from_checkpoint(model, InferenceConfig(device="cpu"))
     k = features["num_keypoints"]
     assert predictor.features.pose_dim == k + 7  # keypoint speeds, 3 rates, 4 steady rates
@@ -315,7 +315,7 @@ def test_inference_applies_the_min_keypoint_conf_of_training(models, videos, tmp
     from utils.checkpoint import load_checkpoint, save_checkpoint
     from utils.schema import InferenceConfig
     ckpt = load_checkpoint(models["pose"])
-    assert ckpt["features"]["min_keypoint_conf"] == 0.0 and ckpt["features"]["pose_features_version"] == 3
+    assert ckpt["features"]["min_keypoint_conf"] == 0.0 and ckpt["features"]["pose_features_version"] == 4
     strict = tmp_path / "strict.pt"
     save_checkpoint(strict, **{**ckpt, "features": {**ckpt["features"], "min_keypoint_conf": 1.0}})
     old_style = tmp_path / "old.pt"  # before features were recorded: min_keypoint_conf lived in the flat config

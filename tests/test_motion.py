@@ -4,7 +4,7 @@ one threshold across animals of different sizes."""
 import numpy as np
 import pytest
 
-from utils.features.motion import (BOX_MOTION_DIM, FeatureSpec, RunningQuantile, ScaleTracker, body_axis,
+from utils.features.motion import (BOX_MOTION_DIM, FEATURE_SET_VERSION, FeatureSpec, RunningQuantile, ScaleTracker, body_axis,
                                    body_pose_feature_dim, body_pose_features, body_rate_columns, box_motion_features)
 from utils.synthetic import KEYPOINT_NAMES, animal_geometry, sample_label_sequence, sample_style, simulate_states
 
@@ -61,6 +61,24 @@ def test_steady_rates_measure_motion_and_ignore_tracker_jitter():
     g = body_pose_features(still, np.ones((100, 3)), np.tile([60.0, 900.0, 2.0], (100, 1)), 50.0, (2, 0))
     centroid_speed, steady_speed = g[:, -7].mean(), g[:, -4].mean()
     assert steady_speed < 0.4 * centroid_speed
+
+
+def test_version_4_reads_a_noisier_tracker_as_still_and_keeps_steady_motion():
+    # a still animal (body 100 px, 30 fps) tracked with 1.5 px of jitter and with 4 px (another rig's tracker):
+    # version 3's per-frame keypoint speeds grow with the jitter as if the animal moved; version 4 smooths the
+    # tracks first, so the noisier tracker's still animal stays slower than version 3 reads the quieter one
+    base, rng = np.array([[100.0, 0.0], [50.0, 0.0], [0.0, 0.0]]), np.random.default_rng(3)
+    refs = np.tile([100.0, 2500.0, 2.0], (60, 1))
+
+    def speed(noise_px, version):
+        still = base + rng.normal(0, noise_px, (60, 3, 2))
+        return body_pose_features(still, np.ones((60, 3)), refs, 30.0, (2, 0), version=version)[:, 9:12].mean()
+    quiet_v3, noisy_v3, noisy_v4 = speed(1.5, 3), speed(4.0, 3), speed(4.0, 4)
+    assert noisy_v3 > 2 * quiet_v3 and noisy_v4 < quiet_v3
+    # steady walking keeps its speed on every frame, the window's edges included (the smoothing stays symmetric)
+    walk = np.stack([base + [10.0 * i, 0.0] for i in range(20)])
+    f = body_pose_features(walk, np.ones((20, 3)), np.tile([100.0, 2500.0, 2.0], (20, 1)), 25.0, (2, 0), version=4)
+    np.testing.assert_allclose(f[:, 9:12], 2.5, atol=1e-5)
 
 
 def test_missing_keypoints_are_zero_not_nan():
@@ -125,7 +143,7 @@ def test_speeds_set_is_the_body_sets_rates_and_ignores_shape_and_confidence():
     assert body_rate_columns(3).tolist() == [9, 10, 11, 18, 19, 20, 21, 22, 23, 24]  # speeds, 3 rates, 4 steady
     assert body_rate_columns(3, version=2).tolist() == [9, 10, 11, 18, 19, 20]
     speeds, body = FeatureSpec("speeds", 3, (2, 0)), FeatureSpec("body", 3, (2, 0))
-    assert speeds.pose_dim == 3 + 3 + 4 and speeds.recorded()["pose_features_version"] == 3
+    assert speeds.pose_dim == 3 + 3 + 4 and speeds.recorded()["pose_features_version"] == FEATURE_SET_VERSION["body"]
     pose, _ = speeds.window_inputs(walking_arrays(1.0, 0.9), 10.0, True)
     full, _ = body.window_inputs(walking_arrays(1.0, 0.9), 10.0, True)
     np.testing.assert_array_equal(pose, full[:, body_rate_columns(3)])
@@ -140,7 +158,7 @@ def test_speeds_set_is_the_body_sets_rates_and_ignores_shape_and_confidence():
 
 def test_version_2_checkpoints_keep_their_features():
     recorded = FeatureSpec("body", 6, (4, 0)).recorded()
-    assert recorded["pose_features_version"] == 3
+    assert recorded["pose_features_version"] == FEATURE_SET_VERSION["body"]
     old = FeatureSpec.from_checkpoint({"features": {**recorded, "pose_features_version": 2},
                                        "preprocessing": {"crop_size": 96}})
     assert old.version == 2 and old.pose_dim == body_pose_feature_dim(6, 2) == FeatureSpec("body", 6).pose_dim - 4

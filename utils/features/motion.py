@@ -15,7 +15,7 @@ grooming. The statistics are causal (frames up to and including this one), so tr
 inference see the same numbers; after a few seconds of video they are stable. Reused boxes (keep_last_box) are
 not counted.
 
-Body-pose features (`body_pose_features`, feature set "body", version 3), per frame, K keypoints, in this order:
+Body-pose features (`body_pose_features`, feature set "body", version 4), per frame, K keypoints, in this order:
     egocentric posture  2K   (p_k - centroid) rotated so the tail->head axis points along +x, / body length ref
     confidence          K    the keypoint's confidence, 0 when missing
     keypoint speed      K    |p_k(t) - p_k(t-lag)| / (lag seconds) / body length ref (body lengths per second)
@@ -33,6 +33,11 @@ Body-pose features (`body_pose_features`, feature set "body", version 3), per fr
     steady keypoint speed    1    mean over the present keypoints, body lengths per second
     posture change           1    mean speed of the egocentric keypoints (posture without locomotion), same units
     steady turning           1    |change of the smoothed tail->head angle|, radians per second / 10
+Version 4 computes every feature above from tracks first averaged over TRACK_SMOOTH_SECONDS, centred and
+symmetric (shorter towards the window's edges, so steady motion keeps its speed everywhere): a tracker's
+frame-to-frame jitter otherwise passes into the posture, the distances, the angles and the per-frame speeds, and
+a model trained on one tracker's noise reads another's as movement (bench/bench_cross_rig.py: 4 px of noise instead
+of 1.5 took per-frame macro-F1 from 0.96 to 0.72). Version 3 checkpoints are computed without it.
 The "speeds" set (`body_rate_columns`) keeps only the rates above: keypoint speeds, centroid speed and acceleration,
 heading velocity and the steady rates (3 + K + 4 columns). For behaviours defined by movement (freezing,
 immobility) it leaves a model no posture, distance or confidence to learn one animal's shape by.
@@ -58,12 +63,13 @@ import numpy as np
 
 from utils.pose_features import keypoints_present, pose_feature_dim, pose_features
 
-FEATURE_SET_VERSION = {"crop": 1, "body": 3}  # recorded in checkpoints as pose_features_version
+FEATURE_SET_VERSION = {"crop": 1, "body": 4}  # recorded in checkpoints as pose_features_version
 BOX_MOTION_DIM = 5
 CLIP = 50.0
 REFERENCE_QUANTILE = 0.75
 LAG_SECONDS = 0.1  # speeds and turning rates are measured over this interval
 SMOOTH_SECONDS, SLOW_LAG_SECONDS = 0.3, 0.2  # version 3's steady rates, chosen on validation (bench/README.md)
+TRACK_SMOOTH_SECONDS = 0.2  # version 4: tracks averaged over this long first (cross-rig probe, bench/README.md)
 STEADY_DIM = 4
 HEAD_NAMES = ("nose", "snout", "head", "neck")
 TAIL_NAMES = ("tailbase", "baseoftail", "tailroot", "tail")
@@ -204,6 +210,24 @@ def centred_mean(values: np.ndarray, fps: float, seconds: float) -> np.ndarray:
         return (sums[hi] - sums[lo]) / (counts[hi] - counts[lo])
 
 
+def symmetric_mean(values: np.ndarray, fps: float, seconds: float) -> np.ndarray:
+    """Mean over a centred window of `seconds` along axis 0 that stays symmetric at the edges (frame t averages
+    t-h..t+h with h no more than the frames on either side), ignoring NaNs: steady motion is left unchanged, unlike
+    centred_mean's one-sided edges."""
+    t, half = len(values), max(0, int(round(seconds * fps / 2)))
+    if half == 0 or t < 3:
+        return values
+    ok = np.isfinite(values)
+    pad = [(1, 0)] + [(0, 0)] * (values.ndim - 1)
+    sums = np.cumsum(np.pad(np.where(ok, values, 0.0), pad), 0)
+    counts = np.cumsum(np.pad(ok.astype(np.float64), pad), 0)
+    index = np.arange(t)
+    reach = np.minimum(half, np.minimum(index, t - 1 - index))
+    lo, hi = index - reach, index + reach + 1
+    with np.errstate(all="ignore"):
+        return (sums[hi] - sums[lo]) / (counts[hi] - counts[lo])
+
+
 def centred_rate(values: np.ndarray, fps: float, seconds: float) -> np.ndarray:
     """d(values)/dt for [T, ...] between the frames `seconds` / 2 before and after each frame (nearer at the
     window's edges)."""
@@ -276,6 +300,8 @@ def body_pose_features(xy: np.ndarray, conf: np.ndarray, refs: np.ndarray, fps: 
     t, k = conf.shape
     present = keypoints_present(xy, conf, min_conf)
     xy = np.where(present[..., None], xy, np.nan)
+    if version >= 4:
+        xy = np.where(present[..., None], symmetric_mean(xy, fps, TRACK_SMOOTH_SECONDS), np.nan)
     scale = reference_length(refs)[:, None]
     tail, head = axis
     axis_vec = xy[:, head] - xy[:, tail]
@@ -331,13 +357,13 @@ def box_motion_features(boxes: np.ndarray, refs: np.ndarray, fps: float) -> np.n
 @dataclass
 class FeatureSpec:
     """How a model's per-frame pose and box-motion inputs are computed; recorded in checkpoints (`features`)."""
-    pose_features: str = "body"  # "body" (this module, version 3) | "speeds" (its rates) | "crop" (utils.pose_features)
+    pose_features: str = "body"  # "body" (this module, version 4) | "speeds" (its rates) | "crop" (utils.pose_features)
     num_keypoints: int = 0
     body_axis: tuple = (0, 0)  # (tail, head) keypoint indices
     min_keypoint_conf: float = 0.0
     crop_size: int = 0
     box_motion: bool = True
-    version: int = FEATURE_SET_VERSION["body"]  # of the body set: 2 = without the steady rates
+    version: int = FEATURE_SET_VERSION["body"]  # of the body set: 2 = without the steady rates, 3 = unsmoothed tracks
     social: bool = False  # several animals: utils.features.social features appended to the pose features
 
     @property
