@@ -15,6 +15,9 @@ prepare_sequences_from_yolo.py --detector pose_file, train_behavior_lstm.py and 
 scored on 3 held-out recordings: per-frame macro-F1 and segment macro-F1, `lost` = the training rig's own held-out
 score - the rig's, and `unfamiliar_share` (frames farther from the training data than the drift limit: what the
 drift warning sees).
+`shift` lists the features that moved most between the training rig and each rig (utils.results.drift.feature_shift:
+how far a behaviour's median moved relative to how far the behaviours lie apart, per-frame body features of the
+current version, truth labels); above about 0.5 a threshold learned on one rig fails on the other.
 
 Usage:
     python bench/bench_cross_rig.py --work /tmp/rig --output bench/results_cross_rig.json
@@ -35,8 +38,11 @@ sys.path.insert(0, str(ROOT))
 import benchmark_pipeline  # noqa: E402
 import prepare_sequences_from_yolo  # noqa: E402
 from training.engine import train, training_config  # noqa: E402
+from utils.features.motion import (ScaleTracker, body_axis, body_feature_names,  # noqa: E402
+                                   body_pose_features)
 from utils.io import report_json  # noqa: E402
-from utils.readers.pose_io import write_pose_file  # noqa: E402
+from utils.readers.pose_io import conform_keypoints, parse_keypoint_map, read_pose_file, write_pose_file  # noqa: E402
+from utils.results.drift import feature_shift  # noqa: E402
 from utils.synthetic import KEYPOINT_NAMES, sample_label_sequence, simulate_pose, write_label_csv  # noqa: E402
 
 # the renamed rig's tracker: its names for the generator's keypoints, listed in its own order, plus an implant
@@ -106,6 +112,31 @@ def score_rig(model: Path, work: Path, name: str, rig: Rig) -> dict:
             "per_class": {c: round(v["f1"], 3) for c, v in result["scores"]["per_class"].items()}}
 
 
+def rig_features(folder: Path, rig: Rig) -> tuple:
+    """Per-frame body features (current version, scale references as the pipeline keeps them) and truth labels of
+    every recording of a rig's folder, in the generator's keypoint order."""
+    features, labels = [], []
+    axis = body_axis(KEYPOINT_NAMES, len(KEYPOINT_NAMES))
+    for path in sorted(folder.glob("*DLC_rig.csv")):
+        recording, _ = conform_keypoints(read_pose_file(path), list(KEYPOINT_NAMES),
+                                         parse_keypoint_map(RENAMED_MAP if rig.renamed else []), "the generator")
+        xy, conf = recording.xy[:, 0], recording.conf[:, 0]
+        boxes = np.concatenate([np.nanmin(xy, 1), np.nanmax(xy, 1)], 1)
+        tracker = ScaleTracker(axis)
+        refs = np.stack([tracker.update(b, np.concatenate([p, c[:, None]], 1), True)
+                         for b, p, c in zip(boxes, xy, conf)])
+        features.append(body_pose_features(xy, conf, refs, rig.fps, axis))
+        labels.append(pd.read_csv(path.with_name(path.name.replace("DLC_rig.csv", ".csv")))["behavior"].to_numpy())
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def largest_shifts(source: tuple, target: tuple, count: int = 5) -> dict:
+    """{feature name: shift} of the `count` features that moved most (feature_shift)."""
+    shift = feature_shift(*source, *target)
+    names = body_feature_names(KEYPOINT_NAMES)
+    return {names[i]: round(float(shift[i]), 2) for i in np.argsort(-shift)[:count]}
+
+
 def main(args) -> dict:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -121,9 +152,11 @@ def main(args) -> dict:
                           output_dir=str(work / "runs"), run_name="model", num_workers=0, device="cpu"))
     model = work / "runs" / "model" / "best_model_macro_f1.pt"
     results = {"train_rig": args.train_rig, "train_flags": model_flags, "rigs": {}}
+    trained_on = rig_features(work / "train", rig)
     for name in [args.train_rig] + [r for r in args.rigs.split(",") if r != args.train_rig]:
         make_rig_recordings(work / "test" / name, RIGS[name], 3, args.seconds, seed=2)
         results["rigs"][name] = score_rig(model, work, name, RIGS[name])
+        results["rigs"][name]["shift"] = largest_shifts(trained_on, rig_features(work / "test" / name, RIGS[name]))
         print(json.dumps({name: results["rigs"][name]["macro_f1"]}), flush=True)
     in_rig = results["rigs"][args.train_rig]["macro_f1"]
     for name, scores in results["rigs"].items():

@@ -3,7 +3,7 @@ whose windows lie away from every training class."""
 import numpy as np
 import torch
 
-from utils.results.drift import DriftReference
+from utils.results.drift import DriftReference, feature_shift
 
 
 def clustered(rng, n: int, shift=0.0, dims: int = 20):
@@ -61,3 +61,18 @@ def test_the_reference_is_plain_data_for_a_weights_only_checkpoint(tmp_path):
     x, _ = clustered(np.random.default_rng(4), 10)
     np.testing.assert_allclose(back.distances(x), ref.distances(x))
     assert DriftReference.from_checkpoint({}) is None
+
+
+def test_feature_shift_is_relative_to_the_gap_between_behaviours():
+    # column 0 separates rest (0) from walk (10) and moves by 5 on the other rig: half the gap; column 1 separates
+    # them as well and does not move; column 2 separates nothing and moves by twice its own interquartile range (0.5)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["rest", "walk"], 400)
+    source = np.stack([np.where(labels == "walk", 10.0, 0.0), np.where(labels == "walk", 1.0, 0.0),
+                       rng.uniform(0, 1, 800)], 1)
+    target = source + [5.0, 0.0, 1.0]
+    np.testing.assert_allclose(feature_shift(source, labels, target, labels), [0.5, 0.0, 2.0], atol=0.05)
+    # a behaviour only one rig shows is left out
+    more = np.concatenate([target, [[99.0, 99.0, 99.0]]])
+    np.testing.assert_allclose(feature_shift(source, labels, more, np.append(labels, "groom")),
+                               feature_shift(source, labels, target, labels))

@@ -152,6 +152,18 @@ def body_pose_feature_dim(num_keypoints: int, version: int = FEATURE_SET_VERSION
     return 2 * k + k + k + k * (k - 1) // 2 + 2 * max(k - 2, 0) + 4 + (STEADY_DIM if version >= 3 else 0)
 
 
+def body_feature_names(keypoint_names, version: int = FEATURE_SET_VERSION["body"]) -> list:
+    """The body set's column names in order (module docstring), e.g. "speed nose", "distance nose-tail_base"."""
+    names = [str(n) for n in keypoint_names]
+    k = len(names)
+    columns = [f"posture {n} {a}" for n in names for a in "xy"] + [f"confidence {n}" for n in names]
+    columns += [f"speed {n}" for n in names] + [f"distance {names[i]}-{names[j]}" for i, j in zip(*np.triu_indices(k, 1))]
+    columns += [f"angle {t} at {n}" for t in ("cos", "sin") for n in names[1:-1]]
+    columns += ["body length", "centroid speed", "centroid accel", "heading velocity"]
+    steady = ["steady centroid speed", "steady keypoint speed", "posture change", "steady turning"]
+    return columns + (steady if version >= 3 else [])
+
+
 @lru_cache(maxsize=8)
 def body_rate_columns(num_keypoints: int, version: int = FEATURE_SET_VERSION["body"]) -> np.ndarray:
     """Indices of the body set's rates (keypoint speeds, centroid speed and acceleration, heading velocity and, from

@@ -132,3 +132,21 @@ def warning_text(video, score: dict) -> str:
             f"farther from the training data than 99% of validation windows, {100 * score['low_confidence_share']:.0f}% "
             f"are low-confidence ({score['drift_limits']}){rate}. Its counts may be wrong: check a few bouts in the "
             f"Review tab, and label some of its clips for training if they are")
+
+
+def feature_shift(source: np.ndarray, source_labels, target: np.ndarray, target_labels) -> np.ndarray:
+    """Per feature column, how far a behaviour's frames moved between two rigs relative to how far the behaviours lie
+    apart: the mean over the behaviours both rigs show of |median on target - median on source|, over the mean
+    distance between the behaviours' medians on the source, or over the spread within a behaviour (the median
+    interquartile range) where that is larger: a feature that does not separate the behaviours is judged by how much
+    it moved against its own noise. Above about 0.5, a threshold learned on the source no longer separates the
+    behaviours on the target. [N, D] per-frame features and their labels."""
+    source_labels, target_labels = np.asarray(source_labels), np.asarray(target_labels)
+    shared = [c for c in np.unique(source_labels) if (target_labels == c).any()]
+    on_source = np.stack([np.median(source[source_labels == c], 0) for c in shared])
+    on_target = np.stack([np.median(target[target_labels == c], 0) for c in shared])
+    shift = np.abs(on_target - on_source).mean(0)
+    i, j = np.triu_indices(len(shared), 1)
+    gap = np.abs(on_source[i] - on_source[j]).mean(0) if len(i) else np.zeros(source.shape[1])
+    spread = np.median([np.subtract(*np.percentile(source[source_labels == c], [75, 25], 0)) for c in shared], 0)
+    return shift / np.maximum(np.maximum(gap, spread), 1e-6)
