@@ -25,7 +25,7 @@ from torch.utils.data import Dataset, WeightedRandomSampler
 from utils.data.crop_store import CropStoreReader
 from utils.errors import UserError
 from utils.data.manifest import load_manifest
-from utils.features.motion import FeatureSpec, augment_motion_inputs, body_axis
+from utils.features.motion import TRACK_SMOOTH_SECONDS, FeatureSpec, augment_motion_inputs, body_axis
 from utils.schema import AugmentConfig
 
 OPEN_STORES = 8  # crop stores kept open per process: at most OPEN_STORES x crop_store.CACHE_BYTES of chunk cache
@@ -140,7 +140,8 @@ class WindowDataset(Dataset):
 
     def __init__(self, manifest_path, split: str, augment: AugmentConfig = None, use_pose: bool = False,
                  min_keypoint_conf: float = 0.0, seed: int = 0, pose_features: str = "body",
-                 box_motion: bool = True, load_frames: bool = True):
+                 box_motion: bool = True, load_frames: bool = True,
+                 track_smoothing_s: float = TRACK_SMOOTH_SECONDS):
         self.seed, self.epoch = seed, 0
         self.manifest_path = Path(manifest_path)
         self.manifest = load_manifest(self.manifest_path)
@@ -154,7 +155,7 @@ class WindowDataset(Dataset):
                             f"{meta.get('detector')}, task {meta.get('yolo_task')}); prepare with YOLO pose weights")
         axis = meta.get("body_axis") or body_axis(meta.get("keypoint_names"), self.num_keypoints)
         self.spec = FeatureSpec(pose_features, self.num_keypoints, tuple(axis), min_keypoint_conf, self.crop_size,
-                                box_motion, social=bool(meta.get("social")))
+                                box_motion, social=bool(meta.get("social")), track_smoothing_s=track_smoothing_s)
         self.pose_dim, self.motion_dim = self.spec.pose_dim, self.spec.motion_dim
         if augment is not None and augment.flip_idx is None:
             augment.flip_idx = meta.get("flip_idx") or None

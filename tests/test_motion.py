@@ -75,6 +75,10 @@ def test_version_4_reads_a_noisier_tracker_as_still_and_keeps_steady_motion():
         return body_pose_features(still, np.ones((60, 3)), refs, 30.0, (2, 0), version=version)[:, 9:12].mean()
     quiet_v3, noisy_v3, noisy_v4 = speed(1.5, 3), speed(4.0, 3), speed(4.0, 4)
     assert noisy_v3 > 2 * quiet_v3 and noisy_v4 < quiet_v3
+    jittered = base + rng.normal(0, 4.0, (60, 3, 2))  # track_smoothing_s 0: version 3's features
+    np.testing.assert_array_equal(body_pose_features(jittered, np.ones((60, 3)), refs, 30.0, (2, 0), version=4,
+                                                     track_smoothing_s=0.0),
+                                  body_pose_features(jittered, np.ones((60, 3)), refs, 30.0, (2, 0), version=3))
     # steady walking keeps its speed on every frame, the window's edges included (the smoothing stays symmetric)
     walk = np.stack([base + [10.0 * i, 0.0] for i in range(20)])
     f = body_pose_features(walk, np.ones((20, 3)), np.tile([100.0, 2500.0, 2.0], (20, 1)), 25.0, (2, 0), version=4)
@@ -159,9 +163,11 @@ def test_speeds_set_is_the_body_sets_rates_and_ignores_shape_and_confidence():
 def test_version_2_checkpoints_keep_their_features():
     recorded = FeatureSpec("body", 6, (4, 0)).recorded()
     assert recorded["pose_features_version"] == FEATURE_SET_VERSION["body"]
-    old = FeatureSpec.from_checkpoint({"features": {**recorded, "pose_features_version": 2},
+    before_4 = {k: v for k, v in recorded.items() if k != "track_smoothing_s"}
+    old = FeatureSpec.from_checkpoint({"features": {**before_4, "pose_features_version": 2},
                                        "preprocessing": {"crop_size": 96}})
     assert old.version == 2 and old.pose_dim == body_pose_feature_dim(6, 2) == FeatureSpec("body", 6).pose_dim - 4
+    assert old.track_smoothing_s == 0.0 and recorded["track_smoothing_s"] == 0.2  # raw tracks before version 4
     arrays = {"keypoints_xy_raw": np.random.default_rng(0).uniform(0, 100, (10, 6, 2)),
               "keypoints_conf_raw": np.ones((10, 6)), "bbox_xyxy": np.tile([0.0, 0, 100, 50], (10, 1)),
               "scale_ref": np.tile([60.0, 5000.0, 2.0], (10, 1))}

@@ -240,7 +240,8 @@ def held_out_predictions(model_path, manifest_path, device: str) -> tuple:
     for split in ("val", "test"):
         dataset = WindowDataset(manifest_path, split, None, model["use_pose"], training["min_keypoint_conf"],
                                 training["seed"], training["pose_features"], model["use_box_motion"],
-                                load_frames=frames)
+                                load_frames=frames,
+                                track_smoothing_s=checkpoint["features"].get("track_smoothing_s", 0.0))
         if not len(dataset):
             continue
         probs, _ = window_outputs(classifier, dataset, np.arange(len(dataset)), device, training["batch_size"])

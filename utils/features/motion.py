@@ -33,7 +33,8 @@ Body-pose features (`body_pose_features`, feature set "body", version 4), per fr
     steady keypoint speed    1    mean over the present keypoints, body lengths per second
     posture change           1    mean speed of the egocentric keypoints (posture without locomotion), same units
     steady turning           1    |change of the smoothed tail->head angle|, radians per second / 10
-Version 4 computes every feature above from tracks first averaged over TRACK_SMOOTH_SECONDS, centred and
+Version 4 computes every feature above from tracks first averaged over track_smoothing_s (recorded in the
+checkpoint; TRACK_SMOOTH_SECONDS by default), centred and
 symmetric (shorter towards the window's edges, so steady motion keeps its speed everywhere): a tracker's
 frame-to-frame jitter otherwise passes into the posture, the distances, the angles and the per-frame speeds, and
 a model trained on one tracker's noise reads another's as movement (bench/bench_cross_rig.py: 4 px of noise instead
@@ -69,7 +70,7 @@ CLIP = 50.0
 REFERENCE_QUANTILE = 0.75
 LAG_SECONDS = 0.1  # speeds and turning rates are measured over this interval
 SMOOTH_SECONDS, SLOW_LAG_SECONDS = 0.3, 0.2  # version 3's steady rates, chosen on validation (bench/README.md)
-TRACK_SMOOTH_SECONDS = 0.2  # version 4: tracks averaged over this long first (cross-rig probe, bench/README.md)
+TRACK_SMOOTH_SECONDS = 0.2  # version 4's default track_smoothing_s (bench/README.md, "Train on one rig")
 STEADY_DIM = 4
 HEAD_NAMES = ("nose", "snout", "head", "neck")
 TAIL_NAMES = ("tailbase", "baseoftail", "tailroot", "tail")
@@ -305,15 +306,17 @@ def reference_length(refs: np.ndarray) -> np.ndarray:
 
 
 def body_pose_features(xy: np.ndarray, conf: np.ndarray, refs: np.ndarray, fps: float, axis: tuple,
-                       min_conf: float = 0.0, version: int = FEATURE_SET_VERSION["body"]) -> np.ndarray:
+                       min_conf: float = 0.0, version: int = FEATURE_SET_VERSION["body"],
+                       track_smoothing_s: float = TRACK_SMOOTH_SECONDS) -> np.ndarray:
     """Frame-pixel keypoints [T, K, 2] and confidences [T, K], scale references [T, 3] ->
-    [T, body_pose_feature_dim(K, version)] float32 (module docstring)."""
+    [T, body_pose_feature_dim(K, version)] float32 (module docstring); from version 4 the tracks are first averaged
+    over `track_smoothing_s` seconds."""
     xy, conf = np.asarray(xy, np.float64), np.asarray(conf, np.float64)
     t, k = conf.shape
     present = keypoints_present(xy, conf, min_conf)
     xy = np.where(present[..., None], xy, np.nan)
-    if version >= 4:
-        xy = np.where(present[..., None], symmetric_mean(xy, fps, TRACK_SMOOTH_SECONDS), np.nan)
+    if version >= 4 and track_smoothing_s > 0:
+        xy = np.where(present[..., None], symmetric_mean(xy, fps, track_smoothing_s), np.nan)
     scale = reference_length(refs)[:, None]
     tail, head = axis
     axis_vec = xy[:, head] - xy[:, tail]
@@ -377,6 +380,7 @@ class FeatureSpec:
     box_motion: bool = True
     version: int = FEATURE_SET_VERSION["body"]  # of the body set: 2 = without the steady rates, 3 = unsmoothed tracks
     social: bool = False  # several animals: utils.features.social features appended to the pose features
+    track_smoothing_s: float = TRACK_SMOOTH_SECONDS  # version 4: tracks averaged over this long first
 
     @property
     def pose_dim(self) -> int:
@@ -406,6 +410,7 @@ class FeatureSpec:
         values = {k: v for k, v in features.items() if k in known}
         crop = values["pose_features"] == "crop"
         version = FEATURE_SET_VERSION["body"] if crop else features["pose_features_version"]
+        values.setdefault("track_smoothing_s", 0.0)  # checkpoints from before version 4 used raw tracks
         return cls(**{**values, "body_axis": tuple(values["body_axis"]), "version": version})
 
     def window_inputs(self, arrays: dict, fps: float, with_pose: bool) -> tuple:
@@ -419,7 +424,7 @@ class FeatureSpec:
             else:
                 pose = body_pose_features(arrays["keypoints_xy_raw"], arrays["keypoints_conf_raw"],
                                           arrays["scale_ref"], fps, self.body_axis, self.min_keypoint_conf,
-                                          self.version)
+                                          self.version, self.track_smoothing_s)
                 if self.pose_features == "speeds":
                     pose = pose[:, body_rate_columns(self.num_keypoints, self.version)]
         if pose is not None and self.social:
