@@ -12,7 +12,8 @@ weights where the kind and classes allow); scores the current and the new model 
 (the original validation and test windows and the held-back corrections) and writes
 <review_dir>/../retrain/runs/<run_name>/comparison.json and comparison.csv. The current model is never replaced:
 the new one is used only when you choose it. A new model more than 0.01 macro-F1 below the current one is
-marked worse.
+marked worse; only a better one (more than 0.01 above) is recommended, as one within 0.01 can still be worse on
+other recordings (bench/README.md, "Which bouts to review").
 """
 import argparse
 import logging
@@ -64,9 +65,10 @@ def main(args) -> dict:
     comparison = compare_models(args.model_path, plan.new_model, plan.merged_manifest, resolve_device(args.device))
     table = write_comparison(comparison, plan.comparison)
     log.info("held-out windows, current vs new model:\n%s", table.to_string(index=False))
-    log.info("verdict: the new model is %s (macro-F1 %+.3f on all held-out windows); the current model is unchanged "
-             "at %s; the new one is %s; comparison: %s", comparison["verdict"].upper(), comparison["macro_f1_change"],
-             args.model_path, plan.new_model, plan.comparison)
+    log.info("verdict: the new model is %s (macro-F1 %+.3f on all held-out windows); recommended: %s; the current "
+             "model is unchanged at %s; the new one is %s; comparison: %s", comparison["verdict"].upper(),
+             comparison["macro_f1_change"], "use the new model" if comparison["recommended"] == "new" else
+             "keep the current model", args.model_path, plan.new_model, plan.comparison)
     return comparison
 
 

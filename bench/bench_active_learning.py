@@ -4,10 +4,11 @@ reviewer who labels every frame of a chosen bout with the generator's truth.
 A gradient-boosted model is trained on 2 labelled pose recordings (--train_recordings); it classifies a pool of
 6 unlabelled recordings; K bouts of the pool (K = 5, 10, 20, 40) are reviewed, suggested (suggest_review.py's
 queue; with --committee also the queue that adds other models' disagreement) or random (--repeats draws), and
-retrain_behavior_model.py adds them to the training data. --shares gives the behaviours a lab's common and rare
-frequencies (the same in every recording). Every model, the
-first included, is scored per frame (macro-F1) on held-out recordings the corrections never saw. Pose files without
-video (the generator's DeepLabCut CSVs), so one retrain takes seconds.
+retrain_behavior_model.py adds them to the training data; `in_use_f1` is the model a user who follows the
+retrain's recommendation keeps (the new one only when its comparison says better). --shares gives the behaviours
+a lab's common and rare frequencies (the same in every recording). Every model, the first included, is scored per
+frame (macro-F1) on held-out recordings the corrections never saw. Pose files without video (the generator's
+DeepLabCut CSVs), so one retrain takes seconds.
 
 Usage:
     python bench/bench_active_learning.py --work /tmp/al --output bench/results_active_learning.json
@@ -20,7 +21,6 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +115,13 @@ def review(bouts: pd.DataFrame, pool_dir: Path, folder: Path) -> int:
     return reviewed
 
 
+def model_in_use(comparison: Path, new_f1: float, first_f1: float) -> dict:
+    """The retrain's verdict (comparison.json) and the held-out score of the model a user following its
+    recommendation ends up with: the new one only when it was judged better, else the first."""
+    result = json.loads(comparison.read_text())
+    return {"verdict": result["verdict"], "in_use_f1": new_f1 if result["recommended"] == "new" else first_f1}
+
+
 def main(args) -> dict:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -155,13 +162,17 @@ def main(args) -> dict:
                     "--model_path", str(first), "--review_dir", str(work / name / "corrected"), "--run_name", name,
                     "--device", "cpu"]))
                 new = work / name / "retrain" / "runs" / name / "best_model_macro_f1.pt"
-                scores.append({"frames_reviewed": frames, "f1": held_out_f1(new, held, work / "eval" / name)})
+                f1 = held_out_f1(new, held, work / "eval" / name)
+                scores.append({"frames_reviewed": frames, "f1": f1,
+                               **model_in_use(new.parent / "comparison.json", f1, results["first_model_f1"])})
             results["budgets"][budget][strategy] = {
                 "runs": scores, "median_f1": statistics.median(s["f1"] for s in scores),
+                "median_in_use_f1": statistics.median(s["in_use_f1"] for s in scores),
                 "median_frames_reviewed": statistics.median(s["frames_reviewed"] for s in scores)}
         print(json.dumps({budget: {k: round(v["median_f1"], 4) for k, v in results["budgets"][budget].items()}}))
-    every = [s["f1"] for b in results["budgets"].values() for v in b.values() for s in v["runs"]]
-    results["worst_change_from_first"] = float(np.min(every) - results["first_model_f1"])
+    runs = [s for b in results["budgets"].values() for v in b.values() for s in v["runs"]]
+    results["worst_change_from_first"] = float(min(s["f1"] for s in runs) - results["first_model_f1"])
+    results["worst_in_use_change_from_first"] = float(min(s["in_use_f1"] for s in runs) - results["first_model_f1"])
     return report_json(results, args.output)
 
 

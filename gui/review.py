@@ -10,7 +10,7 @@ import pandas as pd
 from gui.jobs import JobView
 from gui.state import remember
 from gui.widgets import with_scrollbars
-from training.retrain import original_manifest_of, plan_retrain
+from training.retrain import WORSE_BY, original_manifest_of, plan_retrain
 from utils.checkpoint import load_checkpoint
 from utils.errors import UserError
 from utils.jobs import Job, in_dashboard_terms
@@ -695,8 +695,11 @@ class ReviewTab(ttk.Frame):
                      f"{self.plan.comparison.with_suffix('.csv')}")
         self.report.delete("1.0", "end")
         self.report.insert("1.0", "\n".join(lines))
+        advice = ("Recommended: it is better." if result.get("recommended") == "new" else
+                  "Recommended: keep the current model (the new one is not shown to be better; within "
+                  f"{WORSE_BY} it can still be worse on other recordings).")
         question = (f"The new model scores {result['macro_f1_change']:+.3f} macro-F1 on the held-out windows"
-                    f"{' (WORSE than the current one)' if verdict == 'worse' else ''}. Use it from now on?")
+                    f"{' (WORSE than the current one)' if verdict == 'worse' else ''}. {advice} Use it from now on?")
         if self.ask_yes_no("Use the retrained model?", question):
             self.paths["model"] = str(self.plan.new_model)
             self.app.tabs["Inference"].form.set("inference", "model_path", str(self.plan.new_model))

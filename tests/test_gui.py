@@ -442,12 +442,14 @@ def test_a_retrained_model_is_used_only_when_accepted_and_a_worse_one_says_so(ap
               "support": {"rest": 10, "walk": 8}}
     worse = {**scores, "macro_f1": 0.7, "per_class_f1": {"rest": 0.9, "walk": 0.5}}
     plan.comparison.write_text(json.dumps({"groups": {"all held-out": {"windows": 18, "current": scores, "new": worse}},
-                                           "macro_f1_change": -0.2, "verdict": "worse"}))
+                                           "macro_f1_change": -0.2, "verdict": "worse",
+                                           "recommended": "current"}))
     tab.plan, tab.paths["model"] = plan, str(tmp_path / "current.pt")
     questions = []
     monkeypatch.setattr(tab, "ask_yes_no", lambda title, question: questions.append(question) or False)
     tab.show_retrain_result()
     assert "WORSE than the current one" in questions[-1] and "-0.200" in questions[-1]
+    assert "Recommended: keep the current model" in questions[-1]
     assert tab.paths["model"] == str(tmp_path / "current.pt")  # rejected: nothing replaced
     report = tab.report.get("1.0", "end")
     assert "the new model is WORSE (-0.200)" in report and "walk" in report and "0.500" in report

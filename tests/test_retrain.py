@@ -133,6 +133,7 @@ def test_a_worse_model_is_marked_worse(checkpoint, retrained):
     assert swapped["macro_f1_change"] == pytest.approx(-retrained[0]["macro_f1_change"])
     assert swapped["verdict"] == {"better": "worse", "worse": "better", "same": "same"}[retrained[0]["verdict"]]
     assert retrained[0]["verdict"] == "better"  # it learned rear, which the current model cannot say
+    assert retrained[0]["recommended"] == "new" and swapped["recommended"] == "current"
 
 
 def test_a_model_whose_training_data_is_gone_is_said(checkpoint, tmp_path):

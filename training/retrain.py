@@ -196,7 +196,8 @@ def moved(entry: dict, manifest_dir: Path, meta: dict, out_dir: Path, index: dic
 # ------------------------------------------------------------------------------------------------ comparing
 def compare_models(current, new, manifest_path, device: str = "cpu") -> dict:
     """Both models on the same held-out windows of the merged manifest (val and test: the original held-out
-    windows and the held-back corrections), per class; `verdict` better / same / worse (by WORSE_BY)."""
+    windows and the held-back corrections), per class; `verdict` better / same / worse (by WORSE_BY) and the model
+    `recommended` ("new" only when better)."""
     manifest = load_manifest(manifest_path)
     classes = [manifest["idx_to_class"][str(i)] for i in range(len(manifest["idx_to_class"]))]
     scored = {name: held_out_predictions(path, manifest_path, device) for name, path in
@@ -215,6 +216,10 @@ def compare_models(current, new, manifest_path, device: str = "cpu") -> dict:
     change = overall["new"]["macro_f1"] - overall["current"]["macro_f1"]
     result["macro_f1_change"] = change
     result["verdict"] = "worse" if change < -WORSE_BY else "better" if change > WORSE_BY else "same"
+    # only a model shown to be better is recommended: one within WORSE_BY of the current model on these windows
+    # can still be worse on other recordings (bench/README.md, "Which bouts to review": -0.028 on held-out
+    # recordings for a retrain judged -0.010 here), and keeping the current model never loses anything
+    result["recommended"] = "new" if result["verdict"] == "better" else "current"
     return result
 
 
