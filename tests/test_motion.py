@@ -167,7 +167,7 @@ def test_version_2_checkpoints_keep_their_features():
     old = FeatureSpec.from_checkpoint({"features": {**before_4, "pose_features_version": 2},
                                        "preprocessing": {"crop_size": 96}})
     assert old.version == 2 and old.pose_dim == body_pose_feature_dim(6, 2) == FeatureSpec("body", 6).pose_dim - 4
-    assert old.track_smoothing_s == 0.0 and recorded["track_smoothing_s"] == 0.2  # raw tracks before version 4
+    assert old.track_smoothing_s == 0.0 and recorded["track_smoothing_s"] == 0.1  # raw tracks before version 4
     arrays = {"keypoints_xy_raw": np.random.default_rng(0).uniform(0, 100, (10, 6, 2)),
               "keypoints_conf_raw": np.ones((10, 6)), "bbox_xyxy": np.tile([0.0, 0, 100, 50], (10, 1)),
               "scale_ref": np.tile([60.0, 5000.0, 2.0], (10, 1))}

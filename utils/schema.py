@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from utils.config import setting
 from utils.detection.detector_backends import BACKEND_CHOICES
 from utils.errors import UserError
+from utils.features.motion import TRACK_SMOOTH_SECONDS
 from utils.data.splits import validate_ratios
 from utils.results.zones import parse_zones
 
@@ -256,7 +257,7 @@ class TrainingConfig:
                                  "so a new animal's shape or tracking confidence cannot mislead it); crop: "
                                  "crop-pixel keypoints (version 1)", choices=("body", "speeds", "crop"),
                                  requires="model.use_pose", label="Pose features", basic=True)
-    track_smoothing_s: float = setting(0.2, "body and speeds sets: each keypoint's track is averaged over this many "
+    track_smoothing_s: float = setting(TRACK_SMOOTH_SECONDS, "body and speeds sets: each keypoint's track is averaged over this many "
                                        "seconds (centred) before the features, so a tracker's frame-to-frame jitter "
                                        "is not read as movement; 0 = raw tracks (recorded in the checkpoint; "
                                        "bench/README.md, 'Train on one rig')", minimum=0, maximum=2,
