@@ -4,7 +4,8 @@ one threshold across animals of different sizes."""
 import numpy as np
 import pytest
 
-from utils.features.motion import (BOX_MOTION_DIM, FEATURE_SET_VERSION, FeatureSpec, RunningQuantile, ScaleTracker, body_axis,
+from utils.features.motion import (BOX_MOTION_DIM, FEATURE_SET_VERSION, FeatureSpec, RunningQuantile, ScaleTracker,
+                                   body_axis,
                                    body_pose_feature_dim, body_pose_features, body_rate_columns, box_motion_features)
 from utils.synthetic import KEYPOINT_NAMES, animal_geometry, sample_label_sequence, sample_style, simulate_states
 

@@ -27,6 +27,7 @@ from utils.checkpoint import load_checkpoint
 from utils.config import from_recorded, section_name, settings_dict
 from utils.data.manifest import SCHEMA_VERSION, load_manifest, write_manifest
 from utils.errors import UserError
+from utils.features.motion import FeatureSpec
 from utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from utils.jobs import script_args
 from utils.results.metrics import classification_scores
@@ -246,7 +247,7 @@ def held_out_predictions(model_path, manifest_path, device: str) -> tuple:
         dataset = WindowDataset(manifest_path, split, None, model["use_pose"], training["min_keypoint_conf"],
                                 training["seed"], training["pose_features"], model["use_box_motion"],
                                 load_frames=frames,
-                                track_smoothing_s=checkpoint["features"].get("track_smoothing_s", 0.0))
+                                track_smoothing_s=FeatureSpec.from_checkpoint(checkpoint).track_smoothing_s)
         if not len(dataset):
             continue
         probs, _ = window_outputs(classifier, dataset, np.arange(len(dataset)), device, training["batch_size"])

@@ -257,11 +257,11 @@ class TrainingConfig:
                                  "so a new animal's shape or tracking confidence cannot mislead it); crop: "
                                  "crop-pixel keypoints (version 1)", choices=("body", "speeds", "crop"),
                                  requires="model.use_pose", label="Pose features", basic=True)
-    track_smoothing_s: float = setting(TRACK_SMOOTH_SECONDS, "body and speeds sets: each keypoint's track is averaged over this many "
-                                       "seconds (centred) before the features, so a tracker's frame-to-frame jitter "
-                                       "is not read as movement; 0 = raw tracks (recorded in the checkpoint; "
-                                       "bench/README.md, 'Train on one rig')", minimum=0, maximum=2,
-                                       requires="model.use_pose")
+    track_smoothing_s: float = setting(TRACK_SMOOTH_SECONDS, "body and speeds sets: each keypoint's track is "
+                                       "averaged over this many seconds (centred) before the features, so a "
+                                       "tracker's frame-to-frame jitter is not read as movement; 0 = raw tracks "
+                                       "(recorded in the checkpoint; bench/README.md, 'Train on one rig')",
+                                       minimum=0, maximum=2, requires="model.use_pose")
     lr: float = setting(1.0e-3, "AdamW learning rate of the head and fusion (bench/bench_schedule.py)",
                         exclusive_minimum=0, applies=NEURAL)
     backbone_lr: float = setting(1.0e-4, "learning rate of a fine-tuned backbone", exclusive_minimum=0, applies=NEURAL)

@@ -34,11 +34,11 @@ Body-pose features (`body_pose_features`, feature set "body", version 4), per fr
     posture change           1    mean speed of the egocentric keypoints (posture without locomotion), same units
     steady turning           1    |change of the smoothed tail->head angle|, radians per second / 10
 Version 4 computes every feature above from tracks first averaged over track_smoothing_s (recorded in the
-checkpoint; TRACK_SMOOTH_SECONDS by default), centred and
-symmetric (shorter towards the window's edges, so steady motion keeps its speed everywhere): a tracker's
-frame-to-frame jitter otherwise passes into the posture, the distances, the angles and the per-frame speeds, and
-a model trained on one tracker's noise reads another's as movement (bench/bench_cross_rig.py: 4 px of noise instead
-of 1.5 took per-frame macro-F1 from 0.96 to 0.72). Version 3 checkpoints are computed without it.
+checkpoint; TRACK_SMOOTH_SECONDS by default), centred and symmetric (shorter towards the window's edges, so steady
+motion keeps its speed everywhere): a tracker's frame-to-frame jitter otherwise passes into the posture, the
+distances, the angles and the per-frame speeds, and a model trained on one tracker's noise reads another's as
+movement (bench/bench_cross_rig.py: 4 px of noise instead of 1.5 took per-frame macro-F1 from 0.96 to 0.72 with raw
+tracks, 0.90 with smoothed ones). Version 3 checkpoints are computed from raw tracks.
 The "speeds" set (`body_rate_columns`) keeps only the rates above: keypoint speeds, centroid speed and acceleration,
 heading velocity and the steady rates (3 + K + 4 columns). For behaviours defined by movement (freezing,
 immobility) it leaves a model no posture, distance or confidence to learn one animal's shape by.
@@ -160,7 +160,8 @@ def body_feature_names(keypoint_names, version: int = FEATURE_SET_VERSION["body"
     names = [str(n) for n in keypoint_names]
     k = len(names)
     columns = [f"posture {n} {a}" for n in names for a in "xy"] + [f"confidence {n}" for n in names]
-    columns += [f"speed {n}" for n in names] + [f"distance {names[i]}-{names[j]}" for i, j in zip(*np.triu_indices(k, 1))]
+    columns += [f"speed {n}" for n in names]
+    columns += [f"distance {names[i]}-{names[j]}" for i, j in zip(*np.triu_indices(k, 1))]
     columns += [f"angle {t} at {n}" for t in ("cos", "sin") for n in names[1:-1]]
     columns += ["body length", "centroid speed", "centroid accel", "heading velocity"]
     steady = ["steady centroid speed", "steady keypoint speed", "posture change", "steady turning"]
@@ -215,14 +216,8 @@ def centred_mean(values: np.ndarray, fps: float, seconds: float) -> np.ndarray:
     half = max(0, int(round(seconds * fps / 2)))
     if half == 0 or len(values) < 2:
         return values
-    ok = np.isfinite(values)
-    filled = np.where(ok, values, 0.0)
-    pad = [(1, 0)] + [(0, 0)] * (values.ndim - 1)
-    sums, counts = np.cumsum(np.pad(filled, pad), 0), np.cumsum(np.pad(ok.astype(np.float64), pad), 0)
-    hi = np.minimum(np.arange(len(values)) + half + 1, len(values))
-    lo = np.maximum(np.arange(len(values)) - half, 0)
-    with np.errstate(all="ignore"):
-        return (sums[hi] - sums[lo]) / (counts[hi] - counts[lo])
+    index = np.arange(len(values))
+    return _nan_mean_between(values, np.maximum(index - half, 0), np.minimum(index + half + 1, len(values)))
 
 
 def symmetric_mean(values: np.ndarray, fps: float, seconds: float) -> np.ndarray:
@@ -232,13 +227,17 @@ def symmetric_mean(values: np.ndarray, fps: float, seconds: float) -> np.ndarray
     t, half = len(values), max(0, int(round(seconds * fps / 2)))
     if half == 0 or t < 3:
         return values
+    index = np.arange(t)
+    reach = np.minimum(half, np.minimum(index, t - 1 - index))
+    return _nan_mean_between(values, index - reach, index + reach + 1)
+
+
+def _nan_mean_between(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per frame t, the mean of values[lo[t]:hi[t]] along axis 0 ignoring NaNs (running sums); NaN where all are."""
     ok = np.isfinite(values)
     pad = [(1, 0)] + [(0, 0)] * (values.ndim - 1)
     sums = np.cumsum(np.pad(np.where(ok, values, 0.0), pad), 0)
     counts = np.cumsum(np.pad(ok.astype(np.float64), pad), 0)
-    index = np.arange(t)
-    reach = np.minimum(half, np.minimum(index, t - 1 - index))
-    lo, hi = index - reach, index + reach + 1
     with np.errstate(all="ignore"):
         return (sums[hi] - sums[lo]) / (counts[hi] - counts[lo])
 
