@@ -8,7 +8,7 @@ input) stay in a banner under the tab until its next run: the log scrolls on and
 import tkinter as tk
 from tkinter import ttk
 
-from gui.widgets import show_error_dialog
+from gui.widgets import replace_text, show_error_dialog, writable
 from utils.jobs import error_message, format_seconds, in_dashboard_terms, parse_progress
 
 LOG_LINES = 3000  # the log pane keeps the last lines; the full log is in the run folder
@@ -31,7 +31,7 @@ class JobView:
     def start(self, job) -> None:
         self.job, self.warnings = job, []
         self.banner.pack_forget()
-        self.log.delete("1.0", "end")
+        replace_text(self.log, "")
         self.progress.configure(value=0)
         self.status.set(f"{self.title}: started")
 
@@ -66,10 +66,11 @@ class JobView:
         if not lines:
             return
         self.warnings += [line[len("WARNING "):] for line in lines if is_our_warning(line)]
-        self.log.insert("end", "\n".join(lines) + "\n")
-        excess = int(self.log.index("end-1c").split(".")[0]) - LOG_LINES
-        if excess > 0:
-            self.log.delete("1.0", f"{excess}.0")
+        with writable(self.log):
+            self.log.insert("end", "\n".join(lines) + "\n")
+            excess = int(self.log.index("end-1c").split(".")[0]) - LOG_LINES
+            if excess > 0:
+                self.log.delete("1.0", f"{excess}.0")
         self.log.see("end")
 
     def _show_warnings(self) -> None:

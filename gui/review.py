@@ -9,7 +9,7 @@ import pandas as pd
 
 from gui.jobs import JobView
 from gui.state import remember
-from gui.widgets import with_scrollbars
+from gui.widgets import replace_text, with_scrollbars
 from training.retrain import WORSE_BY, original_manifest_of, plan_retrain
 from utils.checkpoint import load_checkpoint
 from utils.errors import UserError
@@ -147,7 +147,8 @@ class ReviewTab(ttk.Frame):
         self.progress.pack(fill="x", padx=4)
         report = ttk.Frame(parent)
         report.pack(fill="both", expand=True, padx=4, pady=4)
-        self.report = tk.Text(report, height=7, width=60, wrap="none", font=self.app.mono)
+        # read-only, so that the tab's keys still act after a click in it
+        self.report = tk.Text(report, height=7, width=60, wrap="none", font=self.app.mono, state="disabled")
         with_scrollbars(self.report)
 
     def shortcuts(self) -> list:
@@ -184,8 +185,7 @@ class ReviewTab(ttk.Frame):
 
     def show_keys(self) -> str:
         text = "\n".join(f"{keys:<15}{what}" for keys, _, what, _ in self.shortcuts())
-        self.report.delete("1.0", "end")
-        self.report.insert("1.0", "keys of the Review tab (whatever has the focus, except while typing)\n" + text)
+        replace_text(self.report, "keys of the Review tab (whatever has the focus, except while typing)\n" + text)
         return text
 
     def on_key(self, event, action):
@@ -634,8 +634,7 @@ class ReviewTab(ttk.Frame):
                  f"{'behaviour':<14}{'precision':>10}{'recall':>8}{'F1':>7}{'frames':>8}"]
         lines += [f"{c:<14}{s['precision']:>10.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}{s['support']:>8}"
                   for c, s in result["per_class"].items()]
-        self.report.delete("1.0", "end")
-        self.report.insert("1.0", "\n".join(lines))
+        replace_text(self.report, "\n".join(lines))
         return result
 
     # ----------------------------------------------------------------------------------------- retrain
@@ -693,8 +692,7 @@ class ReviewTab(ttk.Frame):
         verdict = result["verdict"]
         lines.append(f"the new model is {verdict.upper()} ({result['macro_f1_change']:+.3f}); "
                      f"{self.plan.comparison.with_suffix('.csv')}")
-        self.report.delete("1.0", "end")
-        self.report.insert("1.0", "\n".join(lines))
+        replace_text(self.report, "\n".join(lines))
         advice = ("Recommended: it is better." if result.get("recommended") == "new" else
                   "Recommended: keep the current model (the new one is not shown to be better; within "
                   f"{WORSE_BY} it can still be worse on other recordings).")

@@ -3,6 +3,7 @@ choices and help), tables, images, dialogs."""
 import argparse
 import shlex
 import tkinter as tk
+from contextlib import contextmanager
 from pathlib import Path
 from tkinter import filedialog, ttk
 
@@ -311,6 +312,24 @@ def format_cell(value) -> str:
     if isinstance(value, float):
         return "" if np.isnan(value) else f"{value:.3f}"
     return str(value)
+
+
+@contextmanager
+def writable(text: tk.Text):
+    """The program writes into a text pane that may be read-only (state disabled: it takes no typing, so a tab's
+    keys still act while it has the focus, and its text can still be selected and copied); its state is restored."""
+    state = str(text.cget("state"))
+    text.configure(state="normal")
+    try:
+        yield text
+    finally:
+        text.configure(state=state)
+
+
+def replace_text(text: tk.Text, content: str) -> None:
+    with writable(text):
+        text.delete("1.0", "end")
+        text.insert("1.0", content)
 
 
 def with_scrollbars(widget) -> None:

@@ -298,6 +298,11 @@ def test_every_review_key_does_what_its_name_says(app, predicted_video, tmp_path
     assert tab.frame_index == second.start and tab.tree.selection() == (str(second.start),)
     press(tab, "<Up>")
     assert tab.frame_index == first.start
+    tab.report.focus_force()  # clicked into the report pane: it is read-only, so the keys still act
+    tab.report.event_generate("<Down>")
+    pump(app, 0.05)
+    assert tab.frame_index == second.start and "merge the bout" in tab.report.get("1.0", "end")
+    press(tab, "<Up>")
     press(tab, "<Down>", "<Left>", "<Left>", "<bracketleft>")  # the selected bout starts two frames earlier
     assert s.bout_at(second.start - 2).start == second.start - 2 and s.bout_at(second.start - 2).label == second.label
     moved = s.bout_at(second.start - 2)
