@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 import benchmark_pipeline  # noqa: E402
 import prepare_sequences_from_yolo  # noqa: E402
 from training.engine import train, training_config  # noqa: E402
-from utils.features.motion import (ScaleTracker, body_axis, body_feature_names,  # noqa: E402
-                                   body_pose_features)
+from utils.features.motion import (body_axis, body_feature_names, body_pose_features,  # noqa: E402
+                                   track_scale_references)
 from utils.io import report_json  # noqa: E402
 from utils.readers.pose_io import conform_keypoints, parse_keypoint_map, read_pose_file, write_pose_file  # noqa: E402
 from utils.results.drift import feature_shift  # noqa: E402
@@ -124,11 +124,7 @@ def rig_features(folder: Path, rig: Rig) -> tuple:
         recording, _ = conform_keypoints(read_pose_file(path), list(KEYPOINT_NAMES),
                                          parse_keypoint_map(RENAMED_MAP if rig.renamed else []), "the generator")
         xy, conf = recording.xy[:, 0], recording.conf[:, 0]
-        boxes = np.concatenate([np.nanmin(xy, 1), np.nanmax(xy, 1)], 1)
-        tracker = ScaleTracker(axis)
-        refs = np.stack([tracker.update(b, np.concatenate([p, c[:, None]], 1), True)
-                         for b, p, c in zip(boxes, xy, conf)])
-        features.append(body_pose_features(xy, conf, refs, rig.fps, axis))
+        features.append(body_pose_features(xy, conf, track_scale_references(xy, conf, axis), rig.fps, axis))
         labels.append(pd.read_csv(path.with_name(path.name.replace("DLC_rig.csv", ".csv")))["behavior"].to_numpy())
     return np.concatenate(features), np.concatenate(labels)
 

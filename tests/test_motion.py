@@ -4,9 +4,9 @@ one threshold across animals of different sizes."""
 import numpy as np
 import pytest
 
-from utils.features.motion import (BOX_MOTION_DIM, FEATURE_SET_VERSION, FeatureSpec, RunningQuantile, ScaleTracker,
-                                   body_axis,
-                                   body_pose_feature_dim, body_pose_features, body_rate_columns, box_motion_features)
+from utils.features.motion import (BOX_MOTION_DIM, FEATURE_SET_VERSION, FeatureSpec, RunningQuantile, body_axis,
+                                   body_pose_feature_dim, body_pose_features, body_rate_columns, box_motion_features,
+                                   track_scale_references)
 from utils.synthetic import KEYPOINT_NAMES, animal_geometry, sample_label_sequence, sample_style, simulate_states
 
 
@@ -102,10 +102,9 @@ def synthetic_windows(seed: int, window: int = 30) -> list:
     labels = sample_label_sequence(900, rng, min_bout=40, max_bout=80)
     style = sample_style(rng)
     geometry = [animal_geometry(s, style) for s in simulate_states(labels, style, rng)]
-    tracker = ScaleTracker(body_axis(KEYPOINT_NAMES, 6))
     kp = np.stack([np.concatenate([g["keypoints"], np.ones((6, 1))], 1) for g in geometry]).astype(np.float32)
     boxes = np.stack([g["bbox"] for g in geometry])
-    refs = np.stack([tracker.update(b, k, True) for b, k in zip(boxes, kp)])
+    refs = track_scale_references(kp[..., :2], kp[..., 2], body_axis(KEYPOINT_NAMES, 6), boxes)
     spec = FeatureSpec("body", 6, body_axis(KEYPOINT_NAMES, 6))
     out = []
     for start in range(150, len(labels) - window, window // 2):  # after 5 s, when the references have settled
@@ -186,8 +185,7 @@ def tracked_windows(seed: int, noise_px: float, track_smoothing_s: float, versio
     xy, conf = simulate_pose(labels, seed + 500, 30.0, noise_px=0.0, dropout=0.02)
     xy = xy + np.random.default_rng(seed + 1).normal(0, noise_px, xy.shape)
     axis = body_axis(KEYPOINT_NAMES, 6)
-    tracker, boxes = ScaleTracker(axis), np.concatenate([np.nanmin(xy, 1), np.nanmax(xy, 1)], 1)
-    refs = np.stack([tracker.update(b, np.concatenate([p, c[:, None]], 1), True) for b, p, c in zip(boxes, xy, conf)])
+    refs = track_scale_references(xy, conf, axis)
     starts = range(0, 600 - 30, 5)
     features = np.stack([body_pose_features(xy[s:s + 30], conf[s:s + 30], refs[s:s + 30], 30.0, axis, 0.0, version,
                                             track_smoothing_s) for s in starts])

@@ -150,6 +150,15 @@ class ScaleTracker:
         return np.array([length if np.isfinite(length) else np.sqrt(area), area, self.aspect.value()], np.float32)
 
 
+def track_scale_references(xy: np.ndarray, conf: np.ndarray, axis: tuple, boxes: np.ndarray = None) -> np.ndarray:
+    """Scale references [T, 3] of a whole track ([T, K, 2], [T, K]) in frame order, as the frame pipeline keeps
+    them; boxes [T, 4] default to the keypoints' extent (for pose tracks without a detector's boxes)."""
+    if boxes is None:
+        boxes = np.concatenate([np.nanmin(xy, 1), np.nanmax(xy, 1)], 1)
+    tracker = ScaleTracker(axis)
+    return np.stack([tracker.update(b, np.concatenate([p, c[:, None]], 1), True) for b, p, c in zip(boxes, xy, conf)])
+
+
 def body_pose_feature_dim(num_keypoints: int, version: int = FEATURE_SET_VERSION["body"]) -> int:
     k = num_keypoints
     return 2 * k + k + k + k * (k - 1) // 2 + 2 * max(k - 2, 0) + 4 + (STEADY_DIM if version >= 3 else 0)
