@@ -18,10 +18,12 @@ import numpy as np
 import torch
 
 from data import class_weights
-from model import ModelConfig, build_model
+from model import DENSE_MODELS, DenseSequenceLabeller, ModelConfig, build_model
+from training.dense import DenseSteps, evaluate_recordings, frame_class_counts
 from training.ensemble import fit_members
 from training.loop import (cache_features, evaluate_dataset, fit_network, init_weights, input_statistics,
                            uses_feature_cache)
+from utils.data.recordings import stitch_recordings
 from training.run import TrainingRun
 from training.trees import evaluate_trees, fit_trees, out_of_fold_probs, stacked_inputs
 from utils.config import inapplicable_settings, settings_that_apply
@@ -38,11 +40,13 @@ class Classifier(ABC):
     cfg: the ModelConfig it was built from (stored in checkpoints as model_args).
     sees_frames: frames (or cached frame features) are an input; is_video: a video backbone encodes whole windows;
     resumable: fit continues from a last_checkpoint.pt (epochs); a kind that trains in one go is not.
+    dense: per-frame outputs over chunks of cfg.dense_chunk frames; the others label a window by its centre frame.
     """
     cfg: ModelConfig
     sees_frames: bool = False
     is_video: bool = False
     resumable: bool = False
+    dense: bool = False  # labels every frame (frame_outputs); inference runs it on chunks of cfg.dense_chunk frames
 
     @property
     def uses_pose(self) -> bool:
@@ -74,6 +78,11 @@ class Classifier(ABC):
     @abstractmethod
     def load_state_dict(self, state: dict) -> None:
         ...
+
+    def frame_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
+        """(per-frame class probabilities (B, T, C), or None for a kind that labels whole windows, whose frames then
+        share the window's; window probabilities (B, C); embeddings (B, D)): what inference accumulates."""
+        return (None,) + tuple(self.window_outputs(visual, pose, pose_present, motion))
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"classifier {self.cfg.classifier} sees no frames")
@@ -285,6 +294,70 @@ class WindowStatsGBT(Classifier):
 
     def applicability(self, cfg) -> dict:
         return {"classifier": ({"gbt"}, "gbt"), "input": (pose_inputs(cfg), "the gbt classifier sees no frames")}
+
+
+# ------------------------------------------------------------------------------------------------ dense models
+class DenseClassifier(Classifier):
+    """A dense model (model.DENSE_MODELS: mstcn, dense_transformer) that labels every frame of chunks of pose and box
+    motion, trained on every labelled frame of whole recordings (training/dense.py) by the network loop's epochs
+    (best models on validation, early stopping, resume). Sees no frames."""
+    resumable = True
+    dense = True
+
+    def __init__(self, cfg: ModelConfig):
+        self.cfg, self.net = cfg, DenseSequenceLabeller(cfg)
+        self.loss_weights = None
+
+    @property
+    def uses_pose(self) -> bool:
+        return self.net.uses_pose
+
+    @property
+    def uses_motion(self) -> bool:
+        return self.net.uses_motion
+
+    def fit(self, run: TrainingRun) -> list:
+        self.net.set_input_stats(**input_statistics(run.datasets["train"]))
+        self.net = self.net.to(run.device)
+        t = run.cfg.training
+        if t.class_weighting != "none":
+            counts = frame_class_counts(stitch_recordings(run.datasets["train"], self.cfg.num_classes),
+                                        self.cfg.num_classes)
+            labels = np.repeat(np.arange(self.cfg.num_classes), counts)
+            self.loss_weights = class_weights(labels, self.cfg.num_classes, t.class_weighting,
+                                              t.class_weight_clamp).to(run.device)
+        return fit_network(self.net, run, self.loss_weights, steps=DenseSteps)
+
+    def evaluate(self, dataset, run: TrainingRun) -> dict:
+        self.net = self.net.to(run.device)
+        return evaluate_recordings(self.net, stitch_recordings(dataset, self.cfg.num_classes), dataset, run)
+
+    def frame_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
+        """Per-frame probabilities; the window's are its centre frame's, its embedding the centre frame's features."""
+        probs, features = self.net.frame_outputs(pose, pose_present, motion)
+        centre = probs.shape[1] // 2
+        return probs, probs[:, centre], features[:, centre]
+
+    def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
+        return self.frame_outputs(visual, pose, pose_present, motion)[1:]
+
+    def state_dict(self) -> dict:
+        return self.net.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state)
+
+    def to_inference(self, device: str) -> "DenseClassifier":
+        self.net = self.net.to(device).eval()
+        return self
+
+    def applicability(self, cfg) -> dict:
+        kind = cfg.model.classifier
+        return {"classifier": ({kind}, kind), "input": (pose_inputs(cfg), f"classifier {kind} sees no frames")}
+
+
+for _name in DENSE_MODELS.names():
+    CLASSIFIERS.register(_name)(DenseClassifier)
 
 
 # ------------------------------------------------------------------------------------------------ creation

@@ -162,7 +162,7 @@ class WindowDataset(Dataset):
         self.augment_cfg = augment
         self.augment = ClipAugment(augment) if augment is not None else None
         self.noise_std = augment.noise_std if augment is not None else 0.0
-        self._small, self._stores = {}, OrderedDict()
+        self._small, self._frame_labels, self._stores = {}, {}, OrderedDict()
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation draws depend on (seed, epoch, index) only: the same with any number of workers, and
@@ -192,6 +192,13 @@ class WindowDataset(Dataset):
         if index not in self._small:
             self._small[index] = self._read(index, self.SMALL)
         return self._small[index]
+
+    def frame_labels(self, index: int):
+        """Every frame's label name of one window ("" where unlabelled), or None for windows prepared before frame
+        labels were stored (only the centre frame's label, the window's, is known)."""
+        if index not in self._frame_labels:
+            self._frame_labels[index] = self._read(index, ("frame_labels",)).get("frame_labels")
+        return self._frame_labels[index]
 
     def load(self, index: int) -> tuple:
         """Raw (frames uint8 [T,3,S,S] tensor, crop keypoints [T,K,3] or None) of one window: from its video's

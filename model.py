@@ -36,6 +36,7 @@ from utils.schema import ModelSettings, PreprocessingConfig
 BACKBONES = Registry("backbone")
 TEMPORAL_HEADS = Registry("sequence_model")
 FUSIONS = Registry("pose_fusion_strategy")
+DENSE_MODELS = Registry("dense model")  # per-frame networks; each is a classifier kind of its own (classifiers.py)
 
 
 @dataclass
@@ -469,7 +470,50 @@ FUSIONS.register("concat")(ConcatFusion)
 
 
 # ------------------------------------------------------------------------------------------------ classifier
-class BehaviorSequenceClassifier(nn.Module):
+class ScaledInputs(nn.Module):
+    """Pose and box-motion inputs scaled by training-set statistics held as buffers (cfg.input_stats), and in
+    training blanked and shifted per window (cfg.feature_dropout, cfg.feature_shift): every network that reads
+    them (the window classifier, the dense models) scales them this one way."""
+    cfg: ModelConfig
+
+    def register_input_buffers(self) -> None:
+        cfg = self.cfg
+        if cfg.input_stats:
+            for name, dim in (("pose", cfg.pose_dim), ("motion", cfg.box_motion_dim)):
+                self.register_buffer(f"{name}_mean", torch.zeros(dim))
+                self.register_buffer(f"{name}_std", torch.ones(dim))
+                if cfg.input_scaling == "quantile":
+                    self.register_buffer(f"{name}_knots", torch.zeros(dim, QUANTILE_KNOTS))
+
+    def set_input_stats(self, **stats) -> None:
+        """Training-set statistics of the pose and box-motion inputs (needs cfg.input_stats): {pose,motion}_mean,
+        _std and, with quantile scaling, _knots (features x QUANTILE_KNOTS); those the model has no buffer for are
+        not needed."""
+        for name, value in stats.items():
+            if value is not None and value.numel() and hasattr(self, name):
+                getattr(self, name).copy_(value)
+
+    def _standardise(self, x, name: str):
+        if not self.cfg.input_stats or x is None:
+            return x
+        if self.cfg.input_scaling == "quantile":
+            return quantile_scale(x, getattr(self, f"{name}_knots"))
+        return (x - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
+
+    def _scaled(self, x, name: str):
+        """Scaled inputs (B, T, F); in training, features blanked per window (feature_dropout; not rescaled: 0 is
+        the typical value on either input scale) and moved by one offset per window (feature_shift)."""
+        x = self._standardise(x, name)
+        if not self.training or x is None:
+            return x
+        if self.cfg.feature_dropout:
+            x = x * torch.bernoulli(torch.full_like(x[:, :1], 1 - self.cfg.feature_dropout))
+        if self.cfg.feature_shift:
+            x = x + self.cfg.feature_shift * torch.randn_like(x[:, :1])
+        return x
+
+
+class BehaviorSequenceClassifier(ScaledInputs):
     def __init__(self, cfg: ModelConfig, shared_backbone: BackboneSpec = None):
         """shared_backbone: another member's (ClassifierEnsemble), whose features this model reads without holding
         the module."""
@@ -502,12 +546,7 @@ class BehaviorSequenceClassifier(nn.Module):
         if cfg.use_box_motion and cfg.box_motion_dim:
             self.motion_proj = nn.Sequential(nn.Linear(cfg.box_motion_dim, cfg.motion_proj_dim), nn.ReLU())
             seq_dim += cfg.motion_proj_dim
-        if cfg.input_stats:
-            for name, dim in (("pose", cfg.pose_dim), ("motion", cfg.box_motion_dim)):
-                self.register_buffer(f"{name}_mean", torch.zeros(dim))
-                self.register_buffer(f"{name}_std", torch.ones(dim))
-                if cfg.input_scaling == "quantile":
-                    self.register_buffer(f"{name}_knots", torch.zeros(dim, QUANTILE_KNOTS))
+        self.register_input_buffers()
         self.feature_dim = seq_dim
         if self.is_video:  # one embedding per clip: temporal settings do not apply
             self.temporal, self.head, out_dim = nn.Identity(), None, seq_dim
@@ -541,33 +580,6 @@ class BehaviorSequenceClassifier(nn.Module):
             if self.is_video:
                 return self.backbone(frames.transpose(1, 2))[:, None]  # backbone takes (B, 3, T, H, W)
             return self.backbone(frames.flatten(0, 1)).reshape(b, t, -1)
-
-    def set_input_stats(self, **stats) -> None:
-        """Training-set statistics of the pose and box-motion inputs (needs cfg.input_stats): {pose,motion}_mean,
-        _std and, with quantile scaling, _knots (features x QUANTILE_KNOTS); those the model has no buffer for are
-        not needed."""
-        for name, value in stats.items():
-            if value is not None and value.numel() and hasattr(self, name):
-                getattr(self, name).copy_(value)
-
-    def _standardise(self, x, name: str):
-        if not self.cfg.input_stats or x is None:
-            return x
-        if self.cfg.input_scaling == "quantile":
-            return quantile_scale(x, getattr(self, f"{name}_knots"))
-        return (x - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
-
-    def _scaled(self, x, name: str):
-        """Scaled inputs (B, T, F); in training, features blanked per window (feature_dropout; not rescaled: 0 is
-        the typical value on either input scale) and moved by one offset per window (feature_shift)."""
-        x = self._standardise(x, name)
-        if not self.training or x is None:
-            return x
-        if self.cfg.feature_dropout:
-            x = x * torch.bernoulli(torch.full_like(x[:, :1], 1 - self.cfg.feature_dropout))
-        if self.cfg.feature_shift:
-            x = x + self.cfg.feature_shift * torch.randn_like(x[:, :1])
-        return x
 
     def forward_from_features(self, visual=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
         """Everything after the backbone, up to the clip representation (B, D_head)."""
@@ -675,6 +687,119 @@ class ClassifierEnsemble(nn.Module):
 
     def forward(self, frames=None, pose=None, pose_present=None, motion=None) -> torch.Tensor:
         return self.forward_head(self.forward_features(frames, pose, pose_present, motion))
+
+
+# ------------------------------------------------------------------------------------------------ dense models
+class DilatedResidual(nn.Module):
+    """One MS-TCN layer: a dilated 3-tap convolution over time, ReLU, a 1x1 mix, dropout, and the residual."""
+
+    def __init__(self, dim: int, dilation: int, dropout: float):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, dim, 3, padding=dilation, dilation=dilation)
+        self.mix = nn.Conv1d(dim, dim, 1)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):  # (B, D, T)
+        return x + self.drop(self.mix(torch.relu(self.conv(x))))
+
+
+class TCNStage(nn.Module):
+    """A 1x1 projection, `layers` dilated residual layers (dilation 1, 2, 4, ...: a receptive field of
+    2^(layers+1) - 1 frames), and per-frame logits."""
+
+    def __init__(self, in_dim: int, dim: int, layers: int, classes: int, dropout: float):
+        super().__init__()
+        self.project = nn.Conv1d(in_dim, dim, 1)
+        self.layers = nn.Sequential(*[DilatedResidual(dim, 2 ** i, dropout) for i in range(layers)])
+        self.out = nn.Conv1d(dim, classes, 1)
+
+    def forward(self, x) -> tuple:  # (B, D_in, T) -> logits (B, C, T), features (B, D, T)
+        h = self.layers(self.project(x))
+        return self.out(h), h
+
+
+@DENSE_MODELS.register("mstcn")
+class MultiStageTCN(nn.Module):
+    """MS-TCN (Farha and Gall, CVPR 2019): a prediction stage on the inputs, then dense_stages - 1 refinement stages,
+    each reading the previous stage's per-frame probabilities; every stage's logits are trained."""
+
+    def __init__(self, in_dim: int, cfg: ModelConfig):
+        super().__init__()
+        c, h = cfg.num_classes, cfg.dense_hidden
+        self.stages = nn.ModuleList([TCNStage(in_dim, h, cfg.dense_layers, c, cfg.dropout)] +
+                                    [TCNStage(c, h, cfg.dense_layers, c, cfg.dropout)
+                                     for _ in range(cfg.dense_stages - 1)])
+
+    def forward(self, x, padding=None) -> tuple:
+        """x (B, T, D) -> ([logits (B, T, C) of each stage], per-frame features of the first stage (B, T, H))."""
+        logits, features = self.stages[0](x.transpose(1, 2))
+        stages = [logits]
+        for stage in self.stages[1:]:
+            logits, _ = stage(torch.softmax(logits, 1))
+            stages.append(logits)
+        return [s.transpose(1, 2) for s in stages], features.transpose(1, 2)
+
+
+@DENSE_MODELS.register("dense_transformer")
+class DenseTransformer(nn.Module):
+    """A transformer encoder over the frames of a chunk (sinusoidal positions, dense_layers layers), per-frame
+    logits: every frame attends to the whole chunk."""
+
+    def __init__(self, in_dim: int, cfg: ModelConfig):
+        super().__init__()
+        h = cfg.dense_hidden
+        check_heads_divide("dense_transformer", h, cfg.attention_heads)
+        self.project = nn.Linear(in_dim, h)
+        self.position = PositionalEncoding("sinusoidal", h, max(cfg.dense_chunk, 1024))
+        layer = nn.TransformerEncoderLayer(h, cfg.attention_heads, dim_feedforward=2 * h, dropout=0.1,
+                                           batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.dense_layers, enable_nested_tensor=False)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(h, cfg.num_classes)
+
+    def forward(self, x, padding=None) -> tuple:
+        """x (B, T, D), padding (B, T) True on padded frames -> ([logits (B, T, C)], features (B, T, H))."""
+        h = self.encoder(self.position(self.project(x)), src_key_padding_mask=padding)
+        return [self.out(self.drop(h))], h
+
+
+class DenseSequenceLabeller(ScaledInputs):
+    """A dense model (DENSE_MODELS, named by cfg.classifier) on the scaled pose and box-motion features of every
+    frame: per-frame logits over a chunk of any length up to the trained chunk (and beyond, for the TCN)."""
+    backbone = None  # sees no frames (the optimiser's parameter groups ask)
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        pose_dim = cfg.pose_dim if cfg.use_pose else 0
+        motion_dim = cfg.box_motion_dim if cfg.use_box_motion else 0
+        if not pose_dim + motion_dim:
+            raise UserError(f"classifier {cfg.classifier} reads pose (--use_pose with keypoints) or box motion "
+                            f"(--use_box_motion); it sees no frames, and neither is on")
+        self.uses_pose, self.uses_motion = bool(pose_dim), bool(motion_dim)
+        self.register_input_buffers()
+        self.body = DENSE_MODELS.get(cfg.classifier)(pose_dim + motion_dim, cfg)
+
+    def inputs(self, pose=None, pose_present=None, motion=None) -> torch.Tensor:
+        """(B, T, Dp + Dm): scaled pose (zeros for chunks without keypoints) beside scaled box motion."""
+        parts = []
+        if self.uses_pose:
+            p = self._scaled(pose, "pose")
+            if pose_present is not None:
+                p = p * pose_present.to(p.dtype).view(-1, 1, 1)
+            parts.append(p)
+        if self.uses_motion:
+            parts.append(self._scaled(motion, "motion"))
+        return torch.cat(parts, -1)
+
+    def forward(self, pose=None, pose_present=None, motion=None, padding=None) -> tuple:
+        """([logits (B, T, C) per stage, the last one final], per-frame features (B, T, H))."""
+        return self.body(self.inputs(pose, pose_present, motion), padding)
+
+    def frame_outputs(self, pose=None, pose_present=None, motion=None) -> tuple:
+        """(per-frame probabilities (B, T, C), per-frame features (B, T, H)) in evaluation."""
+        stages, features = self(pose, pose_present, motion)
+        return torch.softmax(stages[-1], -1), features
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

@@ -311,6 +311,9 @@ class Predictor:
         recording's frame rate differs from the training data's by more than 5% (and no --window_size was given),
         since the features are in seconds but a window counts frames; video backbones and learned positional
         encodings keep their frame count."""
+        if self.model.dense:  # chunks of frames the temporal convolutions count: kept whatever the frame rate
+            size = self.options.window_size or self.model.cfg.dense_chunk
+            return size, self.options.window_stride or max(size // 2, 1)
         size, stride = self.settings.window_size, self.settings.window_stride
         trained = self.ckpt["preprocessing"].get("fps")
         fixed = self.model.is_video or self.model.cfg.positional_encoding == "learned"
@@ -447,14 +450,17 @@ class WindowClassifier:
         if model.uses_motion:
             motion = torch.stack([m for _, _, _, m in self.pending]).to(device)
         with self.p.autocast():
-            probs, embeddings = model.window_outputs(visual, pose, present, motion)
-        probs = probs.float()
+            frame_probs, probs, embeddings = model.frame_outputs(visual, pose, present, motion)
+        probs = probs.float().cpu().numpy()
+        # a window kind's frames share its probabilities; a dense kind gives each frame its own
+        frame_probs = probs[:, None] if frame_probs is None else frame_probs.float().cpu().numpy()
         drift = self.p.drift
         distances = drift.distances(embeddings.float().cpu().numpy()) if drift else np.full(len(probs), np.nan)
-        for (start, _, p, _), raw, distance in zip(self.pending, probs.cpu().numpy(), distances):
+        for (start, _, p, _), raw, frames, distance in zip(self.pending, probs, frame_probs, distances):
+            weighted = frames * self.p.decision_weights
+            self.out.acc.add_window(start, weighted / weighted.sum(-1, keepdims=True), t)
             row = raw * self.p.decision_weights
             row = row / row.sum()
-            self.out.acc.add_window(start, row, t)
             # the drift limits were calibrated on the model's own probabilities: its top one is kept for them
             self.out.acc.windows.append((start, row, p is not None, float(distance), float(raw.max())))
             if self.on_window is not None:

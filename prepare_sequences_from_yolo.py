@@ -180,9 +180,12 @@ class WindowWriter:
             self.store.abort()
 
     def _window_label(self, start: int):
+        return self._frame_label(start + self.cfg.window_size // 2)
+
+    def _frame_label(self, frame: int):
         if self.item.class_name is not None:
             return self.item.class_name
-        return self.labels.label_at(start + self.cfg.window_size // 2, self.cfg.background_label)
+        return self.labels.label_at(frame, self.cfg.background_label)
 
     def _emit(self, start: int, frames: list) -> None:
         if not usable(frames):
@@ -212,7 +215,9 @@ class WindowWriter:
         arrays.update(crop_xyxy=np.stack([f.crop_box for f in frames]).astype(np.float32),
                       frame_index=np.array([f.index for f in frames], np.int64),
                       detection_status=np.array([f.status for f in frames]),
-                      detection_conf=np.array([f.confidence for f in frames], np.float32))
+                      detection_conf=np.array([f.confidence for f in frames], np.float32),
+                      # every frame's own label ("" unlabelled or ambiguous): dense models learn from all of them
+                      frame_labels=np.array([self._frame_label(f.index) or "" for f in frames]))
         if has_kp:
             arrays["keypoints"] = np.stack([f.keypoints_crop for f in frames]).astype(np.float32)
         return arrays

@@ -23,18 +23,19 @@ log = logging.getLogger("train")
 DRIFT_TRAIN_WINDOWS = 2000  # an even sample of the training windows is enough for a mean and a spread
 
 
-def frame_scores(dataset, probs, class_names: list) -> dict:
+def frame_scores(dataset, probs, class_names: list, frame_probs: dict = None) -> dict:
     """Per-frame scores of a split: each frame's probabilities are the centre-weighted mean over the split's
-    windows that cover it (as inference does), its truth is the video's label file (long videos) or the clip's
-    class."""
+    windows that cover it (as inference does), or a dense model's own (frame_probs: {source video: [N, C]}); its
+    truth is the video's label file (long videos) or the clip's class."""
     meta, sums, fps = dataset.manifest["meta"], {}, {}
     for entry, p in zip(dataset.entries, probs):
         video = sums.setdefault(entry["source_video"], {})
         fps[entry["source_video"]] = entry["fps"]
         weights = frame_weights(entry["end_frame"] - entry["start_frame"] + 1)
+        own = frame_probs[entry["source_video"]] if frame_probs else None
         for frame, weight in zip(range(entry["start_frame"], entry["end_frame"] + 1), weights):
             total = video.setdefault(frame, [np.zeros(len(p)), entry["class_name"]])
-            total[0] += weight * p
+            total[0] = own[frame] if own is not None else total[0] + weight * p
     truth, predicted = [], []
     for rel, frames in sums.items():
         recording, _, animal = rel.partition("#")  # one animal of a multi-animal pose file: <file>#<animal>
@@ -61,7 +62,7 @@ def evaluate_test_split(classifier, run: TrainingRun) -> dict:
     result = classifier.evaluate(test, run)
     class_names = run.class_names
     write_evaluation(run.run_dir, "test", result, class_names)
-    frames = frame_scores(test, result["probs"], class_names)
+    frames = frame_scores(test, result["probs"], class_names, result.get("frame_probs"))
     summary = {"model": best.name, "windows": len(test), "window_accuracy": result["acc"],
                "window_macro_f1": result["macro_f1"], "frames": int(np.sum(frames["confusion"]["counts"])),
                "frame_accuracy": frames["accuracy"], "frame_macro_f1": frames["macro_f1"],

@@ -201,14 +201,33 @@ def cache_features(model, datasets: dict, cfg, device) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ the loop
-def fit_network(model, run: TrainingRun, weights, desc: str = "epoch") -> list:
-    """Train one network in run.run_dir (from run.resume's last checkpoint when given); the epochs' history."""
+def fit_network(model, run: TrainingRun, weights, desc: str = "epoch", steps=None) -> list:
+    """Train one network in run.run_dir (from run.resume's last checkpoint when given); the epochs' history.
+    `steps(model, run, opt)`: what one epoch and one validation are (WindowSteps: the split's windows)."""
     optimizer, scheduler = build_optimizer(model, run.cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=run.device.startswith("cuda") and run.cfg.training.amp)
     state = {"start": 0, "best": {"acc": -1.0, "macro_f1": -1.0}, "since_best": 0}
     if run.resume:
         state = resume(run.resume, model, optimizer, scheduler, scaler)
-    return fit(model, run, Optimisation(optimizer, scheduler, scaler, weights), state, desc)
+    opt = Optimisation(optimizer, scheduler, scaler, weights)
+    return fit(model, run, opt, state, desc, (steps or WindowSteps)(model, run, opt))
+
+
+class WindowSteps:
+    """One training epoch and one validation of a window classifier, over loaders of the run's window datasets."""
+
+    def __init__(self, model, run: TrainingRun, opt: "Optimisation"):
+        self.model, self.run, self.opt, self.loaders = model, run, opt, None
+
+    def train_epoch(self, epoch: int, desc: str) -> tuple:
+        """(mean loss, completed)."""
+        run = self.run
+        self.loaders = build_loaders(run.datasets, run.cfg, epoch)
+        return train_one_epoch(self.model, self.loaders["train"], self.opt.optimizer, self.opt.scaler, self.opt.weights,
+                               run.cfg, run.device, run.stop, desc)
+
+    def validate(self) -> dict:
+        return evaluate(self.model, self.loaders["val"], self.opt.weights, self.run.cfg, self.run.device)
 
 
 class Optimisation:
@@ -235,7 +254,7 @@ def resume(path, model, optimizer, scheduler, scaler) -> dict:
     return {"start": ckpt["epoch"] + 1, "best": ckpt["best_metric"], "since_best": ckpt.get("since_best", 0)}
 
 
-def fit(model, run: TrainingRun, opt: Optimisation, state: dict, desc: str = "epoch") -> list:
+def fit(model, run: TrainingRun, opt: Optimisation, state: dict, desc: str, steps) -> list:
     cfg, run_dir = run.cfg, run.run_dir
     history_path = run_dir / "metrics.csv"
     history = pd.read_csv(history_path).to_dict("records") if state["start"] and history_path.exists() else []
@@ -243,14 +262,12 @@ def fit(model, run: TrainingRun, opt: Optimisation, state: dict, desc: str = "ep
     best, since_best = state["best"], state["since_best"]
     for epoch in range(state["start"], cfg.training.epochs):
         start = time.time()
-        loaders = build_loaders(run.datasets, cfg, epoch)
-        train_loss, completed = train_one_epoch(model, loaders["train"], opt.optimizer, opt.scaler, opt.weights, cfg,
-                                                run.device, run.stop, f"{desc} {epoch}")
+        train_loss, completed = steps.train_epoch(epoch, f"{desc} {epoch}")
         if not completed:  # its weights are half-updated: resume restarts it from the last checkpoint
             log.warning("stopping (%s) during epoch %d: that epoch is not counted", run.stop.reason, epoch)
             break
         row = {"epoch": epoch, "train_loss": train_loss, "lr": opt.optimizer.param_groups[0]["lr"]}
-        result = evaluate(model, loaders["val"], opt.weights, cfg, run.device) if run.has_validation else None
+        result = steps.validate() if run.has_validation else None
         if result:
             row.update(val_loss=result["loss"], val_acc=result["acc"], val_macro_f1=result["macro_f1"])
         row["seconds"] = round(time.time() - start, 2)

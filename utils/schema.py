@@ -22,6 +22,10 @@ from utils.results.zones import parse_zones
 # where settings act (utils.config.setting: applies); a run's values come from its detector, classifier and model
 NEURAL = {"classifier": ("neural",)}
 TREES = {"classifier": ("gbt",)}
+DENSE_KINDS = ("dense_transformer", "mstcn")  # model.DENSE_MODELS: per-frame networks on pose and box motion
+DENSE = {"classifier": DENSE_KINDS}
+MSTCN = {"classifier": ("mstcn",)}
+NETWORKS = {"classifier": ("neural",) + DENSE_KINDS}  # trained by gradient descent over epochs
 BACKBONE = {**NEURAL, "backbone": ("frame", "video")}
 FRAME_BACKBONE = {**NEURAL, "backbone": ("frame",)}
 TEMPORAL_HEAD = {**NEURAL, "head": ("attention", "lstm", "tcn")}
@@ -166,7 +170,9 @@ class ModelSettings:
     """Stage C-E model (train_behavior_lstm.py); inference rebuilds the model from the checkpoint"""
     classifier: str = setting("neural", "neural: backbone and/or pose with a temporal head (torch); gbt: "
                               "gradient-boosted trees on window statistics of the pose and box-motion features "
-                              "(scikit-learn, seconds to train; no frames)", registry="classifiers:CLASSIFIERS",
+                              "(scikit-learn, seconds to train; no frames); mstcn, dense_transformer: dense models "
+                              "that label every frame of long chunks of pose and box motion, trained on every "
+                              "labelled frame (no frames)", registry="classifiers:CLASSIFIERS",
                               label="Classifier", basic=True)
     gbt_max_iter: int = setting(300, "gbt: boosting rounds", minimum=1, applies=TREES)
     gbt_learning_rate: float = setting(0.1, "gbt: shrinkage of each round", exclusive_minimum=0, maximum=1,
@@ -191,20 +197,22 @@ class ModelSettings:
                                    "final state", applies=LSTM)
     temporal_attention_layers: int = setting(0, "self-attention blocks over time before the head", minimum=0,
                                              applies=TEMPORAL_HEAD)
-    attention_heads: int = setting(4, "heads of every attention module", minimum=1, applies=NEURAL)
+    attention_heads: int = setting(4, "heads of every attention module", minimum=1,
+                                  applies={"classifier": ("neural", "dense_transformer")})
     positional_encoding: str = setting("none", "positional encoding for attention over time",
                                        choices=("none", "sinusoidal", "learned"), applies=NEURAL)
     hidden_dim: int = setting(256, "temporal head width", minimum=1, applies=TEMPORAL_HEAD)
     num_layers: int = setting(1, "LSTM / TCN layers", minimum=1, applies=LSTM_TCN)
-    dropout: float = setting(0.5, "dropout before the classifier", minimum=0, maximum=0.95, applies=NEURAL)
+    dropout: float = setting(0.5, "dropout before the classifier (mstcn: in every layer)", minimum=0, maximum=0.95,
+                            applies=NETWORKS)
     feature_dropout: float = setting(0.0, "in training, the probability of setting one pose or box-motion feature to "
                                      "its typical value (0 after scaling) for a whole window, so that no single "
                                      "feature, which a new video may shift, decides alone", minimum=0, maximum=0.9,
-                                     applies=NEURAL)
+                                     applies=NETWORKS)
     feature_shift: float = setting(0.3, "in training, each pose and box-motion feature of a window is moved by "
                                    "one offset drawn from a normal distribution with this spread (in units of the "
                                    "scaled feature), as a new animal, floor or light moves it (bench/README.md, "
-                                   "Feature shift)", minimum=0, maximum=2, applies=NEURAL)
+                                   "Feature shift)", minimum=0, maximum=2, applies=NETWORKS)
     use_pose: bool = setting(False, "fuse pose features with visual features", label="Use pose", basic=True)
     pose_fusion_strategy: str = setting("gated_attention", "late fusion of pose", registry="model:FUSIONS",
                                         applies=NEURAL, requires="model.use_pose")
@@ -217,7 +225,7 @@ class ModelSettings:
     input_scaling: str = setting("quantile", "how pose and box-motion inputs are scaled for the network: quantile "
                                  "(each feature through its training quantiles onto a normal scale, clipped at the "
                                  "training range: heavy tails and unseen extremes cannot dominate) or standard "
-                                 "(training mean and spread)", choices=("quantile", "standard"), applies=NEURAL)
+                                 "(training mean and spread)", choices=("quantile", "standard"), applies=NETWORKS)
     slowfast_alpha: int = setting(4, "SlowFast frame-rate ratio between the fast and slow pathways", minimum=1,
                                   applies=NEURAL)
     ensemble_members: int = setting(1, "networks trained one after another, each from its own random start and "
@@ -226,6 +234,16 @@ class ModelSettings:
                                     "and the head's inference cost); they share one frozen backbone",
                                     minimum=1, maximum=10, applies=NEURAL)
 
+    dense_hidden: int = setting(64, "mstcn, dense_transformer: channels of every layer", minimum=1, applies=DENSE)
+    dense_layers: int = setting(10, "mstcn: dilated layers per stage (dilations 1, 2, 4, ...: a receptive field of "
+                                "2^(layers+1) - 1 frames); dense_transformer: encoder layers", minimum=1, maximum=16,
+                                applies=DENSE)
+    dense_stages: int = setting(4, "mstcn: a prediction stage and dense_stages - 1 refinement stages, each reading "
+                                "the previous one's per-frame probabilities", minimum=1, maximum=8, applies=MSTCN)
+    dense_chunk: int = setting(128, "mstcn, dense_transformer: frames per chunk, in training and at inference "
+                               "(overlapping by half, stitched centre-weighted: memory flat in video length)",
+                               minimum=8, maximum=4096, applies=DENSE)
+
     def check(self) -> None:
         if self.classifier == "gbt":
             if not (self.use_pose or self.use_box_motion):
@@ -233,6 +251,13 @@ class ModelSettings:
             if self.ensemble_members > 1:
                 raise UserError(f"ensemble_members {self.ensemble_members} applies to the neural classifier; "
                                 f"classifier gbt is one model of many trees already: set --ensemble_members 1")
+        elif self.classifier in DENSE_KINDS:
+            if not (self.use_pose or self.use_box_motion):
+                raise UserError(f"classifier {self.classifier} needs use_pose or use_box_motion: it labels frames from "
+                                f"their features")
+            if self.ensemble_members > 1:
+                raise UserError(f"ensemble_members {self.ensemble_members} applies to the neural classifier; set "
+                                f"--ensemble_members 1 with classifier {self.classifier}")
         elif self.backbone == "none" and not self.use_pose:
             raise UserError("backbone none needs use_pose (a pose-only model); otherwise pick a backbone")
         elif self.ensemble_members > 1 and self.backbone != "none" and self.train_backbone:
@@ -263,16 +288,20 @@ class TrainingConfig:
                                        "(recorded in the checkpoint; bench/README.md, 'Train on one rig')",
                                        minimum=0, maximum=2, requires="model.use_pose")
     lr: float = setting(1.0e-3, "AdamW learning rate of the head and fusion (bench/bench_schedule.py)",
-                        exclusive_minimum=0, applies=NEURAL)
+                        exclusive_minimum=0, applies=NETWORKS)
     backbone_lr: float = setting(1.0e-4, "learning rate of a fine-tuned backbone", exclusive_minimum=0, applies=NEURAL)
-    weight_decay: float = setting(3.0e-4, "AdamW weight decay", minimum=0, applies=NEURAL)
-    epochs: int = setting(100, "maximum epochs", minimum=1, applies=NEURAL, label="Epochs", basic=True)
-    batch_size: int = setting(8, "clips per batch", minimum=1, applies=NEURAL)
+    weight_decay: float = setting(3.0e-4, "AdamW weight decay", minimum=0, applies=NETWORKS)
+    epochs: int = setting(100, "maximum epochs", minimum=1, applies=NETWORKS, label="Epochs", basic=True)
+    batch_size: int = setting(8, "clips (dense models: chunks) per batch", minimum=1, applies=NETWORKS)
     patience: int = setting(15, "early stop after this many epochs without validation improvement; 0 = never",
-                            minimum=0, applies=NEURAL)
+                            minimum=0, applies=NETWORKS)
     scheduler: str = setting("plateau", "plateau watches validation loss", choices=("none", "plateau", "cosine"),
                              applies=NEURAL)
     loss: str = setting("cross_entropy", "training loss", choices=("cross_entropy", "focal"), applies=NEURAL)
+    smoothing_loss: float = setting(0.15, "mstcn, dense_transformer: weight of MS-TCN's smoothing loss (the squared "
+                                    "change of each class's log-probability from one frame to the next, truncated at "
+                                    "4), which discourages labels that flicker within a bout", minimum=0, maximum=10,
+                                    applies=DENSE)
     label_smoothing: float = setting(0.0, "cross-entropy label smoothing", minimum=0, maximum=0.5, applies=NEURAL)
     focal_gamma: float = setting(2.0, "focal loss gamma", minimum=0, applies=NEURAL)
     class_weighting: str = setting("none", "loss weights from training class counts",

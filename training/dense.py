@@ -1,0 +1,165 @@
+"""Training and evaluating dense models (model.DenseSequenceLabeller): per-frame logits over chunks of whole
+recordings (utils.data.recordings), every labelled frame in the loss, unlabelled frames left out.
+
+    history = fit_network(net, run, weights, steps=DenseSteps)        # training/loop.py's epochs, best models, resume
+    result = evaluate_recordings(net, recordings, dataset, run)
+
+The loss is MS-TCN's: cross-entropy of every stage's logits on the labelled frames, plus `smoothing_loss` x the mean
+over neighbouring frames of the squared change of each class's log-probability, truncated at 4 (tau = 4 as in the
+paper; the earlier frame's side detached), which discourages labels that flicker within a bout.
+Evaluation gives what every classifier's evaluation gives (utils.results.metrics on the split's windows, each window
+read at its centre frame, in the split's order), plus `frame_probs`: every recording's stitched per-frame
+probabilities, which training/evaluation.frame_scores scores directly.
+"""
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from utils.data.recordings import UNLABELLED, chunk_features, stitch_chunk_probs, stitch_recordings
+from utils.errors import UserError
+from utils.logging_utils import progress
+from utils.results.metrics import classification_scores
+
+SMOOTHING_TRUNCATION = 4.0  # MS-TCN's tau, on the squared log-probability change
+
+
+def dense_loss(stages: list, labels: torch.Tensor, weights, smoothing: float, padding: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on labelled frames plus the truncated smoothing loss on real (not padded) neighbours, summed over
+    the stages. stages: [(B, T, C)]; labels (B, T) with UNLABELLED; padding (B, T) True on padded frames."""
+    total = 0.0
+    labelled = labels != UNLABELLED
+    neighbours = ~(padding[:, 1:] | padding[:, :-1])
+    for logits in stages:
+        if labelled.any():
+            total = total + F.cross_entropy(logits[labelled], labels[labelled], weight=weights)
+        if smoothing and neighbours.any():
+            logp = F.log_softmax(logits, -1)
+            change = (logp[:, 1:] - logp[:, :-1].detach()).pow(2).clamp(max=SMOOTHING_TRUNCATION ** 2)
+            total = total + smoothing * change[neighbours].mean()
+    return total
+
+
+def chunk_batch(dataset, items: list, rng: random.Random = None) -> dict:
+    """Padded tensors of chunks [(recording, start, end)]: pose (B, T, Dp), motion (B, T, Dm), pose_present (B),
+    labels (B, T) (UNLABELLED on padding) and padding (B, T). With rng each chunk gets its own augmentation draw."""
+    length = max(end - start for _, start, end in items)
+    b = len(items)
+    pose = torch.zeros(b, length, dataset.pose_dim)
+    motion = torch.zeros(b, length, dataset.motion_dim)
+    labels = torch.full((b, length), UNLABELLED, dtype=torch.long)
+    padding = torch.ones(b, length, dtype=torch.bool)
+    present = torch.zeros(b, dtype=torch.bool)
+    for i, (recording, start, end) in enumerate(items):
+        chunk_rng = random.Random(rng.getrandbits(62)) if rng is not None else None
+        p, m = chunk_features(dataset, recording, start, end, chunk_rng)
+        n = end - start
+        if p is not None:
+            pose[i, :n], present[i] = torch.from_numpy(p), True
+        if m is not None:
+            motion[i, :n] = torch.from_numpy(m)
+        labels[i, :n] = torch.from_numpy(recording.labels[start:end])
+        padding[i, :n] = False
+    return {"pose": pose, "motion": motion, "pose_present": present, "labels": labels, "padding": padding}
+
+
+def net_inputs(net, batch: dict, device) -> dict:
+    return {"pose": batch["pose"].to(device) if net.uses_pose else None,
+            "pose_present": batch["pose_present"].to(device),
+            "motion": batch["motion"].to(device) if net.uses_motion else None}
+
+
+def frame_class_counts(recordings: list, num_classes: int) -> np.ndarray:
+    labels = np.concatenate([r.labels for r in recordings])
+    return np.bincount(labels[labels != UNLABELLED], minlength=num_classes)
+
+
+class DenseSteps:
+    """One epoch over every training chunk (chunks overlap by half, shuffled by seed and epoch, each with its own
+    augmentation draw) and one validation (evaluate_recordings): training/loop.py's fit runs them."""
+
+    def __init__(self, net, run, opt):
+        self.net, self.run, self.opt = net, run, opt
+        self.train = run.datasets["train"]
+        self.recordings = stitch_recordings(self.train, net.cfg.num_classes)
+        self.val_recordings = stitch_recordings(run.datasets["val"], net.cfg.num_classes)
+        if not frame_class_counts(self.recordings, net.cfg.num_classes).sum():
+            raise UserError(f"{run.cfg.training.manifest_path}: no labelled training frame for "
+                            f"classifier {net.cfg.classifier}")
+
+    def chunks(self, recordings: list) -> list:
+        size = self.net.cfg.dense_chunk
+        return [(r, start, end) for r in recordings for start, end in r.chunks(size, max(size // 2, 1))]
+
+    def train_epoch(self, epoch: int, desc: str) -> tuple:
+        cfg, device, opt = self.run.cfg, self.run.device, self.opt
+        rng = random.Random(hash((cfg.training.seed, epoch)))
+        items = self.chunks(self.recordings)
+        rng.shuffle(items)
+        size = cfg.training.batch_size
+        batches = [items[i:i + size] for i in range(0, len(items), size)]
+        amp = device.startswith("cuda") and cfg.training.amp
+        self.net.train()
+        total, count, done = 0.0, 0, 0
+        with progress(total=len(batches), desc=desc) as bar:
+            for items in batches:
+                if self.run.stop:
+                    break
+                batch = chunk_batch(self.train, items, rng)
+                labels, padding = batch["labels"].to(device), batch["padding"].to(device)
+                with torch.autocast("cuda", enabled=amp):
+                    stages, _ = self.net(**net_inputs(self.net, batch, device), padding=padding)
+                    loss = dense_loss([s.float() for s in stages], labels, opt.weights, cfg.training.smoothing_loss,
+                                      padding)
+                if not torch.isfinite(loss):
+                    raise UserError(f"loss became {loss.item()} at {desc}; lower --lr or check the data")
+                opt.optimizer.zero_grad(set_to_none=True)
+                opt.scaler.scale(loss).backward()
+                opt.scaler.step(opt.optimizer)
+                opt.scaler.update()
+                total += loss.item() * len(items)
+                count += len(items)
+                done += 1
+                bar.update(1)
+        return total / max(count, 1), done == len(batches)
+
+    def validate(self) -> dict:
+        return evaluate_recordings(self.net, self.val_recordings, self.run.datasets["val"], self.run)
+
+
+@torch.no_grad()
+def recording_probs(net, dataset, recording, batch_size: int, device) -> np.ndarray:
+    """Per-frame probabilities [N, C] of one recording, chunk by chunk as inference runs them (dense_chunk frames
+    overlapping by half, stitched centre-weighted); zeros where no chunk covers a frame."""
+    size = net.cfg.dense_chunk
+    chunks = recording.chunks(size, max(size // 2, 1))
+    probs = []
+    for i in range(0, len(chunks), batch_size):
+        items = [(recording, s, e) for s, e in chunks[i:i + batch_size]]
+        batch = chunk_batch(dataset, items)
+        p, _ = net.frame_outputs(**net_inputs(net, batch, device))
+        probs += [row[:e - s] for row, (_, s, e) in zip(p.float().cpu().numpy(), items)]
+    return stitch_chunk_probs(len(recording.labels), chunks, probs)[0]
+
+
+@torch.no_grad()
+def evaluate_recordings(net, recordings: list, dataset, run) -> dict:
+    """Loss (unweighted cross-entropy over every labelled frame), accuracy, macro-F1 and scores of the split's windows (each read
+    at its centre frame) and their probabilities in the split's order, plus frame_probs {source video: [N, C]}."""
+    net.eval()
+    window_probs = np.zeros((len(dataset), net.cfg.num_classes))
+    frame_probs, losses, frames = {}, 0.0, 0
+    for recording in recordings:
+        probs = recording_probs(net, dataset, recording, run.cfg.training.batch_size, run.device)
+        frame_probs[recording.source] = probs
+        labelled = np.flatnonzero(recording.labels != UNLABELLED)
+        losses -= np.log(np.clip(probs[labelled, recording.labels[labelled]], 1e-12, 1)).sum()
+        frames += len(labelled)
+        for index, start, size in recording.windows:
+            window_probs[index] = probs[start + size // 2]
+    labels = np.asarray(dataset.labels)
+    scores = classification_scores(labels.tolist(), window_probs.argmax(-1).tolist(),
+                                   list(range(net.cfg.num_classes)))
+    return {"loss": losses / max(frames, 1), "acc": scores["accuracy"], "macro_f1": scores["macro_f1"],
+            "scores": scores, "probs": window_probs, "frame_probs": frame_probs}
