@@ -19,7 +19,7 @@ import torch
 
 from data import class_weights
 from model import DENSE_MODELS, DenseSequenceLabeller, ModelConfig, build_model
-from training.dense import DenseSteps, evaluate_recordings, frame_class_counts
+from training.dense import DenseSteps, evaluate_recordings, frame_class_counts, init_dense_weights
 from training.ensemble import fit_members
 from training.loop import (cache_features, evaluate_dataset, fit_network, init_weights, input_statistics,
                            uses_feature_cache)
@@ -318,8 +318,10 @@ class DenseClassifier(Classifier):
 
     def fit(self, run: TrainingRun) -> list:
         self.net.set_input_stats(**input_statistics(run.datasets["train"]))
-        self.net = self.net.to(run.device)
         t = run.cfg.training
+        if t.init_from:  # a pretrained model's input scaling comes with its weights
+            init_dense_weights(self.net, t.init_from, run.class_names, run.datasets["train"].spec.recorded())
+        self.net = self.net.to(run.device)
         if t.class_weighting != "none":
             counts = frame_class_counts(stitch_recordings(run.datasets["train"], self.cfg.num_classes),
                                         self.cfg.num_classes)

@@ -779,6 +779,9 @@ class DenseSequenceLabeller(ScaledInputs):
         self.uses_pose, self.uses_motion = bool(pose_dim), bool(motion_dim)
         self.register_input_buffers()
         self.body = DENSE_MODELS.get(cfg.classifier)(pose_dim + motion_dim, cfg)
+        # predicts the scaled inputs of masked frames from the per-frame features: self-supervised pretraining
+        # (training/pretrain.py) and fine-tuning's auxiliary task (training.dense: masked_feature_loss)
+        self.reconstruct = nn.Linear(cfg.dense_hidden, pose_dim + motion_dim)
 
     def inputs(self, pose=None, pose_present=None, motion=None) -> torch.Tensor:
         """(B, T, Dp + Dm): scaled pose (zeros for chunks without keypoints) beside scaled box motion."""
@@ -795,6 +798,18 @@ class DenseSequenceLabeller(ScaledInputs):
     def forward(self, pose=None, pose_present=None, motion=None, padding=None) -> tuple:
         """([logits (B, T, C) per stage, the last one final], per-frame features (B, T, H))."""
         return self.body(self.inputs(pose, pose_present, motion), padding)
+
+    def masked_forward(self, mask, pose=None, pose_present=None, motion=None, padding=None) -> tuple:
+        """The inputs of the frames under `mask` (B, T) replaced by 0 (the typical value on the input scale):
+        (stages, the predicted inputs (B, T, D), the target: the inputs as evaluation scales them (B, T, D))."""
+        x = self.inputs(pose, pose_present, motion)
+        with torch.no_grad():
+            training = self.training
+            self.train(False)  # the target: scaled, without the feature shift and dropout of training
+            target = self.inputs(pose, pose_present, motion)
+            self.train(training)
+        stages, features = self.body(x.masked_fill(mask[..., None], 0.0), padding)
+        return stages, self.reconstruct(features), target
 
     def frame_outputs(self, pose=None, pose_present=None, motion=None) -> tuple:
         """(per-frame probabilities (B, T, C), per-frame features (B, T, H)) in evaluation."""

@@ -11,6 +11,7 @@ Evaluation gives what every classifier's evaluation gives (utils.results.metrics
 read at its centre frame, in the split's order), plus `frame_probs`: every recording's stitched per-frame
 probabilities, which training/evaluation.frame_scores scores directly.
 """
+import logging
 import random
 
 import numpy as np
@@ -22,6 +23,7 @@ from utils.errors import UserError
 from utils.logging_utils import progress
 from utils.results.metrics import classification_scores
 
+log = logging.getLogger("train")
 SMOOTHING_TRUNCATION = 4.0  # MS-TCN's tau, on the squared log-probability change
 
 
@@ -39,6 +41,52 @@ def dense_loss(stages: list, labels: torch.Tensor, weights, smoothing: float, pa
             change = (logp[:, 1:] - logp[:, :-1].detach()).pow(2).clamp(max=SMOOTHING_TRUNCATION ** 2)
             total = total + smoothing * change[neighbours].mean()
     return total
+
+
+def span_mask(padding: torch.Tensor, ratio: float, span: int, rng: random.Random) -> torch.Tensor:
+    """(B, T) True on hidden frames: spans of `span` frames at random starts until about `ratio` of each chunk's real
+    (not padded) frames are hidden (BehavERT's span masking)."""
+    mask = torch.zeros_like(padding)
+    for row, pad in enumerate(padding.cpu()):
+        length = int((~pad).sum())
+        spans = max(1, int(round(ratio * length / span)))
+        for _ in range(spans):
+            start = rng.randrange(max(length - span, 0) + 1)
+            mask[row, start:start + span] = True
+    return mask & ~padding
+
+
+def masked_feature_loss(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the predicted inputs on the hidden frames (inputs on their scaled, unit-spread scale)."""
+    return (predicted.float()[mask] - target.float()[mask]).pow(2).mean()
+
+
+def init_dense_weights(net, path, class_names: list, recorded_features: dict) -> None:
+    """Start a dense model from a checkpoint: a pretraining one (training/pretrain.py: every weight but the class
+    outputs, and its input scaling) or a trained dense model of the same classes (every weight). The features and
+    the model settings must match, checked before anything is loaded."""
+    from training.pretrain import PRETRAINED
+    from utils.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(path)
+    pretrained = str(ckpt.get("selection", "")).startswith(PRETRAINED)
+    if not pretrained and list(ckpt["class_names"]) != list(class_names):
+        raise UserError(f"init_from {path} was trained on classes {ckpt['class_names']}, the manifest has "
+                        f"{class_names}; label windows of every class of the model (or train without init_from)")
+    if ckpt.get("features") != recorded_features:
+        raise UserError(f"init_from {path} was trained on features {ckpt.get('features')}, these settings give "
+                        f"{recorded_features}; use the pose features, keypoint confidence and track smoothing it was "
+                        f"trained with")
+    mine = net.state_dict()
+    theirs = {k: v for k, v in ckpt["model"].items() if k in mine and v.shape == mine[k].shape}
+    architecture = [k for k in mine if k not in ckpt["model"]]
+    if architecture or ckpt["model_args"].get("classifier") != net.cfg.classifier:
+        raise UserError(f"init_from {path} is a {ckpt['model_args'].get('classifier')} model of another architecture "
+                        f"than these settings ({', '.join(architecture[:3])} differ); use the model settings it was "
+                        f"trained with (its config.yaml)")
+    fresh = sorted(set(mine) - set(theirs))
+    net.load_state_dict({**mine, **theirs})
+    log.info("weights initialised from %s (%s)%s", path, ckpt.get("selection"),
+             f"; left fresh for these classes: {', '.join(fresh)}" if fresh else "")
 
 
 def chunk_batch(dataset, items: list, rng: random.Random = None) -> dict:
@@ -109,9 +157,7 @@ class DenseSteps:
                 batch = chunk_batch(self.train, items, rng)
                 labels, padding = batch["labels"].to(device), batch["padding"].to(device)
                 with torch.autocast("cuda", enabled=amp):
-                    stages, _ = self.net(**net_inputs(self.net, batch, device), padding=padding)
-                    loss = dense_loss([s.float() for s in stages], labels, opt.weights, cfg.training.smoothing_loss,
-                                      padding)
+                    loss = self.loss(batch, labels, padding, rng)
                 if not torch.isfinite(loss):
                     raise UserError(f"loss became {loss.item()} at {desc}; lower --lr or check the data")
                 opt.optimizer.zero_grad(set_to_none=True)
@@ -123,6 +169,19 @@ class DenseSteps:
                 done += 1
                 bar.update(1)
         return total / max(count, 1), done == len(batches)
+
+    def loss(self, batch: dict, labels, padding, rng: random.Random) -> torch.Tensor:
+        """The dense loss, plus with masked_feature_loss the prediction of the inputs hidden in spans of frames (the
+        behaviour is then learned from the masked inputs too)."""
+        t = self.run.cfg.training
+        inputs = net_inputs(self.net, batch, self.run.device)
+        if not t.masked_feature_loss:
+            stages, _ = self.net(**inputs, padding=padding)
+            return dense_loss([s.float() for s in stages], labels, self.opt.weights, t.smoothing_loss, padding)
+        mask = span_mask(padding, t.mask_ratio, t.mask_span, rng)
+        stages, predicted, target = self.net.masked_forward(mask, **inputs, padding=padding)
+        return (dense_loss([s.float() for s in stages], labels, self.opt.weights, t.smoothing_loss, padding)
+                + t.masked_feature_loss * masked_feature_loss(predicted, target, mask))
 
     def validate(self) -> dict:
         return evaluate_recordings(self.net, self.val_recordings, self.run.datasets["val"], self.run)

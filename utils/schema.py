@@ -302,6 +302,16 @@ class TrainingConfig:
                                     "change of each class's log-probability from one frame to the next, truncated at "
                                     "4), which discourages labels that flicker within a bout", minimum=0, maximum=10,
                                     applies=DENSE)
+    masked_feature_loss: float = setting(0.0, "mstcn, dense_transformer: weight of an auxiliary task in training: "
+                                         "spans of frames (mask_ratio, mask_span) have their pose and box-motion "
+                                         "inputs hidden and the model predicts them beside the behaviour (the "
+                                         "mouse-pain pipeline's joint keypoint prediction); 0 = off", minimum=0,
+                                         maximum=10, applies=DENSE)
+    mask_ratio: float = setting(0.3, "masked modelling (pretrain_pose.py, masked_feature_loss): share of each "
+                                "chunk's frames whose inputs are hidden", exclusive_minimum=0, maximum=0.9,
+                                applies=DENSE)
+    mask_span: int = setting(8, "masked modelling: frames per hidden span (BehavERT masks spans, so a frame cannot "
+                             "be read off its neighbours)", minimum=1, applies=DENSE)
     label_smoothing: float = setting(0.0, "cross-entropy label smoothing", minimum=0, maximum=0.5, applies=NEURAL)
     focal_gamma: float = setting(2.0, "focal loss gamma", minimum=0, applies=NEURAL)
     class_weighting: str = setting("none", "loss weights from training class counts",
@@ -318,8 +328,9 @@ class TrainingConfig:
                                          "(one is drawn per epoch)", minimum=0)
     amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)", applies=NEURAL)
     init_from: str | None = setting(None, "start from this checkpoint's weights (same architecture and classes; "
-                                    "fresh optimizer), e.g. to fine-tune on corrected labels", path="input",
-                                    applies=NEURAL)
+                                    "fresh optimizer), e.g. to fine-tune on corrected labels; dense models also "
+                                    "start from a pretrain_pose.py checkpoint (same features and model settings, "
+                                    "any classes)", path="input", applies=NETWORKS)
     tune_decision_weights: bool = setting(False, "after training, weight each class's probability so that the "
                                           "decision argmax(p * w) maximises validation macro-F1 (under-predicted or "
                                           "rare behaviours); stored in the checkpoint, applied at inference. Needs "
@@ -334,6 +345,19 @@ class TrainingConfig:
     def check(self) -> None:
         if self.loss == "focal" and self.label_smoothing:
             raise UserError("label_smoothing applies to cross_entropy only; set it to 0 with loss focal")
+
+
+@dataclass
+class PretrainConfig:
+    """Self-supervised pretraining of a dense model (pretrain_pose.py): masked modelling of pose and box-motion
+    features on recordings without labels"""
+    pose_dir: str | None = setting(None, "folder of pose files without labels (searched recursively), read with the "
+                                   "manifest's preprocessing settings (prepared with --detector pose_file); the "
+                                   "manifest's own recordings are pretrained on too", path="input",
+                                   label="Unlabelled pose files")
+
+    def check(self) -> None:
+        """Nothing to check across settings: the folder is checked when it is read."""
 
 
 @dataclass
@@ -470,7 +494,8 @@ TRACKING_SETTINGS = {
 }
 
 SECTIONS = {"preprocessing": PreprocessingConfig, "augmentation": AugmentConfig, "model": ModelSettings,
-            "training": TrainingConfig, "inference": InferenceConfig, "detector_training": DetectorTrainingConfig}
+            "training": TrainingConfig, "pretraining": PretrainConfig, "inference": InferenceConfig,
+            "detector_training": DetectorTrainingConfig}
 
 
 if __name__ == "__main__":

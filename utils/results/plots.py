@@ -31,11 +31,12 @@ def plot_training_curves(history: list, path) -> None:
         ax_loss.plot(epochs, [h["train_loss"] for h in rows], label=f"{tag}train loss", **look)
         if "val_loss" in rows[0]:
             ax_loss.plot(epochs, [h["val_loss"] for h in rows], label=f"{tag}val loss", **dashed)
+        if "val_acc" in rows[0]:  # masked pretraining (training/pretrain.py) has a held-out loss and no scores
             ax_metric.plot(epochs, [h["val_acc"] for h in rows], label=f"{tag}val accuracy", **dashed)
             ax_metric.plot(epochs, [h["val_macro_f1"] for h in rows], label=f"{tag}val macro-F1", **look)
             ax_metric.set_ylim(0, 1)
     if not ax_metric.lines:
-        ax_metric.text(0.5, 0.5, "no validation split", ha="center", va="center", transform=ax_metric.transAxes)
+        ax_metric.text(0.5, 0.5, "no validation scores", ha="center", va="center", transform=ax_metric.transAxes)
     for ax, title in ((ax_loss, "loss"), (ax_metric, "validation")):
         ax.set_xlabel("epoch")
         ax.set_title(title)
