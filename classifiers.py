@@ -9,8 +9,9 @@ The training engine (training/) and the predictor use only what `Classifier` dec
 registers itself here with its own build, fit, evaluation, state and the settings that do not apply to it.
 
 Kinds today: `neural` (one network, model.BehaviorSequenceClassifier, or with ensemble_members > 1 a deep
-ensemble, model.ClassifierEnsemble) and `gbt` (gradient-boosted trees on window statistics of the pose and
-box-motion features, stored with skops, never pickled).
+ensemble, model.ClassifierEnsemble), `gbt` (gradient-boosted trees on window statistics of the pose and
+box-motion features, stored with skops, never pickled), and the dense models `mstcn` and `dense_transformer`
+(model.DENSE_MODELS: a label for every frame of chunks of pose and box motion; training/dense.py).
 """
 from abc import ABC, abstractmethod
 

@@ -28,6 +28,7 @@ from utils.device import resolve_device
 from utils.errors import UserError, run_cli
 from utils.jobs import script_command
 from utils.logging_utils import setup_logging
+from utils.schema import NETWORKS
 
 log = logging.getLogger("retrain")
 
@@ -73,9 +74,9 @@ def main(args) -> dict:
 
 
 def starting_weights(checkpoint: dict, merged: dict, model_path):
-    """The current model's weights when training can start from them (a network with the same classes); else
-    None, said: trees are fitted anew, and a behaviour added during review needs a new output layer."""
-    if checkpoint["model_args"].get("classifier", "neural") != "neural":
+    """The current model's weights when training can start from them (a network, window or dense, with the same
+    classes); else None, said: trees are fitted anew, and a behaviour added during review needs a new output layer."""
+    if checkpoint["model_args"].get("classifier", "neural") not in NETWORKS["classifier"]:
         log.info("the %s classifier is fitted anew on all the data", checkpoint["model_args"]["classifier"])
         return None
     if sorted(checkpoint["class_names"]) != sorted(merged["class_to_idx"]):

@@ -18,7 +18,7 @@ from utils.errors import UserError
 from utils.jobs import Job, in_dashboard_terms, script_command
 from utils.readers.pose_io import recording_name
 from utils.schema import (SECTIONS, TRACKING_SETTINGS, AugmentConfig, DetectorTrainingConfig, InferenceConfig,
-                          ModelSettings, PreprocessingConfig, TrainingConfig)
+                          ModelSettings, PreprocessingConfig, PretrainConfig, TrainingConfig)
 
 
 class StageTab(ttk.Frame):
@@ -186,7 +186,50 @@ class PreprocessTab(StageTab):
             self.app.tabs["Train"].form.set("training", "manifest_path", str(path))
 
 
-class TrainTab(StageTab):
+class RunFolderTab(StageTab):
+    """A stage that writes a run folder (<output_dir>/<run_name>/, named before it starts so its results can be
+    shown and its stop file found) with training curves."""
+
+    def validated_values(self) -> dict:
+        if not self.form.get("training", "run_name"):  # the run folder must be known to show results and stop
+            self.form.set("training", "run_name", datetime.now().strftime("behavior_%Y%m%d_%H%M%S"))
+        return super().validated_values()
+
+    def run_folder(self, values: dict) -> Path:
+        return Path(values["training"]["output_dir"]) / values["training"]["run_name"]
+
+    def stop_file(self, values: dict):
+        return self.run_folder(values) / values["training"]["stop_file"]
+
+
+class PretrainTab(RunFolderTab):
+    """Self-supervised pretraining of a dense model on recordings without labels (pretrain_pose.py); when it ends the
+    Train tab starts from its model (init_from)."""
+    title, script = "Pretrain", "pretrain_pose.py"
+    classes, required = (PretrainConfig, TrainingConfig, ModelSettings, AugmentConfig), ("manifest_path",)
+
+    def __init__(self, app, config_path=None):
+        super().__init__(app, config_path)
+        if not config_path:
+            self.form.set("model", "classifier", "mstcn")
+            self.form.set("model", "use_pose", True)
+
+    def build_results(self, notebook) -> None:
+        self.curves = ImagePane(notebook)
+        notebook.add(self.curves, text="Curves")
+
+    def show_results(self, values: dict, finished: bool) -> None:
+        folder = self.run_folder(values)
+        self.curves.show(folder / "training_curves.png")
+        if finished and (folder / "best_model.pt").is_file():
+            train = self.app.tabs["Train"].form
+            train.set("training", "init_from", str(folder / "best_model.pt"))
+            for name in ("classifier", "use_pose", "dense_hidden", "dense_layers", "dense_stages", "dense_chunk"):
+                train.set("model", name, values["model"][name])
+            self.outputs.select(self.curves)
+
+
+class TrainTab(RunFolderTab):
     """Training; starts from a recipe (training/recipes.py): the guide's first model unless an earlier run's
     settings are remembered."""
     title, script = "Train", "train_behavior_lstm.py"
@@ -223,17 +266,6 @@ class TrainTab(StageTab):
         notebook.add(self.per_class, text="Per class")  # of the best macro-F1 epoch
         self.confusion = TablePane(notebook)
         notebook.add(self.confusion, text="Confusion")
-
-    def validated_values(self) -> dict:
-        if not self.form.get("training", "run_name"):  # the run folder must be known to show results and stop
-            self.form.set("training", "run_name", datetime.now().strftime("behavior_%Y%m%d_%H%M%S"))
-        return super().validated_values()
-
-    def run_folder(self, values: dict) -> Path:
-        return Path(values["training"]["output_dir"]) / values["training"]["run_name"]
-
-    def stop_file(self, values: dict):
-        return self.run_folder(values) / values["training"]["stop_file"]
 
     def show_results(self, values: dict, finished: bool) -> None:
         folder = self.run_folder(values)

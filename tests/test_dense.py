@@ -164,3 +164,55 @@ def test_dense_kinds_are_the_schemas():
     from model import DENSE_MODELS
     from utils.schema import DENSE_KINDS
     assert sorted(DENSE_KINDS) == DENSE_MODELS.names()
+
+
+def pretrain_args(manifest, pose_dir, out, *extra):
+    from pretrain_pose import get_args_parser
+    small = ["--dense_hidden", 32, "--dense_layers", 6, "--dense_stages", 2, "--dense_chunk", 64, "--batch_size", 8,
+             "--lr", 3e-3]
+    return get_args_parser().parse_args([str(a) for a in [
+        "--manifest_path", manifest, "--pose_dir", pose_dir, "--classifier", "mstcn", "--use_pose", "--output_dir",
+        out, "--run_name", "p", "--device", "cpu", *small, *extra]])
+
+
+def test_pretraining_learns_to_fill_in_hidden_frames_and_resumes(dense_run, tmp_path):
+    import pretrain_pose
+    from training.pretrain import Pretraining, unlabelled_recordings
+    from utils.checkpoint import load_checkpoint
+    root, manifest, _ = dense_run
+    first = pretrain_pose.main(pretrain_args(manifest, root / "held_out", tmp_path, "--epochs", 4))
+    # the manifest's 4 recordings (every split, labels unused) and the 2 unlabelled pose files
+    assert first.recordings == 6 and first.frames >= 6 * 440
+    resumed = pretrain_pose.main(pretrain_args(manifest, root / "held_out", tmp_path, "--epochs", 5, "--resume",
+                                               tmp_path / "p" / "last_checkpoint.pt"))
+    assert [row["epoch"] for row in resumed.history] == list(range(5))
+    # the held-out chunks' hidden frames, predicted by the pretrained model against predicting the typical value (0)
+    args = pretrain_args(manifest, root / "held_out", tmp_path)
+    cfg = pretrain_pose.resolve_config(args, pretrain_pose.SECTIONS)
+    job = Pretraining(cfg, *unlabelled_recordings(cfg), "cpu")
+    job.net.load_state_dict(load_checkpoint(tmp_path / "p" / "best_model.pt")["model"])
+    learned = job.held_out_loss()
+    torch.nn.init.zeros_(job.net.reconstruct.weight)
+    torch.nn.init.zeros_(job.net.reconstruct.bias)
+    assert learned < 0.85 * job.held_out_loss(), learned
+
+
+def test_a_dense_model_starts_from_pretraining_only_with_the_same_features(dense_run, tmp_path):
+    import pretrain_pose
+    from training.engine import train, training_config
+    from utils.errors import UserError
+    root, manifest, _ = dense_run
+    pretrain_pose.main(pretrain_args(manifest, root / "held_out", tmp_path, "--epochs", 1))
+    pretrained = tmp_path / "p" / "best_model.pt"
+    common = dict(classifier="mstcn", manifest_path=manifest, output_dir=tmp_path, epochs=1, init_from=pretrained,
+                  **{**SMALL, "batch_size": 8})
+    with pytest.raises(UserError, match="init_from .* trained on features .*track_smoothing_s"):
+        train(training_config(run_name="other", track_smoothing_s=0.3, **common))
+    with pytest.raises(UserError, match="another architecture"):
+        train(training_config(run_name="wider", **{**common, "dense_hidden": 48}))
+    train(training_config(run_name="tuned", masked_feature_loss=1.0, **common))
+    log = (tmp_path / "tuned" / "train.log").read_text()
+    assert "weights initialised from" in log and "left fresh for these classes: body.stages.0.out.bias" in log
+    from utils.checkpoint import load_checkpoint
+    tuned, start = (load_checkpoint(tmp_path / n)["model"] for n in ("tuned/last_checkpoint.pt", "p/best_model.pt"))
+    assert torch.equal(tuned["pose_knots"], start["pose_knots"])  # the pretrained input scaling is kept

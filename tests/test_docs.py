@@ -62,7 +62,7 @@ def test_the_docs_name_commands_of_every_script():
     scripts = {target for _, (target, _) in every_call()}
     for script in ("demo.py", "prepare_sequences_from_yolo.py", "train_behavior_lstm.py", "infer_behavior_lstm.py",
                    "benchmark_pipeline.py", "batch_process_videos.py", "behaviorscope_gui.py", "track_video.py",
-                   "train_detector.py", "retrain_behavior_model.py"):
+                   "train_detector.py", "retrain_behavior_model.py", "pretrain_pose.py"):
         assert script in scripts, f"no command in the docs runs {script}"
 
 

@@ -95,7 +95,7 @@ def test_every_setting_has_a_field_with_the_resolved_default_and_typing_is_valid
     from utils.config import resolve_config, settings_dict
     import argparse
     tabs = {"preprocessing": "Preprocess", "augmentation": "Train", "model": "Train", "training": "Train",
-            "inference": "Inference", "detector_training": "Detector"}
+            "pretraining": "Pretrain", "inference": "Inference", "detector_training": "Detector"}
     from training.recipes import FIRST, RECIPES
     for section, cls in SECTIONS.items():
         form = app.tabs[tabs[section]].form
@@ -417,8 +417,23 @@ def test_detector_tab_trains_reports_and_hands_its_weights_to_preprocess(app, tm
     screenshot(app, "detector_finished")
 
 
+def test_a_finished_pretraining_is_where_training_starts(app, tmp_path):
+    tab = app.tabs["Pretrain"]
+    assert tab.form.get("model", "classifier") == "mstcn" and tab.form.get("model", "use_pose") is True
+    fill(tab, "training", output_dir=str(tmp_path), run_name="pre")
+    fill(tab, "model", dense_hidden=48, dense_chunk=96)
+    (tmp_path / "pre").mkdir()
+    (tmp_path / "pre" / "best_model.pt").write_bytes(b"")
+    tab.show_results(tab.form.values(), finished=True)
+    train = app.tabs["Train"].form
+    assert train.get("training", "init_from") == str(tmp_path / "pre" / "best_model.pt")
+    assert (train.get("model", "classifier"), train.get("model", "dense_hidden"), train.get("model", "dense_chunk")) \
+        == ("mstcn", 48, 96)
+    assert tab.stop_file(tab.form.values()) == tmp_path / "pre" / "STOP"
+
+
 def test_screenshots_of_every_tab(app):
-    for name in ("Preprocess", "Train", "Inference", "Evaluate", "Track", "Detector", "Review"):
+    for name in ("Preprocess", "Train", "Pretrain", "Inference", "Evaluate", "Track", "Detector", "Review"):
         app.notebook.select(app.tabs[name])
         assert screenshot(app, f"tab_{name.lower()}").stat().st_size > 10_000
 

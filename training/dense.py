@@ -13,6 +13,7 @@ probabilities, which training/evaluation.frame_scores scores directly.
 """
 import logging
 import random
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -24,7 +25,11 @@ from utils.logging_utils import progress
 from utils.results.metrics import classification_scores
 
 log = logging.getLogger("train")
-SMOOTHING_TRUNCATION = 4.0  # MS-TCN's tau, on the squared log-probability change
+SMOOTHING_TRUNCATION = 4.0
+# few labelled chunks (a few labelled stretches) would make an epoch of one or two batches, and early stopping and
+# the learning-rate schedule, which count epochs, would stop a network that has hardly learned: an epoch repeats the
+# chunks (each repeat with its own augmentation) up to this many batches
+MIN_BATCHES_PER_EPOCH = 16  # MS-TCN's tau, on the squared log-probability change
 
 
 def dense_loss(stages: list, labels: torch.Tensor, weights, smoothing: float, padding: torch.Tensor) -> torch.Tensor:
@@ -77,12 +82,15 @@ def init_dense_weights(net, path, class_names: list, recorded_features: dict) ->
                         f"{recorded_features}; use the pose features, keypoint confidence and track smoothing it was "
                         f"trained with")
     mine = net.state_dict()
-    theirs = {k: v for k, v in ckpt["model"].items() if k in mine and v.shape == mine[k].shape}
-    architecture = [k for k in mine if k not in ckpt["model"]]
-    if architecture or ckpt["model_args"].get("classifier") != net.cfg.classifier:
+    # these settings with the checkpoint's number of classes must give its very shapes
+    twin = type(net)(replace(net.cfg, num_classes=ckpt["model_args"]["num_classes"])).state_dict()
+    differ = sorted(k for k in set(twin) | set(ckpt["model"])
+                    if k not in twin or k not in ckpt["model"] or twin[k].shape != ckpt["model"][k].shape)
+    if differ or ckpt["model_args"].get("classifier") != net.cfg.classifier:
         raise UserError(f"init_from {path} is a {ckpt['model_args'].get('classifier')} model of another architecture "
-                        f"than these settings ({', '.join(architecture[:3])} differ); use the model settings it was "
-                        f"trained with (its config.yaml)")
+                        f"than these settings ({', '.join(differ[:3]) or 'classifier'} differ); use the model "
+                        f"settings it was trained with (its config.yaml)")
+    theirs = {k: v for k, v in ckpt["model"].items() if v.shape == mine[k].shape}
     fresh = sorted(set(mine) - set(theirs))
     net.load_state_dict({**mine, **theirs})
     log.info("weights initialised from %s (%s)%s", path, ckpt.get("selection"),
@@ -125,7 +133,7 @@ def frame_class_counts(recordings: list, num_classes: int) -> np.ndarray:
 
 class DenseSteps:
     """One epoch over every training chunk (chunks overlap by half, shuffled by seed and epoch, each with its own
-    augmentation draw) and one validation (evaluate_recordings): training/loop.py's fit runs them."""
+    augmentation draw; repeated up to MIN_BATCHES_PER_EPOCH batches) and one validation (evaluate_recordings): training/loop.py's fit runs them."""
 
     def __init__(self, net, run, opt):
         self.net, self.run, self.opt = net, run, opt
@@ -143,9 +151,10 @@ class DenseSteps:
     def train_epoch(self, epoch: int, desc: str) -> tuple:
         cfg, device, opt = self.run.cfg, self.run.device, self.opt
         rng = random.Random(hash((cfg.training.seed, epoch)))
-        items = self.chunks(self.recordings)
-        rng.shuffle(items)
         size = cfg.training.batch_size
+        chunks = self.chunks(self.recordings)
+        items = chunks * -(-MIN_BATCHES_PER_EPOCH * size // len(chunks))  # each repeat its own augmentation draw
+        rng.shuffle(items)
         batches = [items[i:i + size] for i in range(0, len(items), size)]
         amp = device.startswith("cuda") and cfg.training.amp
         self.net.train()

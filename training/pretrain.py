@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from model import DenseSequenceLabeller, ModelConfig, quantile_knots
+from model import DenseSequenceLabeller, ModelConfig, model_args, quantile_knots
 from training.dense import chunk_batch, masked_feature_loss, net_inputs, span_mask
 from training.run import StopFlag, dataset_of, make_run_dir, seed_everything
 from utils.checkpoint import load_checkpoint, save_checkpoint
@@ -185,7 +185,7 @@ class Pretraining:
 
     def fields(self, epoch: int, best: float, recordings: int, frames: int) -> dict:
         return dict(model=self.net.state_dict(), optimizer=self.optimizer.state_dict(), epoch=epoch,
-                    best_metric={"held_out_loss": best}, model_args=settings_dict(self.mcfg),
+                    best_metric={"held_out_loss": best}, model_args=model_args(self.mcfg),
                     config={section: settings_dict(values) for section, values in vars(self.cfg).items()},
                     features=self.dataset.spec.recorded(), preprocessing=self.dataset.manifest["meta"],
                     class_names=[], pretraining={"recordings": recordings, "frames": frames},

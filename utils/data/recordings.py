@@ -13,6 +13,7 @@ FeatureSpec.window_inputs that inference applies to a chunk of a video.
 """
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -53,8 +54,10 @@ class Recording:
 
 
 def recording_key(entry: dict) -> str:
-    """The recording a window belongs to: its window id without the start frame (`<video id>_f<start>`)."""
-    return entry["id"].rsplit("_f", 1)[0]
+    """The recording a window belongs to: the prepared folder its window file lies in (a merged manifest, as retraining
+    writes, holds several) and its window id without the start frame (`<video id>_f<start>`)."""
+    prepared = Path(entry["npz"]).parents[2].as_posix()  # <prepared>/sequence_npz/<class>/<window id>.npz
+    return f"{prepared}/{entry['id'].rsplit('_f', 1)[0]}"
 
 
 def stitch_recordings(dataset, class_count: int) -> list:
