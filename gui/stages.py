@@ -13,7 +13,7 @@ from gui.jobs import JobView
 from gui.state import remember
 from gui.widgets import ImagePane, SettingsForm, TablePane, folder_entry, with_scrollbars, write_config
 from training.recipes import FIRST, RECIPES, recipe_titles
-from utils.config import section_name, section_options
+from utils.config import section_name, section_options, settings_that_apply
 from utils.errors import UserError
 from utils.jobs import Job, in_dashboard_terms, script_command
 from utils.readers.pose_io import recording_name
@@ -207,6 +207,14 @@ class PretrainTab(RunFolderTab):
     Train tab starts from its model (init_from)."""
     title, script = "Pretrain", "pretrain_pose.py"
     classes, required = (PretrainConfig, TrainingConfig, ModelSettings, AugmentConfig), ("manifest_path",)
+    only = {PretrainConfig: ("pose_dir",),
+            TrainingConfig: ("manifest_path", "output_dir", "run_name", "pose_features", "min_keypoint_conf",
+                             "track_smoothing_s", "epochs", "batch_size", "lr", "weight_decay", "mask_ratio",
+                             "mask_span", "device", "seed", "stop_file"),
+            ModelSettings: ("classifier", "use_pose", "use_box_motion", "dense_hidden", "dense_layers", "dense_stages",
+                            "dense_chunk", "dropout", "feature_dropout", "feature_shift", "input_scaling",
+                            "attention_heads"),
+            AugmentConfig: settings_that_apply(AugmentConfig, "input", "body_features")}
 
     def __init__(self, app, config_path=None):
         super().__init__(app, config_path)
