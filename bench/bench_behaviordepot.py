@@ -59,7 +59,8 @@ REAL_DATA = ["--pose_jitter", "0", "--class_weighting", "sqrt_inverse", "--tune_
 # inference minimum bout durations tried on the validation part (the default is 0.1 s; BehaviorDEPOT's rule uses 0.9)
 MIN_BOUT_CANDIDATES = (0.1, 0.2, 0.3, 0.5, 0.9)
 MODELS = {"gbt": ["--classifier", "gbt", "--backbone", "none", "--use_pose", *REAL_DATA],
-          "pose_lstm": ["--backbone", "none", "--use_pose", *REAL_DATA]}
+          "pose_lstm": ["--backbone", "none", "--use_pose", *REAL_DATA],
+          "mstcn": ["--classifier", "mstcn", "--use_pose", *REAL_DATA]}
 # the same models on the speeds-only feature set (speeds and turning rates: no posture, distances or confidence)
 MODELS.update({f"{name}_speeds": [*flags, "--pose_features", "speeds"] for name, flags in list(MODELS.items())})
 
