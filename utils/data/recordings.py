@@ -56,7 +56,7 @@ class Recording:
 def recording_key(entry: dict) -> str:
     """The recording a window belongs to: the prepared folder its window file lies in (a merged manifest, as retraining
     writes, holds several) and its window id without the start frame (`<video id>_f<start>`)."""
-    prepared = Path(entry["npz"]).parents[2].as_posix()  # <prepared>/sequence_npz/<class>/<window id>.npz
+    prepared = Path(entry["npz"]).parent.parent.parent.as_posix()  # <prepared>/sequence_npz/<class>/<id>.npz
     return f"{prepared}/{entry['id'].rsplit('_f', 1)[0]}"
 
 
