@@ -374,11 +374,11 @@ class InferenceConfig:
                                        "recorded in the checkpoint", path="input", overrides="yolo_weights")
     yolo_imgsz: int | None = setting(None, "detector input size; null = the checkpoint's (another value is used "
                                      "with a warning)", minimum=32, overrides="yolo_imgsz")
-    window_size: int | None = setting(None, "null = the checkpoint's; another value is used with a warning",
-                                      minimum=1, overrides="window_size")
+    window_size: int | None = setting(None, "null = the checkpoint's (dense models: their dense_chunk); another "
+                                      "value is used with a warning", minimum=1, overrides="window_size")
     window_stride: int | None = setting(None, "null = window_size // 6 (window_size // 2 for video backbones, "
-                                          "which encode every window); smaller strides sharpen bout boundaries",
-                                        minimum=1)
+                                          "which encode every window, and for dense models, which label every "
+                                          "frame); smaller strides sharpen bout boundaries", minimum=1)
     keep_last_box: bool | None = setting(None, "null = as in training; reuse the last box through detector misses",
                                          overrides="keep_last_box")
     detect_every: int | None = setting(None, "run the detector on every Nth frame, interpolating between; null = "
