@@ -296,7 +296,7 @@ class TrainingConfig:
     patience: int = setting(15, "early stop after this many epochs without validation improvement; 0 = never",
                             minimum=0, applies=NETWORKS)
     scheduler: str = setting("plateau", "plateau watches validation loss", choices=("none", "plateau", "cosine"),
-                             applies=NEURAL)
+                             applies=NETWORKS)
     loss: str = setting("cross_entropy", "training loss", choices=("cross_entropy", "focal"), applies=NEURAL)
     smoothing_loss: float = setting(0.15, "mstcn, dense_transformer: weight of MS-TCN's smoothing loss (the squared "
                                     "change of each class's log-probability from one frame to the next, truncated at "
@@ -326,7 +326,7 @@ class TrainingConfig:
                                   "head on cached features", applies=FRAME_BACKBONE)
     cache_augmented_views: int = setting(2, "with feature_cache: extra augmented views encoded per training clip "
                                          "(one is drawn per epoch)", minimum=0)
-    amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)", applies=NEURAL)
+    amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)", applies=NETWORKS)
     init_from: str | None = setting(None, "start from this checkpoint's weights (same architecture and classes; "
                                     "fresh optimizer), e.g. to fine-tune on corrected labels; dense models also "
                                     "start from a pretrain_pose.py checkpoint (same features and model settings, "
