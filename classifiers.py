@@ -124,15 +124,10 @@ def _neural(cfg: ModelConfig) -> "NetworkClassifier":
     return EnsembleClassifier(cfg) if cfg.ensemble_members > 1 else NetworkClassifier(cfg)
 
 
-class NetworkClassifier(Classifier):
-    """One torch network (model.BehaviorSequenceClassifier): frames and/or pose and box motion, trained by the
-    loop in training/loop.py; `net` is the nn.Module."""
+class TorchClassifier(Classifier):
+    """A kind whose model is one torch nn.Module, `net`, trained over epochs by training/loop.py (resumable)."""
     resumable = True
-
-    def __init__(self, cfg: ModelConfig):
-        self.cfg, self.net = cfg, build_model(cfg)
-        self.sees_frames, self.is_video = self.net.sees_frames, self.net.is_video
-        self.loss_weights = None
+    net: torch.nn.Module
 
     @property
     def uses_pose(self) -> bool:
@@ -141,6 +136,26 @@ class NetworkClassifier(Classifier):
     @property
     def uses_motion(self) -> bool:
         return self.net.uses_motion
+
+    def state_dict(self) -> dict:
+        return self.net.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state)
+
+    def to_inference(self, device: str) -> "TorchClassifier":
+        self.net = self.net.to(device).eval()
+        return self
+
+
+class NetworkClassifier(TorchClassifier):
+    """One torch network (model.BehaviorSequenceClassifier): frames and/or pose and box motion, trained by the
+    loop in training/loop.py; `net` is the nn.Module."""
+
+    def __init__(self, cfg: ModelConfig):
+        self.cfg, self.net = cfg, build_model(cfg)
+        self.sees_frames, self.is_video = self.net.sees_frames, self.net.is_video
+        self.loss_weights = None
 
     def fit(self, run: TrainingRun) -> list:
         self.net.set_input_stats(**input_statistics(run.datasets["train"]))
@@ -166,16 +181,6 @@ class NetworkClassifier(Classifier):
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return self.net.encode_frames(frames)
-
-    def state_dict(self) -> dict:
-        return self.net.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state)
-
-    def to_inference(self, device: str) -> "NetworkClassifier":
-        self.net = self.net.to(device).eval()
-        return self
 
     def applicability(self, cfg) -> dict:
         inputs, seen = pose_inputs(cfg), "a pose-only model sees no frames"
@@ -298,24 +303,15 @@ class WindowStatsGBT(Classifier):
 
 
 # ------------------------------------------------------------------------------------------------ dense models
-class DenseClassifier(Classifier):
+class DenseClassifier(TorchClassifier):
     """A dense model (model.DENSE_MODELS: mstcn, dense_transformer) that labels every frame of chunks of pose and box
     motion, trained on every labelled frame of whole recordings (training/dense.py) by the network loop's epochs
     (best models on validation, early stopping, resume). Sees no frames."""
-    resumable = True
     dense = True
 
     def __init__(self, cfg: ModelConfig):
         self.cfg, self.net = cfg, DenseSequenceLabeller(cfg)
         self.loss_weights = None
-
-    @property
-    def uses_pose(self) -> bool:
-        return self.net.uses_pose
-
-    @property
-    def uses_motion(self) -> bool:
-        return self.net.uses_motion
 
     def fit(self, run: TrainingRun) -> list:
         self.net.set_input_stats(**input_statistics(run.datasets["train"]))
@@ -343,16 +339,6 @@ class DenseClassifier(Classifier):
 
     def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
         return self.frame_outputs(visual, pose, pose_present, motion)[1:]
-
-    def state_dict(self) -> dict:
-        return self.net.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state)
-
-    def to_inference(self, device: str) -> "DenseClassifier":
-        self.net = self.net.to(device).eval()
-        return self
 
     def applicability(self, cfg) -> dict:
         kind = cfg.model.classifier

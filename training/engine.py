@@ -15,11 +15,9 @@ from pathlib import Path
 from classifiers import build_classifier
 from training.evaluation import add_drift_references, evaluate_test_split, write_startup_previews
 from training.run import (REQUIRED, SECTIONS, StopFlag, TrainingRun, build_datasets, build_model_config,
-                          make_run_dir, seed_everything)
-from utils.config import add_config_arguments, did_you_mean, dump_config, resolve_config, section_options
-from utils.device import resolve_device, set_cpu_threads
+                          open_run_folder)
+from utils.config import add_config_arguments, did_you_mean, resolve_config, section_options
 from utils.errors import UserError
-from utils.logging_utils import setup_logging
 
 log = logging.getLogger("train")
 
@@ -52,16 +50,7 @@ def training_config(*flags, config: str = None, **settings):
 
 def start_run(cfg, resume=None, command: str = None) -> TrainingRun:
     """The run folder (config.yaml, train.log), seeds, device, datasets and the model config."""
-    if resume and not Path(resume).is_file():
-        raise UserError(f"--resume {resume}: no such checkpoint; pass the last_checkpoint.pt of the run to continue")
-    run_dir = make_run_dir(cfg)
-    setup_logging(run_dir / "train.log")
-    if command:
-        log.info("command: %s", command)
-    dump_config(cfg, run_dir / "config.yaml")
-    seed_everything(cfg.training.seed)
-    device = resolve_device(cfg.training.device)
-    set_cpu_threads(0)
+    run_dir, device = open_run_folder(cfg, resume, command, "train.log")
     datasets = build_datasets(cfg)
     return TrainingRun(cfg, run_dir, device, datasets, build_model_config(cfg, datasets),
                        resume=Path(resume) if resume else None)

@@ -23,14 +23,13 @@ import torch
 
 from model import DenseSequenceLabeller, ModelConfig, model_args, quantile_knots
 from training.dense import chunk_batch, masked_feature_loss, net_inputs, span_mask
-from training.run import StopFlag, dataset_of, make_run_dir, seed_everything
+from training.run import StopFlag, dataset_of, open_run_folder
 from utils.checkpoint import load_checkpoint, save_checkpoint
-from utils.config import dump_config, settings_dict
+from utils.config import settings_dict
 from utils.data.recordings import UNLABELLED, Recording, stitch_recordings
-from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError
 from utils.io import atomic_write_csv
-from utils.logging_utils import progress, setup_logging
+from utils.logging_utils import progress
 from utils.results.plots import plot_training_curves
 from utils.schema import DENSE_KINDS
 
@@ -195,16 +194,7 @@ class Pretraining:
 def pretrain(cfg, resume=None, command: str = None) -> PretrainResult:
     """Pretrain in <output_dir>/<run_name>/: best_model.pt (lowest held-out loss), last_checkpoint.pt (resume),
     metrics.csv, training_curves.png, pretrain.log."""
-    if resume and not Path(resume).is_file():
-        raise UserError(f"--resume {resume}: no such checkpoint; pass the last_checkpoint.pt of the run to continue")
-    run_dir = make_run_dir(cfg)
-    setup_logging(run_dir / "pretrain.log")
-    if command:
-        log.info("command: %s", command)
-    dump_config(cfg, run_dir / "config.yaml")
-    seed_everything(cfg.training.seed)
-    device = resolve_device(cfg.training.device)
-    set_cpu_threads(0)
+    run_dir, device = open_run_folder(cfg, resume, command, "pretrain.log")
     dataset, recordings = unlabelled_recordings(cfg)
     frames = int(sum(r.covered.sum() for r in recordings))
     job = Pretraining(cfg, dataset, recordings, device)

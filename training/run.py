@@ -17,10 +17,12 @@ import torch
 
 from data import WindowDataset
 from model import ModelConfig, model_args
-from utils.config import settings_dict
+from utils.config import dump_config, settings_dict
 from utils.data.splits import teaching_problems
 from utils.errors import UserError
+from utils.device import resolve_device, set_cpu_threads
 from utils.io import atomic_write_csv, ensure_dir
+from utils.logging_utils import setup_logging
 from utils.schema import AugmentConfig, ModelSettings, TrainingConfig
 
 log = logging.getLogger("train")
@@ -94,6 +96,22 @@ def class_names_of(manifest) -> list:
 def make_run_dir(cfg) -> Path:
     name = cfg.training.run_name or datetime.now().strftime("behavior_%Y%m%d_%H%M%S")
     return ensure_dir(Path(cfg.training.output_dir) / name, "run folder")
+
+
+def open_run_folder(cfg, resume, command: str, log_name: str) -> tuple:
+    """(run folder, device) of a training or pretraining run: resume checked, the folder made, its log and
+    config.yaml written, seeds set, the device resolved and torch given every core."""
+    if resume and not Path(resume).is_file():
+        raise UserError(f"--resume {resume}: no such checkpoint; pass the last_checkpoint.pt of the run to continue")
+    run_dir = make_run_dir(cfg)
+    setup_logging(run_dir / log_name)
+    if command:
+        log.info("command: %s", command)
+    dump_config(cfg, run_dir / "config.yaml")
+    seed_everything(cfg.training.seed)
+    device = resolve_device(cfg.training.device)
+    set_cpu_threads(0)
+    return run_dir, device
 
 
 # ------------------------------------------------------------------------------------------------ datasets
