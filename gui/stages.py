@@ -230,10 +230,12 @@ class PretrainTab(RunFolderTab):
         folder = self.run_folder(values)
         self.curves.show(folder / "training_curves.png")
         if finished and (folder / "best_model.pt").is_file():
-            train = self.app.tabs["Train"].form
-            train.set("training", "init_from", str(folder / "best_model.pt"))
+            tab = self.app.tabs["Train"]
+            tab.form.set("training", "init_from", str(folder / "best_model.pt"))
             for name in ("classifier", "use_pose", "dense_hidden", "dense_layers", "dense_stages", "dense_chunk"):
-                train.set("model", name, values["model"][name])
+                tab.form.set("model", name, values["model"][name])
+            tab.recipe.set("")  # no recipe describes these settings any more
+            tab.recipe_why.set(f"fine-tunes the pretrained {values['model']['classifier']} of {folder}")
             self.outputs.select(self.curves)
 
 
