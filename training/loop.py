@@ -23,7 +23,7 @@ from utils.errors import UserError, first_line
 from utils.io import atomic_write_csv
 from utils.logging_utils import progress
 from utils.results.metrics import classification_scores
-from utils.results.plots import plot_training_curves
+from utils.results.plots import TrainingCurves
 
 log = logging.getLogger("train")
 
@@ -255,11 +255,27 @@ def resume(path, model, optimizer, scheduler, scaler) -> dict:
 
 
 def fit(model, run: TrainingRun, opt: Optimisation, state: dict, desc: str, steps) -> list:
-    cfg, run_dir = run.cfg, run.run_dir
+    run_dir = run.run_dir
     history_path = run_dir / "metrics.csv"
     history = pd.read_csv(history_path).to_dict("records") if state["start"] and history_path.exists() else []
     history = [h for h in history if h["epoch"] < state["start"]]
     best, since_best = state["best"], state["since_best"]
+    curves = TrainingCurves(run_dir / "training_curves.png")
+    try:
+        history = fit_epochs(model, run, opt, state, desc, steps, history, best, since_best, curves)
+    finally:
+        curves.finish()
+    if not run.has_validation and history:  # nothing was selected on validation: say so in the files themselves
+        last = opt.fields(run, model, history[-1]["epoch"], None)
+        for name in ("best_model.pt", "best_model_macro_f1.pt"):
+            save_checkpoint(run_dir / name, selection="last epoch: NO validation split, nothing selected", **last)
+    return history
+
+
+def fit_epochs(model, run: TrainingRun, opt: Optimisation, state: dict, desc: str, steps, history: list, best: dict,
+               since_best: int, curves: TrainingCurves) -> list:
+    """The epochs from state["start"]: train, validate, record, save; until the last epoch, early stopping or STOP."""
+    cfg, run_dir = run.cfg, run.run_dir
     for epoch in range(state["start"], cfg.training.epochs):
         start = time.time()
         train_loss, completed = steps.train_epoch(epoch, f"{desc} {epoch}")
@@ -272,8 +288,8 @@ def fit(model, run: TrainingRun, opt: Optimisation, state: dict, desc: str, step
             row.update(val_loss=result["loss"], val_acc=result["acc"], val_macro_f1=result["macro_f1"])
         row["seconds"] = round(time.time() - start, 2)
         history.append(row)
-        atomic_write_csv(history_path, pd.DataFrame(history))
-        plot_training_curves(history, run_dir / "training_curves.png")
+        atomic_write_csv(run_dir / "metrics.csv", pd.DataFrame(history))
+        curves.update(history)
         improved = save_bests(model, run, opt, result, best, epoch)
         since_best = 0 if improved or not run.has_validation else since_best + 1
         step_scheduler(opt.scheduler, result["loss"] if result else None)
@@ -285,10 +301,6 @@ def fit(model, run: TrainingRun, opt: Optimisation, state: dict, desc: str, step
         if run.stop:
             log.warning("stopping (%s) after epoch %d", run.stop.reason, epoch)
             break
-    if not run.has_validation and history:  # nothing was selected on validation: say so in the files themselves
-        last = opt.fields(run, model, history[-1]["epoch"], None)
-        for name in ("best_model.pt", "best_model_macro_f1.pt"):
-            save_checkpoint(run_dir / name, selection="last epoch: NO validation split, nothing selected", **last)
     return history
 
 

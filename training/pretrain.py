@@ -30,7 +30,7 @@ from utils.data.recordings import UNLABELLED, Recording, stitch_recordings
 from utils.errors import UserError
 from utils.io import atomic_write_csv
 from utils.logging_utils import progress
-from utils.results.plots import plot_training_curves
+from utils.results.plots import TrainingCurves
 from utils.schema import DENSE_KINDS
 
 log = logging.getLogger("train")
@@ -213,6 +213,7 @@ def pretrain(cfg, resume=None, command: str = None) -> PretrainResult:
         history = [h for h in pd.read_csv(run_dir / "metrics.csv").to_dict("records") if h["epoch"] < start]
         log.info("resumed from %s at epoch %d", resume, start)
     stop = StopFlag(run_dir / cfg.training.stop_file)
+    curves = TrainingCurves(run_dir / "training_curves.png")
     try:
         for epoch in range(start, cfg.training.epochs):
             began = time.time()
@@ -224,7 +225,7 @@ def pretrain(cfg, resume=None, command: str = None) -> PretrainResult:
                    "seconds": round(time.time() - began, 2)}
             history.append(row)
             atomic_write_csv(run_dir / "metrics.csv", pd.DataFrame(history))
-            plot_training_curves(history, run_dir / "training_curves.png")
+            curves.update(history)
             if row["val_loss"] < best:
                 best = row["val_loss"]
                 save_checkpoint(run_dir / "best_model.pt", selection=f"{PRETRAINED}: lowest held-out loss (epoch "
@@ -237,5 +238,6 @@ def pretrain(cfg, resume=None, command: str = None) -> PretrainResult:
                 log.warning("stopping (%s) after epoch %d", stop.reason, epoch)
                 break
     finally:
+        curves.finish()
         stop.restore()
     return PretrainResult(str(run_dir), history, len(recordings), frames, stop.reason)
