@@ -605,16 +605,23 @@ class RecordedDetector(Detector):
     interpolation are applied afresh."""
     needs_frames = False
 
-    def __init__(self, table, detector):
+    def __init__(self, detector, frames, boxes, confidence, keypoints):
+        """The detected frames' indices [N], boxes [N, 4], confidences [N] and keypoints [N, K, 3]."""
         self.detector = detector
         self.num_keypoints, self.keypoint_names = detector.num_keypoints, detector.keypoint_names
         self.task, self.miss_hint, self.batch_size = detector.task, detector.miss_hint, detector.batch_size
-        detected = table[table["status"] == STATUS_DETECTED]  # read into arrays once, not a table lookup per frame
-        self.row_of = {int(f): i for i, f in enumerate(detected["frame"])}
-        self.boxes = detected[["box_x1", "box_y1", "box_x2", "box_y2"]].to_numpy(np.float32)
-        self.confidence = detected["confidence"].to_numpy(np.float32)
-        columns = [f"kp{k}_{a}" for k in range(self.num_keypoints) for a in ("x", "y", "conf")]
-        self.keypoints = detected[columns].to_numpy(np.float32).reshape(len(detected), self.num_keypoints, 3)
+        self.row_of = {int(f): i for i, f in enumerate(frames)}
+        self.boxes = np.asarray(boxes, np.float32)
+        self.confidence = np.asarray(confidence, np.float32)
+        self.keypoints = np.asarray(keypoints, np.float32).reshape(len(self.boxes), self.num_keypoints, 3)
+
+    @classmethod
+    def from_table(cls, table, detector) -> "RecordedDetector":
+        """From a tracking table (read into arrays once, not a table lookup per frame)."""
+        detected = table[table["status"] == STATUS_DETECTED]
+        columns = [f"kp{k}_{a}" for k in range(detector.num_keypoints) for a in ("x", "y", "conf")]
+        return cls(detector, detected["frame"].to_numpy(), detected[["box_x1", "box_y1", "box_x2", "box_y2"]].to_numpy(),
+                   detected["confidence"].to_numpy(), detected[columns].to_numpy())
 
     def prepare(self, video_path, individual=None) -> None:
         """Nothing to set up: no detector runs."""

@@ -103,6 +103,7 @@ def write_prediction(predictor: Predictor, cfg: InferenceConfig, prediction, out
     meta_rows = {**predictor.describe(), "fps": prediction.fps, "animal": prediction.animal,
                  "windows": prediction.windows, "windows_with_pose": prediction.with_pose,
                  "frames_dropped": prediction.dropped, "damage": "; ".join(prediction.damage) or "none",
+                 "detections_reused": prediction.detections_reused,
                  **(prediction.drift or {"drift_score": "not available: the model has no drift reference"})}
     with timer.stage("write"):
         result = write_outputs(prediction, predictor.class_names, cfg, out_dir, meta_rows)
@@ -112,7 +113,7 @@ def write_prediction(predictor: Predictor, cfg: InferenceConfig, prediction, out
                   total_seconds=time.perf_counter() - start, labels=result["frames"]["label"].to_numpy(),
                   windows=prediction.windows, windows_with_pose=prediction.with_pose, skipped=prediction.skipped,
                   backbone_frames=prediction.backbone_frames, frames=prediction.frames, drift=prediction.drift,
-                  damage=prediction.damage)
+                  damage=prediction.damage, detections_reused=prediction.detections_reused)
     log.info("%d frames, %d windows (%d skipped), backbone encoded %d frames", prediction.frames,
              prediction.windows, prediction.skipped, prediction.backbone_frames)
     return result

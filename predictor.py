@@ -23,6 +23,7 @@ from classifiers import load_classifier
 from data import normalise_frames
 from detectors import STATUS_DETECTED, STATUS_INTERPOLATED, STATUS_MISSED, STATUS_REUSED, build_detector
 from frame_pipeline import iter_frame_records, prepare_source, window_arrays
+from utils.detection.detection_cache import DetectionRecorder, cached_detections
 from utils.checkpoint import load_checkpoint
 from utils.config import from_recorded, section_options
 from utils.device import resolve_device, set_cpu_threads
@@ -137,6 +138,7 @@ class VideoPrediction:
     animal: str = None  # the animal of a multi-animal pose file
     window: tuple = None  # (size, stride) in frames for this recording (Predictor.window_for)
     damage: list = field(default_factory=list)  # what the input files are missing (warned as found)
+    detections_reused: bool = False  # replayed from an earlier run (utils.detection.detection_cache): no detector ran
 
     @property
     def frames(self) -> int:
@@ -259,10 +261,19 @@ class Predictor:
                                      self.detector.num_keypoints), animal=animal, window=window)
         prediction.damage = list(info.damage)
         classifier = WindowClassifier(self, prediction)
+        replay = recorder = None
+        if self.options.reuse_detections:
+            replay = cached_detections(video_path, self.detector, self.settings)
+            recorder = None if replay else DetectionRecorder(video_path, self.detector, self.settings)
+        prediction.detections_reused = replay is not None
         with progress(total=max(info.frame_count, 0), desc="frames") as bar:
-            for records in iter_frame_records(video_path, self.detector, self.settings, timer):
+            for records in iter_frame_records(video_path, replay or self.detector, self.settings, timer):
                 self._add_records(records, prediction, classifier, timer)
+                if recorder:
+                    recorder.add(records)
                 bar.update(len(records))
+        if recorder:
+            recorder.save()
         if info.has_frames and decoded_short(video_info(video_path), prediction.frames):
             prediction.damage.append(decoded_short(video_info(video_path), prediction.frames))
         return self._finish(prediction, classifier, timer)

@@ -298,7 +298,7 @@ def recorded_detections(record_path: Path, expected: dict, tracking: Path, detec
     record = json.loads(record_path.read_text())
     if (record.get("fingerprint") or {}).get("detection") != expected["detection"]:
         return None
-    return RecordedDetector(pd.read_csv(tracking), detector)
+    return RecordedDetector.from_table(pd.read_csv(tracking), detector)
 
 
 def load_finished(record_path: Path, expected: dict, manifest_dir: Path):

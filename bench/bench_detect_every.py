@@ -27,7 +27,7 @@ BOX = ["box_x1", "box_y1", "box_x2", "box_y2"]
 def evaluate(model: str, input_dir: str, out: Path, every: int, backend: str) -> dict:
     args = benchmark_pipeline.get_args_parser().parse_args([
         "--model_path", model, "--input_dir", input_dir, "--output_root", str(out), "--device", "cpu",
-        "--detect_every", str(every), "--detector_backend", backend])
+        "--detect_every", str(every), "--detector_backend", backend, "--no-reuse_detections"])  # time the detector
     result = benchmark_pipeline.main(args)
     return {"macro_f1": round(result["scores"]["macro_f1"], 4),
             "per_class_f1": {c: round(s["f1"], 3) for c, s in result["scores"]["per_class"].items()},

@@ -66,7 +66,7 @@ def make_checkpoint(work: Path, yolo_imgsz: int, crop_size: int, args) -> Path:
 def infer_args(checkpoint: Path, video: Path, out: Path, backend: str = "torch", every: int = 1) -> argparse.Namespace:
     return infer.get_args_parser().parse_args([
         "--model_path", str(checkpoint), "--video_path", str(video), "--output_dir", str(out), "--device", "cpu",
-        "--detector_backend", backend, "--detect_every", str(every)])
+        "--detector_backend", backend, "--detect_every", str(every), "--no-reuse_detections"])  # time the detector
 
 
 def end_to_end_seconds(checkpoint: Path, video: Path, out: Path, backend: str = "torch", every: int = 1) -> tuple:
@@ -209,7 +209,8 @@ def bench_memory(args) -> dict:
                 video = make_long_video_dataset(root, num_videos=1, num_frames=n, seed=7, truth=False)[0]
             start = time.perf_counter()
             trace = rss_trace([sys.executable, str(ROOT / "infer_behavior_lstm.py"), "--model_path", str(checkpoint),
-                               "--video_path", str(video), "--output_dir", str(work / f"out_{n}"), "--device", "cpu"])
+                               "--video_path", str(video), "--output_dir", str(work / f"out_{n}"), "--device", "cpu",
+                               "--no-reuse_detections"])
             seconds = time.perf_counter() - start
             samples = trace["samples"]
             rows.append({"frames": n, "peak_rss_mb": trace["peak_rss_mb"], "seconds": round(seconds, 1),

@@ -7,8 +7,25 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics must never reach the network in tests
-# detector exports (utils.detection.detector_backends) go to a fresh folder per test session, not the user's cache
+# detector exports (utils.detection.detector_backends) go to a fresh folder per test session, not the user's cache;
+# each xdist worker has its own, as it would be given by a session of its own
 os.environ.setdefault("BEHAVIORSCOPE_CACHE", tempfile.mkdtemp(prefix="behaviorscope_test_cache_"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["BEHAVIORSCOPE_CACHE"] = os.path.join(os.environ["BEHAVIORSCOPE_CACHE"],
+                                                     os.environ["PYTEST_XDIST_WORKER"])
+
+
+def pin_xdist_worker() -> None:
+    """Under pytest-xdist (README: `-n 2`) each worker runs on a core of its own: two processes each spreading torch
+    and OpenVINO threads over both cores spend their time waiting on each other, not computing."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) > 1:
+            os.sched_setaffinity(0, {cores[int(worker.lstrip("gw")) % len(cores)]})
+
+
+pin_xdist_worker()
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 TINY_YOLO = ROOT / "tests" / "fixtures" / "tiny_yolo_pose.pt"

@@ -123,6 +123,37 @@ def test_an_ensemble_classifies_through_the_same_inference_encoding_each_frame_o
     assert result["backbone_frames"] == 64  # two members, one backbone: every frame encoded once
 
 
+def test_a_video_classified_again_replays_its_detections_exactly(models, videos, tmp_path, caplog):
+    """A second run on the same video skips the detector and writes the very same outputs; another detect_every, a
+    changed video, --no-reuse_detections or a damaged cache entry detect afresh."""
+    import os
+    import shutil
+
+    from utils.detection.detection_cache import cache_file
+    video = tmp_path / "clip.mp4"
+    shutil.copy(videos["short"], video)
+    first = run(models["fused"], video, tmp_path / "first")
+    again = run(models["fused"], video, tmp_path / "again")
+    assert not first["detections_reused"] and again["detections_reused"]
+    assert "detections of an earlier run reused" in caplog.text
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "first" / "clip.frames.csv"),
+                                  pd.read_csv(tmp_path / "again" / "clip.frames.csv"))  # boxes, crops, probabilities
+    assert again["backbone_frames"] == 64  # the frames are still decoded and cropped for the backbone
+    assert not run(models["fused"], video, tmp_path / "sparse", "--detect_every", "2")["detections_reused"]
+    assert not run(models["fused"], video, tmp_path / "fresh", "--no-reuse_detections")["detections_reused"]
+    stat = video.stat()
+    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the video changed since
+    assert not run(models["fused"], video, tmp_path / "touched")["detections_reused"]
+    from predictor import Predictor
+    from utils.schema import InferenceConfig
+    predictor = Predictor.from_checkpoint(models["fused"], InferenceConfig(device="cpu"))
+    cache_file(video, predictor.detector, predictor.settings).write_bytes(b"cut short")
+    caplog.clear()
+    assert not run(models["fused"], video, tmp_path / "damaged")["detections_reused"]
+    assert "unreadable" in caplog.text
+    assert run(models["fused"], video, tmp_path / "repaired")["detections_reused"]  # the damaged entry was replaced
+
+
 def test_bbox_mode_never_uses_pose_and_require_pose_stops(models, videos, tmp_path):
     assert run(models["fused"], videos["short"], tmp_path, "--yolo_mode", "bbox")["windows_with_pose"] == 0
     assert run(models["fused"], videos["short"], tmp_path, "--yolo_mode", "auto")["windows_with_pose"] > 0

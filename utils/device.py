@@ -23,8 +23,17 @@ def resolve_device(name: str) -> str:
     raise UserError(f"--device {name!r} not understood; use auto, cpu, cuda or cuda:N")
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on: a SLURM task, a container or a pinned worker is given fewer than the
+    machine has (os.cpu_count), and one thread per machine core would then fight over the given ones."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 def set_cpu_threads(num_threads: int = 0) -> int:
-    """Set torch's CPU threads (0 = all cores). Call again after Ultralytics first predicts: it lowers them."""
-    threads = num_threads or os.cpu_count() or 1
+    """Set torch's CPU threads (0 = every usable core). Call again after Ultralytics first predicts: it lowers them."""
+    threads = num_threads or usable_cpus()
     torch.set_num_threads(threads)
     return threads

@@ -77,8 +77,8 @@ class PreprocessingConfig:
                                     "given; openvino_bf16 = OpenVINO in bfloat16 where the CPU has it: faster, not "
                                     "exact (never chosen by auto)", choices=BACKEND_CHOICES, applies=YOLO)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", label="Device", basic=True)
-    num_threads: int = setting(0, "CPU threads for torch; 0 = all cores (Ultralytics would otherwise leave one)",
-                               minimum=0)
+    num_threads: int = setting(0, "CPU threads for torch; 0 = every core this process may use (Ultralytics would "
+                               "otherwise leave one)", minimum=0)
     pose_min_likelihood: float = setting(0.6, "pose_file: points with a lower likelihood count as missing "
                                          "(0.6 is DeepLabCut's default pcutoff)", minimum=0, maximum=1,
                                          applies=POSE_FILE)
@@ -419,6 +419,10 @@ class InferenceConfig:
     detector_backend: str = setting("auto", "runtime of .pt YOLO weights (see preprocessing); the result agrees "
                                     "with PyTorch within 2 px or PyTorch is used", choices=BACKEND_CHOICES,
                                     overrides="detector_backend", machine=True)
+    reuse_detections: bool = setting(True, "replay the video's detections from an earlier complete run with the same "
+                                     "detector, detector settings and detect_every (kept under BEHAVIORSCOPE_CACHE, "
+                                     "default ~/.cache/behaviorscope, in detections/): classifying a video again "
+                                     "skips the detector; off = detect afresh")
     yolo_batch: int | None = setting(None, "frames per detector and backbone call; null = 16 on a CPU, 64 on a "
                                      "GPU (larger batches keep a GPU busy)", minimum=1)
     amp: bool = setting(True, "on CUDA, run the backbone and head in half precision (autocast); no effect on CPU")
