@@ -1,5 +1,6 @@
 """Shared fixtures: tiny generated datasets (made once per session), the committed tiny YOLO-pose, shared data."""
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -69,20 +70,39 @@ def prepare_args(*argv):
     return get_args_parser().parse_args([str(a) for a in argv])
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder made by build(folder) once per test run: under xdist the first worker to ask builds it while the
+    others wait on a lock, then all read it (tests must not write into it)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.mktemp(name)
+        build(root)
+        return root
+    from filelock import FileLock
+    root = tmp_path_factory.getbasetemp().parent / name  # the run's folder, above each worker's own
+    with FileLock(f"{root}.lock"):
+        if not (root / ".complete").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            build(root)
+            (root / ".complete").touch()
+    return root
+
+
 @pytest.fixture(scope="session")
 def pose_manifest(tmp_path_factory, tiny_yolo) -> Path:
     """4 behaviours x 3 clips x 64 frames prepared with the tiny YOLO-pose: window 16, stride 8, crop 48,
     split by video (2 clips per class train, 1 val)."""
     from prepare_sequences_from_yolo import main as prepare
     from utils.synthetic import make_class_folder_dataset
-    root = tmp_path_factory.mktemp("pose_data")
-    make_class_folder_dataset(root / "clips", videos_per_class=3, num_frames=64, seed=11,
-                              behaviors=("walk", "rest", "groom", "turn"))
-    prepare(prepare_args("--dataset_root", root / "clips", "--output_root", root / "prepared", "--yolo_weights",
-                         tiny_yolo, "--yolo_imgsz", "320", "--device", "cpu", "--crop_size", "48", "--window_size",
-                         "16", "--window_stride", "8", "--train_ratio", "0.67", "--val_ratio", "0.33",
-                         "--test_ratio", "0"))
-    return root / "prepared" / "sequence_manifest.json"
+
+    def build(root):
+        make_class_folder_dataset(root / "clips", videos_per_class=3, num_frames=64, seed=11,
+                                  behaviors=("walk", "rest", "groom", "turn"))
+        prepare(prepare_args("--dataset_root", root / "clips", "--output_root", root / "prepared", "--yolo_weights",
+                             tiny_yolo, "--yolo_imgsz", "320", "--device", "cpu", "--crop_size", "48",
+                             "--window_size", "16", "--window_stride", "8", "--train_ratio", "0.67", "--val_ratio",
+                             "0.33", "--test_ratio", "0"))
+    return built_once(tmp_path_factory, "pose_data", build) / "prepared" / "sequence_manifest.json"
 
 
 def train_args(manifest, out, *argv):

@@ -20,7 +20,7 @@ def models(pose_manifest, tmp_path_factory):
     train.main(train_args(pose_manifest, out, "--run_name", "fused", "--epochs", "1", "--backbone", "resnet18",
                           "--no_pretrained_backbone"))
     train.main(train_args(pose_manifest, out, "--run_name", "gbt", "--classifier", "gbt", "--gbt_max_iter", "100"))
-    train.main(train_args(pose_manifest, out, "--run_name", "ensemble", "--epochs", "25", "--patience", "0",
+    train.main(train_args(pose_manifest, out, "--run_name", "ensemble", "--epochs", "12", "--patience", "0",
                           "--ensemble_members", "3"))
     train.main(train_args(pose_manifest, out, "--run_name", "fused_ensemble", "--epochs", "1", "--backbone",
                           "resnet18", "--no_pretrained_backbone", "--ensemble_members", "2"))
