@@ -53,6 +53,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=60, help="fine-tuning and training from scratch: at most")
     parser.add_argument("--models", nargs="+", default=["scratch", "pretrained", "gbt"],
                         choices=["scratch", "pretrained", "gbt"])
+    parser.add_argument("--init_lr_scales", type=float, nargs="+", default=[1.0],
+                        help="fine-tuning: the pretrained weights' learning rate is lr times each of these (0 freezes "
+                             "them), one model per value: pretrained (1) and pretrained_lr<value>")
     parser.add_argument("--output", default=None, help="JSON file for the results")
     return parser
 
@@ -115,15 +118,27 @@ def run_pretraining(work: Path, manifest: Path, pose_dir: Path, seed: int, epoch
     return Path(result.run_dir) / "best_model.pt", round(time.time() - start, 1), result.frames
 
 
-def train_model(manifest: Path, work: Path, name: str, seed: int, epochs: int, init_from: Path = None) -> Path:
-    """name: gbt, scratch or pretrained (with init_from)."""
+def train_model(manifest: Path, work: Path, name: str, seed: int, epochs: int, init_from: Path = None,
+                init_lr_scale: float = 1.0) -> Path:
+    """name: gbt, scratch or pretrained* (with init_from)."""
     flags = (["--classifier", "gbt", "--use_pose"] if name == "gbt" else
              ["--classifier", "mstcn", "--use_pose", "--epochs", str(epochs)])
     if init_from:
-        flags += ["--init_from", str(init_from)]
+        flags += ["--init_from", str(init_from), "--init_lr_scale", str(init_lr_scale)]
     result = train(training_config(*flags, manifest_path=str(manifest), output_dir=str(work / "runs"),
                                    run_name=f"{name}_{manifest.parent.name}", num_workers=0, device="cpu", seed=seed))
     return Path(result.run_dir) / "best_model_macro_f1.pt"
+
+
+def model_variants(models: list, scales: list) -> list:
+    """[(name, init_lr_scale)]: each pretrained fine-tuning learning-rate scale is a model of its own."""
+    out = []
+    for name in models:
+        if name == "pretrained":
+            out += [("pretrained" if scale == 1 else f"pretrained_lr{scale:g}", scale) for scale in scales]
+        else:
+            out.append((name, 1.0))
+    return out
 
 
 def summary(values: list) -> dict:
@@ -156,9 +171,9 @@ def main(args) -> dict:
             results["pretraining"][seed] = {"seconds": seconds, "frames": pretrained_frames}
         for share in args.shares:
             manifest = labelled_manifest(work, share, int(args.block_s * 30), seed, classes)
-            for name in args.models:
+            for name, scale in model_variants(args.models, args.init_lr_scales):
                 model = train_model(manifest, work, name, seed, args.epochs,
-                                    checkpoint if name == "pretrained" else None)
+                                    checkpoint if name.startswith("pretrained") else None, scale)
                 scores = score(model, work / "test", work / "scores" / f"{name}_{share:g}_seed{seed}")
                 runs.setdefault((share, name), []).append(scores)
                 print(json.dumps({"share": share, "model": name, "seed": seed, **scores}), flush=True)

@@ -93,6 +93,7 @@ def init_dense_weights(net, path, class_names: list, recorded_features: dict) ->
     theirs = {k: v for k, v in ckpt["model"].items() if v.shape == mine[k].shape}
     fresh = sorted(set(mine) - set(theirs))
     net.load_state_dict({**mine, **theirs})
+    net.initialised = set(theirs)  # training.loop.build_optimizer: their learning rate is lr * init_lr_scale
     log.info("weights initialised from %s (%s)%s", path, ckpt.get("selection"),
              f"; left fresh for these classes: {', '.join(fresh)}" if fresh else "")
 

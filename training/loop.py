@@ -60,10 +60,21 @@ def input_statistics(dataset: WindowDataset, limit: int = 2000) -> dict:
 
 
 def build_optimizer(model, cfg):
+    """AdamW over parameter groups: the head at lr, a trained backbone at backbone_lr, and weights taken from
+    init_from (model.initialised: their names) at lr * init_lr_scale (left out when 0: frozen)."""
     backbone = [p for p in (model.backbone.parameters() if model.backbone is not None else []) if p.requires_grad]
     ids = {id(p) for p in backbone}
-    head = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    scale = cfg.training.init_lr_scale if cfg.training.init_from else 1.0
+    taken = {id(p) for name, p in model.named_parameters() if name in getattr(model, "initialised", ())}
+    if scale == 1.0:
+        taken = set()
+    head = [p for p in model.parameters() if p.requires_grad and id(p) not in ids | taken]
     groups = [{"params": head, "lr": cfg.training.lr}] + ([{"params": backbone, "lr": cfg.training.backbone_lr}] if backbone else [])
+    if not head and not backbone:
+        raise UserError(f"init_lr_scale {scale:g} freezes every weight taken from init_from {cfg.training.init_from}, "
+                        f"and the model has no other: nothing would learn; use a value above 0")
+    if taken and scale > 0:
+        groups.append({"params": [p for p in model.parameters() if id(p) in taken], "lr": cfg.training.lr * scale})
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.training.weight_decay)
     if cfg.training.scheduler == "plateau":
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(cfg.training.patience // 5, 2))
@@ -178,6 +189,7 @@ def init_weights(model, path, class_names: list) -> None:
     except RuntimeError as exc:
         raise UserError(f"init_from {path} has another architecture than these settings "
                         f"({first_line(exc, 160)}); use the model settings it was trained with") from None
+    model.initialised = set(ckpt["model"])  # build_optimizer: their learning rate is lr * init_lr_scale
     log.info("weights initialised from %s (%s)", path, ckpt.get("selection"))
 
 
