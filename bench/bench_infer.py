@@ -11,12 +11,16 @@ memory: infer_behavior_lstm.py as a child process on videos of each --memory_fra
 memory is sampled at every progress line (so growth with the frame count is visible) and its peak RSS is
 read from the kernel (wait4) when it exits.
 
+reuse: one video classified twice with --reuse_detections (utils/detection/detection_cache.py): the first run detects
+and keeps the detections, the second replays them; wall seconds of each and their ratio, per repeat.
+
 The checkpoints are real ones: a small generated dataset is prepared at each (yolo_imgsz, crop_size) and a
 mobilenet_v3_small + LSTM model is trained for one epoch (random init: weights do not change the speed).
 
 Usage:
     YOLO_OFFLINE=1 python bench/bench_infer.py speed --repeats 3 --output bench/results_infer_speed.json
     YOLO_OFFLINE=1 python bench/bench_infer.py memory --memory_frames 5000 50000 --output bench/results_infer_memory.json
+    YOLO_OFFLINE=1 python bench/bench_infer.py reuse --yolo_imgsz 416 --crop_size 128 --repeats 3
 """
 import argparse
 import json
@@ -63,17 +67,21 @@ def make_checkpoint(work: Path, yolo_imgsz: int, crop_size: int, args) -> Path:
     return work / "runs" / tag / "best_model.pt"
 
 
-def infer_args(checkpoint: Path, video: Path, out: Path, backend: str = "torch", every: int = 1) -> argparse.Namespace:
+def infer_args(checkpoint: Path, video: Path, out: Path, backend: str = "torch", every: int = 1,
+               reuse: bool = False) -> argparse.Namespace:
+    """reuse False: the detector is timed, never replayed from an earlier run (utils.detection.detection_cache)."""
     return infer.get_args_parser().parse_args([
         "--model_path", str(checkpoint), "--video_path", str(video), "--output_dir", str(out), "--device", "cpu",
-        "--detector_backend", backend, "--detect_every", str(every), "--no-reuse_detections"])  # time the detector
+        "--detector_backend", backend, "--detect_every", str(every),
+        "--reuse_detections" if reuse else "--no-reuse_detections"])
 
 
-def end_to_end_seconds(checkpoint: Path, video: Path, out: Path, backend: str = "torch", every: int = 1) -> tuple:
+def end_to_end_seconds(checkpoint: Path, video: Path, out: Path, backend: str = "torch", every: int = 1,
+                       reuse: bool = False) -> tuple:
     """Wall seconds of one whole inference run (loading included), the run's own stage seconds, its frame count
     and the detector backend it ended up using."""
     start = time.perf_counter()
-    result = infer.main(infer_args(checkpoint, video, out, backend, every))
+    result = infer.main(infer_args(checkpoint, video, out, backend, every, reuse))
     metadata = result["sheets"]["metadata"].set_index("key")["value"]
     return time.perf_counter() - start, dict(result["seconds"]), result["frames"], metadata["detector_backend"]
 
@@ -237,7 +245,7 @@ def print_memory(report: dict) -> None:
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Benchmark inference speed and memory.", add_help=add_help)
-    parser.add_argument("check", choices=["speed", "memory"])
+    parser.add_argument("check", choices=["speed", "memory", "reuse"])
     parser.add_argument("--yolo_weights", default=str(ROOT / "tests" / "fixtures" / "tiny_yolo_pose.pt"))
     parser.add_argument("--yolo_imgsz", type=int, nargs="+", default=[416, 640],
                         help="speed: every value; memory: the first")
@@ -259,9 +267,36 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def bench_reuse(args) -> dict:
+    """The same video classified twice with --reuse_detections: the first run detects (and keeps the detections),
+    the second replays them. Per repeat the kept detections are deleted first; medians and per-repeat ratios."""
+    from predictor import Predictor
+    from utils.detection.detection_cache import cache_file
+    from utils.schema import InferenceConfig
+    work = Path(tempfile.mkdtemp(prefix="bench_reuse_"))
+    checkpoint = make_checkpoint(work, args.yolo_imgsz[0], args.crop_size[0], args)
+    video = make_long_video_dataset(work / "video", num_videos=1, num_frames=args.num_frames, seed=7, truth=False)[0]
+    predictor = Predictor.from_checkpoint(checkpoint, InferenceConfig(device="cpu"))
+    kept = cache_file(video, predictor.detector, predictor.settings)
+    runs = []
+    for r in range(args.repeats):
+        kept.unlink(missing_ok=True)
+        first = end_to_end_seconds(checkpoint, video, work / f"first_{r}", reuse=True)
+        again = end_to_end_seconds(checkpoint, video, work / f"again_{r}", reuse=True)
+        runs.append({"first_s": round(first[0], 2), "again_s": round(again[0], 2),
+                     "first_detect_s": round(first[1]["detect"], 2), "again_detect_s": round(again[1]["detect"], 2),
+                     "speedup": round(first[0] / again[0], 2)})
+    return {"frames": args.num_frames, "yolo_imgsz": args.yolo_imgsz[0], "crop_size": args.crop_size[0],
+            "backbone": args.backbone, "runs": runs,
+            "median": {k: statistics.median(run[k] for run in runs) for k in runs[0]}}
+
+
 def main(args) -> dict:
-    report = bench_speed(args) if args.check == "speed" else bench_memory(args)
-    (print_speed if args.check == "speed" else print_memory)(report)
+    report = {"speed": bench_speed, "memory": bench_memory, "reuse": bench_reuse}[args.check](args)
+    if args.check == "reuse":
+        print(json.dumps(report["median"]))
+    else:
+        (print_speed if args.check == "speed" else print_memory)(report)
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -216,3 +216,11 @@ def test_a_dense_model_starts_from_pretraining_only_with_the_same_features(dense
     from utils.checkpoint import load_checkpoint
     tuned, start = (load_checkpoint(tmp_path / n)["model"] for n in ("tuned/last_checkpoint.pt", "p/best_model.pt"))
     assert torch.equal(tuned["pose_knots"], start["pose_knots"])  # the pretrained input scaling is kept
+    # init_lr_scale 0: the pretrained layers stay as they were, the fresh class outputs learn
+    train(training_config(run_name="frozen", init_lr_scale=0.0, **common))
+    frozen = load_checkpoint(tmp_path / "frozen" / "last_checkpoint.pt")["model"]
+    taken = [k for k in start if k.startswith("body.stages.0.") and ".out." not in k]
+    assert taken and all(torch.equal(frozen[k], start[k]) for k in taken)
+    assert not all(torch.equal(tuned[k], start[k]) for k in taken)  # at full rate they move
+    optimizer = load_checkpoint(tmp_path / "frozen" / "last_checkpoint.pt")["optimizer"]
+    assert len(optimizer["param_groups"]) == 1 and optimizer["state"]  # only the fresh layers, and they stepped
