@@ -12,7 +12,7 @@ import yaml
 from gui.jobs import JobView
 from gui.state import remember
 from gui.widgets import ImagePane, SettingsForm, TablePane, folder_entry, with_scrollbars, write_config
-from training.recipes import FIRST, RECIPES, recipe_titles
+from training.recipes import FIRST, PRETRAINED_LR_SCALE, RECIPES, recipe_titles
 from utils.config import section_name, section_options, settings_that_apply
 from utils.errors import UserError
 from utils.jobs import Job, in_dashboard_terms, script_command
@@ -232,10 +232,12 @@ class PretrainTab(RunFolderTab):
         if finished and (folder / "best_model.pt").is_file():
             tab = self.app.tabs["Train"]
             tab.form.set("training", "init_from", str(folder / "best_model.pt"))
+            tab.form.set("training", "init_lr_scale", PRETRAINED_LR_SCALE)
             for name in ("classifier", "use_pose", "dense_hidden", "dense_layers", "dense_stages", "dense_chunk"):
                 tab.form.set("model", name, values["model"][name])
             tab.recipe.set("")  # no recipe describes these settings any more
-            tab.recipe_why.set(f"fine-tunes the pretrained {values['model']['classifier']} of {folder}")
+            tab.recipe_why.set(f"fine-tunes the pretrained {values['model']['classifier']} of {folder}, its "
+                               f"pretrained layers at {PRETRAINED_LR_SCALE:g} x the learning rate")
             self.outputs.select(self.curves)
 
 

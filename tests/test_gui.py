@@ -429,7 +429,9 @@ def test_a_finished_pretraining_is_where_training_starts(app, tmp_path):
     assert train.get("training", "init_from") == str(tmp_path / "pre" / "best_model.pt")
     assert (train.get("model", "classifier"), train.get("model", "dense_hidden"), train.get("model", "dense_chunk")) \
         == ("mstcn", 48, 96)
-    assert app.tabs["Train"].recipe_why.get() == f"fine-tunes the pretrained mstcn of {tmp_path / 'pre'}"
+    assert train.get("training", "init_lr_scale") == 0.1
+    assert app.tabs["Train"].recipe_why.get() == (f"fine-tunes the pretrained mstcn of {tmp_path / 'pre'}, its "
+                                                  f"pretrained layers at 0.1 x the learning rate")
     assert tab.stop_file(tab.form.values()) == tmp_path / "pre" / "STOP"
 
 
