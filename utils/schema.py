@@ -334,7 +334,8 @@ class TrainingConfig:
     init_lr_scale: float = setting(1.0, "with init_from: the learning rate of the weights taken from it is lr times "
                                    "this (0 freezes them: only the fresh layers learn, e.g. the class outputs of a "
                                    "pretrained dense model); 1 = one rate for all", minimum=0, maximum=1,
-                                   applies=NETWORKS, requires="training.init_from")
+                                   applies=NETWORKS, requires="training.init_from",
+                                   label="Starting weights' rate (x lr)")
     tune_decision_weights: bool = setting(False, "after training, weight each class's probability so that the "
                                           "decision argmax(p * w) maximises validation macro-F1 (under-predicted or "
                                           "rare behaviours); stored in the checkpoint, applied at inference. Needs "
