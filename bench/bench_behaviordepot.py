@@ -30,6 +30,12 @@ Baselines, both on the same test frames:
 Usage:
     python bench/bench_behaviordepot.py --work /tmp/bdepot --output bench/results_behaviordepot.json
     python bench/bench_behaviordepot.py --work /tmp/bdepot_ens --models pose_lstm --train_flags --ensemble_members 5
+    python bench/bench_behaviordepot.py --work /tmp/bdepot_le --label_shares 0.1 --seeds 3 --output out.json
+
+--label_shares: label efficiency on the real recording. The training part keeps only a share of its labels, in random
+2-second stretches (another draw until both classes remain; validation and test parts untouched), and an MS-TCN is
+trained from scratch and fine-tuned (pretrained layers at 0.1x the learning rate) from pretrain_pose.py's masked
+modelling of the whole recording's pose (all 6000 frames, without labels); one pretraining per seed.
 """
 import argparse
 import json
@@ -46,6 +52,7 @@ import benchmark_pipeline  # noqa: E402
 import prepare_sequences_from_yolo as prepare  # noqa: E402
 from training.engine import train, training_config  # noqa: E402
 from utils.results.metrics import classification_scores, segment_f1  # noqa: E402
+from utils.readers.labels import keep_label_stretches  # noqa: E402
 from utils.readers.pose_io import read_pose_file, write_pose_file  # noqa: E402
 from utils.synthetic import write_label_csv  # noqa: E402
 
@@ -92,7 +99,8 @@ def write_parts(work: Path, recording, labels: list) -> None:
         work / "splits.csv", index=False)
 
 
-def train_model(work: Path, name: str, window: int, stride: int, extra: tuple = ()) -> Path:
+def train_model(work: Path, name: str, window: int, stride: int, extra: tuple = (), run_name: str = None) -> Path:
+    run_name = run_name or f"{name}_w{window}"
     prepared = work / f"prepared_w{window}"
     if not (prepared / "sequence_manifest.json").is_file():
         prepare.main(prepare.get_args_parser().parse_args([
@@ -101,8 +109,8 @@ def train_model(work: Path, name: str, window: int, stride: int, extra: tuple = 
             "--split_strategy", "file", "--split_file", str(work / "splits.csv")]))
     train(training_config(*[
         "--manifest_path", str(prepared / "sequence_manifest.json"), "--output_dir", str(work / "runs"),
-        "--run_name", f"{name}_w{window}", "--num_workers", "0", "--device", "cpu", *MODELS[name], *extra]))
-    return work / "runs" / f"{name}_w{window}" / "best_model_macro_f1.pt"
+        "--run_name", run_name, "--num_workers", "0", "--device", "cpu", *MODELS[name], *extra]))
+    return work / "runs" / run_name / "best_model_macro_f1.pt"
 
 
 def score(model: Path, folder: Path, out: Path, extra: list) -> dict:
@@ -201,6 +209,54 @@ def heuristic_baseline(recording, labels: list) -> dict:
             "train_f1": f1, "smooth_s": smooth_s, "threshold_cm_s": threshold, "min_duration_s": min_s}
 
 
+def thinned_labels(labels: list, share: float, block: int, seed: int) -> list:
+    """The labels with only `share` of the training part's frames kept, in stretches of `block` frames (validation
+    and test parts untouched); another draw until both classes are kept."""
+    train = part_labels(labels, "train")
+    for attempt in range(20):
+        kept = keep_label_stretches(train, share, block, np.random.default_rng(seed * 1000 + attempt))
+        if {k for k in kept if k is not None} == {t for t in train if t is not None}:
+            return [k if t is not None else label for label, t, k in zip(labels, train, kept)]
+    raise SystemExit(f"share {share}: no draw of labelled stretches keeps both classes")
+
+
+def pretrained_checkpoint(work: Path, manifest: Path, recording, seed: int, epochs: int) -> Path:
+    """pretrain_pose.py (masked modelling, an MS-TCN) on the whole recording's pose, without its labels."""
+    import pretrain_pose
+    unlabelled = work / "unlabelled"
+    write_pose_file(unlabelled / "demo1DLC_demo1.csv", recording.xy, recording.conf, recording.keypoint_names)
+    result = pretrain_pose.main(pretrain_pose.get_args_parser().parse_args([
+        "--manifest_path", str(manifest), "--pose_dir", str(unlabelled), "--classifier", "mstcn", "--use_pose",
+        "--epochs", str(epochs), "--seed", str(seed), "--output_dir", str(work / "pretrain"), "--run_name",
+        f"seed{seed}", "--device", "cpu", "--pose_jitter", "0"]))
+    return Path(result.run_dir) / "best_model.pt"
+
+
+def label_efficiency(work: Path, recording, labels: list, args) -> dict:
+    """MS-TCN with `--label_shares` of the training frames labelled, from scratch and fine-tuned from pretraining
+    on the whole recording (pretrained layers at 0.1x the learning rate); per seed, freezing and segment F1 on the
+    test part with the minimum bout chosen on validation."""
+    window, results = args.window_sizes[0], {}
+    for seed in range(args.seeds):
+        checkpoint = None
+        for share in args.label_shares:
+            sub = work / f"share{share:g}_seed{seed}"
+            write_parts(sub, recording, thinned_labels(labels, share, int(args.block_s * FPS), seed))
+            for name in ("scratch", "pretrained"):
+                extra = ["--seed", str(seed)]
+                if name == "pretrained":
+                    checkpoint = checkpoint or pretrained_checkpoint(
+                        work, sub / f"prepared_w{window}" / "sequence_manifest.json", recording, seed,
+                        args.pretrain_epochs)
+                    extra += ["--init_from", str(checkpoint), "--init_lr_scale", "0.1"]
+                model = train_model(sub, "mstcn", window, args.stride, extra, run_name=name)
+                min_bout, _ = choose_min_bout(model, sub, name)
+                row = score(model, sub / "test", sub / "eval" / name, ["--min_bout_s", str(min_bout)])
+                results.setdefault(f"{share:g}", {}).setdefault(name, []).append(row)
+                print(json.dumps({"share": share, "model": name, "seed": seed, **row}), flush=True)
+    return results
+
+
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help)
     parser.add_argument("--work", required=True, help="folder for the parts, prepared windows, runs and scores")
@@ -208,6 +264,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--window_sizes", nargs="+", type=int, default=[30], help="window sizes in frames (50 fps)")
     parser.add_argument("--stride", type=int, default=5, help="training window stride in frames")
     parser.add_argument("--output", default=None, help="JSON file for the results")
+    parser.add_argument("--label_shares", type=float, nargs="+", default=[],
+                        help="label efficiency instead: MS-TCN trained with these shares of the training frames "
+                             "labelled (2-s stretches), from scratch and pretrained (pretrain_pose.py)")
+    parser.add_argument("--seeds", type=int, default=3, help="with --label_shares: label draws and training seeds")
+    parser.add_argument("--block_s", type=float, default=2.0, help="with --label_shares: labelled stretch length")
+    parser.add_argument("--pretrain_epochs", type=int, default=30, help="with --label_shares")
     parser.add_argument("--train_flags", nargs=argparse.REMAINDER, default=[],
                         help="everything after it goes to train_behavior_lstm.py, after the model's own flags "
                              "(e.g. --train_flags --ensemble_members 5)")
@@ -225,6 +287,11 @@ def main(args) -> dict:
         write_parts(work, recording, labels)
     if not (work / "validate").is_dir():  # work folders of earlier versions of this bench
         write_part(work / "validate", "val", recording, labels)
+    if args.label_shares:
+        results = label_efficiency(work, recording, labels, args)
+        if args.output:
+            Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+        return results
     results = {**depot_baselines(recording, labels), "speed_threshold_rule": heuristic_baseline(recording, labels)}
     for name in args.models:
         for window in args.window_sizes:

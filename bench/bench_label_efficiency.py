@@ -35,6 +35,7 @@ from pretrain_pose import SECTIONS as PRETRAIN_SECTIONS  # noqa: E402
 from utils.config import add_config_arguments, resolve_config  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 from utils.io import report_json  # noqa: E402
+from utils.readers.labels import keep_label_stretches  # noqa: E402
 from utils.synthetic import make_pose_file_dataset  # noqa: E402
 
 
@@ -60,15 +61,6 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def keep_label_blocks(labels: list, share: float, block: int, rng) -> dict:
-    """{frame: label} of random stretches of `block` frames covering about `share` of the recording."""
-    if share >= 1:
-        return dict(enumerate(labels))
-    starts = rng.permutation(np.arange(0, len(labels) - block + 1, block))
-    keep = starts[:max(1, int(round(share * len(labels) / block)))]
-    return {f: labels[f] for s in keep for f in range(s, s + block)}
-
-
 def write_labels(folder: Path, source: Path, share: float, block: int, rng) -> None:
     """source's pose files, with label files that keep `share` of the frames, into folder."""
     shutil.rmtree(folder, ignore_errors=True)
@@ -76,7 +68,7 @@ def write_labels(folder: Path, source: Path, share: float, block: int, rng) -> N
     for pose in sorted(source.glob("*DLC_synthetic.csv")):
         shutil.copy(pose, folder / pose.name)
         truth = pd.read_csv(source / pose.name.replace("DLC_synthetic", ""))["behavior"].tolist()
-        kept = keep_label_blocks(truth, share, block, rng)
+        kept = {f: label for f, label in enumerate(keep_label_stretches(truth, share, block, rng)) if label is not None}
         pd.DataFrame({"frame": list(kept), "behavior": list(kept.values())}).to_csv(
             folder / pose.name.replace("DLC_synthetic", ""), index=False)
 

@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from utils.readers.boris import header_index, read_intervals, read_rows
 from utils.errors import UserError
 from utils.readers.pose_io import recording_name
@@ -143,3 +145,19 @@ def _labels_from_intervals(intervals, num_frames, source) -> FrameLabels:
                 ambiguous[f] = True
             labels[f] = behavior
     return FrameLabels(labels, source, "boris", frozenset(f for f in range(num_frames) if ambiguous[f]))
+
+
+def keep_label_stretches(labels: list, share: float, block: int, rng) -> list:
+    """Labels as a labeller who marks stretches leaves them (label-efficiency benches): random stretches of `block`
+    frames, among those labelled throughout, covering about `share` of the labelled frames; None elsewhere.
+    share >= 1 keeps every label. rng: a numpy Generator."""
+    if share >= 1:
+        return list(labels)
+    starts = [s for s in range(0, len(labels) - block + 1, block)
+              if all(label is not None for label in labels[s:s + block])]
+    labelled = sum(label is not None for label in labels)
+    keep = rng.permutation(np.array(starts, int))[:max(1, int(round(share * labelled / block)))]
+    out = [None] * len(labels)
+    for s in keep:
+        out[s:s + block] = labels[s:s + block]
+    return out
