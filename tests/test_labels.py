@@ -114,3 +114,16 @@ def test_boris_aggregated_export_as_tsv_and_xlsx(tmp_path, suffix):
     assert labels.labels[10:20] == ["groom"] * 10 and labels.labels[20:30] == [None] * 10  # FPS column: 10
     assert labels.labels[30:35] == ["rear"] * 5 and labels.labels[35] is None and "sniff" not in labels.labels
     assert find_label_file(tmp_path / "v.mp4") == path
+
+
+def test_kept_label_stretches_are_whole_labelled_blocks():
+    import numpy as np
+    from utils.readers.labels import keep_label_stretches
+    labels = [None] * 100 + ["rest", "walk"] * 400 + [None] * 100  # frames 100-899 labelled
+    kept = keep_label_stretches(labels, 0.15, 60, np.random.default_rng(3))
+    frames = [i for i, k in enumerate(kept) if k is not None]
+    assert len(frames) == 120  # round(0.15 * 800 / 60) = 2 stretches of 60
+    starts = [f for f in frames if f - 1 not in frames]
+    assert all(s % 60 == 0 and 120 <= s <= 840 for s in starts)  # whole blocks inside the labelled part
+    assert all(kept[i] == labels[i] for i in frames)
+    assert keep_label_stretches(labels, 1.0, 60, np.random.default_rng(3)) == labels
