@@ -65,9 +65,8 @@ def build_optimizer(model, cfg):
     backbone = [p for p in (model.backbone.parameters() if model.backbone is not None else []) if p.requires_grad]
     ids = {id(p) for p in backbone}
     scale = cfg.training.init_lr_scale if cfg.training.init_from else 1.0
-    taken = {id(p) for name, p in model.named_parameters() if name in getattr(model, "initialised", ())}
-    if scale == 1.0:
-        taken = set()
+    taken = set() if scale == 1.0 else {id(p) for name, p in model.named_parameters()
+                                        if name in getattr(model, "initialised", ())}
     head = [p for p in model.parameters() if p.requires_grad and id(p) not in ids | taken]
     groups = [{"params": head, "lr": cfg.training.lr}] + ([{"params": backbone, "lr": cfg.training.backbone_lr}] if backbone else [])
     if not head and not backbone:
