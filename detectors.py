@@ -25,8 +25,10 @@ import numpy as np
 
 from utils.config import inapplicable_settings
 from utils.detection.detector_backends import (AGREEMENT_PX, Backend, candidate_backends, checked_agreement,
-                                               exported_weights, machine_key, openvino_compile_cache,
-                                               remember_agreement, remember_choice, remembered_choice)
+                                               checked_quantization, exported_weights, machine_key,
+                                               openvino_compile_cache, remember_agreement, remember_choice,
+                                               remembered_choice)
+from utils.detection.quantize import CALIBRATION_FRAMES, CHECK_FRAMES, INT8_MIN_AGREEMENT, frame_agreement
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, first_line
 from utils.detection.export_runtime import ExportRunner
@@ -125,6 +127,7 @@ class Runtime:
     model: object
     imgsz: tuple = None
     agreement_px: float = None
+    agreement_share: float = None  # INT8: share of a video's check frames that agreed with FP32 (quantize.py)
     path: Path = None  # the cached export
     backend: Backend = None  # how it was exported and runs
 
@@ -157,6 +160,7 @@ class YoloDetector(Detector):
         self.weights = str(cfg.yolo_weights)
         self.model = load_yolo(cfg.yolo_weights)
         self.half, self.backends, self.backend_name, self.agreement_px = False, [], "torch", None
+        self.agreement_share, self.video = None, None
         self.imgsz = cfg.yolo_imgsz  # None: Ultralytics' own choice for an export's warm-up (its exported size)
         self.use_keypoints = False  # known after an export's warm-up, whose detections (if any) are dropped
         self.layout = self._model_layout()
@@ -186,6 +190,16 @@ class YoloDetector(Detector):
             backends = []
         self.half = not backends and self.timed and self.device.startswith("cuda")  # no TensorRT: PyTorch in fp16
         self.backends = backends
+
+    def prepare(self, source, individual=None) -> None:
+        """Remembers the video: an INT8 export is calibrated and checked on frames spread over it."""
+        self.video = Path(source) if Path(str(source)).is_file() else None
+
+    def _video_frames(self, count: int, offset: float) -> list:
+        if self.video is None:
+            raise UserError("openvino_int8 is calibrated on frames of the video it runs on; this source is not a "
+                            "video file (a live camera or stream): use --detector_backend openvino")
+        return sample_frames(self.video, count, offset)
 
     def _model_layout(self) -> "ModelLayout":
         """What the weights say about themselves. A .pt model is read as it is: setting up PyTorch's predictor
@@ -267,8 +281,11 @@ class YoloDetector(Detector):
         loaded = []
         for backend in backends:
             try:
-                path = exported_weights(self.weights, backend, shape, self.batch_size, self.device)
+                path = exported_weights(self.weights, backend, shape, self.batch_size, self.device,
+                                        lambda: self._video_frames(CALIBRATION_FRAMES, 0.0))
                 runtime = self._export_runtime(backend, path, shape)
+                if backend.quantized and not self._quantization_agrees(runtime):
+                    continue
             except UserError as exc:
                 log.warning("%s; not using %s", exc, backend.name)
                 continue
@@ -276,9 +293,32 @@ class YoloDetector(Detector):
                 log.warning("cannot run %s's export of %s (%s: %s); not using it", backend.name, self.weights,
                             type(exc).__name__, first_line(exc))
                 continue
-            runtime.agreement_px = checked_agreement(path, backend)
+            if not backend.quantized:
+                runtime.agreement_px = checked_agreement(path, backend)
             loaded.append(runtime)
         return loaded
+
+    def _quantization_agrees(self, runtime: Runtime) -> bool:
+        """Whether an INT8 export agrees with FP32 (PyTorch) on enough check frames of the video it was
+        calibrated on (utils.detection.quantize); measured once per export and remembered with it."""
+        record = checked_quantization(runtime.path, runtime.backend)
+        if record is None:
+            frames = self._video_frames(CHECK_FRAMES, 0.5)  # halfway between the calibration frames
+            record = frame_agreement(self._predict(self.model, frames), runtime.run(frames), AGREEMENT_PX)
+            remember_agreement(runtime.path, runtime.backend, record.pop("agreement_px"), video=str(self.video),
+                               **record)
+            record = checked_quantization(runtime.path, runtime.backend)
+        share = record["agreement_share"]
+        if share < INT8_MIN_AGREEMENT:
+            log.warning("detector backend %s agreed with FP32 on %.1f%% of %d check frames of %s (needed %.0f%%: "
+                        "box and keypoints within 5%% of the animal's size): not used", runtime.name, 100 * share,
+                        record["check_frames"], record.get("video"), 100 * INT8_MIN_AGREEMENT)
+            return False
+        log.info("detector backend %s agreed with FP32 on %.1f%% of %d check frames of %s (largest difference "
+                 "%.1f px)", runtime.name, 100 * share, record["check_frames"], record.get("video"),
+                 record["agreement_px"])
+        runtime.agreement_px, runtime.agreement_share = record["agreement_px"], share
+        return True
 
     def _export_runtime(self, backend: Backend, path: Path, shape: tuple) -> Runtime:
         """OpenVINO and ONNX exports on the CPU run directly (utils.detection.export_runtime: Ultralytics' results
@@ -309,8 +349,9 @@ class YoloDetector(Detector):
         checked = [r for r in runtimes if r.agreement_px is not None]
         if checked and not timed:  # this export agreed on its first use: not checked on every run
             chosen = checked[0]
-            log.info("detector backend %s (agreed with PyTorch within %.2f px when first used)", chosen.name,
-                     chosen.agreement_px)
+            if chosen.agreement_share is None:  # INT8's check has just been logged
+                log.info("detector backend %s (agreed with PyTorch within %.2f px when first used)", chosen.name,
+                         chosen.agreement_px)
             reference = chosen.run(frames)
         else:
             chosen, reference, timings = self._compare_with_pytorch(frames, runtimes, timed)
@@ -321,6 +362,7 @@ class YoloDetector(Detector):
             elif backends and chosen.name == "torch":
                 log.warning("using PyTorch for the detector")
         self.backend_name, self.agreement_px = chosen.name, chosen.agreement_px
+        self.agreement_share = chosen.agreement_share
         return chosen, reference
 
     def _compare_with_pytorch(self, frames, runtimes: list, timed: bool) -> tuple:
@@ -337,17 +379,18 @@ class YoloDetector(Detector):
                 log.warning("detector backend %s failed on the first frames (%s: %s)", runtime.name,
                             type(exc).__name__, first_line(exc))
                 continue
-            if difference > AGREEMENT_PX:
+            if difference > AGREEMENT_PX and runtime.agreement_share is None:  # INT8 was checked on its share
                 reduced = runtime.backend.precision != "fp32"
                 log.warning("detector backend %s differs from PyTorch by up to %.1f px on the first %d frames (limit "
                             "%.1f px): not used%s", runtime.name, difference, len(frames), AGREEMENT_PX,
                             f" (it computes in {runtime.backend.precision}; an FP32 runtime such as openvino or onnx "
                             f"agrees exactly)" if reduced else "")
                 continue
-            log.info("detector backend %s agrees with PyTorch within %.2f px on the first %d frames (input %dx%d)",
-                     runtime.name, difference, len(frames), runtime.imgsz[1], runtime.imgsz[0])
-            runtime.agreement_px = difference
-            remember_agreement(runtime.path, runtime.backend, difference)
+            if runtime.agreement_share is None:
+                log.info("detector backend %s agrees with PyTorch within %.2f px on the first %d frames (input "
+                         "%dx%d)", runtime.name, difference, len(frames), runtime.imgsz[1], runtime.imgsz[0])
+                runtime.agreement_px = difference
+                remember_agreement(runtime.path, runtime.backend, difference)
             if timed:
                 timings[runtime.name] = self._seconds(runtime, frames)
             fastest = timed and timings[runtime.name] == min(timings.values())
@@ -394,7 +437,8 @@ class YoloDetector(Detector):
     def describe(self) -> dict:
         return {"detector": "yolo", "yolo_weights": self.weights, "yolo_task": self.task, "yolo_conf": self.conf,
                 "yolo_iou": self.iou, "yolo_imgsz": self.imgsz, "detector_backend": self.backend_name,
-                "detector_backend_agreement_px": self.agreement_px, "detector_half": self.half}
+                "detector_backend_agreement_px": self.agreement_px,
+                "detector_backend_agreement_share": self.agreement_share, "detector_half": self.half}
 
 
 @lru_cache(maxsize=16)

@@ -150,7 +150,7 @@ def test_a_disagreeing_or_missing_backend_falls_back_to_pytorch_with_a_warning(t
 
 def test_auto_tries_the_installed_cpu_runtimes_and_tensorrt_needs_cuda():
     from utils.detection.detector_backends import BACKENDS, candidate_backends
-    assert {b.name for b in candidate_backends("auto", "cpu")} == {"openvino", "onnx"}  # both are requirements
+    assert {b.name for b in candidate_backends("auto", "cpu")} == {"openvino", "onnx", "openvino_int8"}  # requirements
     assert "CUDA" in BACKENDS.get("tensorrt").available("cpu")
     assert candidate_backends("tensorrt", "cpu") == [] and candidate_backends("torch", "cpu") == []
 
@@ -273,3 +273,95 @@ def test_the_best_candidate_is_what_ultralytics_nms_keeps(end2end):
         np.testing.assert_allclose(box, expected, rtol=0, atol=1e-4)
         expected = ops.scale_coords(shape, kept[:, 6:].view(1, 3, 3).clone(), frame_shape)[0].numpy()
         np.testing.assert_allclose(keypoints, expected, rtol=0, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def int8_video(frames, tmp_path_factory):
+    from utils.synthetic import write_video
+    path = tmp_path_factory.mktemp("int8") / "rig.mp4"
+    write_video(path, frames)
+    return path
+
+
+def test_openvino_int8_is_calibrated_on_the_video_checked_on_other_frames_and_remembered(tiny_yolo, frames,
+                                                                                       int8_video, monkeypatch):
+    import json
+    import detectors
+    from utils.detection.detector_backends import BACKENDS, check_record
+    from utils.detection.quantize import INT8_MIN_AGREEMENT, INT8_TOLERANCE
+    calibrated = []
+    real_sample = detectors.sample_frames
+    monkeypatch.setattr(detectors, "sample_frames", lambda path, count, offset: calibrated.append(offset) or
+                        real_sample(path, count, offset))
+    reference = backend_detector(tiny_yolo, "torch").detect(frames)
+    detector = backend_detector(tiny_yolo, "openvino_int8")
+    detector.prepare(int8_video)
+    quantized = detector.detect(frames[:16]) + detector.detect(frames[16:])
+    described = detector.describe()
+    assert described["detector_backend"] == "openvino_int8"
+    assert INT8_MIN_AGREEMENT <= described["detector_backend_agreement_share"] <= 1
+    assert calibrated == [0.0, 0.5]  # calibration frames, then check frames halfway between them
+    runtime = next(iter(detector.runtimes.values()))
+    assert runtime.path.name.endswith("_int8_openvino_model") and "int8" in runtime.path.parent.name
+    record = json.loads(check_record(runtime.path, BACKENDS.get("openvino_int8")).read_text())
+    assert record["video"] == str(int8_video) and record["check_frames"] == len(frames)  # 40 frames: all of them
+    moved = []
+    for a, b in zip(reference, quantized):
+        assert (a.box is None) == (b.box is None)
+        if a.box is not None:
+            size = max(a.box[2] - a.box[0], a.box[3] - a.box[1])
+            moved.append(max(np.abs(a.box - b.box).max(), np.abs(a.keypoints[:, :2] - b.keypoints[:, :2]).max()))
+            assert moved[-1] <= max(2.0, INT8_TOLERANCE * size) * 1.5
+    assert max(moved) > 1e-3  # really another network, not the FP32 one under another name
+
+    monkeypatch.setattr("utils.detection.quantize.quantize_openvino", lambda *a: pytest.fail("quantised again"))
+    monkeypatch.setattr(detectors, "frame_agreement", lambda *a: pytest.fail("checked again"))
+    again = backend_detector(tiny_yolo, "openvino_int8")
+    again.prepare(int8_video)
+    for a, b in zip(quantized, again.detect(frames[:4])):
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
+    assert again.describe()["detector_backend_agreement_share"] == described["detector_backend_agreement_share"]
+
+
+def test_openvino_int8_that_disagrees_or_has_no_video_is_not_used(tiny_yolo, frames, int8_video, monkeypatch,
+                                                                  tmp_path, caplog):
+    import detectors
+    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path))  # a fresh cache: quantised and checked anew
+    monkeypatch.setattr("utils.detection.quantize.quantize_openvino", lambda *a: pytest.fail("needs no export"))
+    with caplog.at_level(logging.WARNING):
+        live = backend_detector(tiny_yolo, "openvino_int8")
+        live.detect(frames[:4])  # frames from a camera: nothing to calibrate on
+    assert live.describe()["detector_backend"] == "torch" and "not a video file" in caplog.text
+    monkeypatch.undo()
+    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path))
+    monkeypatch.setattr(detectors, "frame_agreement", lambda reference, trial, floor: {
+        "agreement_share": 0.9, "agreement_px": 12.0, "check_frames": len(reference)})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        detector = backend_detector(tiny_yolo, "openvino_int8")
+        detector.prepare(int8_video)
+        detector.detect(frames[:4])
+    assert detector.describe()["detector_backend"] == "torch"
+    assert "openvino_int8 agreed with FP32 on 90.0% of 40 check frames" in caplog.text and "needed 99%" in caplog.text
+
+
+def test_int8_agreement_counts_frames_within_a_share_of_the_animals_size():
+    from detectors import Detection
+    from utils.detection.quantize import frame_agreement
+    box = np.array([100, 100, 200, 150], np.float32)  # 100 px long: 5 px allowed
+    kp = np.zeros((3, 3), np.float32)
+    near = Detection(box + 4, 0.9, kp + 4, "detected")
+    far = Detection(box, 0.9, kp + [6, 0, 0], "detected")
+    same = Detection(box, 0.9, kp, "detected")
+    result = frame_agreement([same, same, same, Detection()], [near, far, Detection(), Detection()], 2.0)
+    assert result == {"agreement_share": 0.5, "agreement_px": 6.0, "check_frames": 4}
+
+
+def test_reduced_precision_runtimes_keep_their_own_detection_cache(tiny_yolo, int8_video):
+    from types import SimpleNamespace
+    from utils.detection.detection_cache import cache_file
+    detector = backend_detector(tiny_yolo, "torch")
+    files = {b: cache_file(int8_video, detector, SimpleNamespace(detect_every=1, detector_backend=b))
+             for b in ("torch", "openvino", "onnx", "openvino_int8", "openvino_bf16", "auto")}
+    assert files["torch"] == files["openvino"] == files["onnx"]  # FP32 runtimes agree within AGREEMENT_PX
+    assert len({files[b] for b in ("torch", "openvino_int8", "openvino_bf16", "auto")}) == 4

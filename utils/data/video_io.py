@@ -248,15 +248,18 @@ def prefetched(iterable, depth: int = 2):
         worker.join()
 
 
-def sample_frames(path, count: int) -> list:
-    """`count` frames spread evenly over the video (by seeking), for a median background."""
+def sample_frames(path, count: int, offset: float = 0.0) -> list:
+    """`count` frames spread evenly over the video (by seeking), for a median background or a detector's
+    calibration. offset (0-1): shifted by this share of the step between them (0.5: halfway between the frames
+    offset 0 gives, so two samples share no frame)."""
     cap, info = open_video(path)
     try:
         total = info.frame_count
         frames = []
         if total <= 0:
             raise UserError(f"video {path} reports no frames; re-encode it")
-        for i in sorted({int(round(k * (total - 1) / max(count - 1, 1))) for k in range(count)}):
+        step = (total - 1) / max(count - 1, 1)
+        for i in sorted({min(int(round((k + offset) * step)), total - 1) for k in range(count)}):
             cap.set(cv2.CAP_PROP_POS_FRAMES, i)
             ok, frame = cap.read()
             if ok:

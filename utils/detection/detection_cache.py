@@ -8,10 +8,11 @@ dashboard) replays them instead of running the detector, which is most of a run'
 Kept under BEHAVIORSCOPE_CACHE (default ~/.cache/behaviorscope)/detections/<key>.npz. The key hashes what the
 detections depend on: the video (resolved path, size, modification time), the detector (its description: kind,
 imgsz, thresholds, task; its weights file's SHA-256) and detect_every, so a changed video, weights file or setting
-is detected afresh. The runtime (PyTorch, ONNX, OpenVINO) is not in the key: exports are checked against PyTorch
-within AGREEMENT_PX before use. Only frames the detector found are kept; keep_last_box, interpolation and the
-crops are made afresh from them, exactly as from the detector. A run that stops early saves nothing. Pose files
-are not cached: reading them is as fast as reading the cache.
+is detected afresh. The FP32 runtimes (PyTorch, ONNX, OpenVINO) share entries: exports are checked against PyTorch
+within AGREEMENT_PX before use; a reduced precision (bf16, int8, fp16) and auto have their own. Only frames the
+detector found are kept; keep_last_box, interpolation and the crops are made afresh from them, exactly as from the
+detector. A run that stops early saves nothing. Pose files are not cached: reading them is as fast as reading the
+cache.
 """
 import hashlib
 import json
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.detection.detector_backends import cache_root, file_hash
+from utils.detection.detector_backends import BACKENDS, cache_root, file_hash
 from utils.io import atomic_path
 
 log = logging.getLogger("detect")
@@ -34,8 +35,16 @@ def cache_file(video_path, detector, settings) -> Path:
     described = {k: v for k, v in detector.describe().items() if not k.startswith("detector_")}
     key = json.dumps({"format": FORMAT, "video": [str(video), stat.st_size, stat.st_mtime_ns],
                       "detector": described, "weights_sha256": file_hash(weights) if weights else None,
-                      "detect_every": settings.detect_every}, sort_keys=True, default=str)
+                      "detect_every": settings.detect_every, "precision": runtime_precision(settings)},
+                     sort_keys=True, default=str)
     return cache_root().parent / "detections" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
+
+
+def runtime_precision(settings) -> str:
+    """The FP32 runtimes agree with PyTorch within AGREEMENT_PX and share entries; a reduced precision (bf16,
+    int8, TensorRT's fp16) gives slightly other detections and its own entries, as does auto (it may choose one)."""
+    requested = getattr(settings, "detector_backend", "torch")
+    return "auto" if requested == "auto" else BACKENDS.get(requested).precision
 
 
 def cacheable(video_path, detector) -> bool:

@@ -8,11 +8,16 @@ weights run faster in OpenVINO or ONNX Runtime (CPU) and TensorRT (NVIDIA GPU). 
                Opt-in, never chosen by auto: 1.5x FP32 OpenVINO's speed end to end on this project's CPU, but not
                exact. Boxes and keypoints move by a median 0.2 px (up to 7 px where two candidate boxes score
                alike), and 1-3.5% of per-frame labels changed on the accuracy bench (bench/README.md)
+    openvino_int8  the openvino export quantised to 8-bit integers by NNCF (utils.detection.quantize), calibrated
+               on frames of the first video it runs on and checked against FP32 on other frames of it: used when
+               at least 99% of them agree (box and keypoints within 5% of the animal's size). 2.2-2.5x FP32
+               OpenVINO's network speed on this project's CPU (bench/README.md). Needs the nncf package and a video
+               file (not a live source)
     onnx       ONNX Runtime, FP32
     tensorrt   TensorRT engine, FP16 (CUDA only; the tensorrt package must be installed)
     auto       on CUDA: tensorrt when installed, else PyTorch in half precision. On CPU: PyTorch and every
-               installed export (openvino, onnx) are timed on the first batch of real frames and the fastest that
-               agrees is kept. Which one wins depends on the CPU: on this project's 2-core test machine
+               installed export (openvino, onnx, openvino_int8) are timed on the first batch of real frames and
+               the fastest that agrees is kept (INT8 only where its check passed). Which one wins depends on the CPU: on this project's 2-core test machine
                OpenVINO in FP32 ran 1.11x and 1.24x PyTorch end to end in two runs, 0.96x in a third: the machine
                drifts more than that (bench/README.md)
 The choice auto makes is remembered per machine (CPU model, torch threads), weights, input shape and batch
@@ -59,22 +64,27 @@ class Backend:
     (openvino_bf16 compiles the openvino export differently; it is made and cached once for both)."""
 
     def __init__(self, name: str, export_format: str, module: str, cuda_only: bool = False, precision: str = "fp32",
-                 exports_as: str = ""):
+                 exports_as: str = "", quantizer: str = ""):
         self.name, self.export_format, self.module = name, export_format, module
         self.cuda_only, self.precision, self.half = cuda_only, precision, precision == "fp16"
-        self.exports_as = exports_as or name
+        self.exports_as, self.quantizer = exports_as or name, quantizer
+        self.quantized = bool(quantizer)  # checked by the share of agreeing frames, not the largest difference
 
     def available(self, device: str) -> str:
         """'' when usable on `device`, else why not."""
         if self.cuda_only and not device.startswith("cuda"):
             return f"{self.name} needs a CUDA device (running on {device})"
-        if self.module and importlib.util.find_spec(self.module) is None:
-            return f"the {self.module} package is not installed (pip install {self.module})"
+        for module in filter(None, (self.module, self.quantizer)):
+            if importlib.util.find_spec(module) is None:
+                return f"the {module} package is not installed (pip install {module})"
+        if self.quantized and device != "cpu":
+            return f"{self.name} runs on the CPU (running on {device})"
         return ""
 
 
 for _backend in (Backend("torch", "", ""), Backend("openvino", "openvino", "openvino"),
                  Backend("openvino_bf16", "openvino", "openvino", precision="bf16", exports_as="openvino"),
+                 Backend("openvino_int8", "openvino", "openvino", precision="int8", quantizer="nncf"),
                  Backend("onnx", "onnx", "onnxruntime"), Backend("tensorrt", "engine", "tensorrt", True, "fp16")):
     BACKENDS.register(_backend.name)(_backend)
 BACKEND_CHOICES = ("auto", *BACKENDS.names())
@@ -85,7 +95,7 @@ def candidate_backends(requested: str, device: str) -> list:
     detector then keeps the fastest that agrees with PyTorch); a named one that is not usable gives none, with a
     warning."""
     if requested == "auto":
-        names = ("tensorrt",) if device.startswith("cuda") else ("openvino", "onnx")
+        names = ("tensorrt",) if device.startswith("cuda") else ("openvino", "onnx", "openvino_int8")
         return [BACKENDS.get(n) for n in names if not BACKENDS.get(n).available(device)]
     backend = BACKENDS.get(requested)
     why = backend.available(device)
@@ -133,8 +143,19 @@ def checked_agreement(export: Path, backend: Backend):
     return record.get("agreement_px") if record.get("runtime") == runtime_version(backend) else None
 
 
-def remember_agreement(export: Path, backend: Backend, difference: float) -> None:
-    atomic_write_json(check_record(export, backend), {"agreement_px": difference, "runtime": runtime_version(backend)})
+def remember_agreement(export: Path, backend: Backend, difference: float, **details) -> None:
+    atomic_write_json(check_record(export, backend), {"agreement_px": difference, "runtime": runtime_version(backend),
+                                                      **details})
+
+
+def checked_quantization(export: Path, backend: Backend):
+    """What the agreement check of an INT8 export measured (utils.detection.quantize.frame_agreement, with the
+    video it was calibrated and checked on), or None: never checked, or checked with another runtime version."""
+    try:
+        record = json.loads(check_record(export, backend).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("runtime") == runtime_version(backend) and "agreement_share" in record else None
 
 
 def check_record(export: Path, backend: Backend) -> Path:
@@ -181,36 +202,56 @@ def _hash_of(path: str, size: int, mtime_ns: int) -> str:
 
 def export_key(weights: Path, backend: Backend, shape: tuple, batch: int) -> str:
     import ultralytics
-    precision = "fp16" if backend.half else "fp32"
+    precision = backend.precision if backend.precision in ("fp16", "int8") else "fp32"
     return (f"{file_hash(weights)[:16]}_{backend.exports_as}_{shape[1]}x{shape[0]}px_b{batch}_{precision}"
             f"_u{ultralytics.__version__}")
 
 
-def exported_weights(weights, backend: Backend, shape: tuple, batch: int, device: str) -> Path:
+def exported_weights(weights, backend: Backend, shape: tuple, batch: int, device: str,
+                     calibration_frames=None) -> Path:
     """Path of the cached export of `weights` for `backend` at input shape (h, w), made now when missing
-    (atomically: a folder renamed into place, so an interrupted export is never used)."""
+    (atomically: a folder renamed into place, so an interrupted export is never used). A quantised backend is made
+    from the FP32 export and `calibration_frames()` (called only when it is made; UserError when it cannot give
+    frames)."""
     weights = Path(weights)
     target = cache_root() / export_key(weights, backend, shape, batch)
     if target.exists():
         return exported_file(target)
+    if backend.quantized:
+        fp32 = exported_weights(weights, BACKENDS.get(backend.export_format), shape, batch, device)
+        frames = calibration_frames() if calibration_frames else []
+        if not frames:
+            raise UserError(f"{backend.name} is calibrated on frames of a video, and none was given")
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export_", dir=target.parent))
     try:
-        copy = work / weights.name  # Ultralytics writes the export beside the weights it is given
-        shutil.copyfile(weights, copy)
-        check_detector_weights(copy)  # the copy is what Ultralytics unpickles
-        from ultralytics import YOLO
-        log.info("exporting %s to %s (input %dx%d, batch %d), once; cached in %s", weights, backend.name, shape[1],
-                 shape[0], batch, target)
-        YOLO(str(copy)).export(format=backend.export_format, imgsz=list(shape), batch=batch, device=device,
-                               dynamic=False, verbose=False, **export_precision(backend.half))
-        copy.unlink()
+        if backend.quantized:
+            from utils.detection.quantize import quantize_openvino
+            log.info("quantising %s to %s on %d frames (input %dx%d, batch %d), once; cached in %s", weights,
+                     backend.name, len(frames), shape[1], shape[0], batch, target)
+            quantize_openvino(fp32, frames, shape, batch, work / fp32.name.replace("_openvino_model", "_int8_openvino_model"))
+        else:
+            export_with_ultralytics(weights, backend, shape, batch, device, work, target)
         os.replace(work, target)
     except Exception as exc:  # exporters raise many types; all mean the same: no accelerated model
         shutil.rmtree(work, ignore_errors=True)
         raise UserError(f"exporting {weights} to {backend.name} failed: {type(exc).__name__}: "
                         f"{first_line(exc)}") from None
     return exported_file(target)
+
+
+def export_with_ultralytics(weights: Path, backend: Backend, shape: tuple, batch: int, device: str, work: Path,
+                            target: Path) -> None:
+    """Ultralytics' own export of `weights` into the folder `work` (to be renamed to `target`)."""
+    copy = work / weights.name  # Ultralytics writes the export beside the weights it is given
+    shutil.copyfile(weights, copy)
+    check_detector_weights(copy)  # the copy is what Ultralytics unpickles
+    from ultralytics import YOLO
+    log.info("exporting %s to %s (input %dx%d, batch %d), once; cached in %s", weights, backend.name, shape[1],
+             shape[0], batch, target)
+    YOLO(str(copy)).export(format=backend.export_format, imgsz=list(shape), batch=batch, device=device,
+                           dynamic=False, verbose=False, **export_precision(backend.half))
+    copy.unlink()
 
 
 def export_precision(half: bool) -> dict:

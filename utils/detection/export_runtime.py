@@ -47,11 +47,7 @@ class ExportRunner:
 
     def _run_batch(self, frames) -> list:
         """Rows past len(frames) keep an earlier batch's pixels: the export's batch is fixed, their results unused."""
-        for i, frame in enumerate(frames):
-            self._pixels[i] = self.letterbox(image=frame)
-        # as Ultralytics' predictor: BGR -> RGB, HWC -> CHW, uint8 -> float32 / 255 (exact in float32)
-        np.divide(self._pixels[..., ::-1].transpose(0, 3, 1, 2), np.float32(255), out=self._inputs)
-        predictions = self.infer(self._inputs)
+        predictions = self.infer(network_input(frames, self.letterbox, self.batch, self._pixels, self._inputs))
         return [self._best(predictions[i], frame.shape) for i, frame in enumerate(frames)]
 
     def _best(self, prediction: np.ndarray, frame_shape: tuple):
@@ -66,6 +62,19 @@ class ExportRunner:
             if keypoints.shape[1] == 2:  # keypoints without a visibility score count as seen
                 keypoints = np.concatenate([keypoints, np.ones((len(keypoints), 1), np.float32)], 1)
         return box, confidence, keypoints
+
+
+def network_input(frames, letterbox, batch: int, pixels: np.ndarray = None, inputs: np.ndarray = None) -> np.ndarray:
+    """The network's input [batch, 3, h, w] float32 of up to `batch` frames, as Ultralytics' predictor makes it:
+    letterboxed, BGR -> RGB, HWC -> CHW, uint8 -> float32 / 255 (exact in float32). Rows past len(frames) keep
+    what `pixels` held (zeros when new). Given `pixels` and `inputs`, they are filled in place and reused."""
+    if pixels is None:
+        pixels = np.zeros((batch, *letterbox.new_shape, 3), np.uint8)
+        inputs = np.zeros((batch, 3, *letterbox.new_shape), np.float32)
+    for i, frame in enumerate(frames):
+        pixels[i] = letterbox(image=frame)
+    np.divide(pixels[..., ::-1].transpose(0, 3, 1, 2), np.float32(255), out=inputs)
+    return inputs
 
 
 def best_candidate(prediction: np.ndarray, num_classes: int, kpt_shape, conf: float, end2end: bool):
@@ -102,8 +111,8 @@ def output_layout(output_shape, num_classes: int, kpt_shape, path) -> bool:
 
 def load_openvino(path: Path, precision: str, compile_cache: Path = None) -> tuple:
     """(infer, output shape, compiled model) of an OpenVINO export folder or .xml, compiled for the CPU in FP32
-    (exact) or, for bf16, in OpenVINO's default precision (bfloat16 on CPUs that have it). Compiled models are
-    cached by OpenVINO in `compile_cache`, which halves later compiles."""
+    (exact; an INT8 export's FP32 parts too) or, for bf16, in OpenVINO's default precision (bfloat16 on CPUs that
+    have it). Compiled models are cached by OpenVINO in `compile_cache`, which halves later compiles."""
     import openvino as ov
     xml = Path(path) if Path(path).is_file() else next(Path(path).glob("*.xml"))
     config = {"PERFORMANCE_HINT": "LATENCY"}
