@@ -3,13 +3,17 @@ and benchmark_pipeline.py (one Predictor, loaded once, for any number of videos)
 
     cfg, predictor = load_folder_predictor(args)
     result = classify_video(predictor, cfg)          # paths, tables and counts of one recording
+    with BackgroundWriter() as writer:               # folder runs: outputs written while the next one is classified
+        future = classify_video(predictor, cfg, writer=writer)
 """
 import argparse
 import csv
 import logging
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -47,41 +51,78 @@ def load_folder_predictor(args, timer: StageTimer = None) -> tuple:
     return cfg, Predictor.from_checkpoint(cfg.model_path, cfg, timer)
 
 
-def classify_in_tree(predictor: Predictor, cfg: InferenceConfig, input_dir, output_root, video: Path) -> dict:
+class BackgroundWriter:
+    """Writes a recording's outputs in one background thread while the caller classifies the next recording, so a
+    folder run is bound by detection, not by writing tables, the workbook, the ethogram and review videos. At most
+    one recording waits to be written (submit waits for the one before): memory stays that of two recordings'
+    per-frame results. Leaving the `with` block (also on Ctrl-C or an error) waits for the write in progress; every
+    output is written atomically and published as a set, so nothing half-written is left either way."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outputs")
+        self._last = None
+
+    def submit(self, job) -> Future:
+        if self._last is not None:
+            wait([self._last])  # its error, if any, is the caller's to read from its future
+        self._last = self._pool.submit(job)
+        return self._last
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def classify_in_tree(predictor: Predictor, cfg: InferenceConfig, input_dir, output_root, video: Path,
+                     writer: BackgroundWriter = None):
     """classify_video on one video of input_dir, its outputs in the mirrored folder under output_root."""
     out_dir = Path(output_root) / video.relative_to(input_dir).parent
-    return classify_video(predictor, replace(cfg, video_path=str(video), output_dir=str(out_dir)))
+    return classify_video(predictor, replace(cfg, video_path=str(video), output_dir=str(out_dir)), writer=writer)
 
 
-def classify_video(predictor: Predictor, cfg: InferenceConfig, timer: StageTimer = None) -> dict:
-    """Predict one video and write every output; returns paths, tables and counts."""
+def classify_video(predictor: Predictor, cfg: InferenceConfig, timer: StageTimer = None,
+                   writer: BackgroundWriter = None):
+    """Predict one recording and write every output; returns paths, tables and counts. With `writer` (not for live
+    sources), returns once the recording is classified: a Future of that result, written in the background."""
     start = time.perf_counter()
     timer = timer or StageTimer()
     video, stem = Path(cfg.video_path), source_stem(cfg.video_path)
     out_dir = ensure_dir(cfg.output_dir or video.parent)
     setup_logging(out_dir / f"{stem}.infer.log")
     log.info("command: %s", " ".join(sys.argv))
-    with output_set(out_dir) as staging:  # published together at the end: a failure leaves the previous set
+    if cfg.live or is_live_source(cfg.video_path):
+        predictions = [classify_live(predictor, cfg, out_dir / f"{stem}.live.csv", timer)]
+        writer = None
+    else:
+        predictions = [predictor.predict_video(video, timer, animal) for animal in predictor.animals(video)]
+    # what the outputs say of the model, detector and recording, read now: the detector moves on to the next one
+    job = partial(write_recording, predictor.class_names, predictor.describe(), predictor.detector.recording, cfg,
+                  predictions, out_dir, stem, timer, start)
+    return writer.submit(job) if writer else job()
+
+
+def write_recording(class_names: list, described: dict, recording, cfg: InferenceConfig, predictions: list,
+                    out_dir: Path, stem: str, timer: StageTimer, start: float) -> dict:
+    """Every output of one recording (one prediction per animal; `described`: the predictor's description,
+    `recording`: the pose file's every animal or None), published together: a failure leaves the previous set."""
+    with output_set(out_dir) as staging:
         dump_config(cfg, staging / f"{stem}.config.yaml")
-        if cfg.live or is_live_source(cfg.video_path):
-            prediction = classify_live(predictor, cfg, out_dir / f"{stem}.live.csv", timer)
-            results = [write_prediction(predictor, cfg, prediction, staging, timer, start)]
-        else:
-            results = [write_prediction(predictor, cfg, predictor.predict_video(video, timer, animal), staging, timer,
-                                        start) for animal in predictor.animals(video)]
+        results = [write_prediction(class_names, described, cfg, prediction, staging, timer, start)
+                   for prediction in predictions]
         results[0]["other_animals"] = results[1:]  # several animals: each has its own outputs, <stem>.<animal>.*
         if len(results) > 1:
-            results[0]["paths"]["social"] = write_contact_bouts(predictor, cfg, results, staging / f"{stem}.social.csv")
+            results[0]["paths"]["social"] = write_contact_bouts(recording, cfg, results, staging / f"{stem}.social.csv")
     for result in results:
         result["paths"] = {kind: out_dir / path.name for kind, path in result["paths"].items()}
     log.info("wrote %s", ", ".join(str(p) for r in results for p in r["paths"].values()))
     return results[0]
 
 
-def write_contact_bouts(predictor: Predictor, cfg: InferenceConfig, results: list, path: Path) -> Path:
-    """<stem>.social.csv: contact bouts between every pair of animals of the pose file just classified (`results`:
-    one per animal), with the behaviour each animal showed most during the bout."""
-    recording = predictor.detector.recording
+def write_contact_bouts(recording, cfg: InferenceConfig, results: list, path: Path) -> Path:
+    """<stem>.social.csv: contact bouts between every pair of animals of the pose file `recording` (`results`: one
+    per animal), with the behaviour each animal showed most during the bout."""
     axis = body_axis(recording.keypoint_names, len(recording.keypoint_names))
     bouts = contact_bouts(recording.xy, recording.conf, recording.individuals, axis, results[0]["fps"],
                           cfg.contact_distance, bout_frames(cfg.min_bout_s, results[0]["fps"]))
@@ -96,19 +137,19 @@ def write_contact_bouts(predictor: Predictor, cfg: InferenceConfig, results: lis
     return path
 
 
-def write_prediction(predictor: Predictor, cfg: InferenceConfig, prediction, out_dir: Path, timer: StageTimer,
-                     start: float) -> dict:
+def write_prediction(class_names: list, described: dict, cfg: InferenceConfig, prediction, out_dir: Path,
+                     timer: StageTimer, start: float) -> dict:
     """Write every output of one prediction (one animal of one recording); returns paths, tables and counts."""
     log.info("Pose features used in %d/%d windows", prediction.with_pose, prediction.windows)
-    meta_rows = {**predictor.describe(), "fps": prediction.fps, "animal": prediction.animal,
+    meta_rows = {**described, "fps": prediction.fps, "animal": prediction.animal,
                  "windows": prediction.windows, "windows_with_pose": prediction.with_pose,
                  "frames_dropped": prediction.dropped, "damage": "; ".join(prediction.damage) or "none",
                  "detections_reused": prediction.detections_reused,
                  **(prediction.drift or {"drift_score": "not available: the model has no drift reference"})}
     with timer.stage("write"):
-        result = write_outputs(prediction, predictor.class_names, cfg, out_dir, meta_rows)
+        result = write_outputs(prediction, class_names, cfg, out_dir, meta_rows)
     result["frames_table"] = result["frames"]
-    result.update(class_names=predictor.class_names, seconds=dict(timer.seconds), fps=prediction.fps,
+    result.update(class_names=class_names, seconds=dict(timer.seconds), fps=prediction.fps,
                   animal=prediction.animal, other_animals=[],
                   total_seconds=time.perf_counter() - start, labels=result["frames"]["label"].to_numpy(),
                   windows=prediction.windows, windows_with_pose=prediction.with_pose, skipped=prediction.skipped,

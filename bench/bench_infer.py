@@ -11,6 +11,8 @@ memory: infer_behavior_lstm.py as a child process on videos of each --memory_fra
 memory is sampled at every progress line (so growth with the frame count is visible) and its peak RSS is
 read from the kernel (wait4) when it exits.
 
+writer: a folder of videos through batch_process_videos.py with outputs written in the background and in turn.
+
 reuse: one video classified twice with --reuse_detections (utils/detection/detection_cache.py): the first run detects
 and keeps the detections, the second replays them; wall seconds of each and their ratio, per repeat.
 
@@ -21,6 +23,7 @@ Usage:
     YOLO_OFFLINE=1 python bench/bench_infer.py speed --repeats 3 --output bench/results_infer_speed.json
     YOLO_OFFLINE=1 python bench/bench_infer.py memory --memory_frames 5000 50000 --output bench/results_infer_memory.json
     YOLO_OFFLINE=1 python bench/bench_infer.py reuse --yolo_imgsz 416 --crop_size 128 --repeats 3
+    YOLO_OFFLINE=1 python bench/bench_infer.py writer --yolo_imgsz 416 --crop_size 128 --num_frames 600 --repeats 3
 """
 import argparse
 import json
@@ -245,7 +248,7 @@ def print_memory(report: dict) -> None:
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Benchmark inference speed and memory.", add_help=add_help)
-    parser.add_argument("check", choices=["speed", "memory", "reuse"])
+    parser.add_argument("check", choices=["speed", "memory", "reuse", "writer"])
     parser.add_argument("--yolo_weights", default=str(ROOT / "tests" / "fixtures" / "tiny_yolo_pose.pt"))
     parser.add_argument("--yolo_imgsz", type=int, nargs="+", default=[416, 640],
                         help="speed: every value; memory: the first")
@@ -258,6 +261,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--window_stride", type=int, default=15)
     parser.add_argument("--num_frames", type=int, default=1800, help="speed: frames of the generated video")
     parser.add_argument("--repeats", type=int, default=3, help="speed: runs per setting")
+    parser.add_argument("--folder_videos", type=int, default=4, help="writer: videos in the folder")
     parser.add_argument("--memory_frames", type=int, nargs="+", default=[5000, 50000],
                         help="memory: one generated video of each length")
     parser.add_argument("--video_dir", default=None,
@@ -291,9 +295,49 @@ def bench_reuse(args) -> dict:
             "median": {k: statistics.median(run[k] for run in runs) for k in runs[0]}}
 
 
+def bench_writer(args) -> dict:
+    """A folder of --folder_videos videos through batch_process_videos.py with the review video, outputs written in
+    the background (the default) and in turn (--no-write_in_background), alternating per repeat: wall seconds of
+    each and their ratio. Beside it, the stage times of one video's run (infer_behavior_lstm.py), where the write
+    stage is what the background takes off the loop. Detections are not replayed."""
+    import shutil
+
+    import batch_process_videos as batch
+    work = Path(tempfile.mkdtemp(prefix="bench_writer_"))
+    checkpoint = make_checkpoint(work, args.yolo_imgsz[0], args.crop_size[0], args)
+    videos = make_long_video_dataset(work / "videos", num_videos=args.folder_videos, num_frames=args.num_frames,
+                                     seed=7, truth=False)
+    folder = work / "folder"
+    folder.mkdir()
+    for video in videos:
+        shutil.copy(video, folder / video.name)
+    flags = ["--model_path", str(checkpoint), "--input_dir", str(folder), "--device", "cpu", "--detector_backend",
+             args.detector_backends[0], "--no-reuse_detections", "--output_review_video"]
+    runs = []
+    for r in range(args.repeats):
+        row = {}
+        for mode, extra in (("background", []), ("in_turn", ["--no-write_in_background"])):
+            start = time.perf_counter()
+            batch.main(batch.get_args_parser().parse_args(flags + ["--output_root", str(work / f"{mode}_{r}"), *extra]))
+            row[f"{mode}_s"] = round(time.perf_counter() - start, 2)
+        row["speedup"] = round(row["in_turn_s"] / row["background_s"], 3)
+        one = infer.main(infer.get_args_parser().parse_args(
+            ["--model_path", str(checkpoint), "--video_path", str(videos[0]), "--output_dir", str(work / f"one_{r}"),
+             "--device", "cpu", "--detector_backend", args.detector_backends[0], "--no-reuse_detections",
+             "--output_review_video"]))
+        row["one_video_stages_s"] = {k: round(v, 2) for k, v in one["seconds"].items()}
+        row["one_video_total_s"] = round(one["total_seconds"], 2)
+        print(json.dumps(row), flush=True)
+        runs.append(row)
+    return {"frames_per_video": args.num_frames, "videos": args.folder_videos, "yolo_imgsz": args.yolo_imgsz[0],
+            "crop_size": args.crop_size[0], "detector_backend": args.detector_backends[0], "runs": runs,
+            "median": {k: statistics.median(run[k] for run in runs)
+                       for k in ("background_s", "in_turn_s", "speedup", "one_video_total_s")}}
+
+
 def main(args) -> dict:
-    report = {"speed": bench_speed, "memory": bench_memory, "reuse": bench_reuse}[args.check](args)
-    if args.check == "reuse":
+    report = {"speed": bench_speed, "memory": bench_memory, "reuse": bench_reuse, "writer": bench_writer}[args.check](args)
+    if args.check in ("reuse", "writer"):
         print(json.dumps(report["median"]))
     else:
         (print_speed if args.check == "speed" else print_memory)(report)

@@ -167,7 +167,7 @@ def test_auto_keeps_the_fastest_runtime_that_agrees(tiny_yolo, frames, monkeypat
     detector = backend_detector(tiny_yolo, "auto")
     detector.detect(frames[:8])
     used = detector.describe()["detector_backend"]
-    assert (used == "torch") == (expected == "torch") and used in ("torch", "openvino", "onnx")
+    assert (used == "torch") == (expected == "torch") and used in ("torch", "openvino", "onnx", "openvino_int8")
     assert list(remembered.values()) == [used]
 
 
@@ -284,9 +284,11 @@ def int8_video(frames, tmp_path_factory):
 
 
 def test_openvino_int8_is_calibrated_on_the_video_checked_on_other_frames_and_remembered(tiny_yolo, frames,
-                                                                                       int8_video, monkeypatch):
+                                                                                       int8_video, monkeypatch,
+                                                                                       tmp_path):
     import json
     import detectors
+    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path))  # not the export an earlier test's prepare made
     from utils.detection.detector_backends import BACKENDS, check_record
     from utils.detection.quantize import INT8_MIN_AGREEMENT, INT8_TOLERANCE
     calibrated = []
@@ -304,7 +306,7 @@ def test_openvino_int8_is_calibrated_on_the_video_checked_on_other_frames_and_re
     runtime = next(iter(detector.runtimes.values()))
     assert runtime.path.name.endswith("_int8_openvino_model") and "int8" in runtime.path.parent.name
     record = json.loads(check_record(runtime.path, BACKENDS.get("openvino_int8")).read_text())
-    assert record["video"] == str(int8_video) and record["check_frames"] == len(frames)  # 40 frames: all of them
+    assert record["video"] == str(int8_video) and record["check_frames"] == len(frames) // 2  # interleaved
     moved = []
     for a, b in zip(reference, quantized):
         assert (a.box is None) == (b.box is None)
@@ -335,14 +337,14 @@ def test_openvino_int8_that_disagrees_or_has_no_video_is_not_used(tiny_yolo, fra
     monkeypatch.undo()
     monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path))
     monkeypatch.setattr(detectors, "frame_agreement", lambda reference, trial, floor: {
-        "agreement_share": 0.9, "agreement_px": 12.0, "check_frames": len(reference)})
+        "agreement_share": 0.9, "close_share": 0.5, "agreement_px": 12.0, "check_frames": len(reference)})
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         detector = backend_detector(tiny_yolo, "openvino_int8")
         detector.prepare(int8_video)
         detector.detect(frames[:4])
     assert detector.describe()["detector_backend"] == "torch"
-    assert "openvino_int8 agreed with FP32 on 90.0% of 40 check frames" in caplog.text and "needed 99%" in caplog.text
+    assert "openvino_int8 agreed with FP32 on 90.0% of 20 check frames" in caplog.text and "needed 99%" in caplog.text
 
 
 def test_int8_agreement_counts_frames_within_a_share_of_the_animals_size():
@@ -354,7 +356,11 @@ def test_int8_agreement_counts_frames_within_a_share_of_the_animals_size():
     far = Detection(box, 0.9, kp + [6, 0, 0], "detected")
     same = Detection(box, 0.9, kp, "detected")
     result = frame_agreement([same, same, same, Detection()], [near, far, Detection(), Detection()], 2.0)
-    assert result == {"agreement_share": 0.5, "agreement_px": 6.0, "check_frames": 4}
+    assert result == {"agreement_share": 0.5, "close_share": 0.25, "agreement_px": 6.0, "check_frames": 4}
+    small = Detection(np.array([0, 0, 50, 30], np.float32), 0.9, kp, "detected")  # 50 px long: 2% is 1 px
+    moved = Detection(small.box + 1.5, 0.9, kp + 1.5, "detected")  # under the 2 px floor, over 2%
+    assert frame_agreement([small], [moved], 2.0)["agreement_share"] == 1.0
+    assert frame_agreement([small], [moved], 2.0)["close_share"] == 0.0
 
 
 def test_reduced_precision_runtimes_keep_their_own_detection_cache(tiny_yolo, int8_video):
@@ -365,3 +371,21 @@ def test_reduced_precision_runtimes_keep_their_own_detection_cache(tiny_yolo, in
              for b in ("torch", "openvino", "onnx", "openvino_int8", "openvino_bf16", "auto")}
     assert files["torch"] == files["openvino"] == files["onnx"]  # FP32 runtimes agree within AGREEMENT_PX
     assert len({files[b] for b in ("torch", "openvino_int8", "openvino_bf16", "auto")}) == 4
+
+
+def test_auto_asks_more_of_int8_than_a_request_by_name(tiny_yolo, frames, int8_video, monkeypatch, tmp_path,
+                                                      caplog):
+    import detectors
+    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path))
+    monkeypatch.setattr(detectors, "frame_agreement", lambda reference, trial, floor: {
+        "agreement_share": 1.0, "close_share": 0.95, "agreement_px": 3.0, "check_frames": len(reference)})
+    named = backend_detector(tiny_yolo, "openvino_int8")
+    named.prepare(int8_video)
+    named.detect(frames[:4])
+    assert named.describe()["detector_backend"] == "openvino_int8"
+    with caplog.at_level(logging.INFO):
+        auto = backend_detector(tiny_yolo, "auto")
+        auto.prepare(int8_video)
+        auto.detect(frames[:16])
+    assert auto.describe()["detector_backend"] != "openvino_int8"
+    assert "auto leaves openvino_int8 out: 95.0% of 20 check frames" in caplog.text

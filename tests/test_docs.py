@@ -28,11 +28,16 @@ def bash_blocks(text: str) -> list:
 
 
 def python_calls(command: str) -> list:
-    """(module or script path, argv) for each `python3 ...` in a command line (`a && b` gives two)."""
+    """(module or script path, argv) for each `python3 ...` or `torchrun ...` in a command line (`a && b` gives
+    two)."""
     calls = []
     for part in command.split("&&"):
         words = shlex.split(re.sub(r"\$\{?\w+\}?", "1", part))  # shell variables, e.g. a SLURM task id
         words = [w for w in words if not re.fullmatch(r"[A-Z_]+=\S*", w)]  # YOLO_OFFLINE=1 ...
+        if words and words[0] == "torchrun":  # torchrun's own options, then the script and its flags
+            script = next(i for i, w in enumerate(words) if w.endswith(".py"))
+            calls.append((words[script], words[script + 1:]))
+            continue
         if not words or not re.fullmatch(r"python3?", words[0]) or words[1] == "-c":
             continue
         if words[1] == "-m":

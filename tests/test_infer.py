@@ -1,4 +1,6 @@
 """infer_behavior_lstm.py on generated long videos with known labels."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -243,6 +245,59 @@ def test_batch_isolates_failures_shards_and_skips(models, videos, tmp_path, monk
     (data / "day1" / "broken.mp4").unlink()
     again = run_batch("--skip_existing")
     assert set(again["status"]) == {"skipped (exists)"}
+
+
+def test_batch_writes_each_video_while_the_next_is_classified(models, videos, tmp_path, monkeypatch):
+    """The write of one video waits until the next video's classification has started: with outputs written in
+    the caller's thread that would never happen (the wait times out and the test fails). A failed write fails its
+    video's row only; the outputs are those of a run that writes in turn."""
+    import shutil
+    import threading
+
+    import batch_process_videos as batch
+    import inference
+    from predictor import Predictor
+    data = tmp_path / "in"
+    data.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(videos["short"], data / f"{name}.mp4")
+    started, overlapped = [], []
+    next_started = {name: threading.Event() for name in ("a", "b")}
+    predict, write = Predictor.predict_video, inference.write_outputs
+
+    def predict_video(self, video, *args, **kwargs):
+        started.append(Path(video).stem)
+        if len(started) > 1 and started[-2] in next_started:
+            next_started[started[-2]].set()
+        return predict(self, video, *args, **kwargs)
+
+    def write_outputs(prediction, *args, **kwargs):
+        stem = Path(prediction.video_path).stem
+        if stem in next_started:
+            overlapped.append(next_started[stem].wait(timeout=60))
+        if stem == "b":
+            raise OSError(f"no space left writing {stem}")
+        return write(prediction, *args, **kwargs)
+    monkeypatch.setattr(Predictor, "predict_video", predict_video)
+    monkeypatch.setattr(inference, "write_outputs", write_outputs)
+
+    def run_batch(out, *extra):
+        with pytest.raises(SystemExit):  # b's write failed
+            batch.main(batch.get_args_parser().parse_args(
+                ["--input_dir", str(data), "--output_root", str(out), "--model_path", str(models["pose"]),
+                 "--device", "cpu", "--no-reuse_detections", *extra]))
+        return pd.read_csv(out / "batch_summary_1of1.csv")
+    summary = run_batch(tmp_path / "background")
+    assert overlapped == [True, True]
+    assert list(summary["video"]) == ["a.mp4", "b.mp4", "c.mp4"]  # in order, although written later
+    assert list(summary["status"]) == ["ok", "failed", "ok"] and "no space left writing b" in summary["error"][1]
+    assert not (tmp_path / "background" / "b.behavior.csv").exists()
+    next_started.clear()  # written in turn: nothing waits
+    in_turn = run_batch(tmp_path / "in_turn", "--no-write_in_background")
+    assert list(in_turn["status"]) == ["ok", "failed", "ok"]
+    for name in ("a", "c"):
+        background, plain = (pd.read_csv(tmp_path / run / f"{name}.frames.csv") for run in ("background", "in_turn"))
+        pd.testing.assert_frame_equal(background, plain)
 
 
 def test_benchmark_pipeline_scores_and_times(models, videos, tmp_path):

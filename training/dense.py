@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from utils import distributed
 from utils.data.recordings import UNLABELLED, chunk_features, stitch_chunk_probs, stitch_recordings
 from utils.errors import UserError
 from utils.logging_utils import progress
@@ -138,6 +139,7 @@ class DenseSteps:
 
     def __init__(self, net, run, opt):
         self.net, self.run, self.opt = net, run, opt
+        self.step = distributed.synced(net, run.device)
         self.train = run.datasets["train"]
         self.recordings = stitch_recordings(self.train, net.cfg.num_classes)
         self.val_recordings = stitch_recordings(run.datasets["val"], net.cfg.num_classes)
@@ -162,8 +164,9 @@ class DenseSteps:
         total, count, done = 0.0, 0, 0
         with progress(total=len(batches), desc=desc) as bar:
             for items in batches:
-                if self.run.stop:
+                if distributed.any_process(self.run.stop):
                     break
+                items = distributed.shard(items)  # each of torchrun's processes its share of the batch
                 batch = chunk_batch(self.train, items, rng)
                 labels, padding = batch["labels"].to(device), batch["padding"].to(device)
                 with torch.autocast("cuda", enabled=amp):
@@ -178,7 +181,7 @@ class DenseSteps:
                 count += len(items)
                 done += 1
                 bar.update(1)
-        return total / max(count, 1), done == len(batches)
+        return distributed.average(total / max(count, 1)), done == len(batches)
 
     def loss(self, batch: dict, labels, padding, rng: random.Random) -> torch.Tensor:
         """The dense loss, plus with masked_feature_loss the prediction of the inputs hidden in spans of frames (the
@@ -186,10 +189,10 @@ class DenseSteps:
         t = self.run.cfg.training
         inputs = net_inputs(self.net, batch, self.run.device)
         if not t.masked_feature_loss:
-            stages, _ = self.net(**inputs, padding=padding)
+            stages, _ = self.step(lambda net: net(**inputs, padding=padding))
             return dense_loss([s.float() for s in stages], labels, self.opt.weights, t.smoothing_loss, padding)
         mask = span_mask(padding, t.mask_ratio, t.mask_span, rng)
-        stages, predicted, target = self.net.masked_forward(mask, **inputs, padding=padding)
+        stages, predicted, target = self.step(lambda net: net.masked_forward(mask, **inputs, padding=padding))
         return (dense_loss([s.float() for s in stages], labels, self.opt.weights, t.smoothing_loss, padding)
                 + t.masked_feature_loss * masked_feature_loss(predicted, target, mask))
 

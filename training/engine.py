@@ -5,18 +5,23 @@
     result = train(training_config("--backbone", "none", "--use_pose", manifest_path=manifest))
 
 train_behavior_lstm.py, demo.py, the benches and the tests call `train`; the dashboard (and its retrain) runs
-train_behavior_lstm.py as a job, so it reaches `train` through the script.
+train_behavior_lstm.py as a job, so it reaches `train` through the script. Under torchrun (several processes) each
+process runs `train` and they train one network together (utils/distributed.py).
 """
 import argparse
+import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from classifiers import build_classifier
 from training.evaluation import add_drift_references, evaluate_test_split, write_startup_previews
 from training.run import (REQUIRED, SECTIONS, StopFlag, TrainingRun, build_datasets, build_model_config,
                           open_run_folder)
+from utils import distributed
 from utils.config import add_config_arguments, did_you_mean, resolve_config, section_options
+from utils.device import resolve_device
 from utils.errors import UserError
 
 log = logging.getLogger("train")
@@ -68,9 +73,20 @@ def train(cfg, resume=None, command: str = None) -> TrainResult:
     """Train the classifier `cfg` describes (training_config) in <output_dir>/<run_name>/, from `resume` (a
     last_checkpoint.pt) when given: fit, drift references and decision weights, then the test split once.
     `command`: the command line, for train.log."""
+    if distributed.world_size() > 1:
+        return train_distributed(cfg, resume, command)
+    return train_here(cfg, resume, command)
+
+
+def train_here(cfg, resume=None, command: str = None, stop_file: Path = None) -> TrainResult:
+    """`train` in this process (`stop_file`: watched besides the run folder's own)."""
     run = start_run(cfg, resume, command)
-    write_startup_previews(run)
     classifier = build_classifier(run.mcfg)
+    if distributed.is_main():
+        write_startup_previews(run)
+    if distributed.active() and not classifier.resumable:
+        raise UserError(f"classifier {cfg.model.classifier} trains in one go, in one process; run "
+                        f"train_behavior_lstm.py without torchrun")
     if run.resume and not classifier.resumable:
         raise UserError(f"--resume {run.resume}: classifier {cfg.model.classifier} trains in one go and has no epochs "
                         f"to continue; drop --resume (a new run takes seconds)")
@@ -78,13 +94,31 @@ def train(cfg, resume=None, command: str = None) -> TrainResult:
     if not run.has_validation:
         log.warning("NO VALIDATION SPLIT: nothing is selected on validation; best_model*.pt are the last epoch's "
                     "weights, and early stopping is off. Re-run preprocessing with --val_ratio > 0.")
-    run.stop = StopFlag(run.run_dir / cfg.training.stop_file)
+    run.stop = StopFlag(stop_file or run.run_dir / cfg.training.stop_file)
     try:
         history = classifier.fit(run)
     finally:
         run.stop.restore()
     test = {}
-    if history:
+    if history and distributed.is_main():
         add_drift_references(classifier, run, classifier.held_out_predictions(run))
         test = evaluate_test_split(classifier, run)
     return TrainResult(str(run.run_dir), history, run.stop.reason, test)
+
+
+def train_distributed(cfg, resume, command: str) -> TrainResult:
+    """One of torchrun's processes: they train one network together; rank 0 writes the run folder, the others a
+    temporary one (utils/distributed.py)."""
+    device = distributed.start(resolve_device(cfg.training.device))
+    name = distributed.from_main(cfg.training.run_name or datetime.now().strftime("behavior_%Y%m%d_%H%M%S"))
+    stop_file = Path(cfg.training.output_dir) / name / cfg.training.stop_file  # rank 0's folder, watched by all
+    if not distributed.is_main():
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        with distributed.main_process_files(Path(cfg.training.output_dir)) as out:
+            cfg = copy.copy(cfg)
+            cfg.training = replace(cfg.training, output_dir=str(out), run_name=name, device=device)
+            result = train_here(cfg, resume, command if distributed.is_main() else None, stop_file)
+    finally:
+        distributed.finish()
+    return result

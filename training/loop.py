@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from data import WindowDataset, balanced_sampler, build_feature_cache
 from model import quantile_knots
 from training.run import TrainingRun, checkpoint_fields, write_evaluation
+from utils import distributed
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import UserError, first_line
 from utils.io import atomic_write_csv
@@ -36,7 +37,13 @@ def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
     sampler = balanced_sampler(train.labels, cfg.training.seed * 1000 + epoch) if cfg.training.train_sampler == "weighted" else None
     workers = 0 if train.in_memory else cfg.training.num_workers
     kw = dict(batch_size=cfg.training.batch_size, num_workers=workers, persistent_workers=False)
-    loaders = {"train": DataLoader(train, shuffle=sampler is None, sampler=sampler, generator=gen, drop_last=False, **kw)}
+    if distributed.active():  # the same order on every process, dealt out (utils/distributed.py)
+        order = list(sampler) if sampler is not None else torch.randperm(len(train), generator=gen).tolist()
+        loaders = {"train": DataLoader(train, sampler=distributed.shard(order), drop_last=False,
+                                       **{**kw, "batch_size": distributed.local_batch(cfg.training.batch_size)})}
+    else:
+        loaders = {"train": DataLoader(train, shuffle=sampler is None, sampler=sampler, generator=gen,
+                                       drop_last=False, **kw)}
     for split in ("val", "test"):
         if len(datasets[split]):
             loaders[split] = DataLoader(datasets[split], shuffle=False, **kw)
@@ -113,14 +120,15 @@ def forward_batch(model, batch, inputs: dict):
     return model(inputs["visual"], inputs["pose"], inputs["pose_present"], inputs["motion"])
 
 
-def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop, desc) -> tuple:
-    """(mean loss, completed): completed is False when a stop request cut the epoch short."""
+def train_one_epoch(model, step, loader, optimizer, scaler, weights, cfg, device, stop, desc) -> tuple:
+    """(mean loss, completed): completed is False when a stop request cut the epoch short. `step`: the model as
+    utils.distributed.synced gives it (gradients averaged over torchrun's processes)."""
     model.train()
     total, count, batches = 0.0, 0, 0
     amp = device.startswith("cuda") and cfg.training.amp
     with progress(total=len(loader), desc=desc) as bar:
         for batch in loader:
-            if stop:
+            if distributed.any_process(stop):
                 break
             batch = to_device(batch, device)
             target = batch["label"]
@@ -128,7 +136,7 @@ def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop
             if cfg.training.mixup_alpha > 0:
                 inputs, target = mixup(inputs, target, cfg, model.cfg.num_classes)
             with torch.autocast("cuda", enabled=amp):
-                loss = loss_fn(forward_batch(model, batch, inputs), target, weights, cfg)
+                loss = loss_fn(step(forward_batch, batch, inputs), target, weights, cfg)
             if not torch.isfinite(loss):
                 raise UserError(f"loss became {loss.item()} at {desc}; lower --lr or check the data")
             optimizer.zero_grad(set_to_none=True)
@@ -139,7 +147,7 @@ def train_one_epoch(model, loader, optimizer, scaler, weights, cfg, device, stop
             count += len(target)
             batches += 1
             bar.update(1)
-    return total / max(count, 1), batches == len(loader)
+    return distributed.average(total / max(count, 1)), batches == len(loader)
 
 
 def mixup(inputs: dict, target, cfg, num_classes) -> tuple:
@@ -229,13 +237,14 @@ class WindowSteps:
 
     def __init__(self, model, run: TrainingRun, opt: "Optimisation"):
         self.model, self.run, self.opt, self.loaders = model, run, opt, None
+        self.step = distributed.synced(model, run.device)
 
     def train_epoch(self, epoch: int, desc: str) -> tuple:
         """(mean loss, completed)."""
         run = self.run
         self.loaders = build_loaders(run.datasets, run.cfg, epoch)
-        return train_one_epoch(self.model, self.loaders["train"], self.opt.optimizer, self.opt.scaler, self.opt.weights,
-                               run.cfg, run.device, run.stop, desc)
+        return train_one_epoch(self.model, self.step, self.loaders["train"], self.opt.optimizer, self.opt.scaler,
+                               self.opt.weights, run.cfg, run.device, run.stop, desc)
 
     def validate(self) -> dict:
         return evaluate(self.model, self.loaders["val"], self.opt.weights, self.run.cfg, self.run.device)
@@ -291,7 +300,8 @@ def fit_epochs(model, run: TrainingRun, opt: Optimisation, state: dict, desc: st
         start = time.time()
         train_loss, completed = steps.train_epoch(epoch, f"{desc} {epoch}")
         if not completed:  # its weights are half-updated: resume restarts it from the last checkpoint
-            log.warning("stopping (%s) during epoch %d: that epoch is not counted", run.stop.reason, epoch)
+            log.warning("stopping (%s) during epoch %d: that epoch is not counted", run.stop.reason or "another process",
+                        epoch)
             break
         row = {"epoch": epoch, "train_loss": train_loss, "lr": opt.optimizer.param_groups[0]["lr"]}
         result = steps.validate() if run.has_validation else None
@@ -309,8 +319,8 @@ def fit_epochs(model, run: TrainingRun, opt: Optimisation, state: dict, desc: st
         if run.has_validation and cfg.training.patience and since_best >= cfg.training.patience:
             log.info("early stop: no validation improvement for %d epochs", cfg.training.patience)
             break
-        if run.stop:
-            log.warning("stopping (%s) after epoch %d", run.stop.reason, epoch)
+        if distributed.any_process(run.stop):
+            log.warning("stopping (%s) after epoch %d", run.stop.reason or "another process", epoch)
             break
     return history
 

@@ -17,6 +17,7 @@ import torch
 
 from data import WindowDataset
 from model import ModelConfig, model_args
+from utils import distributed
 from utils.config import dump_config, settings_dict
 from utils.data.splits import teaching_problems
 from utils.errors import UserError
@@ -110,7 +111,8 @@ def open_run_folder(cfg, resume, command: str, log_name: str) -> tuple:
     dump_config(cfg, run_dir / "config.yaml")
     seed_everything(cfg.training.seed)
     device = resolve_device(cfg.training.device)
-    set_cpu_threads(0)
+    if not distributed.active():  # torchrun's processes share the cores (utils.distributed.start)
+        set_cpu_threads(0)
     return run_dir, device
 
 

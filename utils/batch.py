@@ -6,6 +6,7 @@ waits for its tasks and gathers their summaries into batch_summary.csv, with the
 log). Running the same command again with --skip_existing finishes what is left."""
 import logging
 import re
+from concurrent.futures import Future
 from pathlib import Path
 
 import pandas as pd
@@ -47,26 +48,47 @@ def classify_shard(args, shard: tuple) -> pd.DataFrame:
     if not root.is_dir():
         raise UserError(f"--input_dir {root} is not a folder")
     cfg, predictor = inference.load_folder_predictor(args)  # loaded once: a bad model stops before any video
-    rows = []
-    for video in shard_videos(find_recordings(root, predictor.detector.reads_pose_files, []), shard):
-        rel = video.relative_to(root)
-        if args.skip_existing and (out_root / rel.parent / f"{recording_name(video)}.behavior.csv").is_file():
-            rows.append({"video": rel.as_posix(), "status": "skipped (exists)", "error": ""})
-            continue
-        try:
-            result = inference.classify_in_tree(predictor, cfg, root, out_root, video)
-            drift = result["drift"] or {}
-            rows.append({"video": rel.as_posix(), "status": "damaged" if result["damage"] else "ok",
-                         "frames": result["frames"], "bouts": len(result["bouts"]),
-                         "drift_score": drift.get("drift_score"), "drift_warning": drift.get("drift_warning"),
-                         "error": "; ".join(result["damage"])})
-        except (UserError, OSError, RuntimeError, ValueError) as exc:  # one bad video must not stop the batch
-            log.error("%s failed: %s", rel, exc)
-            rows.append({"video": rel.as_posix(), "status": "failed", "error": first_line(exc)})
+    rows = []  # a row, or (video, Future of its result) while its outputs are written in the background
+    with inference.BackgroundWriter() as writer:
+        for video in shard_videos(find_recordings(root, predictor.detector.reads_pose_files, []), shard):
+            rel = video.relative_to(root).as_posix()
+            if args.skip_existing and (out_root / Path(rel).parent / f"{recording_name(video)}.behavior.csv").is_file():
+                rows.append({"video": rel, "status": "skipped (exists)", "error": ""})
+                continue
+            try:
+                result = inference.classify_in_tree(predictor, cfg, root, out_root, video,
+                                                    writer if cfg.write_in_background else None)
+                rows.append((rel, result) if isinstance(result, Future) else summary_row(rel, result))
+            except VIDEO_ERRORS as exc:  # one bad video must not stop the batch
+                rows.append(failed_row(rel, exc))
+    rows = [row if isinstance(row, dict) else written_row(*row) for row in rows]
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     out_root.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(shard_summary_path(out_root, shard), summary)
     return summary
+
+
+VIDEO_ERRORS = (UserError, OSError, RuntimeError, ValueError)
+
+
+def summary_row(video: str, result: dict) -> dict:
+    drift = result["drift"] or {}
+    return {"video": video, "status": "damaged" if result["damage"] else "ok", "frames": result["frames"],
+            "bouts": len(result["bouts"]), "drift_score": drift.get("drift_score"),
+            "drift_warning": drift.get("drift_warning"), "error": "; ".join(result["damage"])}
+
+
+def failed_row(video: str, exc: Exception) -> dict:
+    log.error("%s failed: %s", video, exc)
+    return {"video": video, "status": "failed", "error": first_line(exc)}
+
+
+def written_row(video: str, future: Future) -> dict:
+    """The summary row of a video whose outputs were written in the background (a failed write fails the video)."""
+    try:
+        return summary_row(video, future.result())
+    except VIDEO_ERRORS as exc:
+        return failed_row(video, exc)
 
 
 def cluster_executor(args):

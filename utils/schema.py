@@ -75,9 +75,9 @@ class PreprocessingConfig:
                                     "PyTorch within 2 px) to openvino or onnx (CPU) or tensorrt (CUDA); auto = the "
                                     "fastest of PyTorch and the installed ones, timed once per machine; torch = as "
                                     "given; openvino_bf16 = OpenVINO in bfloat16 where the CPU has it: faster, not "
-                                    "exact (never chosen by auto); openvino_int8 = quantised to 8 bits (nncf), "
-                                    "calibrated on the first video's frames and used (also by auto) only where 99% "
-                                    "of other frames agree with FP32 within 5% of the animal's size",
+                                    "exact (never chosen by auto); openvino_int8 = backbone quantised to 8 bits "
+                                    "(nncf), calibrated on the first video's frames, used where 99% of other frames "
+                                    "agree with FP32 within 5% of the animal's size (auto: within 2%); not exact",
                                     choices=BACKEND_CHOICES, applies=YOLO)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", label="Device", basic=True)
     num_threads: int = setting(0, "CPU threads for torch; 0 = every core this process may use (Ultralytics would "
@@ -417,6 +417,9 @@ class InferenceConfig:
                          "is always live)")
     output_review_video: bool = setting(False, "also write <video>.review.mp4: box, keypoints and label drawn on "
                                         "every frame")
+    write_in_background: bool = setting(True, "folder runs (batch_process_videos.py): write each recording's outputs "
+                                        "(tables, workbook, ethogram, review video) in a background thread while "
+                                        "the next recording is classified")
     yolo_mode: str = setting("auto", "auto: pose only when the whole window has keypoints; bbox: never",
                              choices=("auto", "bbox", "pose"))
     require_pose: bool = setting(False, "stop at start unless the detector gives the keypoints the model was "

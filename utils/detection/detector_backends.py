@@ -8,16 +8,17 @@ weights run faster in OpenVINO or ONNX Runtime (CPU) and TensorRT (NVIDIA GPU). 
                Opt-in, never chosen by auto: 1.5x FP32 OpenVINO's speed end to end on this project's CPU, but not
                exact. Boxes and keypoints move by a median 0.2 px (up to 7 px where two candidate boxes score
                alike), and 1-3.5% of per-frame labels changed on the accuracy bench (bench/README.md)
-    openvino_int8  the openvino export quantised to 8-bit integers by NNCF (utils.detection.quantize), calibrated
-               on frames of the first video it runs on and checked against FP32 on other frames of it: used when
-               at least 99% of them agree (box and keypoints within 5% of the animal's size). 2.2-2.5x FP32
-               OpenVINO's network speed on this project's CPU (bench/README.md). Needs the nncf package and a video
-               file (not a live source)
+    openvino_int8  the openvino export's backbone and neck quantised to 8-bit integers by NNCF (the head stays
+               FP32; utils.detection.quantize), calibrated on frames of the first video it runs on and checked
+               against FP32 on other frames of it: used when at least 99% of them agree (box and keypoints within
+               5% of the animal's size); auto times it only when 99% are within 2%. Not exact: on the accuracy
+               bench 1.7% of frame labels changed (bench/README.md). Needs the nncf package and a video file
+               (not a live source)
     onnx       ONNX Runtime, FP32
     tensorrt   TensorRT engine, FP16 (CUDA only; the tensorrt package must be installed)
     auto       on CUDA: tensorrt when installed, else PyTorch in half precision. On CPU: PyTorch and every
                installed export (openvino, onnx, openvino_int8) are timed on the first batch of real frames and
-               the fastest that agrees is kept (INT8 only where its check passed). Which one wins depends on the CPU: on this project's 2-core test machine
+               the fastest that agrees is kept (INT8 only where its stricter check passed). Which one wins depends on the CPU: on this project's 2-core test machine
                OpenVINO in FP32 ran 1.11x and 1.24x PyTorch end to end in two runs, 0.96x in a third: the machine
                drifts more than that (bench/README.md)
 The choice auto makes is remembered per machine (CPU model, torch threads), weights, input shape and batch
@@ -155,7 +156,8 @@ def checked_quantization(export: Path, backend: Backend):
         record = json.loads(check_record(export, backend).read_text())
     except (OSError, ValueError):
         return None
-    return record if record.get("runtime") == runtime_version(backend) and "agreement_share" in record else None
+    complete = {"agreement_share", "close_share", "check_frames"} <= set(record)
+    return record if record.get("runtime") == runtime_version(backend) and complete else None
 
 
 def check_record(export: Path, backend: Backend) -> Path:

@@ -1,0 +1,70 @@
+"""torchrun with two CPU processes (gloo) trains one model as one process would: the same global batches (each
+process half of each), gradients averaged, so the losses match a single process's to float precision without
+dropout; rank 0 alone writes the run folder; a run continues with --resume across processes; a kind that trains in
+one go is refused with one line."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from utils.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+TOLERANCE = 1e-3  # relative, on every epoch's training and validation loss (docs/user_guide.md says so)
+
+
+def train_command(manifest: Path, out: Path, run: str, *extra) -> list:
+    return [str(ROOT / "train_behavior_lstm.py"), "--manifest_path", str(manifest), "--output_dir", str(out),
+            "--run_name", run, "--backbone", "none", "--use_pose", "--hidden_dim", "32", "--pose_fusion_dim", "32",
+            "--lr", "3e-3", "--batch_size", "8", "--num_workers", "0", "--device", "cpu", "--dropout", "0",
+            "--patience", "0", *map(str, extra)]
+
+
+def run(command: list, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="module")
+def runs(pose_manifest, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ddp")
+    for command in ([sys.executable, *train_command(pose_manifest, out, "single", "--epochs", 4)],
+                    [*TORCHRUN, *train_command(pose_manifest, out, "two", "--epochs", 2)]):
+        done = run(command, out)
+        assert done.returncode == 0, done.stderr[-3000:]
+    done = run([*TORCHRUN, *train_command(pose_manifest, out, "two", "--epochs", 4, "--resume",
+                                          out / "two" / "last_checkpoint.pt")], out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_two_processes_train_as_one_does_and_resume(runs):
+    single, two = (pd.read_csv(runs / name / "metrics.csv") for name in ("single", "two"))
+    assert list(two["epoch"]) == [0, 1, 2, 3]  # two epochs, then two more after --resume
+    for column in ("train_loss", "val_loss"):
+        relative = ((two[column] - single[column]).abs() / single[column]).max()
+        assert relative < TOLERANCE, (column, single[column].tolist(), two[column].tolist())
+    assert single["train_loss"].iloc[-1] < single["train_loss"].iloc[0]  # it learned
+    assert abs(two["val_macro_f1"].iloc[-1] - single["val_macro_f1"].iloc[-1]) < 0.05
+
+
+def test_only_rank_0_writes_the_run_folder(runs):
+    names = {p.name for p in (runs / "two").iterdir()}
+    assert names == {p.name for p in (runs / "single").iterdir()}, names ^ {p.name for p in (runs / "single").iterdir()}
+    assert not any(p.name.startswith("rank") for p in runs.iterdir())  # the others' temporary folders are gone
+    log = (runs / "two" / "train.log").read_text()
+    assert "process 0 of 2 (gloo, cpu)" in log and "process 1 of 2" not in log
+    assert log.count("resumed from") == 1
+    ckpt = load_checkpoint(runs / "two" / "best_model_macro_f1.pt")
+    assert ckpt["class_names"] == ["groom", "rest", "turn", "walk"]
+    assert not any(k.startswith("module.") for k in ckpt["model"])  # the bare model's, loadable without torchrun
+
+
+def test_a_kind_that_trains_in_one_go_is_refused_under_torchrun(pose_manifest, tmp_path):
+    done = run([*TORCHRUN, *train_command(pose_manifest, tmp_path, "trees", "--classifier", "gbt")], tmp_path)
+    assert done.returncode != 0
+    assert "classifier gbt trains in one go, in one process; run train_behavior_lstm.py without torchrun" in done.stderr
