@@ -25,10 +25,11 @@ import numpy as np
 
 from utils.config import inapplicable_settings
 from utils.detection.detector_backends import (AGREEMENT_PX, Backend, candidate_backends, checked_agreement,
-                                               checked_quantization, exported_weights, machine_key,
+                                               checked_quantization, export_exists, exported_weights, machine_key,
                                                openvino_compile_cache, remember_agreement, remember_choice,
                                                remembered_choice)
-from utils.detection.quantize import CALIBRATION_FRAMES, CHECK_FRAMES, INT8_MIN_AGREEMENT, frame_agreement
+from utils.detection.quantize import (AUTO_MIN_FRAMES, CALIBRATION_FRAMES, CHECK_FRAMES, INT8_MIN_AGREEMENT,
+                                     frame_agreement)
 from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, first_line
 from utils.detection.export_runtime import ExportRunner
@@ -281,6 +282,8 @@ class YoloDetector(Detector):
         """Each backend exported at `shape` (cached) and loaded; one that cannot be is skipped with a warning."""
         loaded = []
         for backend in backends:
+            if backend.quantized and self.timed and not self._worth_quantizing(backend, shape):
+                continue
             try:
                 path = exported_weights(self.weights, backend, shape, self.batch_size, self.device,
                                         lambda: self._video_frames(CALIBRATION_FRAMES, 0.0))
@@ -298,6 +301,17 @@ class YoloDetector(Detector):
                 runtime.agreement_px = checked_agreement(path, backend)
             loaded.append(runtime)
         return loaded
+
+    def _worth_quantizing(self, backend: Backend, shape: tuple) -> bool:
+        """auto: an INT8 export already made, or a video long enough to make one from (AUTO_MIN_FRAMES)."""
+        if export_exists(self.weights, backend, shape, self.batch_size):
+            return True
+        frames = video_info(self.video).frame_count if self.video is not None else 0
+        if frames < AUTO_MIN_FRAMES:
+            log.info("detector backend auto: %s not tried (made once from a video of at least %d frames; this one has "
+                     "%d); --detector_backend %s makes it from this one", backend.name, AUTO_MIN_FRAMES, frames,
+                     backend.name)
+        return frames >= AUTO_MIN_FRAMES
 
     def _quantization_agrees(self, runtime: Runtime) -> bool:
         """Whether an INT8 export agrees with FP32 (PyTorch) on enough check frames of the video it was

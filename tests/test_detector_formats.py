@@ -389,3 +389,11 @@ def test_auto_asks_more_of_int8_than_a_request_by_name(tiny_yolo, frames, int8_v
         auto.detect(frames[:16])
     assert auto.describe()["detector_backend"] != "openvino_int8"
     assert "auto leaves openvino_int8 out: 95.0% of 20 check frames" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path / "fresh"))  # no INT8 export yet
+    with caplog.at_level(logging.INFO):
+        short = backend_detector(tiny_yolo, "auto")
+        short.prepare(int8_video)
+        short.detect(frames[:16])
+    assert "openvino_int8 not tried (made once from a video of at least 1800 frames; this one has 40)" in caplog.text
+    assert not list((tmp_path / "fresh" / "detectors").glob("*int8*"))

@@ -21,6 +21,7 @@ def train_command(manifest: Path, out: Path, run: str, *extra) -> list:
     return [str(ROOT / "train_behavior_lstm.py"), "--manifest_path", str(manifest), "--output_dir", str(out),
             "--run_name", run, "--backbone", "none", "--use_pose", "--hidden_dim", "32", "--pose_fusion_dim", "32",
             "--lr", "3e-3", "--batch_size", "8", "--num_workers", "0", "--device", "cpu", "--dropout", "0",
+            "--feature_shift", "0",
             "--patience", "0", *map(str, extra)]
 
 

@@ -81,6 +81,9 @@ def train(cfg, resume=None, command: str = None) -> TrainResult:
 def train_here(cfg, resume=None, command: str = None, stop_file: Path = None) -> TrainResult:
     """`train` in this process (`stop_file`: watched besides the run folder's own)."""
     run = start_run(cfg, resume, command)
+    if distributed.active():
+        log.info("%s; every process takes %d of each batch's %d windows", distributed.describe(run.device),
+                 distributed.local_batch(cfg.training.batch_size), cfg.training.batch_size)
     classifier = build_classifier(run.mcfg)
     if distributed.is_main():
         write_startup_previews(run)

@@ -30,20 +30,19 @@ log = logging.getLogger("train")
 
 
 def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
-    """Loaders for one epoch; the shuffle order depends on (seed, epoch) only, so resume repeats it."""
+    """Loaders for one epoch. The training order depends on (seed, epoch) only, so resume repeats it, and under
+    torchrun every process draws the same one and takes its share (utils.distributed.shard)."""
     train = datasets["train"]
     train.set_epoch(epoch)
-    gen = torch.Generator().manual_seed(cfg.training.seed * 1000 + epoch)
-    sampler = balanced_sampler(train.labels, cfg.training.seed * 1000 + epoch) if cfg.training.train_sampler == "weighted" else None
+    seed = cfg.training.seed * 1000 + epoch
+    if cfg.training.train_sampler == "weighted":
+        order = list(balanced_sampler(train.labels, seed))
+    else:
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
     workers = 0 if train.in_memory else cfg.training.num_workers
     kw = dict(batch_size=cfg.training.batch_size, num_workers=workers, persistent_workers=False)
-    if distributed.active():  # the same order on every process, dealt out (utils/distributed.py)
-        order = list(sampler) if sampler is not None else torch.randperm(len(train), generator=gen).tolist()
-        loaders = {"train": DataLoader(train, sampler=distributed.shard(order), drop_last=False,
-                                       **{**kw, "batch_size": distributed.local_batch(cfg.training.batch_size)})}
-    else:
-        loaders = {"train": DataLoader(train, shuffle=sampler is None, sampler=sampler, generator=gen,
-                                       drop_last=False, **kw)}
+    loaders = {"train": DataLoader(train, sampler=distributed.shard(order), drop_last=False,
+                                   **{**kw, "batch_size": distributed.local_batch(cfg.training.batch_size)})}
     for split in ("val", "test"):
         if len(datasets[split]):
             loaders[split] = DataLoader(datasets[split], shuffle=False, **kw)

@@ -12,14 +12,12 @@ so the best epoch, early stopping and the scheduler agree without messages. Only
 (checkpoints, metrics, log, evaluations); the others keep theirs in a temporary folder that is deleted at the end.
 A stop (Ctrl-C, SIGTERM, the stop file) on any process stops all of them at the same batch.
 """
-import logging
 import os
 from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
 
-log = logging.getLogger("train")
 
 
 def world_size() -> int:
@@ -56,8 +54,14 @@ def start(device: str) -> str:
     else:
         set_cpu_threads(max(usable_cpus() // local_size, 1))
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    log.info("process %d of %d (%s, %s)", dist.get_rank(), dist.get_world_size(), dist.get_backend(), device)
     return device
+
+
+def describe(device: str) -> str:
+    """This process among torchrun's, for the log ('' with one process)."""
+    if not active():
+        return ""
+    return f"process {dist.get_rank()} of {dist.get_world_size()} ({dist.get_backend()}, {device})"
 
 
 def finish() -> None:

@@ -209,6 +209,10 @@ def export_key(weights: Path, backend: Backend, shape: tuple, batch: int) -> str
             f"_u{ultralytics.__version__}")
 
 
+def export_exists(weights, backend: Backend, shape: tuple, batch: int) -> bool:
+    return (cache_root() / export_key(Path(weights), backend, shape, batch)).exists()
+
+
 def exported_weights(weights, backend: Backend, shape: tuple, batch: int, device: str,
                      calibration_frames=None) -> Path:
     """Path of the cached export of `weights` for `backend` at input shape (h, w), made now when missing

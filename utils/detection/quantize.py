@@ -31,6 +31,9 @@ CHECK_FRAMES = 64
 INT8_TOLERANCE = 0.05  # of the animal's size (longer side of FP32's box): asked for by name
 INT8_CLOSE = 0.02  # of the animal's size: what auto asks
 INT8_MIN_AGREEMENT = 0.99  # share of check frames that must be within the tolerance
+# auto makes an INT8 export only from a video this long (a minute at 30 fps): a shorter one does not repay the
+# one-off calibration (about 15 s on a 2-core CPU) and spreads too few distinct frames over the rig's range
+AUTO_MIN_FRAMES = 1800
 
 
 def quantize_openvino(fp32_export: Path, frames: list, shape: tuple, batch: int, target: Path) -> None:
