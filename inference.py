@@ -3,13 +3,15 @@ and benchmark_pipeline.py (one Predictor, loaded once, for any number of videos)
 
     cfg, predictor = load_folder_predictor(args)
     result = classify_video(predictor, cfg)          # paths, tables and counts of one recording
-    with BackgroundWriter() as writer:               # folder runs: outputs written while the next one is classified
+    with BackgroundWriter() as writer:               # outputs written while the next recording is classified
         future = classify_video(predictor, cfg, writer=writer)
 """
 import argparse
 import csv
 import logging
+import os
 import sys
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
@@ -53,13 +55,14 @@ def load_folder_predictor(args, timer: StageTimer = None) -> tuple:
 
 class BackgroundWriter:
     """Writes a recording's outputs in one background thread while the caller classifies the next recording, so a
-    folder run is bound by detection, not by writing tables, the workbook, the ethogram and review videos. At most
+    folder run is bound by detection, not by writing tables, the workbook, the ethogram and review videos, where
+    detection leaves cores idle (a GPU; on a 2-core CPU it was slower: write_in_background is opt-in). At most
     one recording waits to be written (submit waits for the one before): memory stays that of two recordings'
     per-frame results. Leaving the `with` block (also on Ctrl-C or an error) waits for the write in progress; every
     output is written atomically and published as a set, so nothing half-written is left either way."""
 
     def __init__(self):
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outputs")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outputs", initializer=lower_priority)
         self._last = None
 
     def submit(self, job) -> Future:
@@ -73,6 +76,14 @@ class BackgroundWriter:
 
     def __exit__(self, *exc) -> None:
         self._pool.shutdown(wait=True)
+
+
+def lower_priority() -> None:
+    """The writing thread yields the cores to detection: niced (Linux gives each thread its own priority)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # no per-thread priority (macOS, Windows) or not allowed
+        pass
 
 
 def classify_in_tree(predictor: Predictor, cfg: InferenceConfig, input_dir, output_root, video: Path,

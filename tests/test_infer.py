@@ -287,13 +287,13 @@ def test_batch_writes_each_video_while_the_next_is_classified(models, videos, tm
                 ["--input_dir", str(data), "--output_root", str(out), "--model_path", str(models["pose"]),
                  "--device", "cpu", "--no-reuse_detections", *extra]))
         return pd.read_csv(out / "batch_summary_1of1.csv")
-    summary = run_batch(tmp_path / "background")
+    summary = run_batch(tmp_path / "background", "--write_in_background")
     assert overlapped == [True, True]
     assert list(summary["video"]) == ["a.mp4", "b.mp4", "c.mp4"]  # in order, although written later
     assert list(summary["status"]) == ["ok", "failed", "ok"] and "no space left writing b" in summary["error"][1]
     assert not (tmp_path / "background" / "b.behavior.csv").exists()
     next_started.clear()  # written in turn: nothing waits
-    in_turn = run_batch(tmp_path / "in_turn", "--no-write_in_background")
+    in_turn = run_batch(tmp_path / "in_turn")  # the default
     assert list(in_turn["status"]) == ["ok", "failed", "ok"]
     for name in ("a", "c"):
         background, plain = (pd.read_csv(tmp_path / run / f"{name}.frames.csv") for run in ("background", "in_turn"))

@@ -417,9 +417,11 @@ class InferenceConfig:
                          "is always live)")
     output_review_video: bool = setting(False, "also write <video>.review.mp4: box, keypoints and label drawn on "
                                         "every frame")
-    write_in_background: bool = setting(True, "folder runs (batch_process_videos.py): write each recording's outputs "
-                                        "(tables, workbook, ethogram, review video) in a background thread while "
-                                        "the next recording is classified")
+    write_in_background: bool = setting(False, "folder runs (batch_process_videos.py): write each recording's "
+                                        "outputs (tables, workbook, ethogram, review video) in a background thread "
+                                        "while the next recording is classified; for a detector on a GPU, which "
+                                        "leaves CPU cores idle (on a 2-core CPU it made folder runs 6% slower: "
+                                        "bench/README.md)")
     yolo_mode: str = setting("auto", "auto: pose only when the whole window has keypoints; bbox: never",
                              choices=("auto", "bbox", "pose"))
     require_pose: bool = setting(False, "stop at start unless the detector gives the keypoints the model was "

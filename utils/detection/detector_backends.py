@@ -235,7 +235,8 @@ def exported_weights(weights, backend: Backend, shape: tuple, batch: int, device
             from utils.detection.quantize import quantize_openvino
             log.info("quantising %s to %s on %d frames (input %dx%d, batch %d), once; cached in %s", weights,
                      backend.name, len(frames), shape[1], shape[0], batch, target)
-            quantize_openvino(fp32, frames, shape, batch, work / fp32.name.replace("_openvino_model", "_int8_openvino_model"))
+            name = fp32.name.replace("_openvino_model", "_int8_openvino_model")
+            quantize_openvino(fp32, frames, shape, batch, work / name)
         else:
             export_with_ultralytics(weights, backend, shape, batch, device, work, target)
         os.replace(work, target)
