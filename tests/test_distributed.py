@@ -69,3 +69,16 @@ def test_a_kind_that_trains_in_one_go_is_refused_under_torchrun(pose_manifest, t
     done = run([*TORCHRUN, *train_command(pose_manifest, tmp_path, "trees", "--classifier", "gbt")], tmp_path)
     assert done.returncode != 0
     assert "classifier gbt trains in one go, in one process; run train_behavior_lstm.py without torchrun" in done.stderr
+
+
+def test_the_training_order_is_the_shuffle_runs_had_before_torchrun_and_is_dealt_out_whole():
+    import torch
+    from torch.utils.data import DataLoader
+
+    from training.loop import shuffled_order
+    from utils import distributed
+    for count, seed in ((37, 7005), (8, 0)):
+        loader = DataLoader(list(range(count)), shuffle=True, batch_size=count,
+                            generator=torch.Generator().manual_seed(seed))
+        assert next(iter(loader)).tolist() == shuffled_order(count, seed)  # earlier runs repeat exactly
+    assert distributed.shard([3, 1, 2]) == [3, 1, 2] and distributed.local_batch(16) == 16  # one process

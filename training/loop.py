@@ -38,7 +38,7 @@ def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
     if cfg.training.train_sampler == "weighted":
         order = list(balanced_sampler(train.labels, seed))
     else:
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+        order = shuffled_order(len(train), seed)
     workers = 0 if train.in_memory else cfg.training.num_workers
     kw = dict(batch_size=cfg.training.batch_size, num_workers=workers, persistent_workers=False)
     loaders = {"train": DataLoader(train, sampler=distributed.shard(order), drop_last=False,
@@ -47,6 +47,15 @@ def build_loaders(datasets: dict, cfg, epoch: int) -> dict:
         if len(datasets[split]):
             loaders[split] = DataLoader(datasets[split], shuffle=False, **kw)
     return loaders
+
+
+def shuffled_order(count: int, seed: int) -> list:
+    """The order a DataLoader with shuffle=True and a generator seeded `seed` gives (it draws its workers' base seed
+    from the generator before the permutation), drawn here so every torchrun process can take its share of it and
+    runs made before torchrun was supported repeat exactly."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    return torch.randperm(count, generator=generator).tolist()
 
 
 def input_statistics(dataset: WindowDataset, limit: int = 2000) -> dict:
