@@ -319,10 +319,9 @@ class YoloDetector(Detector):
         record = checked_quantization(runtime.path, runtime.backend)
         if record is None:
             frames = self._video_frames(CHECK_FRAMES, 0.5)  # halfway between the calibration frames
-            record = frame_agreement(self._predict(self.model, frames), runtime.run(frames), AGREEMENT_PX)
-            remember_agreement(runtime.path, runtime.backend, record.pop("agreement_px"), video=str(self.video),
-                               **record)
-            record = checked_quantization(runtime.path, runtime.backend)
+            record = {**frame_agreement(self._predict(self.model, frames), runtime.run(frames), AGREEMENT_PX),
+                      "video": str(self.video)}
+            remember_agreement(runtime.path, runtime.backend, **record)
         share, close = record["agreement_share"], record["close_share"]
         if share < INT8_MIN_AGREEMENT:
             log.warning("detector backend %s agreed with FP32 on %.1f%% of %d check frames of %s (needed %.0f%%: "

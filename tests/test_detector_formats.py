@@ -276,6 +276,12 @@ def test_the_best_candidate_is_what_ultralytics_nms_keeps(end2end):
 
 
 @pytest.fixture(scope="module")
+def int8_cache(tmp_path_factory):
+    """A detector cache of the INT8 tests' own: the first makes the INT8 export in it, the others check it anew."""
+    return tmp_path_factory.mktemp("int8_cache")
+
+
+@pytest.fixture(scope="module")
 def int8_video(frames, tmp_path_factory):
     from utils.synthetic import write_video
     path = tmp_path_factory.mktemp("int8") / "rig.mp4"
@@ -284,11 +290,11 @@ def int8_video(frames, tmp_path_factory):
 
 
 def test_openvino_int8_is_calibrated_on_the_video_checked_on_other_frames_and_remembered(tiny_yolo, frames,
-                                                                                       int8_video, monkeypatch,
-                                                                                       tmp_path):
+                                                                                       int8_video, int8_cache,
+                                                                                       monkeypatch):
     import json
     import detectors
-    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path))  # not the export an earlier test's prepare made
+    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(int8_cache))  # not the export an earlier test's prepare made
     from utils.detection.detector_backends import BACKENDS, check_record
     from utils.detection.quantize import INT8_MIN_AGREEMENT, INT8_TOLERANCE
     calibrated = []
@@ -326,16 +332,17 @@ def test_openvino_int8_is_calibrated_on_the_video_checked_on_other_frames_and_re
 
 
 def test_openvino_int8_that_disagrees_or_has_no_video_is_not_used(tiny_yolo, frames, int8_video, monkeypatch,
-                                                                  tmp_path, caplog):
+                                                                  tmp_path, int8_cache, caplog):
     import detectors
-    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path))  # a fresh cache: quantised and checked anew
+    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path))  # a fresh cache: a live source cannot calibrate
     monkeypatch.setattr("utils.detection.quantize.quantize_openvino", lambda *a: pytest.fail("needs no export"))
     with caplog.at_level(logging.WARNING):
         live = backend_detector(tiny_yolo, "openvino_int8")
         live.detect(frames[:4])  # frames from a camera: nothing to calibrate on
     assert live.describe()["detector_backend"] == "torch" and "not a video file" in caplog.text
     monkeypatch.undo()
-    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path))
+    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(int8_cache))
+    monkeypatch.setattr(detectors, "checked_quantization", lambda *a: None)  # checked anew
     monkeypatch.setattr(detectors, "frame_agreement", lambda reference, trial, floor: {
         "agreement_share": 0.9, "close_share": 0.5, "agreement_px": 12.0, "check_frames": len(reference)})
     caplog.clear()
@@ -373,10 +380,12 @@ def test_reduced_precision_runtimes_keep_their_own_detection_cache(tiny_yolo, in
     assert len({files[b] for b in ("torch", "openvino_int8", "openvino_bf16", "auto")}) == 4
 
 
-def test_auto_asks_more_of_int8_than_a_request_by_name(tiny_yolo, frames, int8_video, monkeypatch, tmp_path,
+def test_auto_asks_more_of_int8_than_a_request_by_name(tiny_yolo, frames, int8_video, monkeypatch, int8_cache,
                                                       caplog):
     import detectors
-    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path))
+    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(int8_cache))
+    monkeypatch.setattr(detectors, "remembered_choice", lambda key: None)
+    monkeypatch.setattr(detectors, "checked_quantization", lambda *a: None)  # checked anew
     monkeypatch.setattr(detectors, "frame_agreement", lambda reference, trial, floor: {
         "agreement_share": 1.0, "close_share": 0.95, "agreement_px": 3.0, "check_frames": len(reference)})
     named = backend_detector(tiny_yolo, "openvino_int8")
@@ -390,10 +399,10 @@ def test_auto_asks_more_of_int8_than_a_request_by_name(tiny_yolo, frames, int8_v
     assert auto.describe()["detector_backend"] != "openvino_int8"
     assert "auto leaves openvino_int8 out: 95.0% of 20 check frames" in caplog.text
     caplog.clear()
-    monkeypatch.setenv("BEHAVIORSCOPE_CACHE", str(tmp_path / "fresh"))  # no INT8 export yet
+    monkeypatch.setattr(detectors, "export_exists", lambda *a: False)  # as before any INT8 export
+    monkeypatch.setattr("utils.detection.quantize.quantize_openvino", lambda *a: pytest.fail("quantised"))
     with caplog.at_level(logging.INFO):
         short = backend_detector(tiny_yolo, "auto")
         short.prepare(int8_video)
         short.detect(frames[:16])
     assert "openvino_int8 not tried (made once from a video of at least 1800 frames; this one has 40)" in caplog.text
-    assert not list((tmp_path / "fresh" / "detectors").glob("*int8*"))

@@ -81,15 +81,15 @@ def train(cfg, resume=None, command: str = None) -> TrainResult:
 def train_here(cfg, resume=None, command: str = None, stop_file: Path = None) -> TrainResult:
     """`train` in this process (`stop_file`: watched besides the run folder's own)."""
     run = start_run(cfg, resume, command)
+    classifier = build_classifier(run.mcfg)
     if distributed.active():
+        if not classifier.resumable:
+            raise UserError(f"classifier {cfg.model.classifier} trains in one go, in one process; run "
+                            f"train_behavior_lstm.py without torchrun")
         log.info("%s; every process takes %d of each batch's %d windows", distributed.describe(run.device),
                  distributed.local_batch(cfg.training.batch_size), cfg.training.batch_size)
-    classifier = build_classifier(run.mcfg)
     if distributed.is_main():
         write_startup_previews(run)
-    if distributed.active() and not classifier.resumable:
-        raise UserError(f"classifier {cfg.model.classifier} trains in one go, in one process; run "
-                        f"train_behavior_lstm.py without torchrun")
     if run.resume and not classifier.resumable:
         raise UserError(f"--resume {run.resume}: classifier {cfg.model.classifier} trains in one go and has no epochs "
                         f"to continue; drop --resume (a new run takes seconds)")

@@ -144,9 +144,9 @@ def checked_agreement(export: Path, backend: Backend):
     return record.get("agreement_px") if record.get("runtime") == runtime_version(backend) else None
 
 
-def remember_agreement(export: Path, backend: Backend, difference: float, **details) -> None:
-    atomic_write_json(check_record(export, backend), {"agreement_px": difference, "runtime": runtime_version(backend),
-                                                      **details})
+def remember_agreement(export: Path, backend: Backend, agreement_px: float, **details) -> None:
+    atomic_write_json(check_record(export, backend), {"agreement_px": agreement_px,
+                                                      "runtime": runtime_version(backend), **details})
 
 
 def checked_quantization(export: Path, backend: Backend):
