@@ -12,13 +12,12 @@ import argparse
 import copy
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 
 from classifiers import build_classifier
 from training.evaluation import add_drift_references, evaluate_test_split, write_startup_previews
 from training.run import (REQUIRED, SECTIONS, StopFlag, TrainingRun, build_datasets, build_model_config,
-                          open_run_folder)
+                          open_run_folder, run_name_of)
 from utils import distributed
 from utils.config import add_config_arguments, did_you_mean, resolve_config, section_options
 from utils.device import resolve_device
@@ -113,7 +112,7 @@ def train_distributed(cfg, resume, command: str) -> TrainResult:
     """One of torchrun's processes: they train one network together; rank 0 writes the run folder, the others a
     temporary one (utils/distributed.py)."""
     device = distributed.start(resolve_device(cfg.training.device))
-    name = distributed.from_main(cfg.training.run_name or datetime.now().strftime("behavior_%Y%m%d_%H%M%S"))
+    name = distributed.from_main(run_name_of(cfg))  # rank 0's clock, when the name comes from it
     stop_file = Path(cfg.training.output_dir) / name / cfg.training.stop_file  # rank 0's folder, watched by all
     if not distributed.is_main():
         logging.getLogger().setLevel(logging.WARNING)

@@ -94,9 +94,13 @@ def class_names_of(manifest) -> list:
     return [manifest["idx_to_class"][str(i)] for i in range(len(manifest["idx_to_class"]))]
 
 
+def run_name_of(cfg) -> str:
+    """run_name, or one made from the clock when it is not given."""
+    return cfg.training.run_name or datetime.now().strftime("behavior_%Y%m%d_%H%M%S")
+
+
 def make_run_dir(cfg) -> Path:
-    name = cfg.training.run_name or datetime.now().strftime("behavior_%Y%m%d_%H%M%S")
-    return ensure_dir(Path(cfg.training.output_dir) / name, "run folder")
+    return ensure_dir(Path(cfg.training.output_dir) / run_name_of(cfg), "run folder")
 
 
 def open_run_folder(cfg, resume, command: str, log_name: str) -> tuple:

@@ -19,7 +19,6 @@ import torch
 import torch.distributed as dist
 
 
-
 def world_size() -> int:
     """Processes torchrun started (1 without torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
