@@ -134,8 +134,8 @@ class WindowDataset(Dataset):
     the frames (and crop keypoints), feature-space augmentation (utils.features.motion.augment_motion_inputs) on the
     frame-pixel keypoints and boxes, one temporal index for all of them. Without `load_frames` (pose-only
     models) no frame is ever decoded: the small per-window arrays are read once and kept in memory."""
-    SMALL = ("keypoints", "keypoints_xy_raw", "keypoints_conf_raw", "bbox_xyxy", "scale_ref", "frame_index",
-             "partner_xy_raw", "partner_conf_raw")
+    SMALL = ("keypoints", "keypoints_xy_raw", "keypoints_conf_raw", "keypoints_z_raw", "bbox_xyxy", "scale_ref",
+             "frame_index", "partner_xy_raw", "partner_conf_raw")
     in_memory = False  # samples are read from the prepared files: loader workers help
 
     def __init__(self, manifest_path, split: str, augment: AugmentConfig = None, use_pose: bool = False,
@@ -155,7 +155,8 @@ class WindowDataset(Dataset):
                             f"{meta.get('detector')}, task {meta.get('yolo_task')}); prepare with YOLO pose weights")
         axis = meta.get("body_axis") or body_axis(meta.get("keypoint_names"), self.num_keypoints)
         self.spec = FeatureSpec(pose_features, self.num_keypoints, tuple(axis), min_keypoint_conf, self.crop_size,
-                                box_motion, social=bool(meta.get("social")), track_smoothing_s=track_smoothing_s)
+                                box_motion, social=bool(meta.get("social")), track_smoothing_s=track_smoothing_s,
+                                spatial_dims=meta.get("spatial_dims", 2))
         self.pose_dim, self.motion_dim = self.spec.pose_dim, self.spec.motion_dim
         if augment is not None and augment.flip_idx is None:
             augment.flip_idx = meta.get("flip_idx") or None

@@ -2,7 +2,8 @@
 (`DETECTORS.names()`, `build_detector(name, cfg)`):
     yolo        Ultralytics YOLO detect or pose weights, run on batches of frames
     background  median background + largest foreground blob, for a static camera; needs no weights
-    pose_file   keypoints from another tracker's pose file (DeepLabCut, SLEAP, NWB: utils.readers.pose_io), beside the
+    pose_file   keypoints from another tracker's pose file (DeepLabCut, SLEAP, Anipose 3D, NWB:
+                utils.readers.pose_io), beside the
                 video or alone; the box is the keypoints' extent plus a margin. Without a video there are no
                 pixels: the records carry boxes and keypoints only, which pose-only models need.
 Wrappers the frame pipeline puts around one: RecordedDetector (replays an earlier run's tracking table) and
@@ -48,8 +49,9 @@ STATUS_INTERPOLATED = "interpolated"  # detect_every > 1: between two detections
 
 @dataclass
 class Detection:
-    """One frame's result. box: xyxy frame pixels or None; keypoints: [K,3] (x, y, conf) frame pixels or None;
-    partner: the nearest other animal's keypoints [K,3] (pose files with several animals; NaN when none is seen)."""
+    """One frame's result. box: xyxy frame pixels or None; keypoints: [K,3] (x, y, conf) frame pixels or None,
+    [K,4] (x, y, conf, z) from 3D pose files (z the height; the box is the floor-plane extent); partner: the
+    nearest other animal's keypoints [K,3] (pose files with several animals; NaN when none is seen)."""
     box: np.ndarray = None
     confidence: float = 0.0
     keypoints: np.ndarray = None
@@ -66,6 +68,7 @@ class Detector:
     Capabilities:
         task              "detect" (boxes only) or "pose" (boxes and keypoints)
         num_keypoints     keypoints per detection (0 without), and keypoint_names (may be [] when unnamed)
+        spatial_dims      2, or 3 after prepare() on a 3D pose file (keypoints carry their height z)
         needs_frames      False: detect_at(frame indices) gives detections without pixels (pose files, replays);
                           True: detect(frames) looks at decoded frames
         reads_pose_files  a pose file may be given in place of a video
@@ -85,6 +88,7 @@ class Detector:
     reads_pose_files = False
     streams = False
     batch_size = 1
+    spatial_dims = 2
     fps = recording = weights_file = None
     miss_hint = "check the detector settings"
 
@@ -103,10 +107,10 @@ class Detector:
         """One Detection per frame index, without pixels (needs_frames False)."""
         raise NotImplementedError(f"{type(self).__name__} needs decoded frames (detect)")
 
-    def expect_keypoints(self, names: list, source: str) -> None:
-        """The keypoints a model was trained on, told before the first recording: a detector whose layout comes
-        with each recording checks every one against them; a detector whose layout comes from its weights is
-        checked once by the predictor, so this does nothing."""
+    def expect_keypoints(self, names: list, source: str, spatial_dims: int = None) -> None:
+        """The keypoints a model was trained on (and whether 2D or 3D), told before the first recording: a detector
+        whose layout comes with each recording checks every one against them; a detector whose layout comes from
+        its weights is checked once by the predictor, so this does nothing."""
 
     def describe(self) -> dict:
         """Its settings, for the outputs' metadata."""
@@ -577,11 +581,13 @@ class PoseFileDetector(Detector):
         self.keypoint_map = parse_keypoint_map(getattr(cfg, "keypoint_map", None))
         self.num_keypoints, self.keypoint_names, self.task = 0, [], "pose"
         self.recording, self.animal, self.layout_from = None, 0, None  # layout_from: "<file> has", "<model> was..."
+        self.expected_dims = None  # a model's 2 or 3 (expect_keypoints), else the first file's
 
-    def expect_keypoints(self, names: list, source: str) -> None:
-        """The keypoints a model was trained on: every file given to it is checked against them at its start."""
+    def expect_keypoints(self, names: list, source: str, spatial_dims: int = None) -> None:
+        """The keypoints a model was trained on (and 2D or 3D): every file given to it is checked against them at
+        its start."""
         self.num_keypoints, self.keypoint_names = len(names), list(names)
-        self.layout_from = f"{source} was trained on"
+        self.layout_from, self.expected_dims = f"{source} was trained on", spatial_dims
 
     def prepare(self, source, individual=None) -> None:
         source = Path(source)
@@ -597,9 +603,20 @@ class PoseFileDetector(Detector):
             log.info("%s: keypoints %s", path, "; ".join(notes))
         if path != source:
             check_frame_count(recording, video_info(source).frame_count, source)
+        self.check_dims(recording)
         self.animal = recording.individual_index(individual)
         self.recording, self.layout_from = recording, self.layout_from or f"{path} has"
         self.num_keypoints, self.keypoint_names = len(recording.keypoint_names), recording.keypoint_names
+        self.spatial_dims = self.expected_dims = recording.spatial_dims
+
+    def check_dims(self, recording) -> None:
+        """Every file 2D or every file 3D, as the model (or the first file) is: a 2D model cannot use heights and
+        a 3D one cannot do without them."""
+        if self.expected_dims and recording.spatial_dims != self.expected_dims:
+            want = "3D (x, y, z)" if self.expected_dims == 3 else "2D (x, y)"
+            have = "3D (x, y, z)" if recording.spatial_dims == 3 else "2D (x, y)"
+            raise UserError(f"{recording.path} has {have} keypoints, but {self.layout_from or 'the first file has'} "
+                            f"{want} ones; give every recording (and the model) the same kind of pose file")
 
     @property
     def num_frames(self) -> int:
@@ -629,7 +646,9 @@ class PoseFileDetector(Detector):
         present = np.isfinite(xy).all(1)
         if not present.any():
             return Detection()
-        keypoints = np.concatenate([xy, conf[:, None]], 1).astype(np.float32)
+        height = [] if self.recording.z is None else [self.recording.z[index, self.animal, :, None]]
+        columns = [xy, conf[:, None]] + height
+        keypoints = np.concatenate(columns, 1).astype(np.float32)
         return Detection(keypoint_box(xy[present], self.margin), float(conf[present].mean()), keypoints,
                          STATUS_DETECTED, self._partner(index, xy[present].mean(0)) if self.social else None)
 
@@ -656,7 +675,8 @@ def interpolate_detection(a: Detection, b: Detection, t: float) -> Detection:
     keypoints = None
     if a.keypoints is not None and b.keypoints is not None:
         xy = (1 - t) * a.keypoints[:, :2] + t * b.keypoints[:, :2]
-        keypoints = np.concatenate([xy, np.minimum(a.keypoints[:, 2:], b.keypoints[:, 2:])], 1).astype(np.float32)
+        z = [(1 - t) * a.keypoints[:, 3:] + t * b.keypoints[:, 3:]]  # 3D pose: the height, moving like x and y
+        keypoints = np.concatenate([xy, np.minimum(a.keypoints[:, 2:3], b.keypoints[:, 2:3])] + z, 1).astype(np.float32)
     box = ((1 - t) * a.box + t * b.box).astype(np.float32)
     return Detection(box, min(a.confidence, b.confidence), keypoints, STATUS_INTERPOLATED)
 

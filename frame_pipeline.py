@@ -117,7 +117,7 @@ def make_record(index: int, frame: np.ndarray, detection: Detection, crop_size: 
     kp_crop = None
     if detection.keypoints is not None and detection.box is not None:
         kp_crop = np.concatenate([map_keypoints_to_crop(detection.keypoints[:, :2], crop_box, crop_size),
-                                  detection.keypoints[:, 2:]], 1).astype(np.float32)
+                                  detection.keypoints[:, 2:3]], 1).astype(np.float32)
     return FrameRecord(index, frame, detection.status, detection.confidence, box, crop_box, crop,
                        detection.keypoints, kp_crop, partner=detection.partner)
 
@@ -125,14 +125,17 @@ def make_record(index: int, frame: np.ndarray, detection: Detection, crop_size: 
 def window_arrays(records, num_keypoints: int) -> dict:
     """The per-frame arrays that pose and motion features read, for a window of FrameRecords, as the npz of
     preprocessing stores them: frame-pixel keypoints (NaN where none), boxes, scale references, and the nearest
-    other animal's keypoints when there are several."""
+    other animal's keypoints when there are several; the keypoints' heights with 3D pose files."""
     def stacked(rows):
-        raw = np.stack([r if r is not None else np.full((num_keypoints, 3), np.nan, np.float32) for r in rows])
+        width = next((r.shape[1] for r in rows if r is not None), 3)
+        raw = np.stack([r if r is not None else np.full((num_keypoints, width), np.nan, np.float32) for r in rows])
         return raw.astype(np.float32)
     raw = stacked([r.keypoints for r in records])
     arrays = {"keypoints_xy_raw": raw[..., :2], "keypoints_conf_raw": raw[..., 2],
               "bbox_xyxy": np.stack([r.box for r in records]).astype(np.float32),
               "scale_ref": np.stack([r.scale_ref for r in records]).astype(np.float32)}
+    if raw.shape[-1] == 4:
+        arrays["keypoints_z_raw"] = raw[..., 3]
     if any(r.partner is not None for r in records):
         partner = stacked([r.partner for r in records])
         arrays.update(partner_xy_raw=partner[..., :2], partner_conf_raw=np.nan_to_num(partner[..., 2]))

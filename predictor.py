@@ -95,7 +95,7 @@ class Accumulator:
         self.boxes.append(np.nan if box is None else box)
         visible = keypoints[keypoints[:, 2] > 0, :2] if keypoints is not None else np.zeros((0, 2))
         self.kp_centres.append(visible.mean(0) if len(visible) else np.nan)
-        self.keypoints.append(np.nan if keypoints is None else keypoints)
+        self.keypoints.append(np.nan if keypoints is None else keypoints[:, :3])  # x, y, conf (3D: the floor plane)
 
     def add_window(self, start: int, probs: np.ndarray, length: int) -> None:
         weights = frame_weights(length)
@@ -213,7 +213,8 @@ class Predictor:
         """Stop before the first frame when the detector cannot feed this model."""
         trained = self.ckpt["preprocessing"]
         want_k, want_names = trained.get("num_keypoints", 0), trained.get("keypoint_names") or []
-        self.detector.expect_keypoints(want_names, self.source)  # pose files: each is checked when it is opened
+        # pose files: each is checked when it is opened
+        self.detector.expect_keypoints(want_names, self.source, self.features.spatial_dims)
         have_k, have_names = self.detector.num_keypoints, self.detector.keypoint_names
         weights = self.detector.label
         if self.pose_only and self.options.yolo_mode == "bbox":
@@ -221,6 +222,9 @@ class Predictor:
                             f"input; use --yolo_mode auto or pose")
         if not self.needs_pose:
             return
+        if self.features.spatial_dims == 3 and not self.detector.reads_pose_files:
+            raise UserError(f"{self.source} was trained on 3D keypoints (x, y, z) from pose files; detector {weights} "
+                            f"gives 2D ones: classify 3D pose files (--detector pose_file, docs/formats.md)")
         if have_k == 0:
             if self.pose_only or self.options.require_pose:
                 raise UserError(f"{self.source} needs {want_k} keypoints per frame, but detector {weights} gives "

@@ -10,9 +10,10 @@ Dataset layouts (docs/formats.md):
     class_folders    dataset_root/<behaviour>/**/<video>; every window of a video takes its folder's class
     labelled_videos  dataset_root/**/<video> with <stem>.csv (`frame,behavior`) or a BORIS export beside it;
                      a window takes the label of its centre frame; windows over unlabelled frames are skipped
-With --detector pose_file a recording is a video with its pose file beside it (DeepLabCut, SLEAP, NWB), or a pose
-file alone (no video: the windows hold keypoints and boxes but no frames, for pose-only and gbt models). A pose file
-that tracks several animals gives one recording per animal (labels per animal: docs/formats.md).
+With --detector pose_file a recording is a video with its pose file beside it (DeepLabCut, SLEAP, Anipose 3D,
+NWB), or a pose file alone (no video: the windows hold keypoints and boxes but no frames, for pose-only and gbt
+models). A pose file that tracks several animals gives one recording per animal (labels per animal:
+docs/formats.md).
 """
 import argparse
 import hashlib
@@ -351,6 +352,7 @@ def build_manifest(cfg, layout, detector, results: dict, splits: dict, fps_value
     meta.update(detector.describe())  # what the detector actually ran with (e.g. its native imgsz)
     meta.update({"dataset_layout": layout, "dataset_root": str(Path(cfg.dataset_root).resolve()),
                  "num_keypoints": detector.num_keypoints, "keypoint_names": kp_names, "flip_idx": flip_idx,
+                 "spatial_dims": detector.spatial_dims,
                  "body_axis": list(body_axis(kp_names, detector.num_keypoints)),
                  "fps": fps[0] if len(fps) == 1 else None,
                  "has_frames": all(w["has_frames"] for entries in splits.values() for w in entries),

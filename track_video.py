@@ -7,7 +7,7 @@ Usage:
         --zones "centre:160,120;480,120;480,360;160,360" "corner:0,0;100,0;0,100"
     python3 track_video.py --video_path sessionDLC_resnet50_boxOct30shuffle1_6000.h5 --detector pose_file --pose_fps 50
 
---video_path takes videos, pose files (DeepLabCut, SLEAP, NWB; with --detector pose_file) or folders (every
+--video_path takes videos, pose files (DeepLabCut, SLEAP, Anipose 3D, NWB; with --detector pose_file) or folders (every
 video in them). Per recording, in --output_dir (default: beside it), with <stem>.<animal> for each animal of a
 multi-animal pose file:
     <stem>.tracking.csv      per frame: detection status and confidence, box, crop box, keypoints (frame px),

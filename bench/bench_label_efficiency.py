@@ -57,6 +57,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--init_lr_scales", type=float, nargs="+", default=[1.0],
                         help="fine-tuning: the pretrained weights' learning rate is lr times each of these (0 freezes "
                              "them), one model per value: pretrained (1) and pretrained_lr<value>")
+    parser.add_argument("--masked_feature_losses", type=float, nargs="+", default=[0.0],
+                        help="dense models (scratch and pretrained*): the weight of the auxiliary task of predicting "
+                             "masked inputs beside the behaviour (--masked_feature_loss), one model per value: 0 is "
+                             "the model as named, a weight w adds <name>_aux<w>")
     parser.add_argument("--output", default=None, help="JSON file for the results")
     return parser
 
@@ -111,10 +115,10 @@ def run_pretraining(work: Path, manifest: Path, pose_dir: Path, seed: int, epoch
 
 
 def train_model(manifest: Path, work: Path, name: str, seed: int, epochs: int, init_from: Path = None,
-                init_lr_scale: float = 1.0) -> Path:
-    """name: gbt, scratch or pretrained* (with init_from)."""
+                init_lr_scale: float = 1.0, masked_loss: float = 0.0) -> Path:
+    """name: gbt, scratch* or pretrained* (with init_from)."""
     flags = (["--classifier", "gbt", "--use_pose"] if name == "gbt" else
-             ["--classifier", "mstcn", "--use_pose", "--epochs", str(epochs)])
+             ["--classifier", "mstcn", "--use_pose", "--epochs", str(epochs), "--masked_feature_loss", str(masked_loss)])
     if init_from:
         flags += ["--init_from", str(init_from), "--init_lr_scale", str(init_lr_scale)]
     result = train(training_config(*flags, manifest_path=str(manifest), output_dir=str(work / "runs"),
@@ -122,15 +126,17 @@ def train_model(manifest: Path, work: Path, name: str, seed: int, epochs: int, i
     return Path(result.run_dir) / "best_model_macro_f1.pt"
 
 
-def model_variants(models: list, scales: list) -> list:
-    """[(name, init_lr_scale)]: each pretrained fine-tuning learning-rate scale is a model of its own."""
+def model_variants(models: list, scales: list, masked_losses: list = (0.0,)) -> list:
+    """[(name, init_lr_scale, masked_feature_loss)]: each pretrained fine-tuning learning-rate scale, and for the
+    dense models each auxiliary-task weight, is a model of its own."""
     out = []
     for name in models:
         if name == "pretrained":
             out += [("pretrained" if scale == 1 else f"pretrained_lr{scale:g}", scale) for scale in scales]
         else:
             out.append((name, 1.0))
-    return out
+    return [(f"{name}_aux{weight:g}" if weight else name, scale, weight) for name, scale in out
+            for weight in (masked_losses if name != "gbt" else [0.0])]
 
 
 def summary(values: list) -> dict:
@@ -163,9 +169,10 @@ def main(args) -> dict:
             results["pretraining"][seed] = {"seconds": seconds, "frames": pretrained_frames}
         for share in args.shares:
             manifest = labelled_manifest(work, share, int(args.block_s * 30), seed, classes)
-            for name, scale in model_variants(args.models, args.init_lr_scales):
+            for name, scale, masked_loss in model_variants(args.models, args.init_lr_scales,
+                                                           args.masked_feature_losses):
                 model = train_model(manifest, work, name, seed, args.epochs,
-                                    checkpoint if name.startswith("pretrained") else None, scale)
+                                    checkpoint if name.startswith("pretrained") else None, scale, masked_loss)
                 scores = score(model, work / "test", work / "scores" / f"{name}_{share:g}_seed{seed}")
                 runs.setdefault((share, name), []).append(scores)
                 print(json.dumps({"share": share, "model": name, "seed": seed, **scores}), flush=True)

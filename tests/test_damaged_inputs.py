@@ -102,12 +102,12 @@ def test_a_csv_named_like_a_pose_file_is_named_not_taken_for_a_video(tmp_path):
     from utils.readers.pose_io import find_recordings
     bad = tmp_path / "mouse1DLC_resnet50.csv"
     bad.write_text("x,y\n1,2\n3,4\n")
-    with pytest.raises(UserError, match=r"mouse1DLC_resnet50\.csv is named like a DeepLabCut pose file but starts "
-                                        r"'x,y', not DeepLabCut's header"):
+    with pytest.raises(UserError, match=r"mouse1DLC_resnet50\.csv is named like a pose file but starts "
+                                        r"'x,y', neither DeepLabCut's header"):
         video_info(bad)
     skipped = []
     assert find_recordings(tmp_path, True, skipped) == []
-    assert len(skipped) == 1 and "mouse1DLC_resnet50.csv is named like a DeepLabCut pose file" in skipped[0]
+    assert len(skipped) == 1 and "mouse1DLC_resnet50.csv is named like a pose file" in skipped[0]
 
 
 # ------------------------------------------------------------------------------------------ pose and labels

@@ -62,10 +62,12 @@ def pose_file_recordings(folder, dataset) -> list:
                         f"labelled recordings with --detector pose_file")
     settings = from_recorded(PreprocessingConfig, meta, str(dataset.manifest_path))
     detector = build_detector(settings.detector, settings)
+    # every pose file read in the labelled data's layout: its keypoints by name, and 2D or 3D as it is
+    detector.expect_keypoints(meta.get("keypoint_names") or [], str(dataset.manifest_path), meta.get("spatial_dims", 2))
     files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_pose_file(p))
     if not files:
-        raise UserError(f"--pose_dir {folder}: no pose file (DeepLabCut, SLEAP, NWB) found; give the folder that "
-                        f"holds them")
+        raise UserError(f"--pose_dir {folder}: no pose file (DeepLabCut, SLEAP, Anipose, NWB) found; give the folder "
+                        f"that holds them")
     recordings = []
     for path in files:
         for animal in recording_animals(path, True):

@@ -57,7 +57,8 @@ class PreprocessingConfig:
                                         "events label the video (each animal of a multi-animal pose file uses its "
                                         "own name)")
     detector: str = setting("yolo", "animal localiser: yolo (weights), background (subtraction, static camera), or "
-                            "pose_file (DeepLabCut, SLEAP or NWB pose files beside the videos, or alone without "
+                            "pose_file (DeepLabCut, SLEAP, Anipose 3D or NWB pose files beside the videos, or alone "
+                            "without "
                             "video: docs/formats.md)", registry="detectors:DETECTORS", label="Detector", basic=True)
     yolo_weights: str | None = setting(None, "Ultralytics weights: .pt, TorchScript, ONNX or an OpenVINO folder; "
                                        "nothing is downloaded", path="input", applies=YOLO,
@@ -375,7 +376,7 @@ class InferenceConfig:
     model_path: str | None = setting(None, "trained checkpoint (best_model_macro_f1.pt or best_model.pt)", path="input",
                                      label="Model", basic=True)
     video_path: str | None = setting(None, "video to classify, or a pose file (models trained on pose files: "
-                                     "DeepLabCut, SLEAP, NWB)", path=True, label="Video", basic=True)
+                                     "DeepLabCut, SLEAP, Anipose 3D, NWB)", path=True, label="Video", basic=True)
     output_dir: str | None = setting(None, "folder for the outputs; null = beside the video", path=True,
                                      label="Output folder", basic=True)
     yolo_weights: str | None = setting(None, "detector weights (any format Ultralytics loads); null = the ones "

@@ -361,9 +361,12 @@ def make_long_video_dataset(root, num_videos: int = 2, num_frames: int = 900, se
     return paths
 
 
-def simulate_pose(labels, seed: int, fps: float = FPS, noise_px: float = 1.5, dropout: float = 0.02) -> tuple:
+def simulate_pose(labels, seed: int, fps: float = FPS, noise_px: float = 1.5, dropout: float = 0.02,
+                  heights: bool = False) -> tuple:
     """A tracker's output for one animal without rendering a frame: (keypoints [N,K,2] frame px with Gaussian
-    noise of noise_px, likelihoods [N,K]: high, except a `dropout` share of points with a likelihood below 0.3)."""
+    noise of noise_px, likelihoods [N,K]: high, except a `dropout` share of points with a likelihood below 0.3).
+    With `heights`, a 3D tracker's: the same keypoints and likelihoods (the same seed gives the same x, y) plus
+    their heights [N,K] (keypoint_heights, with the same noise)."""
     rng = np.random.default_rng(seed)
     style = sample_style(rng)
     states = simulate_states(labels, style, rng, fps)
@@ -372,27 +375,57 @@ def simulate_pose(labels, seed: int, fps: float = FPS, noise_px: float = 1.5, dr
     likelihood = rng.uniform(0.85, 1.0, keypoints.shape[:2])
     dropped = rng.random(likelihood.shape) < dropout
     likelihood[dropped] = rng.uniform(0.0, 0.3, int(dropped.sum()))
-    return keypoints.astype(np.float32), likelihood.astype(np.float32)
+    if not heights:
+        return keypoints.astype(np.float32), likelihood.astype(np.float32)
+    z = keypoint_heights(states, style, fps) + np.random.default_rng(seed + 1).normal(0, noise_px, likelihood.shape)
+    return keypoints.astype(np.float32), likelihood.astype(np.float32), z.astype(np.float32)
+
+
+# height of each keypoint (KEYPOINT_NAMES order) above the floor standing on all fours, and how much of the rise
+# of a full rear it takes, in body lengths: the head rises most, the tail base stays on the floor
+STANDING_HEIGHT = np.array([0.12, 0.2, 0.2, 0.22, 0.12, 0.0])
+REAR_RISE = np.array([0.9, 0.8, 0.8, 0.6, 0.0, 0.0])
+HEAD = np.array([1, 1, 1, 0, 0, 0], bool)
+
+
+def keypoint_heights(states: list, style: VideoStyle, fps: float = FPS) -> np.ndarray:
+    """Heights [N, K] px of the simulated animal's keypoints, consistent with its top-down pose: a rear (body
+    foreshortened from above) lifts the head by up to 0.9 body lengths, grooming (head tucked) lowers the head and
+    bobs it at 5 Hz, walking bobs it at 6 Hz."""
+    out = np.empty((len(states), len(KEYPOINT_NAMES)))
+    for t, state in enumerate(states):
+        rear = np.clip((1 - state.length_scale) / (1 - 0.62), 0, 1)
+        tuck = np.clip((1 - state.head_extension) / 0.45, 0, 1)
+        bob = 0.05 * tuck * math.sin(2 * math.pi * 5.0 * t / fps) - 0.08 * tuck
+        out[t] = STANDING_HEIGHT + rear * REAR_RISE + HEAD * bob
+    return out * style.body_length
 
 
 def make_pose_file_dataset(root, num_recordings: int = 2, num_frames: int = 900, seed: int = 0, animals: int = 1,
-                           suffix: str = "DLC_synthetic.csv", fps: float = FPS, behaviors=BEHAVIORS) -> list:
+                           suffix: str = "DLC_synthetic.csv", fps: float = FPS, behaviors=BEHAVIORS,
+                           three_d: bool = False) -> list:
     """Pose files without video, as a DeepLabCut or SLEAP user has them: root/session_XX<suffix> (DeepLabCut CSV or
     HDF5, or SLEAP `.analysis.h5`, by suffix) with root/session_XX.csv labels: `frame,behavior` for one animal,
-    `frame,mouse0,mouse1...` for several (each animal its own behaviours). Returns the pose file paths."""
+    `frame,mouse0,mouse1...` for several (each animal its own behaviours). `three_d`: Anipose 3D CSVs (one animal;
+    name them <stem>.anipose.csv) whose x and y are the 2D files' and z the heights (keypoint_heights). Returns the
+    pose file paths."""
+    if three_d and animals != 1:
+        raise ValueError("3D pose files (Anipose) hold one animal")
     from utils.readers.pose_io import write_pose_file
     paths = []
     for vi in range(num_recordings):
         names = [f"mouse{a}" for a in range(animals)]
-        labels, xy, conf = {}, [], []
+        labels, xy, conf, z = {}, [], [], []
         for a, name in enumerate(names):
             rng = np.random.default_rng(seed * 7919 + vi * 31 + a)
             labels[name] = sample_label_sequence(num_frames, rng, behaviors=behaviors)
-            kp, lk = simulate_pose(labels[name], seed * 7919 + vi * 31 + a + 500_000, fps)
+            kp, lk, *height = simulate_pose(labels[name], seed * 7919 + vi * 31 + a + 500_000, fps, heights=three_d)
             xy.append(kp)
             conf.append(lk)
+            z += height
         path = Path(root) / f"session_{vi:02d}{suffix}"
-        write_pose_file(path, np.stack(xy, 1), np.stack(conf, 1), KEYPOINT_NAMES, names, fps)
+        write_pose_file(path, np.stack(xy, 1), np.stack(conf, 1), KEYPOINT_NAMES, names, fps,
+                        np.stack(z, 1) if three_d else None)
         if animals == 1:
             write_label_csv(Path(root) / f"session_{vi:02d}.csv", labels[names[0]])
         else:
@@ -415,6 +448,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--videos_per_class", type=int, default=3, help="class_folders: clips per behaviour")
     parser.add_argument("--num_videos", type=int, default=2, help="long_videos, pose_files: number of recordings")
     parser.add_argument("--animals", type=int, default=1, help="pose_files: animals per recording")
+    parser.add_argument("--three_d", action="store_true",
+                        help="pose_files: 3D keypoints (x, y, z) as Anipose CSVs <root>/video.anipose.csv, one animal")
     parser.add_argument("--num_frames", type=int, default=None,
                         help="frames per video (default 60 for clips, 900 for long videos)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same videos")
@@ -431,7 +466,8 @@ def main(args) -> list:
                                         truth=not args.no_truth)
     else:
         paths = make_pose_file_dataset(args.output_root, args.num_videos, args.num_frames or 900, args.seed,
-                                       args.animals)
+                                       args.animals, suffix=".anipose.csv" if args.three_d else "DLC_synthetic.csv",
+                                       three_d=args.three_d)
     print(f"Wrote {len(paths)} videos under {args.output_root}")
     return paths
 

@@ -42,6 +42,11 @@ tracks, 0.90 with smoothed ones). Version 3 checkpoints are computed from raw tr
 The "speeds" set (`body_rate_columns`) keeps only the rates above: keypoint speeds, centroid speed and acceleration,
 heading velocity and the steady rates (3 + K + 4 columns). For behaviours defined by movement (freezing,
 immobility) it leaves a model no posture, distance or confidence to learn one animal's shape by.
+3D pose files (spatial_dims 3: x, y the floor plane, z the height; utils.readers.pose_io) keep every feature above
+in the floor plane and append `height_features`, 2K per frame, from the heights averaged over track_smoothing_s:
+    height              K    z_k - the lowest present keypoint's z, / body length ref (a rearing nose is high;
+                             the lowest point is the floor's stand-in, so no floor calibration is needed)
+    vertical speed      K    d(z_k)/dt over the lag / body length ref (body lengths per second, signed)
 Box-motion features (`box_motion_features`, any detector, 5 per frame):
     box speed           box-centre speed in box sizes per second (box size = sqrt of the area reference)
     box accel           change of that speed per second / 10
@@ -74,6 +79,7 @@ SMOOTH_SECONDS, SLOW_LAG_SECONDS = 0.3, 0.2  # version 3's steady rates, chosen 
 # (bench/README.md, "Train on one rig, test on another")
 TRACK_SMOOTH_SECONDS = 0.1
 STEADY_DIM = 4
+HEIGHT_DIM_PER_KEYPOINT = 2  # 3D pose: height and vertical speed
 HEAD_NAMES = ("nose", "snout", "head", "neck")
 TAIL_NAMES = ("tailbase", "baseoftail", "tailroot", "tail")
 
@@ -353,6 +359,29 @@ def body_pose_features(xy: np.ndarray, conf: np.ndarray, refs: np.ndarray, fps: 
     return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -CLIP, CLIP).astype(np.float32)
 
 
+def height_features(z: np.ndarray, conf: np.ndarray, refs: np.ndarray, fps: float, min_conf: float = 0.0,
+                    track_smoothing_s: float = TRACK_SMOOTH_SECONDS) -> np.ndarray:
+    """Heights [T, K] (3D pose files) and confidences [T, K], scale references [T, 3] -> [T, 2K] float32: each
+    keypoint's height above the frame's lowest present keypoint and its vertical speed, in body lengths (and per
+    second); 0 where missing (module docstring)."""
+    z, conf = np.asarray(z, np.float64), np.asarray(conf, np.float64)
+    present = np.isfinite(z) & (conf >= min_conf) & (conf > 0)
+    z = np.where(present, z, np.nan)
+    if track_smoothing_s > 0:
+        z = np.where(present, symmetric_mean(z, fps, track_smoothing_s), np.nan)
+    scale = reference_length(refs)[:, None]
+    with np.errstate(all="ignore"):
+        lowest = np.nanmin(np.where(present, z, np.inf), axis=1, keepdims=True)
+        height = (z - lowest) / scale
+        vertical = _rate(z, fps) / scale
+    features = np.concatenate([height, vertical], 1)
+    return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -CLIP, CLIP).astype(np.float32)
+
+
+def height_feature_names(keypoint_names) -> list:
+    return [f"height {n}" for n in keypoint_names] + [f"vertical speed {n}" for n in keypoint_names]
+
+
 def _joint_angles(xy: np.ndarray) -> np.ndarray:
     """cos and sin of the angle at keypoint k between k-1 and k+1, [T, 2(K-2)] (NaN when one is missing)."""
     if xy.shape[1] < 3:
@@ -391,6 +420,13 @@ class FeatureSpec:
     version: int = FEATURE_SET_VERSION["body"]  # of the body set: 2 = without the steady rates, 3 = unsmoothed tracks
     social: bool = False  # several animals: utils.features.social features appended to the pose features
     track_smoothing_s: float = TRACK_SMOOTH_SECONDS  # version 4: tracks averaged over this long first
+    spatial_dims: int = 2  # 3: 3D pose files, height_features appended to the body or speeds set
+
+    def __post_init__(self):
+        if self.spatial_dims == 3 and self.pose_features == "crop":
+            from utils.errors import UserError
+            raise UserError("pose features 'crop' are keypoints in the video crop, which 3D pose files do not have; "
+                            "use --pose_features body or speeds with 3D keypoints")
 
     @property
     def pose_dim(self) -> int:
@@ -399,9 +435,10 @@ class FeatureSpec:
         from utils.features.social import SOCIAL_DIM  # utils.features.social builds on this module
         if self.pose_features == "crop":
             return pose_feature_dim(self.num_keypoints) + SOCIAL_DIM * self.social
+        heights = HEIGHT_DIM_PER_KEYPOINT * self.num_keypoints * (self.spatial_dims == 3)
         if self.pose_features == "speeds":
-            return len(body_rate_columns(self.num_keypoints, self.version)) + SOCIAL_DIM * self.social
-        return body_pose_feature_dim(self.num_keypoints, self.version) + SOCIAL_DIM * self.social
+            return len(body_rate_columns(self.num_keypoints, self.version)) + heights + SOCIAL_DIM * self.social
+        return body_pose_feature_dim(self.num_keypoints, self.version) + heights + SOCIAL_DIM * self.social
 
     @property
     def motion_dim(self) -> int:
@@ -421,12 +458,13 @@ class FeatureSpec:
         crop = values["pose_features"] == "crop"
         version = FEATURE_SET_VERSION["body"] if crop else features["pose_features_version"]
         values.setdefault("track_smoothing_s", 0.0)  # checkpoints from before version 4 used raw tracks
+        values.setdefault("spatial_dims", 2)  # checkpoints from before 3D pose files
         return cls(**{**values, "body_axis": tuple(values["body_axis"]), "version": version})
 
     def window_inputs(self, arrays: dict, fps: float, with_pose: bool) -> tuple:
         """(pose [T, pose_dim] or None, motion [T, motion_dim] or None) of one window. `arrays`: keypoints
         [T,K,3] crop px ("crop" set), keypoints_xy_raw [T,K,2] + keypoints_conf_raw [T,K] frame px, bbox_xyxy
-        [T,4] frame px, scale_ref [T,3]."""
+        [T,4] frame px, scale_ref [T,3]; keypoints_z_raw [T,K] with 3D pose."""
         pose = motion = None
         if with_pose and self.pose_dim:
             if self.pose_features == "crop":
@@ -437,11 +475,21 @@ class FeatureSpec:
                                           self.version, self.track_smoothing_s)
                 if self.pose_features == "speeds":
                     pose = pose[:, body_rate_columns(self.num_keypoints, self.version)]
+                if self.spatial_dims == 3:
+                    pose = np.concatenate([pose, self._heights(arrays, fps)], 1)
         if pose is not None and self.social:
             pose = np.concatenate([pose, self._social(arrays, fps)], 1)
         if self.box_motion:
             motion = box_motion_features(arrays["bbox_xyxy"], arrays["scale_ref"], fps)
         return pose, motion
+
+    def _heights(self, arrays: dict, fps: float) -> np.ndarray:
+        if "keypoints_z_raw" not in arrays:
+            from utils.errors import UserError
+            raise UserError("the model was trained on 3D keypoints (x, y, z), but this data has no heights (z); "
+                            "give it 3D pose files (Anipose CSV, docs/formats.md) or train a model on 2D ones")
+        return height_features(arrays["keypoints_z_raw"], arrays["keypoints_conf_raw"], arrays["scale_ref"], fps,
+                               self.min_keypoint_conf, self.track_smoothing_s)
 
     def _social(self, arrays: dict, fps: float) -> np.ndarray:
         """Social features of the window (zeros, partner absent, when the arrays hold no other animal)."""
@@ -469,6 +517,8 @@ def augment_motion_inputs(arrays: dict, fps: float, rng, mirror_prob: float, sca
             partner[..., 0] = -partner[..., 0]
         if flip_idx:
             xy, out["keypoints_conf_raw"] = xy[:, flip_idx], arrays["keypoints_conf_raw"][:, flip_idx]
+            if "keypoints_z_raw" in arrays:
+                out["keypoints_z_raw"] = arrays["keypoints_z_raw"][:, flip_idx]
             if partner is not None:
                 partner, out["partner_conf_raw"] = partner[:, flip_idx], arrays["partner_conf_raw"][:, flip_idx]
     scale = rng.uniform(1 - scale_range, 1 + scale_range)
@@ -476,8 +526,13 @@ def augment_motion_inputs(arrays: dict, fps: float, rng, mirror_prob: float, sca
     refs[:, 1] *= scale * scale
     fps = fps * rng.uniform(1 - speed_range, 1 + speed_range)
     if jitter:
-        noise = np.random.default_rng(rng.getrandbits(62)).standard_normal(xy.shape)
+        noise_rng = np.random.default_rng(rng.getrandbits(62))
+        noise = noise_rng.standard_normal(xy.shape)
         xy = xy + noise * jitter * reference_length(refs)[:, None, None]
+        if "keypoints_z_raw" in out:
+            z = out["keypoints_z_raw"]
+            out["keypoints_z_raw"] = (z + noise_rng.standard_normal(z.shape) * jitter
+                                      * reference_length(refs)[:, None]).astype(np.float32)
     if partner is not None:
         out["partner_xy_raw"] = partner.astype(np.float32)
     out.update(keypoints_xy_raw=xy.astype(np.float32), bbox_xyxy=boxes, scale_ref=refs)

@@ -6,8 +6,12 @@ Which files are pose files (docs/formats.md, "Pose files"):
     <stem>.slp, <stem>.predictions.slp                 SLEAP labels or predictions
     <stem>.analysis.h5, <stem>.h5                      SLEAP analysis HDF5 (has `tracks`) or DeepLabCut HDF5
     <stem>.nwb                                         NWB with the ndx-pose extension
-A CSV counts as a pose file only when its first cell is `scorer` (DeepLabCut's header), so a `frame,behavior`
-label file beside it is never mistaken for one. `<stem>` (pose_stem) pairs the pose file with its video
+    <stem>.anipose.csv / <stem>.pose3d.csv             Anipose 3D triangulation (x, y, z per keypoint)
+A CSV counts as a pose file only when its first cell is `scorer` (DeepLabCut's header) or its header is Anipose's
+(`fnum`, the calibration columns and <keypoint>_x/_y/_z/_score columns), so a `frame,behavior` label file beside it
+is never mistaken for one. 3D files keep x and y as the floor plane and z as the height (PoseRecording.z): features
+stay egocentric in the floor plane and add each keypoint's height (utils.features.motion.height_features).
+`<stem>` (pose_stem) pairs the pose file with its video
 (<stem>.mp4) and its label file (<stem>.csv or a BORIS export).
 
 Why movement and not sleap-io alone: sleap-io (0.9.5) reads SLEAP and NWB files, but its DeepLabCut reader is for
@@ -28,13 +32,15 @@ from utils.data.video_io import find_videos
 log = logging.getLogger(__name__)
 POSE_SUFFIXES = (".csv", ".h5", ".slp", ".nwb")
 # name parts that trackers and users append to a recording's stem
-_STEM_TAILS = re.compile(r"(DLC_.*|\.(dlc|pose|lp|predictions|analysis|predicted))$", re.IGNORECASE)
+_STEM_TAILS = re.compile(r"(DLC_.*|\.(dlc|pose|lp|predictions|analysis|predicted|anipose|pose3d))$", re.IGNORECASE)
+ANIPOSE_COLUMNS = ("fnum", "center_0", "center_1", "center_2", *(f"M_{i}{j}" for i in range(3) for j in range(3)))
 
 
 @dataclass
 class PoseRecording:
-    """One pose file. xy [T, I, K, 2] frame pixels, NaN where the tracker gave no point or its likelihood is below
-    the threshold; conf [T, I, K] likelihood (0 where missing)."""
+    """One pose file. xy [T, I, K, 2] frame pixels (3D files: the floor plane, in the file's units), NaN where the
+    tracker gave no point or its likelihood is below the threshold; conf [T, I, K] likelihood (0 where missing);
+    z [T, I, K] the height in 3D files (NaN where xy is), None in 2D ones."""
     path: Path
     software: str
     keypoint_names: list
@@ -43,10 +49,15 @@ class PoseRecording:
     conf: np.ndarray
     fps: float = None  # from the file when it stores one (NWB); None otherwise
     damage: str = None  # what the file is missing (a row cut short, frames absent), warned when read
+    z: np.ndarray = None
 
     @property
     def num_frames(self) -> int:
         return self.xy.shape[0]
+
+    @property
+    def spatial_dims(self) -> int:
+        return 2 if self.z is None else 3
 
     def individual_index(self, name) -> int:
         """Index of an individual by name; None picks the only one (an error when there are several)."""
@@ -71,7 +82,8 @@ def pose_stem(path) -> str:
 
 
 def pose_software(path):
-    """'DeepLabCut', 'SLEAP' or 'NWB' from the file's suffix and content; None when it is not a pose file."""
+    """'DeepLabCut', 'Anipose', 'SLEAP' or 'NWB' from the file's suffix and content; None when it is not a pose
+    file."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in POSE_SUFFIXES or path.name.startswith("."):
@@ -83,16 +95,23 @@ def pose_software(path):
     if suffix == ".csv":
         try:
             with open(path, encoding="utf-8-sig", errors="replace") as f:
-                first = f.readline().split(",")[0].strip().lower()
+                header = [cell.strip() for cell in f.readline().split(",")]
         except OSError:  # missing or unreadable: not a pose file we can use
             return None
-        return "DeepLabCut" if first == "scorer" else None
+        if header[0].lower() == "scorer":
+            return "DeepLabCut"
+        return "Anipose" if is_anipose_header(header) else None
     import h5py
     try:
         with h5py.File(path, "r") as f:
             return "SLEAP" if "tracks" in f else "DeepLabCut"
     except OSError:
         return None
+
+
+def is_anipose_header(header: list) -> bool:
+    """Anipose's triangulation table: its frame and calibration columns and an x/y/z/score column set per keypoint."""
+    return set(ANIPOSE_COLUMNS) <= set(header) and any(c.endswith("_z") for c in header)
 
 
 def is_pose_file(path) -> bool:
@@ -115,9 +134,10 @@ def pose_file_problem(path):
             first = f.readline().strip()[:40]
     except OSError as exc:
         return f"{path} cannot be read: {exc.strerror}"
-    return (f"{path} is named like a DeepLabCut pose file but starts {first!r}, not DeepLabCut's header (rows "
-            f"scorer / bodyparts / coords, first cell `scorer`); export the predictions from DeepLabCut (or save "
-            f"them with movement), see docs/formats.md, Pose files")
+    return (f"{path} is named like a pose file but starts {first!r}, neither DeepLabCut's header (rows scorer / "
+            f"bodyparts / coords, first cell `scorer`) nor Anipose's (fnum, center_0.., M_00.., <keypoint>_x/_y/_z/"
+            f"_score); export the predictions from the tracker (or save them with movement), see docs/formats.md, "
+            f"Pose files")
 
 
 def recording_name(path) -> str:
@@ -177,15 +197,17 @@ def _read_pose_file(path: Path, size: int, mtime_ns: int, min_likelihood: float)
     except Exception as exc:  # movement and its readers raise many types for a damaged or foreign file
         raise UserError(f"cannot read pose file {path} as {software}: {type(exc).__name__}: "
                         f"{first_line(exc)}") from None
-    xy = ds["position"].transpose("time", "individuals", "keypoints", "space").values.astype(np.float32)
+    position = ds["position"].transpose("time", "individuals", "keypoints", "space").values.astype(np.float32)
     conf = ds["confidence"].transpose("time", "individuals", "keypoints").values.astype(np.float32)
-    conf = np.where(np.isfinite(conf), conf, np.where(np.isfinite(xy).all(-1), 1.0, 0.0)).astype(np.float32)
-    missing = ~np.isfinite(xy).all(-1) | (conf < min_likelihood)
-    xy[missing] = np.nan
+    conf = np.where(np.isfinite(conf), conf, np.where(np.isfinite(position).all(-1), 1.0, 0.0)).astype(np.float32)
+    missing = ~np.isfinite(position).all(-1) | (conf < min_likelihood)
+    position[missing] = np.nan
     conf[missing] = 0.0
     fps = ds.attrs.get("fps") if software == "NWB" else None
+    z = np.ascontiguousarray(position[..., 2]) if position.shape[-1] == 3 else None
     recording = PoseRecording(path, software, [_node_name(k) for k in ds["keypoints"].values],
-                              [str(i) for i in ds["individuals"].values], xy, conf, float(fps) if fps else None)
+                              [str(i) for i in ds["individuals"].values], np.ascontiguousarray(position[..., :2]),
+                              conf, float(fps) if fps else None, z=z)
     if software == "DeepLabCut":
         check_dlc_rows(recording)
     if recording.num_frames == 0:
@@ -364,18 +386,24 @@ def conform_keypoints(recording: PoseRecording, expected: list, keypoint_map: di
     shape = recording.xy.shape
     xy = np.full(shape[:2] + (len(expected), 2), np.nan, recording.xy.dtype)
     conf = np.zeros(shape[:2] + (len(expected),), recording.conf.dtype)
+    z = None if recording.z is None else np.full(shape[:2] + (len(expected),), np.nan, recording.z.dtype)
     for k, i in enumerate(index):
         if i is not None:
             xy[:, :, k], conf[:, :, k] = recording.xy[:, :, i], recording.conf[:, :, i]
-    return replace(recording, keypoint_names=list(expected), xy=xy, conf=conf), notes
+            if z is not None:
+                z[:, :, k] = recording.z[:, :, i]
+    return replace(recording, keypoint_names=list(expected), xy=xy, conf=conf, z=z), notes
 
 
 def write_pose_file(path, xy: np.ndarray, conf: np.ndarray, keypoint_names: list, individuals: list = None,
-                    fps: float = None) -> Path:
+                    fps: float = None, z: np.ndarray = None) -> Path:
     """Write keypoints [T, I, K, 2] and confidences [T, I, K] as a DeepLabCut CSV/HDF5 (by suffix) or a SLEAP
-    analysis HDF5 (`.analysis.h5`), through movement: for tests, demos and converting between trackers."""
+    analysis HDF5 (`.analysis.h5`), through movement: for tests, demos and converting between trackers. With
+    heights z [T, 1, K]: an Anipose 3D CSV (one animal)."""
     from movement.io import load_poses, save_poses
     path = Path(path)
+    if z is not None:
+        return write_anipose_csv(path, xy[:, 0], z[:, 0], conf[:, 0], keypoint_names)
     individuals = individuals or [f"individual_{i}" for i in range(xy.shape[1])]
     ds = load_poses.from_numpy(np.transpose(xy, (0, 3, 2, 1)), np.transpose(conf, (0, 2, 1)),
                                individual_names=individuals, keypoint_names=list(keypoint_names), fps=fps)
@@ -386,4 +414,21 @@ def write_pose_file(path, xy: np.ndarray, conf: np.ndarray, keypoint_names: list
     else:
         save_poses.to_dlc_file(ds, tmp, split_individuals=False)
     tmp.replace(path)
+    return path
+
+
+def write_anipose_csv(path, xy: np.ndarray, z: np.ndarray, conf: np.ndarray, keypoint_names: list) -> Path:
+    """Anipose's triangulation table (docs/formats.md, 3D pose files): xy [T, K, 2], z [T, K], scores [T, K]; the
+    calibration columns hold an identity transform, the reprojection error 0 and 2 cameras per point."""
+    import pandas as pd
+    from utils.io import atomic_write_csv
+    columns = {"fnum": np.arange(len(xy))}
+    for k, name in enumerate(keypoint_names):
+        columns.update({f"{name}_x": xy[:, k, 0], f"{name}_y": xy[:, k, 1], f"{name}_z": z[:, k],
+                        f"{name}_error": np.zeros(len(xy)), f"{name}_ncams": np.full(len(xy), 2),
+                        f"{name}_score": conf[:, k]})
+    columns.update({f"center_{i}": np.zeros(len(xy)) for i in range(3)})
+    columns.update({f"M_{i}{j}": np.full(len(xy), float(i == j)) for i in range(3) for j in range(3)})
+    path = Path(path)
+    atomic_write_csv(path, pd.DataFrame(columns))
     return path
