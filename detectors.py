@@ -3,9 +3,9 @@
     yolo        Ultralytics YOLO detect or pose weights, run on batches of frames
     background  median background + largest foreground blob, for a static camera; needs no weights
     pose_file   keypoints from another tracker's pose file (DeepLabCut, SLEAP, Anipose 3D, NWB:
-                utils.readers.pose_io), beside the
-                video or alone; the box is the keypoints' extent plus a margin. Without a video there are no
-                pixels: the records carry boxes and keypoints only, which pose-only models need.
+                utils.readers.pose_io), beside the video or alone; the box is the keypoints' extent plus a margin.
+                Without a video there are no pixels: the records carry boxes and keypoints only, which pose-only
+                models need.
 Wrappers the frame pipeline puts around one: RecordedDetector (replays an earlier run's tracking table) and
 SparseDetector (detect_every N, interpolating between).
 
@@ -647,8 +647,7 @@ class PoseFileDetector(Detector):
         if not present.any():
             return Detection()
         height = [] if self.recording.z is None else [self.recording.z[index, self.animal, :, None]]
-        columns = [xy, conf[:, None]] + height
-        keypoints = np.concatenate(columns, 1).astype(np.float32)
+        keypoints = np.concatenate([xy, conf[:, None]] + height, 1).astype(np.float32)
         return Detection(keypoint_box(xy[present], self.margin), float(conf[present].mean()), keypoints,
                          STATUS_DETECTED, self._partner(index, xy[present].mean(0)) if self.social else None)
 
@@ -675,8 +674,9 @@ def interpolate_detection(a: Detection, b: Detection, t: float) -> Detection:
     keypoints = None
     if a.keypoints is not None and b.keypoints is not None:
         xy = (1 - t) * a.keypoints[:, :2] + t * b.keypoints[:, :2]
-        z = [(1 - t) * a.keypoints[:, 3:] + t * b.keypoints[:, 3:]]  # 3D pose: the height, moving like x and y
-        keypoints = np.concatenate([xy, np.minimum(a.keypoints[:, 2:3], b.keypoints[:, 2:3])] + z, 1).astype(np.float32)
+        conf = np.minimum(a.keypoints[:, 2:3], b.keypoints[:, 2:3])
+        z = (1 - t) * a.keypoints[:, 3:] + t * b.keypoints[:, 3:]  # 3D pose files: the height moves like x and y
+        keypoints = np.concatenate([xy, conf, z], 1).astype(np.float32)
     box = ((1 - t) * a.box + t * b.box).astype(np.float32)
     return Detection(box, min(a.confidence, b.confidence), keypoints, STATUS_INTERPOLATED)
 
