@@ -391,7 +391,7 @@ HEAD = np.array([1, 1, 1, 0, 0, 0], bool)
 def keypoint_heights(states: list, style: VideoStyle, fps: float = FPS) -> np.ndarray:
     """Heights [N, K] px of the simulated animal's keypoints, consistent with its top-down pose: a rear (body
     foreshortened from above) lifts the head by up to 0.9 body lengths, grooming (head tucked) lowers the head and
-    bobs it at 5 Hz, walking bobs it at 6 Hz."""
+    bobs it at 5 Hz; the other behaviours stand on all fours."""
     out = np.empty((len(states), len(KEYPOINT_NAMES)))
     for t, state in enumerate(states):
         rear = np.clip((1 - state.length_scale) / (1 - 0.62), 0, 1)

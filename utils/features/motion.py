@@ -378,10 +378,6 @@ def height_features(z: np.ndarray, conf: np.ndarray, refs: np.ndarray, fps: floa
     return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -CLIP, CLIP).astype(np.float32)
 
 
-def height_feature_names(keypoint_names) -> list:
-    return [f"height {n}" for n in keypoint_names] + [f"vertical speed {n}" for n in keypoint_names]
-
-
 def _joint_angles(xy: np.ndarray) -> np.ndarray:
     """cos and sin of the angle at keypoint k between k-1 and k+1, [T, 2(K-2)] (NaN when one is missing)."""
     if xy.shape[1] < 3:
