@@ -429,6 +429,5 @@ def write_anipose_csv(path, xy: np.ndarray, z: np.ndarray, conf: np.ndarray, key
                         f"{name}_score": conf[:, k]})
     columns.update({f"center_{i}": np.zeros(len(xy)) for i in range(3)})
     columns.update({f"M_{i}{j}": np.full(len(xy), float(i == j)) for i in range(3) for j in range(3)})
-    path = Path(path)
     atomic_write_csv(path, pd.DataFrame(columns))
-    return path
+    return Path(path)
