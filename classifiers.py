@@ -55,7 +55,7 @@ class Classifier(ABC):
 
     @property
     def uses_motion(self) -> bool:
-        return bool(self.cfg.use_box_motion and self.cfg.box_motion_dim)
+        return bool(self.cfg.motion_input_dim)
 
     @abstractmethod
     def fit(self, run: TrainingRun) -> list:
@@ -242,9 +242,9 @@ class WindowStatsGBT(Classifier):
     features: the SimBA / A-SOiD recipe, trained in seconds on a CPU. Sees no frames; stored with skops."""
 
     def __init__(self, cfg: ModelConfig):
-        if not (cfg.use_pose and cfg.pose_dim) and not (cfg.use_box_motion and cfg.box_motion_dim):
-            raise UserError("classifier gbt needs pose (--use_pose with YOLO-pose data) or box motion "
-                            "(--use_box_motion); it does not see frames")
+        if not (cfg.use_pose and cfg.pose_dim) and not cfg.motion_input_dim:
+            raise UserError("classifier gbt needs pose (--use_pose with YOLO-pose data), box motion "
+                            "(--use_box_motion) or sensor streams; it does not see frames")
         self.cfg, self.estimator = cfg, None
         self._held_out = None
 

@@ -135,13 +135,13 @@ class WindowDataset(Dataset):
     frame-pixel keypoints and boxes, one temporal index for all of them. Without `load_frames` (pose-only
     models) no frame is ever decoded: the small per-window arrays are read once and kept in memory."""
     SMALL = ("keypoints", "keypoints_xy_raw", "keypoints_conf_raw", "keypoints_z_raw", "bbox_xyxy", "scale_ref",
-             "frame_index", "partner_xy_raw", "partner_conf_raw")
+             "frame_index", "partner_xy_raw", "partner_conf_raw", "sensor_raw")
     in_memory = False  # samples are read from the prepared files: loader workers help
 
     def __init__(self, manifest_path, split: str, augment: AugmentConfig = None, use_pose: bool = False,
                  min_keypoint_conf: float = 0.0, seed: int = 0, pose_features: str = "body",
                  box_motion: bool = True, load_frames: bool = True,
-                 track_smoothing_s: float = TRACK_SMOOTH_SECONDS):
+                 track_smoothing_s: float = TRACK_SMOOTH_SECONDS, use_sensors: bool = True):
         self.seed, self.epoch = seed, 0
         self.manifest_path = Path(manifest_path)
         self.manifest = load_manifest(self.manifest_path)
@@ -156,7 +156,8 @@ class WindowDataset(Dataset):
         axis = meta.get("body_axis") or body_axis(meta.get("keypoint_names"), self.num_keypoints)
         self.spec = FeatureSpec(pose_features, self.num_keypoints, tuple(axis), min_keypoint_conf, self.crop_size,
                                 box_motion, social=bool(meta.get("social")), track_smoothing_s=track_smoothing_s,
-                                spatial_dims=meta.get("spatial_dims", 2))
+                                spatial_dims=meta.get("spatial_dims", 2),
+                                sensor_channels=tuple(meta.get("sensor_channels") or ()) if use_sensors else ())
         self.pose_dim, self.motion_dim = self.spec.pose_dim, self.spec.motion_dim
         if augment is not None and augment.flip_idx is None:
             augment.flip_idx = meta.get("flip_idx") or None

@@ -93,6 +93,7 @@ class FrameRecord:
     keypoints_crop: np.ndarray = None  # [K, 3]
     scale_ref: np.ndarray = None  # [3] the video's running scale references (utils.features.motion.ScaleTracker)
     partner: np.ndarray = None  # [K, 3] frame px: the nearest other animal (several animals), else None
+    sensor: np.ndarray = None  # [C, 2] the recording's sensor stream at this frame (mean, spread), else None
 
     @property
     def missed(self) -> bool:
@@ -125,7 +126,8 @@ def make_record(index: int, frame: np.ndarray, detection: Detection, crop_size: 
 def window_arrays(records, num_keypoints: int) -> dict:
     """The per-frame arrays that pose and motion features read, for a window of FrameRecords, as the npz of
     preprocessing stores them: frame-pixel keypoints (NaN where none), boxes, scale references, and the nearest
-    other animal's keypoints when there are several; the keypoints' heights with 3D pose files."""
+    other animal's keypoints when there are several; the keypoints' heights with 3D pose files; the sensor stream
+    (sensor_raw [T, C, 2]) when the recording has one."""
     def stacked(rows):
         width = next((r.shape[1] for r in rows if r is not None), 3)
         raw = np.stack([r if r is not None else np.full((num_keypoints, width), np.nan, np.float32) for r in rows])
@@ -139,17 +141,20 @@ def window_arrays(records, num_keypoints: int) -> dict:
     if any(r.partner is not None for r in records):
         partner = stacked([r.partner for r in records])
         arrays.update(partner_xy_raw=partner[..., :2], partner_conf_raw=np.nan_to_num(partner[..., 2]))
+    if records and records[0].sensor is not None:
+        arrays["sensor_raw"] = np.stack([r.sensor for r in records]).astype(np.float32)
     return arrays
 
 
-def iter_frame_records(video_path, detector: Detector, settings, timer=None, frame_batches=None):
+def iter_frame_records(video_path, detector: Detector, settings, timer=None, frame_batches=None, sensors=None):
     """The one frame pipeline of every stage: decode (in a background thread) -> detect in batches (every
     frame, or every detect_every-th with interpolation between) -> keep_last_box -> square crop -> keypoints
     into the crop -> running scale references. Yields lists of FrameRecords in frame order (settings:
     yolo_batch, detect_every, keep_last_box, max_reuse_frames, crop_size, pad_ratio). `timer` (a StageTimer) is
     charged decode, detect and crop. `frame_batches`: (first index, frames) from a live source instead of
     decoding video_path. The detector must have been prepared for this recording (prepare_source); a pose file
-    alone gives records without pixels."""
+    alone gives records without pixels. `sensors`: the recording's stream aligned to its frames [N, C, 2]
+    (utils.readers.sensors.frame_sensors), given to each record (missing, NaN, past its end)."""
     timer = timer or StageTimer()
     tracker = BoxTracker(settings.keep_last_box, settings.max_reuse_frames)
     scales = ScaleTracker(body_axis(detector.keypoint_names, detector.num_keypoints))
@@ -165,17 +170,20 @@ def iter_frame_records(video_path, detector: Detector, settings, timer=None, fra
             with timer.stage("detect"):
                 known = sparse.push(first, batch)
             if known:
-                yield _records(known, tracker, scales, settings, timer)
+                yield _records(known, tracker, scales, settings, timer, sensors)
         with timer.stage("detect"):
             known = sparse.finish()
         if known:
-            yield _records(known, tracker, scales, settings, timer)
+            yield _records(known, tracker, scales, settings, timer, sensors)
 
 
-def _records(known: list, tracker: BoxTracker, scales: ScaleTracker, settings, timer) -> list:
+def _records(known: list, tracker: BoxTracker, scales: ScaleTracker, settings, timer, sensors=None) -> list:
     with timer.stage("crop"):
         records = [make_record(index, frame, tracker.update(det), settings.crop_size, settings.pad_ratio)
                    for index, frame, det in known]
         for r in records:
             r.scale_ref = scales.update(r.box, r.keypoints, r.status == STATUS_DETECTED)
+            if sensors is not None:  # a video may decode a frame more than it declared: missing there
+                r.sensor = sensors[r.index] if r.index < len(sensors) else np.full(sensors.shape[1:], np.nan,
+                                                                                    np.float32)
     return records

@@ -45,7 +45,7 @@ class ModelConfig(ModelSettings):
     sizes that come from the data. Stored in checkpoints as a plain dict (model_args)."""
     num_classes: int = 0  # from the data: the manifest's classes
     pose_dim: int = 0  # from the data: pose feature size (0 = no keypoints)
-    box_motion_dim: int = 0  # from the data: box-motion feature size (0 = none, as in checkpoints before it)
+    box_motion_dim: int = 0  # from the data: box-motion and sensor feature size (0 = none, as before box motion)
     input_stats: bool = False  # pose/motion inputs scaled by training-set statistics (model buffers)
     crop_size: int = PreprocessingConfig.crop_size  # from the data: the manifest's crop_size
     window_size: int = PreprocessingConfig.window_size  # from the data: the manifest's window_size
@@ -53,6 +53,11 @@ class ModelConfig(ModelSettings):
     def __post_init__(self):
         if self.num_classes < 1:
             raise ValueError(f"ModelConfig needs num_classes >= 1, got {self.num_classes}")
+
+    @property
+    def motion_input_dim(self) -> int:
+        """Size of the motion input the model reads: box motion and sensor streams, as the data gave them."""
+        return self.box_motion_dim if self.use_box_motion or self.use_sensors else 0
 
 
 # ------------------------------------------------------------------------------------------------ input scaling
@@ -543,7 +548,7 @@ class BehaviorSequenceClassifier(ScaledInputs):
         elif not self.sees_frames:
             seq_dim = cfg.pose_fusion_dim
         self.motion_proj = None
-        if cfg.use_box_motion and cfg.box_motion_dim:
+        if cfg.motion_input_dim:
             self.motion_proj = nn.Sequential(nn.Linear(cfg.box_motion_dim, cfg.motion_proj_dim), nn.ReLU())
             seq_dim += cfg.motion_proj_dim
         self.register_input_buffers()
@@ -772,10 +777,10 @@ class DenseSequenceLabeller(ScaledInputs):
         super().__init__()
         self.cfg = cfg
         pose_dim = cfg.pose_dim if cfg.use_pose else 0
-        motion_dim = cfg.box_motion_dim if cfg.use_box_motion else 0
+        motion_dim = cfg.motion_input_dim
         if not pose_dim + motion_dim:
-            raise UserError(f"classifier {cfg.classifier} reads pose (--use_pose with keypoints) or box motion "
-                            f"(--use_box_motion); it sees no frames, and neither is on")
+            raise UserError(f"classifier {cfg.classifier} reads pose (--use_pose with keypoints), box motion "
+                            f"(--use_box_motion) or sensor streams; it sees no frames, and none is on")
         self.uses_pose, self.uses_motion = bool(pose_dim), bool(motion_dim)
         self.register_input_buffers()
         self.body = DENSE_MODELS.get(cfg.classifier)(pose_dim + motion_dim, cfg)

@@ -32,6 +32,7 @@ from utils.errors import UserError
 from utils.logging_utils import progress
 from utils.features.motion import FeatureSpec
 from utils.readers.pose_io import recording_animals
+from utils.readers.sensors import frame_sensors
 from utils.schema import InferenceConfig, PreprocessingConfig
 from utils.timing import StageTimer
 from utils.data.video_io import decoded_short, video_info
@@ -249,6 +250,7 @@ class Predictor:
         which one of a multi-animal pose file."""
         timer = timer or StageTimer()
         info = prepare_source(video_path, self.detector, self.settings, animal)
+        sensors = self.recording_sensors(video_path, info, animal)
         if not info.has_frames and self.model.sees_frames:
             raise UserError(f"{self.source} classifies video frames (backbone {self.model.cfg.backbone}), but "
                             f"{video_path} is a pose file without video; put the video beside it, or train a pose-only "
@@ -271,7 +273,8 @@ class Predictor:
             recorder = None if replay else DetectionRecorder(video_path, self.detector, self.settings)
         prediction.detections_reused = replay is not None
         with progress(total=max(info.frame_count, 0), desc="frames") as bar:
-            for records in iter_frame_records(video_path, replay or self.detector, self.settings, timer):
+            for records in iter_frame_records(video_path, replay or self.detector, self.settings, timer,
+                                              sensors=sensors):
                 self._add_records(records, prediction, classifier, timer)
                 if recorder:
                     recorder.add(records)
@@ -288,6 +291,9 @@ class Predictor:
         capture of the window's last frame. Ctrl-C (the dashboard's Stop sends it too) or the end of the stream
         ends the run; what was seen is classified and returned like a video's prediction."""
         timer = timer or StageTimer()
+        if self.features.sensor_channels:
+            raise UserError(f"{self.source} reads sensor streams ({', '.join(self.features.sensor_channels)}), which "
+                            f"live mode does not receive; record the session and classify the video with its stream")
         prediction = VideoPrediction(source.name, source.fps, Accumulator(len(self.class_names),
                                      self.detector.num_keypoints), window=self.window_for(source.fps, source.name))
         captured = {}  # frame index -> capture time, until its windows are done
@@ -320,6 +326,18 @@ class Predictor:
             log.warning("%d frames dropped: the pipeline fell behind the source (times after a drop run behind the "
                         "clock by the frames dropped)", source.dropped)
         return self._finish(prediction, classifier, timer)
+
+    def recording_sensors(self, path, info, animal):
+        """The recording's sensor streams aligned to its frames when the model reads them, else None; refused
+        before the first frame when the stream is missing, has other channels or does not cover the recording."""
+        channels = list(self.features.sensor_channels)
+        if not channels:
+            return None
+        if animal is not None:
+            raise UserError(f"{path} tracks several animals, and {self.source} reads one sensor stream per recording; "
+                            f"classify single-animal recordings with this model")
+        return frame_sensors(path, info.frame_count, info.fps, self.settings.sensor_rate, self.settings.sensor_offset_s,
+                             channels, self.source)
 
     def window_for(self, fps: float, source) -> tuple:
         """(size, stride) in frames for a recording at `fps`: the trained window's duration in seconds when the

@@ -39,6 +39,7 @@ from utils.data.crop_store import CropStoreWriter
 from utils.errors import DiskError, UserError, run_cli
 from utils.io import atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, ensure_dir
 from utils.readers.labels import label_file_of, load_frame_labels
+from utils.readers.sensors import dataset_channels, frame_sensors, sensor_file_of
 from utils.logging_utils import progress, setup_logging
 from utils.data.manifest import SCHEMA_VERSION, write_manifest
 from utils.features.motion import body_axis
@@ -54,7 +55,7 @@ REQUIRED = ("dataset_root", "output_root")
 FINGERPRINT_KEYS = ("dataset_layout", "background_label", "keep_last_box", "max_reuse_frames", "crop_size",
                     "pad_ratio", "window_size", "window_stride", "save_sequence_npz", "save_frame_crops",
                     "detect_every", "pose_min_likelihood", "pose_box_margin", "keypoint_map", "pose_fps",
-                    "boris_subject")
+                    "boris_subject", "sensor_rate", "sensor_offset_s")
 
 
 @dataclass
@@ -238,10 +239,15 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: Path, bar) -> VideoResult:
+def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: Path, bar,
+                  sensor_channels: list = ()) -> VideoResult:
     """Detect, track, crop and window one video (or pose file), streaming; writes its npz files and its tracking
-    table."""
+    table. `sensor_channels`: the dataset's sensor streams, aligned to this recording's frames into its windows."""
     info = prepare_source(item.path, detector, cfg, item.individual)
+    sensors = None
+    if sensor_channels:
+        sensors = frame_sensors(item.path, info.frame_count, info.fps, cfg.sensor_rate, cfg.sensor_offset_s,
+                                sensor_channels, "the dataset's first stream")
     labels = None
     if item.label_file is not None:
         labels = load_frame_labels(item.label_file, max(info.frame_count, 1), info.fps,
@@ -249,7 +255,7 @@ def process_video(item: VideoItem, detector, cfg, out_root: Path, manifest_dir: 
     writer = WindowWriter(item, cfg, out_root, manifest_dir, labels, info.fps, detector.num_keypoints, info.has_frames)
     rows = []
     try:
-        for records in iter_frame_records(item.path, detector, cfg):
+        for records in iter_frame_records(item.path, detector, cfg, sensors=sensors):
             for record in records:
                 rows.append(tracking_row(record, detector.num_keypoints))
                 writer.add(record)
@@ -286,9 +292,11 @@ def detection_fingerprint(cfg, detector, item: VideoItem) -> dict:
 
 def fingerprint(cfg, detector, item: VideoItem) -> dict:
     label_stat = item.label_file.stat().st_mtime if item.label_file else None
+    stream = sensor_file_of(item.path)
     return {"schema_version": SCHEMA_VERSION, "settings": {k: getattr(cfg, k) for k in FINGERPRINT_KEYS},
             "detection": detection_fingerprint(cfg, detector, item), "label_mtime": label_stat,
-            "class_name": item.class_name}
+            "class_name": item.class_name,
+            "sensors": [stream.name, stream.stat().st_size, stream.stat().st_mtime] if stream else None}
 
 
 def recorded_detections(record_path: Path, expected: dict, tracking: Path, detector, cfg):
@@ -401,16 +409,18 @@ def main(args):
                                              cfg.pose_min_likelihood)
     log.info("layout %s: %d videos", layout, len(items))
     warn_ignored_settings(cfg)
+    sensor_channels = checked_sensor_channels(items)
     detector = build_detector(cfg.detector, cfg)  # bad names and weights fail here, before anything is removed
     # a stale manifest would point at windows this run is about to rewrite: remove it until the run completes
     manifest_path.unlink(missing_ok=True)
-    results, fps_values = process_all(items, detector, cfg, out_root, manifest_dir, skipped)
+    results, fps_values = process_all(items, detector, cfg, out_root, manifest_dir, skipped, sensor_channels)
     if not any(r.windows for _, r in results.values()):
         raise UserError(f"no windows were produced from {len(items)} video(s); see {out_root / 'prepare.log'}")
     splits = assign_splits({v: r for v, (_, r) in results.items()}, cfg)
     kp_names = detector.keypoint_names or [f"kp{k}" for k in range(detector.num_keypoints)]
     manifest = build_manifest(cfg, layout, detector, results, splits, fps_values, kp_names,
                               flip_idx_from_names(detector.keypoint_names), out_root, manifest_dir)
+    manifest["meta"]["sensor_channels"] = sensor_channels
     manifest["summary"] = summary_lines(results, splits, skipped, cfg.split_strategy)
     write_manifest(manifest_path, manifest)
     for line in manifest["summary"]:
@@ -430,7 +440,20 @@ def _reported_frame_count(item: VideoItem) -> int:
         return 0
 
 
-def process_all(items, detector, cfg, out_root: Path, manifest_dir: Path, skipped: list) -> tuple:
+def checked_sensor_channels(items: list) -> list:
+    """The channels of the recordings' sensor streams ([] without streams), checked across the dataset at start."""
+    channels = dataset_channels(sorted({item.path for item in items}))
+    several = next((item for item in items if item.individual is not None), None)
+    if channels and several is not None:
+        raise UserError(f"{several.path} tracks several animals, and sensor streams are one per recording; prepare "
+                        f"multi-animal recordings without them (move the .sensors files away)")
+    if channels:
+        log.info("sensor streams: %d channels (%s)", len(channels), ", ".join(channels))
+    return channels
+
+
+def process_all(items, detector, cfg, out_root: Path, manifest_dir: Path, skipped: list,
+                sensor_channels: list = ()) -> tuple:
     """{source_video: (video_id, VideoResult)} and the fps of each processed video; bad videos are skipped."""
     results, fps_values = {}, []
     total = sum(_reported_frame_count(i) for i in items)
@@ -449,7 +472,8 @@ def process_all(items, detector, cfg, out_root: Path, manifest_dir: Path, skippe
                     if recorded is not None:
                         log.info("%s: detections reused from %s (same video, detector and detect_every)",
                                  item.rel, tracking)
-                    result = process_video(item, recorded or detector, cfg, out_root, manifest_dir, bar)
+                    result = process_video(item, recorded or detector, cfg, out_root, manifest_dir, bar,
+                                           sensor_channels)
                     atomic_write_json(record_path, {"fingerprint": expected, "windows": result.windows,
                                                     "dropped": result.dropped, "frames": result.frames,
                                                     "status_counts": result.status_counts})

@@ -211,9 +211,9 @@ class PretrainTab(RunFolderTab):
             TrainingConfig: ("manifest_path", "output_dir", "run_name", "pose_features", "min_keypoint_conf",
                              "track_smoothing_s", "epochs", "batch_size", "lr", "weight_decay", "mask_ratio",
                              "mask_span", "device", "seed", "stop_file"),
-            ModelSettings: ("classifier", "use_pose", "use_box_motion", "dense_hidden", "dense_layers", "dense_stages",
-                            "dense_chunk", "dropout", "feature_dropout", "feature_shift", "input_scaling",
-                            "attention_heads"),
+            ModelSettings: ("classifier", "use_pose", "use_box_motion", "use_sensors", "dense_hidden", "dense_layers",
+                            "dense_stages", "dense_chunk", "dropout", "feature_dropout", "feature_shift",
+                            "input_scaling", "attention_heads"),
             AugmentConfig: settings_that_apply(AugmentConfig, "input", "body_features")}
 
     def __init__(self, app, config_path=None):

@@ -242,12 +242,13 @@ def held_out_predictions(model_path, manifest_path, device: str) -> tuple:
     frames = model["classifier"] == "neural" and model["backbone"] != "none"
     classifier = load_classifier(checkpoint, device)
     names = np.array(checkpoint["class_names"], dtype=object)
+    spec = FeatureSpec.from_checkpoint(checkpoint)
     truth, predicted, origin = [], [], []
     for split in ("val", "test"):
         dataset = WindowDataset(manifest_path, split, None, model["use_pose"], training["min_keypoint_conf"],
                                 training["seed"], training["pose_features"], model["use_box_motion"],
-                                load_frames=frames,
-                                track_smoothing_s=FeatureSpec.from_checkpoint(checkpoint).track_smoothing_s)
+                                load_frames=frames, track_smoothing_s=spec.track_smoothing_s,
+                                use_sensors=bool(spec.sensor_channels))
         if not len(dataset):
             continue
         probs, _ = window_outputs(classifier, dataset, np.arange(len(dataset)), device, training["batch_size"])

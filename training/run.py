@@ -128,7 +128,8 @@ def needs_frames(cfg) -> bool:
 def dataset_of(cfg, split: str, augment=None) -> WindowDataset:
     return WindowDataset(cfg.training.manifest_path, split, augment, cfg.model.use_pose, cfg.training.min_keypoint_conf,
                          cfg.training.seed, cfg.training.pose_features, cfg.model.use_box_motion,
-                         load_frames=needs_frames(cfg), track_smoothing_s=cfg.training.track_smoothing_s)
+                         load_frames=needs_frames(cfg), track_smoothing_s=cfg.training.track_smoothing_s,
+                         use_sensors=cfg.model.use_sensors)
 
 
 def build_datasets(cfg) -> dict:

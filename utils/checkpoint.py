@@ -25,6 +25,7 @@ FORMAT_VERSION = 2
 # settings that format 1 checkpoints may lack, with the value those models were trained with
 FORMAT_1_MODEL_DEFAULTS = {
     "box_motion_dim": 0, "use_box_motion": False,  # before box motion
+    "use_sensors": False,  # before sensor streams
     "input_stats": False,  # before input scaling
     "input_scaling": "standard",  # before quantile scaling: mean and spread
     "feature_shift": 0.0,  # before feature shift

@@ -97,6 +97,11 @@ class PreprocessingConfig:
     pose_fps: float | None = setting(None, "pose_file without a video: the recording's frame rate (DeepLabCut and "
                                      "SLEAP files do not store it; NWB files do); a video beside the file gives its "
                                      "own", exclusive_minimum=0, applies=POSE_FILE)
+    sensor_rate: float | None = setting(None, "sensor streams without a time column (<name>.sensors.csv or .npy "
+                                        "beside a recording, docs/formats.md): samples per second, the first sample "
+                                        "at the first frame; null = the file's time column", exclusive_minimum=0)
+    sensor_offset_s: float = setting(0.0, "sensor streams: the stream's time (s) at the recording's first frame, "
+                                     "when the two clocks were not started together")
     bg_num_samples: int = setting(25, "background detector: frames sampled across the video for the median "
                                   "background", minimum=3, applies=BACKGROUND)
     bg_threshold: int = setting(25, "background detector: grey-level difference that counts as foreground",
@@ -224,8 +229,11 @@ class ModelSettings:
     use_box_motion: bool = setting(True, "feed box motion and size (speed, acceleration, area and aspect relative to "
                                    "the video's median) to the temporal head beside the visual and pose features; "
                                    "works with any detector", label="Use box motion", basic=True)
-    motion_proj_dim: int = setting(32, "box-motion projection size", minimum=1, applies=NEURAL,
-                                   requires="model.use_box_motion")
+    use_sensors: bool = setting(True, "feed the recordings' sensor streams (IMU, EMG, photometry...: "
+                                "<name>.sensors.csv beside each, docs/formats.md), per frame the mean and spread of "
+                                "each channel, beside the box motion; only where the data was prepared with them",
+                                label="Use sensor streams")
+    motion_proj_dim: int = setting(32, "box-motion (and sensor) projection size", minimum=1, applies=NEURAL)
     input_scaling: str = setting("quantile", "how pose and box-motion inputs are scaled for the network: quantile "
                                  "(each feature through its training quantiles onto a normal scale, clipped at the "
                                  "training range: heavy tails and unseen extremes cannot dominate) or standard "
@@ -250,15 +258,16 @@ class ModelSettings:
 
     def check(self) -> None:
         if self.classifier == "gbt":
-            if not (self.use_pose or self.use_box_motion):
-                raise UserError("classifier gbt needs use_pose or use_box_motion: it classifies their statistics")
+            if not (self.use_pose or self.use_box_motion or self.use_sensors):
+                raise UserError("classifier gbt needs use_pose, use_box_motion or use_sensors: it classifies their "
+                                "statistics")
             if self.ensemble_members > 1:
                 raise UserError(f"ensemble_members {self.ensemble_members} applies to the neural classifier; "
                                 f"classifier gbt is one model of many trees already: set --ensemble_members 1")
         elif self.classifier in DENSE_KINDS:
-            if not (self.use_pose or self.use_box_motion):
-                raise UserError(f"classifier {self.classifier} needs use_pose or use_box_motion: it labels frames from "
-                                f"their features")
+            if not (self.use_pose or self.use_box_motion or self.use_sensors):
+                raise UserError(f"classifier {self.classifier} needs use_pose, use_box_motion or use_sensors: it "
+                                f"labels frames from their features")
             if self.ensemble_members > 1:
                 raise UserError(f"ensemble_members {self.ensemble_members} applies to the neural classifier; set "
                                 f"--ensemble_members 1 with classifier {self.classifier}")
@@ -400,6 +409,12 @@ class InferenceConfig:
     pose_fps: float | None = setting(None, "models trained on pose files: the frame rate of a pose file without "
                                      "video; null = the checkpoint's (with a warning)", exclusive_minimum=0,
                                      overrides="pose_fps")
+    sensor_rate: float | None = setting(None, "models trained with sensor streams: samples per second of streams "
+                                        "without a time column; null = as in training", exclusive_minimum=0,
+                                        overrides="sensor_rate")
+    sensor_offset_s: float | None = setting(None, "models trained with sensor streams: the stream's time (s) at the "
+                                            "recording's first frame; null = as in training",
+                                            overrides="sensor_offset_s")
     pixels_per_cm: float | None = setting(None, "scale of the video or pose file: kinematics are also written in cm "
                                           "(distance, speed); null = pixels only", exclusive_minimum=0,
                                           label="Pixels per cm", basic=True)

@@ -14,6 +14,10 @@ Behaviours (several need motion over time to tell apart; a single frame of walk,
     groom  body still, head pulled in and swinging fast from side to side
     rear   body foreshortened and head enlarged (it rises towards the camera), slight sway
     turn   rotation in place
+    shake  (with --imu only) still from above, the head rolling fast from side to side: only the IMU sees it
+
+With --imu every recording gets a head-mounted IMU (<stem>.sensors.csv, simulate_imu): acceleration of the head plus
+gravity in the head's frame and its angular rate, at 200 Hz, with sensor noise and gyroscope drift.
 """
 import argparse
 import csv
@@ -29,6 +33,10 @@ BEHAVIORS = ("walk", "rest", "groom", "rear", "turn")
 KEYPOINT_NAMES = ("nose", "left_ear", "right_ear", "neck", "tail_base", "tail_tip")
 FLIP_IDX = (0, 2, 1, 3, 4, 5)  # left_ear <-> right_ear under a horizontal flip
 FRAME_W, FRAME_H, FPS = 640, 480, 30.0
+# `shake` (a fast roll of the head, like a wet-dog shake) is not among BEHAVIORS: it is made for recordings with a
+# head-mounted IMU (simulate_imu), since from above its pose is a resting animal's; its bouts are short
+SHAKE = "shake"
+SHORT_BOUTS = {SHAKE: (9, 21)}
 _NOISE_BANK = 6  # distinct sensor-noise frames cycled per video (cheap, still flickers)
 
 
@@ -119,7 +127,8 @@ def render_floor(style: VideoStyle, rng: np.random.Generator) -> np.ndarray:
 def sample_label_sequence(num_frames: int, rng: np.random.Generator, min_bout: int = 20,
                           max_bout: int = 75, behaviors=BEHAVIORS) -> list:
     """Bouts of random behaviours (no two consecutive bouts alike) covering num_frames. `behaviors`: names, drawn
-    equally often, or {name: how often, relative}, as a lab's recordings have common and rare behaviours."""
+    equally often, or {name: how often, relative}, as a lab's recordings have common and rare behaviours. A
+    behaviour in SHORT_BOUTS keeps its own bout lengths (a head shake lasts a fraction of a second)."""
     often = dict(behaviors) if isinstance(behaviors, dict) else dict.fromkeys(behaviors, 1.0)
     labels, previous = [], None
     while len(labels) < num_frames:
@@ -127,7 +136,8 @@ def sample_label_sequence(num_frames: int, rng: np.random.Generator, min_bout: i
         weights = np.array([often[b] for b in choices], np.float64)
         # equal weights draw as before (rng.choice without p), so every generated dataset stays the same
         behavior = str(rng.choice(choices) if np.ptp(weights) == 0 else rng.choice(choices, p=weights / weights.sum()))
-        labels.extend([behavior] * int(rng.integers(min_bout, max_bout + 1)))
+        low, high = SHORT_BOUTS.get(behavior, (min_bout, max_bout))
+        labels.extend([behavior] * int(rng.integers(low, high + 1)))
         previous = behavior
     return labels[:num_frames]
 
@@ -158,7 +168,7 @@ def simulate_states(labels, style: VideoStyle, rng: np.random.Generator, fps: fl
             state.y += dt * walk_speed * math.sin(state.heading)
             target["head_angle"] = 0.18 * math.sin(2 * math.pi * 3.0 * phase)
             state.tail_phase += dt * 9.0
-        elif behavior == "rest":
+        elif behavior in ("rest", SHAKE):  # a shake rolls the head about its own axis: unseen from above
             target["width_scale"] = 1.05 + 0.04 * math.sin(2 * math.pi * 1.0 * phase)
         elif behavior == "groom":
             target["head_extension"] = 0.55
@@ -401,17 +411,73 @@ def keypoint_heights(states: list, style: VideoStyle, fps: float = FPS) -> np.nd
     return out * style.body_length
 
 
+IMU_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")  # head frame: x forward, y left, z up
+IMU_RATE = 200.0  # samples per second
+METRES_PER_BODY_LENGTH = 0.09  # nose to tail base of a mouse
+GRAVITY = 9.81  # m/s^2
+SHAKE_HZ, SHAKE_ROLL_DEG = 18.0, 14.0  # a rodent's wet-dog shake: ~18 Hz, peak roll rates near 1600 deg/s
+REAR_PITCH_DEG, TUCK_PITCH_DEG = 55.0, -30.0  # head pitch of a full rear, of grooming with the head tucked
+
+
+def simulate_imu(labels, seed: int, fps: float = FPS, rate: float = IMU_RATE) -> tuple:
+    """A head-mounted IMU on the animal that simulate_pose(labels, seed, fps) tracks (the same seed, the same
+    motion): (time [N] s, values [N, 6] in IMU_CHANNELS order: specific force m/s^2, angular rate deg/s), sampled at
+    `rate` over the recording. The head's path (the ears' midpoint, heights of keypoint_heights) and its yaw, pitch
+    (rears lift, grooming tucks) and roll (shakes) are splined from frames to samples; the accelerometer reads the
+    head's acceleration plus gravity in the head's frame, the gyroscope the head's angular rate in it; both with
+    white noise and a constant bias, the gyroscope's bias drifting as a random walk."""
+    from scipy.interpolate import CubicSpline
+    rng = np.random.default_rng(seed)
+    style = sample_style(rng)
+    states = simulate_states(labels, style, rng, fps)  # the draws simulate_pose makes first: the same motion
+    metres = METRES_PER_BODY_LENGTH / style.body_length
+    keypoints = np.stack([animal_geometry(state, style)["keypoints"] for state in states])
+    heights = keypoint_heights(states, style, fps)
+    head = np.stack([keypoints[:, 1:3, 0].mean(1), -keypoints[:, 1:3, 1].mean(1), heights[:, 1:3].mean(1)], 1) * metres
+    rear = np.clip([(1 - st.length_scale) / (1 - 0.62) for st in states], 0, 1)
+    tuck = np.clip([(1 - st.head_extension) / 0.45 for st in states], 0, 1)
+    yaw = -np.unwrap([st.heading + st.head_angle for st in states])  # image y points down; the world's z up
+    pitch = np.radians(REAR_PITCH_DEG * rear + TUCK_PITCH_DEG * tuck)
+    frames = np.arange(len(states)) / fps
+    time = np.arange(0.0, frames[-1] + 0.5 / rate, 1.0 / rate)
+    accel = CubicSpline(frames, head)(time, 2)
+    shaking = np.interp(time, frames, [float(label == SHAKE) for label in labels])
+    roll = np.radians(SHAKE_ROLL_DEG) * shaking * np.sin(2 * np.pi * SHAKE_HZ * time)
+    rotation = head_rotations(CubicSpline(frames, yaw)(time), CubicSpline(frames, pitch)(time), roll)
+    force = np.einsum("nji,nj->ni", rotation, accel + [0.0, 0.0, GRAVITY])  # R^T (a - g), g pointing down
+    spin = np.einsum("nji,njk->nik", rotation, np.gradient(rotation, time, axis=0))  # R^T dR/dt: skew(omega)
+    gyro = np.degrees(np.stack([spin[:, 2, 1], spin[:, 0, 2], spin[:, 1, 0]], 1))
+    noise = np.random.default_rng(seed + 2)
+    force += noise.normal(0, 0.1, 3) + noise.normal(0, 0.15, force.shape)
+    drift = np.cumsum(noise.normal(0, 0.02, gyro.shape), 0)  # deg/s wandering over the recording
+    gyro += noise.normal(0, 1.0, 3) + drift + noise.normal(0, 1.5, gyro.shape)
+    return time, np.concatenate([force, gyro], 1).astype(np.float32)
+
+
+def head_rotations(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarray:
+    """[N, 3, 3] head-to-world rotations (x forward, y left, z up): yaw about the world's z, then the nose raised
+    by `pitch`, then rolled about the nose's axis by `roll`, radians."""
+    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    one, zero = np.ones_like(yaw), np.zeros_like(yaw)
+    rz = np.stack([np.stack([cy, -sy, zero], -1), np.stack([sy, cy, zero], -1), np.stack([zero, zero, one], -1)], 1)
+    ry = np.stack([np.stack([cp, zero, -sp], -1), np.stack([zero, one, zero], -1), np.stack([sp, zero, cp], -1)], 1)
+    rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cr, -sr], -1), np.stack([zero, sr, cr], -1)], 1)
+    return rz @ ry @ rx
+
+
 def make_pose_file_dataset(root, num_recordings: int = 2, num_frames: int = 900, seed: int = 0, animals: int = 1,
                            suffix: str = "DLC_synthetic.csv", fps: float = FPS, behaviors=BEHAVIORS,
-                           three_d: bool = False) -> list:
+                           three_d: bool = False, imu: bool = False) -> list:
     """Pose files without video, as a DeepLabCut or SLEAP user has them: root/session_XX<suffix> (DeepLabCut CSV or
     HDF5, or SLEAP `.analysis.h5`, by suffix) with root/session_XX.csv labels: `frame,behavior` for one animal,
     `frame,mouse0,mouse1...` for several (each animal its own behaviours). `three_d`: Anipose 3D CSVs (one animal;
-    name them <stem>.anipose.csv) whose x and y are the 2D files' and z the heights (keypoint_heights). Returns the
-    pose file paths."""
-    if three_d and animals != 1:
-        raise ValueError("3D pose files (Anipose) hold one animal")
+    name them <stem>.anipose.csv) whose x and y are the 2D files' and z the heights (keypoint_heights). `imu`: a
+    head-mounted IMU per recording, root/session_XX.sensors.csv (simulate_imu; one animal). Returns the pose file
+    paths."""
+    if (three_d or imu) and animals != 1:
+        raise ValueError("3D pose files (Anipose) and the IMU are made for one animal")
     from utils.readers.pose_io import write_pose_file
+    from utils.readers.sensors import write_sensor_csv
     paths = []
     for vi in range(num_recordings):
         names = [f"mouse{a}" for a in range(animals)]
@@ -419,7 +485,11 @@ def make_pose_file_dataset(root, num_recordings: int = 2, num_frames: int = 900,
         for a, name in enumerate(names):
             rng = np.random.default_rng(seed * 7919 + vi * 31 + a)
             labels[name] = sample_label_sequence(num_frames, rng, behaviors=behaviors)
-            kp, lk, *height = simulate_pose(labels[name], seed * 7919 + vi * 31 + a + 500_000, fps, heights=three_d)
+            motion_seed = seed * 7919 + vi * 31 + a + 500_000
+            kp, lk, *height = simulate_pose(labels[name], motion_seed, fps, heights=three_d)
+            if imu:
+                write_sensor_csv(Path(root) / f"session_{vi:02d}.sensors.csv", *simulate_imu(labels[name], motion_seed,
+                                 fps), IMU_CHANNELS)
             xy.append(kp)
             conf.append(lk)
             z += height
@@ -450,6 +520,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--animals", type=int, default=1, help="pose_files: animals per recording")
     parser.add_argument("--three_d", action="store_true",
                         help="pose_files: 3D keypoints (x, y, z) as Anipose CSVs <root>/video.anipose.csv, one animal")
+    parser.add_argument("--imu", action="store_true",
+                        help="pose_files: a head-mounted IMU per recording (<root>/video.sensors.csv, 200 Hz) and the "
+                             "behaviour 'shake' that only it shows; one animal")
     parser.add_argument("--num_frames", type=int, default=None,
                         help="frames per video (default 60 for clips, 900 for long videos)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same videos")
@@ -467,7 +540,8 @@ def main(args) -> list:
     else:
         paths = make_pose_file_dataset(args.output_root, args.num_videos, args.num_frames or 900, args.seed,
                                        args.animals, suffix=".anipose.csv" if args.three_d else "DLC_synthetic.csv",
-                                       three_d=args.three_d)
+                                       three_d=args.three_d, imu=args.imu,
+                                       behaviors=BEHAVIORS + (SHAKE,) if args.imu else BEHAVIORS)
     print(f"Wrote {len(paths)} videos under {args.output_root}")
     return paths
 

@@ -22,7 +22,7 @@ from utils.features.motion import augment_motion_inputs
 
 UNLABELLED = -1
 PER_FRAME = ("keypoints_xy_raw", "keypoints_conf_raw", "keypoints_z_raw", "bbox_xyxy", "scale_ref", "partner_xy_raw",
-             "partner_conf_raw")
+             "partner_conf_raw", "sensor_raw")
 
 
 @dataclass

@@ -417,6 +417,7 @@ class FeatureSpec:
     social: bool = False  # several animals: utils.features.social features appended to the pose features
     track_smoothing_s: float = TRACK_SMOOTH_SECONDS  # version 4: tracks averaged over this long first
     spatial_dims: int = 2  # 3: 3D pose files, height_features appended to the body or speeds set
+    sensor_channels: tuple = ()  # the recordings' sensor streams: utils.features.sensors after the box motion
 
     def __post_init__(self):
         if self.spatial_dims == 3 and self.pose_features == "crop":
@@ -438,12 +439,15 @@ class FeatureSpec:
 
     @property
     def motion_dim(self) -> int:
-        return BOX_MOTION_DIM if self.box_motion else 0
+        """Box motion, then the sensor streams' features: the inputs that do not come from keypoints."""
+        from utils.features.sensors import sensor_feature_dim
+        return BOX_MOTION_DIM * self.box_motion + sensor_feature_dim(self.sensor_channels)
 
     def recorded(self) -> dict:
         values = {k: v for k, v in asdict(self).items() if k != "version"}
         version = FEATURE_SET_VERSION["crop"] if self.pose_features == "crop" else self.version
-        return {"pose_features_version": version, **values, "body_axis": list(self.body_axis)}
+        return {"pose_features_version": version, **values, "body_axis": list(self.body_axis),
+                "sensor_channels": list(self.sensor_channels)}
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "FeatureSpec":
@@ -455,12 +459,14 @@ class FeatureSpec:
         version = FEATURE_SET_VERSION["body"] if crop else features["pose_features_version"]
         values.setdefault("track_smoothing_s", 0.0)  # checkpoints from before version 4 used raw tracks
         values.setdefault("spatial_dims", 2)  # checkpoints from before 3D pose files
-        return cls(**{**values, "body_axis": tuple(values["body_axis"]), "version": version})
+        return cls(**{**values, "body_axis": tuple(values["body_axis"]), "version": version,
+                      "sensor_channels": tuple(values.get("sensor_channels") or ())})
 
     def window_inputs(self, arrays: dict, fps: float, with_pose: bool) -> tuple:
         """(pose [T, pose_dim] or None, motion [T, motion_dim] or None) of one window. `arrays`: keypoints
         [T,K,3] crop px ("crop" set), keypoints_xy_raw [T,K,2] + keypoints_conf_raw [T,K] frame px, bbox_xyxy
-        [T,4] frame px, scale_ref [T,3]; keypoints_z_raw [T,K] with 3D pose."""
+        [T,4] frame px, scale_ref [T,3]; keypoints_z_raw [T,K] with 3D pose; sensor_raw [T,C,2] with sensor
+        streams."""
         pose = motion = None
         if with_pose and self.pose_dim:
             if self.pose_features == "crop":
@@ -477,7 +483,19 @@ class FeatureSpec:
             pose = np.concatenate([pose, self._social(arrays, fps)], 1)
         if self.box_motion:
             motion = box_motion_features(arrays["bbox_xyxy"], arrays["scale_ref"], fps)
+        if self.sensor_channels:
+            motion = self._with_sensors(motion, arrays)
         return pose, motion
+
+    def _with_sensors(self, motion, arrays: dict) -> np.ndarray:
+        from utils.features.sensors import sensor_features
+        if "sensor_raw" not in arrays:
+            from utils.errors import UserError
+            raise UserError(f"the model reads sensor streams ({', '.join(self.sensor_channels)}), but this data has "
+                            f"none; put <name>.sensors.csv beside each recording (docs/formats.md), or train without "
+                            f"them (--no-use_sensors)")
+        sensors = sensor_features(arrays["sensor_raw"])
+        return sensors if motion is None else np.concatenate([motion, sensors], 1)
 
     def _heights(self, arrays: dict, fps: float) -> np.ndarray:
         if "keypoints_z_raw" not in arrays:
