@@ -85,6 +85,11 @@ class Classifier(ABC):
         share the window's; window probabilities (B, C); embeddings (B, D)): what inference accumulates."""
         return (None,) + tuple(self.window_outputs(visual, pose, pose_present, motion))
 
+    def frame_embeddings(self, visual=None, pose=None, pose_present=None, motion=None):
+        """Per-frame embeddings (B, T, D) numpy of a batch of windows (embed_behavior.py), or None for a kind whose
+        frames share their window's embedding (frame_outputs)."""
+        return None
+
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"classifier {self.cfg.classifier} sees no frames")
 
@@ -339,6 +344,10 @@ class DenseClassifier(TorchClassifier):
 
     def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
         return self.frame_outputs(visual, pose, pose_present, motion)[1:]
+
+    def frame_embeddings(self, visual=None, pose=None, pose_present=None, motion=None):
+        """Each frame's own features from the last layer (the ones its probabilities are read from)."""
+        return self.net.frame_outputs(pose, pose_present, motion)[1].float().cpu().numpy()
 
     def applicability(self, cfg) -> dict:
         kind = cfg.model.classifier

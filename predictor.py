@@ -33,6 +33,7 @@ from utils.logging_utils import progress
 from utils.features.motion import FeatureSpec
 from utils.readers.pose_io import recording_animals
 from utils.readers.sensors import frame_sensors
+from utils.results.embeddings import FrameEmbeddings
 from utils.schema import InferenceConfig, PreprocessingConfig
 from utils.timing import StageTimer
 from utils.data.video_io import decoded_short, video_info
@@ -140,6 +141,7 @@ class VideoPrediction:
     window: tuple = None  # (size, stride) in frames for this recording (Predictor.window_for)
     damage: list = field(default_factory=list)  # what the input files are missing (warned as found)
     detections_reused: bool = False  # replayed from an earlier run (utils.detection.detection_cache): no detector ran
+    embeddings: FrameEmbeddings = None  # with Predictor.keep_embeddings (embed_behavior.py)
 
     @property
     def frames(self) -> int:
@@ -169,6 +171,8 @@ def recorded_settings(ckpt: dict, options: InferenceConfig, source: str,
 
 
 class Predictor:
+    keep_embeddings = False  # each prediction also sums its windows' embeddings (embed_behavior.py)
+
     def __init__(self, model, ckpt: dict, settings: PreprocessingConfig, options: InferenceConfig, device: str,
                  detector, source: str):
         self.model, self.ckpt, self.settings, self.options = model, ckpt, settings, options
@@ -266,6 +270,7 @@ class Predictor:
         prediction = VideoPrediction(str(video_path), info.fps, Accumulator(len(self.class_names),
                                      self.detector.num_keypoints), animal=animal, window=window)
         prediction.damage = list(info.damage)
+        prediction.embeddings = FrameEmbeddings() if self.keep_embeddings else None
         classifier = WindowClassifier(self, prediction)
         replay = recorder = None
         if self.options.reuse_detections:
@@ -489,6 +494,8 @@ class WindowClassifier:
         frame_probs = probs[:, None] if frame_probs is None else frame_probs.float().cpu().numpy()
         drift = self.p.drift
         distances = drift.distances(embeddings.float().cpu().numpy()) if drift else np.full(len(probs), np.nan)
+        if self.out.embeddings is not None:
+            self._keep_embeddings(embeddings, model.frame_embeddings(visual, pose, present, motion))
         for (start, _, p, _), raw, frames, distance in zip(self.pending, probs, frame_probs, distances):
             weighted = frames * self.p.decision_weights
             self.out.acc.add_window(start, weighted / weighted.sum(-1, keepdims=True), t)
@@ -501,3 +508,9 @@ class WindowClassifier:
             self.out.windows += 1
             self.out.with_pose += p is not None
         self.pending.clear()
+
+    def _keep_embeddings(self, windows: torch.Tensor, frames) -> None:
+        """Each pending window's embedding (or its frames' own, from a dense model) into the prediction's sums."""
+        weights, windows = frame_weights(self.out.window[0]), windows.float().cpu().numpy()
+        for i, (start, *_) in enumerate(self.pending):
+            self.out.embeddings.add(start, windows[i] if frames is None else frames[i], weights)

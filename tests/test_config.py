@@ -208,5 +208,7 @@ def test_how_settings_relate_is_declared_once_in_the_schema():
     assert overrides == {"yolo_weights": ("yolo_weights", False), "yolo_imgsz": ("yolo_imgsz", False),
                          "window_size": ("window_size", False), "keep_last_box": ("keep_last_box", False),
                          "detect_every": ("detect_every", False), "pose_fps": ("pose_fps", False),
-                         "keypoint_map": ("keypoint_map", False), "device": ("device", True), "detector_backend": ("detector_backend", True)}
+                         "keypoint_map": ("keypoint_map", False), "sensor_rate": ("sensor_rate", False),
+                         "sensor_offset_s": ("sensor_offset_s", False), "device": ("device", True),
+                         "detector_backend": ("detector_backend", True)}
     assert all(name in section_options(PreprocessingConfig) for name, _ in overrides.values())

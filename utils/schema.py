@@ -517,6 +517,28 @@ class DetectorTrainingConfig:
         check_imgsz(self.imgsz, "imgsz")
 
 
+@dataclass
+class EmbeddingConfig:
+    """Embeddings and behaviour groups found without labels (embed_behavior.py): maps of what a model sees and
+    groups of frames to review and name"""
+    groups: str = setting("kmeans", "how frames are grouped: kmeans (the number of groups chosen by the silhouette "
+                          "score among 2..max_groups), hdbscan (finds its own number; frames in no dense region stay "
+                          "ungrouped) or none", choices=("kmeans", "hdbscan", "none"), label="Grouping", basic=True)
+    max_groups: int = setting(12, "kmeans: the most groups tried", minimum=2, maximum=50, label="Most groups",
+                              basic=True)
+    min_group_s: float = setting(1.0, "hdbscan: the fewest seconds of frames that make a group", exclusive_minimum=0)
+    smooth_s: float = setting(0.5, "each frame takes the most common group within this many seconds around it, so "
+                              "groups form bouts; 0 = unsmoothed", minimum=0)
+    umap: bool = setting(True, "also draw a UMAP map (umap-learn) beside the PCA one; it takes longer", label="UMAP")
+    plot_points: int = setting(20000, "frames drawn in each map (an even sample of all recordings)", minimum=100)
+    clips_per_group: int = setting(3, "example clips written per group (recordings with video; the longest bouts)",
+                                   minimum=0)
+    seed: int = setting(0, "seed of the sampling, k-means and UMAP")
+
+    def check(self) -> None:
+        """Nothing to check across settings."""
+
+
 # the settings a tracking-only run reads (track_video.py, the dashboard's Track tab): the detector's and the report's
 TRACKING_SETTINGS = {
     PreprocessingConfig: ("detector", "yolo_weights", "yolo_task", "yolo_conf", "yolo_iou", "yolo_imgsz", "yolo_batch",
@@ -528,7 +550,7 @@ TRACKING_SETTINGS = {
 
 SECTIONS = {"preprocessing": PreprocessingConfig, "augmentation": AugmentConfig, "model": ModelSettings,
             "training": TrainingConfig, "pretraining": PretrainConfig, "inference": InferenceConfig,
-            "detector_training": DetectorTrainingConfig}
+            "embedding": EmbeddingConfig, "detector_training": DetectorTrainingConfig}
 
 
 if __name__ == "__main__":
