@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision.models as tvm
 import torchvision.models.video as tvvm
 
@@ -46,6 +47,7 @@ class ModelConfig(ModelSettings):
     num_classes: int = 0  # from the data: the manifest's classes
     pose_dim: int = 0  # from the data: pose feature size (0 = no keypoints)
     box_motion_dim: int = 0  # from the data: box-motion and sensor feature size (0 = none, as before box motion)
+    sensor_dim: int = 0  # from the data: the sensor streams' share of box_motion_dim, its last values (multimodal)
     input_stats: bool = False  # pose/motion inputs scaled by training-set statistics (model buffers)
     crop_size: int = PreprocessingConfig.crop_size  # from the data: the manifest's crop_size
     window_size: int = PreprocessingConfig.window_size  # from the data: the manifest's window_size
@@ -766,6 +768,126 @@ class DenseTransformer(nn.Module):
         """x (B, T, D), padding (B, T) True on padded frames -> ([logits (B, T, C)], features (B, T, H))."""
         h = self.encoder(self.position(self.project(x)), src_key_padding_mask=padding)
         return [self.out(self.drop(h))], h
+
+
+class RecordingAdapter(nn.Module):
+    """The Rats system's per-session adapter without session ids: a scale and a shift of each input feature
+    predicted from the chunk's own mean and spread over its real frames, so a recording's offsets (a sensor's bias
+    and drift, a rig's geometry) are adapted to on recordings never seen in training. Starts as the identity."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.film = nn.Linear(2 * dim, 2 * dim)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x, padding=None):  # (B, T, D)
+        real = torch.ones_like(x[..., :1]) if padding is None else (~padding)[..., None].to(x.dtype)
+        count = real.sum(1).clamp(min=1)
+        mean = (x * real).sum(1) / count
+        spread = (((x - mean[:, None]) ** 2 * real).sum(1) / count).sqrt()
+        scale, shift = self.film(torch.cat([mean, spread], -1)).chunk(2, -1)
+        return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class StreamEncoder(nn.Module):
+    """One stream's encoder: its recording adapter, a 1x1 projection and dilated residual convolutions over time;
+    a small GRU beside it predicts the other stream's per-frame representation (the cross-modal task)."""
+
+    def __init__(self, in_dim: int, dim: int, layers: int, dropout: float):
+        super().__init__()
+        self.adapter = RecordingAdapter(in_dim)
+        self.project = nn.Conv1d(in_dim, dim, 1)
+        self.layers = nn.Sequential(*[DilatedResidual(dim, 2 ** i, dropout) for i in range(layers)])
+        self.predict_other = nn.GRU(dim, dim, batch_first=True)
+
+    def forward(self, x, padding=None):  # (B, T, D_in) -> (B, T, H)
+        return self.layers(self.project(self.adapter(x, padding).transpose(1, 2))).transpose(1, 2)
+
+
+class GatedCrossAttention(nn.Module):
+    """One stream's frames attend to the other's; what they read is added through a learned gate (a gated
+    residual), so a stream that does not help is shut out per frame."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.gate = nn.Linear(2 * dim, dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, query, other, padding=None):
+        read, _ = self.attention(query, other, other, key_padding_mask=padding, need_weights=False)
+        return self.norm(query + torch.sigmoid(self.gate(torch.cat([query, read], -1))) * read)
+
+
+@DENSE_MODELS.register("multimodal")
+class MultimodalTCN(nn.Module):
+    """The Rats system's design on the frames of a chunk: an encoder per stream (pose with box motion; the sensor
+    streams: utils.features.sensors, the last cfg.sensor_dim inputs), cross-attention fusion with gated residuals,
+    per-frame logits refined like MS-TCN's stages. Self-supervised (pretrain_pose.py, on frames labelled or not): the
+    two streams' representations of the same frame are pulled together against other frames (contrastive, InfoNCE)
+    and each stream's GRU predicts the other's; fine-tuned with the encoders frozen (--init_lr_scale 0) that is the
+    system's classifier phase. With one stream only (pose, or the sensors alone) it is that stream's encoder."""
+    TEMPERATURE = 0.1
+    CONTRASTED_FRAMES = 512  # frames per batch in the contrastive loss (its cost grows with their square)
+
+    def __init__(self, in_dim: int, cfg: ModelConfig):
+        super().__init__()
+        c, h = cfg.num_classes, cfg.dense_hidden
+        sensor = cfg.sensor_dim if cfg.use_sensors else 0
+        self.split = [d for d in (in_dim - sensor, sensor) if d]  # pose part first, as DenseSequenceLabeller joins
+        check_heads_divide("multimodal", h, cfg.attention_heads)
+        self.encoders = nn.ModuleList([StreamEncoder(d, h, cfg.dense_layers, cfg.dropout) for d in self.split])
+        self.fusion = nn.ModuleList([GatedCrossAttention(h, cfg.attention_heads) for _ in self.split[1:] * 2])
+        self.join = nn.Linear(h * len(self.split), h)
+        self.out = nn.Linear(h, c)
+        self.refine = nn.ModuleList([TCNStage(c, h, cfg.dense_layers, c, cfg.dropout)
+                                     for _ in range(cfg.dense_stages - 1)])
+        self.embed = nn.ModuleList([nn.Linear(h, h) for _ in self.split[1:] * 2])  # contrastive projections
+
+    @property
+    def pairs_streams(self) -> bool:
+        return len(self.split) == 2
+
+    def encode(self, x, padding=None) -> list:
+        return [encoder(part, padding) for encoder, part in zip(self.encoders, x.split(self.split, -1))]
+
+    def forward(self, x, padding=None) -> tuple:
+        """x (B, T, D) -> ([logits (B, T, C) per stage], fused per-frame features (B, T, H))."""
+        streams = self.encode(x, padding)
+        if self.pairs_streams:
+            a, b = streams
+            streams = [self.fusion[0](a, b, padding), self.fusion[1](b, a, padding)]
+        features = torch.relu(self.join(torch.cat(streams, -1)))
+        logits = self.out(features)
+        stages = [logits]
+        for stage in self.refine:
+            logits = stage(torch.softmax(logits, -1).transpose(1, 2))[0].transpose(1, 2)
+            stages.append(logits)
+        return stages, features
+
+    def self_supervised_loss(self, x, padding=None, generator=None) -> torch.Tensor:
+        """The cross-modal objective on a batch (B, T, D): InfoNCE between the streams' projections of the same real
+        frames (each frame's partner is its positive, every other sampled frame a negative), plus each stream's GRU
+        predicting the other's representation (1 - cosine, towards a target without gradient)."""
+        a, b = self.encode(x, padding)
+        real = torch.ones(a.shape[:2], dtype=torch.bool, device=a.device) if padding is None else ~padding
+        rows = real.flatten().nonzero().squeeze(1)
+        if len(rows) > self.CONTRASTED_FRAMES:
+            rows = rows[torch.randperm(len(rows), generator=generator)[:self.CONTRASTED_FRAMES].to(rows.device)]
+        za = F.normalize(self.embed[0](a.flatten(0, 1)[rows]), dim=-1)
+        zb = F.normalize(self.embed[1](b.flatten(0, 1)[rows]), dim=-1)
+        logits = za @ zb.T / self.TEMPERATURE
+        target = torch.arange(len(rows), device=logits.device)
+        contrastive = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        predicted = [encoder.predict_other(h)[0] for encoder, h in zip(self.encoders, (a, b))]
+        cross = sum(1 - F.cosine_similarity(p, t.detach(), dim=-1)[real].mean()
+                    for p, t in zip(predicted, (b, a))) / 2
+        return contrastive + cross
+
+    def self_supervised_parameters(self) -> tuple:
+        """Prefixes of the parameters the self-supervised objective trains: what fine-tuning takes from it."""
+        return ("encoders.", "embed.")
 
 
 class DenseSequenceLabeller(ScaledInputs):

@@ -1,7 +1,10 @@
 """Pose, a head-mounted IMU, or both: generated recordings with the generator's IMU (utils.synthetic.simulate_imu)
 and its `shake` behaviour (still from above, a fast roll of the head: only the IMU sees it), models trained on each
 input set with the same settings and labels, scored per frame (benchmark_pipeline.py) on held-out recordings of other
-animals. A seed draws other recordings and trains with another seed.
+animals. A seed draws other recordings and trains with another seed. Models: gbt, mstcn (the streams side by side
+in one input), multimodal (an encoder per stream, cross-attention fusion) and multimodal_pretrained (its
+cross-modal objective first, pretrain_pose.py on the labelled recordings without their labels, then the classifier
+phase with the encoders frozen, --init_lr_scale 0; both streams only).
 
 Usage:
     python bench/bench_sensors.py --work /tmp/sensors --output bench/results_sensors.json
@@ -16,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import benchmark_pipeline  # noqa: E402
 import prepare_sequences_from_yolo  # noqa: E402
+import pretrain_pose  # noqa: E402
 from training.engine import train, training_config  # noqa: E402
 from utils.io import report_json  # noqa: E402
 from utils.synthetic import BEHAVIORS, SHAKE, make_pose_file_dataset  # noqa: E402
@@ -25,7 +29,9 @@ INPUTS = {"pose": dict(use_pose=True, use_box_motion=True, use_sensors=False),
           "imu": dict(use_pose=False, use_box_motion=False, use_sensors=True),
           "both": dict(use_pose=True, use_box_motion=True, use_sensors=True)}
 MODELS = {"gbt": dict(classifier="gbt"),
-          "mstcn": dict(classifier="mstcn", epochs=40)}
+          "mstcn": dict(classifier="mstcn", epochs=40),
+          "multimodal": dict(classifier="multimodal", epochs=40),
+          "multimodal_pretrained": dict(classifier="multimodal", epochs=40, init_lr_scale=0.0)}
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -36,7 +42,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--held_out", type=int, default=4, help="recordings of other animals, scored per frame")
     parser.add_argument("--frames", type=int, default=900, help="frames per recording (30 fps)")
     parser.add_argument("--seeds", type=int, default=3, help="draws of recordings and training seeds")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="model kinds")
+    parser.add_argument("--models", nargs="+", default=["gbt", "mstcn"], choices=list(MODELS), help="model kinds")
+    parser.add_argument("--pretrain_epochs", type=int, default=15, help="multimodal_pretrained: epochs of the "
+                                                                         "cross-modal objective")
     parser.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=list(INPUTS), help="input sets")
     parser.add_argument("--pose_features", default="body", choices=["body", "speeds"], help="the pose feature set")
     parser.add_argument("--output", default=None, help="JSON file for the results")
@@ -64,6 +72,15 @@ def prepared_draw(work: Path, seed: int, args) -> Path:
     return work / "prepared" / "sequence_manifest.json"
 
 
+def pretrained(manifest: Path, runs: Path, seed: int, args) -> str:
+    """The multimodal model's cross-modal pretraining on the labelled recordings, their labels unused."""
+    pretrain_pose.main(pretrain_pose.get_args_parser().parse_args([
+        "--manifest_path", str(manifest), "--classifier", "multimodal", "--use_pose", "--pose_features",
+        args.pose_features, "--output_dir", str(runs), "--run_name", "cross_modal", "--device", "cpu", "--epochs",
+        str(args.pretrain_epochs), "--seed", str(seed)]))
+    return str(runs / "cross_modal" / "best_model.pt")
+
+
 def summary(runs: list) -> dict:
     values = [r["macro_f1"] for r in runs]
     shake = [r["per_class_f1"].get(SHAKE, 0.0) for r in runs]
@@ -80,9 +97,12 @@ def main(args) -> dict:
     for seed in range(args.seeds):
         manifest = prepared_draw(work / f"seed{seed}", seed, args)
         for model in args.models:
-            for inputs in args.inputs:
+            extra = {}
+            if model == "multimodal_pretrained":
+                extra["init_from"] = pretrained(manifest, work / f"seed{seed}" / "runs", seed, args)
+            for inputs in (["both"] if extra else args.inputs):
                 name = f"{model}_{inputs}"
-                run = train(training_config(manifest_path=str(manifest), **MODELS[model], **INPUTS[inputs],
+                run = train(training_config(manifest_path=str(manifest), **MODELS[model], **INPUTS[inputs], **extra,
                                             pose_features=args.pose_features, seed=seed,
                                             output_dir=str(work / f"seed{seed}" / "runs"), run_name=name,
                                             num_workers=0, device="cpu"))

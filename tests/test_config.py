@@ -27,7 +27,7 @@ def write_yaml(tmp_path, data):
 
 def test_every_key_is_documented_with_a_type():
     assert set(ALL_SECTIONS) == {"preprocessing", "augmentation", "model", "training", "pretraining", "inference",
-                                 "detector_training"}
+                                 "embedding", "detector_training"}
     for cls in ALL_SECTIONS.values():
         for opt in section_options(cls).values():
             assert opt.help and opt.kind

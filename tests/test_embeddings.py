@@ -67,6 +67,10 @@ def embedded(tmp_path_factory):
     report = embed_behavior.main(embed_behavior.get_args_parser().parse_args([
         "--model_path", str(model), "--input_dir", str(root / "held"), "--output_root", str(root / "out"),
         "--device", "cpu", "--max_groups", "8", "--plot_points", "400", "--window_stride", "5"]))
+    import infer_behavior_lstm as infer
+    infer.main(infer.get_args_parser().parse_args(["--model_path", str(model), "--video_path",
+                                                   str(root / "held" / "session_00DLC_synthetic.csv"), "--output_dir",
+                                                   str(root / "held_infer"), "--device", "cpu"]))
     return root, model, report
 
 
@@ -88,6 +92,11 @@ def test_embeddings_groups_and_maps_are_written(embedded):
     assert report["against_labels"]["adjusted_rand_index"] > 0.3, report["against_labels"]
     session = ReviewSession.from_frames_csv(out / "groups" / "session_00.frames.csv")
     assert session.classes == sorted({f"group_{g:02d}" for g in groups}) and len(session) == 600
+    # the boxes and keypoints the Review tab draws, as inference writes them
+    shown = pd.read_csv(out / "groups" / "session_00.frames.csv")
+    predicted = pd.read_csv(root / "held_infer" / "session_00.frames.csv")
+    for column in ("box_x1", "box_y2", "kp0_x", "kp5_conf"):
+        np.testing.assert_allclose(shown[column], predicted[column], atol=6e-3)  # inference rounds to 0.01 px
     for name in ("embedding_pca.png", "embedding_umap.png"):
         image = cv2.imread(str(out / name))
         assert image is not None and image.shape[1] > 1000 and image.std() > 10  # panels with points drawn

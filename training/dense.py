@@ -92,6 +92,9 @@ def init_dense_weights(net, path, class_names: list, recorded_features: dict) ->
                         f"than these settings ({', '.join(differ[:3]) or 'classifier'} differ); use the model "
                         f"settings it was trained with (its config.yaml)")
     theirs = {k: v for k, v in ckpt["model"].items() if v.shape == mine[k].shape}
+    if pretrained and getattr(net.body, "pairs_streams", False):  # only what its cross-modal objective trained
+        trained = tuple(f"body.{prefix}" for prefix in net.body.self_supervised_parameters())
+        theirs = {k: v for k, v in theirs.items() if not k.startswith("body.") or k.startswith(trained)}
     fresh = sorted(set(mine) - set(theirs))
     net.load_state_dict({**mine, **theirs})
     net.initialised = set(theirs)  # training.loop.build_optimizer: their learning rate is lr * init_lr_scale

@@ -1,5 +1,6 @@
 """Self-supervised pretraining of a dense model: masked modelling of pose and box-motion features (BehavERT's recipe:
-spans of frames hidden, their values predicted) on recordings whose labels are not used.
+spans of frames hidden, their values predicted) on recordings whose labels are not used; the multimodal kind with
+two streams (pose, sensors) learns its cross-modal objective instead (model.MultimodalTCN.self_supervised_loss).
 
     result = pretrain(cfg)           # cfg: augmentation, model, training and pretraining sections (pretrain_pose.py)
 
@@ -31,6 +32,7 @@ from utils.errors import UserError
 from utils.io import atomic_write_csv
 from utils.logging_utils import progress
 from utils.results.plots import TrainingCurves
+from utils.features.sensors import sensor_feature_dim
 from utils.schema import DENSE_KINDS
 
 log = logging.getLogger("train")
@@ -53,6 +55,7 @@ def pose_file_recordings(folder, dataset) -> list:
     from detectors import build_detector
     from frame_pipeline import iter_frame_records, prepare_source, window_arrays
     from utils.readers.pose_io import is_pose_file, recording_animals
+    from utils.readers.sensors import frame_sensors
     from utils.schema import PreprocessingConfig
     from utils.config import from_recorded
     meta = dataset.manifest["meta"]
@@ -72,7 +75,13 @@ def pose_file_recordings(folder, dataset) -> list:
     for path in files:
         for animal in recording_animals(path, True):
             info = prepare_source(path, detector, settings, animal)
-            records = [r for batch in iter_frame_records(path, detector, settings) for r in batch if not r.missed]
+            sensors = None
+            if dataset.spec.sensor_channels:  # the streams the labelled data has, beside each pose file too
+                sensors = frame_sensors(path, info.frame_count, info.fps, settings.sensor_rate,
+                                        settings.sensor_offset_s, list(dataset.spec.sensor_channels),
+                                        str(dataset.manifest_path))
+            records = [r for batch in iter_frame_records(path, detector, settings, sensors=sensors) for r in batch
+                       if not r.missed]
             if not records:
                 log.warning("%s%s: the animal is never found; left out", path, f" ({animal})" if animal else "")
                 continue
@@ -128,9 +137,10 @@ class Pretraining:
         self.cfg, self.dataset, self.device = cfg, dataset, device
         if cfg.model.classifier not in DENSE_KINDS:
             raise UserError(f"pretrain_pose.py pretrains a dense model ({', '.join(DENSE_KINDS)}), not classifier "
-                            f"{cfg.model.classifier}; pass --classifier mstcn or dense_transformer")
+                            f"{cfg.model.classifier}; pass --classifier mstcn, dense_transformer or multimodal")
         self.mcfg = ModelConfig(**settings_dict(cfg.model), num_classes=1, pose_dim=dataset.pose_dim,
-                                box_motion_dim=dataset.motion_dim, input_stats=True,
+                                box_motion_dim=dataset.motion_dim,
+                                sensor_dim=sensor_feature_dim(dataset.spec.sensor_channels), input_stats=True,
                                 crop_size=dataset.crop_size, window_size=dataset.manifest["meta"]["window_size"])
         self.net = DenseSequenceLabeller(self.mcfg)
         size = self.mcfg.dense_chunk
@@ -145,6 +155,10 @@ class Pretraining:
     def loss(self, items: list, rng: random.Random, augment: bool) -> torch.Tensor:
         batch = chunk_batch(self.dataset, items, rng if augment else None)
         padding = batch["padding"].to(self.device)
+        if getattr(self.net.body, "pairs_streams", False):  # multimodal with two streams: its cross-modal objective
+            generator = torch.Generator().manual_seed(rng.getrandbits(62))
+            inputs = self.net.inputs(**net_inputs(self.net, batch, self.device))
+            return self.net.body.self_supervised_loss(inputs, padding, generator)
         t = self.cfg.training
         mask = span_mask(padding, t.mask_ratio, t.mask_span, rng)
         _, predicted, target = self.net.masked_forward(mask, **net_inputs(self.net, batch, self.device),

@@ -22,6 +22,7 @@ from utils.config import dump_config, settings_dict
 from utils.data.splits import teaching_problems
 from utils.errors import UserError
 from utils.device import resolve_device, set_cpu_threads
+from utils.features.sensors import sensor_feature_dim
 from utils.io import atomic_write_csv, ensure_dir
 from utils.logging_utils import setup_logging
 from utils.schema import AugmentConfig, ModelSettings, TrainingConfig
@@ -180,7 +181,8 @@ def build_model_config(cfg, datasets) -> ModelConfig:
     train = datasets["train"]
     meta = train.manifest["meta"]
     return ModelConfig(**settings_dict(cfg.model), num_classes=len(train.manifest["class_to_idx"]),
-                       pose_dim=train.pose_dim, box_motion_dim=train.motion_dim, input_stats=True,
+                       pose_dim=train.pose_dim, box_motion_dim=train.motion_dim,
+                       sensor_dim=sensor_feature_dim(train.spec.sensor_channels), input_stats=True,
                        crop_size=meta["crop_size"], window_size=meta["window_size"])
 
 

@@ -22,9 +22,9 @@ from utils.results.zones import parse_zones
 # where settings act (utils.config.setting: applies); a run's values come from its detector, classifier and model
 NEURAL = {"classifier": ("neural",)}
 TREES = {"classifier": ("gbt",)}
-DENSE_KINDS = ("dense_transformer", "mstcn")  # model.DENSE_MODELS: per-frame networks on pose and box motion
+DENSE_KINDS = ("dense_transformer", "mstcn", "multimodal")  # model.DENSE_MODELS: per-frame networks, no frames
 DENSE = {"classifier": DENSE_KINDS}
-MSTCN = {"classifier": ("mstcn",)}
+MSTCN = {"classifier": ("mstcn", "multimodal")}  # refinement stages
 NETWORKS = {"classifier": ("neural",) + DENSE_KINDS}  # trained by gradient descent over epochs
 BACKBONE = {**NEURAL, "backbone": ("frame", "video")}
 FRAME_BACKBONE = {**NEURAL, "backbone": ("frame",)}
@@ -181,7 +181,9 @@ class ModelSettings:
                               "gradient-boosted trees on window statistics of the pose and box-motion features "
                               "(scikit-learn, seconds to train; no frames); mstcn, dense_transformer: dense models "
                               "that label every frame of long chunks of pose and box motion, trained on every "
-                              "labelled frame (no frames)", registry="classifiers:CLASSIFIERS",
+                              "labelled frame (no frames); multimodal: a dense model with an encoder per stream "
+                              "(pose; sensor streams) fused by cross-attention, pretrained across the streams",
+                              registry="classifiers:CLASSIFIERS",
                               label="Classifier", basic=True)
     gbt_max_iter: int = setting(300, "gbt: boosting rounds", minimum=1, applies=TREES)
     gbt_learning_rate: float = setting(0.1, "gbt: shrinkage of each round", exclusive_minimum=0, maximum=1,
@@ -207,7 +209,7 @@ class ModelSettings:
     temporal_attention_layers: int = setting(0, "self-attention blocks over time before the head", minimum=0,
                                              applies=TEMPORAL_HEAD)
     attention_heads: int = setting(4, "heads of every attention module", minimum=1,
-                                  applies={"classifier": ("neural", "dense_transformer")})
+                                  applies={"classifier": ("neural", "dense_transformer", "multimodal")})
     positional_encoding: str = setting("none", "positional encoding for attention over time",
                                        choices=("none", "sinusoidal", "learned"), applies=NEURAL)
     hidden_dim: int = setting(256, "temporal head width", minimum=1, applies=TEMPORAL_HEAD)

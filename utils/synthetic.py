@@ -17,7 +17,8 @@ Behaviours (several need motion over time to tell apart; a single frame of walk,
     shake  (with --imu only) still from above, the head rolling fast from side to side: only the IMU sees it
 
 With --imu every recording gets a head-mounted IMU (<stem>.sensors.csv, simulate_imu): acceleration of the head plus
-gravity in the head's frame and its angular rate, at 200 Hz, with sensor noise and gyroscope drift.
+gravity and its angular rate, at 200 Hz, in the axes of an implant each animal carries turned and tilted its own
+way, with sensor noise and gyroscope drift.
 """
 import argparse
 import csv
@@ -417,15 +418,18 @@ METRES_PER_BODY_LENGTH = 0.09  # nose to tail base of a mouse
 GRAVITY = 9.81  # m/s^2
 SHAKE_HZ, SHAKE_ROLL_DEG = 18.0, 14.0  # a rodent's wet-dog shake: ~18 Hz, peak roll rates near 1600 deg/s
 REAR_PITCH_DEG, TUCK_PITCH_DEG = 55.0, -30.0  # head pitch of a full rear, of grooming with the head tucked
+MOUNT_TILT_DEG = 20.0  # an implant's axes are tilted from the head's by up to this much, turned by any angle
 
 
-def simulate_imu(labels, seed: int, fps: float = FPS, rate: float = IMU_RATE) -> tuple:
+def simulate_imu(labels, seed: int, fps: float = FPS, rate: float = IMU_RATE, mounted: bool = True) -> tuple:
     """A head-mounted IMU on the animal that simulate_pose(labels, seed, fps) tracks (the same seed, the same
     motion): (time [N] s, values [N, 6] in IMU_CHANNELS order: specific force m/s^2, angular rate deg/s), sampled at
     `rate` over the recording. The head's path (the ears' midpoint, heights of keypoint_heights) and its yaw, pitch
     (rears lift, grooming tucks) and roll (shakes) are splined from frames to samples; the accelerometer reads the
-    head's acceleration plus gravity in the head's frame, the gyroscope the head's angular rate in it; both with
-    white noise and a constant bias, the gyroscope's bias drifting as a random walk."""
+    head's acceleration plus gravity, the gyroscope the head's angular rate, both in the sensor's own axes: each
+    animal's implant sits turned about the vertical by any angle and tilted by up to MOUNT_TILT_DEG (`mounted`;
+    False: aligned with the head); with white noise and a constant bias, the gyroscope's bias drifting as a random
+    walk."""
     from scipy.interpolate import CubicSpline
     rng = np.random.default_rng(seed)
     style = sample_style(rng)
@@ -447,6 +451,11 @@ def simulate_imu(labels, seed: int, fps: float = FPS, rate: float = IMU_RATE) ->
     force = np.einsum("nji,nj->ni", rotation, accel + [0.0, 0.0, GRAVITY])  # R^T (a - g), g pointing down
     spin = np.einsum("nji,njk->nik", rotation, np.gradient(rotation, time, axis=0))  # R^T dR/dt: skew(omega)
     gyro = np.degrees(np.stack([spin[:, 2, 1], spin[:, 0, 2], spin[:, 1, 0]], 1))
+    if mounted:  # head axes -> the implant's: readings are R_mount^T v
+        mount_rng = np.random.default_rng(seed + 3)
+        tilt = np.radians(mount_rng.uniform(-MOUNT_TILT_DEG, MOUNT_TILT_DEG, 2))
+        mount = head_rotations(np.array([mount_rng.uniform(-np.pi, np.pi)]), tilt[:1], tilt[1:])[0]
+        force, gyro = force @ mount, gyro @ mount
     noise = np.random.default_rng(seed + 2)
     force += noise.normal(0, 0.1, 3) + noise.normal(0, 0.15, force.shape)
     drift = np.cumsum(noise.normal(0, 0.02, gyro.shape), 0)  # deg/s wandering over the recording

@@ -494,7 +494,7 @@ class FeatureSpec:
             raise UserError(f"the model reads sensor streams ({', '.join(self.sensor_channels)}), but this data has "
                             f"none; put <name>.sensors.csv beside each recording (docs/formats.md), or train without "
                             f"them (--no-use_sensors)")
-        sensors = sensor_features(arrays["sensor_raw"])
+        sensors = sensor_features(arrays["sensor_raw"], self.sensor_channels)
         return sensors if motion is None else np.concatenate([motion, sensors], 1)
 
     def _heights(self, arrays: dict, fps: float) -> np.ndarray:

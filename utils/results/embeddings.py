@@ -184,6 +184,8 @@ class RecordingEmbedding:
     groups: np.ndarray = None  # [N] int, UNGROUPED where none
     group_share: np.ndarray = None  # [N] share of the smoothing span in the frame's group
     map_inputs: np.ndarray = None  # [valid frames, PCA dims] the standardised, reduced embeddings the maps draw
+    boxes: np.ndarray = None  # [N, 4] frame px, NaN where missed: the Review tab draws them
+    keypoints: np.ndarray = None  # [N, K, 3] frame px (x, y, conf)
 
     @property
     def valid(self) -> np.ndarray:
@@ -205,7 +207,8 @@ def recording_embedding(path, root, animal, prediction, class_names: list, truth
     labels = np.array(class_names, dtype=object)[probs.argmax(1)] if class_names else np.full(len(probs), "")
     labels = np.where(covered, labels, "").astype(str)
     return RecordingEmbedding("__".join(parts), path, prediction.fps, prediction.embeddings.frames(prediction.frames),
-                              starts, windows, labels, truth)
+                              starts, windows, labels, truth, boxes=prediction.acc.boxes.values(),
+                              keypoints=prediction.acc.keypoints.values())
 
 
 def check_umap(wanted: bool) -> None:
@@ -272,9 +275,18 @@ def write_recordings(recordings: list, out_root: Path) -> None:
         if r.truth is not None:
             arrays["truth"] = np.array(["" if t is None else str(t) for t in r.truth])
         atomic_save_npz(out_root / f"{r.name}.embeddings.npz", **arrays)
-        table = pd.DataFrame({"frame": np.arange(len(r.groups)), "label": [group_name(g) for g in r.groups],
-                              "confidence": np.round(r.group_share, 4), "model_label": r.prediction})
-        atomic_write_csv(out_root / "groups" / f"{r.name}.frames.csv", table)
+        atomic_write_csv(out_root / "groups" / f"{r.name}.frames.csv", groups_frames_table(r))
+
+
+def groups_frames_table(r: RecordingEmbedding) -> pd.DataFrame:
+    """The groups as inference's frames.csv has its labels (frame, label, confidence, the box and keypoints the
+    Review tab draws), plus the model's own label."""
+    columns = {"frame": np.arange(len(r.groups)), "label": [group_name(g) for g in r.groups],
+               "confidence": np.round(r.group_share, 4), "model_label": r.prediction}
+    columns.update({f"box_{k}": r.boxes[:, i] for i, k in enumerate(("x1", "y1", "x2", "y2"))})
+    for k in range(r.keypoints.shape[1]):
+        columns.update({f"kp{k}_{axis}": r.keypoints[:, k, j] for j, axis in enumerate(("x", "y", "conf"))})
+    return pd.DataFrame(columns)
 
 
 def write_groups(recordings: list, out_root: Path, report: dict) -> pd.DataFrame:
