@@ -81,7 +81,7 @@ def main(args):
     embedded = time.monotonic()
     report = emb.find_groups(recordings, cfg)
     report["timing"] = {"embed_seconds": round(embedded - started, 2)}
-    emb.write_recordings(recordings, out_root)
+    emb.write_recordings(recordings, out_root, report)
     emb.write_groups(recordings, out_root, report)
     emb.write_maps(recordings, out_root, cfg, report)
     emb.write_clips(recordings, out_root, cfg.clips_per_group)

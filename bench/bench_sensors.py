@@ -1,7 +1,7 @@
 """Pose, a head-mounted IMU, or both: generated recordings with the generator's IMU (utils.synthetic.simulate_imu)
-and its `shake` behaviour (still from above, a fast roll of the head: only the IMU sees it), models trained on each
-input set with the same settings and labels, scored per frame (benchmark_pipeline.py) on held-out recordings of other
-animals. A seed draws other recordings and trains with another seed. Models: gbt, mstcn (the streams side by side
+and its `shake` (still from above, a fast roll of the head: only the IMU sees it) and `tail_rattle` (the tail beaten
+at 6 Hz, head still: only the pose sees it), models trained on each input set with the same settings and labels,
+scored per frame (benchmark_pipeline.py) on held-out recordings of other animals. A seed draws other recordings and trains with another seed. Models: gbt, mstcn (the streams side by side
 in one input), multimodal (an encoder per stream, cross-attention fusion) and multimodal_pretrained (its
 cross-modal objective first, pretrain_pose.py on the labelled recordings without their labels, then the classifier
 phase with the encoders frozen, --init_lr_scale 0; both streams only).
@@ -22,7 +22,7 @@ import prepare_sequences_from_yolo  # noqa: E402
 import pretrain_pose  # noqa: E402
 from training.engine import train, training_config  # noqa: E402
 from utils.io import report_json  # noqa: E402
-from utils.synthetic import BEHAVIORS, SHAKE, make_pose_file_dataset  # noqa: E402
+from utils.synthetic import BEHAVIORS, RATTLE, SENSOR_BEHAVIORS, SHAKE, make_pose_file_dataset  # noqa: E402
 
 # what each model reads: pose (keypoint features and the box they span), the IMU alone, or both
 INPUTS = {"pose": dict(use_pose=True, use_box_motion=True, use_sensors=False),
@@ -60,7 +60,7 @@ def scores_of(model: Path, folder: Path, out: Path) -> dict:
 
 
 def prepared_draw(work: Path, seed: int, args) -> Path:
-    behaviours = BEHAVIORS + (SHAKE,)
+    behaviours = BEHAVIORS + SENSOR_BEHAVIORS
     make_pose_file_dataset(work / "labelled", args.recordings, args.frames, seed=100 + seed, imu=True,
                            behaviors=behaviours)
     make_pose_file_dataset(work / "held_out", args.held_out, args.frames, seed=200 + seed, imu=True,
@@ -84,8 +84,10 @@ def pretrained(manifest: Path, runs: Path, seed: int, args) -> str:
 def summary(runs: list) -> dict:
     values = [r["macro_f1"] for r in runs]
     shake = [r["per_class_f1"].get(SHAKE, 0.0) for r in runs]
+    rattle = [r["per_class_f1"].get(RATTLE, 0.0) for r in runs]
     return {"median_macro_f1": round(statistics.median(values), 4), "min": min(values), "max": max(values),
             "median_shake_f1": round(statistics.median(shake), 4),
+            "median_rattle_f1": round(statistics.median(rattle), 4),
             "median_segment_f1": round(statistics.median(r["segment_f1"] for r in runs), 4)}
 
 

@@ -5,8 +5,8 @@ from tkinter import messagebox, ttk
 from tkinter import font as tkfont
 
 from gui.review import ReviewTab
-from gui.stages import (DetectorTab, EvaluateTab, InferenceTab, PreprocessTab, PretrainTab, StageTab, TrackTab,
-                        TrainTab)
+from gui.stages import (DetectorTab, DiscoverTab, EvaluateTab, InferenceTab, PreprocessTab, PretrainTab, StageTab,
+                        TrackTab, TrainTab)
 from gui.state import load_state, remember
 from utils.config import read_yaml_layer
 from utils.errors import UserError
@@ -15,7 +15,7 @@ POLL_MS = 150
 
 
 class BehaviorScopeApp(tk.Tk):
-    TABS = (PreprocessTab, TrainTab, PretrainTab, InferenceTab, EvaluateTab, TrackTab, DetectorTab)
+    TABS = (PreprocessTab, TrainTab, PretrainTab, InferenceTab, EvaluateTab, DiscoverTab, TrackTab, DetectorTab)
 
     def __init__(self, config_path=None):
         super().__init__()

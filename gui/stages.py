@@ -17,8 +17,8 @@ from utils.config import section_name, section_options, settings_that_apply
 from utils.errors import UserError
 from utils.jobs import Job, in_dashboard_terms, script_command
 from utils.readers.pose_io import recording_name
-from utils.schema import (SECTIONS, TRACKING_SETTINGS, AugmentConfig, DetectorTrainingConfig, InferenceConfig,
-                          ModelSettings, PreprocessingConfig, PretrainConfig, TrainingConfig)
+from utils.schema import (SECTIONS, TRACKING_SETTINGS, AugmentConfig, DetectorTrainingConfig, EmbeddingConfig,
+                          InferenceConfig, ModelSettings, PreprocessingConfig, PretrainConfig, TrainingConfig)
 
 
 class StageTab(ttk.Frame):
@@ -451,3 +451,38 @@ class EvaluateTab(FolderRunTab):
         if ethograms:
             self.ethogram.show(ethograms[0])
         self.outputs.select(self.per_class)
+
+
+class DiscoverTab(FolderRunTab):
+    """Embeddings, maps and behaviour groups of a folder of recordings (embed_behavior.py); when it ends the Review
+    tab offers the first recording with video, its groups as the classes to name."""
+    title, script = "Discover", "embed_behavior.py"
+    folder_title = "recordings to map (videos, or pose files for a model trained on them)"
+    classes = (InferenceConfig, EmbeddingConfig)
+    only = {InferenceConfig: ("model_path", "yolo_weights", "device", "window_stride", "pose_fps", "keypoint_map",
+                              "sensor_rate", "sensor_offset_s")}
+
+    def build_results(self, notebook) -> None:
+        self.map, self.groups = ImagePane(notebook), TablePane(notebook)
+        notebook.add(self.map, text="Map")
+        notebook.add(self.groups, text="Groups")
+
+    def run_folder(self, values: dict) -> Path:
+        return Path(self.folder_args()[3])
+
+    def commands(self, config_path: Path, values: dict) -> list:
+        return [script_command(self.script, config_path, *self.folder_args())]
+
+    def show_results(self, values: dict, finished: bool) -> None:
+        folder = self.run_folder(values)
+        if not finished or not (folder / "embedding_report.json").is_file():
+            return
+        report = json.loads((folder / "embedding_report.json").read_text())
+        self.map.show(folder / report["maps"][-1])
+        if (folder / "groups.csv").is_file():
+            self.groups.show(pd.read_csv(folder / "groups.csv"))
+        self.outputs.select(self.map)
+        video = next((r for r in report.get("recordings", []) if r["has_video"]), None)
+        if video is not None:
+            self.app.tabs["Review"].suggest(video["path"], folder / video["groups_frames"],
+                                            values["inference"]["model_path"])

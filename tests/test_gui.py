@@ -95,7 +95,8 @@ def test_every_setting_has_a_field_with_the_resolved_default_and_typing_is_valid
     from utils.config import resolve_config, settings_dict
     import argparse
     tabs = {"preprocessing": "Preprocess", "augmentation": "Train", "model": "Train", "training": "Train",
-            "pretraining": "Pretrain", "inference": "Inference", "detector_training": "Detector"}
+            "pretraining": "Pretrain", "inference": "Inference", "embedding": "Discover",
+            "detector_training": "Detector"}
     from training.recipes import FIRST, RECIPES
     for section, cls in SECTIONS.items():
         form = app.tabs[tabs[section]].form
@@ -435,8 +436,39 @@ def test_a_finished_pretraining_is_where_training_starts(app, tmp_path):
     assert tab.stop_file(tab.form.values()) == tmp_path / "pre" / "STOP"
 
 
+def test_discover_maps_groups_and_the_review_tab_names_them(app, predicted_video, tmp_path):
+    video, _, model = predicted_video
+    tab = app.tabs["Discover"]
+    app.notebook.select(tab)
+    tab.form.set("inference", "model_path", str(model))
+    tab.form.set("inference", "device", "cpu")
+    tab.form.set("embedding", "umap", False)
+    tab.form.set("embedding", "max_groups", 4)
+    tab.input_dir.set(str(video.parent))
+    tab.output_root.set(str(tmp_path / "emb"))
+    tab.run()
+    wait_for_job(app)
+    assert tab.job.returncode == 0, "\n".join(tab.job.lines[-20:])
+    assert tab.map.path == tmp_path / "emb" / "embedding_pca.png" and len(tab.groups.frame) >= 2
+    screenshot(app, "discover_map")
+    review = app.tabs["Review"]
+    app.notebook.select(review)
+    review.open_suggestion()
+    pump(app)
+    groups = sorted(tab.groups.frame["group"])
+    assert review.session.classes == [g for g in groups if g != "unknown"] and len(review.session) == 120
+    bout = max(review.session.bouts(), key=lambda b: b.frames)
+    review.add_class("sniff")
+    review.seek(bout.start)
+    review.relabel()
+    assert review.session.bout_at(bout.start).label == "sniff"
+    screenshot(app, "discover_review")
+    exported = pd.read_csv(review.export(tmp_path / "named" / f"{video.stem}.csv"))
+    assert (exported.set_index("frame").loc[bout.start:bout.end, "behavior"] == "sniff").all()
+
+
 def test_screenshots_of_every_tab(app):
-    for name in ("Preprocess", "Train", "Pretrain", "Inference", "Evaluate", "Track", "Detector", "Review"):
+    for name in ("Preprocess", "Train", "Pretrain", "Inference", "Evaluate", "Discover", "Track", "Detector", "Review"):
         app.notebook.select(app.tabs[name])
         assert screenshot(app, f"tab_{name.lower()}").stat().st_size > 10_000
 

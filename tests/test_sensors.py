@@ -11,7 +11,8 @@ from utils.errors import UserError
 from utils.features.sensors import sensor_feature_names, sensor_features
 from utils.readers.sensors import (SensorStream, align_to_frames, dataset_channels, read_sensor_file,
                                    write_sensor_csv)
-from utils.synthetic import BEHAVIORS, IMU_CHANNELS, SHAKE, make_pose_file_dataset, simulate_imu, simulate_pose
+from utils.synthetic import (BEHAVIORS, IMU_CHANNELS, KEYPOINT_NAMES, RATTLE, SHAKE, make_pose_file_dataset,
+                             simulate_imu, simulate_pose)
 
 
 def brute_force(time, values, num_frames, fps):
@@ -109,27 +110,31 @@ def test_the_generator_imu_follows_the_motion():
     assert rear[:, 0].mean() > 6.0  # the nose raised: gravity moves onto the forward axis (sin 55 deg * g = 8.0)
     assert shake[:, 3].std() > 500 and rest[:, 3].std() < 10  # the roll rate of a shake, deg/s
     assert 150 < abs(turn[:, 5].mean()) < 400  # turning in place at 3.5-6 rad/s about the vertical
-    # from above a shake is a rest: the same keypoints
+    # from above a shake is a rest: the same keypoints; to the IMU a tail rattle is a rest, which moves the tail tip
     np.testing.assert_array_equal(simulate_pose(["rest"] * 40, seed=4)[0], simulate_pose([SHAKE] * 40, seed=4)[0])
+    np.testing.assert_array_equal(simulate_imu(["rest"] * 40, seed=4)[1], simulate_imu([RATTLE] * 40, seed=4)[1])
+    rattle, rest = simulate_pose([RATTLE] * 40, seed=4)[0], simulate_pose(["rest"] * 40, seed=4)[0]
+    assert rattle[:, 5].std(0).max() > 3 * rest[:, 5].std(0).max()  # the tail tip (keypoint 5)
 
 
 @pytest.fixture(scope="module")
 def imu_runs(tmp_path_factory):
-    """Recordings with the generator's IMU and frequent shakes (5 labelled, 2 held out), prepared with their streams,
-    and gradient-boosted models trained on pose alone and on pose with the IMU."""
+    """Recordings with the generator's IMU, frequent shakes and tail rattles (5 labelled, 2 held out), prepared with
+    their streams, and gradient-boosted models trained on pose alone, on the IMU alone and on both."""
     from prepare_sequences_from_yolo import main as prepare
     from training.engine import train, training_config
     root = tmp_path_factory.mktemp("sensors")
-    often = {**dict.fromkeys(BEHAVIORS, 1.0), SHAKE: 3.0}
+    often = {**dict.fromkeys(BEHAVIORS, 1.0), SHAKE: 3.0, RATTLE: 1.0}
     make_pose_file_dataset(root / "data", 5, 600, seed=11, imu=True, behaviors=often)
     make_pose_file_dataset(root / "held", 2, 600, seed=12, imu=True, behaviors=often)
     manifest = prepare(prepare_args("--dataset_root", root / "data", "--output_root", root / "prep", "--detector",
                                     "pose_file", "--pose_fps", 30, "--window_size", 30, "--window_stride", 10,
                                     "--train_ratio", 0.6, "--val_ratio", 0.4, "--test_ratio", 0))
     models = {}
-    for name, sensors in (("pose", False), ("both", True)):
+    inputs = {"pose": dict(use_sensors=False), "imu": dict(use_pose=False, use_box_motion=False), "both": {}}
+    for name, chosen in inputs.items():
         run = train(training_config(manifest_path=str(root / "prep" / "sequence_manifest.json"), classifier="gbt",
-                                    use_pose=True, use_sensors=sensors, gbt_max_iter=60, output_dir=str(root / "runs"),
+                                    **{"use_pose": True, **chosen}, gbt_max_iter=60, output_dir=str(root / "runs"),
                                     run_name=name, num_workers=0, device="cpu"))
         models[name] = Path(run.run_dir) / "best_model_macro_f1.pt"
     return root, manifest, models
@@ -156,10 +161,13 @@ def test_the_imu_shows_what_pose_cannot(imu_runs):
             "--device", "cpu"]))["scores"]
     assert load_checkpoint(models["both"])["features"]["sensor_channels"] == list(IMU_CHANNELS)
     assert load_checkpoint(models["pose"])["features"]["sensor_channels"] == []
+    assert load_checkpoint(models["imu"])["features"]["num_keypoints"] == len(KEYPOINT_NAMES)
     shake = {name: s["per_class"][SHAKE]["f1"] for name, s in scores.items()}
-    assert scores["both"]["macro_f1"] > 0.6, scores["both"]["macro_f1"]  # six behaviours: chance is 0.17
+    rattle = {name: s["per_class"][RATTLE]["f1"] for name, s in scores.items()}
+    assert scores["both"]["macro_f1"] > 0.6, scores["both"]["macro_f1"]  # seven behaviours: chance is 0.14
     # shakes last 9-21 frames, under windows of 30: a window model's per-frame F1 on them is capped near the edges
     assert shake["both"] > shake["pose"] + 0.2, shake
+    assert rattle["both"] > rattle["imu"] + 0.2, rattle  # the IMU takes a tail rattle for rest
 
 
 def test_streams_are_checked_before_anything_is_written(imu_runs, tmp_path):

@@ -15,6 +15,7 @@ Behaviours (several need motion over time to tell apart; a single frame of walk,
     rear   body foreshortened and head enlarged (it rises towards the camera), slight sway
     turn   rotation in place
     shake  (with --imu only) still from above, the head rolling fast from side to side: only the IMU sees it
+    tail_rattle (with --imu only) still, the tail beaten from side to side: only the pose sees it
 
 With --imu every recording gets a head-mounted IMU (<stem>.sensors.csv, simulate_imu): acceleration of the head plus
 gravity and its angular rate, at 200 Hz, in the axes of an implant each animal carries turned and tilted its own
@@ -34,10 +35,13 @@ BEHAVIORS = ("walk", "rest", "groom", "rear", "turn")
 KEYPOINT_NAMES = ("nose", "left_ear", "right_ear", "neck", "tail_base", "tail_tip")
 FLIP_IDX = (0, 2, 1, 3, 4, 5)  # left_ear <-> right_ear under a horizontal flip
 FRAME_W, FRAME_H, FPS = 640, 480, 30.0
-# `shake` (a fast roll of the head, like a wet-dog shake) is not among BEHAVIORS: it is made for recordings with a
-# head-mounted IMU (simulate_imu), since from above its pose is a resting animal's; its bouts are short
-SHAKE = "shake"
+# made for recordings with a head-mounted IMU (simulate_imu), not among BEHAVIORS: `shake` (a fast roll of the head,
+# a wet-dog shake: from above its pose is a resting animal's; its bouts are short) and `tail_rattle` (the tail beaten
+# from side to side at 6 Hz, body and head still: the IMU reads a resting animal). Each stream sees one of them.
+SHAKE, RATTLE = "shake", "tail_rattle"
+SENSOR_BEHAVIORS = (SHAKE, RATTLE)
 SHORT_BOUTS = {SHAKE: (9, 21)}
+RATTLE_HZ = 6.0
 _NOISE_BANK = 6  # distinct sensor-noise frames cycled per video (cheap, still flickers)
 
 
@@ -169,8 +173,10 @@ def simulate_states(labels, style: VideoStyle, rng: np.random.Generator, fps: fl
             state.y += dt * walk_speed * math.sin(state.heading)
             target["head_angle"] = 0.18 * math.sin(2 * math.pi * 3.0 * phase)
             state.tail_phase += dt * 9.0
-        elif behavior in ("rest", SHAKE):  # a shake rolls the head about its own axis: unseen from above
+        elif behavior in ("rest", SHAKE, RATTLE):  # a shake rolls the head about its own axis: unseen from above
             target["width_scale"] = 1.05 + 0.04 * math.sin(2 * math.pi * 1.0 * phase)
+            if behavior == RATTLE:
+                state.tail_phase += dt * 2 * math.pi * RATTLE_HZ
         elif behavior == "groom":
             target["head_extension"] = 0.55
             target["head_angle"] = 0.55 * math.sin(2 * math.pi * 5.0 * phase)
@@ -530,8 +536,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--three_d", action="store_true",
                         help="pose_files: 3D keypoints (x, y, z) as Anipose CSVs <root>/video.anipose.csv, one animal")
     parser.add_argument("--imu", action="store_true",
-                        help="pose_files: a head-mounted IMU per recording (<root>/video.sensors.csv, 200 Hz) and the "
-                             "behaviour 'shake' that only it shows; one animal")
+                        help="pose_files: a head-mounted IMU per recording (<root>/video.sensors.csv, 200 Hz), the "
+                             "behaviour 'shake' that only it shows and 'tail_rattle' that only the pose shows; one "
+                             "animal")
     parser.add_argument("--num_frames", type=int, default=None,
                         help="frames per video (default 60 for clips, 900 for long videos)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same videos")
@@ -550,7 +557,7 @@ def main(args) -> list:
         paths = make_pose_file_dataset(args.output_root, args.num_videos, args.num_frames or 900, args.seed,
                                        args.animals, suffix=".anipose.csv" if args.three_d else "DLC_synthetic.csv",
                                        three_d=args.three_d, imu=args.imu,
-                                       behaviors=BEHAVIORS + (SHAKE,) if args.imu else BEHAVIORS)
+                                       behaviors=BEHAVIORS + SENSOR_BEHAVIORS if args.imu else BEHAVIORS)
     print(f"Wrote {len(paths)} videos under {args.output_root}")
     return paths
 

@@ -266,8 +266,11 @@ def runs_of(values: np.ndarray) -> list:
     return [(int(s), int(e), values[s]) for s, e in zip(starts, ends)]
 
 
-def write_recordings(recordings: list, out_root: Path) -> None:
-    """<name>.embeddings.npz and groups/<name>.frames.csv (the Review tab's result format) per recording."""
+def write_recordings(recordings: list, out_root: Path, report: dict) -> None:
+    """<name>.embeddings.npz and groups/<name>.frames.csv (the Review tab's result format) per recording; the
+    report lists them."""
+    report["recordings"] = [{"name": r.name, "path": str(r.path), "has_video": r.has_video, "frames": len(r.groups),
+                             "groups_frames": f"groups/{r.name}.frames.csv"} for r in recordings]
     for r in recordings:
         arrays = dict(frame_embeddings=r.frames, valid=r.valid, window_start=r.window_starts,
                       window_embeddings=r.window_embeddings, groups=r.groups.astype(np.int16),
