@@ -85,7 +85,7 @@ def embedded(model: Path, folder: Path, out: Path, max_groups: int, umap: bool =
 
 def raw_kmeans(manifest: Path, max_groups: int) -> dict:
     """k-means on the held-out recordings' own per-frame features (the gbt's inputs, before its statistics)."""
-    dataset = WindowDataset(manifest, "test", use_pose=True)
+    dataset = WindowDataset(manifest, "train", use_pose=True)  # every held-out recording, not augmented
     names = {i: c for c, i in dataset.manifest["class_to_idx"].items()}
     features, truth, lengths = [], [], []
     for rec in stitch_recordings(dataset, len(names)):
@@ -132,8 +132,8 @@ def main(args) -> dict:
     make_pose_file_dataset(work / "held_out", args.held_out, args.frames, seed=302)
     manifest = prepared(work / "labelled", work / "prepared", "--train_ratio", "0.75", "--val_ratio", "0.25",
                         "--test_ratio", "0")
-    held = prepared(work / "held_out", work / "held_prepared", "--train_ratio", "0", "--val_ratio", "0",
-                    "--test_ratio", "1")
+    held = prepared(work / "held_out", work / "held_prepared", "--train_ratio", "1", "--val_ratio", "0",
+                    "--test_ratio", "0")
     results["raw_kmeans"] = raw_kmeans(held, args.max_groups)
     print("raw_kmeans", results["raw_kmeans"], flush=True)
     for name, model in models(work, manifest, args.pretrain_epochs, work / "held_out").items():
