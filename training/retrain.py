@@ -37,7 +37,9 @@ log = logging.getLogger("retrain")
 HOLDOUT_SHARE = 0.2  # of each corrected video's reviewed windows, the last ones in time: held out for the comparison
 WORSE_BY = 0.01  # a new model this much below the current one (held-out macro-F1) is marked worse
 # settings two prepared datasets must share for their windows to be one training set
-SHARED_PREPARATION = ("window_size", "crop_size", "num_keypoints", "keypoint_names", "detector", "has_frames")
+SHARED_PREPARATION = ("window_size", "crop_size", "num_keypoints", "keypoint_names", "detector", "has_frames",
+                      "spatial_dims", "sensor_channels")
+PREPARED_BEFORE = {"spatial_dims": 2, "sensor_channels": []}  # what manifests from before these keys hold
 
 @dataclass
 class RetrainPlan:
@@ -177,7 +179,7 @@ def merge_corrections(original_path, corrections_path, out_path, holdout_share: 
 
 def check_same_preparation(original: dict, corrections: dict, original_path, corrections_path) -> None:
     for key in SHARED_PREPARATION:
-        a, b = original["meta"].get(key), corrections["meta"].get(key)
+        a, b = (m["meta"].get(key, PREPARED_BEFORE.get(key)) for m in (original, corrections))
         if a != b:
             raise UserError(f"{corrections_path} was prepared with {key} {b}, the model's data {original_path} with "
                             f"{a}; prepare the corrections with the model's settings (plan_retrain does)")
