@@ -85,10 +85,10 @@ class Classifier(ABC):
         share the window's; window probabilities (B, C); embeddings (B, D)): what inference accumulates."""
         return (None,) + tuple(self.window_outputs(visual, pose, pose_present, motion))
 
-    def frame_embeddings(self, visual=None, pose=None, pose_present=None, motion=None):
-        """Per-frame embeddings (B, T, D) numpy of a batch of windows (embed_behavior.py), or None for a kind whose
-        frames share their window's embedding (frame_outputs)."""
-        return None
+    def outputs_with_embeddings(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
+        """frame_outputs and per-frame embeddings (B, T, D) (embed_behavior.py), or None for a kind whose frames
+        share their window's embedding."""
+        return (*self.frame_outputs(visual, pose, pose_present, motion), None)
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"classifier {self.cfg.classifier} sees no frames")
@@ -338,16 +338,16 @@ class DenseClassifier(TorchClassifier):
 
     def frame_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
         """Per-frame probabilities; the window's are its centre frame's, its embedding the centre frame's features."""
+        return self.outputs_with_embeddings(visual, pose, pose_present, motion)[:3]
+
+    def outputs_with_embeddings(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
+        """Each frame's embedding is its own features from the last layer (those its probabilities are read from)."""
         probs, features = self.net.frame_outputs(pose, pose_present, motion)
         centre = probs.shape[1] // 2
-        return probs, probs[:, centre], features[:, centre]
+        return probs, probs[:, centre], features[:, centre], features
 
     def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
         return self.frame_outputs(visual, pose, pose_present, motion)[1:]
-
-    def frame_embeddings(self, visual=None, pose=None, pose_present=None, motion=None):
-        """Each frame's own features from the last layer (the ones its probabilities are read from)."""
-        return self.net.frame_outputs(pose, pose_present, motion)[1].float().cpu().numpy()
 
     def applicability(self, cfg) -> dict:
         kind = cfg.model.classifier

@@ -487,15 +487,20 @@ class WindowClassifier:
             pose = torch.stack([p if p is not None else torch.zeros(t, dim) for _, _, p, _ in self.pending]).to(device)
         if model.uses_motion:
             motion = torch.stack([m for _, _, _, m in self.pending]).to(device)
+        keep = self.out.embeddings is not None
         with self.p.autocast():
-            frame_probs, probs, embeddings = model.frame_outputs(visual, pose, present, motion)
+            if keep:
+                frame_probs, probs, embeddings, frame_embeddings = model.outputs_with_embeddings(visual, pose, present,
+                                                                                                  motion)
+            else:
+                frame_probs, probs, embeddings = model.frame_outputs(visual, pose, present, motion)
         probs = probs.float().cpu().numpy()
         # a window kind's frames share its probabilities; a dense kind gives each frame its own
         frame_probs = probs[:, None] if frame_probs is None else frame_probs.float().cpu().numpy()
         drift = self.p.drift
         distances = drift.distances(embeddings.float().cpu().numpy()) if drift else np.full(len(probs), np.nan)
-        if self.out.embeddings is not None:
-            self._keep_embeddings(embeddings, model.frame_embeddings(visual, pose, present, motion))
+        if keep:
+            self._keep_embeddings(embeddings, frame_embeddings)
         for (start, _, p, _), raw, frames, distance in zip(self.pending, probs, frame_probs, distances):
             weighted = frames * self.p.decision_weights
             self.out.acc.add_window(start, weighted / weighted.sum(-1, keepdims=True), t)
@@ -512,5 +517,6 @@ class WindowClassifier:
     def _keep_embeddings(self, windows: torch.Tensor, frames) -> None:
         """Each pending window's embedding (or its frames' own, from a dense model) into the prediction's sums."""
         weights, windows = frame_weights(self.out.window[0]), windows.float().cpu().numpy()
+        frames = None if frames is None else frames.float().cpu().numpy()
         for i, (start, *_) in enumerate(self.pending):
             self.out.embeddings.add(start, windows[i] if frames is None else frames[i], weights)
