@@ -4,7 +4,7 @@ at 6 Hz, head still: only the pose sees it), models trained on each input set wi
 scored per frame (benchmark_pipeline.py) on held-out recordings of other animals. A seed draws other recordings and trains with another seed. Models: gbt, mstcn (the streams side by side
 in one input), multimodal (an encoder per stream, cross-attention fusion) and multimodal_pretrained (its
 cross-modal objective first, pretrain_pose.py on the labelled recordings without their labels, then the classifier
-phase with the encoders frozen, --init_lr_scale 0; both streams only).
+phase with the encoders frozen, --init_lr_scale 0, or fine-tuned slower; both streams only).
 
 Usage:
     python bench/bench_sensors.py --work /tmp/sensors --output bench/results_sensors.json
@@ -31,7 +31,7 @@ INPUTS = {"pose": dict(use_pose=True, use_box_motion=True, use_sensors=False),
 MODELS = {"gbt": dict(classifier="gbt"),
           "mstcn": dict(classifier="mstcn", epochs=40),
           "multimodal": dict(classifier="multimodal", epochs=40),
-          "multimodal_pretrained": dict(classifier="multimodal", epochs=40, init_lr_scale=0.0)}
+          "multimodal_pretrained": dict(classifier="multimodal", epochs=40)}
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -47,6 +47,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                                                                          "cross-modal objective")
     parser.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=list(INPUTS), help="input sets")
     parser.add_argument("--pose_features", default="body", choices=["body", "speeds"], help="the pose feature set")
+    parser.add_argument("--init_lr_scale", type=float, default=0.0,
+                        help="multimodal_pretrained: learning rate of the pretrained encoders, times lr (0: frozen, "
+                             "the Rats system's classifier phase)")
     parser.add_argument("--output", default=None, help="JSON file for the results")
     return parser
 
@@ -101,7 +104,8 @@ def main(args) -> dict:
         for model in args.models:
             extra = {}
             if model == "multimodal_pretrained":
-                extra["init_from"] = pretrained(manifest, work / f"seed{seed}" / "runs", seed, args)
+                extra = dict(init_from=pretrained(manifest, work / f"seed{seed}" / "runs", seed, args),
+                             init_lr_scale=args.init_lr_scale)
             for inputs in (["both"] if extra else args.inputs):
                 name = f"{model}_{inputs}"
                 run = train(training_config(manifest_path=str(manifest), **MODELS[model], **INPUTS[inputs], **extra,

@@ -248,7 +248,7 @@ def pretrain(cfg, resume=None, command: str = None) -> PretrainResult:
                                 f"{epoch})", **job.fields(epoch, best, len(recordings), frames))
             save_checkpoint(run_dir / "last_checkpoint.pt", selection=f"{PRETRAINED}: last epoch",
                             **job.fields(epoch, best, len(recordings), frames))
-            log.info("epoch %d: masked-feature loss %.4f, held out %.4f (%.1f s)", epoch, train_loss,
+            log.info("epoch %d: self-supervised loss %.4f, held out %.4f (%.1f s)", epoch, train_loss,
                      row["val_loss"], row["seconds"])
             if stop:
                 log.warning("stopping (%s) after epoch %d", stop.reason, epoch)
