@@ -825,9 +825,10 @@ class MultimodalTCN(nn.Module):
     """The Rats system's design on the frames of a chunk: an encoder per stream (pose with box motion; the sensor
     streams: utils.features.sensors, the last cfg.sensor_dim inputs), cross-attention fusion with gated residuals,
     per-frame logits refined like MS-TCN's stages. Self-supervised (pretrain_pose.py, on frames labelled or not): the
-    two streams' representations of the same frame are pulled together against other frames (contrastive, InfoNCE)
-    and each stream's GRU predicts the other's; fine-tuned with the encoders frozen (--init_lr_scale 0) that is the
-    system's classifier phase. With one stream only (pose, or the sensors alone) it is that stream's encoder."""
+    two streams' representations of the same frame are pulled together against other frames (contrastive, InfoNCE),
+    each stream's GRU predicts the other's, and each stream rebuilds its own hidden frames; fine-tuned with the
+    encoders frozen (--init_lr_scale 0) that is the system's classifier phase. With one stream only (pose, or the
+    sensors alone) it is that stream's encoder."""
     TEMPERATURE = 0.1
     CONTRASTED_FRAMES = 512  # frames per batch in the contrastive loss (its cost grows with their square)
 
@@ -844,6 +845,7 @@ class MultimodalTCN(nn.Module):
         self.refine = nn.ModuleList([TCNStage(c, h, cfg.dense_layers, c, cfg.dropout)
                                      for _ in range(cfg.dense_stages - 1)])
         self.embed = nn.ModuleList([nn.Linear(h, h) for _ in self.split[1:] * 2])  # contrastive projections
+        self.rebuild = nn.ModuleList([nn.Linear(h, d) for d in self.split])  # each stream's hidden inputs
 
     @property
     def pairs_streams(self) -> bool:
@@ -866,11 +868,16 @@ class MultimodalTCN(nn.Module):
             stages.append(logits)
         return stages, features
 
-    def self_supervised_loss(self, x, padding=None, generator=None) -> torch.Tensor:
-        """The cross-modal objective on a batch (B, T, D): InfoNCE between the streams' projections of the same real
-        frames (each frame's partner is its positive, every other sampled frame a negative), plus each stream's GRU
-        predicting the other's representation (1 - cosine, towards a target without gradient)."""
-        a, b = self.encode(x, padding)
+    def self_supervised_loss(self, x, target, mask, padding=None, generator=None) -> torch.Tensor:
+        """The cross-modal objective on a batch (B, T, D) whose frames under `mask` (B, T) are hidden (set to 0):
+        InfoNCE between the streams' projections of the same real frames (each frame's partner is its positive, every
+        other sampled frame a negative), each stream's GRU predicting the other's representation (1 - cosine,
+        towards a target without gradient), and each stream's hidden inputs predicted from its own encoding (masked
+        modelling against `target`, the inputs as evaluation scales them). Alignment alone keeps only what the
+        streams share: the masked term keeps what each sees alone (bench/README.md, "Pose, IMU or both")."""
+        a, b = self.encode(x.masked_fill(mask[..., None], 0.0), padding)
+        rebuilt = (((rebuild(h) - part) ** 2)[mask].mean()
+                   for rebuild, h, part in zip(self.rebuild, (a, b), target.split(self.split, -1)))
         real = torch.ones(a.shape[:2], dtype=torch.bool, device=a.device) if padding is None else ~padding
         rows = real.flatten().nonzero().squeeze(1)
         if len(rows) > self.CONTRASTED_FRAMES:
@@ -883,11 +890,11 @@ class MultimodalTCN(nn.Module):
         predicted = [encoder.predict_other(h)[0] for encoder, h in zip(self.encoders, (a, b))]
         cross = sum(1 - F.cosine_similarity(p, t.detach(), dim=-1)[real].mean()
                     for p, t in zip(predicted, (b, a))) / 2
-        return contrastive + cross
+        return contrastive + cross + sum(rebuilt) / 2
 
     def self_supervised_parameters(self) -> tuple:
         """Prefixes of the parameters the self-supervised objective trains: what fine-tuning takes from it."""
-        return ("encoders.", "embed.")
+        return ("encoders.", "embed.", "rebuild.")
 
 
 class DenseSequenceLabeller(ScaledInputs):
@@ -926,15 +933,21 @@ class DenseSequenceLabeller(ScaledInputs):
         """([logits (B, T, C) per stage, the last one final], per-frame features (B, T, H))."""
         return self.body(self.inputs(pose, pose_present, motion), padding)
 
-    def masked_forward(self, mask, pose=None, pose_present=None, motion=None, padding=None) -> tuple:
-        """The inputs of the frames under `mask` (B, T) replaced by 0 (the typical value on the input scale):
-        (stages, the predicted inputs (B, T, D), the target: the inputs as evaluation scales them (B, T, D))."""
+    def inputs_and_target(self, pose=None, pose_present=None, motion=None) -> tuple:
+        """(the inputs as this mode scales them, the target of masked modelling: as evaluation scales them, without
+        the feature shift and dropout of training)."""
         x = self.inputs(pose, pose_present, motion)
         with torch.no_grad():
             training = self.training
-            self.train(False)  # the target: scaled, without the feature shift and dropout of training
+            self.train(False)
             target = self.inputs(pose, pose_present, motion)
             self.train(training)
+        return x, target
+
+    def masked_forward(self, mask, pose=None, pose_present=None, motion=None, padding=None) -> tuple:
+        """The inputs of the frames under `mask` (B, T) replaced by 0 (the typical value on the input scale):
+        (stages, the predicted inputs (B, T, D), the target: the inputs as evaluation scales them (B, T, D))."""
+        x, target = self.inputs_and_target(pose, pose_present, motion)
         stages, features = self.body(x.masked_fill(mask[..., None], 0.0), padding)
         return stages, self.reconstruct(features), target
 

@@ -155,12 +155,12 @@ class Pretraining:
     def loss(self, items: list, rng: random.Random, augment: bool) -> torch.Tensor:
         batch = chunk_batch(self.dataset, items, rng if augment else None)
         padding = batch["padding"].to(self.device)
-        if getattr(self.net.body, "pairs_streams", False):  # multimodal with two streams: its cross-modal objective
-            generator = torch.Generator().manual_seed(rng.getrandbits(62))
-            inputs = self.net.inputs(**net_inputs(self.net, batch, self.device))
-            return self.net.body.self_supervised_loss(inputs, padding, generator)
         t = self.cfg.training
         mask = span_mask(padding, t.mask_ratio, t.mask_span, rng)
+        if getattr(self.net.body, "pairs_streams", False):  # multimodal with two streams: its cross-modal objective
+            generator = torch.Generator().manual_seed(rng.getrandbits(62))
+            x, target = self.net.inputs_and_target(**net_inputs(self.net, batch, self.device))
+            return self.net.body.self_supervised_loss(x, target, mask, padding, generator)
         _, predicted, target = self.net.masked_forward(mask, **net_inputs(self.net, batch, self.device),
                                                        padding=padding)
         return masked_feature_loss(predicted, target, mask)
