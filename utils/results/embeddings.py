@@ -40,10 +40,10 @@ class FrameEmbeddings:
         self.windows.append((start, values.mean(0) if values.ndim == 2 else values))
         end = start + len(weights)
         if self.sum is None:
-            self.sum = np.zeros((0, values.shape[-1]), np.float64)
+            self.sum = np.zeros((0, values.shape[-1]), np.float32)  # a few windows per frame: float32 sums suffice
         if end > len(self.weight):
             size = max(end, 2 * len(self.weight))
-            self.sum = np.concatenate([self.sum, np.zeros((size - len(self.sum), self.sum.shape[1]))])
+            self.sum = np.concatenate([self.sum, np.zeros((size - len(self.sum), self.sum.shape[1]), np.float32)])
             self.weight = np.concatenate([self.weight, np.zeros(size - len(self.weight))])
         self.sum[start:end] += weights[:, None] * (values if values.ndim == 2 else values[None])
         self.weight[start:end] += weights
@@ -329,7 +329,8 @@ def map_sample(recordings: list, limit: int, seed: int) -> tuple:
                "recording": np.concatenate([[r.name] * int(r.valid.sum()) for r in recordings]),
                "time (s)": np.concatenate([np.flatnonzero(r.valid) / r.fps for r in recordings])}
     if all(r.truth is not None for r in recordings):
-        colours["known behaviour"] = np.concatenate([[str(t) for t in np.asarray(r.truth, dtype=object)[r.valid]]
+        colours["known behaviour"] = np.concatenate([["unknown" if t is None else str(t)
+                                                      for t in np.asarray(r.truth, dtype=object)[r.valid]]
                                                      for r in recordings])
     if not any(np.concatenate([r.prediction for r in recordings]) != ""):
         del colours["model label"]  # a pretrained model has no classes
