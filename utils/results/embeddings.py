@@ -390,6 +390,7 @@ def write_report(out_root: Path, report: dict, model_path) -> None:
     lines = [f"{report['frames']} frames, embeddings of {report['embedding_dims']} values; grouping "
              f"{report['groups_method']}: {report['groups']} groups"]
     if "against_labels" in report:
-        lines.append(f"against the known labels: adjusted Rand index {report['against_labels']['adjusted_rand_index']:.3f}")
+        ari = report["against_labels"]["adjusted_rand_index"]
+        lines.append(f"against the known labels: adjusted Rand index {ari:.3f}")
     for line in lines:
         log.info(line)
