@@ -6,7 +6,8 @@ Usage:
 
 Any trained model (window networks, dense models, gbt) or a pretrained one (pretrain_pose.py) reads every recording
 under --input_dir (videos, or pose files with --detector pose_file models) with its own settings, as inference
-does. Written to --output_root (utils/results/embeddings.py has the rules; docs/formats.md the layouts):
+does; each frame is described by the model's representation (--embedding model) or by the features it is given
+(--embedding inputs). Written to --output_root (utils/results/embeddings.py has the rules; docs/formats.md the layouts):
     <name>.embeddings.npz      per-frame and per-window embeddings, the model's labels, the groups
     embedding_pca.png, embedding_umap.png   maps coloured by group, the model's label, recording, time, and the
                                known behaviour where a label file lies beside a recording
@@ -76,7 +77,7 @@ def main(args):
     setup_logging(out_root / "embed.log")
     emb.check_umap(cfg.umap)  # before any recording is read
     predictor = Predictor.from_checkpoint(options.model_path, options)
-    predictor.keep_embeddings = True
+    predictor.keep_embeddings, predictor.embed_inputs = True, cfg.embedding == "inputs"
     recordings = embed_recordings(predictor, Path(args.input_dir))
     embedded = time.monotonic()
     report = emb.find_groups(recordings, cfg)

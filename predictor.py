@@ -172,6 +172,7 @@ def recorded_settings(ckpt: dict, options: InferenceConfig, source: str,
 
 class Predictor:
     keep_embeddings = False  # each prediction also sums its windows' embeddings (embed_behavior.py)
+    embed_inputs = False  # ... of their per-frame input features instead of the model's representation
 
     def __init__(self, model, ckpt: dict, settings: PreprocessingConfig, options: InferenceConfig, device: str,
                  detector, source: str):
@@ -518,5 +519,18 @@ class WindowClassifier:
         """Each pending window's embedding (or its frames' own, from a dense model) into the prediction's sums."""
         weights, windows = frame_weights(self.out.window[0]), windows.float().cpu().numpy()
         frames = None if frames is None else frames.float().cpu().numpy()
-        for i, (start, *_) in enumerate(self.pending):
-            self.out.embeddings.add(start, windows[i] if frames is None else frames[i], weights)
+        for i, (start, _, pose, motion) in enumerate(self.pending):
+            if self.p.embed_inputs:
+                self.out.embeddings.add(start, self._inputs_of(pose, motion), weights)
+            else:
+                self.out.embeddings.add(start, windows[i] if frames is None else frames[i], weights)
+
+    def _inputs_of(self, pose, motion) -> np.ndarray:
+        """A window's per-frame input features [T, D]: its pose (zeros where its keypoints were missing) beside its
+        box motion and sensors, as the model reads them."""
+        model, parts = self.p.model, []
+        if model.uses_pose:
+            parts.append(pose if pose is not None else torch.zeros(self.out.window[0], model.cfg.pose_dim))
+        if model.uses_motion:
+            parts.append(motion)
+        return torch.cat(parts, -1).numpy()

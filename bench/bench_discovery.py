@@ -6,6 +6,8 @@ of other animals, grouped and scored per frame (adjusted Rand index, purity per 
                     with k the true number of behaviours (given: an advantage) and with k chosen by silhouette
     pretrained      embed_behavior.py on an MS-TCN pretrained by masked modelling (pretrain_pose.py) on every
                     recording's pose (the held-out ones too) without labels: no label is used anywhere
+    inputs          embed_behavior.py --embedding inputs: the per-frame features the models are given (B-SOiD's
+                    way), standardised and grouped by the tool, no label and no learning
     gbt (reference) embed_behavior.py on gradient-boosted trees trained with the labels: what labels buy
 Both embed_behavior.py runs choose k by silhouette (up to --max_groups) and smooth over 0.5 s, as by default; the
 raw k-means is scored unsmoothed and smoothed alike. With --hour, the time embed_behavior.py takes (embeddings,
@@ -71,11 +73,11 @@ def models(work: Path, manifest: Path, epochs: int, pose_dir: Path = None) -> di
             "gbt": Path(run.run_dir) / "best_model_macro_f1.pt"}
 
 
-def embedded(model: Path, folder: Path, out: Path, max_groups: int, umap: bool = True) -> dict:
+def embedded(model: Path, folder: Path, out: Path, max_groups: int, embedding: str = "model") -> dict:
     started = time.monotonic()
     report = embed_behavior.main(embed_behavior.get_args_parser().parse_args([
         "--model_path", str(model), "--input_dir", str(folder), "--output_root", str(out), "--device", "cpu",
-        "--max_groups", str(max_groups), "--clips_per_group", "0"] + ([] if umap else ["--no-umap"])))
+        "--max_groups", str(max_groups), "--clips_per_group", "0", "--embedding", embedding]))
     return {"groups": report["groups"], "seconds": round(time.monotonic() - started, 1),
             "adjusted_rand_index": round(report.get("against_labels", {}).get("adjusted_rand_index", float("nan")), 4),
             "purity": {b: round(s["purity"], 4) for b, s in report.get("against_labels", {}).get("per_behaviour",
@@ -136,8 +138,11 @@ def main(args) -> dict:
                     "--test_ratio", "0")
     results["raw_kmeans"] = raw_kmeans(held, args.max_groups)
     print("raw_kmeans", results["raw_kmeans"], flush=True)
-    for name, model in models(work, manifest, args.pretrain_epochs, work / "held_out").items():
-        results[name] = embedded(model, work / "held_out", work / f"groups_{name}", args.max_groups)
+    found = models(work, manifest, args.pretrain_epochs, work / "held_out")
+    runs = {"pretrained": (found["pretrained"], "model"), "inputs": (found["pretrained"], "inputs"),
+            "gbt": (found["gbt"], "model")}
+    for name, (model, embedding) in runs.items():
+        results[name] = embedded(model, work / "held_out", work / f"groups_{name}", args.max_groups, embedding)
         print(name, results[name], flush=True)
         report_json(results, args.output)
     return report_json(results, args.output)

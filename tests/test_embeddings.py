@@ -120,6 +120,14 @@ def test_a_pretrained_model_embeds_without_classes(embedded, tmp_path):
         assert npz["frame_embeddings"].shape == (600, 16) and (npz["prediction"] == "").all()
     assert report["groups_method"] == "hdbscan" and "against_labels" in report
     assert not (tmp_path / "out" / "embedding_umap.png").exists()
+    # the features the model is given instead of what it learned: the same for any model of these feature settings
+    embed_behavior.main(embed_behavior.get_args_parser().parse_args([
+        "--model_path", str(tmp_path / "p" / "best_model.pt"), "--input_dir", str(root / "held"), "--output_root",
+        str(tmp_path / "inputs"), "--device", "cpu", "--embedding", "inputs", "--no-umap", "--plot_points", "300"]))
+    with np.load(tmp_path / "inputs" / "session_01.embeddings.npz", allow_pickle=False) as npz:
+        from utils.checkpoint import load_checkpoint
+        args = load_checkpoint(tmp_path / "p" / "best_model.pt")["model_args"]
+        assert npz["frame_embeddings"].shape == (600, args["pose_dim"] + args["box_motion_dim"])
 
 
 def test_missing_umap_is_reported_before_any_recording_is_read(monkeypatch, tmp_path):
