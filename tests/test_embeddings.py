@@ -66,7 +66,8 @@ def embedded(tmp_path_factory):
     model = Path(run.run_dir) / "best_model_macro_f1.pt"
     report = embed_behavior.main(embed_behavior.get_args_parser().parse_args([
         "--model_path", str(model), "--input_dir", str(root / "held"), "--output_root", str(root / "out"),
-        "--device", "cpu", "--max_groups", "8", "--plot_points", "400", "--window_stride", "5"]))
+        "--device", "cpu", "--max_groups", "8", "--plot_points", "400", "--window_stride", "5", "--embedding",
+        "model"]))
     import infer_behavior_lstm as infer
     infer.main(infer.get_args_parser().parse_args(["--model_path", str(model), "--video_path",
                                                    str(root / "held" / "session_00DLC_synthetic.csv"), "--output_dir",
@@ -115,7 +116,8 @@ def test_a_pretrained_model_embeds_without_classes(embedded, tmp_path):
         "--dense_layers", 4, "--dense_stages", 1, "--dense_chunk", 64, "--batch_size", 8]]))
     report = embed_behavior.main(embed_behavior.get_args_parser().parse_args([
         "--model_path", str(tmp_path / "p" / "best_model.pt"), "--input_dir", str(root / "held"), "--output_root",
-        str(tmp_path / "out"), "--device", "cpu", "--groups", "hdbscan", "--no-umap", "--plot_points", "300"]))
+        str(tmp_path / "out"), "--device", "cpu", "--groups", "hdbscan", "--no-umap", "--plot_points", "300",
+        "--embedding", "model"]))
     with np.load(tmp_path / "out" / "session_01.embeddings.npz", allow_pickle=False) as npz:
         assert npz["frame_embeddings"].shape == (600, 16) and (npz["prediction"] == "").all()
     assert report["groups_method"] == "hdbscan" and "against_labels" in report

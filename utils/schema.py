@@ -523,10 +523,11 @@ class DetectorTrainingConfig:
 class EmbeddingConfig:
     """Embeddings and behaviour groups found without labels (embed_behavior.py): maps of what a model sees and
     groups of frames to review and name"""
-    embedding: str = setting("model", "what each frame is described by: model (the representation the model reads "
-                             "its labels from: a window network's clip embedding, a dense model's per-frame features, "
-                             "the gbt's window statistics) or inputs (the per-frame pose, box-motion and sensor "
-                             "features the model is given, before any learning: B-SOiD's way)",
+    embedding: str = setting("inputs", "what each frame is described by: inputs (the per-frame pose, box-motion and "
+                             "sensor features the model is given, before any learning: B-SOiD's way; groups behaviours "
+                             "best, bench/README.md) or model (the representation the model reads its labels from: a "
+                             "window network's clip embedding, a dense model's per-frame features, the gbt's window "
+                             "statistics)",
                              choices=("model", "inputs"), label="Embedding", basic=True)
     groups: str = setting("kmeans", "how frames are grouped: kmeans (the number of groups chosen by the silhouette "
                           "score among 2..max_groups), hdbscan (finds its own number; frames in no dense region stay "

@@ -142,8 +142,12 @@ def plot_embedding(xy: np.ndarray, colourings: dict, path, title: str) -> None:
     import matplotlib.pyplot as plt
     from utils.io import atomic_path
     panels, size = len(colourings), 6 if len(xy) < 3000 else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.2), squeeze=False)
-    for ax, (name, values) in zip(axes[0], colourings.items()):
+    columns = min(panels, 3)  # a grid, not a strip: readable in a dashboard pane as in a file viewer
+    rows = -(-panels // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[panels:]:
+        ax.axis("off")
+    for ax, (name, values) in zip(axes.flat, colourings.items()):
         values = np.asarray(values)
         if values.dtype.kind in "fiu" and len(np.unique(values)) > 20:
             points = ax.scatter(xy[:, 0], xy[:, 1], c=values, s=size, cmap="viridis", linewidths=0)
