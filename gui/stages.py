@@ -373,6 +373,12 @@ class FolderRunTab(StageTab):
                             "folder")
         return ["--input_dir", self.input_dir.get(), "--output_root", self.output_root.get()]
 
+    def run_folder(self, values: dict) -> Path:
+        return Path(self.folder_args()[3])
+
+    def commands(self, config_path: Path, values: dict) -> list:
+        return [script_command(self.script, config_path, *self.folder_args())]
+
 
 class InferenceTab(FolderRunTab):
     title, folder_title = "Inference", "folder (batch) mode: every video under the videos folder"
@@ -430,12 +436,6 @@ class EvaluateTab(FolderRunTab):
         notebook.add(self.confusion, text="Confusion matrix")
         notebook.add(self.ethogram, text="Truth vs prediction")
 
-    def run_folder(self, values: dict) -> Path:
-        return Path(self.folder_args()[3])
-
-    def commands(self, config_path: Path, values: dict) -> list:
-        return [script_command(self.script, config_path, *self.folder_args())]
-
     def show_results(self, values: dict, finished: bool) -> None:
         folder = self.run_folder(values)
         if not finished or not (folder / "eval_results.json").is_file():
@@ -466,12 +466,6 @@ class DiscoverTab(FolderRunTab):
         self.map, self.groups = ImagePane(notebook), TablePane(notebook)
         notebook.add(self.map, text="Map")
         notebook.add(self.groups, text="Groups")
-
-    def run_folder(self, values: dict) -> Path:
-        return Path(self.folder_args()[3])
-
-    def commands(self, config_path: Path, values: dict) -> list:
-        return [script_command(self.script, config_path, *self.folder_args())]
 
     def show_results(self, values: dict, finished: bool) -> None:
         folder = self.run_folder(values)

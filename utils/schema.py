@@ -370,7 +370,7 @@ class TrainingConfig:
 @dataclass
 class PretrainConfig:
     """Self-supervised pretraining of a dense model (pretrain_pose.py): masked modelling of pose and box-motion
-    features on recordings without labels"""
+    features on recordings without labels (the multimodal kind: its cross-modal objective)"""
     pose_dir: str | None = setting(None, "folder of pose files without labels (searched recursively), read with the "
                                    "manifest's preprocessing settings (prepared with --detector pose_file); the "
                                    "manifest's own recordings are pretrained on too", path="input",
