@@ -118,5 +118,14 @@ def main(args) -> dict:
     return {"scores": scores, "timing": times}
 
 
+def score_folder(model_path, input_dir, output_root, device: str = "cpu") -> dict:
+    """main() with its defaults on one folder, reduced to what the benches tabulate: per-frame and segment macro-F1 and
+    the per-class F1, rounded to 4 places."""
+    scores = main(get_args_parser().parse_args(["--model_path", str(model_path), "--input_dir", str(input_dir),
+                                                "--output_root", str(output_root), "--device", device]))["scores"]
+    return {"macro_f1": round(scores["macro_f1"], 4), "segment_f1": round(scores["segment"]["macro_f1"], 4),
+            "per_class_f1": {c: round(s["f1"], 4) for c, s in scores["per_class"].items()}}
+
+
 if __name__ == "__main__":
     run_cli(main, get_args_parser())

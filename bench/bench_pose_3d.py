@@ -34,14 +34,6 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def scores_of(model: Path, folder: Path, out: Path) -> dict:
-    result = benchmark_pipeline.main(benchmark_pipeline.get_args_parser().parse_args([
-        "--model_path", str(model), "--input_dir", str(folder), "--output_root", str(out), "--device", "cpu"]))
-    scores = result["scores"]
-    return {"macro_f1": round(scores["macro_f1"], 4), "segment_f1": round(scores["segment"]["macro_f1"], 4),
-            "per_class_f1": {c: round(s["f1"], 4) for c, s in scores["per_class"].items()}}
-
-
 def main(args) -> dict:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -60,8 +52,8 @@ def main(args) -> dict:
             run = train(training_config(manifest_path=str(work / kind / "prepared" / "sequence_manifest.json"),
                                         classifier="gbt", use_pose=True, pose_features=features,
                                         output_dir=str(work / "runs"), run_name=name, num_workers=0, device="cpu"))
-            results["models"][name] = scores_of(Path(run.run_dir) / "best_model_macro_f1.pt", work / kind / "held_out",
-                                                work / "scores" / name)
+            results["models"][name] = benchmark_pipeline.score_folder(
+                Path(run.run_dir) / "best_model_macro_f1.pt", work / kind / "held_out", work / "scores" / name)
             print(name, results["models"][name], flush=True)
     return report_json(results, args.output)
 

@@ -1,10 +1,11 @@
 """Pose, a head-mounted IMU, or both: generated recordings with the generator's IMU (utils.synthetic.simulate_imu)
 and its `shake` (still from above, a fast roll of the head: only the IMU sees it) and `tail_rattle` (the tail beaten
 at 6 Hz, head still: only the pose sees it), models trained on each input set with the same settings and labels,
-scored per frame (benchmark_pipeline.py) on held-out recordings of other animals. A seed draws other recordings and trains with another seed. Models: gbt, mstcn (the streams side by side
-in one input), multimodal (an encoder per stream, cross-attention fusion) and multimodal_pretrained (its
-cross-modal objective first, pretrain_pose.py on the labelled recordings without their labels, then the classifier
-phase with the encoders frozen, --init_lr_scale 0, or fine-tuned slower; both streams only).
+scored per frame (benchmark_pipeline.py) on held-out recordings of other animals. A seed draws other recordings and
+trains with another seed. Models: gbt, mstcn (the streams side by side in one input), multimodal (an encoder per
+stream, cross-attention fusion) and multimodal_pretrained (its cross-modal objective first, pretrain_pose.py on the
+labelled recordings without their labels, then the classifier phase with the encoders frozen, --init_lr_scale 0, or
+fine-tuned slower; both streams only).
 
 Usage:
     python bench/bench_sensors.py --work /tmp/sensors --output bench/results_sensors.json
@@ -52,14 +53,6 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "the Rats system's classifier phase)")
     parser.add_argument("--output", default=None, help="JSON file for the results")
     return parser
-
-
-def scores_of(model: Path, folder: Path, out: Path) -> dict:
-    result = benchmark_pipeline.main(benchmark_pipeline.get_args_parser().parse_args([
-        "--model_path", str(model), "--input_dir", str(folder), "--output_root", str(out), "--device", "cpu"]))
-    scores = result["scores"]
-    return {"macro_f1": round(scores["macro_f1"], 4), "segment_f1": round(scores["segment"]["macro_f1"], 4),
-            "per_class_f1": {c: round(s["f1"], 4) for c, s in scores["per_class"].items()}}
 
 
 def prepared_draw(work: Path, seed: int, args) -> Path:
@@ -112,8 +105,9 @@ def main(args) -> dict:
                                             pose_features=args.pose_features, seed=seed,
                                             output_dir=str(work / f"seed{seed}" / "runs"), run_name=name,
                                             num_workers=0, device="cpu"))
-                scores = scores_of(Path(run.run_dir) / "best_model_macro_f1.pt", work / f"seed{seed}" / "held_out",
-                                   work / f"seed{seed}" / "scores" / name)
+                scores = benchmark_pipeline.score_folder(Path(run.run_dir) / "best_model_macro_f1.pt",
+                                                         work / f"seed{seed}" / "held_out",
+                                                         work / f"seed{seed}" / "scores" / name)
                 results["runs"].setdefault(name, []).append(scores)
                 print(f"seed {seed} {name}", scores, flush=True)
                 results["summary"][name] = summary(results["runs"][name])
