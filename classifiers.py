@@ -20,11 +20,11 @@ import torch
 
 from data import class_weights
 from model import DENSE_MODELS, DenseSequenceLabeller, ModelConfig, build_model
-from training.dense import DenseSteps, evaluate_recordings, frame_class_counts, init_dense_weights
+from training.dense import (DenseSteps, dense_recordings, evaluate_recordings, frame_class_counts,
+                            init_dense_weights)
 from training.ensemble import fit_members
 from training.loop import (cache_features, evaluate_dataset, fit_network, init_weights, input_statistics,
                            uses_feature_cache)
-from utils.data.recordings import stitch_recordings
 from training.run import TrainingRun
 from training.trees import evaluate_trees, fit_trees, out_of_fold_probs, stacked_inputs
 from utils.config import inapplicable_settings, settings_that_apply
@@ -309,13 +309,15 @@ class WindowStatsGBT(Classifier):
 
 # ------------------------------------------------------------------------------------------------ dense models
 class DenseClassifier(TorchClassifier):
-    """A dense model (model.DENSE_MODELS: mstcn, dense_transformer) that labels every frame of chunks of pose and box
-    motion, trained on every labelled frame of whole recordings (training/dense.py) by the network loop's epochs
-    (best models on validation, early stopping, resume). Sees no frames."""
+    """A dense model (model.DENSE_MODELS: mstcn, dense_transformer, multimodal) that labels every frame of chunks of
+    pose, box motion and sensor streams, trained on every labelled frame of whole recordings (training/dense.py) by
+    the network loop's epochs (best models on validation, early stopping, resume). With use_frame_features it sees
+    frames too, as the features of a frozen frame backbone (each frame encoded once)."""
     dense = True
 
     def __init__(self, cfg: ModelConfig):
         self.cfg, self.net = cfg, DenseSequenceLabeller(cfg)
+        self.sees_frames = self.net.sees_frames
         self.loss_weights = None
 
     def fit(self, run: TrainingRun) -> list:
@@ -325,7 +327,7 @@ class DenseClassifier(TorchClassifier):
             init_dense_weights(self.net, t.init_from, run.class_names, run.datasets["train"].spec.recorded())
         self.net = self.net.to(run.device)
         if t.class_weighting != "none":
-            counts = frame_class_counts(stitch_recordings(run.datasets["train"], self.cfg.num_classes),
+            counts = frame_class_counts(dense_recordings(self.net, run.datasets["train"], run.device),
                                         self.cfg.num_classes)
             labels = np.repeat(np.arange(self.cfg.num_classes), counts)
             self.loss_weights = class_weights(labels, self.cfg.num_classes, t.class_weighting,
@@ -334,7 +336,7 @@ class DenseClassifier(TorchClassifier):
 
     def evaluate(self, dataset, run: TrainingRun) -> dict:
         self.net = self.net.to(run.device)
-        return evaluate_recordings(self.net, stitch_recordings(dataset, self.cfg.num_classes), dataset, run)
+        return evaluate_recordings(self.net, dense_recordings(self.net, dataset, run.device), dataset, run)
 
     def frame_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
         """Per-frame probabilities; the window's are its centre frame's, its embedding the centre frame's features."""
@@ -342,16 +344,25 @@ class DenseClassifier(TorchClassifier):
 
     def outputs_with_embeddings(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
         """Each frame's embedding is its own features from the last layer (those its probabilities are read from)."""
-        probs, features = self.net.frame_outputs(pose, pose_present, motion)
+        probs, features = self.net.frame_outputs(pose, pose_present, motion, visual)
         centre = probs.shape[1] // 2
         return probs, probs[:, centre], features[:, centre], features
 
     def window_outputs(self, visual=None, pose=None, pose_present=None, motion=None) -> tuple:
         return self.frame_outputs(visual, pose, pose_present, motion)[1:]
 
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        if not self.sees_frames:
+            return super().encode_frames(frames)
+        return self.net.encode_frames(frames)
+
     def applicability(self, cfg) -> dict:
         kind = cfg.model.classifier
-        return {"classifier": ({kind}, kind), "input": (pose_inputs(cfg), f"classifier {kind} sees no frames")}
+        seen = (f"classifier {kind} reads frame features encoded once, unaugmented" if self.sees_frames else
+                f"classifier {kind} sees no frames (use_frame_features is off)")
+        return {"classifier": ({kind}, kind), "input": (pose_inputs(cfg), seen),
+                "backbone": ({"frame"} if self.sees_frames else set(), "a frozen frame backbone" if self.sees_frames
+                             else "use_frame_features is off")}
 
 
 for _name in DENSE_MODELS.names():

@@ -720,8 +720,10 @@ class TCNStage(nn.Module):
         self.layers = nn.Sequential(*[DilatedResidual(dim, 2 ** i, dropout) for i in range(layers)])
         self.out = nn.Conv1d(dim, classes, 1)
 
-    def forward(self, x) -> tuple:  # (B, D_in, T) -> logits (B, C, T), features (B, D, T)
-        h = self.layers(self.project(x))
+    def forward(self, x, added=None) -> tuple:  # (B, D_in, T) -> logits (B, C, T), features (B, D, T)
+        """added (B, D, T): joined to the projected inputs (the frame features, DenseSequenceLabeller)."""
+        h = self.project(x)
+        h = self.layers(h if added is None else h + added)
         return self.out(h), h
 
 
@@ -737,9 +739,10 @@ class MultiStageTCN(nn.Module):
                                     [TCNStage(c, h, cfg.dense_layers, c, cfg.dropout)
                                      for _ in range(cfg.dense_stages - 1)])
 
-    def forward(self, x, padding=None) -> tuple:
-        """x (B, T, D) -> ([logits (B, T, C) of each stage], per-frame features of the first stage (B, T, H))."""
-        logits, features = self.stages[0](x.transpose(1, 2))
+    def forward(self, x, padding=None, visual=None) -> tuple:
+        """x (B, T, D), visual (B, T, H) projected frame features or None -> ([logits (B, T, C) of each stage],
+        per-frame features of the first stage (B, T, H))."""
+        logits, features = self.stages[0](x.transpose(1, 2), None if visual is None else visual.transpose(1, 2))
         stages = [logits]
         for stage in self.stages[1:]:
             logits, _ = stage(torch.softmax(logits, 1))
@@ -764,9 +767,11 @@ class DenseTransformer(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(h, cfg.num_classes)
 
-    def forward(self, x, padding=None) -> tuple:
-        """x (B, T, D), padding (B, T) True on padded frames -> ([logits (B, T, C)], features (B, T, H))."""
-        h = self.encoder(self.position(self.project(x)), src_key_padding_mask=padding)
+    def forward(self, x, padding=None, visual=None) -> tuple:
+        """x (B, T, D), padding (B, T) True on padded frames, visual (B, T, H) projected frame features or None ->
+        ([logits (B, T, C)], features (B, T, H))."""
+        h = self.project(x)
+        h = self.encoder(self.position(h if visual is None else h + visual), src_key_padding_mask=padding)
         return [self.out(self.drop(h))], h
 
 
@@ -801,8 +806,9 @@ class StreamEncoder(nn.Module):
         self.layers = nn.Sequential(*[DilatedResidual(dim, 2 ** i, dropout) for i in range(layers)])
         self.predict_other = nn.GRU(dim, dim, batch_first=True)
 
-    def forward(self, x, padding=None):  # (B, T, D_in) -> (B, T, H)
-        return self.layers(self.project(self.adapter(x, padding).transpose(1, 2))).transpose(1, 2)
+    def forward(self, x, padding=None, added=None):  # (B, T, D_in) -> (B, T, H); added (B, T, H) joins the projection
+        h = self.project(self.adapter(x, padding).transpose(1, 2))
+        return self.layers(h if added is None else h + added.transpose(1, 2)).transpose(1, 2)
 
 
 class GatedCrossAttention(nn.Module):
@@ -851,12 +857,16 @@ class MultimodalTCN(nn.Module):
     def pairs_streams(self) -> bool:
         return len(self.split) == 2
 
-    def encode(self, x, padding=None) -> list:
-        return [encoder(part, padding) for encoder, part in zip(self.encoders, x.split(self.split, -1))]
+    def encode(self, x, padding=None, visual=None) -> list:
+        """Each stream's per-frame representation; the frame features join the camera's stream (pose, box motion),
+        the first."""
+        return [encoder(part, padding, visual if i == 0 else None)
+                for i, (encoder, part) in enumerate(zip(self.encoders, x.split(self.split, -1)))]
 
-    def forward(self, x, padding=None) -> tuple:
-        """x (B, T, D) -> ([logits (B, T, C) per stage], fused per-frame features (B, T, H))."""
-        streams = self.encode(x, padding)
+    def forward(self, x, padding=None, visual=None) -> tuple:
+        """x (B, T, D), visual (B, T, H) projected frame features or None -> ([logits (B, T, C) per stage], fused
+        per-frame features (B, T, H))."""
+        streams = self.encode(x, padding, visual)
         if self.pairs_streams:
             a, b = streams
             streams = [self.fusion[0](a, b, padding), self.fusion[1](b, a, padding)]
@@ -868,14 +878,15 @@ class MultimodalTCN(nn.Module):
             stages.append(logits)
         return stages, features
 
-    def self_supervised_loss(self, x, target, mask, padding=None, generator=None) -> torch.Tensor:
+    def self_supervised_loss(self, x, target, mask, padding=None, generator=None, visual=None) -> torch.Tensor:
         """The cross-modal objective on a batch (B, T, D) whose frames under `mask` (B, T) are hidden (set to 0):
         InfoNCE between the streams' projections of the same real frames (each frame's partner is its positive, every
         other sampled frame a negative), each stream's GRU predicting the other's representation (1 - cosine,
         towards a target without gradient), and each stream's hidden inputs predicted from its own encoding (masked
         modelling against `target`, the inputs as evaluation scales them). Alignment alone keeps only what the
         streams share: the masked term keeps what each sees alone (bench/README.md, "Pose, IMU or both")."""
-        a, b = self.encode(x.masked_fill(mask[..., None], 0.0), padding)
+        hidden = None if visual is None else visual.masked_fill(mask[..., None], 0.0)
+        a, b = self.encode(x.masked_fill(mask[..., None], 0.0), padding, hidden)
         rebuilt = (((rebuild(h) - part) ** 2)[mask].mean()
                    for rebuild, h, part in zip(self.rebuild, (a, b), target.split(self.split, -1)))
         real = torch.ones(a.shape[:2], dtype=torch.bool, device=a.device) if padding is None else ~padding
@@ -899,8 +910,11 @@ class MultimodalTCN(nn.Module):
 
 class DenseSequenceLabeller(ScaledInputs):
     """A dense model (DENSE_MODELS, named by cfg.classifier) on the scaled pose and box-motion features of every
-    frame: per-frame logits over a chunk of any length up to the trained chunk (and beyond, for the TCN)."""
-    backbone = None  # sees no frames (the optimiser's parameter groups ask)
+    frame: per-frame logits over a chunk of any length up to the trained chunk (and beyond, for the TCN). With
+    cfg.use_frame_features each frame's features from a frozen frame backbone join too: normalised, projected to the
+    model's width and added to its first hidden layer (for multimodal, the camera's stream), the projection starting
+    at zero, so a model pretrained on pose alone starts exactly as pretrained."""
+    is_video = False
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -909,13 +923,54 @@ class DenseSequenceLabeller(ScaledInputs):
         motion_dim = cfg.motion_input_dim
         if not pose_dim + motion_dim:
             raise UserError(f"classifier {cfg.classifier} reads pose (--use_pose with keypoints), box motion "
-                            f"(--use_box_motion) or sensor streams; it sees no frames, and none is on")
+                            f"(--use_box_motion) or sensor streams, and none is on")
         self.uses_pose, self.uses_motion = bool(pose_dim), bool(motion_dim)
         self.register_input_buffers()
+        self.backbone, self.visual_proj = self._frame_backbone(cfg, pose_dim + motion_dim)
+        self.sees_frames = self.backbone is not None
         self.body = DENSE_MODELS.get(cfg.classifier)(pose_dim + motion_dim, cfg)
         # predicts the scaled inputs of masked frames from the per-frame features: self-supervised pretraining
         # (training/pretrain.py) and fine-tuning's auxiliary task (training.dense: masked_feature_loss)
         self.reconstruct = nn.Linear(cfg.dense_hidden, pose_dim + motion_dim)
+
+    @staticmethod
+    def _frame_backbone(cfg: ModelConfig, feature_dim: int) -> tuple:
+        """(frozen frame backbone, projection of its features to the model's width), or (None, None)."""
+        if not cfg.use_frame_features:
+            return None, None
+        spec = BACKBONES.get(cfg.backbone)(cfg)
+        if spec.is_video:
+            raise UserError(f"use_frame_features reads one feature vector per frame, but {cfg.backbone} is a video "
+                            f"backbone (one per clip); pick a frame backbone such as mobilenet_v3_small")
+        if cfg.classifier == "multimodal" and feature_dim == (cfg.sensor_dim if cfg.use_sensors else 0):
+            raise UserError("classifier multimodal adds frame features to the camera's stream (pose, box motion), "
+                            "and both are off; pass --use_pose or --use_box_motion")
+        check_crop_size(cfg.backbone, spec, cfg.crop_size)
+        project = nn.Linear(spec.dim, cfg.dense_hidden)
+        nn.init.zeros_(project.weight)
+        nn.init.zeros_(project.bias)
+        return spec.module.requires_grad_(False).eval(), nn.Sequential(nn.LayerNorm(spec.dim),
+                                                                      nn.Dropout(cfg.dropout), project)
+
+    def train(self, mode: bool = True):
+        """The frozen backbone stays in eval mode: its BatchNorm statistics must not change."""
+        super().train(mode)
+        if self.backbone is not None:
+            self.backbone.eval()
+        return self
+
+    @torch.no_grad()
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Normalised crops (B, T, 3, H, W) -> frame features (B, T, Dv)."""
+        b, t = frames.shape[:2]
+        return self.backbone(frames.flatten(0, 1)).reshape(b, t, -1)
+
+    def visual(self, features, mask=None):
+        """Projected frame features (B, T, H) of backbone features (B, T, Dv); 0 on frames under mask (B, T)."""
+        if self.visual_proj is None or features is None:
+            return None
+        v = self.visual_proj(features.to(self.visual_proj[-1].weight.dtype))
+        return v if mask is None else v.masked_fill(mask[..., None], 0.0)
 
     def inputs(self, pose=None, pose_present=None, motion=None) -> torch.Tensor:
         """(B, T, Dp + Dm): scaled pose (zeros for chunks without keypoints) beside scaled box motion."""
@@ -929,9 +984,10 @@ class DenseSequenceLabeller(ScaledInputs):
             parts.append(self._scaled(motion, "motion"))
         return torch.cat(parts, -1)
 
-    def forward(self, pose=None, pose_present=None, motion=None, padding=None) -> tuple:
-        """([logits (B, T, C) per stage, the last one final], per-frame features (B, T, H))."""
-        return self.body(self.inputs(pose, pose_present, motion), padding)
+    def forward(self, pose=None, pose_present=None, motion=None, padding=None, visual=None) -> tuple:
+        """([logits (B, T, C) per stage, the last one final], per-frame features (B, T, H)); visual: backbone
+        features (B, T, Dv) with use_frame_features."""
+        return self.body(self.inputs(pose, pose_present, motion), padding, self.visual(visual))
 
     def inputs_and_target(self, pose=None, pose_present=None, motion=None) -> tuple:
         """(the inputs as this mode scales them, the target of masked modelling: as evaluation scales them, without
@@ -944,16 +1000,17 @@ class DenseSequenceLabeller(ScaledInputs):
             self.train(training)
         return x, target
 
-    def masked_forward(self, mask, pose=None, pose_present=None, motion=None, padding=None) -> tuple:
-        """The inputs of the frames under `mask` (B, T) replaced by 0 (the typical value on the input scale):
-        (stages, the predicted inputs (B, T, D), the target: the inputs as evaluation scales them (B, T, D))."""
+    def masked_forward(self, mask, pose=None, pose_present=None, motion=None, padding=None, visual=None) -> tuple:
+        """The inputs (and frame features) of the frames under `mask` (B, T) replaced by 0 (the typical value on the
+        input scale): (stages, the predicted inputs (B, T, D), the target: the inputs as evaluation scales them
+        (B, T, D)); the frame features are an input, never a target."""
         x, target = self.inputs_and_target(pose, pose_present, motion)
-        stages, features = self.body(x.masked_fill(mask[..., None], 0.0), padding)
+        stages, features = self.body(x.masked_fill(mask[..., None], 0.0), padding, self.visual(visual, mask))
         return stages, self.reconstruct(features), target
 
-    def frame_outputs(self, pose=None, pose_present=None, motion=None) -> tuple:
+    def frame_outputs(self, pose=None, pose_present=None, motion=None, visual=None) -> tuple:
         """(per-frame probabilities (B, T, C), per-frame features (B, T, H)) in evaluation."""
-        stages, features = self(pose, pose_present, motion)
+        stages, features = self(pose, pose_present, motion, visual=visual)
         return torch.softmax(stages[-1], -1), features
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from data import normalise_frames
 from utils import distributed
 from utils.data.recordings import UNLABELLED, chunk_features, stitch_chunk_probs, stitch_recordings
 from utils.errors import UserError
@@ -67,6 +68,9 @@ def masked_feature_loss(predicted: torch.Tensor, target: torch.Tensor, mask: tor
     return (predicted.float()[mask] - target.float()[mask]).pow(2).mean()
 
 
+FRAME_FEATURE_WEIGHTS = ("backbone.", "visual_proj.")  # model.DenseSequenceLabeller with use_frame_features
+
+
 def init_dense_weights(net, path, class_names: list, recorded_features: dict) -> None:
     """Start a dense model from a checkpoint: a pretraining one (training/pretrain.py: every weight but the class
     outputs, and its input scaling) or a trained dense model of the same classes (every weight). The features and
@@ -83,32 +87,81 @@ def init_dense_weights(net, path, class_names: list, recorded_features: dict) ->
                         f"{recorded_features}; use the pose features, keypoint confidence and track smoothing it was "
                         f"trained with")
     mine = net.state_dict()
-    # these settings with the checkpoint's number of classes must give its very shapes
-    twin = type(net)(replace(net.cfg, num_classes=ckpt["model_args"]["num_classes"])).state_dict()
-    differ = sorted(k for k in set(twin) | set(ckpt["model"])
-                    if k not in twin or k not in ckpt["model"] or twin[k].shape != ckpt["model"][k].shape)
+    # these settings with the checkpoint's number of classes must give its very shapes, frame features aside: a model
+    # pretrained on pose alone starts one that adds them (their projection starts at zero)
+    twin = type(net)(replace(net.cfg, num_classes=ckpt["model_args"]["num_classes"], pretrained_backbone=False))
+    twin = {k: v for k, v in twin.state_dict().items() if not k.startswith(FRAME_FEATURE_WEIGHTS)}
+    body = {k: v for k, v in ckpt["model"].items() if not k.startswith(FRAME_FEATURE_WEIGHTS)}
+    differ = sorted(k for k in set(twin) | set(body) if k not in twin or k not in body or twin[k].shape != body[k].shape)
     if differ or ckpt["model_args"].get("classifier") != net.cfg.classifier:
         raise UserError(f"init_from {path} is a {ckpt['model_args'].get('classifier')} model of another architecture "
                         f"than these settings ({', '.join(differ[:3]) or 'classifier'} differ); use the model "
                         f"settings it was trained with (its config.yaml)")
-    theirs = {k: v for k, v in ckpt["model"].items() if v.shape == mine[k].shape}
+    theirs = {k: v for k, v in ckpt["model"].items() if k in mine and v.shape == mine[k].shape}
     if pretrained and getattr(net.body, "pairs_streams", False):  # only what its cross-modal objective trained
         trained = tuple(f"body.{prefix}" for prefix in net.body.self_supervised_parameters())
         theirs = {k: v for k, v in theirs.items() if not k.startswith("body.") or k.startswith(trained)}
-    fresh = sorted(set(mine) - set(theirs))
+    fresh = sorted(k for k in set(mine) - set(theirs) if not k.startswith(FRAME_FEATURE_WEIGHTS))
+    if net.sees_frames and not any(k.startswith(FRAME_FEATURE_WEIGHTS) for k in theirs):
+        fresh.append("the frame features' projection (from zero)")
     net.load_state_dict({**mine, **theirs})
     net.initialised = set(theirs)  # training.loop.build_optimizer: their learning rate is lr * init_lr_scale
     log.info("weights initialised from %s (%s)%s", path, ckpt.get("selection"),
              f"; left fresh for these classes: {', '.join(fresh)}" if fresh else "")
 
 
+def dense_recordings(net, dataset, device) -> list:
+    """The recordings of a split (utils.data.recordings.stitch_recordings), stitched once per dataset and kept with
+    it; for a model with frame features each covered frame encoded once by its frozen backbone (which does not
+    change within a run)."""
+    key = (net.cfg.num_classes, net.cfg.backbone if net.sees_frames else None)
+    kept = getattr(dataset, "dense_recordings", None)
+    if kept is None or kept[0] != key:
+        recordings = stitch_recordings(dataset, net.cfg.num_classes)
+        if net.sees_frames:
+            encode_recording_frames(net, dataset, recordings, device)
+        dataset.dense_recordings = kept = (key, recordings)
+    return kept[1]
+
+
+@torch.no_grad()
+def encode_recording_frames(net, dataset, recordings: list, device, batch_frames: int = 64) -> None:
+    """Each recording's frame features (Recording.visual [N, Dv] float16, zeros where no window covers a frame): the
+    crop of every covered frame read from the first window holding it (data.WindowDataset.load: the video's crop
+    store) and encoded by the model's frozen backbone in batches of batch_frames. Unaugmented: augmentation of the
+    frames does not reach them (as the window models' feature cache with cache_augmented_views 0)."""
+    was_training = net.training
+    net.eval()
+    with progress(total=sum(len(r.windows) for r in recordings), desc="frame features") as bar:
+        for recording in recordings:
+            crops, rows = [], []
+            seen = np.zeros(len(recording.labels), bool)
+            for index, _, _ in recording.windows:
+                frame_rows = dataset.small_arrays(index)["frame_index"]
+                new = np.flatnonzero(~seen[frame_rows])
+                if len(new):
+                    crops.append(dataset.load(index)[0][new])
+                    rows.append(frame_rows[new])
+                    seen[frame_rows[new]] = True
+                bar.update(1)
+            frames, rows = torch.cat(crops), np.concatenate(rows)
+            features = torch.cat([net.encode_frames(normalise_frames(frames[i:i + batch_frames])[None].to(device))[0]
+                                  .to("cpu", torch.float16) for i in range(0, len(frames), batch_frames)])
+            recording.visual = np.zeros((len(recording.labels), features.shape[1]), np.float16)
+            recording.visual[rows] = features.numpy()
+    net.train(was_training)
+
+
 def chunk_batch(dataset, items: list, rng: random.Random = None) -> dict:
     """Padded tensors of chunks [(recording, start, end)]: pose (B, T, Dp), motion (B, T, Dm), pose_present (B),
-    labels (B, T) (UNLABELLED on padding) and padding (B, T). With rng each chunk gets its own augmentation draw."""
+    labels (B, T) (UNLABELLED on padding), padding (B, T) and, where the recordings have frame features, visual
+    (B, T, Dv). With rng each chunk gets its own augmentation draw."""
     length = max(end - start for _, start, end in items)
     b = len(items)
     pose = torch.zeros(b, length, dataset.pose_dim)
     motion = torch.zeros(b, length, dataset.motion_dim)
+    visual_dim = items[0][0].visual.shape[1] if items[0][0].visual is not None else 0
+    visual = torch.zeros(b, length, visual_dim)
     labels = torch.full((b, length), UNLABELLED, dtype=torch.long)
     padding = torch.ones(b, length, dtype=torch.bool)
     present = torch.zeros(b, dtype=torch.bool)
@@ -120,15 +173,19 @@ def chunk_batch(dataset, items: list, rng: random.Random = None) -> dict:
             pose[i, :n], present[i] = torch.from_numpy(p), True
         if m is not None:
             motion[i, :n] = torch.from_numpy(m)
+        if visual_dim:
+            visual[i, :n] = torch.from_numpy(recording.visual[start:end].astype(np.float32))
         labels[i, :n] = torch.from_numpy(recording.labels[start:end])
         padding[i, :n] = False
-    return {"pose": pose, "motion": motion, "pose_present": present, "labels": labels, "padding": padding}
+    return {"pose": pose, "motion": motion, "pose_present": present, "labels": labels, "padding": padding,
+            "visual": visual}
 
 
 def net_inputs(net, batch: dict, device) -> dict:
     return {"pose": batch["pose"].to(device) if net.uses_pose else None,
             "pose_present": batch["pose_present"].to(device),
-            "motion": batch["motion"].to(device) if net.uses_motion else None}
+            "motion": batch["motion"].to(device) if net.uses_motion else None,
+            "visual": batch["visual"].to(device) if net.sees_frames else None}
 
 
 def frame_class_counts(recordings: list, num_classes: int) -> np.ndarray:
@@ -144,8 +201,8 @@ class DenseSteps:
         self.net, self.run, self.opt = net, run, opt
         self.step = distributed.synced(net, run.device)
         self.train = run.datasets["train"]
-        self.recordings = stitch_recordings(self.train, net.cfg.num_classes)
-        self.val_recordings = stitch_recordings(run.datasets["val"], net.cfg.num_classes)
+        self.recordings = dense_recordings(net, self.train, run.device)
+        self.val_recordings = dense_recordings(net, run.datasets["val"], run.device)
         if not frame_class_counts(self.recordings, net.cfg.num_classes).sum():
             raise UserError(f"{run.cfg.training.manifest_path}: no labelled training frame for "
                             f"classifier {net.cfg.classifier}")

@@ -61,7 +61,7 @@ def start_run(cfg, resume=None, command: str = None) -> TrainingRun:
 
 
 def warn_about_settings(cfg, classifier) -> None:
-    if cfg.model.backbone != "none" and not cfg.model.pretrained_backbone and not cfg.model.train_backbone:
+    if classifier.sees_frames and not cfg.model.pretrained_backbone and not cfg.model.train_backbone:
         log.warning("the backbone is random (--no_pretrained_backbone) and frozen: its features are noise; "
                     "add --train_backbone, give --backbone_weights, or use --backbone none --use_pose")
     for name, why in classifier.ignored_settings(cfg):

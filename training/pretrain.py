@@ -138,6 +138,10 @@ class Pretraining:
         if cfg.model.classifier not in DENSE_KINDS:
             raise UserError(f"pretrain_pose.py pretrains a dense model ({', '.join(DENSE_KINDS)}), not classifier "
                             f"{cfg.model.classifier}; pass --classifier mstcn, dense_transformer or multimodal")
+        if cfg.model.use_frame_features:
+            raise UserError("pretrain_pose.py learns from pose, box motion and sensor streams, not frames; drop "
+                            "--use_frame_features here and pass it when fine-tuning (--init_from this checkpoint): "
+                            "the frame features join the pretrained model then")
         self.mcfg = ModelConfig(**settings_dict(cfg.model), num_classes=1, pose_dim=dataset.pose_dim,
                                 box_motion_dim=dataset.motion_dim,
                                 sensor_dim=sensor_feature_dim(dataset.spec.sensor_channels), input_stats=True,
@@ -157,12 +161,12 @@ class Pretraining:
         padding = batch["padding"].to(self.device)
         t = self.cfg.training
         mask = span_mask(padding, t.mask_ratio, t.mask_span, rng)
+        inputs = net_inputs(self.net, batch, self.device)
         if getattr(self.net.body, "pairs_streams", False):  # multimodal with two streams: its cross-modal objective
             generator = torch.Generator().manual_seed(rng.getrandbits(62))
-            x, target = self.net.inputs_and_target(**net_inputs(self.net, batch, self.device))
+            x, target = self.net.inputs_and_target(inputs["pose"], inputs["pose_present"], inputs["motion"])
             return self.net.body.self_supervised_loss(x, target, mask, padding, generator)
-        _, predicted, target = self.net.masked_forward(mask, **net_inputs(self.net, batch, self.device),
-                                                       padding=padding)
+        _, predicted, target = self.net.masked_forward(mask, **inputs, padding=padding)
         return masked_feature_loss(predicted, target, mask)
 
     def train_epoch(self, epoch: int, stop) -> tuple:

@@ -23,6 +23,7 @@ from utils.data.splits import teaching_problems
 from utils.errors import UserError
 from utils.device import resolve_device, set_cpu_threads
 from utils.features.sensors import sensor_feature_dim
+from utils.schema import DENSE_KINDS
 from utils.io import atomic_write_csv, ensure_dir
 from utils.logging_utils import setup_logging
 from utils.schema import AugmentConfig, ModelSettings, TrainingConfig
@@ -172,6 +173,10 @@ def check_frames_available(manifest: dict, cfg) -> None:
         raise UserError(f"{cfg.training.manifest_path} was prepared from pose files without video (no frames), but "
                         f"backbone {cfg.model.backbone} classifies frames; use --backbone none --use_pose (or "
                         f"--classifier gbt), or put the videos beside the pose files and prepare again")
+    if cfg.model.classifier in DENSE_KINDS and cfg.model.use_frame_features:
+        raise UserError(f"{cfg.training.manifest_path} was prepared from pose files without video (no frames), but "
+                        f"use_frame_features reads every frame's crop; drop --use_frame_features, or put the videos "
+                        f"beside the pose files and prepare again")
     if cfg.training.pose_features == "crop":
         raise UserError(f"{cfg.training.manifest_path} has no frames for the crop pose features, which move with the "
                         f"frames' augmentation; use --pose_features body")

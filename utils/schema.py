@@ -22,12 +22,13 @@ from utils.results.zones import parse_zones
 # where settings act (utils.config.setting: applies); a run's values come from its detector, classifier and model
 NEURAL = {"classifier": ("neural",)}
 TREES = {"classifier": ("gbt",)}
-DENSE_KINDS = ("dense_transformer", "mstcn", "multimodal")  # model.DENSE_MODELS: per-frame networks, no frames
+DENSE_KINDS = ("dense_transformer", "mstcn", "multimodal")  # model.DENSE_MODELS: per-frame networks
 DENSE = {"classifier": DENSE_KINDS}
 MSTCN = {"classifier": ("mstcn", "multimodal")}  # refinement stages
 NETWORKS = {"classifier": ("neural",) + DENSE_KINDS}  # trained by gradient descent over epochs
-BACKBONE = {**NEURAL, "backbone": ("frame", "video")}
+NEURAL_BACKBONE = {**NEURAL, "backbone": ("frame", "video")}
 FRAME_BACKBONE = {**NEURAL, "backbone": ("frame",)}
+BACKBONE = {**NETWORKS, "backbone": ("frame", "video")}  # the dense kinds' backbone: frame features (use_frame_features)
 TEMPORAL_HEAD = {**NEURAL, "head": ("attention", "lstm", "tcn")}
 LSTM = {**NEURAL, "head": ("lstm",)}
 LSTM_TCN = {**NEURAL, "head": ("lstm", "tcn")}
@@ -193,14 +194,14 @@ class ModelSettings:
                                       "trained with other seeds can rank bouts by disagreement (suggest_review.py "
                                       "--other_results)", exclusive_minimum=0, maximum=1, applies=TREES)
     backbone: str = setting("mobilenet_v3_small", "frame or video backbone, or none (pose only)",
-                            registry="model:BACKBONES", extra_choices=("none",), applies=NEURAL, off_value="none",
+                            registry="model:BACKBONES", extra_choices=("none",), applies=BACKBONE, off_value="none",
                             label="Frame backbone", basic=True)
     pretrained_backbone: bool = setting(True, "start from ImageNet weights (torchvision's, or backbone_weights)",
                                         applies=BACKBONE, label="ImageNet weights", basic=True)
     backbone_weights: str | None = setting(None, "local state-dict file of the backbone's ImageNet weights "
                                            "(offline nodes)", path="input", applies=BACKBONE)
     train_backbone: bool = setting(False, "fine-tune the backbone; frozen by default and kept in eval mode",
-                                   applies=BACKBONE)
+                                   applies=NEURAL_BACKBONE)
     sequence_model: str = setting("lstm", "temporal head", registry="model:TEMPORAL_HEADS", applies=TEMPORAL_HEAD,
                                   label="Temporal head", basic=True)
     bidirectional: bool = setting(False, "bidirectional LSTM", applies=LSTM)
@@ -257,6 +258,12 @@ class ModelSettings:
     dense_chunk: int = setting(128, "mstcn, dense_transformer: frames per chunk, in training and at inference "
                                "(overlapping by half, stitched centre-weighted: memory flat in video length)",
                                minimum=8, maximum=4096, applies=DENSE)
+    use_frame_features: bool = setting(False, "mstcn, dense_transformer, multimodal: also read every frame's "
+                                       "features from the frozen frame backbone (backbone, pretrained_backbone, "
+                                       "backbone_weights), each frame encoded once: from the prepared crops in "
+                                       "training, from the video at inference; what the crops show and the "
+                                       "keypoints miss. Needs videos (not pose files alone)", applies=DENSE,
+                                       label="Use frame features")
 
     def check(self) -> None:
         if self.classifier == "gbt":
@@ -273,6 +280,9 @@ class ModelSettings:
             if self.ensemble_members > 1:
                 raise UserError(f"ensemble_members {self.ensemble_members} applies to the neural classifier; set "
                                 f"--ensemble_members 1 with classifier {self.classifier}")
+            if self.use_frame_features and self.backbone == "none":
+                raise UserError(f"use_frame_features needs a frame backbone, but backbone is none; pass --backbone "
+                                f"mobilenet_v3_small (or another frame backbone) or drop --use_frame_features")
         elif self.backbone == "none" and not self.use_pose:
             raise UserError("backbone none needs use_pose (a pose-only model); otherwise pick a backbone")
         elif self.ensemble_members > 1 and self.backbone != "none" and self.train_backbone:

@@ -27,9 +27,9 @@ PER_FRAME = ("keypoints_xy_raw", "keypoints_conf_raw", "keypoints_z_raw", "bbox_
 
 @dataclass
 class Recording:
-    """One recording (one animal of it: `source` is the windows' source_video) of a split: per-frame arrays over frames 0..N-1 (NaN where no window covers
-    a frame), labels [N] (class index or UNLABELLED), covered [N], and the split's windows that lie in it
-    (index into the split, start frame, size)."""
+    """One recording (one animal of it: `source` is the windows' source_video) of a split: per-frame arrays over
+    frames 0..N-1 (NaN where no window covers a frame), labels [N] (class index or UNLABELLED), covered [N], and the
+    split's windows that lie in it (index into the split, start frame, size)."""
     name: str
     source: str
     fps: float
@@ -38,6 +38,7 @@ class Recording:
     covered: np.ndarray
     has_pose: bool
     windows: list = field(default_factory=list)
+    visual: np.ndarray = None  # frame features [N, Dv] of a model with use_frame_features (training.dense)
 
     def runs(self) -> list:
         """[(first, end)) of each stretch of covered frames."""
