@@ -19,7 +19,7 @@ These are the networks of the `neural` classifier kind; classifiers.py holds the
 ensembles, gradient-boosted trees) meets and the registry that creates them.
 """
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -325,6 +325,41 @@ def _slowfast_r50(cfg):
     return BackboneSpec(model, 2304, True)
 
 
+def build_backbone(cfg: ModelConfig) -> BackboneSpec:
+    """The backbone cfg names; with backbone_weights naming a BehaviorScope checkpoint, the backbone that run
+    trained (a neural model fine-tuned on the lab's own frames, --train_backbone), instead of ImageNet weights."""
+    trained = trained_backbone_state(cfg)
+    spec = BACKBONES.get(cfg.backbone)(replace(cfg, pretrained_backbone=False) if trained else cfg)
+    if trained:
+        try:
+            spec.module.load_state_dict(trained)
+        except RuntimeError as exc:
+            raise UserError(f"the backbone of {cfg.backbone_weights} does not fit {cfg.backbone}: "
+                            f"{first_line(exc)}") from None
+    return spec
+
+
+def trained_backbone_state(cfg: ModelConfig):
+    """The backbone weights of the BehaviorScope checkpoint backbone_weights names (a model's `backbone.` weights; an
+    ensemble's first member holds them), or None when backbone_weights is not one."""
+    path = Path(cfg.backbone_weights) if cfg.pretrained_backbone and cfg.backbone_weights else None
+    if path is None or not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not (isinstance(state, dict) and "model_args" in state and "model" in state):
+        return None
+    name = state["model_args"].get("backbone")
+    weights = {key.split("backbone.", 1)[1]: value for key, value in state["model"].items()
+               if key.startswith(("backbone.", "members.0.backbone."))}
+    if not weights:
+        raise UserError(f"backbone_weights {path} is a BehaviorScope model without a frame backbone (classifier "
+                        f"{state['model_args'].get('classifier')}, trained on pose or box motion); give one trained "
+                        f"on frames, or a state-dict file of {cfg.backbone}'s ImageNet weights")
+    if name != cfg.backbone:
+        raise UserError(f"backbone_weights {path} holds a {name} backbone, not {cfg.backbone}; pass --backbone {name}")
+    return weights
+
+
 def check_crop_size(name: str, spec: BackboneSpec, crop_size: int) -> None:
     if spec.fixed_crop and crop_size != spec.fixed_crop:
         raise UserError(f"backbone {name} takes {spec.fixed_crop}x{spec.fixed_crop} crops, the data has "
@@ -529,7 +564,7 @@ class BehaviorSequenceClassifier(ScaledInputs):
         self.backbone, v_dim, self.is_video = None, 0, False
         self.sees_frames = cfg.backbone != "none"
         if self.sees_frames:
-            spec = shared_backbone or BACKBONES.get(cfg.backbone)(cfg)
+            spec = shared_backbone or build_backbone(cfg)
             v_dim, self.is_video = spec.dim, spec.is_video
             if shared_backbone is None:
                 check_crop_size(cfg.backbone, spec, cfg.crop_size)
@@ -938,7 +973,7 @@ class DenseSequenceLabeller(ScaledInputs):
         """(frozen frame backbone, projection of its features to the model's width), or (None, None)."""
         if not cfg.use_frame_features:
             return None, None
-        spec = BACKBONES.get(cfg.backbone)(cfg)
+        spec = build_backbone(cfg)
         if spec.is_video:
             raise UserError(f"use_frame_features reads one feature vector per frame, but {cfg.backbone} is a video "
                             f"backbone (one per clip); pick a frame backbone such as mobilenet_v3_small")

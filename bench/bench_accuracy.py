@@ -37,6 +37,7 @@ from utils.synthetic import FPS, make_long_video_dataset, make_pose_file_dataset
 
 POSE = ["--backbone", "none", "--use_pose"]
 GBT = ["--classifier", "gbt", "--backbone", "none"]
+MSTCN = ["--classifier", "mstcn", "--use_pose"]
 VARIANTS = {  # name: training flags on top of the defaults
     "gbt_body_motion": GBT + ["--use_pose"],
     "gbt_body": GBT + ["--use_pose", "--no-use_box_motion"],
@@ -52,6 +53,14 @@ VARIANTS = {  # name: training flags on top of the defaults
             "--no-use_box_motion"],
     "rgb_pose_body_motion": ["--backbone", "mobilenet_v3_small", "--no_pretrained_backbone", "--train_backbone",
                              "--no-feature_cache", "--use_pose"],
+    "mstcn_pose_motion": MSTCN,
+    # frame features from the backbone the rgb variant trained with seed 0 (run it first)
+    "mstcn_frames_rgb": MSTCN + ["--use_frame_features", "--backbone", "mobilenet_v3_small", "--backbone_weights",
+                                 "{work}/runs/rgb_s0/best_model_macro_f1.pt"],
+    "mstcn_frames_rgb_pose": MSTCN + ["--use_frame_features", "--backbone", "mobilenet_v3_small", "--backbone_weights",
+                                      "{work}/runs/rgb_pose_body_motion_s0/best_model_macro_f1.pt"],
+    # a random frozen resnet18 (a random mobilenet_v3_small's features all but vanish)
+    "mstcn_frames_random": MSTCN + ["--use_frame_features", "--backbone", "resnet18", "--no_pretrained_backbone"],
 }
 
 
@@ -80,7 +89,8 @@ def run_variant(name: str, seed: int, run: str, manifest: Path, test_dir: Path, 
     """Train variant `name` with `seed` as runs/<run>, then score it on the held-out videos."""
     start = time.perf_counter()
     argv = ["--manifest_path", str(manifest), "--output_dir", str(work / "runs"), "--run_name", run,
-            "--device", "cpu", "--num_workers", "0", "--seed", str(seed), *VARIANTS[name], *args.train_flags]
+            "--device", "cpu", "--num_workers", "0", "--seed", str(seed),
+            *[flag.format(work=work, seed=seed) for flag in VARIANTS[name]], *args.train_flags]
     train(training_config(*argv))
     train_seconds = time.perf_counter() - start
     out = work / "eval" / run
@@ -124,7 +134,7 @@ def main(args) -> dict:
     for name in args.variants:
         for seed in args.seeds:
             key = name if len(args.seeds) == 1 else f"{name}_s{seed}"
-            results[key] = run_variant(name, seed, key, manifest, test_dir, work, args)
+            results[key] = run_variant(name, seed, f"{name}_s{seed}", manifest, test_dir, work, args)
             print(f"{key:24s} macro-F1 {results[key]['macro_f1']:.3f}  per class {results[key]['per_class_f1']}  "
                   f"segment {results[key]['segment_macro_f1']:.3f}  train {results[key]['train_seconds']:.0f} s",
                   flush=True)

@@ -126,3 +126,20 @@ def test_inference_encodes_each_frame_once_and_agrees_with_training_evaluation(p
     predicted = prediction.acc.mean_probs()[0][recording.covered]
     weighted = trained[recording.covered] * predictor.decision_weights  # as inference applies them
     np.testing.assert_allclose(predicted, weighted / weighted.sum(-1, keepdims=True), atol=0.02)
+
+
+def test_the_backbone_a_run_trained_is_taken_from_its_checkpoint(frame_runs):
+    """backbone_weights may name a BehaviorScope model: its backbone (as a neural run with --train_backbone leaves
+    it) is loaded, and a model of another backbone or none is refused in one line."""
+    from utils.checkpoint import load_checkpoint
+    source = frame_runs / "frames" / "best_model.pt"
+    weights = load_checkpoint(source)["model"]
+    cfg = ModelConfig(classifier="mstcn", num_classes=4, pose_dim=4, use_pose=True, use_frame_features=True,
+                      backbone="resnet18", backbone_weights=str(source), crop_size=48)
+    net = DenseSequenceLabeller(cfg)
+    for key, value in net.backbone.state_dict().items():
+        torch.testing.assert_close(value, weights[f"backbone.{key}"])
+    with pytest.raises(UserError, match="holds a resnet18 backbone, not mobilenet_v3_small; pass --backbone resnet18"):
+        DenseSequenceLabeller(replace(cfg, backbone="mobilenet_v3_small"))
+    with pytest.raises(UserError, match="without a frame backbone"):
+        DenseSequenceLabeller(replace(cfg, backbone_weights=str(frame_runs / "pose" / "best_model.pt")))

@@ -199,7 +199,9 @@ class ModelSettings:
     pretrained_backbone: bool = setting(True, "start from ImageNet weights (torchvision's, or backbone_weights)",
                                         applies=BACKBONE, label="ImageNet weights", basic=True)
     backbone_weights: str | None = setting(None, "local state-dict file of the backbone's ImageNet weights "
-                                           "(offline nodes)", path="input", applies=BACKBONE)
+                                           "(offline nodes), or a BehaviorScope model (best_model.pt) whose "
+                                           "backbone was trained on your frames (--train_backbone): its backbone",
+                                           path="input", applies=BACKBONE)
     train_backbone: bool = setting(False, "fine-tune the backbone; frozen by default and kept in eval mode",
                                    applies=NEURAL_BACKBONE)
     sequence_model: str = setting("lstm", "temporal head", registry="model:TEMPORAL_HEADS", applies=TEMPORAL_HEAD,
