@@ -31,15 +31,16 @@ def striped_chunks(net, count: int, length: int, rng) -> tuple:
             torch.randn(count, length, cfg.box_motion_dim))
 
 
-def test_a_dense_model_learns_what_only_the_frames_show():
-    """Labels carried by the crops alone: the model with frame features learns them, the one without stays at
-    chance. A random frozen resnet18 tells stripes apart (a random mobilenet_v3_small's features all but vanish:
-    spread 3e-9)."""
+@pytest.mark.parametrize("kind", ["mstcn", "dense_transformer", "multimodal"])
+def test_a_dense_model_learns_what_only_the_frames_show(kind):
+    """Labels carried by the crops alone: each dense kind with frame features learns them (multimodal: joined to the
+    camera's stream beside a sensor stream), the same without stays at chance. A random frozen resnet18 tells
+    stripes apart (a random mobilenet_v3_small's features all but vanish: spread 3e-9)."""
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    cfg = ModelConfig(classifier="mstcn", num_classes=2, pose_dim=6, box_motion_dim=3, use_pose=True,
+    cfg = ModelConfig(classifier=kind, num_classes=2, pose_dim=6, box_motion_dim=3, sensor_dim=2, use_pose=True,
                       use_frame_features=True, backbone="resnet18", pretrained_backbone=False, crop_size=32, dense_hidden=16,
-                      dense_layers=3, dense_stages=1, dropout=0.0, feature_shift=0.0)
+                      dense_layers=2, dense_stages=1, dropout=0.0, feature_shift=0.0, attention_heads=2)
     accuracy = {}
     for frames_seen in (True, False):
         net = DenseSequenceLabeller(replace(cfg, use_frame_features=frames_seen))
@@ -65,6 +66,10 @@ def test_frame_features_need_a_frame_backbone_and_are_refused_by_pretraining():
     from utils.schema import ModelSettings
     with pytest.raises(UserError, match="use_frame_features needs a frame backbone"):
         ModelSettings(classifier="mstcn", use_frame_features=True, backbone="none").check()
+    with pytest.raises(UserError, match="camera's stream"):
+        DenseSequenceLabeller(ModelConfig(classifier="multimodal", num_classes=2, box_motion_dim=4, sensor_dim=4,
+                                          use_box_motion=False, use_frame_features=True, backbone="resnet18",
+                                          pretrained_backbone=False, crop_size=48))
     with pytest.raises(UserError, match="video backbone"):
         DenseSequenceLabeller(ModelConfig(classifier="mstcn", num_classes=2, pose_dim=4, use_pose=True,
                                           use_frame_features=True, backbone="r3d_18", pretrained_backbone=False,

@@ -241,8 +241,8 @@ def held_out_predictions(model_path, manifest_path, device: str) -> tuple:
     checkpoint = load_checkpoint(model_path)
     sections = recorded_sections(checkpoint)
     model, training = sections["model"], sections["training"]
-    frames = model["classifier"] == "neural" and model["backbone"] != "none"
     classifier = load_classifier(checkpoint, device)
+    frames = classifier.sees_frames  # decoded for the backbone, as inference sees them
     names = np.array(checkpoint["class_names"], dtype=object)
     spec = FeatureSpec.from_checkpoint(checkpoint)
     truth, predicted, origin = [], [], []

@@ -124,6 +124,10 @@ def open_run_folder(cfg, resume, command: str, log_name: str) -> tuple:
 
 # ------------------------------------------------------------------------------------------------ datasets
 def needs_frames(cfg) -> bool:
+    """The model reads frames: a neural one with a backbone, or a dense one with frame features (whose windows then
+    bring their frames for the drift reference and decision weights, as inference sees them)."""
+    if cfg.model.classifier in DENSE_KINDS:
+        return cfg.model.use_frame_features
     return cfg.model.classifier == "neural" and cfg.model.backbone != "none"
 
 
@@ -169,14 +173,14 @@ def check_frames_available(manifest: dict, cfg) -> None:
     them. Stop before anything is built."""
     if manifest["meta"].get("has_frames", True):
         return
+    if needs_frames(cfg) and cfg.model.classifier in DENSE_KINDS:
+        raise UserError(f"{cfg.training.manifest_path} was prepared from pose files without video (no frames), but "
+                        f"use_frame_features reads every frame's crop; drop --use_frame_features, or put the videos "
+                        f"beside the pose files and prepare again")
     if needs_frames(cfg):
         raise UserError(f"{cfg.training.manifest_path} was prepared from pose files without video (no frames), but "
                         f"backbone {cfg.model.backbone} classifies frames; use --backbone none --use_pose (or "
                         f"--classifier gbt), or put the videos beside the pose files and prepare again")
-    if cfg.model.classifier in DENSE_KINDS and cfg.model.use_frame_features:
-        raise UserError(f"{cfg.training.manifest_path} was prepared from pose files without video (no frames), but "
-                        f"use_frame_features reads every frame's crop; drop --use_frame_features, or put the videos "
-                        f"beside the pose files and prepare again")
     if cfg.training.pose_features == "crop":
         raise UserError(f"{cfg.training.manifest_path} has no frames for the crop pose features, which move with the "
                         f"frames' augmentation; use --pose_features body")
