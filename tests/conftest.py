@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics must never reach the network in tests
-# detector exports (utils.detection.detector_backends) go to a fresh folder per test session, not the user's cache;
-# each xdist worker has its own, as it would be given by a session of its own
+# detector exports (utils.detection.detector_backends) go to a fresh folder per test run, not the user's cache; the
+# xdist workers of a run share it, as a batch's shards on one machine share the user's (each export is made once;
+# tests that need a cache of their own set one)
+if os.environ.get("PYTEST_XDIST_TESTRUNUID"):
+    os.environ.setdefault("BEHAVIORSCOPE_CACHE", os.path.join(tempfile.gettempdir(), "behaviorscope_test_cache_"
+                                                              + os.environ["PYTEST_XDIST_TESTRUNUID"]))
 os.environ.setdefault("BEHAVIORSCOPE_CACHE", tempfile.mkdtemp(prefix="behaviorscope_test_cache_"))
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ["BEHAVIORSCOPE_CACHE"] = os.path.join(os.environ["BEHAVIORSCOPE_CACHE"],
-                                                     os.environ["PYTEST_XDIST_WORKER"])
 
 
 def pin_xdist_worker() -> None:

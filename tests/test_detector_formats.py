@@ -406,3 +406,18 @@ def test_auto_asks_more_of_int8_than_a_request_by_name(tiny_yolo, frames, int8_v
         short.prepare(int8_video)
         short.detect(frames[:16])
     assert "openvino_int8 not tried (made once from a video of at least 1800 frames; this one has 40)" in caplog.text
+
+
+def test_an_export_another_process_put_in_place_first_is_kept(tmp_path):
+    """Two processes sharing the cache (batch shards on one machine) may export the same model at once: the second
+    to finish keeps the first one's export instead of failing."""
+    from utils.detection.detector_backends import publish_export
+    target, work = tmp_path / "export", tmp_path / ".export_tmp"
+    for folder, name in ((target, "theirs.onnx"), (work, "mine.onnx")):
+        folder.mkdir()
+        (folder / name).write_bytes(b"x")
+    publish_export(work, target)
+    assert [p.name for p in target.iterdir()] == ["theirs.onnx"] and not work.exists()
+    fresh = tmp_path / "fresh"
+    publish_export(target, fresh)
+    assert [p.name for p in fresh.iterdir()] == ["theirs.onnx"]

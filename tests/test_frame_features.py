@@ -82,8 +82,8 @@ def frame_runs(pose_manifest, tmp_path_factory):
     import train_behavior_lstm as train
     from conftest import train_args
     out = tmp_path_factory.mktemp("frame_features")
-    train.main(train_args(pose_manifest, out, "--run_name", "pose", "--epochs", "3", *SMALL))
-    train.main(train_args(pose_manifest, out, "--run_name", "frames", "--epochs", "3", *SMALL, "--use_frame_features",
+    train.main(train_args(pose_manifest, out, "--run_name", "pose", "--epochs", "2", *SMALL))
+    train.main(train_args(pose_manifest, out, "--run_name", "frames", "--epochs", "2", *SMALL, "--use_frame_features",
                           "--backbone", "resnet18", "--no_pretrained_backbone", "--init_from",
                           out / "pose" / "best_model.pt"))
     return out

@@ -239,12 +239,23 @@ def exported_weights(weights, backend: Backend, shape: tuple, batch: int, device
             quantize_openvino(fp32, frames, shape, batch, work / name)
         else:
             export_with_ultralytics(weights, backend, shape, batch, device, work, target)
-        os.replace(work, target)
     except Exception as exc:  # exporters raise many types; all mean the same: no accelerated model
         shutil.rmtree(work, ignore_errors=True)
         raise UserError(f"exporting {weights} to {backend.name} failed: {type(exc).__name__}: "
                         f"{first_line(exc)}") from None
+    publish_export(work, target)
     return exported_file(target)
+
+
+def publish_export(work: Path, target: Path) -> None:
+    """Rename a finished export into place. Another process sharing the cache (a batch shard on the same machine)
+    may have put the same export there meanwhile: theirs is kept and this one dropped."""
+    try:
+        os.replace(work, target)
+    except OSError:
+        shutil.rmtree(work, ignore_errors=True)
+        if not target.is_dir():
+            raise
 
 
 def export_with_ultralytics(weights: Path, backend: Backend, shape: tuple, batch: int, device: str, work: Path,
