@@ -913,15 +913,14 @@ class MultimodalTCN(nn.Module):
             stages.append(logits)
         return stages, features
 
-    def self_supervised_loss(self, x, target, mask, padding=None, generator=None, visual=None) -> torch.Tensor:
+    def self_supervised_loss(self, x, target, mask, padding=None, generator=None) -> torch.Tensor:
         """The cross-modal objective on a batch (B, T, D) whose frames under `mask` (B, T) are hidden (set to 0):
         InfoNCE between the streams' projections of the same real frames (each frame's partner is its positive, every
         other sampled frame a negative), each stream's GRU predicting the other's representation (1 - cosine,
         towards a target without gradient), and each stream's hidden inputs predicted from its own encoding (masked
         modelling against `target`, the inputs as evaluation scales them). Alignment alone keeps only what the
         streams share: the masked term keeps what each sees alone (bench/README.md, "Pose, IMU or both")."""
-        hidden = None if visual is None else visual.masked_fill(mask[..., None], 0.0)
-        a, b = self.encode(x.masked_fill(mask[..., None], 0.0), padding, hidden)
+        a, b = self.encode(x.masked_fill(mask[..., None], 0.0), padding)
         rebuilt = (((rebuild(h) - part) ** 2)[mask].mean()
                    for rebuild, h, part in zip(self.rebuild, (a, b), target.split(self.split, -1)))
         real = torch.ones(a.shape[:2], dtype=torch.bool, device=a.device) if padding is None else ~padding
@@ -973,13 +972,13 @@ class DenseSequenceLabeller(ScaledInputs):
         """(frozen frame backbone, projection of its features to the model's width), or (None, None)."""
         if not cfg.use_frame_features:
             return None, None
+        if cfg.classifier == "multimodal" and feature_dim == (cfg.sensor_dim if cfg.use_sensors else 0):
+            raise UserError("classifier multimodal adds frame features to the camera's stream (pose, box motion), "
+                            "and both are off; pass --use_pose or --use_box_motion")
         spec = build_backbone(cfg)
         if spec.is_video:
             raise UserError(f"use_frame_features reads one feature vector per frame, but {cfg.backbone} is a video "
                             f"backbone (one per clip); pick a frame backbone such as mobilenet_v3_small")
-        if cfg.classifier == "multimodal" and feature_dim == (cfg.sensor_dim if cfg.use_sensors else 0):
-            raise UserError("classifier multimodal adds frame features to the camera's stream (pose, box motion), "
-                            "and both are off; pass --use_pose or --use_box_motion")
         check_crop_size(cfg.backbone, spec, cfg.crop_size)
         project = nn.Linear(spec.dim, cfg.dense_hidden)
         nn.init.zeros_(project.weight)

@@ -128,28 +128,37 @@ def dense_recordings(net, dataset, device) -> list:
 def encode_recording_frames(net, dataset, recordings: list, device, batch_frames: int = 64) -> None:
     """Each recording's frame features (Recording.visual [N, Dv] float16, zeros where no window covers a frame): the
     crop of every covered frame read from the first window holding it (data.WindowDataset.load: the video's crop
-    store) and encoded by the model's frozen backbone in batches of batch_frames. Unaugmented: augmentation of the
-    frames does not reach them (as the window models' feature cache with cache_augmented_views 0)."""
+    store) and encoded by the model's frozen backbone, batch_frames at a time (memory flat in recording length).
+    Unaugmented: augmentation of the frames does not reach them (as the window models' feature cache with
+    cache_augmented_views 0)."""
     was_training = net.training
     net.eval()
     with progress(total=sum(len(r.windows) for r in recordings), desc="frame features") as bar:
         for recording in recordings:
-            crops, rows = [], []
             seen = np.zeros(len(recording.labels), bool)
+            crops, rows = [], []
             for index, _, _ in recording.windows:
                 frame_rows = dataset.small_arrays(index)["frame_index"]
                 new = np.flatnonzero(~seen[frame_rows])
                 if len(new):
-                    crops.append(dataset.load(index)[0][new])
-                    rows.append(frame_rows[new])
+                    crops += list(dataset.load(index)[0][new])
+                    rows += frame_rows[new].tolist()
                     seen[frame_rows[new]] = True
+                while len(crops) >= batch_frames:
+                    _encode_into(net, recording, crops[:batch_frames], rows[:batch_frames], device)
+                    crops, rows = crops[batch_frames:], rows[batch_frames:]
                 bar.update(1)
-            frames, rows = torch.cat(crops), np.concatenate(rows)
-            features = torch.cat([net.encode_frames(normalise_frames(frames[i:i + batch_frames])[None].to(device))[0]
-                                  .to("cpu", torch.float16) for i in range(0, len(frames), batch_frames)])
-            recording.visual = np.zeros((len(recording.labels), features.shape[1]), np.float16)
-            recording.visual[rows] = features.numpy()
+            if crops:
+                _encode_into(net, recording, crops, rows, device)
     net.train(was_training)
+
+
+def _encode_into(net, recording, crops: list, rows: list, device) -> None:
+    """Frame features of crops (uint8 [3, S, S] each) into recording.visual at rows (made on the first call)."""
+    features = net.encode_frames(normalise_frames(torch.stack(crops))[None].to(device))[0].to("cpu", torch.float16)
+    if recording.visual is None:
+        recording.visual = np.zeros((len(recording.labels), features.shape[1]), np.float16)
+    recording.visual[rows] = features.numpy()
 
 
 def chunk_batch(dataset, items: list, rng: random.Random = None) -> dict:
