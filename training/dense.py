@@ -89,8 +89,8 @@ def init_dense_weights(net, path, class_names: list, recorded_features: dict) ->
     mine = net.state_dict()
     # these settings with the checkpoint's number of classes must give its very shapes, frame features aside: a model
     # pretrained on pose alone starts one that adds them (their projection starts at zero)
-    twin = type(net)(replace(net.cfg, num_classes=ckpt["model_args"]["num_classes"], pretrained_backbone=False))
-    twin = {k: v for k, v in twin.state_dict().items() if not k.startswith(FRAME_FEATURE_WEIGHTS)}
+    twin = type(net)(replace(net.cfg, num_classes=ckpt["model_args"]["num_classes"], use_frame_features=False))
+    twin = twin.state_dict()
     body = {k: v for k, v in ckpt["model"].items() if not k.startswith(FRAME_FEATURE_WEIGHTS)}
     differ = sorted(k for k in set(twin) | set(body) if k not in twin or k not in body or twin[k].shape != body[k].shape)
     if differ or ckpt["model_args"].get("classifier") != net.cfg.classifier:
