@@ -10,11 +10,15 @@ Rigs (each its own animals: recordings of other seeds than the training ones):
   jitter      a noisier tracker: 4 px of noise, 8% of points dropped
   renamed     another tracker's keypoint names in another order, plus one the model never saw; read with
               --keypoint_map (the names a plain-name match cannot find)
+  variant     another generator (utils.synthetic_variant, never used to train): 3D mice and rats of their own
+              proportions through a perspective camera 60-200 cm high with lens distortion, other rearing,
+              grooming, walking and turning kinematics, a noisier tracker
 The model is trained on `--train_rig` (4 recordings, 2 validate) with the given classifier flags, through
 prepare_sequences_from_yolo.py --detector pose_file, train_behavior_lstm.py and benchmark_pipeline.py. Each rig is
 scored on 3 held-out recordings: per-frame macro-F1 and segment macro-F1, `lost` = the training rig's own held-out
 score - the rig's, and `unfamiliar_share` (frames farther from the training data than the drift limit: what the
-drift warning sees).
+drift warning sees). Beside each rig, `simple_forest`: a SimBA-style random forest (bench/baselines.py) trained on
+all 6 training recordings, coordinates calibrated in cm as a lab would (the generator's scale is known).
 `shift` lists the features that moved most between the training rig and each rig (utils.results.drift.feature_shift:
 how far a behaviour's median moved relative to how far the behaviours lie apart, per-frame body features of the
 current version, truth labels) beyond how far they move between the training rig's own animals (its held-out
@@ -46,7 +50,10 @@ from utils.features.motion import (body_axis, body_feature_names, body_pose_feat
 from utils.io import report_json  # noqa: E402
 from utils.readers.pose_io import conform_keypoints, parse_keypoint_map, read_pose_file, write_pose_file  # noqa: E402
 from utils.results.drift import feature_shift  # noqa: E402
+from utils.results.metrics import classification_scores, segment_f1  # noqa: E402
 from utils.synthetic import KEYPOINT_NAMES, sample_label_sequence, simulate_pose, write_label_csv  # noqa: E402
+from utils.synthetic_variant import simulate_variant_pose  # noqa: E402
+from baselines import SimpleForest, simple_features  # noqa: E402
 
 # the renamed rig's tracker: its names for the generator's keypoints, listed in its own order, plus an implant
 RENAMED = {"nose": "Snout", "left_ear": "Ear L", "right_ear": "Ear R", "neck": "Neck", "tail_base": "Tail Base",
@@ -61,10 +68,17 @@ class Rig:
     noise_px: float = 1.5
     dropout: float = 0.02
     renamed: bool = False
+    generator: str = "project"  # or "variant": utils.synthetic_variant
+
+
+# the project generator's calibration: a 9 cm mouse (utils.synthetic.METRES_PER_BODY_LENGTH) is 63 px long on
+# average at scale 1 (sample_style draws 48-78 px)
+PROJECT_PX_PER_CM = 63 / 9
 
 
 RIGS = {"base": Rig(), "fps50": Rig(fps=50.0), "fps15": Rig(fps=15.0), "far": Rig(scale=0.5),
-        "near": Rig(scale=1.6), "jitter": Rig(noise_px=4.0, dropout=0.08), "renamed": Rig(renamed=True)}
+        "near": Rig(scale=1.6), "jitter": Rig(noise_px=4.0, dropout=0.08), "renamed": Rig(renamed=True),
+        "variant": Rig(generator="variant", noise_px=0.0, dropout=0.0)}
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -86,11 +100,18 @@ def make_rig_recordings(folder: Path, rig: Rig, count: int, seconds: float, seed
     lengths are drawn in seconds, so a behaviour lasts as long at any frame rate."""
     frames = int(round(seconds * rig.fps))
     short, long = int(round(0.67 * rig.fps)), int(round(2.5 * rig.fps))  # 20 and 75 frames at 30 fps
+    px_per_cm = {}
     for i in range(count):
         rng = np.random.default_rng(seed * 7919 + i * 31)
         labels = sample_label_sequence(frames, rng, short, long)
-        xy, conf = simulate_pose(labels, seed * 7919 + i * 31 + 500_000, rig.fps, noise_px=0.0, dropout=rig.dropout)
-        xy = xy * rig.scale + np.random.default_rng(seed + i).normal(0, rig.noise_px, xy.shape)
+        if rig.generator == "variant":  # its own camera, lens and tracker noise
+            xy, conf, animal = simulate_variant_pose(labels, seed * 7919 + i * 31 + 500_000, rig.fps)
+            px_per_cm[f"rec_{i:02d}"] = animal.focal / animal.camera_height
+        else:
+            xy, conf = simulate_pose(labels, seed * 7919 + i * 31 + 500_000, rig.fps, noise_px=0.0,
+                                     dropout=rig.dropout)
+            xy = xy * rig.scale + np.random.default_rng(seed + i).normal(0, rig.noise_px, xy.shape)
+            px_per_cm[f"rec_{i:02d}"] = PROJECT_PX_PER_CM * rig.scale
         names = list(KEYPOINT_NAMES)
         if rig.renamed:  # another order and an extra keypoint (an implant above the neck)
             order = [5, 4, 3, 2, 1, 0]
@@ -100,6 +121,7 @@ def make_rig_recordings(folder: Path, rig: Rig, count: int, seconds: float, seed
         write_pose_file(folder / f"rec_{i:02d}DLC_rig.csv", xy[:, None].astype(np.float32),
                         conf[:, None].astype(np.float32), names)
         write_label_csv(folder / f"rec_{i:02d}.csv", labels)
+    (folder / "px_per_cm.json").write_text(json.dumps(px_per_cm))
 
 
 def score_rig(model: Path, work: Path, name: str, rig: Rig) -> dict:
@@ -129,6 +151,30 @@ def rig_features(folder: Path, rig: Rig) -> tuple:
     return np.concatenate(features), np.concatenate(labels)
 
 
+def forest_inputs(folder: Path, rig: Rig) -> tuple:
+    """Per recording of a rig's folder: the simple forest's features and the truth labels."""
+    px_per_cm = json.loads((folder / "px_per_cm.json").read_text())
+    features, labels = [], []
+    for path in sorted(folder.glob("*DLC_rig.csv")):
+        recording, _ = conform_keypoints(read_pose_file(path), list(KEYPOINT_NAMES),
+                                         parse_keypoint_map(RENAMED_MAP if rig.renamed else []), "the generator")
+        stem = path.name.replace("DLC_rig.csv", "")
+        features.append(simple_features(recording.xy[:, 0], recording.conf[:, 0], list(KEYPOINT_NAMES),
+                                        px_per_cm[stem], rig.fps))
+        labels.append(pd.read_csv(folder / f"{stem}.csv")["behavior"].to_numpy())
+    return features, labels
+
+
+def score_forest(forest: SimpleForest, folder: Path, rig: Rig) -> dict:
+    features, labels = forest_inputs(folder, rig)
+    predicted = [forest.predict(f) for f in features]
+    classes = sorted(set(np.concatenate(labels)))
+    scores = classification_scores(np.concatenate(labels), np.concatenate(predicted), classes)
+    segments = segment_f1(list(np.concatenate(labels)), list(np.concatenate(predicted)), classes)  # as benchmark_pipeline
+    return {"macro_f1": round(scores["macro_f1"], 4), "segment_f1": round(segments["macro_f1"], 4),
+            "per_class": {c: round(v["f1"], 3) for c, v in scores["per_class"].items()}}
+
+
 def largest_shifts(shift: np.ndarray, same_rig: np.ndarray, count: int = 5) -> dict:
     """{feature name: [shift, shift between the training rig's own animals]} of the `count` features whose shift
     (feature_shift) exceeds the training rig's own the most."""
@@ -153,13 +199,16 @@ def main(args) -> dict:
     model = work / "runs" / "model" / "best_model_macro_f1.pt"
     results = {"train_rig": args.train_rig, "train_flags": model_flags, "rigs": {}}
     trained_on, same_rig = rig_features(work / "train", rig), None
+    forest = SimpleForest().fit(*forest_inputs(work / "train", rig))
     for name in [args.train_rig] + [r for r in args.rigs.split(",") if r != args.train_rig]:
         make_rig_recordings(work / "test" / name, RIGS[name], 3, args.seconds, seed=2)
         results["rigs"][name] = score_rig(model, work, name, RIGS[name])
         shift = feature_shift(*trained_on, *rig_features(work / "test" / name, RIGS[name]))
         same_rig = shift if same_rig is None else same_rig
         results["rigs"][name]["shift"] = largest_shifts(shift, same_rig)
-        print(json.dumps({name: results["rigs"][name]["macro_f1"]}), flush=True)
+        results["rigs"][name]["simple_forest"] = score_forest(forest, work / "test" / name, RIGS[name])
+        print(json.dumps({name: [results["rigs"][name]["macro_f1"], results["rigs"][name]["simple_forest"]["macro_f1"]]}),
+              flush=True)
     in_rig = results["rigs"][args.train_rig]["macro_f1"]
     for name, scores in results["rigs"].items():
         scores["lost"] = round(in_rig - scores["macro_f1"], 4)
