@@ -91,11 +91,11 @@ def test_the_walk_through_runs(tmp_path, monkeypatch):
             module = load(target)
             module.main(module.get_args_parser().parse_args(argv))
     bouts = pd.read_csv(tmp_path / "results" / "session_00.behavior.csv")
-    assert bouts["end_frame"].iloc[-1] == 239 and (tmp_path / "results" / "session_00.review.mp4").is_file()
+    assert bouts["end_frame"].iloc[-1] == 159 and (tmp_path / "results" / "session_00.review.mp4").is_file()
     zones = pd.read_excel(tmp_path / "results" / "session_00.metrics.xlsx", sheet_name="zones")
     assert set(zones["zone"]) == {"centre"}
     scores = json.loads((tmp_path / "eval" / "eval_results.json").read_text())["scores"]
-    assert scores["frames_evaluated"] == 240 and 0 <= scores["macro_f1"] <= 1
+    assert scores["frames_evaluated"] == 160 and 0 <= scores["macro_f1"] <= 1
     assert (tmp_path / "batch" / "batch_summary_1of1.csv").is_file()
     summary = pd.read_excel(tmp_path / "tracks" / "session_00.tracking.xlsx", sheet_name="summary")
-    assert summary.loc[0, "frames"] == 240 and summary.loc[0, "distance_cm"] > 0
+    assert summary.loc[0, "frames"] == 160 and summary.loc[0, "distance_cm"] > 0

@@ -88,8 +88,8 @@ def pose_run(tmp_path_factory):
                                     "--train_ratio", 0.5, "--val_ratio", 0.5, "--test_ratio", 0))
     train.main(train.get_args_parser().parse_args([
         "--manifest_path", str(root / "prepared" / "sequence_manifest.json"), "--output_dir", str(root / "runs"),
-        "--run_name", "gbt", "--classifier", "gbt", "--backbone", "none", "--use_pose", "--gbt_max_iter", "100",
-        "--num_workers", "0", "--device", "cpu", "--tune_decision_weights"]))
+        "--run_name", "gbt", "--classifier", "gbt", "--backbone", "none", "--use_pose", "--gbt_max_iter", "50",
+        "--num_workers", "0", "--device", "cpu", "--tune_decision_weights", "--decision_folds", "2"]))
     return root, manifest, root / "runs" / "gbt" / "best_model_macro_f1.pt"
 
 
@@ -165,7 +165,7 @@ def test_decision_weights_from_the_checkpoint_decide(pose_run, tmp_path):
     root, manifest, model = pose_run
     log = (model.parent / "train.log").read_text()
     # tuned on validation plus every training window, each predicted by trees fitted without its block of time
-    assert f"out-of-fold predictions of {len(manifest['splits']['train'])} training windows in 5 blocks" in log
+    assert f"out-of-fold predictions of {len(manifest['splits']['train'])} training windows in 2 blocks" in log
     ckpt = load_checkpoint(model)
     assert len(ckpt["decision_weights"]) == len(ckpt["class_names"]) == 5 and ckpt["decision_weights"][0] == 1
     windows = {}
@@ -406,7 +406,7 @@ def test_behaviordepot_freezing_from_real_deeplabcut_pose(shared_data, tmp_path)
     recording = read_pose_file(bench.DATA / "demo1_tracking.csv")
     labels = pd.read_csv(bench.DATA / "demo1_freezing.csv")["behavior"].tolist()
     bench.write_parts(tmp_path, recording, labels)
-    # decision weights from validation only: out-of-fold tuning (5 more fits) is tested on small files above
+    # decision weights from validation only: out-of-fold tuning (more fits) is tested on small files above
     model = bench.train_model(tmp_path, "gbt_speeds", 30, 5, ("--decision_folds", "0"))
     scores = bench.score(model, tmp_path / "test", tmp_path / "eval", [])
     truth = np.array([label == "freezing" for label in labels[3000:]])
