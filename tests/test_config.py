@@ -4,8 +4,8 @@ import argparse
 import pytest
 import yaml
 
-from utils.config import (add_config_arguments, dump_config, render_default_config, resolve_config,
-                          section_options)
+from utils.config import (add_config_arguments, dump_config, read_yaml_layer, render_default_config,
+                          resolve_config, section_options)
 from utils.errors import UserError
 from utils.schema import SECTIONS as ALL_SECTIONS
 from utils.schema import PreprocessingConfig
@@ -31,6 +31,20 @@ def test_every_key_is_documented_with_a_type():
     for cls in ALL_SECTIONS.values():
         for opt in section_options(cls).values():
             assert opt.help and opt.kind
+
+
+def test_every_default_is_one_of_its_choices(tmp_path):
+    """validate_value takes a registry setting's default without listing the registry (that imports torch), so
+    every default must be valid; a registry value that is not the default is still checked."""
+    checked = 0
+    for cls in ALL_SECTIONS.values():
+        for opt in section_options(cls).values():
+            if opt.kind == "choice" and opt.default is not None:
+                assert opt.default in opt.choices, (opt.section, opt.name, opt.default, opt.choices)
+                checked += opt.registry is not None
+    assert checked >= 5  # backbones, heads, fusions, classifiers, detectors...
+    with pytest.raises(UserError, match="user.yaml: classifier='forest' is not one of .*gbt"):
+        read_yaml_layer(write_yaml(tmp_path, {"model": {"classifier": "forest"}}))
 
 
 def test_default_config_yaml_is_generated_from_the_schema():

@@ -220,6 +220,10 @@ def validate_value(opt: Option, value, source: str = ""):
         if opt.optional:
             return None
         raise UserError(f"{where}{opt.name} must not be empty; expected {opt.kind} {opt.range_text}".rstrip())
+    if opt.kind == "choice" and opt.registry and value == opt.default:
+        # a default is valid (tests/test_config.py checks every one); listing a registry's names imports its module
+        # (classifiers: torch, torchvision, sklearn), seconds at the start of every stage that reads the defaults
+        return str(value)
     bad = UserError(f"{where}{opt.name}={value!r} is not a valid {opt.kind}"
                     f"{' in ' + opt.range_text if opt.range_text else ''} ({opt.help})")
     if opt.kind == "bool":
