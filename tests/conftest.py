@@ -28,6 +28,20 @@ def pin_xdist_worker() -> None:
 
 
 pin_xdist_worker()
+
+# Modules whose shared fixtures take tens of seconds (they train models or detect whole videos), slowest first, from
+# per-file sums of `python3 -m pytest -q -n 2 --durations=0`. With `--dist loadfile` a free worker takes the next
+# module, so the long ones go first and the two workers finish together; pytest.ini turns off xdist's own order (by
+# number of tests, which put a 43 s module of 4 tests last). test_detector_formats is second so that the two
+# workers do not both start on modules waiting for the shared pose_manifest.
+SLOW_MODULES_FIRST = ("test_infer.py", "test_detector_formats.py", "test_gui.py", "test_pose_files.py",
+                      "test_train.py", "test_prepare.py", "test_docs.py", "test_sensors.py", "test_distributed.py",
+                      "test_dense.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOW_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module's own order is kept
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 TINY_YOLO = ROOT / "tests" / "fixtures" / "tiny_yolo_pose.pt"
