@@ -25,10 +25,14 @@ def interpolate_low_likelihood(xy: np.ndarray, conf: np.ndarray) -> np.ndarray:
     return out
 
 
-def simple_features(xy: np.ndarray, conf: np.ndarray, names: list, px_per_cm: float, fps: float) -> np.ndarray:
-    """[T, F]: six per-frame features in cm, cm/s and rad/s, each with rolling means and standard deviations."""
+def simple_features(xy: np.ndarray, conf: np.ndarray, names: list, px_per_cm: float, fps: float,
+                    roles: dict = None) -> np.ndarray:
+    """[T, F]: six per-frame features in cm, cm/s and rad/s, each with rolling means and standard deviations.
+    `roles` names the tracker's keypoints for nose, left_ear, right_ear, neck (the front of the body: a mid-back
+    where there is no neck) and tail_base; default: those names themselves."""
     xy = interpolate_low_likelihood(xy, conf) / px_per_cm
-    part = {name: xy[:, i] for i, name in enumerate(names)}
+    roles = {role: role for role in ("nose", "left_ear", "right_ear", "neck", "tail_base")} | dict(roles or {})
+    part = {role: xy[:, names.index(name)] for role, name in roles.items()}
     centroid = xy.mean(1)
     speed = np.r_[0.0, np.linalg.norm(np.diff(centroid, axis=0), axis=1)] * fps
     head = part["nose"] - part["neck"]

@@ -18,7 +18,8 @@ Frame rate and scale: the features are in body lengths and seconds, so the same 
 made at another rate and resolution. The test part is also scored resampled to 25 fps (every other frame) with its
 coordinates halved (a camera with half the resolution), classified by the same model with --pose_fps 25.
 
-Baselines, both on the same test frames:
+Baselines, all on the same test frames:
+- BehaviorDEPOT's own output for this mouse (`demo1_behaviordepot_freezing.csv`, exported from the tool).
 - BehaviorDEPOT's velocity freezing rule as its source describes it (classifiers/calculateFreezing_velocity.m):
   the mean speed of the head (nose and ears) and the rear back (mid-back and tail base) below 0.52 cm/s and the
   head's angular speed below 12 deg/s, a convolution over 32 frames that needs 10 such frames, bouts of at least
@@ -26,6 +27,9 @@ Baselines, both on the same test frames:
   parameters, once with the velocity and angle thresholds tuned on the training frames.
 - a centroid speed rule (the track smoothed over `smooth` seconds, slower than a threshold in cm/s for at least
   `min` seconds), its three parameters tuned on the training frames.
+- the simple forest (bench/baselines.py, a SimBA-style random forest on six per-frame features with rolling
+  statistics; Mid-Back stands in for the neck), trained on the training part's frames, its minimum freezing bout
+  chosen on the validation part as the models' is.
 
 Usage:
     python bench/bench_behaviordepot.py --work /tmp/bdepot --output bench/results_behaviordepot.json
@@ -55,6 +59,7 @@ from utils.results.metrics import classification_scores, segment_f1  # noqa: E40
 from utils.readers.labels import keep_label_stretches  # noqa: E402
 from utils.readers.pose_io import read_pose_file, write_pose_file  # noqa: E402
 from utils.synthetic import write_label_csv  # noqa: E402
+from baselines import SimpleForest, simple_features  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "behaviordepot"
 FPS, PX_PER_CM = 50.0, 32.0
@@ -178,12 +183,16 @@ def freezing_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
 
 
 def depot_baselines(recording, labels: list) -> dict:
-    """BehaviorDEPOT's rule with its published parameters, and with velocity and angle tuned on frames 0-2999."""
+    """BehaviorDEPOT's own output; its rule with its published parameters, and with velocity and angle tuned on
+    frames 0-2999."""
     truth = np.array([label == "freezing" for label in labels])
+    tool = pd.read_csv(DATA / "demo1_behaviordepot_freezing.csv")["behavior"].to_numpy() == "freezing"
     published = freezing_scores(truth[3000:], depot_rule(recording, 3000, 6000))
     tuned = max((freezing_scores(truth[:3000], depot_rule(recording, 0, 3000, v, a))["freezing_f1"], v, a)
                 for v in (0.3, 0.52, 0.8, 1.2, 1.6, 2.0, 3.0) for a in (6.0, 12.0, 24.0, 48.0, 1e9))
-    return {"behaviordepot_rule_published": published,
+    return {"behaviordepot_output": {**freezing_scores(truth[3000:], tool[3000:]),
+                                     "first_half": freezing_scores(truth[:3000], tool[:3000])},
+            "behaviordepot_rule_published": published,
             "behaviordepot_rule_tuned": {**freezing_scores(truth[3000:], depot_rule(recording, 3000, 6000, *tuned[1:])),
                                          "velocity_cm_s": tuned[1], "angle_deg_s": tuned[2], "train_f1": tuned[0]}}
 
@@ -207,6 +216,32 @@ def heuristic_baseline(recording, labels: list) -> dict:
     segments = segment_f1(names(truth[3000:]), names(pred), ["freezing", "other"])
     return {"freezing_f1": test["per_class"]["freezing"]["f1"], "segment_f1": segments["freezing"]["f1"],
             "train_f1": f1, "smooth_s": smooth_s, "threshold_cm_s": threshold, "min_duration_s": min_s}
+
+
+FOREST_ROLES = {"nose": "Nose", "left_ear": "Left Ear", "right_ear": "Right Ear", "neck": "Mid-Back",
+                "tail_base": "Tailbase"}
+
+
+def forest_baseline(recording, labels: list) -> dict:
+    """The simple forest, trained on the training part, its minimum bout chosen on the validation part; scored on
+    the test part, and on the test part at 25 fps and half the resolution (features in cm and s, so calibrated)."""
+    def features(xy, conf, fps, px_per_cm):
+        return simple_features(xy, conf, recording.keypoint_names, px_per_cm, fps, FOREST_ROLES)
+
+    whole = features(recording.xy[:, 0], recording.conf[:, 0], FPS, PX_PER_CM)
+    truth = np.array([label == "freezing" for label in labels])
+    train = np.concatenate([np.arange(a, b) for a, b in PARTS["train"]])
+    forest = SimpleForest().fit([whole[train]], [truth[train]])
+    (val_start, val_stop), = PARTS["val"]
+    val_pred = forest.predict(whole[val_start:val_stop])
+    min_s = max(MIN_BOUT_CANDIDATES, key=lambda m: freezing_scores(
+        truth[val_start:val_stop], threshold_rule(1.0 - val_pred, 0.5, int(round(m * FPS))))["freezing_f1"])
+    test = freezing_scores(truth[3000:], threshold_rule(1.0 - forest.predict(whole[3000:]), 0.5,
+                                                        int(round(min_s * FPS))))
+    half = features(recording.xy[::2, 0] / 2, recording.conf[::2, 0], FPS / 2, PX_PER_CM / 2)[1500:]
+    resampled = freezing_scores(truth[3000::2], threshold_rule(1.0 - forest.predict(half), 0.5,
+                                                                int(round(min_s * FPS / 2))))
+    return {**test, "min_bout_s": min_s, "at_25fps_half_resolution": resampled}
 
 
 def thinned_labels(labels: list, share: float, block: int, seed: int) -> list:
@@ -260,7 +295,8 @@ def label_efficiency(work: Path, recording, labels: list, args) -> dict:
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=add_help)
     parser.add_argument("--work", required=True, help="folder for the parts, prepared windows, runs and scores")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS),
+                        help="models to train and score; none (`--models` alone): the baselines only")
     parser.add_argument("--window_sizes", nargs="+", type=int, default=[30], help="window sizes in frames (50 fps)")
     parser.add_argument("--stride", type=int, default=5, help="training window stride in frames")
     parser.add_argument("--output", default=None, help="JSON file for the results")
@@ -292,7 +328,8 @@ def main(args) -> dict:
         if args.output:
             Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
         return results
-    results = {**depot_baselines(recording, labels), "speed_threshold_rule": heuristic_baseline(recording, labels)}
+    results = {**depot_baselines(recording, labels), "speed_threshold_rule": heuristic_baseline(recording, labels),
+               "simple_forest": forest_baseline(recording, labels)}
     for name in args.models:
         for window in args.window_sizes:
             model = train_model(work, name, window, args.stride, args.train_flags)
