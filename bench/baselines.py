@@ -4,9 +4,9 @@
 pose in calibrated units (centroid speed, head angular speed, two body lengths between keypoints, ear distance,
 the keypoints' box area), each with its rolling mean and standard deviation over windows given in seconds (SimBA's
 rolling windows are in milliseconds, converted with the video's frame rate), keypoints below a likelihood of 0.3
-interpolated first (SimBA's outlier correction), a random forest of 300 trees classifying every frame. It is
-written here (SimBA itself is a GUI application whose feature extractors need its project folders), so it is a
-baseline of the method, not of the tool.
+interpolated first (as SimBA interpolates missing body parts), a random forest of 300 trees classifying every
+frame. It is written here (SimBA itself is a GUI application whose feature extractors need its project folders),
+so it is a baseline of the method, not of the tool.
 """
 import numpy as np
 import pandas as pd
@@ -48,7 +48,8 @@ def simple_features(xy: np.ndarray, conf: np.ndarray, names: list, px_per_cm: fl
     columns = [per_frame]
     for seconds in ROLLING_S:
         rolling = per_frame.rolling(max(2, int(round(seconds * fps)) | 1), center=True, min_periods=1)
-        columns += [rolling.mean().add_suffix(f"_mean_{seconds:.2f}s"), rolling.std().fillna(0).add_suffix(f"_std_{seconds:.2f}s")]
+        columns += [rolling.mean().add_suffix(f"_mean_{seconds:.2f}s"),
+                    rolling.std().fillna(0).add_suffix(f"_std_{seconds:.2f}s")]
     return pd.concat(columns, axis=1).to_numpy(np.float32)
 
 

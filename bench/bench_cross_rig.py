@@ -170,7 +170,8 @@ def score_forest(forest: SimpleForest, folder: Path, rig: Rig) -> dict:
     predicted = [forest.predict(f) for f in features]
     classes = sorted(set(np.concatenate(labels)))
     scores = classification_scores(np.concatenate(labels), np.concatenate(predicted), classes)
-    segments = segment_f1(list(np.concatenate(labels)), list(np.concatenate(predicted)), classes)  # as benchmark_pipeline
+    # over the recordings joined, as benchmark_pipeline scores
+    segments = segment_f1(list(np.concatenate(labels)), list(np.concatenate(predicted)), classes)
     return {"macro_f1": round(scores["macro_f1"], 4), "segment_f1": round(segments["macro_f1"], 4),
             "per_class": {c: round(v["f1"], 3) for c, v in scores["per_class"].items()}}
 
@@ -207,8 +208,8 @@ def main(args) -> dict:
         same_rig = shift if same_rig is None else same_rig
         results["rigs"][name]["shift"] = largest_shifts(shift, same_rig)
         results["rigs"][name]["simple_forest"] = score_forest(forest, work / "test" / name, RIGS[name])
-        print(json.dumps({name: [results["rigs"][name]["macro_f1"], results["rigs"][name]["simple_forest"]["macro_f1"]]}),
-              flush=True)
+        scores = results["rigs"][name]
+        print(json.dumps({name: [scores["macro_f1"], scores["simple_forest"]["macro_f1"]]}), flush=True)
     in_rig = results["rigs"][args.train_rig]["macro_f1"]
     for name, scores in results["rigs"].items():
         scores["lost"] = round(in_rig - scores["macro_f1"], 4)

@@ -9,7 +9,9 @@ frames) and drops the rest; the classes must all appear, else another draw is ma
 sees every labelled and unlabelled recording's pose file, once per seed; fine-tuning starts from its best_model.pt
 (--init_from). `gbt` (gradient-boosted trees on the windows whose centre frame is labelled) is today's reference.
 Each configuration runs `--seeds` times (training seed and label draw); medians and the spread are reported, with
-`pretrain_seconds` per seed and the frames pretrained on.
+`pretrain_seconds` per seed and the frames pretrained on. With `--label_draw D` every seed keeps the same labelled
+stretches (draw D) and only the training and pretraining seeds vary: the spread is then the training's own, apart
+from which frames a labeller happened to mark.
 
 Usage:
     python bench/bench_label_efficiency.py --work /tmp/label_eff --output bench/results_label_efficiency.json
@@ -46,6 +48,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--shares", type=float, nargs="+", default=[0.05, 0.1, 0.25, 1.0],
                         help="shares of the labelled recordings' frames that keep their labels")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--label_draw", type=int, default=None,
+                        help="the same labelled stretches (this draw) for every seed; default: each seed its own draw")
     parser.add_argument("--recordings", type=int, default=8, help="labelled recordings (train + validation)")
     parser.add_argument("--unlabelled", type=int, default=8, help="more recordings without labels, for pretraining")
     parser.add_argument("--seconds", type=float, default=40.0, help="length of each recording")
@@ -122,7 +126,8 @@ def train_model(manifest: Path, work: Path, name: str, seed: int, epochs: int, i
     if init_from:
         flags += ["--init_from", str(init_from), "--init_lr_scale", str(init_lr_scale)]
     result = train(training_config(*flags, manifest_path=str(manifest), output_dir=str(work / "runs"),
-                                   run_name=f"{name}_{manifest.parent.name}", num_workers=0, device="cpu", seed=seed))
+                                   run_name=f"{name}_{manifest.parent.name}_s{seed}", num_workers=0, device="cpu",
+                                   seed=seed))
     return Path(result.run_dir) / "best_model_macro_f1.pt"
 
 
@@ -168,14 +173,16 @@ def main(args) -> dict:
             checkpoint, seconds, pretrained_frames = run_pretraining(work, full, pool, seed, args.pretrain_epochs)
             results["pretraining"][seed] = {"seconds": seconds, "frames": pretrained_frames}
         for share in args.shares:
-            manifest = labelled_manifest(work, share, int(args.block_s * 30), seed, classes)
+            draw = seed if args.label_draw is None else args.label_draw
+            manifest = labelled_manifest(work, share, int(args.block_s * 30), draw, classes)
             for name, scale, masked_loss in model_variants(args.models, args.init_lr_scales,
                                                            args.masked_feature_losses):
                 model = train_model(manifest, work, name, seed, args.epochs,
                                     checkpoint if name.startswith("pretrained") else None, scale, masked_loss)
                 scores = score(model, work / "test", work / "scores" / f"{name}_{share:g}_seed{seed}")
                 runs.setdefault((share, name), []).append(scores)
-                print(json.dumps({"share": share, "model": name, "seed": seed, **scores}), flush=True)
+                print(json.dumps({"share": share, "model": name, "seed": seed, "label_draw": draw, **scores}),
+                      flush=True)
     for (share, name), scores in sorted(runs.items()):
         results["shares"].setdefault(f"{share:g}", {})[name] = {
             metric: summary([s[metric] for s in scores]) for metric in ("macro_f1", "segment_f1")}

@@ -42,6 +42,8 @@ SLOW_MODULES_FIRST = ("test_infer.py", "test_detector_formats.py", "test_gui.py"
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(SLOW_MODULES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module's own order is kept
+
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 TINY_YOLO = ROOT / "tests" / "fixtures" / "tiny_yolo_pose.pt"

@@ -12,8 +12,9 @@ the same frame. This one shares only the five behaviour names and the six keypoi
 - **Kinematics**: walking at 0.8-2.5 body lengths/s with a stride wobble at 3-5 Hz on a wandering path; rest hunched,
   with slow head drift; grooming pitches the head down and circles the nose at 3-8 Hz, or licks a flank (head bent
   back 75-115 degrees); a rear pitches the body 35-75 degrees about the hips (its projection depends on where the
-  animal stands and the camera's height); turning bends the spine into the turn at 2.5-6.5 rad/s about a point between the hips and the middle of
-  the spine. Postures change with a time constant in seconds, not per frame; rhythms ride on top.
+  animal stands and the camera's height); turning bends the spine into the turn at 2.5-6.5 rad/s about a point
+  between the hips and the middle of the spine. Postures change with a time constant in seconds, not per frame;
+  rhythms ride on top.
 - **Tracker**: 1-2.5 px of noise and 3% of points dropped (likelihood below 0.3).
 """
 import math
@@ -104,7 +105,8 @@ def _targets(behavior: str, bout: dict, t: float) -> tuple:
     circle = 2 * math.pi * bout["groom_hz"] * t
     if behavior == "groom" and bout["flank"]:
         return (Posture(bend=0.35 * bout["side"], head_yaw=bout["side"] * bout["flank_angle"], head_pitch=-0.5,
-                        reach=0.7, spine_scale=0.85), {"reach": 0.1 * math.sin(circle), "head_pitch": 0.15 * math.cos(circle)})
+                        reach=0.7, spine_scale=0.85),
+                {"reach": 0.1 * math.sin(circle), "head_pitch": 0.15 * math.cos(circle)})
     if behavior == "groom":
         return (Posture(pitch=0.2, head_pitch=-1.0, reach=0.6, spine_scale=0.85),
                 {"head_pitch": 0.25 * math.sin(circle), "head_yaw": 0.4 * math.cos(circle)})
