@@ -29,6 +29,7 @@ from utils.features.motion import TRACK_SMOOTH_SECONDS, FeatureSpec, augment_mot
 from utils.schema import AugmentConfig
 
 OPEN_STORES = 8  # crop stores kept open per process: at most OPEN_STORES x crop_store.CACHE_BYTES of chunk cache
+PLAIN_CACHE_BYTES = 128 * 2 ** 20  # windows kept per dataset (and loader worker): about 10 KB each without frames
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -165,6 +166,7 @@ class WindowDataset(Dataset):
         self.augment = ClipAugment(augment) if augment is not None else None
         self.noise_std = augment.noise_std if augment is not None else 0.0
         self._small, self._frame_labels, self._stores = {}, {}, OrderedDict()
+        self._plain, self._plain_bytes = {}, 0  # windows without augmentation or frames, as item() made them
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation draws depend on (seed, epoch, index) only: the same with any number of workers, and
@@ -235,14 +237,27 @@ class WindowDataset(Dataset):
             self.augment = augment
 
     def item(self, index: int, with_frames: bool = None) -> tuple:
-        """(sample dict, crop keypoints [T,K,3] after augmentation or None): the keypoints are for previews."""
+        """(sample dict, crop keypoints [T,K,3] after augmentation or None): the keypoints are for previews. A
+        window without augmentation or frames is computed once (up to PLAIN_CACHE_BYTES): trees, the drift
+        reference, decision weights and each epoch's validation read every window again."""
+        frames = self.load_frames if with_frames is None else with_frames
+        if self.augment is None and not frames and index in self._plain:
+            sample, keypoints = self._plain[index]
+            return dict(sample), keypoints  # the caller's dict: some add keys to it (CachedFeatureDataset)
+        sample, keypoints = self._compute_item(index, frames)
+        if self.augment is None and not frames and self._plain_bytes < PLAIN_CACHE_BYTES:
+            self._plain[index] = dict(sample), keypoints
+            self._plain_bytes += sum(v.numel() * v.element_size() for v in sample.values())
+        return sample, keypoints
+
+    def _compute_item(self, index: int, frames: bool) -> tuple:
         entry, arrays = self.entries[index], self.small_arrays(index)
         t, fps = len(arrays["bbox_xyxy"]), float(entry["fps"])
         rng = random.Random(hash((self.seed, self.epoch, index))) if self.augment is not None else None
         order = self.augment.temporal_index(t, rng) if rng else np.arange(t)
         keypoints = arrays.get("keypoints")
         sample = {"label": torch.tensor(entry["label"], dtype=torch.long)}
-        if self.load_frames if with_frames is None else with_frames:
+        if frames:
             sample["frames"], keypoints = self._frames(index, rng, order)
         elif keypoints is not None:
             keypoints = keypoints[order]

@@ -102,3 +102,10 @@ def test_dataset_over_a_prepared_manifest(class_folder_dataset, tiny_yolo, tmp_p
     assert "frames" not in pose_only[0] and not torch.equal(pose_only[0]["pose"], val.plain_item(0)["pose"])
     no_pose = WindowDataset(manifest, "val", use_pose=False)[0]
     assert not bool(no_pose["pose_present"]) and float(no_pose["pose"].abs().sum()) == 0
+    # a window without augmentation or frames is computed once, and each caller gets a dict of its own
+    once = WindowDataset(manifest, "val", use_pose=True, load_frames=False)
+    first = once.plain_item(0)
+    first["visual"] = torch.zeros(1)  # as CachedFeatureDataset adds its features
+    again = once.plain_item(0)
+    assert "visual" not in again and again["pose"] is first["pose"] and torch.equal(again["pose"], sample["pose"])
+    assert train.plain_item(0)["pose"] is not train.plain_item(0)["pose"]  # frames loaded: computed each time
