@@ -19,13 +19,16 @@ BEHAVIORS = ("walk", "rest", "groom", "turn")  # those of pose_manifest
 def models(pose_manifest, tmp_path_factory):
     out = tmp_path_factory.mktemp("infer_runs")
     train.main(train_args(pose_manifest, out, "--run_name", "pose", "--epochs", "25", "--patience", "0"))
+    # the two fused models are plumbing (one epoch): no augmented views in their feature cache (those are tested
+    # in test_train), which took two thirds of their training time
     train.main(train_args(pose_manifest, out, "--run_name", "fused", "--epochs", "1", "--backbone", "resnet18",
-                          "--no_pretrained_backbone"))
+                          "--no_pretrained_backbone", "--cache_augmented_views", "0"))
     train.main(train_args(pose_manifest, out, "--run_name", "gbt", "--classifier", "gbt", "--gbt_max_iter", "100"))
     train.main(train_args(pose_manifest, out, "--run_name", "ensemble", "--epochs", "12", "--patience", "0",
                           "--ensemble_members", "3"))
     train.main(train_args(pose_manifest, out, "--run_name", "fused_ensemble", "--epochs", "1", "--backbone",
-                          "resnet18", "--no_pretrained_backbone", "--ensemble_members", "2"))
+                          "resnet18", "--no_pretrained_backbone", "--ensemble_members", "2", "--cache_augmented_views",
+                          "0"))
     return {name: out / name / "best_model.pt" for name in ("pose", "fused", "gbt", "ensemble", "fused_ensemble")}
 
 
