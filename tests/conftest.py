@@ -35,8 +35,8 @@ pin_xdist_worker()
 # number of tests, which put a 43 s module of 4 tests last). test_detector_formats is second so that the two
 # workers do not both start on modules waiting for the shared pose_manifest.
 SLOW_MODULES_FIRST = ("test_infer.py", "test_detector_formats.py", "test_gui.py", "test_pose_files.py",
-                      "test_train.py", "test_prepare.py", "test_docs.py", "test_sensors.py", "test_distributed.py",
-                      "test_dense.py")
+                      "test_train.py", "test_prepare.py", "test_sensors.py", "test_distributed.py", "test_docs.py",
+                      "test_embeddings.py", "test_dense.py")
 
 
 def pytest_collection_modifyitems(items):
