@@ -173,6 +173,9 @@ class WindowDataset(Dataset):
         a resumed run repeats them exactly."""
         self.epoch = epoch
 
+    def __getstate__(self):  # pickled into DataLoader workers (spawn): each worker keeps windows of its own
+        return {**self.__dict__, "_plain": {}, "_plain_bytes": 0}
+
     def __len__(self):
         return len(self.entries)
 

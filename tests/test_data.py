@@ -1,4 +1,5 @@
 """Clip augmentation keeps keypoints on their pixels; class weights and the balanced sampler."""
+import pickle
 import random
 from collections import Counter
 
@@ -109,3 +110,4 @@ def test_dataset_over_a_prepared_manifest(class_folder_dataset, tiny_yolo, tmp_p
     again = once.plain_item(0)
     assert "visual" not in again and again["pose"] is first["pose"] and torch.equal(again["pose"], sample["pose"])
     assert train.plain_item(0)["pose"] is not train.plain_item(0)["pose"]  # frames loaded: computed each time
+    assert once._plain and not pickle.loads(pickle.dumps(once))._plain  # not copied into loader workers
