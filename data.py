@@ -244,11 +244,12 @@ class WindowDataset(Dataset):
         window without augmentation or frames is computed once (up to PLAIN_CACHE_BYTES): trees, the drift
         reference, decision weights and each epoch's validation read every window again."""
         frames = self.load_frames if with_frames is None else with_frames
-        if self.augment is None and not frames and index in self._plain:
+        kept = self.augment is None and not frames
+        if kept and index in self._plain:
             sample, keypoints = self._plain[index]
             return dict(sample), keypoints  # the caller's dict: some add keys to it (CachedFeatureDataset)
         sample, keypoints = self._compute_item(index, frames)
-        if self.augment is None and not frames and self._plain_bytes < PLAIN_CACHE_BYTES:
+        if kept and self._plain_bytes < PLAIN_CACHE_BYTES:
             self._plain[index] = dict(sample), keypoints
             self._plain_bytes += sum(v.numel() * v.element_size() for v in sample.values())
         return sample, keypoints
