@@ -25,7 +25,9 @@ from torch.utils.data import Dataset, WeightedRandomSampler
 from utils.data.crop_store import CropStoreReader
 from utils.errors import UserError
 from utils.data.manifest import load_manifest
+from utils.data.recordings import recording_key
 from utils.features.motion import TRACK_SMOOTH_SECONDS, FeatureSpec, augment_motion_inputs, body_axis
+from utils.features.recording_norm import RecordingNorm
 from utils.schema import AugmentConfig
 
 OPEN_STORES = 8  # crop stores kept open per process: at most OPEN_STORES x crop_store.CACHE_BYTES of chunk cache
@@ -142,7 +144,8 @@ class WindowDataset(Dataset):
     def __init__(self, manifest_path, split: str, augment: AugmentConfig = None, use_pose: bool = False,
                  min_keypoint_conf: float = 0.0, seed: int = 0, pose_features: str = "body",
                  box_motion: bool = True, load_frames: bool = True,
-                 track_smoothing_s: float = TRACK_SMOOTH_SECONDS, use_sensors: bool = True):
+                 track_smoothing_s: float = TRACK_SMOOTH_SECONDS, use_sensors: bool = True,
+                 feature_normalisation: str = "none"):
         self.seed, self.epoch = seed, 0
         self.manifest_path = Path(manifest_path)
         self.manifest = load_manifest(self.manifest_path)
@@ -158,7 +161,8 @@ class WindowDataset(Dataset):
         self.spec = FeatureSpec(pose_features, self.num_keypoints, tuple(axis), min_keypoint_conf, self.crop_size,
                                 box_motion, social=bool(meta.get("social")), track_smoothing_s=track_smoothing_s,
                                 spatial_dims=meta.get("spatial_dims", 2),
-                                sensor_channels=tuple(meta.get("sensor_channels") or ()) if use_sensors else ())
+                                sensor_channels=tuple(meta.get("sensor_channels") or ()) if use_sensors else (),
+                                normalisation=feature_normalisation)
         self.pose_dim, self.motion_dim = self.spec.pose_dim, self.spec.motion_dim
         if augment is not None and augment.flip_idx is None:
             augment.flip_idx = meta.get("flip_idx") or None
@@ -167,6 +171,7 @@ class WindowDataset(Dataset):
         self.noise_std = augment.noise_std if augment is not None else 0.0
         self._small, self._frame_labels, self._stores = {}, {}, OrderedDict()
         self._plain, self._plain_bytes = {}, 0  # windows without augmentation or frames, as item() made them
+        self._norms = {}  # recording key -> RecordingNorm (feature_normalisation recording)
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation draws depend on (seed, epoch, index) only: the same with any number of workers, and
@@ -273,11 +278,33 @@ class WindowDataset(Dataset):
             inputs, fps = augment_motion_inputs(inputs, fps, rng, mirror, a.scale_range, a.speed_range,
                                                 a.pose_jitter, a.flip_idx)
         present = self.use_pose and keypoints is not None
-        pose, motion = self.spec.window_inputs(inputs, fps, present)
+        pose, motion = self.normalised(index, *self.spec.window_inputs(inputs, fps, present))
         sample["pose"] = torch.from_numpy(pose) if pose is not None else torch.zeros(t, self.pose_dim)
         sample["motion"] = torch.from_numpy(motion) if motion is not None else torch.zeros(t, 0)
         sample["pose_present"] = torch.tensor(present)
         return sample, keypoints
+
+    def normalised(self, index: int, pose, motion) -> tuple:
+        """A window's (pose, motion) inputs against its recording's statistics when the features are normalised
+        per recording (utils.features.recording_norm); as they are otherwise."""
+        if self.spec.normalisation != "recording":
+            return pose, motion
+        return self.recording_norm(recording_key(self.entries[index])).apply(pose, motion)
+
+    def recording_norm(self, key: str) -> RecordingNorm:
+        """The statistics of one recording, over the plain (not augmented) inputs of its windows in this split."""
+        if key not in self._norms:
+            poses, motions = [], []
+            for index, entry in enumerate(self.entries):
+                if recording_key(entry) == key:
+                    arrays = self.small_arrays(index)
+                    inputs = {k: v for k, v in arrays.items() if k != "frame_index"}
+                    present = self.use_pose and arrays.get("keypoints") is not None
+                    pose, motion = self.spec.window_inputs(inputs, float(entry["fps"]), present)
+                    poses.append(pose)
+                    motions.append(motion)
+            self._norms[key] = RecordingNorm.from_windows(poses, motions)
+        return self._norms[key]
 
     def _frames(self, index: int, rng, order) -> tuple:
         """Normalised frames [T,3,S,S] (augmented when rng is given) and the crop keypoints moved with them."""

@@ -31,6 +31,7 @@ from utils.results.drift import DriftReference, warning_text
 from utils.errors import UserError
 from utils.logging_utils import progress
 from utils.features.motion import FeatureSpec
+from utils.features.recording_norm import RecordingNorm
 from utils.readers.pose_io import recording_animals
 from utils.readers.sensors import frame_sensors
 from utils.results.embeddings import FrameEmbeddings
@@ -297,6 +298,10 @@ class Predictor:
         capture of the window's last frame. Ctrl-C (the dashboard's Stop sends it too) or the end of the stream
         ends the run; what was seen is classified and returned like a video's prediction."""
         timer = timer or StageTimer()
+        if self.features.normalisation == "recording":
+            raise UserError(f"{self.source} normalises its features per recording (--feature_normalisation "
+                            f"recording), which needs the whole recording before the first label; record the session "
+                            f"and classify the video, or use a model trained with --feature_normalisation none")
         if self.features.sensor_channels:
             raise UserError(f"{self.source} reads sensor streams ({', '.join(self.features.sensor_channels)}), which "
                             f"live mode does not receive; record the session and classify the video with its stream")
@@ -434,23 +439,45 @@ class Predictor:
 
 
 class WindowClassifier:
-    """Buffers per-frame inputs and classifies each complete window, in batches."""
+    """Buffers per-frame inputs and classifies each complete window, in batches. A model whose features are normalised
+    per recording (utils.features.recording_norm) needs the whole recording's statistics first: its windows are held
+    until the last frame."""
 
     def __init__(self, predictor: Predictor, prediction: VideoPrediction, on_window=None):
         self.p, self.out, self.on_window = predictor, prediction, on_window
         self.windower = Windower(*prediction.window)
         self.pending = []
+        self.hold = predictor.features.normalisation == "recording"
 
     def add(self, record, feature) -> None:
         for start, items in self.windower.push((record, feature)):
             self._queue(start, items)
-        if len(self.pending) >= self.p.options.batch_size:
+        if len(self.pending) >= self.p.options.batch_size and not self.hold:
             self.flush()
 
     def finish(self) -> None:
         for start, items in self.windower.finish():
             self._queue(start, items)
-        self.flush()
+        if self.hold:
+            self._normalise_pending()
+        held, size = self.pending, self.p.options.batch_size
+        for first in range(0, len(held), size):
+            self.pending = held[first:first + size]
+            self.flush()
+        self.pending = []
+
+    def _normalise_pending(self) -> None:
+        """Every held window's inputs against the statistics of all of them (the recording's)."""
+        def numpy(x):
+            return None if x is None else x.numpy()
+        norm = RecordingNorm.from_windows([numpy(p) for _, _, p, _ in self.pending],
+                                          [numpy(m) for _, _, _, m in self.pending])
+        normalised = []
+        for start, visual, pose, motion in self.pending:
+            pose, motion = norm.apply(numpy(pose), numpy(motion))
+            normalised.append((start, visual, None if pose is None else torch.from_numpy(pose),
+                               None if motion is None else torch.from_numpy(motion)))
+        self.pending = normalised
 
     def _queue(self, start: int, items: list) -> None:
         records = [r for r, _ in items]

@@ -250,7 +250,7 @@ def held_out_predictions(model_path, manifest_path, device: str) -> tuple:
         dataset = WindowDataset(manifest_path, split, None, model["use_pose"], training["min_keypoint_conf"],
                                 training["seed"], training["pose_features"], model["use_box_motion"],
                                 load_frames=frames, track_smoothing_s=spec.track_smoothing_s,
-                                use_sensors=bool(spec.sensor_channels))
+                                use_sensors=bool(spec.sensor_channels), feature_normalisation=spec.normalisation)
         if not len(dataset):
             continue
         probs, _ = window_outputs(classifier, dataset, np.arange(len(dataset)), device, training["batch_size"])

@@ -135,10 +135,16 @@ def dataset_of(cfg, split: str, augment=None) -> WindowDataset:
     return WindowDataset(cfg.training.manifest_path, split, augment, cfg.model.use_pose, cfg.training.min_keypoint_conf,
                          cfg.training.seed, cfg.training.pose_features, cfg.model.use_box_motion,
                          load_frames=needs_frames(cfg), track_smoothing_s=cfg.training.track_smoothing_s,
-                         use_sensors=cfg.model.use_sensors)
+                         use_sensors=cfg.model.use_sensors,
+                         feature_normalisation=cfg.training.feature_normalisation)
 
 
 def build_datasets(cfg) -> dict:
+    if cfg.training.feature_normalisation == "recording" and needs_frames(cfg):
+        raise UserError(f"feature_normalisation recording holds every window's inputs until a recording ends, which a "
+                        f"model that sees frames (classifier {cfg.model.classifier}, backbone {cfg.model.backbone}) "
+                        f"cannot afford; use it with pose-only models (--backbone none, gbt, or dense models without "
+                        f"--use_frame_features) or set --feature_normalisation none")
     aug = copy.deepcopy(cfg.augmentation)  # the dataset fills in flip_idx from the manifest
     datasets = {split: dataset_of(cfg, split, aug if split == "train" else None) for split in ("train", "val", "test")}
     train = datasets["train"]

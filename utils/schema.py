@@ -15,6 +15,7 @@ from utils.config import setting
 from utils.detection.detector_backends import BACKEND_CHOICES
 from utils.errors import UserError
 from utils.features.motion import TRACK_SMOOTH_SECONDS
+from utils.features.recording_norm import MODES as NORMALISATION_MODES
 from utils.data.splits import validate_ratios
 from utils.results.zones import parse_zones
 
@@ -314,6 +315,12 @@ class TrainingConfig:
                                        "tracker's frame-to-frame jitter is not read as movement; 0 = raw tracks "
                                        "(recorded in the checkpoint; bench/README.md, 'Train on one rig')",
                                        minimum=0, maximum=2, requires="model.use_pose")
+    feature_normalisation: str = setting("none", "recording: every pose and box-motion feature centred on its own "
+                                         "recording's median and divided by its 10-90 percentile spread, in training "
+                                         "and at inference (per-recording adaptation to another rig, tracker or "
+                                         "animal; models that do not see frames; recorded in the checkpoint; "
+                                         "bench/README.md, 'Per-recording normalisation'); none: as computed",
+                                         choices=NORMALISATION_MODES, label="Per-recording normalisation")
     lr: float = setting(1.0e-3, "AdamW learning rate of the head and fusion (bench/bench_schedule.py)",
                         exclusive_minimum=0, applies=NETWORKS)
     backbone_lr: float = setting(1.0e-4, "learning rate of a fine-tuned backbone", exclusive_minimum=0, applies=NEURAL)

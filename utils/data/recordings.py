@@ -108,7 +108,10 @@ def chunk_features(dataset, recording: Recording, start: int, end: int, rng: ran
         mirror = augment.hflip_prob * (1 - augment.vflip_prob) + augment.vflip_prob * (1 - augment.hflip_prob)
         arrays, fps = augment_motion_inputs(arrays, fps, rng, mirror, augment.scale_range, augment.speed_range,
                                             augment.pose_jitter, augment.flip_idx)
-    return dataset.spec.window_inputs(arrays, fps, recording.has_pose)
+    pose, motion = dataset.spec.window_inputs(arrays, fps, recording.has_pose)
+    if dataset.spec.normalisation == "recording":
+        pose, motion = dataset.recording_norm(recording.name).apply(pose, motion)
+    return pose, motion
 
 
 def stitch_chunk_probs(length: int, chunks: list, probs: list) -> tuple:

@@ -1,0 +1,111 @@
+"""Per-recording feature normalisation (--feature_normalisation recording, utils.features.recording_norm): the
+statistics, what they remove, and training and inference normalising a window alike."""
+import numpy as np
+import pytest
+
+from conftest import prepare_args
+from utils.errors import UserError
+from utils.features.recording_norm import RecordingNorm
+from utils.synthetic import make_pose_file_dataset
+
+
+def test_statistics_are_the_recordings_median_and_spread_without_missing_values():
+    column = np.arange(1, 101, dtype=np.float32)  # 1..100: median 50.5, 10th 10.9, 90th 90.1 percentile
+    pose = np.stack([column, np.zeros(100), np.full(100, 0.7), np.where(column > 50, column, 0)], 1).astype(np.float32)
+    norm = RecordingNorm.from_windows([pose[:40], None, pose[40:]], [None])
+    np.testing.assert_allclose(norm.pose_centre, [50.5, 0.0, 0.7, 75.5], rtol=1e-6)
+    # spread: the 10-90 percentile distance; constant or always-missing features are only centred
+    np.testing.assert_allclose(norm.pose_spread, [79.2, 1.0, 1.0, 39.2], rtol=1e-5)
+    assert norm.motion_centre is None
+    out, motion = norm.apply(pose, None)
+    assert motion is None
+    np.testing.assert_allclose(out[[0, 49, 99], 0], [(1 - 50.5) / 79.2, (50 - 50.5) / 79.2, (100 - 50.5) / 79.2],
+                               rtol=1e-5)
+    assert (out[:50, 3] == 0).all()  # missing stays 0 (now the median), not (0 - 75.5) / 39.6
+    assert np.abs(norm.apply(pose * 1e4, None)[0]).max() == 50  # clipped like the features
+
+
+def test_a_rigs_offset_and_gain_per_feature_are_removed():
+    rng = np.random.default_rng(0)
+    pose = rng.gamma(2.0, 1.0, (600, 6)).astype(np.float32)
+    motion = rng.normal(0, 1, (600, 3)).astype(np.float32)
+    windows = [slice(s, s + 30) for s in range(0, 571, 10)]
+    # another rig: every feature scaled and shifted (a noisier tracker's speeds, another body shape's distances)
+    gain, offset = rng.uniform(0.3, 3, 6).astype(np.float32), rng.uniform(-2, 2, 6).astype(np.float32)
+    other = pose * gain + offset
+    a = RecordingNorm.from_windows([pose[w] for w in windows], [motion[w] for w in windows])
+    b = RecordingNorm.from_windows([other[w] for w in windows], [motion[w] for w in windows])
+    np.testing.assert_allclose(a.apply(pose, motion)[0], b.apply(other, motion)[0], atol=1e-4)
+    assert np.abs(pose - other).mean() > 0.5  # the raw features differ
+
+
+@pytest.fixture(scope="module")
+def normalised_run(tmp_path_factory):
+    """6 generated pose files (450 frames, 30 fps) prepared with --detector pose_file, gradient-boosted trees trained
+    with --feature_normalisation recording; 2 held-out recordings of other animals."""
+    import train_behavior_lstm as train
+    from prepare_sequences_from_yolo import main as prepare
+    root = tmp_path_factory.mktemp("recording_norm")
+    make_pose_file_dataset(root / "data", 6, 450, seed=3)
+    make_pose_file_dataset(root / "held_out", 2, 450, seed=4)
+    prepare(prepare_args("--dataset_root", root / "data", "--output_root", root / "prepared", "--detector", "pose_file",
+                         "--pose_fps", 30, "--window_size", 30, "--window_stride", 10, "--train_ratio", 0.67,
+                         "--val_ratio", 0.33, "--test_ratio", 0))
+    train.main(train.get_args_parser().parse_args([
+        "--manifest_path", str(root / "prepared" / "sequence_manifest.json"), "--output_dir", str(root / "runs"),
+        "--run_name", "gbt", "--classifier", "gbt", "--use_pose", "--gbt_max_iter", "40", "--num_workers", "0",
+        "--device", "cpu", "--feature_normalisation", "recording"]))
+    return root, root / "runs" / "gbt" / "best_model_macro_f1.pt"
+
+
+def test_a_normalised_model_learns_and_records_its_normalisation(normalised_run):
+    import benchmark_pipeline
+    from utils.checkpoint import load_checkpoint
+    root, model = normalised_run
+    assert load_checkpoint(model)["features"]["normalisation"] == "recording"
+    result = benchmark_pipeline.main(benchmark_pipeline.get_args_parser().parse_args([
+        "--model_path", str(model), "--input_dir", str(root / "held_out"), "--output_root", str(root / "eval"),
+        "--device", "cpu"]))
+    assert result["scores"]["macro_f1"] > 0.7  # five behaviours: chance is 0.2
+
+
+def test_inference_normalises_a_window_as_training_does(normalised_run, tmp_path, monkeypatch):
+    """A held-out recording prepared with the inference's windows (30 frames every 5): the windows' normalised inputs
+    as the training dataset gives them equal those the predictor classifies."""
+    import predictor as predictor_module
+    from data import WindowDataset
+    from prepare_sequences_from_yolo import main as prepare
+    root, model = normalised_run
+    prepare(prepare_args("--dataset_root", root / "held_out", "--output_root", tmp_path / "p", "--detector",
+                         "pose_file", "--pose_fps", 30, "--window_size", 30, "--window_stride", 5, "--train_ratio", 1,
+                         "--val_ratio", 0, "--test_ratio", 0))
+    dataset = WindowDataset(tmp_path / "p" / "sequence_manifest.json", "train", use_pose=True,
+                            load_frames=False, feature_normalisation="recording")
+    trained = {e["start_frame"]: i for i, e in enumerate(dataset.entries) if e["source_video"].startswith("session_00")}
+    classified = {}
+    flush = predictor_module.WindowClassifier.flush
+
+    def keep(self):
+        classified.update({start: (pose.numpy(), motion.numpy()) for start, _, pose, motion in self.pending})
+        flush(self)
+    monkeypatch.setattr(predictor_module.WindowClassifier, "flush", keep)
+    predictor = predictor_module.Predictor.from_checkpoint(model)
+    predictor.predict_video(root / "held_out" / "session_00DLC_synthetic.csv")
+    assert len(classified) == len(trained) > 50
+    for start in (0, 200, max(trained)):
+        sample = dataset[trained[start]]
+        np.testing.assert_allclose(classified[start][0], sample["pose"].numpy(), atol=1e-4)
+        np.testing.assert_allclose(classified[start][1], sample["motion"].numpy(), atol=1e-4)
+    assert np.median(np.abs(np.concatenate([p for p, _ in classified.values()])), 0).max() < 1  # centred
+
+
+def test_normalisation_is_refused_where_it_cannot_work(normalised_run):
+    from conftest import train_args
+    from predictor import Predictor
+    import train_behavior_lstm as train
+    root, model = normalised_run
+    with pytest.raises(UserError, match="normalises its features per recording.*classify the video"):
+        Predictor.from_checkpoint(model).predict_live(None, None)
+    with pytest.raises(UserError, match="feature_normalisation recording .* model that sees frames"):
+        train.main(train_args(root / "prepared" / "sequence_manifest.json", root / "runs", "--backbone",
+                              "mobilenet_v3_small", "--no_pretrained_backbone", "--feature_normalisation", "recording"))
