@@ -287,7 +287,7 @@ class WindowDataset(Dataset):
     def normalised(self, index: int, pose, motion) -> tuple:
         """A window's (pose, motion) inputs against its recording's statistics when the features are normalised
         per recording (utils.features.recording_norm); as they are otherwise."""
-        if self.spec.normalisation != "recording":
+        if self.spec.normalisation == "none":
             return pose, motion
         return self.recording_norm(recording_key(self.entries[index])).apply(pose, motion)
 
@@ -303,7 +303,7 @@ class WindowDataset(Dataset):
                     pose, motion = self.spec.window_inputs(inputs, float(entry["fps"]), present)
                     poses.append(pose)
                     motions.append(motion)
-            self._norms[key] = RecordingNorm.from_windows(poses, motions)
+            self._norms[key] = RecordingNorm.from_windows(poses, motions, self.spec.normalisation)
         return self._norms[key]
 
     def _frames(self, index: int, rng, order) -> tuple:

@@ -298,9 +298,9 @@ class Predictor:
         capture of the window's last frame. Ctrl-C (the dashboard's Stop sends it too) or the end of the stream
         ends the run; what was seen is classified and returned like a video's prediction."""
         timer = timer or StageTimer()
-        if self.features.normalisation == "recording":
+        if self.features.normalisation != "none":
             raise UserError(f"{self.source} normalises its features per recording (--feature_normalisation "
-                            f"recording), which needs the whole recording before the first label; record the session "
+                            f"{self.features.normalisation}), which needs the whole recording before the first label; record the session "
                             f"and classify the video, or use a model trained with --feature_normalisation none")
         if self.features.sensor_channels:
             raise UserError(f"{self.source} reads sensor streams ({', '.join(self.features.sensor_channels)}), which "
@@ -447,7 +447,7 @@ class WindowClassifier:
         self.p, self.out, self.on_window = predictor, prediction, on_window
         self.windower = Windower(*prediction.window)
         self.pending = []
-        self.hold = predictor.features.normalisation == "recording"
+        self.hold = predictor.features.normalisation != "none"
 
     def add(self, record, feature) -> None:
         for start, items in self.windower.push((record, feature)):
@@ -471,7 +471,7 @@ class WindowClassifier:
         def numpy(x):
             return None if x is None else x.numpy()
         norm = RecordingNorm.from_windows([numpy(p) for _, _, p, _ in self.pending],
-                                          [numpy(m) for _, _, _, m in self.pending])
+                                          [numpy(m) for _, _, _, m in self.pending], self.p.features.normalisation)
         normalised = []
         for start, visual, pose, motion in self.pending:
             pose, motion = norm.apply(numpy(pose), numpy(motion))

@@ -23,6 +23,9 @@ def test_statistics_are_the_recordings_median_and_spread_without_missing_values(
                                rtol=1e-5)
     assert (out[:50, 3] == 0).all()  # missing stays 0 (now the median), not (0 - 75.5) / 39.6
     assert np.abs(norm.apply(pose * 1e4, None)[0]).max() == 50  # clipped like the features
+    centred = RecordingNorm.from_windows([pose], [None], "recording_centre")
+    np.testing.assert_allclose(centred.pose_centre, norm.pose_centre)
+    np.testing.assert_allclose(centred.apply(pose, None)[0][50:], pose[50:] - norm.pose_centre, rtol=1e-6)
 
 
 def test_a_rigs_offset_and_gain_per_feature_are_removed():

@@ -140,8 +140,8 @@ def dataset_of(cfg, split: str, augment=None) -> WindowDataset:
 
 
 def build_datasets(cfg) -> dict:
-    if cfg.training.feature_normalisation == "recording" and needs_frames(cfg):
-        raise UserError(f"feature_normalisation recording holds every window's inputs until a recording ends, which a "
+    if cfg.training.feature_normalisation != "none" and needs_frames(cfg):
+        raise UserError(f"feature_normalisation {cfg.training.feature_normalisation} holds every window's inputs until a recording ends, which a "
                         f"model that sees frames (classifier {cfg.model.classifier}, backbone {cfg.model.backbone}) "
                         f"cannot afford; use it with pose-only models (--backbone none, gbt, or dense models without "
                         f"--use_frame_features) or set --feature_normalisation none")

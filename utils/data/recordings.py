@@ -109,7 +109,7 @@ def chunk_features(dataset, recording: Recording, start: int, end: int, rng: ran
         arrays, fps = augment_motion_inputs(arrays, fps, rng, mirror, augment.scale_range, augment.speed_range,
                                             augment.pose_jitter, augment.flip_idx)
     pose, motion = dataset.spec.window_inputs(arrays, fps, recording.has_pose)
-    if dataset.spec.normalisation == "recording":
+    if dataset.spec.normalisation != "none":
         pose, motion = dataset.recording_norm(recording.name).apply(pose, motion)
     return pose, motion
 

@@ -418,7 +418,7 @@ class FeatureSpec:
     track_smoothing_s: float = TRACK_SMOOTH_SECONDS  # version 4: tracks averaged over this long first
     spatial_dims: int = 2  # 3: 3D pose files, height_features appended to the body or speeds set
     sensor_channels: tuple = ()  # the recordings' sensor streams: utils.features.sensors after the box motion
-    normalisation: str = "none"  # "recording": utils.features.recording_norm, applied by whoever knows the recording
+    normalisation: str = "none"  # utils.features.recording_norm's modes, applied by whoever knows the recording
 
     def __post_init__(self):
         if self.spatial_dims == 3 and self.pose_features == "crop":

@@ -1,5 +1,5 @@
-"""Per-recording feature normalisation (`--feature_normalisation recording`): each input feature centred on its own
-recording's median and divided by the spread between its 10th and 90th percentiles.
+"""Per-recording feature normalisation (`--feature_normalisation`): each input feature centred on its own recording's
+median (`recording_centre`) and also divided by the spread between its 10th and 90th percentiles (`recording`).
 
 Why: a rig, a tracker or an animal shifts whole feature distributions (a noisier tracker raises every speed at rest,
 another body shape moves every distance), while behaviours keep their place relative to the recording's own spread.
@@ -23,7 +23,7 @@ from utils.features.motion import CLIP
 
 LOW, HIGH = 10, 90  # percentiles whose distance is the spread: robust to a few outlying frames
 MIN_SPREAD = 1e-3  # a (nearly) constant feature, such as a confidence that is always 1, is only centred
-MODES = ("none", "recording")
+MODES = ("none", "recording", "recording_centre")
 
 
 @dataclass
@@ -35,11 +35,16 @@ class RecordingNorm:
     motion_spread: np.ndarray = None
 
     @classmethod
-    def from_windows(cls, poses: list, motions: list) -> "RecordingNorm":
-        """From the windows' inputs ([T, D] arrays; None for a window without that input)."""
+    def from_windows(cls, poses: list, motions: list, mode: str = "recording") -> "RecordingNorm":
+        """From the windows' inputs ([T, D] arrays; None for a window without that input); `mode` one of MODES but
+        none (recording_centre: every spread 1)."""
         pose = [p for p in poses if p is not None]
         motion = [m for m in motions if m is not None]
-        return cls(*_centre_and_spread(pose), *_centre_and_spread(motion))
+        norm = cls(*_centre_and_spread(pose), *_centre_and_spread(motion))
+        if mode == "recording_centre":
+            norm.pose_spread = None if norm.pose_spread is None else np.ones_like(norm.pose_spread)
+            norm.motion_spread = None if norm.motion_spread is None else np.ones_like(norm.motion_spread)
+        return norm
 
     def apply(self, pose, motion) -> tuple:
         """(pose, motion) of one window expressed against this recording; each clipped to +-CLIP like the features."""
