@@ -100,6 +100,13 @@ def test_inference_normalises_a_window_as_training_does(normalised_run, tmp_path
         np.testing.assert_allclose(classified[start][0], sample["pose"].numpy(), atol=1e-4)
         np.testing.assert_allclose(classified[start][1], sample["motion"].numpy(), atol=1e-4)
     assert np.median(np.abs(np.concatenate([p for p, _ in classified.values()])), 0).max() < 1  # centred
+    # dense models take the statistics of the stitched recording: the same as its windows' within a few percent
+    from utils.data.recordings import recording_key, recording_norm, stitch_recordings
+    recording = next(r for r in stitch_recordings(dataset, 5) if r.source.startswith("session_00"))
+    windows = dataset.recording_norm(recording_key(dataset.entries[trained[0]]))
+    stitched = recording_norm(dataset, recording)
+    assert (np.abs(stitched.pose_centre - windows.pose_centre) <= 0.05 * windows.pose_spread).all()
+    np.testing.assert_allclose(stitched.pose_spread, windows.pose_spread, rtol=0.1)
 
 
 def test_normalisation_is_refused_where_it_cannot_work(normalised_run):

@@ -84,8 +84,8 @@ def init_dense_weights(net, path, class_names: list, recorded_features: dict) ->
                         f"{class_names}; label windows of every class of the model (or train without init_from)")
     if ckpt.get("features") != recorded_features:
         raise UserError(f"init_from {path} was trained on features {ckpt.get('features')}, these settings give "
-                        f"{recorded_features}; use the pose features, keypoint confidence and track smoothing it was "
-                        f"trained with")
+                        f"{recorded_features}; use the pose features, keypoint confidence, track smoothing and "
+                        f"feature normalisation it was trained with")
     mine = net.state_dict()
     # these settings with the checkpoint's number of classes must give its very shapes, frame features aside: a model
     # pretrained on pose alone starts one that adds them (their projection starts at zero)

@@ -19,6 +19,7 @@ import numpy as np
 
 from utils.data.windows import frame_weights, window_starts
 from utils.features.motion import augment_motion_inputs
+from utils.features.recording_norm import RecordingNorm
 
 UNLABELLED = -1
 PER_FRAME = ("keypoints_xy_raw", "keypoints_conf_raw", "keypoints_z_raw", "bbox_xyxy", "scale_ref", "partner_xy_raw",
@@ -39,6 +40,7 @@ class Recording:
     has_pose: bool
     windows: list = field(default_factory=list)
     visual: np.ndarray = None  # frame features [N, Dv] of a model with use_frame_features (training.dense)
+    norm: RecordingNorm = None  # its feature statistics, once asked for (feature_normalisation)
 
     def runs(self) -> list:
         """[(first, end)) of each stretch of covered frames."""
@@ -110,8 +112,23 @@ def chunk_features(dataset, recording: Recording, start: int, end: int, rng: ran
                                             augment.pose_jitter, augment.flip_idx)
     pose, motion = dataset.spec.window_inputs(arrays, fps, recording.has_pose)
     if dataset.spec.normalisation != "none":
-        pose, motion = dataset.recording_norm(recording.name).apply(pose, motion)
+        pose, motion = recording_norm(dataset, recording).apply(pose, motion)
     return pose, motion
+
+
+def recording_norm(dataset, recording: Recording) -> RecordingNorm:
+    """A recording's feature statistics (utils.features.recording_norm) over windows of the prepared window size,
+    every third of a window, as inference takes them over its windows: computed once and kept with the recording."""
+    if recording.norm is None:
+        size = int(dataset.manifest["meta"].get("window_size") or 30)
+        poses, motions = [], []
+        for start, end in recording.chunks(size, max(size // 3, 1)):
+            pose, motion = dataset.spec.window_inputs({k: v[start:end] for k, v in recording.arrays.items()},
+                                                      recording.fps, recording.has_pose)
+            poses.append(pose)
+            motions.append(motion)
+        recording.norm = RecordingNorm.from_windows(poses, motions, dataset.spec.normalisation)
+    return recording.norm
 
 
 def stitch_chunk_probs(length: int, chunks: list, probs: list) -> tuple:
