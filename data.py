@@ -303,7 +303,7 @@ class WindowDataset(Dataset):
                     pose, motion = self.spec.window_inputs(inputs, float(entry["fps"]), present)
                     poses.append(pose)
                     motions.append(motion)
-            self._norms[key] = RecordingNorm.from_windows(poses, motions, self.spec.normalisation)
+            self._norms[key] = RecordingNorm.from_windows(poses, motions)
         return self._norms[key]
 
     def _frames(self, index: int, rng, order) -> tuple:

@@ -471,7 +471,7 @@ class WindowClassifier:
         def numpy(x):
             return None if x is None else x.numpy()
         norm = RecordingNorm.from_windows([numpy(p) for _, _, p, _ in self.pending],
-                                          [numpy(m) for _, _, _, m in self.pending], self.p.features.normalisation)
+                                          [numpy(m) for _, _, _, m in self.pending])
         normalised = []
         for start, visual, pose, motion in self.pending:
             pose, motion = norm.apply(numpy(pose), numpy(motion))

@@ -10,6 +10,9 @@ Rigs (each its own animals: recordings of other seeds than the training ones):
   jitter      a noisier tracker: 4 px of noise, 8% of points dropped
   renamed     another tracker's keypoint names in another order, plus one the model never saw; read with
               --keypoint_map (the names a plain-name match cannot find)
+  rest_heavy  the base rig, but two thirds of the time resting (behaviour shares 8:1:1:1:1): what per-recording
+              normalisation (--feature_normalisation recording) assumes away
+  walk_heavy  the same with walking
   variant     another generator (utils.synthetic_variant, never used to train): 3D mice and rats of their own
               proportions through a perspective camera 60-200 cm high with lens distortion, other rearing,
               grooming, walking and turning kinematics, a noisier tracker
@@ -51,7 +54,7 @@ from utils.io import report_json  # noqa: E402
 from utils.readers.pose_io import conform_keypoints, parse_keypoint_map, read_pose_file, write_pose_file  # noqa: E402
 from utils.results.drift import feature_shift  # noqa: E402
 from utils.results.metrics import classification_scores, segment_f1  # noqa: E402
-from utils.synthetic import KEYPOINT_NAMES, sample_label_sequence, simulate_pose, write_label_csv  # noqa: E402
+from utils.synthetic import BEHAVIORS, KEYPOINT_NAMES, sample_label_sequence, simulate_pose, write_label_csv  # noqa: E402
 from utils.synthetic_variant import simulate_variant_pose  # noqa: E402
 from baselines import SimpleForest, simple_features  # noqa: E402
 
@@ -69,6 +72,7 @@ class Rig:
     dropout: float = 0.02
     renamed: bool = False
     generator: str = "project"  # or "variant": utils.synthetic_variant
+    shares: tuple = ()  # (behaviour, relative share) pairs; () = every behaviour equally often
 
 
 # the project generator's calibration: a 9 cm mouse (utils.synthetic.METRES_PER_BODY_LENGTH) is 63 px long on
@@ -78,6 +82,8 @@ PROJECT_PX_PER_CM = 63 / 9
 
 RIGS = {"base": Rig(), "fps50": Rig(fps=50.0), "fps15": Rig(fps=15.0), "far": Rig(scale=0.5),
         "near": Rig(scale=1.6), "jitter": Rig(noise_px=4.0, dropout=0.08), "renamed": Rig(renamed=True),
+        "rest_heavy": Rig(shares=tuple({"rest": 8, "walk": 1, "turn": 1, "groom": 1, "rear": 1}.items())),
+        "walk_heavy": Rig(shares=tuple({"rest": 1, "walk": 8, "turn": 1, "groom": 1, "rear": 1}.items())),
         "variant": Rig(generator="variant", noise_px=0.0, dropout=0.0)}
 
 
@@ -103,7 +109,7 @@ def make_rig_recordings(folder: Path, rig: Rig, count: int, seconds: float, seed
     px_per_cm = {}
     for i in range(count):
         rng = np.random.default_rng(seed * 7919 + i * 31)
-        labels = sample_label_sequence(frames, rng, short, long)
+        labels = sample_label_sequence(frames, rng, short, long, dict(rig.shares) if rig.shares else BEHAVIORS)
         if rig.generator == "variant":  # its own camera, lens and tracker noise
             xy, conf, animal = simulate_variant_pose(labels, seed * 7919 + i * 31 + 500_000, rig.fps)
             px_per_cm[f"rec_{i:02d}"] = animal.focal / animal.camera_height

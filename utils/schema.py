@@ -315,12 +315,12 @@ class TrainingConfig:
                                        "tracker's frame-to-frame jitter is not read as movement; 0 = raw tracks "
                                        "(recorded in the checkpoint; bench/README.md, 'Train on one rig')",
                                        minimum=0, maximum=2, requires="model.use_pose")
-    feature_normalisation: str = setting("none", "per-recording adaptation to another rig, tracker or animal, in "
-                                         "training and at inference: recording: every pose and box-motion feature "
-                                         "centred on its own recording's median and divided by its 10-90 percentile "
-                                         "spread; recording_centre: only centred; none: as computed (models that do "
-                                         "not see frames; recorded in the checkpoint; bench/README.md, "
-                                         "'Per-recording normalisation')", choices=NORMALISATION_MODES,
+    feature_normalisation: str = setting("none", "recording: every pose and box-motion feature mapped so that its "
+                                         "own recording's 10th percentile is 0 and its 90th 1, in training and at "
+                                         "inference: adapts to another rig, tracker or animal, but assumes each "
+                                         "recording shows the animal both still and moving; models that do not see "
+                                         "frames (recorded in the checkpoint; bench/README.md, 'Per-recording "
+                                         "normalisation'); none: as computed", choices=NORMALISATION_MODES,
                                          label="Per-recording normalisation")
     lr: float = setting(1.0e-3, "AdamW learning rate of the head and fusion (bench/bench_schedule.py)",
                         exclusive_minimum=0, applies=NETWORKS)

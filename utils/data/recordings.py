@@ -127,7 +127,7 @@ def recording_norm(dataset, recording: Recording) -> RecordingNorm:
                                                       recording.fps, recording.has_pose)
             poses.append(pose)
             motions.append(motion)
-        recording.norm = RecordingNorm.from_windows(poses, motions, dataset.spec.normalisation)
+        recording.norm = RecordingNorm.from_windows(poses, motions)
     return recording.norm
 
 

@@ -1,19 +1,24 @@
-"""Per-recording feature normalisation (`--feature_normalisation`): each input feature centred on its own recording's
-median (`recording_centre`) and also divided by the spread between its 10th and 90th percentiles (`recording`).
+"""Per-recording feature normalisation (`--feature_normalisation recording`): each input feature mapped so that its
+own recording's 10th percentile is 0 and its 90th percentile 1.
 
 Why: a rig, a tracker or an animal shifts whole feature distributions (a noisier tracker raises every speed at rest,
-another body shape moves every distance), while behaviours keep their place relative to the recording's own spread.
-Expressed against its recording, a feature keeps the contrast between behaviours and loses the rig's offset
-(bench/README.md, "Per-recording normalisation"). The price: a recording spent almost entirely in one behaviour is
-described relative to that behaviour, so the statistics need recordings of several minutes with some variety.
+another body shape moves every distance), while behaviours keep their place within the recording's own range.
+Expressed against its recording, a feature keeps the contrast between behaviours and loses the rig's offset and gain
+(bench/README.md, "Per-recording normalisation").
+Why the 10th and 90th percentiles and not the median: a recording's median moves with how much of it is spent in
+each behaviour (a fear-conditioning session can freeze for 10% or 70% of the time), its extremes much less, as long
+as the lowest and the highest state each fill more than a tenth of it. On generated recordings where one behaviour
+took two thirds of the time, centring on the median lost 0.05-0.19 of macro-F1, these percentiles 0.04-0.06
+(bench/README.md). The price stays: a recording spent almost entirely in one behaviour is described relative to
+that behaviour, so the statistics need recordings of a few minutes that show the animal both still and moving.
 
 Features are 0 where a keypoint is missing (utils.features.motion): such values are left out of the statistics and
-stay 0, the recording's median after normalisation, instead of becoming a value far from every behaviour.
+stay 0, instead of becoming a value far from every behaviour.
 
-Training takes the statistics over every window of a recording in its split, inference over every window of the
-video or pose file (windows overlap evenly, so each frame counts about equally often). Inference therefore holds a
-recording's window inputs until its last frame (about 10 KB a window), which is why only models that do not see
-frames take this setting, and why live mode cannot.
+Training takes the statistics over every window of a recording in its split (dense models: over the recording's
+stitched frames), inference over every window of the video or pose file (windows overlap evenly, so each frame
+counts about equally often). Inference therefore holds a recording's window inputs until its last frame (about 10 KB
+a window), which is why only models that do not see frames take this setting, and why live mode cannot.
 """
 from dataclasses import dataclass
 
@@ -21,51 +26,46 @@ import numpy as np
 
 from utils.features.motion import CLIP
 
-LOW, HIGH = 10, 90  # percentiles whose distance is the spread: robust to a few outlying frames
-MIN_SPREAD = 1e-3  # a (nearly) constant feature, such as a confidence that is always 1, is only centred
-MODES = ("none", "recording", "recording_centre")
+LOW, HIGH = 10, 90  # percentiles mapped to 0 and 1
+MIN_SPREAD = 1e-3  # a (nearly) constant feature, such as a confidence that is always 1, is only shifted
+MODES = ("none", "recording")
 
 
 @dataclass
 class RecordingNorm:
-    """Centre and spread of every pose and box-motion feature of one recording (None where the input is absent)."""
-    pose_centre: np.ndarray = None
+    """Low percentile and spread (high - low) of every pose and box-motion feature of one recording (None where the
+    input is absent)."""
+    pose_low: np.ndarray = None
     pose_spread: np.ndarray = None
-    motion_centre: np.ndarray = None
+    motion_low: np.ndarray = None
     motion_spread: np.ndarray = None
 
     @classmethod
-    def from_windows(cls, poses: list, motions: list, mode: str = "recording") -> "RecordingNorm":
-        """From the windows' inputs ([T, D] arrays; None for a window without that input); `mode` one of MODES but
-        none (recording_centre: every spread 1)."""
+    def from_windows(cls, poses: list, motions: list) -> "RecordingNorm":
+        """From the windows' inputs ([T, D] arrays; None for a window without that input)."""
         pose = [p for p in poses if p is not None]
         motion = [m for m in motions if m is not None]
-        norm = cls(*_centre_and_spread(pose), *_centre_and_spread(motion))
-        if mode == "recording_centre":
-            norm.pose_spread = None if norm.pose_spread is None else np.ones_like(norm.pose_spread)
-            norm.motion_spread = None if norm.motion_spread is None else np.ones_like(norm.motion_spread)
-        return norm
+        return cls(*_low_and_spread(pose), *_low_and_spread(motion))
 
     def apply(self, pose, motion) -> tuple:
         """(pose, motion) of one window expressed against this recording; each clipped to +-CLIP like the features."""
-        return _scaled(pose, self.pose_centre, self.pose_spread), _scaled(motion, self.motion_centre, self.motion_spread)
+        return _scaled(pose, self.pose_low, self.pose_spread), _scaled(motion, self.motion_low, self.motion_spread)
 
 
-def _centre_and_spread(windows: list) -> tuple:
+def _low_and_spread(windows: list) -> tuple:
     if not windows:
         return None, None
     rows = np.concatenate(windows)
-    centre, spread = np.zeros(rows.shape[1], np.float32), np.ones(rows.shape[1], np.float32)
+    low, spread = np.zeros(rows.shape[1], np.float32), np.ones(rows.shape[1], np.float32)
     for column, values in enumerate(rows.T):
         values = values[values != 0]  # a missing keypoint's value: left out of the statistics
         if values.size:  # a feature that is always missing stays 0
-            low, centre[column], high = np.percentile(values, [LOW, 50, HIGH])
-            spread[column] = high - low if high - low >= MIN_SPREAD else 1.0
-    return centre, spread
+            low[column], high = np.percentile(values, [LOW, HIGH])
+            spread[column] = high - low[column] if high - low[column] >= MIN_SPREAD else 1.0
+    return low, spread
 
 
-def _scaled(x, centre, spread):
-    if x is None or centre is None:
+def _scaled(x, low, spread):
+    if x is None or low is None:
         return x
-    # missing stays 0, which is now the recording's median: a gap reads as typical, not as a value far off
-    return np.where(x == 0, 0.0, np.clip((x - centre) / spread, -CLIP, CLIP)).astype(np.float32)
+    return np.where(x == 0, 0.0, np.clip((x - low) / spread, -CLIP, CLIP)).astype(np.float32)  # missing stays 0
