@@ -5,7 +5,7 @@ import pytest
 
 from conftest import prepare_args
 from utils.errors import UserError
-from utils.features.recording_norm import RecordingNorm
+from utils.features.recording_norm import RecordingNorm, mix_problem
 from utils.synthetic import make_pose_file_dataset
 
 
@@ -37,6 +37,16 @@ def test_a_rigs_offset_and_gain_per_feature_are_removed():
     b = RecordingNorm.from_windows([other[w] for w in windows], [motion[w] for w in windows])
     np.testing.assert_allclose(a.apply(pose, motion)[0], b.apply(other, motion)[0], atol=1e-4)
     assert np.abs(pose - other).mean() > 0.5  # the raw features differ
+
+
+def test_recordings_that_differ_in_their_mix_of_behaviours_are_named():
+    # BehaviorDEPOT's session cut in parts: 9% freezing in one, 64% in another (bench/README.md)
+    keys, labels = ["train"] * 100 + ["val"] * 100 + ["short"] * 5, ["freezing"] * 9 + ["other"] * 91 + [
+        "freezing"] * 64 + ["other"] * 36 + ["freezing"] * 5
+    problem = mix_problem(keys, labels)
+    assert "freezing fills 9% of the windows of train and 64% of val" in problem  # the 5-window one is not judged
+    alike = ["rest"] * 30 + ["walk"] * 70 + ["rest"] * 50 + ["walk"] * 50
+    assert mix_problem(["a"] * 100 + ["b"] * 100, alike) is None
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ from utils.config import dump_config, settings_dict
 from utils.data.splits import teaching_problems
 from utils.errors import UserError
 from utils.device import resolve_device, set_cpu_threads
+from utils.data.recordings import recording_key
+from utils.features.recording_norm import mix_problem
 from utils.features.sensors import sensor_feature_dim
 from utils.schema import DENSE_KINDS
 from utils.io import atomic_write_csv, ensure_dir
@@ -152,12 +154,22 @@ def build_datasets(cfg) -> dict:
     if len(train) == 0:
         raise UserError(f"{cfg.training.manifest_path} has no training windows; re-run preprocessing with a train_ratio > 0")
     check_teaching(datasets, cfg)
+    if cfg.training.feature_normalisation != "none":
+        warn_mixed_recordings(datasets)
     counts = np.bincount(train.labels, minlength=len(train.manifest["class_to_idx"]))
     empty = [c for c, i in train.manifest["class_to_idx"].items() if counts[i] == 0]
     if empty:
         raise UserError(f"class(es) {', '.join(empty)} have no training windows in {cfg.training.manifest_path}; add videos "
                         f"of them or re-split (e.g. --split_strategy window for a quick test)")
     return datasets
+
+
+def warn_mixed_recordings(datasets: dict) -> None:
+    """Per-recording normalisation: a loud warning when the labelled recordings differ in their mix of behaviours."""
+    entries = [e for split in ("train", "val") for e in datasets[split].entries]
+    problem = mix_problem([recording_key(e) for e in entries], [e["class_name"] for e in entries])
+    if problem:
+        log.warning("DATASET: %s", problem)
 
 
 def check_teaching(datasets: dict, cfg) -> None:

@@ -69,3 +69,29 @@ def _scaled(x, low, spread):
     if x is None or low is None:
         return x
     return np.where(x == 0, 0.0, np.clip((x - low) / spread, -CLIP, CLIP)).astype(np.float32)  # missing stays 0
+
+
+MIX_GAP = 0.3  # a behaviour's share of windows differing this much between recordings moves their percentiles
+MIN_WINDOWS = 20  # recordings with fewer windows are too short to judge
+
+
+def mix_problem(recordings: list, labels: list):
+    """A one-line warning when the recordings (one key per window, beside its label name) show such different mixes
+    of behaviours that their statistics would differ by behaviour rather than by rig; None otherwise."""
+    windows = {}
+    for key, label in zip(recordings, labels):
+        windows.setdefault(key, []).append(label)
+    windows = {k: v for k, v in windows.items() if len(v) >= MIN_WINDOWS}
+    worst = (0.0, None, None, None)
+    for label in sorted(set(labels)):
+        shares = {k: v.count(label) / len(v) for k, v in windows.items()}
+        low, high = min(shares, key=shares.get, default=None), max(shares, key=shares.get, default=None)
+        if low is not None and shares[high] - shares[low] > worst[0]:
+            worst = (shares[high] - shares[low], label, (low, shares[low]), (high, shares[high]))
+    gap, label, low, high = worst
+    if gap <= MIX_GAP:
+        return None
+    return (f"feature_normalisation recording assumes every recording shows a similar mix of behaviours, but {label} "
+            f"fills {low[1]:.0%} of the windows of {low[0]} and {high[1]:.0%} of {high[0]}: their statistics then "
+            f"differ by behaviour, not by rig, and the model can fail (bench/README.md, 'Per-recording "
+            f"normalisation'); use --feature_normalisation none unless every recording is long and alike in mix")
