@@ -8,7 +8,7 @@ Expressed against its recording, a feature keeps the contrast between behaviours
 Why the 10th and 90th percentiles and not the median: a recording's median moves with how much of it is spent in
 each behaviour (a fear-conditioning session can freeze for 10% or 70% of the time), its extremes much less, as long
 as the lowest and the highest state each fill more than a tenth of it. On generated recordings where one behaviour
-took two thirds of the time, centring on the median lost 0.05-0.19 of macro-F1, these percentiles 0.04-0.06
+took two thirds of the time, centring on the median lost 0.05-0.19 of macro-F1, these percentiles 0.04-0.05
 (bench/README.md). The price stays: a recording spent almost entirely in one behaviour is described relative to
 that behaviour, so the statistics need recordings of a few minutes that show the animal both still and moving.
 
