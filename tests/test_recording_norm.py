@@ -5,7 +5,7 @@ import pytest
 
 from conftest import prepare_args
 from utils.errors import UserError
-from utils.features.recording_norm import RecordingNorm, mix_problem
+from utils.features.recording_norm import RecordingNorm, coverage_problem, mix_problem
 from utils.synthetic import make_pose_file_dataset
 
 
@@ -47,6 +47,15 @@ def test_recordings_that_differ_in_their_mix_of_behaviours_are_named():
     assert "freezing fills 9% of the windows of train and 64% of val" in problem  # the 5-window one is not judged
     alike = ["rest"] * 30 + ["walk"] * 70 + ["rest"] * 50 + ["walk"] * 50
     assert mix_problem(["a"] * 100 + ["b"] * 100, alike) is None
+
+
+def test_recordings_labelled_in_stretches_are_named():
+    videos = {"whole.csv": {"frames": 100}, "parts.csv": {"frames": 100}}
+    entries = [{"start_frame": s, "end_frame": s + 29, "source_video": "whole.csv"} for s in range(0, 71, 10)]
+    entries += [{"start_frame": s, "end_frame": s + 29, "source_video": "parts.csv"} for s in (0, 10, 60)]
+    keys = [e["source_video"] for e in entries]
+    assert coverage_problem(entries[:8], videos, keys[:8]) is None  # frames 0-99: all of it
+    assert "the windows of parts.csv cover 70% of its frames" in coverage_problem(entries, videos, keys)
 
 
 @pytest.fixture(scope="module")

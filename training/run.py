@@ -23,7 +23,7 @@ from utils.data.splits import teaching_problems
 from utils.errors import UserError
 from utils.device import resolve_device, set_cpu_threads
 from utils.data.recordings import recording_key
-from utils.features.recording_norm import mix_problem
+from utils.features.recording_norm import coverage_problem, mix_problem
 from utils.features.sensors import sensor_feature_dim
 from utils.schema import DENSE_KINDS
 from utils.io import atomic_write_csv, ensure_dir
@@ -155,7 +155,7 @@ def build_datasets(cfg) -> dict:
         raise UserError(f"{cfg.training.manifest_path} has no training windows; re-run preprocessing with a train_ratio > 0")
     check_teaching(datasets, cfg)
     if cfg.training.feature_normalisation != "none":
-        warn_mixed_recordings(datasets)
+        warn_normalisation_assumptions(datasets)
     counts = np.bincount(train.labels, minlength=len(train.manifest["class_to_idx"]))
     empty = [c for c, i in train.manifest["class_to_idx"].items() if counts[i] == 0]
     if empty:
@@ -164,12 +164,15 @@ def build_datasets(cfg) -> dict:
     return datasets
 
 
-def warn_mixed_recordings(datasets: dict) -> None:
-    """Per-recording normalisation: a loud warning when the labelled recordings differ in their mix of behaviours."""
+def warn_normalisation_assumptions(datasets: dict) -> None:
+    """Per-recording normalisation: loud warnings when the labelled recordings differ in their mix of behaviours, or
+    are labelled in stretches (their statistics in training would not be those inference takes)."""
     entries = [e for split in ("train", "val") for e in datasets[split].entries]
-    problem = mix_problem([recording_key(e) for e in entries], [e["class_name"] for e in entries])
-    if problem:
-        log.warning("DATASET: %s", problem)
+    keys = [recording_key(e) for e in entries]
+    for problem in (mix_problem(keys, [e["class_name"] for e in entries]),
+                    coverage_problem(entries, datasets["train"].manifest.get("videos") or {}, keys)):
+        if problem:
+            log.warning("DATASET: %s", problem)
 
 
 def check_teaching(datasets: dict, cfg) -> None:

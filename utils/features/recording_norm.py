@@ -95,3 +95,24 @@ def mix_problem(recordings: list, labels: list):
             f"fills {low[1]:.0%} of the windows of {low[0]} and {high[1]:.0%} of {high[0]}: their statistics then "
             f"differ by behaviour, not by rig, and the model can fail (bench/README.md, 'Per-recording "
             f"normalisation'); use --feature_normalisation none unless every recording is long and alike in mix")
+
+
+MIN_COVERAGE = 0.8  # below this share of its frames in windows, a recording's statistics are not the whole recording's
+
+
+def coverage_problem(entries: list, videos: dict, keys: list):
+    """A one-line warning when a recording's windows (manifest entries, each with its recording key) cover less than
+    MIN_COVERAGE of its frames (manifest `videos`): training then takes its statistics from the labelled stretches,
+    inference from every frame. None otherwise."""
+    covered, sources = {}, {}
+    for entry, key in zip(entries, keys):
+        covered.setdefault(key, set()).update(range(entry["start_frame"], entry["end_frame"] + 1))
+        sources[key] = entry["source_video"].split("#")[0]
+    shares = {k: len(frames) / videos[sources[k]]["frames"] for k, frames in covered.items()
+              if videos.get(sources[k], {}).get("frames")}
+    worst = min(shares, key=shares.get, default=None)
+    if worst is None or shares[worst] >= MIN_COVERAGE:
+        return None
+    return (f"feature_normalisation recording: the windows of {sources[worst]} cover {shares[worst]:.0%} of its "
+            f"frames (labelled in stretches), so training takes its statistics from those stretches while inference "
+            f"takes them from every frame; label recordings whole, or use --feature_normalisation none")
