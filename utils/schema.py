@@ -164,8 +164,8 @@ class AugmentConfig:
     temporal_jitter: int = setting(2, "random shift of the clip start in frames", minimum=0)
     frame_dropout: float = setting(0.0, "probability of replacing a frame (and its keypoints) by its predecessor",
                                    minimum=0, maximum=0.5)
-    pose_jitter: float = setting(0.0, "keypoint noise added to the body pose and box-motion inputs, in body lengths",
-                                 minimum=0, maximum=0.5)
+    pose_jitter: float = setting(0.0, "keypoint noise of up to this spread (drawn per window, in body lengths) added "
+                                 "to the body pose inputs: other trackers' noise", minimum=0, maximum=0.5)
     speed_range: float = setting(0.1, "speeds and turning rates scaled by 1 +- this (as if the frame rate differed)",
                                  minimum=0, maximum=0.5)
     flip_idx: list | None = setting(None, "keypoint index each keypoint becomes under a horizontal flip (left/right "

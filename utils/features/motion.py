@@ -520,8 +520,9 @@ def augment_motion_inputs(arrays: dict, fps: float, rng, mirror_prob: float, sca
                           speed_range: float, jitter: float, flip_idx) -> tuple:
     """Feature-space augmentation of one window's frame-pixel keypoints, boxes and scale references, drawn
     from `rng`: a mirror image (left/right keypoints swapped by flip_idx), a scale reference off by up to
-    +-scale_range, a frame rate off by up to +-speed_range (speeds and turns scale), and keypoint noise of
-    `jitter` body lengths. Returns (arrays, fps)."""
+    +-scale_range, a frame rate off by up to +-speed_range (speeds and turns scale), and keypoint noise of up to
+    `jitter` body lengths (its spread drawn per window: trackers differ, and a model that saw only one noise level
+    reads another's as movement or stillness). Returns (arrays, fps)."""
     out = dict(arrays)
     xy, boxes, refs = arrays["keypoints_xy_raw"].copy(), arrays["bbox_xyxy"].copy(), arrays["scale_ref"].copy()
     partner = arrays["partner_xy_raw"].copy() if "partner_xy_raw" in arrays else None
@@ -542,11 +543,12 @@ def augment_motion_inputs(arrays: dict, fps: float, rng, mirror_prob: float, sca
     fps = fps * rng.uniform(1 - speed_range, 1 + speed_range)
     if jitter:
         noise_rng = np.random.default_rng(rng.getrandbits(62))
+        spread = jitter * noise_rng.uniform()
         noise = noise_rng.standard_normal(xy.shape)
-        xy = xy + noise * jitter * reference_length(refs)[:, None, None]
+        xy = xy + noise * spread * reference_length(refs)[:, None, None]
         if "keypoints_z_raw" in out:
             z = out["keypoints_z_raw"]
-            out["keypoints_z_raw"] = (z + noise_rng.standard_normal(z.shape) * jitter
+            out["keypoints_z_raw"] = (z + noise_rng.standard_normal(z.shape) * spread
                                       * reference_length(refs)[:, None]).astype(np.float32)
     if partner is not None:
         out["partner_xy_raw"] = partner.astype(np.float32)
