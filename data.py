@@ -26,6 +26,7 @@ from utils.data.crop_store import CropStoreReader
 from utils.errors import UserError
 from utils.data.manifest import load_manifest
 from utils.data.recordings import recording_key
+from utils.data.windows import dropout_index
 from utils.features.motion import TRACK_SMOOTH_SECONDS, FeatureSpec, augment_motion_inputs, body_axis
 from utils.features.recording_norm import RecordingNorm
 from utils.schema import AugmentConfig
@@ -111,10 +112,7 @@ class ClipAugment:
         if self.cfg.temporal_jitter:
             shift = rng.randint(-self.cfg.temporal_jitter, self.cfg.temporal_jitter)
             index = np.clip(index + shift, 0, t - 1)
-        for i in range(1, t):
-            if rng.random() < self.cfg.frame_dropout:
-                index[i] = index[i - 1]
-        return index
+        return dropout_index(index, self.cfg.frame_dropout, rng)
 
     def _move_keypoints(self, keypoints: np.ndarray, matrix: np.ndarray, size: int, mirrored: bool) -> np.ndarray:
         xy = keypoints[..., :2] @ matrix[:, :2].T + matrix[:, 2]

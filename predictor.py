@@ -300,8 +300,9 @@ class Predictor:
         timer = timer or StageTimer()
         if self.features.normalisation != "none":
             raise UserError(f"{self.source} normalises its features per recording (--feature_normalisation "
-                            f"{self.features.normalisation}), which needs the whole recording before the first label; record the session "
-                            f"and classify the video, or use a model trained with --feature_normalisation none")
+                            f"{self.features.normalisation}), which needs the whole recording before the first label; "
+                            f"record the session and classify the video, or use a model trained with "
+                            f"--feature_normalisation none")
         if self.features.sensor_channels:
             raise UserError(f"{self.source} reads sensor streams ({', '.join(self.features.sensor_channels)}), which "
                             f"live mode does not receive; record the session and classify the video with its stream")

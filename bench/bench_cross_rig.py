@@ -54,7 +54,8 @@ from utils.io import report_json  # noqa: E402
 from utils.readers.pose_io import conform_keypoints, parse_keypoint_map, read_pose_file, write_pose_file  # noqa: E402
 from utils.results.drift import feature_shift  # noqa: E402
 from utils.results.metrics import classification_scores, segment_f1  # noqa: E402
-from utils.synthetic import BEHAVIORS, KEYPOINT_NAMES, sample_label_sequence, simulate_pose, write_label_csv  # noqa: E402
+from utils.synthetic import (BEHAVIORS, KEYPOINT_NAMES, sample_label_sequence, simulate_pose,  # noqa: E402
+                             write_label_csv)
 from utils.synthetic_variant import simulate_variant_pose  # noqa: E402
 from baselines import SimpleForest, simple_features  # noqa: E402
 

@@ -68,6 +68,30 @@ def test_recordings_are_stitched_from_their_windows(dense_run):
     assert chunks[0] == (0, 64) and chunks[1] == (32, 96) and chunks[-1][1] == recording.covered.nonzero()[0][-1] + 1
 
 
+def test_frame_dropout_reaches_the_chunks_of_dense_models(dense_run, monkeypatch):
+    """--frame_dropout holds frames in a dense model's training chunks as in a window's (it was ignored there)."""
+    import random
+    from data import WindowDataset
+    from utils.data.recordings import chunk_features
+    from utils.schema import AugmentConfig
+    _, manifest, _ = dense_run
+    still = dict(hflip_prob=0, vflip_prob=0, scale_range=0, speed_range=0, pose_jitter=0)
+    dataset = WindowDataset(manifest, "train", AugmentConfig(frame_dropout=0.5, **still), use_pose=True,
+                            load_frames=False)
+    recording = stitch_recordings(dataset, 5)[0]
+    seen = []
+    compute = dataset.spec.window_inputs
+    monkeypatch.setattr(dataset.spec, "window_inputs", lambda arrays, *a: seen.append(arrays) or compute(arrays, *a))
+    chunk_features(dataset, recording, 0, 64)
+    chunk_features(dataset, recording, 0, 64, random.Random(1))
+    truth = recording.arrays["keypoints_xy_raw"][:64]
+    plain, held = seen[0]["keypoints_xy_raw"], seen[1]["keypoints_xy_raw"]
+    np.testing.assert_array_equal(plain, truth)  # without a draw: as recorded
+    own = np.isclose(held, truth, equal_nan=True).all((1, 2))
+    before = np.r_[False, np.isclose(held[1:], held[:-1], equal_nan=True).all((1, 2))]
+    assert own[0] and (own | before).all() and 0.3 < (~own).mean() < 0.7  # each frame its own track or the one before
+
+
 def test_windows_prepared_before_frame_labels_label_their_centre_frames_only(dense_run, monkeypatch):
     from data import WindowDataset
     _, manifest, _ = dense_run

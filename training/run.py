@@ -143,10 +143,10 @@ def dataset_of(cfg, split: str, augment=None) -> WindowDataset:
 
 def build_datasets(cfg) -> dict:
     if cfg.training.feature_normalisation != "none" and needs_frames(cfg):
-        raise UserError(f"feature_normalisation {cfg.training.feature_normalisation} holds every window's inputs until a recording ends, which a "
-                        f"model that sees frames (classifier {cfg.model.classifier}, backbone {cfg.model.backbone}) "
-                        f"cannot afford; use it with pose-only models (--backbone none, gbt, or dense models without "
-                        f"--use_frame_features) or set --feature_normalisation none")
+        raise UserError(f"feature_normalisation {cfg.training.feature_normalisation} holds every window's inputs "
+                        f"until a recording ends, which a model that sees frames (classifier {cfg.model.classifier}, "
+                        f"backbone {cfg.model.backbone}) cannot afford; use it with pose-only models (--backbone none, "
+                        f"gbt, or dense models without --use_frame_features) or set --feature_normalisation none")
     aug = copy.deepcopy(cfg.augmentation)  # the dataset fills in flip_idx from the manifest
     datasets = {split: dataset_of(cfg, split, aug if split == "train" else None) for split in ("train", "val", "test")}
     train = datasets["train"]

@@ -162,7 +162,9 @@ class AugmentConfig:
     noise_std: float = setting(0.02, "Gaussian pixel noise (in 0..1 intensity units)", minimum=0, maximum=1,
                                applies=PIXELS)
     temporal_jitter: int = setting(2, "random shift of the clip start in frames", minimum=0)
-    frame_dropout: float = setting(0.0, "probability of replacing a frame (and its keypoints) by its predecessor",
+    frame_dropout: float = setting(0.0, "probability of replacing a frame (and its keypoints) by its predecessor, in "
+                                   "windows and dense models' chunks: tracks sampled more coarsely, as at another "
+                                   "frame rate (bench/README.md, 'Augmenting for other trackers and frame rates')",
                                    minimum=0, maximum=0.5)
     pose_jitter: float = setting(0.0, "keypoint noise of up to this spread (drawn per window, in body lengths) added "
                                  "to the body pose inputs: other trackers' noise", minimum=0, maximum=0.5)

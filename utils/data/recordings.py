@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.data.windows import frame_weights, window_starts
+from utils.data.windows import dropout_index, frame_weights, window_starts
 from utils.features.motion import augment_motion_inputs
 from utils.features.recording_norm import RecordingNorm
 
@@ -102,10 +102,13 @@ def _stitch(dataset, name: str, indices: list, class_count: int) -> Recording:
 
 def chunk_features(dataset, recording: Recording, start: int, end: int, rng: random.Random = None) -> tuple:
     """(pose [T, Dp] or None, motion [T, Dm] or None) of frames start..end-1, with a feature-space augmentation
-    draw (the one WindowDataset makes for a window) when rng is given."""
+    draw (the one WindowDataset makes for a window, frame dropout included) when rng is given."""
     arrays = {k: v[start:end] for k, v in recording.arrays.items()}
     fps = recording.fps
     augment = dataset.augment_cfg
+    if rng is not None and augment is not None and augment.frame_dropout:  # each frame keeps its own label
+        order = dropout_index(np.arange(end - start), augment.frame_dropout, rng)
+        arrays = {k: v[order] for k, v in arrays.items()}
     if rng is not None and augment is not None:
         mirror = augment.hflip_prob * (1 - augment.vflip_prob) + augment.vflip_prob * (1 - augment.hflip_prob)
         arrays, fps = augment_motion_inputs(arrays, fps, rng, mirror, augment.scale_range, augment.speed_range,

@@ -52,6 +52,17 @@ def inference_stride(size: int, encodes_every_window: bool) -> int:
     return max(size // (2 if encodes_every_window else 6), 1)
 
 
+def dropout_index(index: np.ndarray, probability: float, rng) -> np.ndarray:
+    """Frame dropout (training augmentation): each frame after the first replaced by its predecessor with
+    `probability` (rng: random.Random), as tracks sampled more coarsely (bench/README.md, "Augmenting for other
+    trackers and frame rates")."""
+    index = index.copy()
+    for i in range(1, len(index)):
+        if rng.random() < probability:
+            index[i] = index[i - 1]
+    return index
+
+
 class Windower:
     """Streaming form of window_starts: push frames in order, get each window as soon as it is complete; the
     tail window comes from finish(). Keeps only the last `size` items."""
