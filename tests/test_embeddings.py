@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import prepare_args
+from conftest import prepared_pose_files
 from utils.errors import UserError
 from utils.results.embeddings import (FrameEmbeddings, choose_kmeans, group_purity, smooth_groups,
                                       standardised_pca)
 from utils.results.review import ReviewSession
-from utils.synthetic import BEHAVIORS, make_pose_file_dataset
+from utils.synthetic import BEHAVIORS
 
 
 def test_frame_embeddings_are_weighted_like_probabilities():
@@ -52,26 +52,21 @@ def embedded(tmp_path_factory):
     """A gbt on generated pose files (4 labelled recordings) and embed_behavior.py run with it on 2 held-out ones
     (with their label files, so the groups can be scored)."""
     import embed_behavior
-    from prepare_sequences_from_yolo import main as prepare
     from training.engine import train, training_config
     root = tmp_path_factory.mktemp("embed")
-    make_pose_file_dataset(root / "data", 4, 600, seed=21)
-    make_pose_file_dataset(root / "held", 2, 600, seed=22)
-    prepare(prepare_args("--dataset_root", root / "data", "--output_root", root / "prep", "--detector", "pose_file",
-                         "--pose_fps", 30, "--window_size", 30, "--window_stride", 10, "--train_ratio", 0.75,
-                         "--val_ratio", 0.25, "--test_ratio", 0))
-    run = train(training_config(manifest_path=str(root / "prep" / "sequence_manifest.json"), classifier="gbt",
+    manifest = prepared_pose_files(root, 4, 600, seed=21, train_ratio=0.75)
+    run = train(training_config(manifest_path=str(manifest), classifier="gbt",
                                 use_pose=True, gbt_max_iter=40, output_dir=str(root / "runs"), run_name="gbt",
                                 num_workers=0, device="cpu"))
     model = Path(run.run_dir) / "best_model_macro_f1.pt"
     report = embed_behavior.main(embed_behavior.get_args_parser().parse_args([
-        "--model_path", str(model), "--input_dir", str(root / "held"), "--output_root", str(root / "out"),
+        "--model_path", str(model), "--input_dir", str(root / "held_out"), "--output_root", str(root / "out"),
         "--device", "cpu", "--max_groups", "8", "--plot_points", "400", "--window_stride", "5", "--embedding",
         "model"]))
     import infer_behavior_lstm as infer
-    infer.main(infer.get_args_parser().parse_args(["--model_path", str(model), "--video_path",
-                                                   str(root / "held" / "session_00DLC_synthetic.csv"), "--output_dir",
-                                                   str(root / "held_infer"), "--device", "cpu"]))
+    infer.main(infer.get_args_parser().parse_args([
+        "--model_path", str(model), "--video_path", str(root / "held_out" / "session_00DLC_synthetic.csv"),
+        "--output_dir", str(root / "held_infer"), "--device", "cpu"]))
     return root, model, report
 
 
@@ -83,7 +78,7 @@ def test_embeddings_groups_and_maps_are_written(embedded):
         assert frames.shape[0] == 600 and valid.all() and npz["fps"] == 30.0
         assert npz["window_embeddings"].shape[1] == frames.shape[1] and npz["window_start"][1] == 5
         assert set(npz["prediction"]) <= set(BEHAVIORS)
-        truth = pd.read_csv(root / "held" / "session_00.csv")["behavior"].to_numpy()
+        truth = pd.read_csv(root / "held_out" / "session_00.csv")["behavior"].to_numpy()
         assert (npz["truth"] == truth).all()
     assert 2 <= report["groups"] <= 8 and set(report["silhouette"]) == {str(k) for k in range(2, 9)}
     table = pd.read_csv(out / "groups.csv")
@@ -111,11 +106,11 @@ def test_a_pretrained_model_embeds_without_classes(embedded, tmp_path):
     import pretrain_pose
     root, _, _ = embedded
     pretrain_pose.main(pretrain_pose.get_args_parser().parse_args([str(a) for a in [
-        "--manifest_path", root / "prep" / "sequence_manifest.json", "--classifier", "mstcn", "--use_pose",
+        "--manifest_path", root / "prepared" / "sequence_manifest.json", "--classifier", "mstcn", "--use_pose",
         "--output_dir", tmp_path, "--run_name", "p", "--device", "cpu", "--epochs", 1, "--dense_hidden", 16,
         "--dense_layers", 4, "--dense_stages", 1, "--dense_chunk", 64, "--batch_size", 8]]))
     report = embed_behavior.main(embed_behavior.get_args_parser().parse_args([
-        "--model_path", str(tmp_path / "p" / "best_model.pt"), "--input_dir", str(root / "held"), "--output_root",
+        "--model_path", str(tmp_path / "p" / "best_model.pt"), "--input_dir", str(root / "held_out"), "--output_root",
         str(tmp_path / "out"), "--device", "cpu", "--groups", "hdbscan", "--no-umap", "--plot_points", "300",
         "--embedding", "model"]))
     with np.load(tmp_path / "out" / "session_01.embeddings.npz", allow_pickle=False) as npz:
@@ -124,7 +119,7 @@ def test_a_pretrained_model_embeds_without_classes(embedded, tmp_path):
     assert not (tmp_path / "out" / "embedding_umap.png").exists()
     # the features the model is given instead of what it learned: the same for any model of these feature settings
     embed_behavior.main(embed_behavior.get_args_parser().parse_args([
-        "--model_path", str(tmp_path / "p" / "best_model.pt"), "--input_dir", str(root / "held"), "--output_root",
+        "--model_path", str(tmp_path / "p" / "best_model.pt"), "--input_dir", str(root / "held_out"), "--output_root",
         str(tmp_path / "inputs"), "--device", "cpu", "--embedding", "inputs", "--no-umap", "--plot_points", "300"]))
     with np.load(tmp_path / "inputs" / "session_01.embeddings.npz", allow_pickle=False) as npz:
         from utils.checkpoint import load_checkpoint

@@ -3,10 +3,9 @@ statistics, what they remove, and training and inference normalising a window al
 import numpy as np
 import pytest
 
-from conftest import prepare_args
+from conftest import prepare_args, prepared_pose_files
 from utils.errors import UserError
 from utils.features.recording_norm import RecordingNorm, coverage_problem, mix_problem
-from utils.synthetic import make_pose_file_dataset
 
 
 def test_statistics_are_the_recordings_10th_percentile_and_range_without_missing_values():
@@ -63,15 +62,10 @@ def normalised_run(tmp_path_factory):
     """6 generated pose files (450 frames, 30 fps) prepared with --detector pose_file, gradient-boosted trees trained
     with --feature_normalisation recording; 2 held-out recordings of other animals."""
     import train_behavior_lstm as train
-    from prepare_sequences_from_yolo import main as prepare
     root = tmp_path_factory.mktemp("recording_norm")
-    make_pose_file_dataset(root / "data", 6, 450, seed=3)
-    make_pose_file_dataset(root / "held_out", 2, 450, seed=4)
-    prepare(prepare_args("--dataset_root", root / "data", "--output_root", root / "prepared", "--detector", "pose_file",
-                         "--pose_fps", 30, "--window_size", 30, "--window_stride", 10, "--train_ratio", 0.67,
-                         "--val_ratio", 0.33, "--test_ratio", 0))
+    manifest = prepared_pose_files(root, 6, 450, seed=3, train_ratio=0.67)
     train.main(train.get_args_parser().parse_args([
-        "--manifest_path", str(root / "prepared" / "sequence_manifest.json"), "--output_dir", str(root / "runs"),
+        "--manifest_path", str(manifest), "--output_dir", str(root / "runs"),
         "--run_name", "gbt", "--classifier", "gbt", "--use_pose", "--gbt_max_iter", "40", "--num_workers", "0",
         "--device", "cpu", "--feature_normalisation", "recording"]))
     return root, root / "runs" / "gbt" / "best_model_macro_f1.pt"
