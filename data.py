@@ -169,7 +169,7 @@ class WindowDataset(Dataset):
         self.noise_std = augment.noise_std if augment is not None else 0.0
         self._small, self._frame_labels, self._stores = {}, {}, OrderedDict()
         self._plain, self._plain_bytes = {}, 0  # windows without augmentation or frames, as item() made them
-        self._norms = {}  # recording key -> RecordingNorm (feature_normalisation recording)
+        self._recording_windows, self._norms = {}, {}  # recording key -> window indices, RecordingNorm
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation draws depend on (seed, epoch, index) only: the same with any number of workers, and
@@ -291,16 +291,18 @@ class WindowDataset(Dataset):
 
     def recording_norm(self, key: str) -> RecordingNorm:
         """The statistics of one recording, over the plain (not augmented) inputs of its windows in this split."""
+        if not self._recording_windows:  # every recording's windows, grouped once
+            for index, entry in enumerate(self.entries):
+                self._recording_windows.setdefault(recording_key(entry), []).append(index)
         if key not in self._norms:
             poses, motions = [], []
-            for index, entry in enumerate(self.entries):
-                if recording_key(entry) == key:
-                    arrays = self.small_arrays(index)
-                    inputs = {k: v for k, v in arrays.items() if k != "frame_index"}
-                    present = self.use_pose and arrays.get("keypoints") is not None
-                    pose, motion = self.spec.window_inputs(inputs, float(entry["fps"]), present)
-                    poses.append(pose)
-                    motions.append(motion)
+            for index in self._recording_windows[key]:
+                arrays = self.small_arrays(index)
+                inputs = {k: v for k, v in arrays.items() if k != "frame_index"}
+                present = self.use_pose and arrays.get("keypoints") is not None
+                pose, motion = self.spec.window_inputs(inputs, float(self.entries[index]["fps"]), present)
+                poses.append(pose)
+                motions.append(motion)
             self._norms[key] = RecordingNorm.from_windows(poses, motions)
         return self._norms[key]
 
