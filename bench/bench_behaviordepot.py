@@ -18,6 +18,18 @@ Frame rate and scale: the features are in body lengths and seconds, so the same 
 made at another rate and resolution. The test part is also scored resampled to 25 fps (every other frame) with its
 coordinates halved (a camera with half the resolution), classified by the same model with --pose_fps 25.
 
+Another rig (`other_rig`): the session as another lab's rig would give it, a stand-in for the real recording that #32
+scores the recipe on (30 fps, its own scale, an apparent nose-to-tail length of 4.5 cm against demo1's 6.9 cm, a
+freezing mouse's smoothed speed 0.097 body lengths/s against demo1's 0.052; BehaviorDEPOT's rule 0.84 there).
+Resampled to 30 fps by linear interpolation, coordinates halved, nose and tail base pulled to 0.65 of their distance
+from the mid-back (keypoints placed otherwise: the body-length reference shrinks as between the two rigs), then
+Gaussian noise of 1 px on every keypoint. Measured on the test part (centroid speed over one frame, track averaged
+over 0.2 s): freezing 0.075 body lengths/s against 0.048 at demo1's rate and placement; BehaviorDEPOT's rule with
+its published parameters, calibrated to 30 fps and 16 px/cm, scores 0.85 (probe `/tmp/p/noise.py`: Gaussian noise
+alone, white or averaged over 3-6 frames, cannot double the freezing speed without taking that rule to 0.0-0.7,
+so the real rig's doubling is mostly its shorter body reference). Models are scored with --pose_fps 30; the rules
+with the proxy's own scale (16 px/cm), as a lab would calibrate them.
+
 Baselines, all on the same test frames:
 - BehaviorDEPOT's own output for this mouse (`demo1_behaviordepot_freezing.csv`, exported from the tool).
 - BehaviorDEPOT's velocity freezing rule as its source describes it (classifiers/calculateFreezing_velocity.m):
@@ -25,8 +37,9 @@ Baselines, all on the same test frames:
   head's angular speed below 12 deg/s, a convolution over 32 frames that needs 10 such frames, bouts of at least
   0.9 s; tracks smoothed first (a centred mean over 14 frames standing in for its LOWESS). Once with its published
   parameters, once with the velocity and angle thresholds tuned on the training frames.
-- a centroid speed rule (the track smoothed over `smooth` seconds, slower than a threshold in cm/s for at least
-  `min` seconds), its three parameters tuned on the training frames.
+- a centroid speed rule (the track smoothed over `smooth` seconds, slower than a threshold for at least `min`
+  seconds), its three parameters tuned on the training frames; in cm/s, and in body lengths/s (the recording's
+  median nose-tail base distance), the units the models' features use.
 - the simple forest (bench/baselines.py, a SimBA-style random forest on six per-frame features with rolling
   statistics; Mid-Back stands in for the neck), trained on the training part's frames, its minimum freezing bout
   chosen on the validation part as the models' is.
@@ -42,6 +55,7 @@ trained from scratch and fine-tuned (pretrained layers at 0.1x the learning rate
 modelling of the whole recording's pose (all 6000 frames, without labels); one pretraining per seed.
 """
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -68,6 +82,8 @@ PARTS = {"train": [(0, 2000), (2500, 3000)], "val": [(2000, 2500)], "test": [(30
 # (freezing F1 0.685 with the default --pose_jitter 0.02, 0.800 without); freezing is a minority (19% of the
 # training frames, 27% of the test ones): classes weighted
 REAL_DATA = ["--pose_jitter", "0", "--class_weighting", "sqrt_inverse", "--tune_decision_weights"]
+# another rig, made from this session (module docstring)
+OTHER_RIG_FPS, OTHER_RIG_SCALE, OTHER_RIG_NOISE_PX, OTHER_RIG_BODY = 30.0, 0.5, 1.0, 0.65
 # inference minimum bout durations tried on the validation part (the default is 0.1 s; BehaviorDEPOT's rule uses 0.9)
 MIN_BOUT_CANDIDATES = (0.1, 0.2, 0.3, 0.5, 0.9)
 MODELS = {"gbt": ["--classifier", "gbt", "--backbone", "none", "--use_pose", *REAL_DATA],
@@ -100,8 +116,37 @@ def write_parts(work: Path, recording, labels: list) -> None:
     write_pose_file(work / "test_25fps_half" / "testDLC_demo1.csv", recording.xy[::2] / 2, recording.conf[::2],
                     recording.keypoint_names)
     write_label_csv(work / "test_25fps_half" / "test.csv", part_labels(labels, "test")[::2])
+    write_other_rig(work, recording, labels)
     pd.DataFrame({"video": ["trainDLC_demo1.csv", "valDLC_demo1.csv"], "split": ["train", "val"]}).to_csv(
         work / "splits.csv", index=False)
+
+
+def other_rig_session(recording, labels: list) -> tuple:
+    """(recording, labels, first test frame) of the whole session as another rig records it (module docstring):
+    resampled to OTHER_RIG_FPS by linear interpolation, coordinates scaled, nose and tail base pulled towards the
+    mid-back (another lab's keypoint placement), Gaussian noise on every keypoint."""
+    position = np.arange(0, len(labels) - 1, FPS / OTHER_RIG_FPS)
+    lower = np.floor(position).astype(int)
+    upper, weight = lower + 1, (position - lower)[:, None, None, None]
+    xy = (recording.xy[lower] * (1 - weight) + recording.xy[upper] * weight) * OTHER_RIG_SCALE
+    names = recording.keypoint_names
+    centre = xy[:, :, [names.index("Mid-Back")]]
+    ends = [names.index("Nose"), names.index("Tailbase")]
+    xy[:, :, ends] = centre + (xy[:, :, ends] - centre) * OTHER_RIG_BODY
+    xy = xy + np.random.default_rng(0).normal(0, OTHER_RIG_NOISE_PX, xy.shape)
+    nearest = np.round(position).astype(int)
+    test_start = int(np.searchsorted(nearest, PARTS["test"][0][0]))
+    moved = dataclasses.replace(recording, xy=xy.astype(np.float32),
+                                conf=np.minimum(recording.conf[lower], recording.conf[upper]))
+    return moved, [labels[i] for i in nearest], test_start
+
+
+def write_other_rig(work: Path, recording, labels: list) -> None:
+    """The other rig's session, labelled on the test part's frames only."""
+    moved, moved_labels, test_start = other_rig_session(recording, labels)
+    write_pose_file(work / "test_other_rig" / "testDLC_demo1.csv", moved.xy, moved.conf, moved.keypoint_names)
+    write_label_csv(work / "test_other_rig" / "test.csv",
+                    [label if i >= test_start else None for i, label in enumerate(moved_labels)])
 
 
 def train_model(work: Path, name: str, window: int, stride: int, extra: tuple = (), run_name: str = None) -> Path:
@@ -134,16 +179,25 @@ def choose_min_bout(model: Path, work: Path, key: str) -> tuple:
     return -s, f1
 
 
-def smoothed_speed_cm_s(recording, start: int, stop: int, smooth_s: float, lag_s: float = 0.2) -> np.ndarray:
-    """Speed (cm/s, over lag_s) of the mean of the confident keypoints, its track first averaged over smooth_s."""
+def smoothed_speed(recording, start: int, stop: int, smooth_s: float, unit_px: float, fps: float = FPS,
+                   lag_s: float = 0.2) -> np.ndarray:
+    """Speed (units of unit_px per s, over lag_s) of the mean of the confident keypoints, its track first averaged
+    over smooth_s."""
     xy = recording.xy[start:stop, 0]
     with np.errstate(all="ignore"):
         centre = np.nanmean(xy, axis=1)
-    width = max(1, int(round(smooth_s * FPS)))
+    width = max(1, int(round(smooth_s * fps)))
     centre = pd.DataFrame(centre).interpolate(limit_direction="both").rolling(width, center=True, min_periods=1)
-    centre, lag = centre.mean().to_numpy(), max(1, int(round(lag_s * FPS)))
+    centre, lag = centre.mean().to_numpy(), max(1, int(round(lag_s * fps)))
     step = np.linalg.norm(centre[lag:] - centre[:-lag], axis=1)
-    return np.r_[np.full(lag, step[0]), step] * FPS / lag / PX_PER_CM
+    return np.r_[np.full(lag, step[0]), step] * fps / lag / unit_px
+
+
+def body_length_px(recording) -> float:
+    """The recording's median nose-tail base distance."""
+    names = recording.keypoint_names
+    return float(np.nanmedian(np.linalg.norm(recording.xy[:, 0, names.index("Nose")]
+                                             - recording.xy[:, 0, names.index("Tailbase")], axis=1)))
 
 
 def threshold_rule(speed: np.ndarray, threshold: float, min_frames: int) -> np.ndarray:
@@ -158,21 +212,23 @@ def threshold_rule(speed: np.ndarray, threshold: float, min_frames: int) -> np.n
 
 
 def depot_rule(recording, start: int, stop: int, velocity=0.52, angle=12.0, width=32, count=10, min_s=0.9,
-               smooth=14) -> np.ndarray:
-    """BehaviorDEPOT's velocity freezing rule (module docstring) on frames start..stop."""
+               smooth=14, fps: float = FPS, px_per_cm: float = PX_PER_CM) -> np.ndarray:
+    """BehaviorDEPOT's velocity freezing rule (module docstring) on frames start..stop; width, count and smooth
+    in frames at its 50 fps, rescaled to the recording's rate."""
     names = recording.keypoint_names
+    width, count, smooth = (max(1, int(round(n * fps / FPS))) for n in (width, count, smooth))
     xy = pd.DataFrame(recording.xy[start:stop, 0].reshape(stop - start, -1)).interpolate(limit_direction="both")
     xy = xy.rolling(smooth, center=True, min_periods=1).mean().to_numpy().reshape(stop - start, len(names), 2)
     head = xy[:, [names.index(n) for n in ("Nose", "Left Ear", "Right Ear")]].mean(1)
     rear = xy[:, [names.index(n) for n in ("Mid-Back", "Tailbase")]].mean(1)
 
     def speed(points):
-        return np.r_[0, np.linalg.norm(np.diff(points, axis=0), axis=1)] * FPS / PX_PER_CM
+        return np.r_[0, np.linalg.norm(np.diff(points, axis=0), axis=1)] * fps / px_per_cm
     heading = np.unwrap(np.arctan2(*(head - rear).T[::-1]))
-    turning = np.degrees(np.abs(np.r_[0, np.diff(heading)])) * FPS
+    turning = np.degrees(np.abs(np.r_[0, np.diff(heading)])) * fps
     within = ((speed(head) + speed(rear)) / 2 < velocity) & (turning < angle)
     counted = np.convolve(within.astype(float), np.ones(width), mode="same") >= count
-    return threshold_rule(~counted * 1.0, 0.5, int(round(min_s * FPS)))
+    return threshold_rule(~counted * 1.0, 0.5, int(round(min_s * fps)))
 
 
 def freezing_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
@@ -184,38 +240,53 @@ def freezing_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
 
 def depot_baselines(recording, labels: list) -> dict:
     """BehaviorDEPOT's own output; its rule with its published parameters, and with velocity and angle tuned on
-    frames 0-2999."""
+    frames 0-2999; each rule on the other rig too, calibrated to its rate and scale."""
     truth = np.array([label == "freezing" for label in labels])
     tool = pd.read_csv(DATA / "demo1_behaviordepot_freezing.csv")["behavior"].to_numpy() == "freezing"
-    published = freezing_scores(truth[3000:], depot_rule(recording, 3000, 6000))
+    moved, moved_labels, test_start = other_rig_session(recording, labels)
+    moved_truth = np.array([label == "freezing" for label in moved_labels])[test_start:]
+
+    def on_other_rig(*params):
+        return freezing_scores(moved_truth, depot_rule(moved, test_start, len(moved_labels), *params,
+                                                       fps=OTHER_RIG_FPS, px_per_cm=PX_PER_CM * OTHER_RIG_SCALE))
     tuned = max((freezing_scores(truth[:3000], depot_rule(recording, 0, 3000, v, a))["freezing_f1"], v, a)
                 for v in (0.3, 0.52, 0.8, 1.2, 1.6, 2.0, 3.0) for a in (6.0, 12.0, 24.0, 48.0, 1e9))
     return {"behaviordepot_output": {**freezing_scores(truth[3000:], tool[3000:]),
                                      "first_half": freezing_scores(truth[:3000], tool[:3000])},
-            "behaviordepot_rule_published": published,
+            "behaviordepot_rule_published": {**freezing_scores(truth[3000:], depot_rule(recording, 3000, 6000)),
+                                             "other_rig": on_other_rig()},
             "behaviordepot_rule_tuned": {**freezing_scores(truth[3000:], depot_rule(recording, 3000, 6000, *tuned[1:])),
-                                         "velocity_cm_s": tuned[1], "angle_deg_s": tuned[2], "train_f1": tuned[0]}}
+                                         "velocity_cm_s": tuned[1], "angle_deg_s": tuned[2], "train_f1": tuned[0],
+                                         "other_rig": on_other_rig(*tuned[1:])}}
 
 
-def heuristic_baseline(recording, labels: list) -> dict:
-    """Threshold, smoothing and minimum duration chosen on the training frames (0-2999), scored on the test ones."""
+def speed_rule_baseline(recording, labels: list, unit: str) -> dict:
+    """The centroid speed rule in cm/s or body lengths/s (unit "cm" or "body_length"): threshold, smoothing and
+    minimum duration chosen on the training frames (0-2999), scored on the test ones and on the other rig's."""
+    def unit_px(rec, px_per_cm):
+        return px_per_cm if unit == "cm" else body_length_px(rec)
+
     truth = np.array([label == "freezing" for label in labels])
+    # thresholds from 0.1 to 5 cm/s, expressed in the unit
+    thresholds = np.geomspace(0.1, 5.0, 40) * PX_PER_CM / unit_px(recording, PX_PER_CM)
     best = None
     for smooth_s in (0.1, 0.2, 0.4, 0.8):
-        train_speed = smoothed_speed_cm_s(recording, 0, 3000, smooth_s)
-        for threshold in np.arange(0.25, 4.01, 0.25):
+        train_speed = smoothed_speed(recording, 0, 3000, smooth_s, unit_px(recording, PX_PER_CM))
+        for threshold in thresholds:
             for min_s in (0.2, 0.4, 0.6, 0.8, 1.0):
-                pred = threshold_rule(train_speed, threshold, int(min_s * FPS))
-                f1 = classification_scores(truth[:3000], pred, [False, True])["per_class"][True]["f1"]
-                if best is None or f1 > best[0]:
-                    best = (f1, smooth_s, float(threshold), min_s)
+                f1 = freezing_scores(truth[:3000], threshold_rule(train_speed, threshold, int(min_s * FPS)))
+                if best is None or f1["freezing_f1"] > best[0]:
+                    best = (f1["freezing_f1"], smooth_s, float(threshold), min_s)
     f1, smooth_s, threshold, min_s = best
-    pred = threshold_rule(smoothed_speed_cm_s(recording, 3000, 6000, smooth_s), threshold, int(min_s * FPS))
-    names = lambda v: ["freezing" if x else "other" for x in v]  # noqa: E731
-    test = classification_scores(names(truth[3000:]), names(pred), ["freezing", "other"])
-    segments = segment_f1(names(truth[3000:]), names(pred), ["freezing", "other"])
-    return {"freezing_f1": test["per_class"]["freezing"]["f1"], "segment_f1": segments["freezing"]["f1"],
-            "train_f1": f1, "smooth_s": smooth_s, "threshold_cm_s": threshold, "min_duration_s": min_s}
+    test = freezing_scores(truth[3000:], threshold_rule(
+        smoothed_speed(recording, 3000, 6000, smooth_s, unit_px(recording, PX_PER_CM)), threshold, int(min_s * FPS)))
+    moved, moved_labels, test_start = other_rig_session(recording, labels)
+    moved_speed = smoothed_speed(moved, test_start, len(moved_labels), smooth_s,
+                                 unit_px(moved, PX_PER_CM * OTHER_RIG_SCALE), OTHER_RIG_FPS)
+    other = freezing_scores(np.array([label == "freezing" for label in moved_labels])[test_start:],
+                            threshold_rule(moved_speed, threshold, int(round(min_s * OTHER_RIG_FPS))))
+    return {**test, "train_f1": f1, "smooth_s": smooth_s, f"threshold_{unit}_s": threshold, "min_duration_s": min_s,
+            "other_rig": other}
 
 
 FOREST_ROLES = {"nose": "Nose", "left_ear": "Left Ear", "right_ear": "Right Ear", "neck": "Mid-Back",
@@ -241,7 +312,12 @@ def forest_baseline(recording, labels: list) -> dict:
     half = features(recording.xy[::2, 0] / 2, recording.conf[::2, 0], FPS / 2, PX_PER_CM / 2)[1500:]
     resampled = freezing_scores(truth[3000::2], threshold_rule(1.0 - forest.predict(half), 0.5,
                                                                 int(round(min_s * FPS / 2))))
-    return {**test, "min_bout_s": min_s, "at_25fps_half_resolution": resampled}
+    moved, moved_labels, test_start = other_rig_session(recording, labels)
+    moved_features = features(moved.xy[:, 0], moved.conf[:, 0], OTHER_RIG_FPS, PX_PER_CM * OTHER_RIG_SCALE)
+    other = freezing_scores(np.array([label == "freezing" for label in moved_labels])[test_start:],
+                            threshold_rule(1.0 - forest.predict(moved_features[test_start:]), 0.5,
+                                           int(round(min_s * OTHER_RIG_FPS))))
+    return {**test, "min_bout_s": min_s, "at_25fps_half_resolution": resampled, "other_rig": other}
 
 
 def thinned_labels(labels: list, share: float, block: int, seed: int) -> list:
@@ -323,12 +399,16 @@ def main(args) -> dict:
         write_parts(work, recording, labels)
     if not (work / "validate").is_dir():  # work folders of earlier versions of this bench
         write_part(work / "validate", "val", recording, labels)
+    if not (work / "test_other_rig").is_dir():
+        write_other_rig(work, recording, labels)
     if args.label_shares:
         results = label_efficiency(work, recording, labels, args)
         if args.output:
             Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
         return results
-    results = {**depot_baselines(recording, labels), "speed_threshold_rule": heuristic_baseline(recording, labels),
+    results = {**depot_baselines(recording, labels),
+               "speed_threshold_rule": speed_rule_baseline(recording, labels, "cm"),
+               "speed_threshold_rule_body_lengths": speed_rule_baseline(recording, labels, "body_length"),
                "simple_forest": forest_baseline(recording, labels)}
     for name in args.models:
         for window in args.window_sizes:
@@ -341,8 +421,12 @@ def main(args) -> dict:
             results[f"{key}_min_bout_default"] = score(model, work / "test", work / "eval" / f"{key}_default", [])
             results[f"{key}_at_25fps_half_resolution"] = score(
                 model, work / "test_25fps_half", work / "eval" / f"{key}_25", ["--pose_fps", "25", *chosen])
+            results[f"{key}_other_rig"] = score(model, work / "test_other_rig", work / "eval" / f"{key}_other_rig",
+                                                ["--pose_fps", str(OTHER_RIG_FPS), *chosen])
     for key, row in results.items():
-        print(f"{key:<45} freezing F1 {row['freezing_f1']:.3f}   segment F1 {row['segment_f1']:.3f}")
+        other = row.get("other_rig")
+        print(f"{key:<45} freezing F1 {row['freezing_f1']:.3f}   segment F1 {row['segment_f1']:.3f}"
+              + (f"   other rig {other['freezing_f1']:.3f} / {other['segment_f1']:.3f}" if other else ""))
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
     return results
