@@ -16,7 +16,7 @@ from cropping import crop_detection, map_keypoints_to_crop
 from detectors import (STATUS_DETECTED, STATUS_INTERPOLATED, STATUS_MISSED, STATUS_REUSED, Detection, Detector,
                        SparseDetector)
 from utils.errors import UserError
-from utils.features.motion import ScaleTracker, body_axis
+from utils.features.motion import ScaleTracker, body_axis, calibrated_length
 from utils.readers.pose_io import is_pose_file
 from utils.timing import StageTimer
 from utils.data.video_io import iter_frame_batches, prefetched, video_info
@@ -157,7 +157,7 @@ def iter_frame_records(video_path, detector: Detector, settings, timer=None, fra
     (utils.readers.sensors.frame_sensors), given to each record (missing, NaN, past its end)."""
     timer = timer or StageTimer()
     tracker = BoxTracker(settings.keep_last_box, settings.max_reuse_frames)
-    scales = ScaleTracker(body_axis(detector.keypoint_names, detector.num_keypoints))
+    scales = ScaleTracker(body_axis(detector.keypoint_names, detector.num_keypoints), calibrated_length(settings))
     every = settings.detect_every
     sparse = SparseDetector(detector, every)
     if frame_batches is None and is_pose_file(video_path):

@@ -155,6 +155,10 @@ def recorded_settings(ckpt: dict, options: InferenceConfig, source: str,
     schema: `overrides`; each differing value warned about, `machine` ones such as the device always the user's);
     stride defaults to utils.data.windows.inference_stride, the detector batch to GPU_BATCH on a GPU."""
     trained = from_recorded(PreprocessingConfig, ckpt["preprocessing"], source)
+    if trained.body_length_cm and not options.pixels_per_cm:
+        raise UserError(f"{source} measures pose features in units of {trained.body_length_cm:g} cm (trained with "
+                        f"--body_length_cm at {trained.pixels_per_cm:g} px/cm), so it needs this recording's scale: "
+                        f"add --pixels_per_cm N (px per cm in this video or pose file)")
     chosen = {}
     for name, opt in section_options(InferenceConfig).items():
         value, recorded = getattr(options, name), getattr(trained, opt.overrides or name, None)

@@ -84,6 +84,9 @@ PARTS = {"train": [(0, 2000), (2500, 3000)], "val": [(2000, 2500)], "test": [(30
 REAL_DATA = ["--pose_jitter", "0", "--class_weighting", "sqrt_inverse", "--tune_decision_weights"]
 # another rig, made from this session (module docstring)
 OTHER_RIG_FPS, OTHER_RIG_SCALE, OTHER_RIG_NOISE_PX, OTHER_RIG_BODY = 30.0, 0.5, 1.0, 0.65
+# each scored folder's calibration
+PIXELS_PER_CM_OF = {"validate": PX_PER_CM, "test": PX_PER_CM, "test_25fps_half": PX_PER_CM / 2,
+                    "test_other_rig": PX_PER_CM * OTHER_RIG_SCALE}
 # inference minimum bout durations tried on the validation part (the default is 0.1 s; BehaviorDEPOT's rule uses 0.9)
 MIN_BOUT_CANDIDATES = (0.1, 0.2, 0.3, 0.5, 0.9)
 MODELS = {"gbt": ["--classifier", "gbt", "--backbone", "none", "--use_pose", *REAL_DATA],
@@ -149,14 +152,18 @@ def write_other_rig(work: Path, recording, labels: list) -> None:
                     [label if i >= test_start else None for i, label in enumerate(moved_labels)])
 
 
-def train_model(work: Path, name: str, window: int, stride: int, extra: tuple = (), run_name: str = None) -> Path:
+def train_model(work: Path, name: str, window: int, stride: int, extra: tuple = (), run_name: str = None,
+                body_length_cm: float = None) -> Path:
+    """A model trained on the dataset's windows; with body_length_cm, its features measured in that many cm at the
+    session's calibration (--body_length_cm) instead of the mouse's body length."""
     run_name = run_name or f"{name}_w{window}"
-    prepared = work / f"prepared_w{window}"
+    prepared = work / (f"prepared_w{window}" + (f"_cm{body_length_cm:g}" if body_length_cm else ""))
+    calibrated = ["--pixels_per_cm", str(PX_PER_CM), "--body_length_cm", str(body_length_cm)] if body_length_cm else []
     if not (prepared / "sequence_manifest.json").is_file():
         prepare.main(prepare.get_args_parser().parse_args([
             "--dataset_root", str(work / "dataset"), "--output_root", str(prepared), "--detector", "pose_file",
             "--pose_fps", str(FPS), "--window_size", str(window), "--window_stride", str(stride),
-            "--split_strategy", "file", "--split_file", str(work / "splits.csv")]))
+            "--split_strategy", "file", "--split_file", str(work / "splits.csv"), *calibrated]))
     train(training_config(*[
         "--manifest_path", str(prepared / "sequence_manifest.json"), "--output_dir", str(work / "runs"),
         "--run_name", run_name, "--num_workers", "0", "--device", "cpu", *MODELS[name], *extra]))
@@ -164,9 +171,11 @@ def train_model(work: Path, name: str, window: int, stride: int, extra: tuple = 
 
 
 def score(model: Path, folder: Path, out: Path, extra: list) -> dict:
+    """Freezing F1 of a model on one folder of parts, given the folder's calibration (models measured in cm need it;
+    the others write kinematics in cm too)."""
     result = benchmark_pipeline.main(benchmark_pipeline.get_args_parser().parse_args([
         "--model_path", str(model), "--input_dir", str(folder), "--output_root", str(out), "--device", "cpu",
-        *extra]))["scores"]
+        "--pixels_per_cm", str(PIXELS_PER_CM_OF[folder.name]), *extra]))["scores"]
     return {"freezing_f1": result["per_class"]["freezing"]["f1"], "segment_f1": result["segment"]["freezing"]["f1"],
             "macro_f1": result["macro_f1"], "frames": result["frames_evaluated"]}
 
@@ -376,6 +385,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--window_sizes", nargs="+", type=int, default=[30], help="window sizes in frames (50 fps)")
     parser.add_argument("--stride", type=int, default=5, help="training window stride in frames")
     parser.add_argument("--output", default=None, help="JSON file for the results")
+    parser.add_argument("--body_length_cm", type=float, default=None,
+                        help="prepare with --body_length_cm (features in that many cm at the session's 32 px/cm "
+                             "instead of the mouse's body length); every part scored with its own --pixels_per_cm")
     parser.add_argument("--label_shares", type=float, nargs="+", default=[],
                         help="label efficiency instead: MS-TCN trained with these shares of the training frames "
                              "labelled (2-s stretches), from scratch and pretrained (pretrain_pose.py)")
@@ -412,7 +424,8 @@ def main(args) -> dict:
                "simple_forest": forest_baseline(recording, labels)}
     for name in args.models:
         for window in args.window_sizes:
-            model = train_model(work, name, window, args.stride, args.train_flags)
+            model = train_model(work, name, window, args.stride, args.train_flags,
+                                body_length_cm=args.body_length_cm)
             key = f"{name}_w{window}"
             min_bout, val_f1 = choose_min_bout(model, work, key)
             chosen = ["--min_bout_s", str(min_bout)]

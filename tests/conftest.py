@@ -87,17 +87,18 @@ def prepare_args(*argv):
     return get_args_parser().parse_args([str(a) for a in argv])
 
 
-def prepared_pose_files(root: Path, recordings: int, frames: int, seed: int, train_ratio: float) -> Path:
+def prepared_pose_files(root: Path, recordings: int, frames: int, seed: int, train_ratio: float,
+                        extra: tuple = ()) -> Path:
     """Generated pose files without video (root/data, `recordings` of `frames` at 30 fps, and 2 held-out ones of
     other animals in root/held_out) prepared with --detector pose_file (window 30, stride 10, the rest of the
-    recordings validate): the manifest's path."""
+    recordings validate; `extra` preprocessing flags): the manifest's path."""
     from prepare_sequences_from_yolo import main as prepare
     from utils.synthetic import make_pose_file_dataset
     make_pose_file_dataset(root / "data", recordings, frames, seed=seed)
     make_pose_file_dataset(root / "held_out", 2, frames, seed=seed + 1)
     prepare(prepare_args("--dataset_root", root / "data", "--output_root", root / "prepared", "--detector", "pose_file",
                          "--pose_fps", 30, "--window_size", 30, "--window_stride", 10, "--train_ratio", train_ratio,
-                         "--val_ratio", round(1 - train_ratio, 2), "--test_ratio", 0))
+                         "--val_ratio", round(1 - train_ratio, 2), "--test_ratio", 0, *extra))
     return root / "prepared" / "sequence_manifest.json"
 
 

@@ -99,6 +99,14 @@ class PreprocessingConfig:
     pose_fps: float | None = setting(None, "pose_file without a video: the recording's frame rate (DeepLabCut and "
                                      "SLEAP files do not store it; NWB files do); a video beside the file gives its "
                                      "own", exclusive_minimum=0, applies=POSE_FILE)
+    pixels_per_cm: float | None = setting(None, "the recordings' scale in px per cm (one rig per prepared dataset); "
+                                          "used with body_length_cm", exclusive_minimum=0)
+    body_length_cm: float | None = setting(None, "measure pose and box-motion features in units of this many cm (e.g. "
+                                           "7 for a mouse from nose to tail base) at pixels_per_cm, instead of the "
+                                           "animal's own running body length: for rigs whose trackers place the "
+                                           "keypoints otherwise or lose part of the body; the model then needs each "
+                                           "recording's --pixels_per_cm at inference; null = the animal's body length",
+                                           exclusive_minimum=0)
     sensor_rate: float | None = setting(None, "sensor streams without a time column (<name>.sensors.csv or .npy "
                                         "beside a recording, docs/formats.md): samples per second, the first sample "
                                         "at the first frame; null = the file's time column", exclusive_minimum=0)
@@ -134,6 +142,9 @@ class PreprocessingConfig:
 
     def check(self) -> None:
         validate_ratios(self.train_ratio, self.val_ratio, self.test_ratio)
+        if self.body_length_cm and not self.pixels_per_cm:
+            raise UserError(f"body_length_cm {self.body_length_cm:g} measures features in cm, but pixels_per_cm is not "
+                            f"set: give the recordings' scale with --pixels_per_cm N")
         if self.split_strategy == "file" and not self.split_file:
             raise UserError("split_strategy file needs split_file PATH (CSV video,split)")
         check_imgsz(self.yolo_imgsz)
@@ -440,8 +451,9 @@ class InferenceConfig:
                                             "recording's first frame; null = as in training",
                                             overrides="sensor_offset_s")
     pixels_per_cm: float | None = setting(None, "scale of the video or pose file: kinematics are also written in cm "
-                                          "(distance, speed); null = pixels only", exclusive_minimum=0,
-                                          label="Pixels per cm", basic=True)
+                                          "(distance, speed); models trained with body_length_cm need it (their "
+                                          "features are measured in cm); null = pixels only", exclusive_minimum=0,
+                                          label="Pixels per cm", basic=True, overrides="pixels_per_cm", machine=True)
     zones: list | None = setting(None, "arena zones (polygons in frame pixels) reported in the workbook: time in zone, "
                                  "entries, latency, time per behaviour; YAML list of {name, polygon: [[x, y], ...]}, "
                                  "or on the command line 'name:x,y;x,y;x,y' per zone (utils/results/zones.py)",

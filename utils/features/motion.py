@@ -13,7 +13,9 @@ Scale references (ScaleTracker, one per video and animal, fed by the frame pipel
 The upper quartile is the stretched-out animal: a median would move with the share of time spent rearing or
 grooming. The statistics are causal (frames up to and including this one), so training windows and live
 inference see the same numbers; after a few seconds of video they are stable. Reused boxes (keep_last_box) are
-not counted.
+not counted. Calibrated instead (preprocessing `body_length_cm` with `pixels_per_cm`): ref[0] is that length in
+px and ref[1] its square for every frame, so features are in a fixed length of the rig, whatever the tracker's
+keypoint placement (bench/README.md, "Another rig").
 
 Body-pose features (`body_pose_features`, feature set "body", version 4), per frame, K keypoints, in this order:
     egocentric posture  2K   (p_k - centroid) rotated so the tail->head axis points along +x, / body length ref
@@ -134,8 +136,11 @@ def body_lengths(xy: np.ndarray, conf: np.ndarray, axis: tuple, min_conf: float 
 class ScaleTracker:
     """Running per-video scale references (module docstring), one update per frame in frame order."""
 
-    def __init__(self, axis: tuple):
+    def __init__(self, axis: tuple, calibrated_length: float = None):
         self.axis = axis
+        # a body length fixed in px by the rig's calibration (body_length_cm x pixels_per_cm): length and area then
+        # describe the rig, not where this tracker puts the nose and tail base
+        self.calibrated_length = calibrated_length
         # body length and box area: the upper quartile, the stretched-out animal, which barely depends on how
         # much of the video it spends rearing or grooming (curled, foreshortened); a median would
         q = REFERENCE_QUANTILE
@@ -151,9 +156,18 @@ class ScaleTracker:
                 length = body_lengths(keypoints[None, :, :2], keypoints[None, :, 2], self.axis)[0]
                 if np.isfinite(length) and length > 0:
                     self.length.add(float(length))
+        if self.calibrated_length:
+            return np.array([self.calibrated_length, self.calibrated_length ** 2, self.aspect.value()], np.float32)
         area = self.area.value()
         length = self.length.value()
         return np.array([length if np.isfinite(length) else np.sqrt(area), area, self.aspect.value()], np.float32)
+
+
+def calibrated_length(settings) -> float:
+    """The body length in px that preprocessing settings fix (body_length_cm x pixels_per_cm), or None: measured
+    on the animal."""
+    body_cm = getattr(settings, "body_length_cm", None)
+    return body_cm * settings.pixels_per_cm if body_cm else None
 
 
 def track_scale_references(xy: np.ndarray, conf: np.ndarray, axis: tuple, boxes: np.ndarray = None) -> np.ndarray:
