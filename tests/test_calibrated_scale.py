@@ -3,7 +3,7 @@ running body length: the references, what they keep fixed, training and inferenc
 import numpy as np
 import pytest
 
-from conftest import prepare_args, prepared_pose_files
+from conftest import prepared_pose_files
 from utils.errors import UserError
 from utils.features.motion import ScaleTracker, body_axis, body_feature_names, body_pose_features
 from utils.schema import PreprocessingConfig
