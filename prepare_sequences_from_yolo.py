@@ -55,7 +55,7 @@ REQUIRED = ("dataset_root", "output_root")
 FINGERPRINT_KEYS = ("dataset_layout", "background_label", "keep_last_box", "max_reuse_frames", "crop_size",
                     "pad_ratio", "window_size", "window_stride", "save_sequence_npz", "save_frame_crops",
                     "detect_every", "pose_min_likelihood", "pose_box_margin", "keypoint_map", "pose_fps",
-                    "boris_subject", "sensor_rate", "sensor_offset_s")
+                    "boris_subject", "sensor_rate", "sensor_offset_s", "pixels_per_cm", "body_length_cm")
 
 
 @dataclass

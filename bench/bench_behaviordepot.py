@@ -47,6 +47,8 @@ Baselines, all on the same test frames:
 Usage:
     python bench/bench_behaviordepot.py --work /tmp/bdepot --output bench/results_behaviordepot.json
     python bench/bench_behaviordepot.py --work /tmp/bdepot_ens --models pose_lstm --train_flags --ensemble_members 5
+    python bench/bench_behaviordepot.py --work /tmp/bd_cm --models gbt_speeds --body_length_cm 7 --train_flags \
+        --pose_jitter 0.03 --frame_dropout 0.5
     python bench/bench_behaviordepot.py --work /tmp/bdepot_le --label_shares 0.1 --seeds 3 --output out.json
 
 --label_shares: label efficiency on the real recording. The training part keeps only a share of its labels, in random

@@ -152,7 +152,7 @@ class ScaleTracker:
             if w > 0 and h > 0:
                 self.area.add(w * h)
                 self.aspect.add(w / h)
-            if keypoints is not None and self.axis[0] != self.axis[1]:
+            if keypoints is not None and self.axis[0] != self.axis[1] and not self.calibrated_length:
                 length = body_lengths(keypoints[None, :, :2], keypoints[None, :, 2], self.axis)[0]
                 if np.isfinite(length) and length > 0:
                     self.length.add(float(length))
