@@ -224,5 +224,7 @@ def test_how_settings_relate_is_declared_once_in_the_schema():
                          "detect_every": ("detect_every", False), "pose_fps": ("pose_fps", False),
                          "keypoint_map": ("keypoint_map", False), "sensor_rate": ("sensor_rate", False),
                          "sensor_offset_s": ("sensor_offset_s", False), "device": ("device", True),
-                         "detector_backend": ("detector_backend", True)}
+                         "detector_backend": ("detector_backend", True),
+                         # the recording's own scale, never the training rig's (models trained with body_length_cm)
+                         "pixels_per_cm": ("pixels_per_cm", True)}
     assert all(name in section_options(PreprocessingConfig) for name, _ in overrides.values())
