@@ -29,8 +29,13 @@ recordings: heading and side are signed, so other animals turning the other way 
 the rig, shift on the training rig's held-out recordings]}. Above about 0.5, a threshold learned on one rig fails on
 the other.
 
+`--body_length_cm L`: the model's features measured in units of L cm at each rig's known scale (preparation with
+--pixels_per_cm and --body_length_cm, every rig scored with its own --pixels_per_cm) instead of each animal's body
+length; the variant rig is then left out, as each of its recordings has a scale of its own.
+
 Usage:
     python bench/bench_cross_rig.py --work /tmp/rig --output bench/results_cross_rig.json
+    python bench/bench_cross_rig.py --work /tmp/rig_cm --body_length_cm 9 --output out.json
     python bench/bench_cross_rig.py --work /tmp/rig_lstm --train_flags --classifier neural --backbone none --use_pose
 """
 import argparse
@@ -96,6 +101,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--rigs", default=",".join(RIGS), help="rigs to test on, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each recording")
     parser.add_argument("--output", default=None, help="JSON file for the results")
+    parser.add_argument("--body_length_cm", type=float, default=None,
+                        help="features in units of this many cm at each rig's scale (module docstring)")
     parser.add_argument("--train_flags", nargs=argparse.REMAINDER, default=[],
                         help="classifier flags as train_behavior_lstm.py takes them (default: --classifier gbt "
                              "--use_pose); must come last")
@@ -131,8 +138,16 @@ def make_rig_recordings(folder: Path, rig: Rig, count: int, seconds: float, seed
     (folder / "px_per_cm.json").write_text(json.dumps(px_per_cm))
 
 
+def rig_scale(folder: Path) -> float:
+    """The px/cm of a rig's recordings (all alike on the project generator's rigs), or None where each has its own."""
+    scales = set(json.loads((folder / "px_per_cm.json").read_text()).values())
+    return scales.pop() if len(scales) == 1 else None
+
+
 def score_rig(model: Path, work: Path, name: str, rig: Rig) -> dict:
-    flags = ["--pose_fps", str(rig.fps)] + (["--keypoint_map", *RENAMED_MAP] if rig.renamed else [])
+    scale = rig_scale(work / "test" / name)
+    flags = ["--pose_fps", str(rig.fps)] + (["--pixels_per_cm", str(scale)] if scale else [])
+    flags += ["--keypoint_map", *RENAMED_MAP] if rig.renamed else []
     result = benchmark_pipeline.main(benchmark_pipeline.get_args_parser().parse_args([
         "--model_path", str(model), "--input_dir", str(work / "test" / name), "--output_root",
         str(work / "scores" / name), "--device", "cpu", *flags]))
@@ -197,6 +212,10 @@ def main(args) -> dict:
     rig = RIGS[args.train_rig]
     make_rig_recordings(work / "train", rig, 6, args.seconds, seed=1)
     flags = ["--pose_fps", str(rig.fps)] + (["--keypoint_map", *RENAMED_MAP] if rig.renamed else [])
+    if args.body_length_cm:
+        if rig_scale(work / "train") is None:
+            raise SystemExit(f"--body_length_cm: the {args.train_rig} rig's recordings have scales of their own")
+        flags += ["--pixels_per_cm", str(rig_scale(work / "train")), "--body_length_cm", str(args.body_length_cm)]
     prepare_sequences_from_yolo.main(prepare_sequences_from_yolo.get_args_parser().parse_args([
         "--dataset_root", str(work / "train"), "--output_root", str(work / "prepared"), "--detector", "pose_file",
         "--window_size", "30", "--window_stride", "10", "--train_ratio", "0.67", "--val_ratio", "0.33",
@@ -210,6 +229,9 @@ def main(args) -> dict:
     forest = SimpleForest().fit(*forest_inputs(work / "train", rig))
     for name in [args.train_rig] + [r for r in args.rigs.split(",") if r != args.train_rig]:
         make_rig_recordings(work / "test" / name, RIGS[name], 3, args.seconds, seed=2)
+        if args.body_length_cm and rig_scale(work / "test" / name) is None:
+            print(f"{name}: left out, each recording has a scale of its own", flush=True)
+            continue
         results["rigs"][name] = score_rig(model, work, name, RIGS[name])
         shift = feature_shift(*trained_on, *rig_features(work / "test" / name, RIGS[name]))
         same_rig = shift if same_rig is None else same_rig
