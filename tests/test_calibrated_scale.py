@@ -81,3 +81,16 @@ def test_a_calibrated_model_learns_and_needs_each_recordings_scale(calibrated_ru
     with pytest.raises(UserError, match=r"units of 9 cm \(trained with --body_length_cm at 7 px/cm\).*--pixels_per_cm"):
         run()
     assert run("--pixels_per_cm", "7")["scores"]["macro_f1"] > 0.7  # five behaviours: chance is 0.2
+
+
+def test_a_retrain_prepares_corrections_at_the_models_scale_and_says_so(calibrated_run, tmp_path, caplog):
+    import yaml
+    from training.retrain import plan_retrain
+    _, manifest, model = calibrated_run
+    (tmp_path / "corrected").mkdir()
+    (tmp_path / "corrected" / "session_00.csv").write_text("frame,behavior\n0,walk\n")
+    with caplog.at_level("WARNING", logger="retrain"):
+        plan = plan_retrain(model, tmp_path / "corrected", manifest_path=manifest)
+    assert "prepared at its training data's scale, 7 px/cm" in caplog.text
+    prepared = yaml.safe_load(plan.prepare_config.read_text())["preprocessing"]
+    assert (prepared["pixels_per_cm"], prepared["body_length_cm"]) == (7.0, 9.0)

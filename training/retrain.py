@@ -117,6 +117,11 @@ def plan_retrain(model_path, corrected: Path, now: datetime = None, manifest_pat
         dataset_root=str(corrected), output_root=str(folder / "prepared"), manifest_path=None,
         dataset_layout="labelled_videos", skip_existing=False, save_frame_crops=False,
         split_strategy="window", train_ratio=1.0, val_ratio=0.0, test_ratio=0.0)
+    if sections["preprocessing"]["body_length_cm"]:
+        # one scale per prepared dataset: a corrected recording of another rig would be measured at the wrong one
+        log.warning("%s measures features in cm: the corrected recordings are prepared at its training data's scale, "
+                    "%g px/cm; recordings of another rig need their own preparation", model_path,
+                    sections["preprocessing"]["pixels_per_cm"])
     sections["model"]["pretrained_backbone"] = False  # the weights come from the current model or are learned
     sections["training"].update(manifest_path=str(folder / "merged" / "sequence_manifest.json"),
                                 output_dir=str(folder / "runs"), run_name=run_name, init_from=str(model_path))
