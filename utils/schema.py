@@ -106,7 +106,7 @@ class PreprocessingConfig:
                                            "animal's own running body length: for rigs whose trackers place the "
                                            "keypoints otherwise or lose part of the body; the model then needs each "
                                            "recording's --pixels_per_cm at inference; null = the animal's body length",
-                                           exclusive_minimum=0)
+                                           exclusive_minimum=0, label="Body length (cm)")
     sensor_rate: float | None = setting(None, "sensor streams without a time column (<name>.sensors.csv or .npy "
                                         "beside a recording, docs/formats.md): samples per second, the first sample "
                                         "at the first frame; null = the file's time column", exclusive_minimum=0)
