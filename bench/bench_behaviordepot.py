@@ -249,12 +249,12 @@ def freezing_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
             "segment_f1": segment_f1(names(truth), names(pred), ["freezing", "other"])["freezing"]["f1"]}
 
 
-def depot_baselines(recording, labels: list) -> dict:
+def depot_baselines(recording, labels: list, other: tuple) -> dict:
     """BehaviorDEPOT's own output; its rule with its published parameters, and with velocity and angle tuned on
     frames 0-2999; each rule on the other rig too, calibrated to its rate and scale."""
     truth = np.array([label == "freezing" for label in labels])
     tool = pd.read_csv(DATA / "demo1_behaviordepot_freezing.csv")["behavior"].to_numpy() == "freezing"
-    moved, moved_labels, test_start = other_rig_session(recording, labels)
+    moved, moved_labels, test_start = other
     moved_truth = np.array([label == "freezing" for label in moved_labels])[test_start:]
 
     def on_other_rig(*params):
@@ -271,7 +271,7 @@ def depot_baselines(recording, labels: list) -> dict:
                                          "other_rig": on_other_rig(*tuned[1:])}}
 
 
-def speed_rule_baseline(recording, labels: list, unit: str) -> dict:
+def speed_rule_baseline(recording, labels: list, unit: str, other: tuple) -> dict:
     """The centroid speed rule in cm/s or body lengths/s (unit "cm" or "body_length"): threshold, smoothing and
     minimum duration chosen on the training frames (0-2999), scored on the test ones and on the other rig's."""
     def unit_px(rec, px_per_cm):
@@ -291,7 +291,7 @@ def speed_rule_baseline(recording, labels: list, unit: str) -> dict:
     f1, smooth_s, threshold, min_s = best
     test = freezing_scores(truth[3000:], threshold_rule(
         smoothed_speed(recording, 3000, 6000, smooth_s, unit_px(recording, PX_PER_CM)), threshold, int(min_s * FPS)))
-    moved, moved_labels, test_start = other_rig_session(recording, labels)
+    moved, moved_labels, test_start = other
     moved_speed = smoothed_speed(moved, test_start, len(moved_labels), smooth_s,
                                  unit_px(moved, PX_PER_CM * OTHER_RIG_SCALE), OTHER_RIG_FPS)
     other = freezing_scores(np.array([label == "freezing" for label in moved_labels])[test_start:],
@@ -304,7 +304,7 @@ FOREST_ROLES = {"nose": "Nose", "left_ear": "Left Ear", "right_ear": "Right Ear"
                 "tail_base": "Tailbase"}
 
 
-def forest_baseline(recording, labels: list) -> dict:
+def forest_baseline(recording, labels: list, other: tuple) -> dict:
     """The simple forest, trained on the training part, its minimum bout chosen on the validation part; scored on
     the test part, and on the test part at 25 fps and half the resolution (features in cm and s, so calibrated)."""
     def features(xy, conf, fps, px_per_cm):
@@ -323,7 +323,7 @@ def forest_baseline(recording, labels: list) -> dict:
     half = features(recording.xy[::2, 0] / 2, recording.conf[::2, 0], FPS / 2, PX_PER_CM / 2)[1500:]
     resampled = freezing_scores(truth[3000::2], threshold_rule(1.0 - forest.predict(half), 0.5,
                                                                 int(round(min_s * FPS / 2))))
-    moved, moved_labels, test_start = other_rig_session(recording, labels)
+    moved, moved_labels, test_start = other
     moved_features = features(moved.xy[:, 0], moved.conf[:, 0], OTHER_RIG_FPS, PX_PER_CM * OTHER_RIG_SCALE)
     other = freezing_scores(np.array([label == "freezing" for label in moved_labels])[test_start:],
                             threshold_rule(1.0 - forest.predict(moved_features[test_start:]), 0.5,
@@ -420,10 +420,11 @@ def main(args) -> dict:
         if args.output:
             Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
         return results
-    results = {**depot_baselines(recording, labels),
-               "speed_threshold_rule": speed_rule_baseline(recording, labels, "cm"),
-               "speed_threshold_rule_body_lengths": speed_rule_baseline(recording, labels, "body_length"),
-               "simple_forest": forest_baseline(recording, labels)}
+    other = other_rig_session(recording, labels)  # made once for every baseline (what write_other_rig writes)
+    results = {**depot_baselines(recording, labels, other),
+               "speed_threshold_rule": speed_rule_baseline(recording, labels, "cm", other),
+               "speed_threshold_rule_body_lengths": speed_rule_baseline(recording, labels, "body_length", other),
+               "simple_forest": forest_baseline(recording, labels, other)}
     for name in args.models:
         for window in args.window_sizes:
             model = train_model(work, name, window, args.stride, args.train_flags,
