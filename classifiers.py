@@ -241,6 +241,20 @@ def window_statistics(x: np.ndarray) -> np.ndarray:
                            x[:, -q:].mean(1) - x[:, :q].mean(1)], 1).astype(np.float32)
 
 
+def bootstrap_weights(labels: np.ndarray, windows, seed: int) -> np.ndarray:
+    """How often each row is drawn in one bootstrap of the windows, within each class (every class keeps its
+    count of windows, so a rare behaviour is never drawn out); a window's rows (its augmented views) share its
+    count."""
+    windows = np.arange(len(labels)) if windows is None else np.asarray(windows)
+    rng = np.random.default_rng(seed)
+    first_row = np.unique(windows, return_index=True)[1]
+    counts = np.zeros(windows.max() + 1)
+    for label in np.unique(labels):
+        pool = windows[first_row[labels[first_row] == label]]
+        np.add.at(counts, rng.choice(pool, len(pool)), 1)
+    return counts[windows]
+
+
 @CLASSIFIERS.register("gbt")
 class WindowStatsGBT(Classifier):
     """Gradient-boosted trees (scikit-learn's histogram GBT) on window statistics of the pose and box-motion
@@ -250,24 +264,38 @@ class WindowStatsGBT(Classifier):
         if not (cfg.use_pose and cfg.pose_dim) and not cfg.motion_input_dim:
             raise UserError("classifier gbt needs pose (--use_pose with YOLO-pose data), box motion "
                             "(--use_box_motion) or sensor streams; it does not see frames")
-        self.cfg, self.estimator = cfg, None
+        self.cfg, self.estimators = cfg, []
         self._held_out = None
 
     def window_features(self, pose, motion) -> np.ndarray:
         parts = [p for p, used in ((pose, self.uses_pose), (motion, self.uses_motion)) if used]
         return window_statistics(np.concatenate([np.asarray(p, np.float32) for p in parts], -1))
 
-    def fit_arrays(self, pose, motion, labels, class_weight=None, seed: int = 0) -> "WindowStatsGBT":
-        """Fit on stacked window inputs (pose [N,T,Dp], motion [N,T,Dm], labels [N])."""
+    def fit_arrays(self, pose, motion, labels, class_weight=None, seed: int = 0, windows=None) -> "WindowStatsGBT":
+        """Fit on stacked window inputs (pose [N,T,Dp], motion [N,T,Dm], labels [N]); with ensemble_members > 1
+        each member on its own bootstrap of the windows (`windows`: the window each row is a view of, so a
+        window's augmented views are drawn together; default: every row its own window)."""
+        features = self.window_features(pose, motion)
+        labels = np.asarray(labels)
+        members = self.cfg.ensemble_members
+        self.estimators = []
+        for member in range(members):
+            weights = None if members == 1 else bootstrap_weights(labels, windows, seed + member)
+            rows = slice(None) if weights is None else weights > 0
+            self.estimators.append(self._fitted_estimator(features[rows], labels[rows], class_weight, seed + member,
+                                                          None if weights is None else weights[rows]))
+        return self
+
+    def _fitted_estimator(self, features, labels, class_weight, seed: int, sample_weight):
         from sklearn.ensemble import HistGradientBoostingClassifier
-        self.estimator = HistGradientBoostingClassifier(
+        estimator = HistGradientBoostingClassifier(
             max_iter=self.cfg.gbt_max_iter, learning_rate=self.cfg.gbt_learning_rate, early_stopping=False,
             max_features=self.cfg.gbt_max_features, class_weight=class_weight, random_state=seed,
-        ).fit(self.window_features(pose, motion), labels)
-        if len(self.estimator.classes_) != self.cfg.num_classes:
-            raise UserError(f"gbt: training windows hold {len(self.estimator.classes_)} of the "
+        ).fit(features, labels, sample_weight=sample_weight)
+        if len(estimator.classes_) != self.cfg.num_classes:
+            raise UserError(f"gbt: training windows hold {len(estimator.classes_)} of the "
                             f"{self.cfg.num_classes} classes; every class needs training windows")
-        return self
+        return estimator
 
     def fit(self, run: TrainingRun) -> list:
         history, stacked, weights = fit_trees(self, run)
@@ -278,7 +306,11 @@ class WindowStatsGBT(Classifier):
         return self._held_out
 
     def predict_proba(self, pose, motion) -> np.ndarray:
-        return self.estimator.predict_proba(self.window_features(pose, motion))
+        return self.member_mean(self.window_features(pose, motion))
+
+    def member_mean(self, features: np.ndarray) -> np.ndarray:
+        """The members' probabilities, averaged (one member: its own)."""
+        return np.mean([estimator.predict_proba(features) for estimator in self.estimators], axis=0)
 
     def evaluate(self, dataset, run: TrainingRun) -> dict:
         return evaluate_trees(self, *stacked_inputs(dataset))
@@ -287,11 +319,13 @@ class WindowStatsGBT(Classifier):
         """(class probabilities, embeddings): the embedding is the window statistics the trees read."""
         to_numpy = (lambda v: v.cpu().numpy() if isinstance(v, torch.Tensor) else v)
         features = self.window_features(to_numpy(pose), to_numpy(motion))
-        return torch.from_numpy(self.estimator.predict_proba(features)).float(), torch.from_numpy(features)
+        return torch.from_numpy(self.member_mean(features)).float(), torch.from_numpy(features)
 
     def state_dict(self) -> dict:
         import skops.io
-        return {"skops": torch.frombuffer(bytearray(skops.io.dumps(self.estimator)), dtype=torch.uint8)}
+        # one member is stored as the estimator itself, as models from before ensembles of trees are
+        stored = self.estimators[0] if len(self.estimators) == 1 else self.estimators
+        return {"skops": torch.frombuffer(bytearray(skops.io.dumps(stored)), dtype=torch.uint8)}
 
     def load_state_dict(self, state: dict) -> None:
         """Load with skops, refusing any type outside its safe list and GBT_TRUSTED_TYPES."""
@@ -301,7 +335,8 @@ class WindowStatsGBT(Classifier):
         if unknown:
             raise UserError(f"the stored tree model holds types that are not trusted ({', '.join(unknown)}); it was "
                             f"not written by BehaviorScope, refusing to load it")
-        self.estimator = skops.io.loads(data, trusted=GBT_TRUSTED_TYPES)
+        stored = skops.io.loads(data, trusted=GBT_TRUSTED_TYPES)
+        self.estimators = list(stored) if isinstance(stored, list) else [stored]
 
     def applicability(self, cfg) -> dict:
         return {"classifier": ({"gbt"}, "gbt"), "input": (pose_inputs(cfg), "the gbt classifier sees no frames")}

@@ -57,6 +57,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--oracle", action="store_true",
                         help="also the ceiling of any ranking: the bouts with the most wrong frames (the simulated "
                              "reviewer's truth), which no tool can know")
+    parser.add_argument("--ensemble_members", type=int, default=1,
+                        help="the first model's --ensemble_members (tree models on bootstraps, averaged); every "
+                             "retrain keeps the model's settings")
     parser.add_argument("--output", default=None, help="JSON file for the results")
     return parser
 
@@ -134,7 +137,7 @@ def main(args) -> dict:
         "--pose_fps", "30", "--window_size", "20", "--window_stride", "10", "--split_strategy", "window"]))
     manifest = str(work / "prepared" / "sequence_manifest.json")
     train(training_config(manifest_path=manifest, classifier="gbt", use_pose=True, output_dir=str(work / "runs"),
-                          run_name="first", num_workers=0))
+                          run_name="first", num_workers=0, ensemble_members=args.ensemble_members))
     first = work / "runs" / "first" / "best_model_macro_f1.pt"
     results = {"first_model_f1": held_out_f1(first, held, work / "eval" / "first"), "budgets": {}}
     tables = classify(first, pool, work / "pool_predictions")

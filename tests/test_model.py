@@ -241,8 +241,8 @@ def test_an_ensemble_shares_one_frozen_backbone_and_averages_its_members():
     assert embeddings.shape == (2, 3 * 16)
     with pytest.raises(UserError, match="ensemble_members 3 needs a frozen backbone"):
         ModelSettings(backbone="resnet18", ensemble_members=3, train_backbone=True).check()
-    with pytest.raises(UserError, match="ensemble_members 2 applies to the neural classifier"):
-        ModelSettings(classifier="gbt", use_pose=True, ensemble_members=2).check()
+    with pytest.raises(UserError, match="ensemble_members 2 applies to the neural and gbt classifiers"):
+        ModelSettings(classifier="mstcn", use_pose=True, ensemble_members=2).check()
 
 
 def test_feature_dropout_blanks_whole_features_per_window_in_training_only():
@@ -294,3 +294,37 @@ def test_gbt_seeds_differ_only_when_splits_draw_features():
         return WindowStatsGBT(cfg).fit_arrays(pose, motion, labels, seed=seed).predict_proba(pose, motion)
     np.testing.assert_array_equal(probs(1.0, 0), probs(1.0, 1))
     assert np.abs(probs(0.5, 0) - probs(0.5, 1)).max() > 0.01
+
+
+def test_a_gbt_ensemble_averages_members_fitted_on_bootstraps_within_each_class():
+    """ensemble_members > 1 with gbt: each member sees its own bootstrap of the windows (a window's augmented
+    views drawn with it, every class keeping its count), the model averages the members, and the stored model
+    holds every member."""
+    from classifiers import WindowStatsGBT, bootstrap_weights
+    rng = np.random.default_rng(0)
+    pose = rng.normal(size=(120, 6, 8)).astype(np.float32)
+    labels = (pose[:, :, 0].mean(1) + 0.5 * pose[:, :, 1].mean(1) + rng.normal(0, 0.3, 120) > 0).astype(int)
+    motion = np.zeros((120, 6, 0), np.float32)
+    windows = np.arange(120) % 40  # 40 windows, each with two augmented views after it
+    row_labels = labels[windows]
+    weights = bootstrap_weights(row_labels, windows, seed=3)
+    for window in range(40):
+        assert len(set(weights[windows == window])) == 1  # a window's views share its draw
+    for label in (0, 1):
+        assert weights[row_labels == label].sum() == (row_labels == label).sum()  # the class keeps its count
+    assert (weights == 0).any() and (weights > 1).any()  # a bootstrap: some windows left out, some twice
+    cfg = ModelConfig(classifier="gbt", use_pose=True, pose_dim=8, num_classes=2, gbt_max_iter=20,
+                      ensemble_members=3)
+    trees = WindowStatsGBT(cfg).fit_arrays(pose, motion, labels, seed=0)
+    alone = np.stack([m.predict_proba(trees.window_features(pose, motion)) for m in trees.estimators])
+    assert len(alone) == 3 and np.abs(alone[0] - alone[1]).max() > 0.01  # members differ by their draws
+    np.testing.assert_allclose(trees.predict_proba(pose, motion), alone.mean(0))
+    loaded = WindowStatsGBT(cfg)
+    loaded.load_state_dict(trees.state_dict())
+    np.testing.assert_allclose(loaded.predict_proba(pose, motion), alone.mean(0))
+    single = WindowStatsGBT(ModelConfig(classifier="gbt", use_pose=True, pose_dim=8, num_classes=2,
+                                        gbt_max_iter=20)).fit_arrays(pose, motion, labels)
+    again = WindowStatsGBT(single.cfg)
+    again.load_state_dict(single.state_dict())  # one member is stored as one estimator, as before ensembles
+    assert len(again.estimators) == 1
+    np.testing.assert_allclose(again.predict_proba(pose, motion), single.predict_proba(pose, motion))

@@ -53,8 +53,8 @@ def fit_trees(trees, run: TrainingRun) -> tuple:
     views = run.cfg.training.cache_augmented_views
     pose, motion, labels = stacked = stacked_inputs(run.datasets["train"], views)
     weights = tree_class_weights(labels, run)
-    trees.fit_arrays(pose, motion, labels, weights, run.cfg.training.seed)
-    clean = len(run.datasets["train"])  # the clean windows come first, before the augmented views
+    clean = len(run.datasets["train"])  # the clean windows come first, then each augmented view in the same order
+    trees.fit_arrays(pose, motion, labels, weights, run.cfg.training.seed, windows=np.arange(len(labels)) % clean)
     train = evaluate_trees(trees, pose[:clean], motion[:clean], labels[:clean])
     row = {"epoch": 0, "train_loss": train["loss"], "train_acc": train["acc"]}
     result = evaluate_trees(trees, *stacked_inputs(run.datasets["val"])) if run.has_validation else None
@@ -94,7 +94,8 @@ def out_of_fold_probs(build_trees, run: TrainingRun, stacked: tuple, class_weigh
         if len(set(labels[rows].tolist())) < run.mcfg.num_classes:
             log.info("decision weights: a fold is left out, its other blocks lack a class")
             continue
-        trees = build_trees().fit_arrays(pose[rows], motion[rows], labels[rows], class_weight, t.seed)
+        trees = build_trees().fit_arrays(pose[rows], motion[rows], labels[rows], class_weight, t.seed,
+                                         windows=rows % clean)
         probs.append(trees.predict_proba(pose[held], motion[held]))
         held_labels += labels[held].tolist()
     if not probs:

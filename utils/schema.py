@@ -259,11 +259,13 @@ class ModelSettings:
                                  "(training mean and spread)", choices=("quantile", "standard"), applies=NETWORKS)
     slowfast_alpha: int = setting(4, "SlowFast frame-rate ratio between the fast and slow pathways", minimum=1,
                                   applies=NEURAL)
-    ensemble_members: int = setting(1, "networks trained one after another, each from its own random start and "
-                                    "batch order and kept at its own best validation epoch; the model averages their "
-                                    "probabilities (steadier from run to run, at this many times the training time "
-                                    "and the head's inference cost); they share one frozen backbone",
-                                    minimum=1, maximum=10, applies=NEURAL)
+    ensemble_members: int = setting(1, "neural: networks trained one after another, each from its own random "
+                                    "start and batch order and kept at its own best validation epoch, sharing one "
+                                    "frozen backbone; gbt: tree models, each fitted on its own draw of the training "
+                                    "windows (a bootstrap within each class, with their augmented views). The model "
+                                    "averages their probabilities: steadier from run to run and from retrain to "
+                                    "retrain, at this many times the training time and the classifier's inference "
+                                    "cost", minimum=1, maximum=10, applies={"classifier": ("neural", "gbt")})
 
     dense_hidden: int = setting(64, "mstcn, dense_transformer: channels of every layer", minimum=1, applies=DENSE)
     dense_layers: int = setting(10, "mstcn: dilated layers per stage (dilations 1, 2, 4, ...: a receptive field of "
@@ -286,16 +288,13 @@ class ModelSettings:
             if not (self.use_pose or self.use_box_motion or self.use_sensors):
                 raise UserError("classifier gbt needs use_pose, use_box_motion or use_sensors: it classifies their "
                                 "statistics")
-            if self.ensemble_members > 1:
-                raise UserError(f"ensemble_members {self.ensemble_members} applies to the neural classifier; "
-                                f"classifier gbt is one model of many trees already: set --ensemble_members 1")
         elif self.classifier in DENSE_KINDS:
             if not (self.use_pose or self.use_box_motion or self.use_sensors):
                 raise UserError(f"classifier {self.classifier} needs use_pose, use_box_motion or use_sensors: it "
                                 f"labels frames from their features")
             if self.ensemble_members > 1:
-                raise UserError(f"ensemble_members {self.ensemble_members} applies to the neural classifier; set "
-                                f"--ensemble_members 1 with classifier {self.classifier}")
+                raise UserError(f"ensemble_members {self.ensemble_members} applies to the neural and gbt "
+                                f"classifiers; set --ensemble_members 1 with classifier {self.classifier}")
             if self.use_frame_features and self.backbone == "none":
                 raise UserError(f"use_frame_features needs a frame backbone, but backbone is none; pass --backbone "
                                 f"mobilenet_v3_small (or another frame backbone) or drop --use_frame_features")
