@@ -64,6 +64,13 @@ def test_a_format_1_checkpoint_is_planned_with_the_settings_it_was_trained_with(
     assert sections["model"]["input_scaling"] == "standard" and sections["model"]["feature_shift"] == 0.0
 
 
+def test_an_ensemble_of_trees_is_retrained_as_one(checkpoint, tmp_path):
+    ckpt = load_checkpoint(checkpoint)
+    torch.save({**ckpt, "model_args": {**ckpt["model_args"], "ensemble_members": 3}}, tmp_path / "ensemble.pt")
+    plan = plan_retrain(tmp_path / "ensemble.pt", corrected_folder(tmp_path, 1))
+    assert yaml.safe_load(plan.train_config.read_text())["model"]["ensemble_members"] == 3
+
+
 def test_nothing_exported_is_said(checkpoint, tmp_path):
     (tmp_path / "corrected").mkdir()
     with pytest.raises(UserError, match="no corrected labels in .*corrected: export"):
