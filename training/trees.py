@@ -61,7 +61,9 @@ def fit_trees(trees, run: TrainingRun) -> tuple:
     if result:
         row.update(val_loss=result["loss"], val_acc=result["acc"], val_macro_f1=result["macro_f1"])
     row["seconds"] = round(time.time() - start, 2)
-    log.info("gbt: %d training windows (%d augmented views each) fitted in %.1f s; %s", clean, views, row["seconds"],
+    members = run.mcfg.ensemble_members
+    log.info("gbt: %d training windows (%d augmented views each)%s fitted in %.1f s; %s", clean, views,
+             f", {members} tree models on bootstraps," if members > 1 else "", row["seconds"],
              ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
     atomic_write_csv(run.run_dir / "metrics.csv", pd.DataFrame([row]))
     saved = checkpoint_fields(run, trees.state_dict(), 0, {"acc": row.get("val_acc", -1.0),
